@@ -1,0 +1,2439 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
+# cython: initializedcheck=False, nonecheck=False
+"""Byte-level tokenizer for ftrace text: bytes in, typed record columns out.
+
+One line of the kernel's ``trace`` file, with every optional column present::
+
+       CPU 0/KVM-2024    (   2011) [001] d.h2.  1154.513760: sched_switch: prev_comm=...
+       \_______/ \__/     \______/  \_/ \___/  \_________/  \__________/  \______...
+         comm     pid       tgid    cpu flags   timestamp    event name    payload
+
+The line prefix is anchored on structure, not on the comm: a comm may hold spaces, dashes,
+digits, colons and slashes (``CPU 0/KVM``, ``kworker/u16:2-123``), so the anchor is the first
+``-<digits>`` that is followed by blanks and then by ``(tgid)``, ``[cpu]``, or the latency
+format's ``<cpu><flags>`` token.  Every other kind of line (headers, LOST markers, stack frames,
+function_graph output, trace-cmd's file prefixes and noise) is classified before or after that
+attempt; whatever fits nothing is recorded as an error with its line number, never dropped.
+
+The hot loop runs without the GIL; the GIL is taken only when a new comm must be checked
+against a ``comm`` filter regex (once per distinct comm).
+"""
+
+from libc.stdint cimport int8_t, int32_t, int64_t, uint8_t, uint64_t
+from libc.string cimport memchr, memcmp, memcpy, memset, strlen
+from libc.stdlib cimport malloc, calloc, realloc, free
+from cpython.buffer cimport PyBuffer_FillInfo
+
+import numpy as np
+
+# ---------------------------------------------------------------------------------------------
+# C structures
+
+cdef struct Grow:
+    # A growable byte buffer: data[0:size] is used, data[size:cap] is reserved.
+    char *data
+    size_t size
+    size_t cap
+
+cdef struct Intern:
+    # An intern table: id -> bytes (chars[offs[id]:offs[id]+lens[id]]), open-addressed by hash.
+    Grow chars
+    Grow offs      # int64 per id
+    Grow lens      # int32 per id
+    Grow hashes    # uint64 per id
+    int32_t *slots # id + 1, 0 = empty
+    size_t nslots
+    int32_t count
+
+cdef struct EvType:
+    int32_t layout
+    int32_t rec_size
+    int8_t wanted
+    int64_t count
+    Grow recs
+
+cdef struct LostRec:
+    int64_t line
+    int64_t ts
+    int64_t count
+    int32_t cpu
+    int32_t pad
+
+cdef struct ErrRec:
+    int64_t line
+    int64_t offset
+    int32_t code
+    int32_t col
+    int32_t excerpt_len
+    int32_t event       # event-name id, -1 when the error came before the name
+    const char *what    # static string: the key or item that was expected
+    char excerpt[200]
+
+from ftrace_fast import events as _ev
+
+# ---------------------------------------------------------------------------------------------
+# error codes (messages are built in Python, only when shown)
+
+cdef enum:
+    E_PREFIX = 1        # no 'comm-pid [cpu]' prefix
+    E_TIMESTAMP = 2     # bad or missing timestamp
+    E_NO_EVENT = 3      # nothing after the timestamp
+    E_FIELD = 4         # a known event's payload lacks an expected item
+    E_ORPHAN_FRAME = 5  # stack frame line with no event line before it
+    E_FUNCGRAPH = 6     # function_graph line that does not parse
+    E_TRUNCATED = 7     # the input's last line has no newline and does not parse
+    E_TS_RANGE = 8      # timestamp does not fit int64 nanoseconds
+    E_FLAGS = 9         # irq-info flags column longer than 8 characters
+    NCODES = 10
+
+ERROR_CODES = {
+    E_PREFIX: "no_prefix", E_TIMESTAMP: "bad_timestamp", E_NO_EVENT: "no_event",
+    E_FIELD: "bad_field", E_ORPHAN_FRAME: "orphan_stack_frame", E_FUNCGRAPH: "bad_funcgraph",
+    E_TRUNCATED: "truncated_last_line", E_TS_RANGE: "timestamp_range", E_FLAGS: "bad_flags",
+}
+
+cdef enum:
+    MAX_ERRORS = 500
+    FG_MAXDEPTH = 128
+    MAX_CPU = 1 << 20
+
+# timestamp kinds
+cdef enum:
+    TS_DECIMAL = 1
+    TS_INTEGER = 2
+    TS_US = 3
+
+# layouts (their order is events.LAYOUTS'; checked at import)
+cdef enum:
+    L_GENERIC = 0
+    L_SCHED_SWITCH
+    L_SCHED_WAKE
+    L_MIGRATE
+    L_FORK
+    L_PROC_TASK
+    L_EXEC
+    L_STAT_RUNTIME
+    L_STAT_DELAY
+    L_KVM_ENTRY
+    L_KVM_EXIT
+    L_KVM_WAKEUP
+    L_IRQ_ENTRY
+    L_IRQ_EXIT
+    L_SOFTIRQ
+    L_BLOCK
+    L_TEXT
+    L_FUNCGRAPH
+    L_STACK_FRAME
+    NLAYOUTS
+
+_LAYOUT_ORDER = ("generic", "sched_switch", "sched_wake", "sched_migrate_task",
+                 "sched_process_fork", "sched_process_task", "sched_process_exec",
+                 "sched_stat_runtime", "sched_stat_delay", "kvm_entry", "kvm_exit",
+                 "kvm_vcpu_wakeup", "irq_handler_entry", "irq_handler_exit", "softirq",
+                 "block_rq", "text", "funcgraph", "stack_frame")
+if tuple(_ev.LAYOUTS) != _LAYOUT_ORDER:
+    raise ImportError("ftrace_fast.events.LAYOUTS does not match the parser's layout table; "
+                      "rebuild the extension (pip install .)")
+
+# field offsets, looked up by name from events.py at start-up
+cdef enum:
+    O_PAYLOAD_OFF = 0
+    O_PAYLOAD_LEN
+    O_SW_PREV_COMM
+    O_SW_PREV_PID
+    O_SW_PREV_PRIO
+    O_SW_PREV_STATE
+    O_SW_NEXT_COMM
+    O_SW_NEXT_PID
+    O_SW_NEXT_PRIO
+    O_WK_COMM
+    O_WK_PID
+    O_WK_PRIO
+    O_WK_TARGET
+    O_WK_SUCCESS
+    O_MG_COMM
+    O_MG_PID
+    O_MG_PRIO
+    O_MG_ORIG
+    O_MG_DEST
+    O_FK_COMM
+    O_FK_PID
+    O_FK_CCOMM
+    O_FK_CPID
+    O_PT_COMM
+    O_PT_PID
+    O_PT_PRIO
+    O_EX_FILE
+    O_EX_PID
+    O_EX_OLDPID
+    O_SR_COMM
+    O_SR_PID
+    O_SR_RUNTIME
+    O_SR_VRUNTIME
+    O_SD_COMM
+    O_SD_PID
+    O_SD_DELAY
+    O_KE_VCPU
+    O_KE_RIP
+    O_KX_VCPU
+    O_KX_REASON
+    O_KX_RIP
+    O_KX_INFO1
+    O_KX_INFO2
+    O_KX_INTR
+    O_KX_ERR
+    O_KW_NS
+    O_KW_WAITED
+    O_KW_VALID
+    O_IE_IRQ
+    O_IE_NAME
+    O_IX_IRQ
+    O_IX_RET
+    O_SI_VEC
+    O_SI_ACTION
+    O_BK_MAJOR
+    O_BK_MINOR
+    O_BK_RWBS
+    O_BK_BYTES
+    O_BK_SECTOR
+    O_BK_NR
+    O_BK_ERROR
+    O_BK_COMM
+    O_TX_OFF
+    O_TX_LEN
+    O_FG_DEPTH
+    O_FG_FUNC
+    O_FG_DUR
+    O_SF_FUNC
+    O_SF_ADDR
+    NOFFS
+
+_OFFSET_NAMES = (
+    ("generic", "payload_off"), ("generic", "payload_len"),
+    ("sched_switch", "prev_comm"), ("sched_switch", "prev_pid"), ("sched_switch", "prev_prio"),
+    ("sched_switch", "prev_state"), ("sched_switch", "next_comm"), ("sched_switch", "next_pid"),
+    ("sched_switch", "next_prio"),
+    ("sched_wake", "task_comm"), ("sched_wake", "task_pid"), ("sched_wake", "prio"),
+    ("sched_wake", "target_cpu"), ("sched_wake", "success"),
+    ("sched_migrate_task", "task_comm"), ("sched_migrate_task", "task_pid"),
+    ("sched_migrate_task", "prio"), ("sched_migrate_task", "orig_cpu"),
+    ("sched_migrate_task", "dest_cpu"),
+    ("sched_process_fork", "task_comm"), ("sched_process_fork", "task_pid"),
+    ("sched_process_fork", "child_comm"), ("sched_process_fork", "child_pid"),
+    ("sched_process_task", "task_comm"), ("sched_process_task", "task_pid"),
+    ("sched_process_task", "prio"),
+    ("sched_process_exec", "filename"), ("sched_process_exec", "task_pid"),
+    ("sched_process_exec", "old_pid"),
+    ("sched_stat_runtime", "task_comm"), ("sched_stat_runtime", "task_pid"),
+    ("sched_stat_runtime", "runtime"), ("sched_stat_runtime", "vruntime"),
+    ("sched_stat_delay", "task_comm"), ("sched_stat_delay", "task_pid"),
+    ("sched_stat_delay", "delay"),
+    ("kvm_entry", "vcpu"), ("kvm_entry", "rip"),
+    ("kvm_exit", "vcpu"), ("kvm_exit", "reason"), ("kvm_exit", "rip"), ("kvm_exit", "info1"),
+    ("kvm_exit", "info2"), ("kvm_exit", "intr_info"), ("kvm_exit", "error_code"),
+    ("kvm_vcpu_wakeup", "ns"), ("kvm_vcpu_wakeup", "waited"), ("kvm_vcpu_wakeup", "valid"),
+    ("irq_handler_entry", "irq"), ("irq_handler_entry", "name"),
+    ("irq_handler_exit", "irq"), ("irq_handler_exit", "ret"),
+    ("softirq", "vec"), ("softirq", "action"),
+    ("block_rq", "dev_major"), ("block_rq", "dev_minor"), ("block_rq", "rwbs"),
+    ("block_rq", "bytes"), ("block_rq", "sector"), ("block_rq", "nr_sector"),
+    ("block_rq", "error"), ("block_rq", "rq_comm"),
+    ("text", "text_off"), ("text", "text_len"),
+    ("funcgraph", "depth"), ("funcgraph", "func"), ("funcgraph", "duration_ns"),
+    ("stack_frame", "func"), ("stack_frame", "addr"),
+)
+
+cdef int32_t OFF[NOFFS]
+
+cdef enum:
+    C_TS = 0
+    C_LINE = 8
+    C_CPU = 16
+    C_PID = 20
+    C_TGID = 24
+    C_COMM = 28
+    C_FLAGS = 32
+
+def _init_offsets():
+    cdef int i
+    if len(_OFFSET_NAMES) != NOFFS:
+        raise ImportError("offset table size mismatch")
+    for i, (layout, name) in enumerate(_OFFSET_NAMES):
+        cols = {c[0]: c[2] for c in _ev.layout_columns(layout)}
+        OFF[i] = cols[name]
+    cols = {c[0]: c[2] for c in _ev.layout_columns("generic")}
+    if (cols["ts"], cols["line"], cols["cpu"], cols["pid"], cols["tgid"], cols["comm"],
+            cols["flags"]) != (C_TS, C_LINE, C_CPU, C_PID, C_TGID, C_COMM, C_FLAGS):
+        raise ImportError("common column layout mismatch")
+
+_init_offsets()
+
+# task-state letters -> bits (events.STATE_BITS), indexed by byte
+cdef int32_t STATE_OF[256]
+cdef int32_t ST_PREEMPTED = _ev.STATE_PREEMPTED
+cdef int32_t ST_NUMERIC = _ev.STATE_NUMERIC
+cdef int32_t ST_UNKNOWN = _ev.STATE_UNKNOWN_LETTER
+
+def _init_states():
+    cdef int i
+    for i in range(256):
+        STATE_OF[i] = -1
+    for ch, bit in _ev.STATE_BITS.items():
+        STATE_OF[ord(ch)] = bit
+    STATE_OF[ord("R")] = 0
+
+_init_states()
+
+# ---------------------------------------------------------------------------------------------
+# small helpers
+
+cdef inline int g_reserve(Grow *g, size_t extra) noexcept nogil:
+    """Make room for `extra` more bytes; -1 when memory runs out.  Growth doubles, so the
+    amortised cost is linear; glibc moves large blocks with mremap, without a copy."""
+    cdef size_t need = g.size + extra
+    cdef size_t ncap
+    cdef char *nd
+    if need <= g.cap:
+        return 0
+    ncap = g.cap * 2 if g.cap else 4096
+    while ncap < need:
+        if ncap > (<size_t>-1) // 4:
+            return -1
+        ncap *= 2
+    nd = <char*>realloc(g.data, ncap)
+    if nd == NULL:
+        return -1
+    g.data = nd
+    g.cap = ncap
+    return 0
+
+cdef inline void g_free(Grow *g) noexcept nogil:
+    free(g.data)
+    g.data = NULL
+    g.size = 0
+    g.cap = 0
+
+cdef inline bint is_ws(char c) noexcept nogil:
+    return c == c' ' or c == c'\t'
+
+cdef inline bint is_digit(char c) noexcept nogil:
+    return c'0' <= c <= c'9'
+
+cdef inline int hexval(char c) noexcept nogil:
+    if c'0' <= c <= c'9':
+        return c - c'0'
+    if c'a' <= c <= c'f':
+        return c - c'a' + 10
+    if c'A' <= c <= c'F':
+        return c - c'A' + 10
+    return -1
+
+cdef inline const char *skip_ws(const char *p, const char *e) noexcept nogil:
+    while p < e and is_ws(p[0]):
+        p += 1
+    return p
+
+cdef inline const char *tok_end(const char *p, const char *e) noexcept nogil:
+    while p < e and not is_ws(p[0]):
+        p += 1
+    return p
+
+cdef inline const char *rtrim(const char *p, const char *e) noexcept nogil:
+    while e > p and is_ws(e[-1]):
+        e -= 1
+    return e
+
+cdef inline const char *find(const char *p, const char *e, const char *needle,
+                             size_t nl) noexcept nogil:
+    """First occurrence of needle in [p, e), or NULL."""
+    cdef const char *q
+    cdef char c0 = needle[0]
+    while <size_t>(e - p) >= nl:
+        q = <const char*>memchr(p, c0, <size_t>(e - p) - nl + 1)
+        if q == NULL:
+            return NULL
+        if memcmp(q, needle, nl) == 0:
+            return q
+        p = q + 1
+    return NULL
+
+cdef inline const char *starts(const char *p, const char *e, const char *s) noexcept nogil:
+    """p + len(s) if [p, e) starts with s, else NULL."""
+    cdef size_t n = strlen(s)
+    if <size_t>(e - p) >= n and memcmp(p, s, n) == 0:
+        return p + n
+    return NULL
+
+cdef inline const char *parse_i64(const char *p, const char *e, int64_t *out) noexcept nogil:
+    """Decimal integer with an optional sign; NULL when there is no digit or it overflows."""
+    cdef bint neg = False
+    cdef uint64_t v = 0
+    cdef const char *s
+    if p < e and (p[0] == c'-' or p[0] == c'+'):
+        neg = p[0] == c'-'
+        p += 1
+    s = p
+    while p < e and is_digit(p[0]):
+        if v > 922337203685477580ULL:
+            return NULL
+        v = v * 10 + <uint64_t>(p[0] - c'0')
+        p += 1
+    if p == s or v > 9223372036854775807ULL:
+        return NULL
+    out[0] = -<int64_t>v if neg else <int64_t>v
+    return p
+
+cdef inline const char *parse_hex(const char *p, const char *e, uint64_t *out) noexcept nogil:
+    """Hex digits with an optional 0x prefix; NULL when there is none or more than 16."""
+    cdef uint64_t v = 0
+    cdef const char *s
+    cdef int h, n = 0
+    if e - p >= 2 and p[0] == c'0' and (p[1] == c'x' or p[1] == c'X'):
+        p += 2
+    s = p
+    while p < e:
+        h = hexval(p[0])
+        if h < 0:
+            break
+        n += 1
+        if n > 16:
+            return NULL
+        v = (v << 4) | <uint64_t>h
+        p += 1
+    if p == s:
+        return NULL
+    out[0] = v
+    return p
+
+cdef inline const char *parse_num_auto(const char *p, const char *e, uint64_t *out) noexcept nogil:
+    """0x-prefixed hex, or unsigned decimal (the full 64-bit range); NULL on overflow."""
+    cdef uint64_t v = 0, d
+    cdef const char *s
+    if e - p >= 2 and p[0] == c'0' and (p[1] == c'x' or p[1] == c'X'):
+        return parse_hex(p, e, out)
+    s = p
+    while p < e and is_digit(p[0]):
+        d = <uint64_t>(p[0] - c'0')
+        if v > (18446744073709551615ULL - d) // 10:
+            return NULL
+        v = v * 10 + d
+        p += 1
+    if p == s:
+        return NULL
+    out[0] = v
+    return p
+
+cdef inline uint64_t hash_bytes(const char *p, size_t n) noexcept nogil:
+    cdef uint64_t h = 1469598103934665603ULL
+    cdef size_t i
+    for i in range(n):
+        h = (h ^ <uint8_t>p[i]) * 1099511628211ULL
+    return h ^ (h >> 29)
+
+# ---------------------------------------------------------------------------------------------
+# intern tables
+
+cdef int intern_rehash(Intern *t, size_t nslots) noexcept nogil:
+    cdef int32_t *slots = <int32_t*>calloc(nslots, sizeof(int32_t))
+    cdef uint64_t *hs = <uint64_t*>t.hashes.data
+    cdef size_t mask = nslots - 1, j
+    cdef int32_t i
+    if slots == NULL:
+        return -1
+    for i in range(t.count):
+        j = hs[i] & mask
+        while slots[j] != 0:
+            j = (j + 1) & mask
+        slots[j] = i + 1
+    free(t.slots)
+    t.slots = slots
+    t.nslots = nslots
+    return 0
+
+cdef int32_t intern(Intern *t, const char *p, size_t n, bint *is_new) noexcept nogil:
+    """Id of bytes [p, p+n), adding them when new; -1 when memory runs out."""
+    cdef uint64_t h = hash_bytes(p, n)
+    cdef size_t mask, j
+    cdef int32_t s, id_
+    cdef int64_t *offs
+    cdef int32_t *lens
+    cdef uint64_t *hs
+    is_new[0] = False
+    if t.nslots == 0 or <size_t>(t.count + 1) * 2 > t.nslots:
+        if intern_rehash(t, t.nslots * 2 if t.nslots else 256) < 0:
+            return -1
+    mask = t.nslots - 1
+    j = h & mask
+    offs = <int64_t*>t.offs.data
+    lens = <int32_t*>t.lens.data
+    hs = <uint64_t*>t.hashes.data
+    while True:
+        s = t.slots[j]
+        if s == 0:
+            break
+        id_ = s - 1
+        if hs[id_] == h and <size_t>lens[id_] == n and memcmp(t.chars.data + offs[id_], p, n) == 0:
+            return id_
+        j = (j + 1) & mask
+    if (g_reserve(&t.chars, n + 1) < 0 or g_reserve(&t.offs, 8) < 0
+            or g_reserve(&t.lens, 4) < 0 or g_reserve(&t.hashes, 8) < 0):
+        return -1
+    id_ = t.count
+    (<int64_t*>t.offs.data)[id_] = <int64_t>t.chars.size
+    (<int32_t*>t.lens.data)[id_] = <int32_t>n
+    (<uint64_t*>t.hashes.data)[id_] = h
+    t.offs.size += 8
+    t.lens.size += 4
+    t.hashes.size += 8
+    if n:
+        memcpy(t.chars.data + t.chars.size, p, n)
+    t.chars.size += n
+    t.count += 1
+    t.slots[j] = id_ + 1
+    is_new[0] = True
+    return id_
+
+cdef void intern_free(Intern *t) noexcept nogil:
+    g_free(&t.chars)
+    g_free(&t.offs)
+    g_free(&t.lens)
+    g_free(&t.hashes)
+    free(t.slots)
+    t.slots = NULL
+    t.nslots = 0
+    t.count = 0
+
+cdef list intern_strings(Intern *t):
+    cdef list out = []
+    cdef int32_t i
+    cdef int64_t *offs = <int64_t*>t.offs.data
+    cdef int32_t *lens = <int32_t*>t.lens.data
+    for i in range(t.count):
+        out.append(t.chars.data[offs[i]:offs[i] + lens[i]].decode("utf-8", "backslashreplace"))
+    return out
+
+# ---------------------------------------------------------------------------------------------
+# the parser state
+
+cdef struct PState:
+    # filters
+    int has_t_start
+    int has_t_end
+    int64_t t_start
+    int64_t t_end
+    uint8_t *cpu_ok
+    int64_t ncpu_ok
+    uint8_t *pid_ok
+    int64_t npid_ok
+    int has_comm_filter
+    int all_events
+    int strict
+    void *owner            # the Parser object, borrowed, for the comm-filter callback
+    # tables
+    Intern comms
+    Intern syms
+    Intern names
+    EvType *types
+    int32_t ntypes
+    int32_t types_cap
+    char *tmpl[NLAYOUTS]
+    int32_t rec_size[NLAYOUTS]
+    Grow comm_ok           # uint8 per comm id (comm filter verdicts)
+    Grow text
+    Grow lost
+    Grow errs
+    int64_t err_count[NCODES]
+    # counters
+    int64_t lines
+    int64_t events
+    int64_t headers
+    int64_t filtered
+    int64_t malformed
+    int64_t offset         # byte offset of the current line in the (decompressed) input
+    # the last event line, for stack frames that follow it
+    int has_last
+    int last_kept
+    int64_t last_ts
+    int32_t last_cpu
+    int32_t last_pid
+    int32_t last_tgid
+    int32_t last_comm
+    char last_flags[8]
+    int64_t last_any_ts
+    # function_graph: per CPU current task and function stack
+    Grow fg_pid
+    Grow fg_comm
+    Grow fg_stack
+    # clock
+    int64_t n_ts[4]
+    int64_t max_int_ts
+    int oom
+    int stop
+    int final_piece
+    int multifile          # trace-cmd multi-file report: lines carry a `file.dat: ` prefix
+    # event-name ids fixed at start-up
+    int32_t et_function
+    int32_t et_kstack
+    int32_t et_ustack
+    int32_t et_frame
+    int32_t et_fg_entry
+    int32_t et_fg_exit
+    int32_t et_block_complete
+    # error being built
+    int err_code
+    const char *err_pos
+    const char *err_what
+    int32_t err_event
+
+cdef inline void set_err(PState *P, int code, const char *pos, const char *what) noexcept nogil:
+    P.err_code = code
+    P.err_pos = pos
+    P.err_what = what
+
+cdef void record_error(PState *P, const char *s, const char *e) noexcept nogil:
+    cdef ErrRec *r
+    cdef size_t n
+    cdef int code = P.err_code
+    if P.final_piece and code != E_TRUNCATED:
+        code = E_TRUNCATED
+    P.malformed += 1
+    P.err_count[code] += 1
+    if P.strict:
+        P.stop = 1
+    if P.errs.size // sizeof(ErrRec) >= MAX_ERRORS:
+        return
+    if g_reserve(&P.errs, sizeof(ErrRec)) < 0:
+        P.oom = 1
+        return
+    r = <ErrRec*>(P.errs.data + P.errs.size)
+    P.errs.size += sizeof(ErrRec)
+    r.line = P.lines
+    r.offset = P.offset
+    r.code = code
+    r.col = <int32_t>(P.err_pos - s) if (P.err_pos != NULL and s <= P.err_pos <= e) else -1
+    r.what = P.err_what
+    r.event = P.err_event
+    n = <size_t>(e - s)
+    if n > sizeof(r.excerpt):
+        n = sizeof(r.excerpt)
+    memcpy(r.excerpt, s, n)
+    r.excerpt_len = <int32_t>n
+
+cdef int32_t comm_id(PState *P, const char *p, size_t n) noexcept nogil:
+    cdef bint is_new
+    cdef int32_t id_ = intern(&P.comms, p, n, &is_new)
+    if id_ < 0:
+        P.oom = 1
+        return -1
+    if is_new and P.has_comm_filter:
+        if g_reserve(&P.comm_ok, 1) < 0:
+            P.oom = 1
+            return -1
+        P.comm_ok.data[P.comm_ok.size] = comm_verdict(P.owner, id_)
+        P.comm_ok.size += 1
+    return id_
+
+cdef uint8_t comm_verdict(void *owner, int32_t id_) noexcept nogil:
+    with gil:
+        return (<Parser>owner)._comm_matches(id_)
+
+cdef inline int32_t sym_id(PState *P, const char *p, size_t n) noexcept nogil:
+    cdef bint is_new
+    cdef int32_t id_ = intern(&P.syms, p, n, &is_new)
+    if id_ < 0:
+        P.oom = 1
+    return id_
+
+cdef int32_t event_type(PState *P, const char *p, size_t n) noexcept nogil:
+    """Id of an event name, registering an unknown name with the generic layout."""
+    cdef bint is_new
+    cdef int32_t id_ = intern(&P.names, p, n, &is_new)
+    cdef EvType *nt
+    cdef int32_t ncap
+    if id_ < 0:
+        P.oom = 1
+        return -1
+    if id_ >= P.ntypes:
+        if P.ntypes == P.types_cap:
+            ncap = P.types_cap * 2 if P.types_cap else 64
+            nt = <EvType*>realloc(P.types, ncap * sizeof(EvType))
+            if nt == NULL:
+                P.oom = 1
+                return -1
+            P.types = nt
+            P.types_cap = ncap
+        memset(&P.types[id_], 0, sizeof(EvType))
+        P.types[id_].layout = L_GENERIC
+        P.types[id_].rec_size = P.rec_size[L_GENERIC]
+        P.types[id_].wanted = P.all_events
+        P.ntypes = id_ + 1
+    return id_
+
+cdef inline char *new_record(PState *P, int32_t et) noexcept nogil:
+    cdef EvType *t = &P.types[et]
+    cdef char *rec
+    if g_reserve(&t.recs, <size_t>t.rec_size) < 0:
+        P.oom = 1
+        return NULL
+    rec = t.recs.data + t.recs.size
+    memcpy(rec, P.tmpl[t.layout], <size_t>t.rec_size)
+    t.recs.size += <size_t>t.rec_size
+    return rec
+
+cdef inline void drop_record(PState *P, int32_t et) noexcept nogil:
+    P.types[et].recs.size -= <size_t>P.types[et].rec_size
+
+cdef inline void commit_record(PState *P, int32_t et) noexcept nogil:
+    P.types[et].count += 1
+    P.events += 1
+
+cdef inline int put_text(PState *P, char *rec, int32_t off_o, int32_t len_o,
+                         const char *p, const char *e) noexcept nogil:
+    cdef size_t n = <size_t>(e - p)
+    if g_reserve(&P.text, n) < 0:
+        P.oom = 1
+        return -1
+    memcpy(P.text.data + P.text.size, p, n)
+    (<int64_t*>(rec + off_o))[0] = <int64_t>P.text.size
+    (<int32_t*>(rec + len_o))[0] = <int32_t>n
+    P.text.size += n
+    return 0
+
+cdef inline void set_i32(char *rec, int32_t o, int64_t v) noexcept nogil:
+    (<int32_t*>(rec + o))[0] = <int32_t>v
+
+cdef inline void set_i64(char *rec, int32_t o, int64_t v) noexcept nogil:
+    (<int64_t*>(rec + o))[0] = v
+
+cdef inline void set_u64(char *rec, int32_t o, uint64_t v) noexcept nogil:
+    (<uint64_t*>(rec + o))[0] = v
+
+cdef inline void set_i8(char *rec, int32_t o, int64_t v) noexcept nogil:
+    (<int8_t*>(rec + o))[0] = <int8_t>v
+
+cdef inline bint pid_wanted(PState *P, int64_t pid) noexcept nogil:
+    return 0 <= pid < P.npid_ok and P.pid_ok[pid] != 0
+
+cdef inline bint comm_wanted(PState *P, int32_t c) noexcept nogil:
+    return 0 <= c and <size_t>c < P.comm_ok.size and P.comm_ok.data[c] != 0
+
+# ---------------------------------------------------------------------------------------------
+# payload parsers: each returns 0, or -1 after set_err().  `p` is the first payload byte,
+# `e` the end of the line with trailing blanks removed.
+
+cdef inline const char *kv(const char *p, const char *e, const char *key) noexcept nogil:
+    """Value start of `key` (given with its '=' and a leading space, e.g. b" pid=") found at
+    p without the space or anywhere after p with it; NULL if absent."""
+    cdef const char *q = starts(p, e, key + 1)
+    if q != NULL:
+        return q
+    q = find(p, e, key, strlen(key))
+    if q == NULL:
+        return NULL
+    return q + strlen(key)
+
+cdef inline int kv_int(PState *P, const char *p, const char *e, const char *key,
+                       int64_t *out, bint required) noexcept nogil:
+    """Integer value of key; 1 found, 0 absent (not required), -1 error."""
+    cdef const char *v = kv(p, e, key)
+    if v == NULL:
+        if required:
+            set_err(P, E_FIELD, p, key + 1)
+            return -1
+        return 0
+    if v < e and v[0] == c'0' and v + 1 < e and (v[1] == c'x' or v[1] == c'X'):
+        if parse_hex(v, e, <uint64_t*>out) == NULL:
+            set_err(P, E_FIELD, v, key + 1)
+            return -1
+        return 1
+    if parse_i64(v, e, out) == NULL:
+        set_err(P, E_FIELD, v, key + 1)
+        return -1
+    return 1
+
+cdef int kv_comm(PState *P, const char *p, const char *e, const char *key, const char *next_key,
+                 char *rec, int32_t o, const char **after) noexcept nogil:
+    """A comm value (may hold spaces) that ends where next_key begins."""
+    cdef const char *v = kv(p, e, key)
+    cdef const char *k
+    cdef int32_t c
+    if v == NULL:
+        set_err(P, E_FIELD, p, key + 1)
+        return -1
+    k = find(v, e, next_key, strlen(next_key))
+    if k == NULL:
+        set_err(P, E_FIELD, v, next_key + 1)
+        return -1
+    c = comm_id(P, v, <size_t>(k - v))
+    if c < 0:
+        return -1
+    set_i32(rec, o, c)
+    after[0] = k
+    return 0
+
+cdef const char *parse_state(const char *p, const char *e, int32_t *out) noexcept nogil:
+    """A prev_state: letters joined by '|' with an optional '+', or a number."""
+    cdef int32_t bits = 0, b
+    cdef uint64_t v
+    cdef const char *q
+    if p < e and is_digit(p[0]):
+        q = parse_num_auto(p, e, &v)
+        if q == NULL:
+            return NULL
+        bits = <int32_t>(v & 0xff) | ST_NUMERIC
+        if v & ~(<uint64_t>0xff):
+            bits |= ST_PREEMPTED
+        out[0] = bits
+        return q
+    q = p
+    while q < e and not is_ws(q[0]):
+        if q[0] == c'|':
+            pass
+        elif q[0] == c'+':
+            bits |= ST_PREEMPTED
+        else:
+            b = STATE_OF[<uint8_t>q[0]]
+            bits |= ST_UNKNOWN if b < 0 else b
+        q += 1
+    if q == p:
+        return NULL
+    out[0] = bits
+    return q
+
+cdef const char *comm_pid_prio(const char *p, const char *e, const char **ce, int64_t *pid,
+                               int64_t *prio) noexcept nogil:
+    """trace-cmd's compact `comm:pid [prio]`: the first ':' followed by digits, ' [', digits
+    and ']' ends the comm (which may itself hold colons and spaces)."""
+    cdef const char *q = p
+    cdef const char *c
+    cdef const char *r
+    while True:
+        c = <const char*>memchr(q, c':', <size_t>(e - q)) if q < e else NULL
+        if c == NULL:
+            return NULL
+        r = parse_i64(c + 1, e, pid)
+        if r != NULL and is_digit(c[1]) and e - r >= 2 and r[0] == c' ' and r[1] == c'[':
+            r = parse_i64(r + 2, e, prio)
+            if r != NULL and r < e and r[0] == c']':
+                ce[0] = c
+                return r + 1
+        q = c + 1
+
+cdef int pl_sched_switch(PState *P, char *rec, const char *p, const char *e) noexcept nogil:
+    cdef const char *q
+    cdef const char *ce
+    cdef const char *arrow
+    cdef int64_t v, prio
+    cdef int32_t st, c
+    if starts(p, e, b"prev_comm=") != NULL:
+        if kv_comm(P, p, e, b" prev_comm=", b" prev_pid=", rec, OFF[O_SW_PREV_COMM], &q) < 0:
+            return -1
+        if kv_int(P, q, e, b" prev_pid=", &v, True) < 0:
+            return -1
+        set_i32(rec, OFF[O_SW_PREV_PID], v)
+        if kv_int(P, q, e, b" prev_prio=", &v, True) < 0:
+            return -1
+        set_i32(rec, OFF[O_SW_PREV_PRIO], v)
+        q = kv(q, e, b" prev_state=")
+        if q == NULL or parse_state(q, e, &st) == NULL:
+            set_err(P, E_FIELD, q if q != NULL else p, b"prev_state=")
+            return -1
+        set_i32(rec, OFF[O_SW_PREV_STATE], st)
+        if kv_comm(P, q, e, b" next_comm=", b" next_pid=", rec, OFF[O_SW_NEXT_COMM], &q) < 0:
+            return -1
+        if kv_int(P, q, e, b" next_pid=", &v, True) < 0:
+            return -1
+        set_i32(rec, OFF[O_SW_NEXT_PID], v)
+        if kv_int(P, q, e, b" next_prio=", &v, True) < 0:
+            return -1
+        set_i32(rec, OFF[O_SW_NEXT_PRIO], v)
+        return 0
+    # trace-cmd's sched plugin: `prev:pid [prio] S ==> next:pid [prio]`
+    arrow = find(p, e, b" ==> ", 5)
+    if arrow == NULL:
+        set_err(P, E_FIELD, p, b"prev_comm=")
+        return -1
+    q = comm_pid_prio(p, arrow, &ce, &v, &prio)
+    if q == NULL:
+        set_err(P, E_FIELD, p, b"prev:pid [prio]")
+        return -1
+    c = comm_id(P, p, <size_t>(ce - p))
+    if c < 0:
+        return -1
+    set_i32(rec, OFF[O_SW_PREV_COMM], c)
+    set_i32(rec, OFF[O_SW_PREV_PID], v)
+    set_i32(rec, OFF[O_SW_PREV_PRIO], prio)
+    q = skip_ws(q, arrow)
+    if parse_state(q, arrow, &st) == NULL:
+        set_err(P, E_FIELD, q, b"prev state")
+        return -1
+    set_i32(rec, OFF[O_SW_PREV_STATE], st)
+    p = arrow + 5
+    q = comm_pid_prio(p, e, &ce, &v, &prio)
+    if q == NULL:
+        set_err(P, E_FIELD, p, b"next:pid [prio]")
+        return -1
+    c = comm_id(P, p, <size_t>(ce - p))
+    if c < 0:
+        return -1
+    set_i32(rec, OFF[O_SW_NEXT_COMM], c)
+    set_i32(rec, OFF[O_SW_NEXT_PID], v)
+    set_i32(rec, OFF[O_SW_NEXT_PRIO], prio)
+    return 0
+
+cdef int pl_sched_wake(PState *P, char *rec, const char *p, const char *e) noexcept nogil:
+    cdef const char *q
+    cdef const char *ce
+    cdef int64_t v, prio
+    cdef int32_t c
+    cdef int r
+    if starts(p, e, b"comm=") != NULL:
+        if kv_comm(P, p, e, b" comm=", b" pid=", rec, OFF[O_WK_COMM], &q) < 0:
+            return -1
+        if kv_int(P, q, e, b" pid=", &v, True) < 0:
+            return -1
+        set_i32(rec, OFF[O_WK_PID], v)
+        if kv_int(P, q, e, b" prio=", &v, True) < 0:
+            return -1
+        set_i32(rec, OFF[O_WK_PRIO], v)
+        r = kv_int(P, q, e, b" success=", &v, False)
+        if r < 0:
+            return -1
+        if r:
+            set_i8(rec, OFF[O_WK_SUCCESS], v)
+        r = kv_int(P, q, e, b" target_cpu=", &v, False)
+        if r < 0:
+            return -1
+        if r:
+            set_i32(rec, OFF[O_WK_TARGET], v)
+        return 0
+    # trace-cmd's sched plugin: `comm:pid [prio] [success=1] CPU:005`
+    q = comm_pid_prio(p, e, &ce, &v, &prio)
+    if q == NULL:
+        set_err(P, E_FIELD, p, b"comm=")
+        return -1
+    c = comm_id(P, p, <size_t>(ce - p))
+    if c < 0:
+        return -1
+    set_i32(rec, OFF[O_WK_COMM], c)
+    set_i32(rec, OFF[O_WK_PID], v)
+    set_i32(rec, OFF[O_WK_PRIO], prio)
+    r = kv_int(P, q, e, b" success=", &v, False)
+    if r < 0:
+        return -1
+    if r:
+        set_i8(rec, OFF[O_WK_SUCCESS], v)
+    ce = find(q, e, b" CPU:", 5)
+    if ce != NULL:
+        if parse_i64(ce + 5, e, &v) == NULL:
+            set_err(P, E_FIELD, ce + 5, b"CPU:")
+            return -1
+        set_i32(rec, OFF[O_WK_TARGET], v)
+    return 0
+
+cdef int pl_task_pid(PState *P, char *rec, const char *p, const char *e, int32_t o_comm,
+                     int32_t o_pid, const char **after) noexcept nogil:
+    """The `comm=X pid=N` that starts most sched payloads."""
+    cdef int64_t v
+    if kv_comm(P, p, e, b" comm=", b" pid=", rec, o_comm, after) < 0:
+        return -1
+    if kv_int(P, after[0], e, b" pid=", &v, True) < 0:
+        return -1
+    set_i32(rec, o_pid, v)
+    return 0
+
+cdef int pl_migrate(PState *P, char *rec, const char *p, const char *e) noexcept nogil:
+    cdef const char *q
+    cdef int64_t v
+    cdef int r
+    if pl_task_pid(P, rec, p, e, OFF[O_MG_COMM], OFF[O_MG_PID], &q) < 0:
+        return -1
+    r = kv_int(P, q, e, b" prio=", &v, False)
+    if r < 0:
+        return -1
+    if r:
+        set_i32(rec, OFF[O_MG_PRIO], v)
+    if kv_int(P, q, e, b" orig_cpu=", &v, True) < 0:
+        return -1
+    set_i32(rec, OFF[O_MG_ORIG], v)
+    if kv_int(P, q, e, b" dest_cpu=", &v, True) < 0:
+        return -1
+    set_i32(rec, OFF[O_MG_DEST], v)
+    return 0
+
+cdef int pl_fork(PState *P, char *rec, const char *p, const char *e) noexcept nogil:
+    cdef const char *q
+    cdef int64_t v
+    if pl_task_pid(P, rec, p, e, OFF[O_FK_COMM], OFF[O_FK_PID], &q) < 0:
+        return -1
+    if kv_comm(P, q, e, b" child_comm=", b" child_pid=", rec, OFF[O_FK_CCOMM], &q) < 0:
+        return -1
+    if kv_int(P, q, e, b" child_pid=", &v, True) < 0:
+        return -1
+    set_i32(rec, OFF[O_FK_CPID], v)
+    return 0
+
+cdef int pl_proc_task(PState *P, char *rec, const char *p, const char *e) noexcept nogil:
+    cdef const char *q
+    cdef int64_t v
+    cdef int r
+    if pl_task_pid(P, rec, p, e, OFF[O_PT_COMM], OFF[O_PT_PID], &q) < 0:
+        return -1
+    r = kv_int(P, q, e, b" prio=", &v, False)
+    if r < 0:
+        return -1
+    if r:
+        set_i32(rec, OFF[O_PT_PRIO], v)
+    return 0
+
+cdef int pl_exec(PState *P, char *rec, const char *p, const char *e) noexcept nogil:
+    cdef const char *v = kv(p, e, b" filename=")
+    cdef const char *k
+    cdef int64_t n
+    cdef int32_t s
+    cdef int r
+    if v == NULL:
+        set_err(P, E_FIELD, p, b"filename=")
+        return -1
+    k = find(v, e, b" pid=", 5)
+    if k == NULL:
+        set_err(P, E_FIELD, v, b"pid=")
+        return -1
+    s = sym_id(P, v, <size_t>(k - v))
+    if s < 0:
+        return -1
+    set_i32(rec, OFF[O_EX_FILE], s)
+    if kv_int(P, k, e, b" pid=", &n, True) < 0:
+        return -1
+    set_i32(rec, OFF[O_EX_PID], n)
+    r = kv_int(P, k, e, b" old_pid=", &n, False)
+    if r < 0:
+        return -1
+    if r:
+        set_i32(rec, OFF[O_EX_OLDPID], n)
+    return 0
+
+cdef int pl_stat_runtime(PState *P, char *rec, const char *p, const char *e) noexcept nogil:
+    cdef const char *q
+    cdef int64_t v
+    cdef int r
+    if pl_task_pid(P, rec, p, e, OFF[O_SR_COMM], OFF[O_SR_PID], &q) < 0:
+        return -1
+    if kv_int(P, q, e, b" runtime=", &v, True) < 0:
+        return -1
+    set_i64(rec, OFF[O_SR_RUNTIME], v)
+    r = kv_int(P, q, e, b" vruntime=", &v, False)
+    if r < 0:
+        return -1
+    if r:
+        set_i64(rec, OFF[O_SR_VRUNTIME], v)
+    return 0
+
+cdef int pl_stat_delay(PState *P, char *rec, const char *p, const char *e) noexcept nogil:
+    cdef const char *q
+    cdef int64_t v
+    if pl_task_pid(P, rec, p, e, OFF[O_SD_COMM], OFF[O_SD_PID], &q) < 0:
+        return -1
+    if kv_int(P, q, e, b" delay=", &v, True) < 0:
+        return -1
+    set_i64(rec, OFF[O_SD_DELAY], v)
+    return 0
+
+cdef inline const char *word_value(const char *w, const char *we, const char *e,
+                                   const char **ve) noexcept nogil:
+    """For kvm's `key value` and `key=value` words: the value after word [w, we)."""
+    cdef const char *v
+    v = <const char*>memchr(w, c'=', <size_t>(we - w))
+    if v != NULL:
+        ve[0] = we
+        return v + 1
+    v = skip_ws(we, e)
+    ve[0] = tok_end(v, e)
+    return v
+
+cdef inline bint word_is(const char *w, const char *we, const char *s) noexcept nogil:
+    """Word [w, we) (up to an '=' if any) equals s."""
+    cdef const char *eq = <const char*>memchr(w, c'=', <size_t>(we - w))
+    cdef size_t n = strlen(s)
+    if eq != NULL:
+        we = eq
+    return <size_t>(we - w) == n and memcmp(w, s, n) == 0
+
+cdef int pl_kvm(PState *P, char *rec, const char *p, const char *e, int layout) noexcept nogil:
+    """kvm_entry / kvm_exit in the kernel's words (`vcpu 0 reason HLT rip 0x.. info1 0x..`),
+    trace-cmd's kvm plugin (`reason HLT rip 0x.. [sym+off] info 0 0`) and raw key=value."""
+    cdef const char *w = p
+    cdef const char *we
+    cdef const char *v
+    cdef const char *ve
+    cdef uint64_t u
+    cdef int64_t i
+    cdef bint has_reason = False
+    cdef int32_t s
+    while True:
+        w = skip_ws(w, e)
+        if w >= e:
+            break
+        we = tok_end(w, e)
+        if we[-1] == c',':
+            we -= 1
+        if word_is(w, we, b"vcpu") or word_is(w, we, b"vcpu_id"):
+            v = word_value(w, we, e, &ve)
+            if parse_i64(v, ve, &i) == NULL:
+                set_err(P, E_FIELD, v, b"vcpu")
+                return -1
+            set_i32(rec, OFF[O_KE_VCPU] if layout == L_KVM_ENTRY else OFF[O_KX_VCPU], i)
+        elif word_is(w, we, b"rip") or word_is(w, we, b"guest_rip"):
+            v = word_value(w, we, e, &ve)
+            if ve > v and ve[-1] == c',':
+                ve -= 1
+            if parse_hex(v, ve, &u) == NULL:
+                set_err(P, E_FIELD, v, b"rip")
+                return -1
+            set_u64(rec, OFF[O_KE_RIP] if layout == L_KVM_ENTRY else OFF[O_KX_RIP], u)
+        elif layout == L_KVM_EXIT and (word_is(w, we, b"reason") or word_is(w, we, b"exit_reason")):
+            v = word_value(w, we, e, &ve)
+            if ve > v and ve[-1] == c',':
+                ve -= 1
+            if ve == v:
+                set_err(P, E_FIELD, v, b"reason")
+                return -1
+            s = sym_id(P, v, <size_t>(ve - v))
+            if s < 0:
+                return -1
+            set_i32(rec, OFF[O_KX_REASON], s)
+            has_reason = True
+        elif layout == L_KVM_EXIT and word_is(w, we, b"info"):
+            # trace-cmd's plugin and older kernels: `info A B`, bare hex
+            v = skip_ws(we, e)
+            ve = tok_end(v, e)
+            if parse_hex(v, ve, &u) == NULL:
+                set_err(P, E_FIELD, v, b"info")
+                return -1
+            set_u64(rec, OFF[O_KX_INFO1], u)
+            v = skip_ws(ve, e)
+            ve = tok_end(v, e)
+            if parse_hex(v, ve, &u) == NULL:
+                set_err(P, E_FIELD, v, b"info")
+                return -1
+            set_u64(rec, OFF[O_KX_INFO2], u)
+        elif layout == L_KVM_EXIT and (word_is(w, we, b"info1") or word_is(w, we, b"info2")):
+            v = word_value(w, we, e, &ve)
+            if parse_hex(v, ve, &u) == NULL:
+                set_err(P, E_FIELD, v, b"info1")
+                return -1
+            set_u64(rec, OFF[O_KX_INFO1] if w[4] == c'1' else OFF[O_KX_INFO2], u)
+        elif layout == L_KVM_EXIT and (word_is(w, we, b"intr_info") or word_is(w, we, b"error_code")):
+            v = word_value(w, we, e, &ve)
+            if parse_hex(v, ve, &u) == NULL:
+                set_err(P, E_FIELD, v, b"intr_info")
+                return -1
+            set_i64(rec, OFF[O_KX_INTR] if w[1] == c'n' else OFF[O_KX_ERR], <int64_t>u)
+        else:
+            # unknown word (isa=1, a resolved guest symbol, ...): skip it alone
+            ve = tok_end(w, e)
+        w = ve
+    if layout == L_KVM_EXIT and not has_reason:
+        set_err(P, E_FIELD, p, b"reason")
+        return -1
+    return 0
+
+cdef int pl_kvm_wakeup(PState *P, char *rec, const char *p, const char *e) noexcept nogil:
+    cdef const char *q
+    cdef int64_t v
+    cdef int r
+    # kernel: `wait time 3279293 ns, polling valid` (or `poll time ...`; older: no polling)
+    q = starts(p, e, b"wait time ")
+    if q != NULL:
+        set_i8(rec, OFF[O_KW_WAITED], 1)
+    else:
+        q = starts(p, e, b"poll time ")
+        if q != NULL:
+            set_i8(rec, OFF[O_KW_WAITED], 0)
+    if q != NULL:
+        q = parse_i64(q, e, &v)
+        if q == NULL:
+            set_err(P, E_FIELD, p, b"time N ns")
+            return -1
+        set_i64(rec, OFF[O_KW_NS], v)
+        if find(q, e, b"polling valid", 13) != NULL:
+            set_i8(rec, OFF[O_KW_VALID], 1)
+        elif find(q, e, b"polling invalid", 15) != NULL:
+            set_i8(rec, OFF[O_KW_VALID], 0)
+        return 0
+    # raw: ns=N waited=1 valid=1
+    if kv_int(P, p, e, b" ns=", &v, True) < 0:
+        return -1
+    set_i64(rec, OFF[O_KW_NS], v)
+    r = kv_int(P, p, e, b" waited=", &v, False)
+    if r < 0:
+        return -1
+    if r:
+        set_i8(rec, OFF[O_KW_WAITED], v)
+    r = kv_int(P, p, e, b" valid=", &v, False)
+    if r < 0:
+        return -1
+    if r:
+        set_i8(rec, OFF[O_KW_VALID], v)
+    return 0
+
+cdef int pl_irq(PState *P, char *rec, const char *p, const char *e, int layout) noexcept nogil:
+    cdef const char *v
+    cdef int64_t i
+    cdef int32_t s
+    if kv_int(P, p, e, b" irq=", &i, True) < 0:
+        return -1
+    if layout == L_IRQ_ENTRY:
+        set_i32(rec, OFF[O_IE_IRQ], i)
+        v = kv(p, e, b" name=")
+        if v != NULL:
+            s = sym_id(P, v, <size_t>(e - v))
+            if s < 0:
+                return -1
+            set_i32(rec, OFF[O_IE_NAME], s)
+        return 0
+    set_i32(rec, OFF[O_IX_IRQ], i)
+    v = kv(p, e, b" ret=")
+    if v != NULL:
+        if starts(v, e, b"handled") != NULL:
+            set_i32(rec, OFF[O_IX_RET], 1)
+        elif starts(v, e, b"unhandled") != NULL:
+            set_i32(rec, OFF[O_IX_RET], 0)
+        elif parse_i64(v, e, &i) != NULL:
+            set_i32(rec, OFF[O_IX_RET], i)
+        else:
+            set_err(P, E_FIELD, v, b"ret=")
+            return -1
+    return 0
+
+cdef int pl_softirq(PState *P, char *rec, const char *p, const char *e) noexcept nogil:
+    cdef const char *v
+    cdef const char *ve
+    cdef int64_t i
+    cdef int32_t s
+    if kv_int(P, p, e, b" vec=", &i, True) < 0:
+        return -1
+    set_i32(rec, OFF[O_SI_VEC], i)
+    v = find(p, e, b"[action=", 8)
+    if v != NULL:
+        v += 8
+        ve = <const char*>memchr(v, c']', <size_t>(e - v))
+        if ve == NULL:
+            ve = e
+        s = sym_id(P, v, <size_t>(ve - v))
+        if s < 0:
+            return -1
+        set_i32(rec, OFF[O_SI_ACTION], s)
+    return 0
+
+cdef int pl_block(PState *P, char *rec, const char *p, const char *e, int32_t et) noexcept nogil:
+    """block_rq_issue/insert `M,m RWBS BYTES (CMD) SECTOR + NR [IOPRIO] [COMM]`, complete
+    `M,m RWBS (CMD) SECTOR + NR [IOPRIO] [ERROR]`; raw (-R) key=value is accepted too."""
+    cdef const char *q
+    cdef const char *te
+    cdef const char *lb
+    cdef int64_t v
+    cdef int32_t s
+    cdef uint64_t dev
+    if kv(p, e, b" dev=") != NULL and kv(p, e, b" sector=") != NULL:
+        if kv_int(P, p, e, b" dev=", <int64_t*>&dev, True) < 0:
+            return -1
+        set_i32(rec, OFF[O_BK_MAJOR], <int64_t>(dev >> 20))
+        set_i32(rec, OFF[O_BK_MINOR], <int64_t>(dev & 0xfffff))
+        if kv_int(P, p, e, b" sector=", &v, True) < 0:
+            return -1
+        set_i64(rec, OFF[O_BK_SECTOR], v)
+        if kv_int(P, p, e, b" nr_sector=", &v, False) > 0:
+            set_i32(rec, OFF[O_BK_NR], v)
+        if kv_int(P, p, e, b" bytes=", &v, False) > 0:
+            set_i64(rec, OFF[O_BK_BYTES], v)
+        if kv_int(P, p, e, b" error=", &v, False) > 0:
+            set_i32(rec, OFF[O_BK_ERROR], v)
+        return 0
+    q = parse_i64(p, e, &v)
+    if q == NULL or q >= e or q[0] != c',':
+        set_err(P, E_FIELD, p, b"major,minor")
+        return -1
+    set_i32(rec, OFF[O_BK_MAJOR], v)
+    q = parse_i64(q + 1, e, &v)
+    if q == NULL:
+        set_err(P, E_FIELD, p, b"major,minor")
+        return -1
+    set_i32(rec, OFF[O_BK_MINOR], v)
+    q = skip_ws(q, e)
+    te = tok_end(q, e)
+    s = sym_id(P, q, <size_t>(te - q))
+    if s < 0:
+        return -1
+    set_i32(rec, OFF[O_BK_RWBS], s)
+    q = skip_ws(te, e)
+    if q < e and is_digit(q[0]):
+        q = parse_i64(q, e, &v)
+        if q == NULL:
+            set_err(P, E_FIELD, q, b"bytes")
+            return -1
+        set_i64(rec, OFF[O_BK_BYTES], v)
+        q = skip_ws(q, e)
+    if q >= e or q[0] != c'(':
+        set_err(P, E_FIELD, q, b"(cmd)")
+        return -1
+    q = <const char*>memchr(q, c')', <size_t>(e - q))
+    if q == NULL:
+        set_err(P, E_FIELD, p, b"(cmd)")
+        return -1
+    q = skip_ws(q + 1, e)
+    # the kernel prints the sector as unsigned; (u64)-1 (no sector, e.g. a flush) becomes -1
+    q = parse_num_auto(q, e, &dev)
+    if q == NULL:
+        set_err(P, E_FIELD, p, b"sector")
+        return -1
+    set_i64(rec, OFF[O_BK_SECTOR], <int64_t>dev)
+    q = skip_ws(q, e)
+    if q < e and q[0] == c'+':
+        q = parse_i64(skip_ws(q + 1, e), e, &v)
+        if q == NULL:
+            set_err(P, E_FIELD, p, b"nr_sector")
+            return -1
+        set_i32(rec, OFF[O_BK_NR], v)
+    # the last [..] is the comm (issue/insert) or the error (complete)
+    lb = NULL
+    te = q
+    while True:
+        te = <const char*>memchr(te, c'[', <size_t>(e - te)) if te < e else NULL
+        if te == NULL:
+            break
+        lb = te
+        te += 1
+    if lb != NULL and e[-1] == c']':
+        if et == P.et_block_complete and parse_i64(lb + 1, e - 1, &v) == e - 1:
+            set_i32(rec, OFF[O_BK_ERROR], v)
+        else:
+            s = comm_id(P, lb + 1, <size_t>(e - 1 - (lb + 1)))
+            if s < 0:
+                return -1
+            set_i32(rec, OFF[O_BK_COMM], s)
+    return 0
+
+cdef const char *fg_duration(const char *p, const char *e, int64_t *dur) noexcept nogil:
+    """The function_graph duration column up to and including its '|':
+    `[marker] 12.345 us |` or blanks then `|`.  Returns the byte after '|', or NULL."""
+    cdef int64_t ip = 0, frac = 0
+    cdef int nd = 0
+    dur[0] = -1
+    p = skip_ws(p, e)
+    if p < e and (p[0] == c'+' or p[0] == c'!' or p[0] == c'#' or p[0] == c'*'
+                  or p[0] == c'@' or p[0] == c'$'):
+        p = skip_ws(p + 1, e)
+    if p < e and is_digit(p[0]):
+        while p < e and is_digit(p[0]):
+            ip = ip * 10 + (p[0] - c'0')
+            p += 1
+            if ip > 1000000000000LL:
+                return NULL
+        if p < e and p[0] == c'.':
+            p += 1
+            while p < e and is_digit(p[0]):
+                if nd < 3:
+                    frac = frac * 10 + (p[0] - c'0')
+                    nd += 1
+                p += 1
+        while nd < 3:
+            frac *= 10
+            nd += 1
+        p = skip_ws(p, e)
+        if starts(p, e, b"us") == NULL:
+            return NULL
+        p = skip_ws(p + 2, e)
+        dur[0] = ip * 1000 + frac
+    if p >= e or p[0] != c'|':
+        return NULL
+    return p + 1
+
+cdef int32_t *fg_cpu_slot(PState *P, int64_t cpu) noexcept nogil:
+    """Function stack of one CPU (FG_MAXDEPTH ids), growing the per-CPU tables on demand."""
+    cdef size_t need, old, i
+    if cpu < 0 or cpu >= MAX_CPU:
+        return NULL
+    need = <size_t>(cpu + 1)
+    old = P.fg_pid.size // 4
+    if need > old:
+        if (g_reserve(&P.fg_pid, (need - old) * 4) < 0 or g_reserve(&P.fg_comm, (need - old) * 4) < 0
+                or g_reserve(&P.fg_stack, (need - old) * 4 * FG_MAXDEPTH) < 0):
+            P.oom = 1
+            return NULL
+        for i in range(old, need):
+            (<int32_t*>P.fg_pid.data)[i] = -1
+            (<int32_t*>P.fg_comm.data)[i] = -1
+        memset(P.fg_stack.data + old * 4 * FG_MAXDEPTH, 0xff, (need - old) * 4 * FG_MAXDEPTH)
+        P.fg_pid.size = need * 4
+        P.fg_comm.size = need * 4
+        P.fg_stack.size = need * 4 * FG_MAXDEPTH
+    return (<int32_t*>P.fg_stack.data) + cpu * FG_MAXDEPTH
+
+cdef int fg_body(PState *P, char *rec, const char *p, const char *e, int64_t cpu,
+                 int64_t dur, bint *is_exit) noexcept nogil:
+    """The part after the duration column's '|': indentation (2 blanks, then 2 per depth) and
+    `func() {`, `func();`, `}` or `} /* func */`."""
+    cdef const char *q = p
+    cdef const char *ne
+    cdef const char *c
+    cdef int64_t depth
+    cdef int32_t f = -1
+    cdef int32_t *stack
+    while q < e and q[0] == c' ':
+        q += 1
+    depth = (q - p - 2) // 2 if q - p >= 2 else 0
+    e = rtrim(q, e)
+    if q >= e:
+        set_err(P, E_FUNCGRAPH, q, b"function")
+        return -1
+    stack = fg_cpu_slot(P, cpu)
+    if P.oom:
+        return -1
+    set_i32(rec, OFF[O_FG_DEPTH], depth)
+    set_i64(rec, OFF[O_FG_DUR], dur)
+    if q[0] == c'}':
+        is_exit[0] = True
+        c = find(q, e, b"/* ", 3)
+        if c != NULL:
+            c += 3
+            ne = c
+            while ne < e and not is_ws(ne[0]) and ne[0] != c'*':
+                ne += 1
+            f = sym_id(P, c, <size_t>(ne - c))
+            if f < 0:
+                return -1
+        elif stack != NULL and depth < FG_MAXDEPTH:
+            f = stack[depth]
+        set_i32(rec, OFF[O_FG_FUNC], f)
+        return 0
+    is_exit[0] = False
+    ne = q
+    while ne < e and ne[0] != c'(' and ne[0] != c';' and ne[0] != c' ' and ne[0] != c'{':
+        ne += 1
+    f = sym_id(P, q, <size_t>(ne - q))
+    if f < 0:
+        return -1
+    set_i32(rec, OFF[O_FG_FUNC], f)
+    if stack != NULL and depth < FG_MAXDEPTH:
+        stack[depth] = f
+    return 0
+
+cdef int pl_funcgraph(PState *P, char *rec, const char *p, const char *e, int64_t cpu,
+                      bint want_exit) noexcept nogil:
+    """funcgraph_entry / funcgraph_exit event lines of trace-cmd: `func=0x.. depth=N` (-R) or
+    the function_graph text after the event name."""
+    cdef const char *v
+    cdef const char *ve
+    cdef int64_t d, dur
+    cdef int32_t s
+    cdef bint is_exit
+    v = kv(p, e, b" func=")
+    if v != NULL:
+        ve = tok_end(v, e)
+        s = sym_id(P, v, <size_t>(ve - v))
+        if s < 0:
+            return -1
+        set_i32(rec, OFF[O_FG_FUNC], s)
+        if kv_int(P, p, e, b" depth=", &d, False) > 0:
+            set_i32(rec, OFF[O_FG_DEPTH], d)
+        return 0
+    v = fg_duration(p, e, &dur)
+    if v == NULL:
+        set_err(P, E_FUNCGRAPH, p, b"duration |")
+        return -1
+    return fg_body(P, rec, v, e, cpu, dur, &is_exit)
+
+# ---------------------------------------------------------------------------------------------
+# line prefix
+
+cdef const char *parse_secs(const char *p, const char *e, int64_t *ts) noexcept nogil:
+    """`SSS.FFFFFF` (1 to 9 decimals) into ns, exactly; NULL if it is not one."""
+    cdef uint64_t sec = 0, frac = 0
+    cdef int nd = 0
+    cdef const char *s = p
+    while p < e and is_digit(p[0]):
+        sec = sec * 10 + <uint64_t>(p[0] - c'0')
+        p += 1
+        if sec > 9223372035ULL:
+            return NULL
+    if p == s or p >= e or p[0] != c'.':
+        return NULL
+    p += 1
+    while p < e and is_digit(p[0]):
+        if nd == 9:
+            return NULL
+        frac = frac * 10 + <uint64_t>(p[0] - c'0')
+        nd += 1
+        p += 1
+    if nd == 0:
+        return NULL
+    while nd < 9:
+        frac *= 10
+        nd += 1
+    ts[0] = <int64_t>(sec * 1000000000ULL + frac)
+    return p
+
+cdef inline const char *parse_ts(PState *P, const char *p, const char *e, int64_t *ts,
+                                 int *kind) noexcept nogil:
+    """`SSS.FFFFFF` (1-9 decimals, exact), an integer clock `NNNN`, or the latency format's
+    `NNNus` (with its optional delay mark), then optional blanks and ':'.  Returns the byte
+    after ':' or NULL (with P.err_code set)."""
+    cdef uint64_t sec = 0, frac = 0
+    cdef int nd = 0
+    cdef const char *s = p
+    while p < e and is_digit(p[0]):
+        if sec > 1844674407370955160ULL:
+            set_err(P, E_TS_RANGE, s, b"timestamp")
+            return NULL
+        sec = sec * 10 + <uint64_t>(p[0] - c'0')
+        p += 1
+    if p == s:
+        set_err(P, E_TIMESTAMP, s, b"timestamp")
+        return NULL
+    if p < e and p[0] == c'.':
+        p += 1
+        while p < e and is_digit(p[0]):
+            if nd == 9:
+                set_err(P, E_TIMESTAMP, s, b"at most 9 decimals")
+                return NULL
+            frac = frac * 10 + <uint64_t>(p[0] - c'0')
+            nd += 1
+            p += 1
+        if nd == 0:
+            set_err(P, E_TIMESTAMP, s, b"timestamp")
+            return NULL
+        while nd < 9:
+            frac *= 10
+            nd += 1
+        if sec > 9223372035ULL:
+            set_err(P, E_TS_RANGE, s, b"timestamp")
+            return NULL
+        ts[0] = <int64_t>(sec * 1000000000ULL + frac)
+        kind[0] = TS_DECIMAL
+    elif e - p >= 2 and p[0] == c'u' and p[1] == c's':
+        p += 2
+        if p < e and (p[0] == c'!' or p[0] == c'+' or p[0] == c'#' or p[0] == c'*'
+                      or p[0] == c'@' or p[0] == c'$'):
+            p += 1
+        if sec > 9223372036854775ULL:
+            set_err(P, E_TS_RANGE, s, b"timestamp")
+            return NULL
+        ts[0] = <int64_t>(sec * 1000)
+        kind[0] = TS_US
+    else:
+        if sec > 9223372036854775807ULL:
+            set_err(P, E_TS_RANGE, s, b"timestamp")
+            return NULL
+        ts[0] = <int64_t>sec
+        kind[0] = TS_INTEGER
+    p = skip_ws(p, e)
+    if p >= e or p[0] != c':':
+        set_err(P, E_TIMESTAMP, p, b"':' after the timestamp")
+        return NULL
+    return p + 1
+
+cdef inline bint is_flag_char(char c) noexcept nogil:
+    return (c'a' <= c <= c'z') or (c'A' <= c <= c'Z') or (c'0' <= c <= c'9') or c == c'.'
+
+cdef struct Prefix:
+    const char *comm
+    size_t comm_len
+    int64_t pid
+    int64_t tgid
+    int64_t cpu
+    const char *flags
+    size_t flags_len
+    int64_t ts
+    int ts_kind
+    const char *rest      # after the timestamp's ':'
+
+cdef int parse_prefix(PState *P, const char *p, const char *e, Prefix *x) noexcept nogil:
+    """`comm-pid [(tgid)] [cpu] [flags] ts:` or the latency format `comm-pid cpuFLAGS ts:`."""
+    cdef const char *q = p
+    cdef const char *d
+    cdef const char *y
+    cdef const char *z
+    cdef const char *t
+    cdef const char *te
+    cdef int64_t pid, v
+    cdef bint latency
+    x.tgid = -1
+    x.flags = NULL
+    x.flags_len = 0
+    while True:
+        d = <const char*>memchr(q, c'-', <size_t>(e - q)) if q < e else NULL
+        if d == NULL or d == p:
+            if d == p and d != NULL:
+                q = d + 1
+                continue
+            set_err(P, E_PREFIX, p, b"'comm-pid [cpu]'")
+            return -1
+        y = parse_i64(d + 1, e, &pid)
+        q = d + 1
+        if y == NULL or not is_digit(d[1]) or y >= e or not is_ws(y[0]):
+            continue
+        z = skip_ws(y, e)
+        if z >= e:
+            continue
+        if z[0] == c'(':
+            # record-tgid column: `(  1234)` or `(-----)`
+            t = skip_ws(z + 1, e)
+            if t < e and t[0] == c'-':
+                while t < e and t[0] == c'-':
+                    t += 1
+                v = -1
+            else:
+                t = parse_i64(t, e, &v)
+                if t == NULL:
+                    continue
+            t = skip_ws(t, e)
+            if t >= e or t[0] != c')':
+                continue
+            z = skip_ws(t + 1, e)
+            if z >= e or z[0] != c'[':
+                continue
+            x.tgid = v
+        if z[0] == c'[':
+            t = parse_i64(z + 1, e, &v)
+            if t == NULL or not is_digit(z[1]) or t >= e or t[0] != c']':
+                continue
+            x.cpu = v
+            t += 1
+            latency = False
+            break
+        if is_digit(z[0]):
+            # latency format: CPU number glued to the flags (`5d..2.`)
+            t = z
+            v = 0
+            while t < e and is_digit(t[0]):
+                v = v * 10 + (t[0] - c'0')
+                t += 1
+                if v > MAX_CPU:
+                    break
+            te = t
+            while te < e and is_flag_char(te[0]):
+                te += 1
+            if t == te or (te < e and not is_ws(te[0]) and te[0] != c':'):
+                continue
+            if te < e and te[0] == c':':
+                # the timestamp runs straight into the flags (raw TSC in `trace-cmd report -l`):
+                # the flags are 5 characters wide there
+                if te - t < 6:
+                    continue
+                te = t + 5
+            elif te - t > 8:
+                continue
+            x.cpu = v
+            x.flags = t
+            x.flags_len = <size_t>(te - t)
+            t = te
+            latency = True
+            break
+        # not a prefix anchor: the dash belongs to the comm
+    x.comm = p
+    x.comm_len = <size_t>(d - p)
+    x.pid = pid
+    t = skip_ws(t, e)
+    if not latency and t < e and not is_digit(t[0]):
+        # the irq-info flags column
+        te = tok_end(t, e)
+        if te - t > 8:
+            set_err(P, E_FLAGS, t, b"irq-info flags (at most 8 characters)")
+            return -1
+        x.flags = t
+        x.flags_len = <size_t>(te - t)
+        t = skip_ws(te, e)
+    elif not latency and t < e:
+        # a token of flag characters that starts with a digit is not a timestamp
+        te = t
+        while te < e and (is_digit(te[0]) or te[0] == c'.'):
+            te += 1
+        if te < e and not is_ws(te[0]) and te[0] != c':' and te[0] != c'u':
+            te = tok_end(t, e)
+            if te - t > 8:
+                set_err(P, E_FLAGS, t, b"irq-info flags (at most 8 characters)")
+                return -1
+            x.flags = t
+            x.flags_len = <size_t>(te - t)
+            t = skip_ws(te, e)
+    x.rest = parse_ts(P, t, e, &x.ts, &x.ts_kind)
+    if x.rest == NULL:
+        return -1
+    return 0
+
+# ---------------------------------------------------------------------------------------------
+# line kinds
+
+cdef inline void count_ts(PState *P, int64_t ts, int kind) noexcept nogil:
+    P.n_ts[kind] += 1
+    if kind == TS_INTEGER and ts > P.max_int_ts:
+        P.max_int_ts = ts
+
+cdef inline bint filter_cpu_time(PState *P, int64_t cpu, int64_t ts) noexcept nogil:
+    if P.cpu_ok != NULL and not (0 <= cpu < P.ncpu_ok and P.cpu_ok[cpu]):
+        return False
+    if P.has_t_start and ts < P.t_start:
+        return False
+    if P.has_t_end and ts > P.t_end:
+        return False
+    return True
+
+cdef bint payload_wanted(PState *P, int layout, char *rec) noexcept nogil:
+    """pid/comm filters over the tasks a sched event names in its payload."""
+    cdef int32_t o_pid1 = -1, o_pid2 = -1, o_c1 = -1, o_c2 = -1
+    if layout == L_SCHED_SWITCH:
+        o_pid1 = OFF[O_SW_PREV_PID]; o_pid2 = OFF[O_SW_NEXT_PID]
+        o_c1 = OFF[O_SW_PREV_COMM]; o_c2 = OFF[O_SW_NEXT_COMM]
+    elif layout == L_SCHED_WAKE:
+        o_pid1 = OFF[O_WK_PID]; o_c1 = OFF[O_WK_COMM]
+    elif layout == L_MIGRATE:
+        o_pid1 = OFF[O_MG_PID]; o_c1 = OFF[O_MG_COMM]
+    elif layout == L_FORK:
+        o_pid1 = OFF[O_FK_PID]; o_pid2 = OFF[O_FK_CPID]
+        o_c1 = OFF[O_FK_COMM]; o_c2 = OFF[O_FK_CCOMM]
+    elif layout == L_PROC_TASK:
+        o_pid1 = OFF[O_PT_PID]; o_c1 = OFF[O_PT_COMM]
+    elif layout == L_EXEC:
+        o_pid1 = OFF[O_EX_PID]
+    elif layout == L_STAT_RUNTIME:
+        o_pid1 = OFF[O_SR_PID]; o_c1 = OFF[O_SR_COMM]
+    elif layout == L_STAT_DELAY:
+        o_pid1 = OFF[O_SD_PID]; o_c1 = OFF[O_SD_COMM]
+    else:
+        return False
+    if P.pid_ok != NULL:
+        if not ((o_pid1 >= 0 and pid_wanted(P, (<int32_t*>(rec + o_pid1))[0]))
+                or (o_pid2 >= 0 and pid_wanted(P, (<int32_t*>(rec + o_pid2))[0]))):
+            return False
+    if P.has_comm_filter:
+        if not ((o_c1 >= 0 and comm_wanted(P, (<int32_t*>(rec + o_c1))[0]))
+                or (o_c2 >= 0 and comm_wanted(P, (<int32_t*>(rec + o_c2))[0]))):
+            return False
+    return True
+
+cdef int parse_payload(PState *P, int layout, char *rec, const char *p, const char *e,
+                       int32_t et, int64_t cpu) noexcept nogil:
+    if layout == L_SCHED_SWITCH:
+        return pl_sched_switch(P, rec, p, e)
+    if layout == L_SCHED_WAKE:
+        return pl_sched_wake(P, rec, p, e)
+    if layout == L_KVM_ENTRY or layout == L_KVM_EXIT:
+        return pl_kvm(P, rec, p, e, layout)
+    if layout == L_GENERIC:
+        return put_text(P, rec, OFF[O_PAYLOAD_OFF], OFF[O_PAYLOAD_LEN], p, e)
+    if layout == L_IRQ_ENTRY or layout == L_IRQ_EXIT:
+        return pl_irq(P, rec, p, e, layout)
+    if layout == L_SOFTIRQ:
+        return pl_softirq(P, rec, p, e)
+    if layout == L_MIGRATE:
+        return pl_migrate(P, rec, p, e)
+    if layout == L_KVM_WAKEUP:
+        return pl_kvm_wakeup(P, rec, p, e)
+    if layout == L_TEXT:
+        return put_text(P, rec, OFF[O_TX_OFF], OFF[O_TX_LEN], p, e)
+    if layout == L_STAT_RUNTIME:
+        return pl_stat_runtime(P, rec, p, e)
+    if layout == L_STAT_DELAY:
+        return pl_stat_delay(P, rec, p, e)
+    if layout == L_FORK:
+        return pl_fork(P, rec, p, e)
+    if layout == L_PROC_TASK:
+        return pl_proc_task(P, rec, p, e)
+    if layout == L_EXEC:
+        return pl_exec(P, rec, p, e)
+    if layout == L_BLOCK:
+        return pl_block(P, rec, p, e, et)
+    if layout == L_FUNCGRAPH:
+        return pl_funcgraph(P, rec, p, e, cpu, False)
+    return 0
+
+cdef inline void write_common(char *rec, int64_t ts, int64_t line, int64_t cpu, int64_t pid,
+                              int64_t tgid, int32_t comm, const char *flags,
+                              size_t nflags) noexcept nogil:
+    (<int64_t*>(rec + C_TS))[0] = ts
+    (<int64_t*>(rec + C_LINE))[0] = line
+    (<int32_t*>(rec + C_CPU))[0] = <int32_t>cpu
+    (<int32_t*>(rec + C_PID))[0] = <int32_t>pid
+    (<int32_t*>(rec + C_TGID))[0] = <int32_t>tgid
+    (<int32_t*>(rec + C_COMM))[0] = comm
+    if nflags > 8:
+        nflags = 8
+    memset(rec + C_FLAGS, 0, 8)
+    if nflags:
+        memcpy(rec + C_FLAGS, flags, nflags)
+
+cdef inline void note_event(PState *P, Prefix *x, int32_t comm, int kept) noexcept nogil:
+    """Remember a parsed event line: the stack frames after it take its task, CPU and time."""
+    count_ts(P, x.ts, x.ts_kind)
+    P.has_last = 1
+    P.last_kept = kept
+    P.last_ts = x.ts
+    P.last_any_ts = x.ts
+    P.last_cpu = <int32_t>x.cpu
+    P.last_pid = <int32_t>x.pid
+    P.last_tgid = <int32_t>x.tgid
+    P.last_comm = comm
+    memset(P.last_flags, 0, 8)
+    if x.flags_len:
+        memcpy(P.last_flags, x.flags, x.flags_len if x.flags_len < 8 else 8)
+
+cdef int parse_event_line(PState *P, const char *p, const char *e) noexcept nogil:
+    """0: an event (kept or filtered); -1: not an event line (P.err_* says why)."""
+    cdef Prefix x
+    cdef const char *n0
+    cdef const char *n1
+    cdef const char *pl
+    cdef int32_t et, comm, layout
+    cdef char *rec
+    cdef char namebuf[160]
+    cdef size_t nn
+    cdef bint keep_line
+    P.err_event = -1
+    if parse_prefix(P, p, e, &x) < 0:
+        return -1
+    n0 = skip_ws(x.rest, e)
+    if n0 >= e:
+        set_err(P, E_NO_EVENT, n0, b"event name after the timestamp")
+        return -1
+    # the event name: a token ending in ':' and a blank.  Lines without one come from tracers
+    # that print their own shape: the function tracer (`func <-parent`), stack traces, and the
+    # syscall events' `sys_x(args)` / `sys_x -> ret`.
+    n1 = n0
+    while n1 < e and n1[0] != c':' and not is_ws(n1[0]) and n1[0] != c'(':
+        n1 += 1
+    pl = NULL
+    et = -1
+    if n1 < e and n1[0] == c':' and n1 > n0 and (n1 + 1 == e or is_ws(n1[1])):
+        et = event_type(P, n0, <size_t>(n1 - n0))
+        pl = skip_ws(n1 + 1, e)
+    elif starts(n0, e, b"<stack trace") != NULL:
+        et = P.et_kstack
+        pl = n0
+    elif starts(n0, e, b"<user stack trace") != NULL:
+        et = P.et_ustack
+        pl = n0
+    elif n1 - n0 > 4 and memcmp(n0, b"sys_", 4) == 0 and n1 < e and n1[0] == c'(' and n1 - n0 < 140:
+        memcpy(namebuf, b"sys_enter_", 10)
+        nn = <size_t>(n1 - n0 - 4)
+        memcpy(namebuf + 10, n0 + 4, nn)
+        et = event_type(P, namebuf, 10 + nn)
+        pl = n1
+    elif (n1 - n0 > 4 and memcmp(n0, b"sys_", 4) == 0 and n1 - n0 < 140
+          and starts(n1, e, b" -> ") != NULL):
+        memcpy(namebuf, b"sys_exit_", 9)
+        nn = <size_t>(n1 - n0 - 4)
+        memcpy(namebuf + 9, n0 + 4, nn)
+        et = event_type(P, namebuf, 9 + nn)
+        pl = n1 + 4
+    else:
+        et = P.et_function
+        pl = n0
+    if et < 0:
+        return -1  # out of memory
+    P.err_event = et
+    comm = comm_id(P, x.comm, x.comm_len)
+    if comm < 0:
+        return -1
+    if not P.types[et].wanted or not filter_cpu_time(P, x.cpu, x.ts):
+        note_event(P, &x, comm, 0)
+        P.filtered += 1
+        return 0
+    layout = P.types[et].layout
+    keep_line = ((P.pid_ok == NULL or pid_wanted(P, x.pid))
+                 and (not P.has_comm_filter or comm_wanted(P, comm)))
+    if not keep_line and (layout < L_SCHED_SWITCH or layout > L_STAT_DELAY):
+        note_event(P, &x, comm, 0)
+        P.filtered += 1
+        return 0
+    rec = new_record(P, et)
+    if rec == NULL:
+        return -1
+    write_common(rec, x.ts, P.lines, x.cpu, x.pid, x.tgid, comm, x.flags, x.flags_len)
+    e = rtrim(pl, e)
+    if parse_payload(P, layout, rec, pl, e, et, x.cpu) < 0:
+        drop_record(P, et)
+        return -1
+    if not keep_line and not payload_wanted(P, layout, rec):
+        drop_record(P, et)
+        note_event(P, &x, comm, 0)
+        P.filtered += 1
+        return 0
+    commit_record(P, et)
+    note_event(P, &x, comm, 1)
+    return 0
+
+cdef int parse_stack_frame(PState *P, const char *p, const char *e) noexcept nogil:
+    """` => func (ffffffff81000000)`, `=> <00007f12>`: one frame of the stack trace printed by
+    the event line before it, whose task, CPU and time it takes."""
+    cdef const char *q = skip_ws(p + 2, e)
+    cdef const char *fe
+    cdef const char *lp
+    cdef uint64_t addr = 0
+    cdef char *rec
+    cdef int32_t s
+    e = rtrim(q, e)
+    if not P.has_last:
+        set_err(P, E_ORPHAN_FRAME, p, b"an event line before the stack frame")
+        return -1
+    if not P.last_kept or not P.types[P.et_frame].wanted:
+        P.filtered += 1
+        return 0
+    fe = e
+    if e > q and e[-1] == c')':
+        lp = e - 1
+        while lp > q and lp[0] != c'(':
+            lp -= 1
+        if lp > q and lp[0] == c'(' and parse_hex(lp + 1, e - 1, &addr) == e - 1:
+            fe = rtrim(q, lp)
+    elif e - q > 2 and q[0] == c'<' and e[-1] == c'>':
+        if parse_hex(q + 1, e - 1, &addr) != e - 1:
+            addr = 0
+    rec = new_record(P, P.et_frame)
+    if rec == NULL:
+        return -1
+    write_common(rec, P.last_ts, P.lines, P.last_cpu, P.last_pid, P.last_tgid, P.last_comm,
+                 P.last_flags, strlen(P.last_flags) if P.last_flags[7] == 0 else 8)
+    s = sym_id(P, q, <size_t>(fe - q))
+    if s < 0:
+        drop_record(P, P.et_frame)
+        return -1
+    set_i32(rec, OFF[O_SF_FUNC], s)
+    set_u64(rec, OFF[O_SF_ADDR], addr)
+    commit_record(P, P.et_frame)
+    return 0
+
+cdef int parse_funcgraph_line(PState *P, const char *p, const char *e) noexcept nogil:
+    """function_graph output: `[ABSTIME |] CPU) [comm-pid |] [DURATION] | body`.
+    1: not such a line; 0: handled (event, header or filtered); -1: malformed."""
+    cdef const char *q = p
+    cdef const char *t
+    cdef const char *bar
+    cdef const char *d
+    cdef int64_t cpu, ts = -1, dur, v
+    cdef int64_t pid = -1
+    cdef int32_t comm = -1, et, s
+    cdef int32_t *st
+    cdef char *rec
+    cdef bint is_exit = False
+    cdef const char *cs
+    cdef size_t cl = 0
+    # optional absolute time `7238523.638008 |` (funcgraph-abstime)
+    t = q
+    while t < e and is_digit(t[0]):
+        t += 1
+    if t > q and t < e and t[0] == c'.':
+        d = parse_secs(q, e, &ts)
+        if d == NULL:
+            return 1
+        d = skip_ws(d, e)
+        if d >= e or d[0] != c'|':
+            return 1
+        q = skip_ws(d + 1, e)
+    t = q
+    while t < e and is_digit(t[0]):
+        t += 1
+    if t == q or t >= e or t[0] != c')':
+        return 1
+    if parse_i64(q, t, &cpu) == NULL:
+        return 1
+    q = skip_ws(t + 1, e)
+    if q >= e:
+        P.headers += 1
+        return 0
+    st = fg_cpu_slot(P, cpu)
+    if P.oom:
+        return -1
+    # context switch separator ` 3)    bash-431    =>    <idle>-0   `
+    d = find(q, e, b"=>", 2)
+    bar = <const char*>memchr(q, c'|', <size_t>(e - q))
+    if d != NULL and (bar == NULL or d < bar) and q[0] != c'=':
+        t = rtrim(d, e)
+        cs = skip_ws(d + 2, e)
+        t = rtrim(cs, e)
+        # right side `comm-pid`
+        d = t
+        while d > cs and d[-1] != c'-':
+            d -= 1
+        if d > cs and parse_i64(d, t, &v) == t:
+            (<int32_t*>P.fg_pid.data)[cpu] = <int32_t>v
+            s = comm_id(P, cs, <size_t>(d - 1 - cs))
+            if s < 0:
+                return -1
+            (<int32_t*>P.fg_comm.data)[cpu] = s
+        P.headers += 1
+        return 0
+    if bar == NULL:
+        set_err(P, E_FUNCGRAPH, q, b"'|'")
+        return -1
+    # irq markers `==========> |` / `<========== |`
+    if q[0] == c'=' or q[0] == c'<':
+        P.headers += 1
+        return 0
+    # optional `comm-pid |` (funcgraph-proc)
+    if not (is_digit(q[0]) or q[0] == c'+' or q[0] == c'!' or q[0] == c'#' or q[0] == c'*'
+            or q[0] == c'@' or q[0] == c'$' or q[0] == c'|'):
+        t = rtrim(q, bar)
+        d = t
+        while d > q and d[-1] != c'-':
+            d -= 1
+        if d > q and parse_i64(d, t, &v) == t:
+            pid = v
+            cs = q
+            cl = <size_t>(d - 1 - q)
+            q = bar + 1
+        else:
+            set_err(P, E_FUNCGRAPH, q, b"duration or comm-pid")
+            return -1
+    q = fg_duration(q, e, &dur)
+    if q == NULL:
+        set_err(P, E_FUNCGRAPH, p, b"duration |")
+        return -1
+    if cl:
+        comm = comm_id(P, cs, cl)
+        if comm < 0:
+            return -1
+    else:
+        pid = (<int32_t*>P.fg_pid.data)[cpu]
+        comm = (<int32_t*>P.fg_comm.data)[cpu]
+    # entry or exit: look at the body before choosing the event type
+    t = q
+    while t < e and t[0] == c' ':
+        t += 1
+    et = P.et_fg_exit if (t < e and t[0] == c'}') else P.et_fg_entry
+    if ts >= 0:
+        count_ts(P, ts, TS_DECIMAL)
+    if (not P.types[et].wanted or (ts < 0 and (P.has_t_start or P.has_t_end))
+            or not filter_cpu_time(P, cpu, ts if ts >= 0 else P.t_start)
+            or (P.pid_ok != NULL and not pid_wanted(P, pid))
+            or (P.has_comm_filter and not comm_wanted(P, comm))):
+        # keep the function stack right even for lines not kept
+        if et == P.et_fg_entry and st != NULL:
+            rec = new_record(P, et)
+            if rec == NULL:
+                return -1
+            fg_body(P, rec, q, e, cpu, dur, &is_exit)
+            drop_record(P, et)
+        P.filtered += 1
+        return 0
+    rec = new_record(P, et)
+    if rec == NULL:
+        return -1
+    write_common(rec, ts, P.lines, cpu, pid, -1, comm, NULL, 0)
+    if fg_body(P, rec, q, e, cpu, dur, &is_exit) < 0:
+        drop_record(P, et)
+        return -1
+    commit_record(P, et)
+    return 0
+
+cdef bint is_header_line(PState *P, const char *p, const char *e) noexcept nogil:
+    """Lines that carry no event: trace-cmd's `cpus=N`, `version = N`, `CPU N is empty`,
+    ftrace_dump's banner and dashes, libtraceevent's `NNN: ARG TYPE NOT FIELD BUT N` noise."""
+    cdef const char *q
+    cdef int64_t v
+    cdef char c = p[0]
+    if c == c'c':
+        return starts(p, e, b"cpus=") != NULL
+    if c == c'v':
+        return starts(p, e, b"version = ") != NULL
+    if c == c'D':
+        return starts(p, e, b"Dumping ftrace buffer") != NULL
+    if c == c'-':
+        q = p
+        while q < e and q[0] == c'-':
+            q += 1
+        return rtrim(q, e) == q
+    if c == c'C':
+        q = starts(p, e, b"CPU ")
+        if q != NULL:
+            q = parse_i64(q, e, &v)
+            return q != NULL and starts(q, e, b" is empty") != NULL
+        return False
+    if is_digit(c):
+        q = p
+        while q < e and is_digit(q[0]):
+            q += 1
+        return starts(q, e, b": ARG TYPE NOT FIELD BUT") != NULL
+    return False
+
+cdef int parse_lost(PState *P, const char *p, const char *e) noexcept nogil:
+    """`CPU:N [LOST M EVENTS]` (kernel) or `CPU:N [M EVENTS DROPPED]` (trace-cmd).
+    1: not such a line; 0: recorded."""
+    cdef const char *q = starts(p, e, b"CPU:")
+    cdef int64_t cpu, n
+    cdef LostRec *r
+    if q == NULL:
+        return 1
+    q = parse_i64(q, e, &cpu)
+    if q == NULL:
+        return 1
+    q = skip_ws(q, e)
+    if starts(q, e, b"[LOST ") != NULL:
+        q = parse_i64(q + 6, e, &n)
+        if q == NULL or starts(q, e, b" EVENTS]") == NULL:
+            return 1
+    elif q < e and q[0] == c'[':
+        q = parse_i64(q + 1, e, &n)
+        if q == NULL or starts(q, e, b" EVENTS DROPPED]") == NULL:
+            return 1
+    else:
+        return 1
+    if g_reserve(&P.lost, sizeof(LostRec)) < 0:
+        P.oom = 1
+        return 0
+    r = <LostRec*>(P.lost.data + P.lost.size)
+    P.lost.size += sizeof(LostRec)
+    r.line = P.lines
+    r.ts = P.last_any_ts
+    r.count = n
+    r.cpu = <int32_t>cpu
+    r.pad = 0
+    P.headers += 1
+    return 0
+
+cdef const char *dmesg_prefix(const char *p, const char *e) noexcept nogil:
+    """After a printk time stamp `[  123.456789] ` (ftrace_dump_on_oops), or NULL."""
+    cdef const char *q = skip_ws(p + 1, e)
+    cdef const char *s = q
+    while q < e and is_digit(q[0]):
+        q += 1
+    if q == s or q >= e or q[0] != c'.':
+        return NULL
+    q += 1
+    s = q
+    while q < e and is_digit(q[0]):
+        q += 1
+    if q == s or q >= e or q[0] != c']':
+        return NULL
+    return q + 1
+
+cdef void parse_line(PState *P, const char *s, const char *e) noexcept nogil:
+    cdef const char *p
+    cdef const char *q
+    cdef const char *t
+    cdef int r, depth
+    cdef char c
+    if e > s and e[-1] == c'\r':
+        e -= 1
+    p = skip_ws(s, e)
+    if p < e and p[0] == c'[':
+        q = dmesg_prefix(p, e)
+        if q != NULL:
+            p = skip_ws(q, e)
+    # trace-cmd's multi-file report prefixes every line with the input's name and ': '; its
+    # `name: cpus=N` header lines turn that mode on.  A first word ending in `.dat:` is taken
+    # as such a prefix anywhere (excerpts of multi-file reports often lack the header).
+    t = tok_end(p, e)
+    if t - p >= 2 and t[-1] == c':' and t < e:
+        q = skip_ws(t, e)
+        if P.multifile or (t - p > 5 and memcmp(t - 5, b".dat:", 5) == 0):
+            p = q
+        elif starts(q, e, b"cpus=") != NULL:
+            P.multifile = 1
+            P.headers += 1
+            return
+    for depth in range(1):
+        if p >= e or p[0] == c'#':
+            # blank lines and comments (header, `##### CPU N buffer started ####`)
+            P.headers += 1
+            return
+        c = p[0]
+        if c == c'=' and p + 1 < e and p[1] == c'>':
+            if parse_stack_frame(P, p, e) == 0:
+                return
+            break
+        if c == c'C':
+            r = parse_lost(P, p, e)
+            if r == 0:
+                return
+        if is_header_line(P, p, e):
+            P.headers += 1
+            return
+        if is_digit(c):
+            r = parse_funcgraph_line(P, p, e)
+            if r == 0:
+                return
+            if r < 0:
+                break
+        if parse_event_line(P, p, e) == 0:
+            return
+        if P.oom:
+            return
+    record_error(P, s, e)
+
+cdef void parse_block(PState *P, const char *buf, size_t n) noexcept nogil:
+    cdef const char *s = buf
+    cdef const char *end = buf + n
+    cdef const char *nl
+    while s < end:
+        nl = <const char*>memchr(s, c'\n', <size_t>(end - s))
+        if nl == NULL:
+            nl = end
+        P.lines += 1
+        parse_line(P, s, nl)
+        P.offset += (nl - s) + 1
+        s = nl + 1
+        if P.stop or P.oom:
+            return
+
+# ---------------------------------------------------------------------------------------------
+# Python side
+
+cdef class OwnedBuffer:
+    """Memory malloc'ed by the parser, handed to NumPy without a copy and freed with it."""
+    cdef char *data
+    cdef Py_ssize_t size
+
+    def __dealloc__(self):
+        free(self.data)
+        self.data = NULL
+
+    def __getbuffer__(self, Py_buffer *view, int flags):
+        PyBuffer_FillInfo(view, self, self.data, self.size, 1, flags)
+
+    def __releasebuffer__(self, Py_buffer *view):
+        pass
+
+cdef object take_grow(Grow *g):
+    """A NumPy uint8 array owning the bytes of g (shrunk to fit); g is left empty."""
+    cdef OwnedBuffer b = OwnedBuffer.__new__(OwnedBuffer)
+    cdef char *d
+    if g.size == 0:
+        g_free(g)
+        return np.zeros(0, np.uint8)
+    d = <char*>realloc(g.data, g.size)
+    b.data = d if d != NULL else g.data
+    b.size = <Py_ssize_t>g.size
+    g.data = NULL
+    g.size = 0
+    g.cap = 0
+    return np.frombuffer(b, np.uint8)
+
+
+cdef class Parser:
+    """Streaming parser: feed() it line-aligned blocks, then finish() for the columns."""
+    cdef PState *P
+    cdef object comm_regex
+    cdef list _comm_cache
+    cdef dict _layouts
+
+    def __cinit__(self):
+        self.P = <PState*>calloc(1, sizeof(PState))
+        if self.P == NULL:
+            raise MemoryError()
+
+    def __init__(self, events=None, cpus=None, pids=None, comm=None, start=None, end=None,
+                 strict=False):
+        cdef PState *P = self.P
+        cdef int i
+        cdef bint is_new
+        cdef bytes b
+        P.owner = <void*>self
+        P.strict = 1 if strict else 0
+        P.all_events = 1 if events is None else 0
+        for i, name in enumerate(_ev.LAYOUTS):
+            tmpl = np.zeros(1, _ev.dtype_for(name))
+            for col, kind in _ev.field_kinds(name).items():
+                if kind in ("i1", "i4", "i8", "comm", "sym", "state"):
+                    tmpl[col] = -1
+            b = tmpl.tobytes()
+            P.rec_size[i] = len(b)
+            P.tmpl[i] = <char*>malloc(len(b))
+            if P.tmpl[i] == NULL:
+                raise MemoryError()
+            memcpy(P.tmpl[i], <char*>b, len(b))
+        # known events first, so their ids are fixed
+        for name, layout in _ev.EVENT_LAYOUT.items():
+            self._add_type(name, _ev.LAYOUT_IDS[layout])
+        for name in ("function", "kernel_stack", "user_stack"):
+            self._add_type(name, L_GENERIC)
+        P.et_function = self._type_id("function")
+        P.et_kstack = self._type_id("kernel_stack")
+        P.et_ustack = self._type_id("user_stack")
+        P.et_frame = self._type_id("stack_frame")
+        P.et_fg_entry = self._type_id("funcgraph_entry")
+        P.et_fg_exit = self._type_id("funcgraph_exit")
+        P.et_block_complete = self._type_id("block_rq_complete")
+        if events is not None:
+            for name in events:
+                nb = name.encode() if isinstance(name, str) else bytes(name)
+                i = event_type(P, nb, len(nb))
+                P.types[i].wanted = 1
+        if cpus is not None:
+            cpus = [int(c) for c in cpus]
+            if any(c < 0 or c >= MAX_CPU for c in cpus):
+                raise ValueError("cpu numbers must be in [0, %d)" % MAX_CPU)
+            P.ncpu_ok = (max(cpus) + 1) if cpus else 0
+            P.cpu_ok = <uint8_t*>calloc(P.ncpu_ok + 1, 1)
+            for c in cpus:
+                P.cpu_ok[c] = 1
+        if pids is not None:
+            pids = [int(x) for x in pids]
+            if any(x < 0 or x > (1 << 30) for x in pids):
+                raise ValueError("pids must be in [0, 2**30]")
+            P.npid_ok = (max(pids) + 1) if pids else 0
+            P.pid_ok = <uint8_t*>calloc(P.npid_ok + 1, 1)
+            for x in pids:
+                P.pid_ok[x] = 1
+        if comm is not None:
+            self.comm_regex = comm
+            P.has_comm_filter = 1
+        if start is not None:
+            P.has_t_start = 1
+            P.t_start = start
+        if end is not None:
+            P.has_t_end = 1
+            P.t_end = end
+
+    cdef int _add_type(self, str name, int layout) except -1:
+        cdef bytes nb = name.encode()
+        cdef int32_t i = event_type(self.P, nb, len(nb))
+        if i < 0:
+            raise MemoryError()
+        self.P.types[i].layout = layout
+        self.P.types[i].rec_size = self.P.rec_size[layout]
+        return i
+
+    cdef int32_t _type_id(self, str name):
+        cdef bytes nb = name.encode()
+        return event_type(self.P, nb, len(nb))
+
+    cdef uint8_t _comm_matches(self, int32_t id_):
+        cdef int64_t *offs = <int64_t*>self.P.comms.offs.data
+        cdef int32_t *lens = <int32_t*>self.P.comms.lens.data
+        s = self.P.comms.chars.data[offs[id_]:offs[id_] + lens[id_]].decode("utf-8", "backslashreplace")
+        try:
+            return 1 if self.comm_regex.search(s) else 0
+        except BaseException:
+            return 0
+
+    def __dealloc__(self):
+        cdef int i
+        cdef PState *P = self.P
+        if P == NULL:
+            return
+        for i in range(P.ntypes):
+            g_free(&P.types[i].recs)
+        free(P.types)
+        for i in range(NLAYOUTS):
+            free(P.tmpl[i])
+        intern_free(&P.comms)
+        intern_free(&P.syms)
+        intern_free(&P.names)
+        g_free(&P.comm_ok)
+        g_free(&P.text)
+        g_free(&P.lost)
+        g_free(&P.errs)
+        g_free(&P.fg_pid)
+        g_free(&P.fg_comm)
+        g_free(&P.fg_stack)
+        free(P.cpu_ok)
+        free(P.pid_ok)
+        free(P)
+        self.P = NULL
+
+    def feed(self, const unsigned char[::1] buf, Py_ssize_t n, bint final=False):
+        """Parse buf[:n], which must end at a line end unless final (the input's last piece).
+        Returns False when parsing stopped early (strict mode hit an error)."""
+        cdef PState *P = self.P
+        if n < 0 or n > buf.shape[0]:
+            raise ValueError("n out of range")
+        if n == 0:
+            return not P.stop
+        P.final_piece = 0
+        with nogil:
+            if final and buf[n - 1] != c'\n':
+                # everything but the unterminated last line, then that line alone
+                parse_last(P, <const char*>&buf[0], <size_t>n)
+            else:
+                parse_block(P, <const char*>&buf[0], <size_t>n)
+        if P.oom:
+            raise MemoryError("out of memory while parsing")
+        return not P.stop
+
+    @property
+    def lines(self):
+        return self.P.lines
+
+    @property
+    def offset(self):
+        return self.P.offset
+
+    def first_error(self):
+        """The first error record (strict mode), as a dict, or None."""
+        errs = self._errors()
+        return errs[0] if errs else None
+
+    def _errors(self):
+        cdef PState *P = self.P
+        cdef ErrRec *r
+        cdef size_t i, n = P.errs.size // sizeof(ErrRec)
+        names = None
+        out = []
+        for i in range(n):
+            r = <ErrRec*>(P.errs.data + i * sizeof(ErrRec))
+            if names is None:
+                names = intern_strings(&P.names)
+            out.append({
+                "line": r.line, "offset": r.offset, "code": ERROR_CODES.get(r.code, "?"),
+                "col": r.col,
+                "what": r.what.decode() if r.what != NULL else "",
+                "event": names[r.event] if r.event >= 0 else None,
+                "text": r.excerpt[:r.excerpt_len].decode("utf-8", "backslashreplace"),
+                "truncated_text": r.excerpt_len == sizeof(r.excerpt),
+            })
+        return out
+
+    def finish(self):
+        """Hand over everything parsed: a dict of NumPy arrays and Python lists.  The parser
+        is empty afterwards."""
+        cdef PState *P = self.P
+        cdef int32_t i
+        cdef EvType *t
+        names = intern_strings(&P.names)
+        layout_names = list(_ev.LAYOUTS)
+        arrays = {}
+        for i in range(P.ntypes):
+            t = &P.types[i]
+            if t.count == 0 and not t.wanted:
+                g_free(&t.recs)
+                continue
+            if t.count == 0:
+                g_free(&t.recs)
+                continue
+            raw = take_grow(&t.recs)
+            arrays[names[i]] = raw.view(_ev.dtype_for(layout_names[t.layout]))
+        lost_dtype = np.dtype([("line", "i8"), ("ts", "i8"), ("count", "i8"), ("cpu", "i4"),
+                               ("pad", "i4")])
+        lost = take_grow(&P.lost).view(lost_dtype)
+        clock_counts = {"decimal": P.n_ts[TS_DECIMAL], "integer": P.n_ts[TS_INTEGER],
+                        "us": P.n_ts[TS_US]}
+        return {
+            "events": arrays,
+            "comms": intern_strings(&P.comms),
+            "symbols": intern_strings(&P.syms),
+            "text": take_grow(&P.text),
+            "lost": lost,
+            "errors": self._errors(),
+            "error_counts": {ERROR_CODES[c]: P.err_count[c] for c in range(1, NCODES)
+                             if P.err_count[c]},
+            "lines": P.lines, "events_count": P.events, "headers": P.headers,
+            "filtered": P.filtered, "malformed": P.malformed,
+            "clock_counts": clock_counts, "max_int_ts": P.max_int_ts,
+            "event_layouts": {names[i]: layout_names[P.types[i].layout] for i in range(P.ntypes)},
+        }
+
+
+cdef void parse_last(PState *P, const char *buf, size_t n) noexcept nogil:
+    cdef const char *last = buf + n
+    while last > buf and last[-1] != c'\n':
+        last -= 1
+    if last > buf:
+        parse_block(P, buf, <size_t>(last - buf))
+        if P.stop or P.oom:
+            return
+    P.final_piece = 1
+    P.lines += 1
+    parse_line(P, last, buf + n)
+    P.offset += (buf + n) - last
+    P.final_piece = 0

@@ -1,0 +1,186 @@
+"""Opening inputs and cutting them into line-aligned blocks.
+
+An input is a path (plain or compressed: gzip, xz, bzip2, zstd, detected by magic bytes), an
+open binary file, or ``"-"`` for stdin.  Blocks are read with ``readinto`` into one reused
+buffer; the partial last line of a block is carried to the front of the buffer for the next
+read, so no line is ever split and the whole file is never held in memory.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import sys
+
+DEFAULT_CHUNK = 16 << 20
+
+_MAGIC = (
+    (b"\x1f\x8b", "gzip"),
+    (b"\xfd7zXZ\x00", "xz"),
+    (b"BZh", "bzip2"),
+    (b"\x28\xb5\x2f\xfd", "zstd"),
+)
+# binary formats users hand us by mistake, with what to do instead
+_FOREIGN = (
+    (b"\x17\x08\x44tracing", "a trace-cmd binary trace.dat: convert it with "
+                             "'trace-cmd report -i FILE > trace.txt' first"),
+    (b"PERFILE2", "a perf.data file: convert it with 'perf script' first"),
+    (b"\xd4\xc3\xb2\xa1", "a pcap capture, not ftrace text"),
+)
+
+
+class InputError(Exception):
+    """The input cannot be read as ftrace text (missing, empty, binary, unsupported)."""
+
+
+def _open_zstd(raw):
+    try:
+        import zstandard
+    except ImportError:
+        try:
+            from compression import zstd  # Python >= 3.14
+        except ImportError:
+            raise InputError("zstd-compressed input needs the 'zstandard' package "
+                             "(pip install zstandard)") from None
+        return zstd.ZstdFile(raw)
+    return zstandard.ZstdDecompressor().stream_reader(raw, read_across_frames=True)
+
+
+def _wrap(raw, kind):
+    if kind == "gzip":
+        import gzip
+        return gzip.GzipFile(fileobj=raw, mode="rb")
+    if kind == "xz":
+        import lzma
+        return lzma.LZMAFile(raw)
+    if kind == "bzip2":
+        import bz2
+        return bz2.BZ2File(raw)
+    if kind == "zstd":
+        return _open_zstd(raw)
+    return raw
+
+
+class Source:
+    """A readable binary stream of ftrace text, decompressed, with its name and size."""
+
+    def __init__(self, source):
+        self._close = []
+        if isinstance(source, (str, os.PathLike)) and os.fspath(source) == "-":
+            raw = sys.stdin.buffer
+            self.name = "<stdin>"
+        elif isinstance(source, (str, bytes, os.PathLike)):
+            path = os.fspath(source)
+            self.name = os.fsdecode(path)
+            try:
+                raw = open(path, "rb")
+            except FileNotFoundError:
+                raise InputError(f"{self.name}: no such file") from None
+            except IsADirectoryError:
+                raise InputError(f"{self.name}: is a directory") from None
+            except PermissionError:
+                raise InputError(f"{self.name}: permission denied") from None
+            self._close.append(raw)
+        elif hasattr(source, "read"):
+            raw = source
+            self.name = getattr(source, "name", "<stream>")
+            if not isinstance(self.name, str):
+                self.name = "<stream>"
+        else:
+            raise TypeError("source must be a path, '-' or a binary file object")
+        if isinstance(raw, io.TextIOBase):
+            raise TypeError("source must be opened in binary mode")
+        self.raw = raw
+        try:
+            self.size = os.fstat(raw.fileno()).st_size if raw.seekable() else None
+        except (OSError, AttributeError, ValueError):
+            self.size = None
+        if not isinstance(raw, io.BufferedReader):
+            buffered = io.BufferedReader(_RawAdapter(raw)) if not hasattr(raw, "peek") else raw
+        else:
+            buffered = raw
+        head = buffered.peek(16)[:16]
+        self.compression = None
+        for magic, kind in _MAGIC:
+            if head.startswith(magic):
+                self.compression = kind
+                break
+        for magic, what in _FOREIGN:
+            if head.startswith(magic):
+                self.close()
+                raise InputError(f"{self.name}: this is {what}")
+        self.stream = _wrap(buffered, self.compression)
+        if self.stream is not buffered:
+            self._close.append(self.stream)
+        self._buffered = buffered
+
+    def position(self):
+        """Bytes consumed from the underlying (compressed) input, for progress."""
+        try:
+            return self._buffered.tell()
+        except (OSError, ValueError, AttributeError):
+            return None
+
+    def close(self):
+        for f in reversed(self._close):
+            try:
+                f.close()
+            except Exception:
+                pass
+        self._close = []
+
+
+class _RawAdapter(io.RawIOBase):
+    """Lets io.BufferedReader wrap any object with read()."""
+
+    def __init__(self, f):
+        self.f = f
+
+    def readable(self):
+        return True
+
+    def readinto(self, b):
+        data = self.f.read(len(b))
+        n = len(data)
+        b[:n] = data
+        return n
+
+
+def blocks(stream, chunk_size=DEFAULT_CHUNK):
+    """Yield (memoryview, n, final): buf[:n] ends at a line end unless final.
+
+    The same buffer is reused; a consumer must finish with one block before asking for the
+    next.  A line longer than the buffer doubles it.
+    """
+    chunk_size = max(1, int(chunk_size))
+    buf = bytearray(chunk_size)
+    view = memoryview(buf)
+    have = 0
+    readinto = getattr(stream, "readinto", None)
+    while True:
+        if have == len(buf):
+            # a line longer than the buffer: grow it
+            view.release()
+            buf.extend(bytes(len(buf)))
+            view = memoryview(buf)
+        if readinto is not None:
+            n = readinto(view[have:])
+        else:
+            data = stream.read(len(buf) - have)
+            n = len(data)
+            view[have:have + n] = data
+        if not n:
+            if have:
+                yield view, have, True
+            return
+        end = have + n
+        cut = buf.rfind(b"\n", have, end)
+        if cut < 0:
+            have = end
+            continue
+        cut += 1
+        yield view, cut, False
+        tail = end - cut
+        if tail:
+            view[:tail] = view[cut:end]
+        have = tail

@@ -1,0 +1,453 @@
+"""``load()`` and the ``Trace`` it returns."""
+
+from __future__ import annotations
+
+import re
+import sys
+import time
+import warnings
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+
+import numpy as np
+
+from . import events as _ev
+from ._source import DEFAULT_CHUNK, InputError, Source, blocks
+
+try:
+    from . import _ftparse
+except ImportError as exc:  # pragma: no cover - only without a built extension
+    raise ImportError(
+        "ftrace_fast's compiled parser (ftrace_fast._ftparse) cannot be imported: "
+        f"{exc}. Rebuild it with 'pip install .' (or 'pip install -e .') from the source tree."
+    ) from exc
+
+
+class ParseError(ValueError):
+    """A malformed line in strict mode."""
+
+    def __init__(self, error):
+        self.error = error
+        super().__init__(error.message)
+
+
+_DESCRIPTIONS = {
+    "no_prefix": "not an ftrace line (no 'comm-pid [cpu] timestamp:' prefix)",
+    "bad_timestamp": "bad timestamp: expected {what}",
+    "no_event": "no event after the timestamp",
+    "bad_field": "expected '{what}'",
+    "orphan_stack_frame": "stack frame with no event line before it",
+    "bad_funcgraph": "function_graph line: expected {what}",
+    "truncated_last_line": "truncated last line (no newline at the end of the input)",
+    "timestamp_range": "timestamp does not fit in int64 nanoseconds",
+    "bad_flags": "irq-info flags column longer than 8 characters",
+}
+
+
+@dataclass(frozen=True)
+class LineError:
+    """A malformed input line."""
+
+    line: int
+    offset: int
+    code: str
+    col: int
+    what: str
+    event: str | None
+    text: str
+
+    @property
+    def message(self):
+        desc = _DESCRIPTIONS.get(self.code, self.code).format(what=self.what)
+        where = f"line {self.line}: "
+        if self.event and self.code == "bad_field":
+            where += f"{self.event}: "
+        if self.col >= 0 and self.code in ("bad_field", "bad_timestamp", "bad_funcgraph"):
+            got = self.text.encode()[self.col:].decode("utf-8", "replace")
+            got = got[:40] + ("..." if len(got) > 40 else "")
+            return f"{where}{desc}, got '{got}'"
+        text = self.text[:120] + ("..." if len(self.text) > 120 else "")
+        return f"{where}{desc}: '{text}'"
+
+    def __str__(self):
+        return self.message
+
+
+@dataclass
+class Stats:
+    """Line accounting: lines == events + headers + filtered + malformed, always."""
+
+    lines: int
+    events: int
+    headers: int
+    filtered: int
+    malformed: int
+    truncated_last_line: bool = False
+    error_counts: dict = None
+
+    def check(self):
+        return self.lines == self.events + self.headers + self.filtered + self.malformed
+
+
+LOST_DTYPE = np.dtype([("cpu", "i4"), ("line", "i8"), ("count", "i8"), ("ts", "i8")])
+
+
+def _time_arg(v, name):
+    """start/end: a float or a str are seconds (``"1.5"``, ``"1.5s"``, ``"250ms"``,
+    ``"10us"``, ``"100ns"``); an int is in the trace's own unit (ns, or ticks for integer
+    clocks).  Converted exactly, never through a float's binary value."""
+    if v is None:
+        return None
+    if isinstance(v, (bool, np.bool_)):
+        raise ValueError(f"{name}: not a time: {v!r}")
+    if isinstance(v, (int, np.integer)):
+        return int(v)
+    if isinstance(v, (float, np.floating)):
+        s, unit = repr(float(v)), "s"
+    elif isinstance(v, str):
+        m = re.fullmatch(r"\s*([-+]?[0-9]*\.?[0-9]+(?:[eE][-+]?\d+)?)\s*(s|ms|us|ns)?\s*", v)
+        if not m:
+            raise ValueError(f"{name}: not a time: {v!r} (use seconds like 1.5, or 250ms, 10us, 100ns)")
+        s, unit = m.group(1), m.group(2) or "s"
+    else:
+        raise ValueError(f"{name}: not a time: {v!r}")
+    try:
+        d = Decimal(s)
+    except InvalidOperation:
+        raise ValueError(f"{name}: not a time: {v!r}") from None
+    scale = {"s": 10**9, "ms": 10**6, "us": 10**3, "ns": 1}[unit]
+    ns = int(d * scale)
+    if not -(2**63) <= ns < 2**63:
+        raise ValueError(f"{name}: out of range: {v!r}")
+    return ns
+
+
+def _compile_comm(comm):
+    if comm is None:
+        return None
+    if isinstance(comm, re.Pattern):
+        return comm
+    try:
+        return re.compile(comm)
+    except re.error as exc:
+        raise ValueError(f"bad comm regex {comm!r}: {exc}") from None
+
+
+class _Progress:
+    """A one-line progress bar on stderr, updated once per block."""
+
+    def __init__(self, src, enabled):
+        self.src = src
+        self.enabled = enabled
+        self.t0 = time.monotonic()
+        self.last = 0.0
+
+    def update(self, done_bytes):
+        if not self.enabled:
+            return
+        now = time.monotonic()
+        if now - self.last < 0.25:
+            return
+        self.last = now
+        pos = self.src.position() or done_bytes
+        rate = done_bytes / max(now - self.t0, 1e-9) / 1e6
+        if self.src.size:
+            frac = min(pos / self.src.size, 1.0)
+            bar = "#" * int(frac * 30)
+            msg = f"\r{self.src.name}: [{bar:<30}] {frac * 100:5.1f}%  {rate:7.1f} MB/s"
+        else:
+            msg = f"\r{self.src.name}: {done_bytes / 1e6:9.1f} MB  {rate:7.1f} MB/s"
+        sys.stderr.write(msg)
+        sys.stderr.flush()
+
+    def done(self):
+        if self.enabled and self.last:
+            sys.stderr.write("\r" + " " * 79 + "\r")
+            sys.stderr.flush()
+
+
+def load(source, *, events=None, cpus=None, pids=None, comm=None, start=None, end=None,
+         strict=False, chunk_size=None, progress=None, warn=True) -> "Trace":
+    """Load every event of an ftrace text log into NumPy arrays.
+
+    source: a path (plain, .gz, .xz, .bz2, .zst; detected by magic bytes), an open binary
+        file, or ``"-"`` for stdin.
+    events: event names to keep (others are counted as filtered).
+    cpus, pids: keep only lines of these CPUs / tasks; for sched events a line is also kept
+        when a pid named in its payload (prev/next, woken, migrated, forked, exiting) matches.
+    comm: regex searched in the comms, like ``pids`` (evaluated once per distinct comm).
+    start, end: keep events with start <= ts <= end; floats and strings are seconds
+        (``"250ms"``), ints are in the trace's unit (ns, or ticks for integer clocks).
+    strict: raise ParseError at the first malformed line instead of counting it.
+    progress: show a progress bar on stderr (default: when stderr is a terminal and the input
+        is over 256 MB).
+    """
+    comm_re = _compile_comm(comm)
+    t_start = _time_arg(start, "start")
+    t_end = _time_arg(end, "end")
+    if t_start is not None and t_end is not None and t_start > t_end:
+        raise ValueError(f"start ({start}) is after end ({end})")
+    if isinstance(events, str):
+        events = [events]
+    parser = _ftparse.Parser(events=events, cpus=cpus, pids=pids, comm=comm_re,
+                             start=t_start, end=t_end, strict=strict)
+    src = Source(source)
+    if progress is None:
+        progress = sys.stderr.isatty() and (src.size or 0) > (256 << 20)
+    bar = _Progress(src, progress)
+    done = 0
+    try:
+        for view, n, final in blocks(src.stream, chunk_size or DEFAULT_CHUNK):
+            if not parser.feed(view, n, final):
+                break
+            done += n
+            bar.update(done)
+    except (OSError, EOFError) as exc:
+        raise InputError(f"{src.name}: read error: {exc}") from None
+    finally:
+        bar.done()
+        src.close()
+    result = parser.finish()
+    trace = Trace._from_parser(result, src)
+    if strict and trace.errors:
+        raise ParseError(trace.errors[0])
+    if warn and trace.stats.malformed:
+        first = "; ".join(e.message for e in trace.errors[:3])
+        warnings.warn(
+            f"{trace.source}: {trace.stats.malformed} malformed line(s) of {trace.stats.lines} "
+            f"(see Trace.errors): {first}", stacklevel=2)
+    return trace
+
+
+class Trace:
+    """Every event of one ftrace text log.
+
+    events: event name -> NumPy structured array (common columns of events.COMMON, then the
+        typed fields of the event's layout; see ``ftrace_fast.events``).
+    comms / symbols: intern tables (lists of str) that the int32 comm / sym columns index.
+    stats, errors, lost: line accounting, malformed-line records, LOST-events markers.
+    clock: "ns" for decimal-second timestamps (kept as int64 ns), "counter" or "x86-tsc" for
+        integer timestamps (kept as raw ticks), "mixed" when a file has both.
+    """
+
+    def __init__(self):
+        self.events = {}
+        self.comms = []
+        self.symbols = []
+        self.text_arena = np.zeros(0, np.uint8)
+        self.errors = []
+        self.lost = np.zeros(0, LOST_DTYPE)
+        self.clock = "ns"
+        self.source = ""
+        self.compression = None
+        self._layouts = {}
+        self._comm_index = None
+
+    @classmethod
+    def _from_parser(cls, r, src):
+        t = cls()
+        t.events = r["events"]
+        t.comms = r["comms"]
+        t.symbols = r["symbols"]
+        t.text_arena = r["text"]
+        t._layouts = r["event_layouts"]
+        t.errors = [LineError(**{k: v for k, v in e.items() if k != "truncated_text"})
+                    for e in r["errors"]]
+        lost = np.zeros(len(r["lost"]), LOST_DTYPE)
+        for f in ("cpu", "line", "count", "ts"):
+            lost[f] = r["lost"][f]
+        t.lost = lost
+        t.stats = Stats(lines=r["lines"], events=r["events_count"], headers=r["headers"],
+                        filtered=r["filtered"], malformed=r["malformed"],
+                        truncated_last_line="truncated_last_line" in r["error_counts"],
+                        error_counts=r["error_counts"])
+        cc = r["clock_counts"]
+        if cc["integer"] and (cc["decimal"] or cc["us"]):
+            t.clock = "mixed"
+        elif cc["integer"]:
+            # a counter clock counts events: it never reaches 10**12 in a text trace
+            t.clock = "x86-tsc" if r["max_int_ts"] >= 10**12 else "counter"
+        else:
+            t.clock = "ns"
+        t.source = src.name
+        t.compression = src.compression
+        return t
+
+    # -- introspection ----------------------------------------------------------------------
+    @property
+    def time_unit(self):
+        """'ns' for time clocks, 'ticks' for integer clocks."""
+        return "ticks" if self.clock in ("counter", "x86-tsc", "mixed") else "ns"
+
+    @property
+    def nbytes(self):
+        """Bytes held in arrays (event records and text arena)."""
+        return int(sum(a.nbytes for a in self.events.values()) + self.text_arena.nbytes)
+
+    def layout(self, name):
+        """Layout name of an event (``generic`` for events without typed columns)."""
+        return self._layouts.get(name, _ev.EVENT_LAYOUT.get(name, "generic"))
+
+    def __getitem__(self, name):
+        return self.events[name]
+
+    def __contains__(self, name):
+        return name in self.events
+
+    def count(self, name):
+        a = self.events.get(name)
+        return 0 if a is None else len(a)
+
+    def __repr__(self):
+        top = sorted(self.events.items(), key=lambda kv: -len(kv[1]))[:5]
+        ev = ", ".join(f"{k}={len(v)}" for k, v in top)
+        return (f"<Trace {self.source}: {self.stats.events} events, {len(self.events)} kinds "
+                f"({ev}{', ...' if len(self.events) > 5 else ''}), clock={self.clock}, "
+                f"{self.stats.malformed} malformed>")
+
+    @property
+    def span(self):
+        """(first, last) timestamp over all events with a timestamp, or None."""
+        lo, hi = None, None
+        for a in self.events.values():
+            ts = a["ts"]
+            ts = ts[ts >= 0]
+            if len(ts):
+                lo = ts.min() if lo is None else min(lo, ts.min())
+                hi = ts.max() if hi is None else max(hi, ts.max())
+        return None if lo is None else (int(lo), int(hi))
+
+    def cpus(self):
+        """Sorted CPU numbers that have events."""
+        cs = [np.unique(a["cpu"]) for a in self.events.values() if len(a)]
+        if not cs:
+            return []
+        u = np.unique(np.concatenate(cs))
+        return [int(c) for c in u if c >= 0]
+
+    # -- strings ----------------------------------------------------------------------------
+    def comm_id(self, name):
+        """Id of a comm string, or -1."""
+        if self._comm_index is None:
+            self._comm_index = {c: i for i, c in enumerate(self.comms)}
+        return self._comm_index.get(name, -1)
+
+    def comm_names(self, ids):
+        """Comm strings of an array of comm ids (-1 -> '')."""
+        table = np.array(self.comms + [""], dtype=object)
+        ids = np.asarray(ids)
+        return table[np.where(ids < 0, len(self.comms), ids)]
+
+    def symbol_names(self, ids):
+        table = np.array(self.symbols + [""], dtype=object)
+        ids = np.asarray(ids)
+        return table[np.where(ids < 0, len(self.symbols), ids)]
+
+    def text(self, name, field=None):
+        """The strings of a ``text`` field (``payload`` of generic events, ``text`` of
+        tracing_mark_write) as a list of str."""
+        a = self.events.get(name)
+        if a is None:
+            return []
+        if field is None:
+            field = "payload" if self.layout(name) == "generic" else "text"
+        offs = a[field + "_off"]
+        lens = a[field + "_len"]
+        arena = self.text_arena.tobytes() if len(self.text_arena) < (64 << 20) else self.text_arena
+        out = []
+        for o, n in zip(offs.tolist(), lens.tolist()):
+            out.append(bytes(arena[o:o + n]).decode("utf-8", "backslashreplace"))
+        return out
+
+    def payload(self, name):
+        """Decode the ``key=value`` words of an event's payload into typed arrays.
+
+        Returns {key: array}: int64 where every present value is an integer (decimal or 0x
+        hex; absent: -1), float64 where they are numbers, else an object array of str (absent:
+        None).  Events of any layout are decoded from their payload text when it is kept;
+        typed events are returned as their columns.
+        """
+        a = self.events.get(name)
+        if a is None:
+            return {}
+        if self.layout(name) != "generic":
+            return {n: a[n] for n in a.dtype.names}
+        texts = self.text(name, "payload")
+        kv = re.compile(r"(?:^|(?<=\s))([A-Za-z_][\w.]*)=(\S*)")
+        cols = {}
+        n = len(texts)
+        for i, t in enumerate(texts):
+            for k, v in kv.findall(t):
+                col = cols.get(k)
+                if col is None:
+                    col = cols[k] = [None] * n
+                col[i] = v
+        out = {}
+        for k, vals in cols.items():
+            out[k] = _typed(vals)
+        return out
+
+    # -- pandas -----------------------------------------------------------------------------
+    def df(self, name):
+        """A pandas DataFrame of one event, laid out like trappy's and LISA's: index ``Time``
+        (seconds, float), fields by the kernel's names, ``__cpu``, ``__pid``, ``__comm``
+        (plus ``__tgid``, ``__line``)."""
+        try:
+            import pandas as pd
+        except ImportError:
+            raise ImportError("Trace.df() needs pandas: pip install pandas") from None
+        a = self.events.get(name)
+        if a is None:
+            raise KeyError(f"no event {name!r} in {self.source}")
+        layout = self.layout(name)
+        kinds = _ev.field_kinds(layout)
+        kernel = _ev.kernel_names(layout)
+        data = {}
+        if self.time_unit == "ns":
+            index = pd.Index(a["ts"] / 1e9, name="Time")
+        else:
+            index = pd.Index(a["ts"], name="Time")
+        data["__cpu"] = a["cpu"]
+        data["__pid"] = a["pid"]
+        data["__comm"] = self.comm_names(a["comm"])
+        data["__tgid"] = a["tgid"]
+        data["__line"] = a["line"]
+        for field, kind in kinds.items():
+            col = kernel.get(field, field)
+            if kind == "comm":
+                data[col] = self.comm_names(a[field])
+            elif kind == "sym":
+                data[col] = self.symbol_names(a[field])
+            elif kind == "state":
+                u, inv = np.unique(a[field], return_inverse=True)
+                data[col] = np.array([_ev.state_string(int(x)) for x in u], dtype=object)[inv]
+            elif kind == "text":
+                data[col] = self.text(name, field)
+            else:
+                data[col] = a[field]
+        if layout == "generic":
+            for k, v in self.payload(name).items():
+                if k not in data:
+                    data[k] = v
+        return pd.DataFrame(data, index=index)
+
+
+def _typed(vals):
+    present = [v for v in vals if v is not None]
+    try:
+        ints = [int(v, 0) if v.lower().startswith(("0x", "-0x")) else int(v) for v in present]
+        if all(-(2**63) <= x < 2**63 for x in ints):
+            it = iter(ints)
+            return np.array([next(it) if v is not None else -1 for v in vals], dtype=np.int64)
+    except ValueError:
+        pass
+    try:
+        fl = [float(v) for v in present]
+        it = iter(fl)
+        return np.array([next(it) if v is not None else np.nan for v in vals], dtype=np.float64)
+    except ValueError:
+        pass
+    return np.array(vals, dtype=object)
+
+
+__all__ = ["load", "Trace", "Stats", "LineError", "ParseError", "InputError"]
