@@ -964,7 +964,14 @@ cdef int pl_migrate(PState *P, char *rec, const char *p, const char *e) noexcept
 cdef int pl_fork(PState *P, char *rec, const char *p, const char *e) noexcept nogil:
     cdef const char *q
     cdef int64_t v
-    if pl_task_pid(P, rec, p, e, OFF[O_FK_COMM], OFF[O_FK_PID], &q) < 0:
+    if starts(p, e, b"parent_comm=") != NULL:
+        # `trace-cmd report -R` prints the fields by their format names
+        if kv_comm(P, p, e, b" parent_comm=", b" parent_pid=", rec, OFF[O_FK_COMM], &q) < 0:
+            return -1
+        if kv_int(P, q, e, b" parent_pid=", &v, True) < 0:
+            return -1
+        set_i32(rec, OFF[O_FK_PID], v)
+    elif pl_task_pid(P, rec, p, e, OFF[O_FK_COMM], OFF[O_FK_PID], &q) < 0:
         return -1
     if kv_comm(P, q, e, b" child_comm=", b" child_pid=", rec, OFF[O_FK_CCOMM], &q) < 0:
         return -1
@@ -1371,9 +1378,9 @@ cdef int32_t *fg_cpu_slot(PState *P, int64_t cpu) noexcept nogil:
     return (<int32_t*>P.fg_stack.data) + cpu * FG_MAXDEPTH
 
 cdef int fg_body(PState *P, char *rec, const char *p, const char *e, int64_t cpu,
-                 int64_t dur, bint *is_exit) noexcept nogil:
-    """The part after the duration column's '|': indentation (2 blanks, then 2 per depth) and
-    `func() {`, `func();`, `}` or `} /* func */`."""
+                 int64_t dur, bint *is_exit, int indent) noexcept nogil:
+    """The part after the duration column's '|': indentation (`indent` blanks, then 2 per
+    depth) and `func() {`, `func();`, `}` or `} /* func */`."""
     cdef const char *q = p
     cdef const char *ne
     cdef const char *c
@@ -1382,7 +1389,7 @@ cdef int fg_body(PState *P, char *rec, const char *p, const char *e, int64_t cpu
     cdef int32_t *stack
     while q < e and q[0] == c' ':
         q += 1
-    depth = (q - p - 2) // 2 if q - p >= 2 else 0
+    depth = (q - p - indent) // 2 if q - p >= indent else 0
     e = rtrim(q, e)
     if q >= e:
         set_err(P, E_FUNCGRAPH, q, b"function")
@@ -1442,7 +1449,7 @@ cdef int pl_funcgraph(PState *P, char *rec, const char *p, const char *e, int64_
     if v == NULL:
         set_err(P, E_FUNCGRAPH, p, b"duration |")
         return -1
-    return fg_body(P, rec, v, e, cpu, dur, &is_exit)
+    return fg_body(P, rec, v, e, cpu, dur, &is_exit, 2)
 
 # ---------------------------------------------------------------------------------------------
 # line prefix
@@ -1719,6 +1726,8 @@ cdef int parse_payload(PState *P, int layout, char *rec, const char *p, const ch
     if layout == L_SCHED_WAKE:
         return pl_sched_wake(P, rec, p, e)
     if layout == L_KVM_ENTRY or layout == L_KVM_EXIT:
+        if p == e:
+            return 0  # trace-cmd prints `kvm_entry:` alone when its plugin lacks the fields
         return pl_kvm(P, rec, p, e, layout)
     if layout == L_GENERIC:
         return put_text(P, rec, OFF[O_PAYLOAD_OFF], OFF[O_PAYLOAD_LEN], p, e)
@@ -1832,13 +1841,14 @@ cdef int parse_event_line(PState *P, const char *p, const char *e) noexcept nogi
     if et < 0:
         return -1  # out of memory
     P.err_event = et
+    if not P.types[et].wanted or not filter_cpu_time(P, x.cpu, x.ts):
+        # not kept: its comm is not even interned (the stack frames after it are not kept)
+        note_event(P, &x, -1, 0)
+        P.filtered += 1
+        return 0
     comm = comm_id(P, x.comm, x.comm_len)
     if comm < 0:
         return -1
-    if not P.types[et].wanted or not filter_cpu_time(P, x.cpu, x.ts):
-        note_event(P, &x, comm, 0)
-        P.filtered += 1
-        return 0
     layout = P.types[et].layout
     keep_line = ((P.pid_ok == NULL or pid_wanted(P, x.pid))
                  and (not P.has_comm_filter or comm_wanted(P, comm)))
@@ -1912,6 +1922,8 @@ cdef int parse_funcgraph_line(PState *P, const char *p, const char *e) noexcept 
     cdef const char *d
     cdef int64_t cpu, ts = -1, dur, v
     cdef int64_t pid = -1
+    cdef const char *paren
+    cdef int indent
     cdef int32_t comm = -1, et, s
     cdef int32_t *st
     cdef char *rec
@@ -1937,6 +1949,7 @@ cdef int parse_funcgraph_line(PState *P, const char *p, const char *e) noexcept 
         return 1
     if parse_i64(q, t, &cpu) == NULL:
         return 1
+    paren = t + 1
     q = skip_ws(t + 1, e)
     if q >= e:
         P.headers += 1
@@ -1964,14 +1977,18 @@ cdef int parse_funcgraph_line(PState *P, const char *p, const char *e) noexcept 
         P.headers += 1
         return 0
     if bar == NULL:
-        set_err(P, E_FUNCGRAPH, q, b"'|'")
-        return -1
+        # funcgraph-duration off (`-D`): the body follows `N)`, indented 1 blank + 2 per depth
+        q = paren
+        dur = -1
+        indent = 1
+    else:
+        indent = 2
     # irq markers `==========> |` / `<========== |`
     if q[0] == c'=' or q[0] == c'<':
         P.headers += 1
         return 0
     # optional `comm-pid |` (funcgraph-proc)
-    if not (is_digit(q[0]) or q[0] == c'+' or q[0] == c'!' or q[0] == c'#' or q[0] == c'*'
+    if bar != NULL and not (is_digit(q[0]) or q[0] == c'+' or q[0] == c'!' or q[0] == c'#' or q[0] == c'*'
             or q[0] == c'@' or q[0] == c'$' or q[0] == c'|'):
         t = rtrim(q, bar)
         d = t
@@ -1985,10 +2002,11 @@ cdef int parse_funcgraph_line(PState *P, const char *p, const char *e) noexcept 
         else:
             set_err(P, E_FUNCGRAPH, q, b"duration or comm-pid")
             return -1
-    q = fg_duration(q, e, &dur)
-    if q == NULL:
-        set_err(P, E_FUNCGRAPH, p, b"duration |")
-        return -1
+    if bar != NULL:
+        q = fg_duration(q, e, &dur)
+        if q == NULL:
+            set_err(P, E_FUNCGRAPH, p, b"duration |")
+            return -1
     if cl:
         comm = comm_id(P, cs, cl)
         if comm < 0:
@@ -2012,7 +2030,7 @@ cdef int parse_funcgraph_line(PState *P, const char *p, const char *e) noexcept 
             rec = new_record(P, et)
             if rec == NULL:
                 return -1
-            fg_body(P, rec, q, e, cpu, dur, &is_exit)
+            fg_body(P, rec, q, e, cpu, dur, &is_exit, indent)
             drop_record(P, et)
         P.filtered += 1
         return 0
@@ -2020,7 +2038,7 @@ cdef int parse_funcgraph_line(PState *P, const char *p, const char *e) noexcept 
     if rec == NULL:
         return -1
     write_common(rec, ts, P.lines, cpu, pid, -1, comm, NULL, 0)
-    if fg_body(P, rec, q, e, cpu, dur, &is_exit) < 0:
+    if fg_body(P, rec, q, e, cpu, dur, &is_exit, indent) < 0:
         drop_record(P, et)
         return -1
     commit_record(P, et)
