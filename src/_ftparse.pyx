@@ -732,23 +732,26 @@ cdef inline const char *kv(const char *p, const char *e, const char *key) noexce
         return NULL
     return q + strlen(key)
 
-cdef inline int kv_int(PState *P, const char *p, const char *e, const char *key,
+cdef inline int kv_int(PState *P, const char **cur, const char *e, const char *key,
                        int64_t *out, bint required) noexcept nogil:
-    """Integer value of key; 1 found, 0 absent (not required), -1 error."""
+    """Integer value (decimal or 0x hex) of key, searched from cur[0], which moves past the
+    value when found (fields come in the format's order).  1 found, 0 absent, -1 error."""
+    cdef const char *p = cur[0]
     cdef const char *v = kv(p, e, key)
+    cdef const char *q
     if v == NULL:
         if required:
-            set_err(P, E_FIELD, p, key + 1)
+            set_err(P, E_FIELD, skip_ws(p, e), key + 1)
             return -1
         return 0
     if v < e and v[0] == c'0' and v + 1 < e and (v[1] == c'x' or v[1] == c'X'):
-        if parse_hex(v, e, <uint64_t*>out) == NULL:
-            set_err(P, E_FIELD, v, key + 1)
-            return -1
-        return 1
-    if parse_i64(v, e, out) == NULL:
+        q = parse_hex(v, e, <uint64_t*>out)
+    else:
+        q = parse_i64(v, e, out)
+    if q == NULL:
         set_err(P, E_FIELD, v, key + 1)
         return -1
+    cur[0] = q
     return 1
 
 cdef int kv_comm(PState *P, const char *p, const char *e, const char *key, const char *next_key,
@@ -762,7 +765,8 @@ cdef int kv_comm(PState *P, const char *p, const char *e, const char *key, const
         return -1
     k = find(v, e, next_key, strlen(next_key))
     if k == NULL:
-        set_err(P, E_FIELD, v, next_key + 1)
+        # the comm's end is unknown: point after its first word
+        set_err(P, E_FIELD, skip_ws(tok_end(v, e), e), next_key + 1)
         return -1
     c = comm_id(P, v, <size_t>(k - v))
     if c < 0:
@@ -828,10 +832,10 @@ cdef int pl_sched_switch(PState *P, char *rec, const char *p, const char *e) noe
     if starts(p, e, b"prev_comm=") != NULL:
         if kv_comm(P, p, e, b" prev_comm=", b" prev_pid=", rec, OFF[O_SW_PREV_COMM], &q) < 0:
             return -1
-        if kv_int(P, q, e, b" prev_pid=", &v, True) < 0:
+        if kv_int(P, &q, e, b" prev_pid=", &v, True) < 0:
             return -1
         set_i32(rec, OFF[O_SW_PREV_PID], v)
-        if kv_int(P, q, e, b" prev_prio=", &v, True) < 0:
+        if kv_int(P, &q, e, b" prev_prio=", &v, True) < 0:
             return -1
         set_i32(rec, OFF[O_SW_PREV_PRIO], v)
         q = kv(q, e, b" prev_state=")
@@ -841,10 +845,10 @@ cdef int pl_sched_switch(PState *P, char *rec, const char *p, const char *e) noe
         set_i32(rec, OFF[O_SW_PREV_STATE], st)
         if kv_comm(P, q, e, b" next_comm=", b" next_pid=", rec, OFF[O_SW_NEXT_COMM], &q) < 0:
             return -1
-        if kv_int(P, q, e, b" next_pid=", &v, True) < 0:
+        if kv_int(P, &q, e, b" next_pid=", &v, True) < 0:
             return -1
         set_i32(rec, OFF[O_SW_NEXT_PID], v)
-        if kv_int(P, q, e, b" next_prio=", &v, True) < 0:
+        if kv_int(P, &q, e, b" next_prio=", &v, True) < 0:
             return -1
         set_i32(rec, OFF[O_SW_NEXT_PRIO], v)
         return 0
@@ -890,18 +894,18 @@ cdef int pl_sched_wake(PState *P, char *rec, const char *p, const char *e) noexc
     if starts(p, e, b"comm=") != NULL:
         if kv_comm(P, p, e, b" comm=", b" pid=", rec, OFF[O_WK_COMM], &q) < 0:
             return -1
-        if kv_int(P, q, e, b" pid=", &v, True) < 0:
+        if kv_int(P, &q, e, b" pid=", &v, True) < 0:
             return -1
         set_i32(rec, OFF[O_WK_PID], v)
-        if kv_int(P, q, e, b" prio=", &v, True) < 0:
+        if kv_int(P, &q, e, b" prio=", &v, True) < 0:
             return -1
         set_i32(rec, OFF[O_WK_PRIO], v)
-        r = kv_int(P, q, e, b" success=", &v, False)
+        r = kv_int(P, &q, e, b" success=", &v, False)
         if r < 0:
             return -1
         if r:
             set_i8(rec, OFF[O_WK_SUCCESS], v)
-        r = kv_int(P, q, e, b" target_cpu=", &v, False)
+        r = kv_int(P, &q, e, b" target_cpu=", &v, False)
         if r < 0:
             return -1
         if r:
@@ -918,7 +922,7 @@ cdef int pl_sched_wake(PState *P, char *rec, const char *p, const char *e) noexc
     set_i32(rec, OFF[O_WK_COMM], c)
     set_i32(rec, OFF[O_WK_PID], v)
     set_i32(rec, OFF[O_WK_PRIO], prio)
-    r = kv_int(P, q, e, b" success=", &v, False)
+    r = kv_int(P, &q, e, b" success=", &v, False)
     if r < 0:
         return -1
     if r:
@@ -937,7 +941,7 @@ cdef int pl_task_pid(PState *P, char *rec, const char *p, const char *e, int32_t
     cdef int64_t v
     if kv_comm(P, p, e, b" comm=", b" pid=", rec, o_comm, after) < 0:
         return -1
-    if kv_int(P, after[0], e, b" pid=", &v, True) < 0:
+    if kv_int(P, after, e, b" pid=", &v, True) < 0:
         return -1
     set_i32(rec, o_pid, v)
     return 0
@@ -948,15 +952,15 @@ cdef int pl_migrate(PState *P, char *rec, const char *p, const char *e) noexcept
     cdef int r
     if pl_task_pid(P, rec, p, e, OFF[O_MG_COMM], OFF[O_MG_PID], &q) < 0:
         return -1
-    r = kv_int(P, q, e, b" prio=", &v, False)
+    r = kv_int(P, &q, e, b" prio=", &v, False)
     if r < 0:
         return -1
     if r:
         set_i32(rec, OFF[O_MG_PRIO], v)
-    if kv_int(P, q, e, b" orig_cpu=", &v, True) < 0:
+    if kv_int(P, &q, e, b" orig_cpu=", &v, True) < 0:
         return -1
     set_i32(rec, OFF[O_MG_ORIG], v)
-    if kv_int(P, q, e, b" dest_cpu=", &v, True) < 0:
+    if kv_int(P, &q, e, b" dest_cpu=", &v, True) < 0:
         return -1
     set_i32(rec, OFF[O_MG_DEST], v)
     return 0
@@ -968,14 +972,14 @@ cdef int pl_fork(PState *P, char *rec, const char *p, const char *e) noexcept no
         # `trace-cmd report -R` prints the fields by their format names
         if kv_comm(P, p, e, b" parent_comm=", b" parent_pid=", rec, OFF[O_FK_COMM], &q) < 0:
             return -1
-        if kv_int(P, q, e, b" parent_pid=", &v, True) < 0:
+        if kv_int(P, &q, e, b" parent_pid=", &v, True) < 0:
             return -1
         set_i32(rec, OFF[O_FK_PID], v)
     elif pl_task_pid(P, rec, p, e, OFF[O_FK_COMM], OFF[O_FK_PID], &q) < 0:
         return -1
     if kv_comm(P, q, e, b" child_comm=", b" child_pid=", rec, OFF[O_FK_CCOMM], &q) < 0:
         return -1
-    if kv_int(P, q, e, b" child_pid=", &v, True) < 0:
+    if kv_int(P, &q, e, b" child_pid=", &v, True) < 0:
         return -1
     set_i32(rec, OFF[O_FK_CPID], v)
     return 0
@@ -986,7 +990,7 @@ cdef int pl_proc_task(PState *P, char *rec, const char *p, const char *e) noexce
     cdef int r
     if pl_task_pid(P, rec, p, e, OFF[O_PT_COMM], OFF[O_PT_PID], &q) < 0:
         return -1
-    r = kv_int(P, q, e, b" prio=", &v, False)
+    r = kv_int(P, &q, e, b" prio=", &v, False)
     if r < 0:
         return -1
     if r:
@@ -1010,10 +1014,10 @@ cdef int pl_exec(PState *P, char *rec, const char *p, const char *e) noexcept no
     if s < 0:
         return -1
     set_i32(rec, OFF[O_EX_FILE], s)
-    if kv_int(P, k, e, b" pid=", &n, True) < 0:
+    if kv_int(P, &k, e, b" pid=", &n, True) < 0:
         return -1
     set_i32(rec, OFF[O_EX_PID], n)
-    r = kv_int(P, k, e, b" old_pid=", &n, False)
+    r = kv_int(P, &k, e, b" old_pid=", &n, False)
     if r < 0:
         return -1
     if r:
@@ -1026,10 +1030,10 @@ cdef int pl_stat_runtime(PState *P, char *rec, const char *p, const char *e) noe
     cdef int r
     if pl_task_pid(P, rec, p, e, OFF[O_SR_COMM], OFF[O_SR_PID], &q) < 0:
         return -1
-    if kv_int(P, q, e, b" runtime=", &v, True) < 0:
+    if kv_int(P, &q, e, b" runtime=", &v, True) < 0:
         return -1
     set_i64(rec, OFF[O_SR_RUNTIME], v)
-    r = kv_int(P, q, e, b" vruntime=", &v, False)
+    r = kv_int(P, &q, e, b" vruntime=", &v, False)
     if r < 0:
         return -1
     if r:
@@ -1041,7 +1045,7 @@ cdef int pl_stat_delay(PState *P, char *rec, const char *p, const char *e) noexc
     cdef int64_t v
     if pl_task_pid(P, rec, p, e, OFF[O_SD_COMM], OFF[O_SD_PID], &q) < 0:
         return -1
-    if kv_int(P, q, e, b" delay=", &v, True) < 0:
+    if kv_int(P, &q, e, b" delay=", &v, True) < 0:
         return -1
     set_i64(rec, OFF[O_SD_DELAY], v)
     return 0
@@ -1169,15 +1173,15 @@ cdef int pl_kvm_wakeup(PState *P, char *rec, const char *p, const char *e) noexc
             set_i8(rec, OFF[O_KW_VALID], 0)
         return 0
     # raw: ns=N waited=1 valid=1
-    if kv_int(P, p, e, b" ns=", &v, True) < 0:
+    if kv_int(P, &p, e, b" ns=", &v, True) < 0:
         return -1
     set_i64(rec, OFF[O_KW_NS], v)
-    r = kv_int(P, p, e, b" waited=", &v, False)
+    r = kv_int(P, &p, e, b" waited=", &v, False)
     if r < 0:
         return -1
     if r:
         set_i8(rec, OFF[O_KW_WAITED], v)
-    r = kv_int(P, p, e, b" valid=", &v, False)
+    r = kv_int(P, &p, e, b" valid=", &v, False)
     if r < 0:
         return -1
     if r:
@@ -1188,7 +1192,7 @@ cdef int pl_irq(PState *P, char *rec, const char *p, const char *e, int layout) 
     cdef const char *v
     cdef int64_t i
     cdef int32_t s
-    if kv_int(P, p, e, b" irq=", &i, True) < 0:
+    if kv_int(P, &p, e, b" irq=", &i, True) < 0:
         return -1
     if layout == L_IRQ_ENTRY:
         set_i32(rec, OFF[O_IE_IRQ], i)
@@ -1218,7 +1222,7 @@ cdef int pl_softirq(PState *P, char *rec, const char *p, const char *e) noexcept
     cdef const char *ve
     cdef int64_t i
     cdef int32_t s
-    if kv_int(P, p, e, b" vec=", &i, True) < 0:
+    if kv_int(P, &p, e, b" vec=", &i, True) < 0:
         return -1
     set_i32(rec, OFF[O_SI_VEC], i)
     v = find(p, e, b"[action=", 8)
@@ -1243,18 +1247,18 @@ cdef int pl_block(PState *P, char *rec, const char *p, const char *e, int32_t et
     cdef int32_t s
     cdef uint64_t dev
     if kv(p, e, b" dev=") != NULL and kv(p, e, b" sector=") != NULL:
-        if kv_int(P, p, e, b" dev=", <int64_t*>&dev, True) < 0:
+        if kv_int(P, &p, e, b" dev=", <int64_t*>&dev, True) < 0:
             return -1
         set_i32(rec, OFF[O_BK_MAJOR], <int64_t>(dev >> 20))
         set_i32(rec, OFF[O_BK_MINOR], <int64_t>(dev & 0xfffff))
-        if kv_int(P, p, e, b" sector=", &v, True) < 0:
+        if kv_int(P, &p, e, b" sector=", &v, True) < 0:
             return -1
         set_i64(rec, OFF[O_BK_SECTOR], v)
-        if kv_int(P, p, e, b" nr_sector=", &v, False) > 0:
+        if kv_int(P, &p, e, b" nr_sector=", &v, False) > 0:
             set_i32(rec, OFF[O_BK_NR], v)
-        if kv_int(P, p, e, b" bytes=", &v, False) > 0:
+        if kv_int(P, &p, e, b" bytes=", &v, False) > 0:
             set_i64(rec, OFF[O_BK_BYTES], v)
-        if kv_int(P, p, e, b" error=", &v, False) > 0:
+        if kv_int(P, &p, e, b" error=", &v, False) > 0:
             set_i32(rec, OFF[O_BK_ERROR], v)
         return 0
     q = parse_i64(p, e, &v)
@@ -1442,7 +1446,7 @@ cdef int pl_funcgraph(PState *P, char *rec, const char *p, const char *e, int64_
         if s < 0:
             return -1
         set_i32(rec, OFF[O_FG_FUNC], s)
-        if kv_int(P, p, e, b" depth=", &d, False) > 0:
+        if kv_int(P, &p, e, b" depth=", &d, False) > 0:
             set_i32(rec, OFF[O_FG_DEPTH], d)
         return 0
     v = fg_duration(p, e, &dur)

@@ -64,6 +64,8 @@ class LineError:
             where += f"{self.event}: "
         if self.col >= 0 and self.code in ("bad_field", "bad_timestamp", "bad_funcgraph"):
             got = self.text.encode()[self.col:].decode("utf-8", "replace")
+            if not got.strip():
+                return f"{where}{desc}, got end of line"
             got = got[:40] + ("..." if len(got) > 40 else "")
             return f"{where}{desc}, got '{got}'"
         text = self.text[:120] + ("..." if len(self.text) > 120 else "")

@@ -1,0 +1,85 @@
+"""Small helpers shared by the tests."""
+
+import io
+import os
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+import ftrace_fast
+from ftrace_fast import events as ev
+
+DATA = Path(__file__).resolve().parent / "data"
+
+
+def corpus_dir():
+    """../shared/corpus next to the checkout (or $FTFAST_CORPUS); None when absent."""
+    env = os.environ.get("FTFAST_CORPUS")
+    if env:
+        return Path(env) if Path(env).is_dir() else None
+    here = Path(__file__).resolve()
+    for up in here.parents:
+        cand = up / "shared" / "corpus"
+        if cand.is_dir():
+            return cand
+    return None
+
+
+def load_text(text, **kw):
+    """Load ftrace text given as str or bytes."""
+    if isinstance(text, str):
+        text = text.encode()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return ftrace_fast.load(io.BytesIO(text), **kw)
+
+
+def rows(trace, name):
+    """An event's records as dicts with comm and symbol ids resolved to strings, states as
+    letters and text fields decoded."""
+    a = trace.events.get(name)
+    if a is None:
+        return []
+    layout = trace.layout(name)
+    kinds = ev.field_kinds(layout)
+    texts = {f: trace.text(name, f) for f, k in kinds.items() if k == "text"}
+    out = []
+    for i, r in enumerate(a):
+        d = {}
+        for col in a.dtype.names:
+            v = r[col]
+            base = col[:-4] if col.endswith(("_off", "_len")) else col
+            if kinds.get(base) == "text":
+                continue
+            if col == "comm" or kinds.get(col) == "comm":
+                v = trace.comms[v] if v >= 0 else None
+            elif kinds.get(col) == "sym":
+                v = trace.symbols[v] if v >= 0 else None
+            elif kinds.get(col) == "state":
+                v = ev.state_string(int(v))
+            elif col == "flags":
+                v = bytes(v).decode()
+            else:
+                v = v.item()
+            d[col] = v
+        for f, vals in texts.items():
+            d[f] = vals[i]
+        out.append(d)
+    return out
+
+
+def arrays_equal(t1, t2):
+    """Two traces hold identical arrays, tables and accounting."""
+    assert sorted(t1.events) == sorted(t2.events)
+    for k in t1.events:
+        assert t1.events[k].dtype == t2.events[k].dtype
+        assert np.array_equal(t1.events[k], t2.events[k]), k
+    assert t1.comms == t2.comms
+    assert t1.symbols == t2.symbols
+    assert np.array_equal(t1.text_arena, t2.text_arena)
+    assert np.array_equal(t1.lost, t2.lost)
+    assert (t1.stats.lines, t1.stats.events, t1.stats.headers, t1.stats.filtered,
+            t1.stats.malformed) == (t2.stats.lines, t2.stats.events, t2.stats.headers,
+                                    t2.stats.filtered, t2.stats.malformed)
+    assert [(e.line, e.code) for e in t1.errors] == [(e.line, e.code) for e in t2.errors]
