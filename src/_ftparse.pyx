@@ -571,6 +571,16 @@ cdef struct PState:
     int stop
     int final_piece
     int multifile          # trace-cmd multi-file report: lines carry a `file.dat: ` prefix
+    # what the input looked like (for `ftfast info`)
+    int64_t n_tracecmd_hdr
+    int64_t n_latency
+    int64_t n_tgid
+    int64_t n_flags
+    int64_t n_noflags
+    int64_t flags_width_max
+    int64_t n_funcgraph
+    int64_t n_dmesg
+    int64_t n_prefixed
     # event-name ids fixed at start-up
     int32_t et_function
     int32_t et_kstack
@@ -1558,6 +1568,8 @@ cdef struct Prefix:
     int64_t ts
     int ts_kind
     const char *rest      # after the timestamp's ':'
+    bint latency
+    bint has_tgid
 
 cdef int parse_prefix(PState *P, const char *p, const char *e, Prefix *x) noexcept nogil:
     """`comm-pid [(tgid)] [cpu] [flags] ts:` or the latency format `comm-pid cpuFLAGS ts:`."""
@@ -1570,6 +1582,7 @@ cdef int parse_prefix(PState *P, const char *p, const char *e, Prefix *x) noexce
     cdef int64_t pid, v
     cdef bint latency
     x.tgid = -1
+    x.has_tgid = False
     x.flags = NULL
     x.flags_len = 0
     while True:
@@ -1605,6 +1618,7 @@ cdef int parse_prefix(PState *P, const char *p, const char *e, Prefix *x) noexce
             if z >= e or z[0] != c'[':
                 continue
             x.tgid = v
+            x.has_tgid = True
         if z[0] == c'[':
             t = parse_i64(z + 1, e, &v)
             if t == NULL or not is_digit(z[1]) or t >= e or t[0] != c']':
@@ -1671,6 +1685,7 @@ cdef int parse_prefix(PState *P, const char *p, const char *e, Prefix *x) noexce
     x.rest = parse_ts(P, t, e, &x.ts, &x.ts_kind)
     if x.rest == NULL:
         return -1
+    x.latency = latency
     return 0
 
 # ---------------------------------------------------------------------------------------------
@@ -1779,6 +1794,16 @@ cdef inline void write_common(char *rec, int64_t ts, int64_t line, int64_t cpu, 
 cdef inline void note_event(PState *P, Prefix *x, int32_t comm, int kept) noexcept nogil:
     """Remember a parsed event line: the stack frames after it take its task, CPU and time."""
     count_ts(P, x.ts, x.ts_kind)
+    if x.latency:
+        P.n_latency += 1
+    if x.tgid != -1 or x.has_tgid:
+        P.n_tgid += 1
+    if x.flags_len:
+        P.n_flags += 1
+        if <int64_t>x.flags_len > P.flags_width_max:
+            P.flags_width_max = x.flags_len
+    else:
+        P.n_noflags += 1
     P.has_last = 1
     P.last_kept = kept
     P.last_ts = x.ts
@@ -2046,6 +2071,7 @@ cdef int parse_funcgraph_line(PState *P, const char *p, const char *e) noexcept 
         drop_record(P, et)
         return -1
     commit_record(P, et)
+    P.n_funcgraph += 1
     return 0
 
 cdef bint is_header_line(PState *P, const char *p, const char *e) noexcept nogil:
@@ -2142,6 +2168,7 @@ cdef void parse_line(PState *P, const char *s, const char *e) noexcept nogil:
         q = dmesg_prefix(p, e)
         if q != NULL:
             p = skip_ws(q, e)
+            P.n_dmesg += 1
     # trace-cmd's multi-file report prefixes every line with the input's name and ': '; its
     # `name: cpus=N` header lines turn that mode on.  A first word ending in `.dat:` is taken
     # as such a prefix anywhere (excerpts of multi-file reports often lack the header).
@@ -2150,8 +2177,11 @@ cdef void parse_line(PState *P, const char *s, const char *e) noexcept nogil:
         q = skip_ws(t, e)
         if P.multifile or (t - p > 5 and memcmp(t - 5, b".dat:", 5) == 0):
             p = q
+            P.n_prefixed += 1
         elif starts(q, e, b"cpus=") != NULL:
             P.multifile = 1
+            P.n_prefixed += 1
+            P.n_tracecmd_hdr += 1
             P.headers += 1
             return
     for depth in range(1):
@@ -2169,6 +2199,8 @@ cdef void parse_line(PState *P, const char *s, const char *e) noexcept nogil:
             if r == 0:
                 return
         if is_header_line(P, p, e):
+            if c == c'c' or c == c'v':
+                P.n_tracecmd_hdr += 1
             P.headers += 1
             return
         if is_digit(c):
@@ -2443,6 +2475,11 @@ cdef class Parser:
             "filtered": P.filtered, "malformed": P.malformed,
             "clock_counts": clock_counts, "max_int_ts": P.max_int_ts,
             "event_layouts": {names[i]: layout_names[P.types[i].layout] for i in range(P.ntypes)},
+            "format": {"tracecmd_headers": P.n_tracecmd_hdr, "latency_lines": P.n_latency,
+                       "tgid_lines": P.n_tgid, "flags_lines": P.n_flags,
+                       "noflags_lines": P.n_noflags, "flags_width": P.flags_width_max,
+                       "funcgraph_lines": P.n_funcgraph, "dmesg_lines": P.n_dmesg,
+                       "prefixed_lines": P.n_prefixed},
         }
 
 

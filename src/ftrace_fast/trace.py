@@ -244,6 +244,7 @@ class Trace:
         self.compression = None
         self._layouts = {}
         self._comm_index = None
+        self.format = {}
 
     @classmethod
     def _from_parser(cls, r, src):
@@ -273,7 +274,28 @@ class Trace:
             t.clock = "ns"
         t.source = src.name
         t.compression = src.compression
+        t.format = r["format"]
         return t
+
+    def format_description(self):
+        """What the text looked like, in words (kernel trace / trace-cmd report, columns)."""
+        f = self.format
+        parts = ["trace-cmd report" if f["tracecmd_headers"] else "kernel trace text"]
+        if f["prefixed_lines"]:
+            parts.append("multi-file (file-name prefixes)")
+        if f["latency_lines"]:
+            parts.append("latency format")
+        if f["flags_lines"]:
+            parts.append(f"irq-info flags ({f['flags_width']} chars)")
+        elif f["noflags_lines"]:
+            parts.append("no irq-info flags")
+        if f["tgid_lines"]:
+            parts.append("record-tgid column")
+        if f["funcgraph_lines"]:
+            parts.append("function_graph")
+        if f["dmesg_lines"]:
+            parts.append("ftrace_dump (printk prefixes)")
+        return ", ".join(parts)
 
     # -- introspection ----------------------------------------------------------------------
     @property
