@@ -703,7 +703,8 @@ cdef inline int put_text(PState *P, char *rec, int32_t off_o, int32_t len_o,
     if g_reserve(&P.text, n) < 0:
         P.oom = 1
         return -1
-    memcpy(P.text.data + P.text.size, p, n)
+    if n:
+        memcpy(P.text.data + P.text.size, p, n)
     (<int64_t*>(rec + off_o))[0] = <int64_t>P.text.size
     (<int32_t*>(rec + len_o))[0] = <int32_t>n
     P.text.size += n
@@ -1986,6 +1987,8 @@ cdef int parse_funcgraph_line(PState *P, const char *p, const char *e) noexcept 
     st = fg_cpu_slot(P, cpu)
     if P.oom:
         return -1
+    if st == NULL:
+        return 1  # a CPU number out of range: not function_graph output
     # context switch separator ` 3)    bash-431    =>    <idle>-0   `
     d = find(q, e, b"=>", 2)
     bar = <const char*>memchr(q, c'|', <size_t>(e - q))

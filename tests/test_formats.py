@@ -464,3 +464,9 @@ def test_state_letters():
     assert st("Q") == ev.STATE_UNKNOWN_LETTER
     assert ev.state_string(st("D|K")) == "D|K"
     assert ev.state_string(st("R+")) == "R+"
+
+
+def test_function_graph_cpu_out_of_range_is_malformed_not_a_crash():
+    # found by fuzzing under ASan: a function_graph CPU number past the per-CPU tables
+    t = load_text(" 99999999999)   0.100 us    |  foo();\n 4294967296) | bar() {\n")
+    assert (t.stats.events, t.stats.malformed) == (0, 2)

@@ -1,0 +1,229 @@
+"""Helpers shared by bench/conftest.py and the benchmark modules.
+
+They live here rather than in conftest.py so that every module imports the same instance
+(``RESULTS`` is one dict whatever pytest's import mode).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+MB = 1_000_000
+MiB = 1 << 20
+#: read size of the floor loop, and the parser's chunk buffer counted in the memory budget
+CHUNK = 16 * MiB
+ROUNDS = 3
+
+#: the goals the summary reports PASS / MISS against (never asserted: timings are noisy)
+TARGETS = {
+    "full_ratio": 5.0,  # full load() time <= 5x the floor time
+    "full_mbps": 300.0,  # full load() >= 300 MB/s
+    "filtered_ratio": 2.5,  # load(events=["sched_switch"]) <= 2.5x the floor time
+    "mem_ratio": 1.5,  # (peak RSS - bare import RSS) < 1.5x (Trace.nbytes + chunk buffer)
+}
+
+#: filled by the tests; printed by conftest's pytest_terminal_summary and saved as JSON
+RESULTS: dict = {}
+
+
+def bench_mb() -> float:
+    return float(os.environ.get("FTFAST_BENCH_MB", "200"))
+
+
+def bench_seed() -> int:
+    return int(os.environ.get("FTFAST_BENCH_SEED", "1"))
+
+
+class BenchFile:
+    """A generated log and what the generator recorded about it."""
+
+    def __init__(self, path: str, info: dict):
+        self.path = path
+        self.info = info
+        self.bytes = info["bytes"]
+        self.mb = self.bytes / MB
+        self.event_lines = info["lines"]
+        self.newlines = info["lines"] + info["header_lines"]
+        self.events = info["events"]
+
+
+# -- timing --------------------------------------------------------------------------------------
+
+
+def count_newlines(path: str, buf: bytearray) -> int:
+    """The floor: readinto one reused buffer, 16 MiB at a time, and count b"\\n".
+
+    NumPy's ``count_nonzero(a == 10)`` runs at several GB/s, 2-3x ``bytearray.count`` on the
+    machines tried, so the floor is the faster (stricter) of the two.
+    """
+    arr = np.frombuffer(buf, np.uint8)
+    lines = 0
+    with open(path, "rb", buffering=0) as f:
+        while True:
+            n = f.readinto(buf)
+            if not n:
+                break
+            lines += int(np.count_nonzero(arr[:n] == 10))
+    return lines
+
+
+def run_timed(benchmark, fn, rounds: int = ROUNDS):
+    """``benchmark.pedantic(fn)`` with few rounds; returns (last result, fastest round in s).
+
+    The rounds are also timed here, so the figure exists under --benchmark-disable too.
+    """
+    times = []
+
+    def target():
+        t0 = time.perf_counter()
+        r = fn()
+        times.append(time.perf_counter() - t0)
+        return r
+
+    result = benchmark.pedantic(target, rounds=rounds, iterations=1, warmup_rounds=0)
+    return result, min(times)
+
+
+def record_floor(bf: BenchFile, seconds: float, measured_by: str) -> dict:
+    RESULTS["floor"] = r = {
+        "seconds": seconds,
+        "MB_per_s": bf.mb / seconds,
+        "lines_per_s": bf.newlines / seconds,
+        "measured_by": measured_by,
+    }
+    return r
+
+
+def floor_seconds(bf: BenchFile) -> float:
+    """The floor time of this session: test_floor's, or measured here (untimed by
+    pytest-benchmark) when that test did not run."""
+    if "floor" not in RESULTS:
+        buf = bytearray(CHUNK)
+        times = []
+        for _ in range(ROUNDS):
+            t0 = time.perf_counter()
+            count_newlines(bf.path, buf)
+            times.append(time.perf_counter() - t0)
+        record_floor(bf, min(times), measured_by="fixture")
+    return RESULTS["floor"]["seconds"]
+
+
+def set_extra_info(benchmark, d: dict):
+    for k, v in d.items():
+        if isinstance(v, dict) or v is None:
+            continue
+        benchmark.extra_info[k] = round(v, 4) if isinstance(v, float) else v
+
+
+# -- peak memory, in a fresh interpreter ----------------------------------------------------------
+
+_MEM_SCRIPT = r"""
+import json, resource, sys
+import numpy, ftrace_fast
+
+
+def peak_kib():
+    # VmHWM: peak RSS of this process image.  ru_maxrss is not usable here: on Linux exec()
+    # keeps the high-water mark of the image it replaces, i.e. of the forking pytest process.
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+
+a = json.loads(sys.argv[1])
+out = {}
+if a["path"] is not None:
+    t = ftrace_fast.load(a["path"], events=a["events"])
+    out["nbytes"] = int(t.nbytes)
+    out["events"] = int(sum(len(x) for x in t.events.values()))
+out["maxrss_kib"] = peak_kib()
+out["ru_maxrss_kib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+print(json.dumps(out))
+"""
+
+
+def mem_run(path, events) -> dict:
+    """Run ``load(path, events=events)`` (nothing when path is None) in a fresh interpreter
+    that has imported ftrace_fast and numpy; returns its peak RSS in KiB (``maxrss_kib``, from
+    VmHWM) and Trace.nbytes."""
+    p = subprocess.run(
+        [sys.executable, "-c", _MEM_SCRIPT, json.dumps({"path": path, "events": events})],
+        capture_output=True, text=True, check=False,
+    )
+    if p.returncode != 0:
+        raise RuntimeError(f"memory subprocess failed ({p.returncode}):\n{p.stderr[-2000:]}")
+    return json.loads(p.stdout.strip().splitlines()[-1])
+
+
+def memory_figures(path, events, baseline_kib: int) -> dict:
+    r = mem_run(path, events)
+    extra = (r["maxrss_kib"] - baseline_kib) * 1024
+    return {
+        "peak_rss_MiB": r["maxrss_kib"] / 1024,
+        "baseline_rss_MiB": baseline_kib / 1024,
+        "nbytes_MiB": r["nbytes"] / MiB,
+        "mem_ratio": extra / (r["nbytes"] + CHUNK),
+    }
+
+
+# -- the summary ----------------------------------------------------------------------------------
+
+
+def _verdict(ok) -> str:
+    return "PASS" if ok else "MISS"
+
+
+def summary_rows() -> list:
+    floor = RESULTS.get("floor")
+    full = RESULTS.get("load_full")
+    filt = RESULTS.get("load_sched_switch")
+    rows = []
+    if floor:
+        rows.append(("floor: readinto 16 MiB + count \\n", f"{floor['MB_per_s']:,.0f} MB/s", "", ""))
+    if full:
+        rows.append(("load() full", f"{full['MB_per_s']:,.0f} MB/s",
+                     f">= {TARGETS['full_mbps']:.0f} MB/s",
+                     _verdict(full["MB_per_s"] >= TARGETS["full_mbps"])))
+        rows.append(("load() full, events/s", f"{full['events_per_s'] / 1e6:,.2f} M/s", "", ""))
+        rows.append(("ratio full load / floor", f"{full['ratio_to_floor']:.2f}x",
+                     f"<= {TARGETS['full_ratio']:g}x",
+                     _verdict(full["ratio_to_floor"] <= TARGETS["full_ratio"])))
+    if filt:
+        rows.append(('load(events=["sched_switch"])', f"{filt['MB_per_s']:,.0f} MB/s", "", ""))
+        rows.append(("ratio filtered load / floor", f"{filt['ratio_to_floor']:.2f}x",
+                     f"<= {TARGETS['filtered_ratio']:g}x",
+                     _verdict(filt["ratio_to_floor"] <= TARGETS["filtered_ratio"])))
+    for label, r in (("full", full), ("filtered", filt)):
+        if r is None:
+            continue
+        m = r.get("mem")
+        if m is None:
+            rows.append((f"peak memory ratio, {label}", "not measured", "", "n/a"))
+            continue
+        rows.append((f"peak memory ratio, {label}", f"{m['mem_ratio']:.2f}x",
+                     f"< {TARGETS['mem_ratio']:g}x", _verdict(m["mem_ratio"] < TARGETS["mem_ratio"])))
+        rows.append(("  peak RSS / bare RSS / nbytes",
+                     f"{m['peak_rss_MiB']:,.0f} / {m['baseline_rss_MiB']:,.0f} / "
+                     f"{m['nbytes_MiB']:,.1f} MiB", "", ""))
+    peers = RESULTS.get("peers", {})
+    for name in sorted(peers):
+        p = peers[name]
+        rows.append((f"peer: {name} ({p['file_MB']:.0f} MB, 4-char flags)",
+                     f"{p['MB_per_s']:,.1f} MB/s", "", ""))
+    return rows
+
+
+def save_results(path: str):
+    with open(path, "w") as fh:
+        json.dump({"results": RESULTS, "targets": TARGETS}, fh, indent=1, default=float)
