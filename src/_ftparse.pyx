@@ -35,8 +35,17 @@ cdef struct Grow:
     size_t size
     size_t cap
 
+cdef struct CacheEnt:
+    # one entry of an intern table's front cache: a string of at most 24 bytes as 3 words
+    uint64_t w0
+    uint64_t w1
+    uint64_t w2
+    int32_t n
+    int32_t id
+
 cdef struct Intern:
-    # An intern table: id -> bytes (chars[offs[id]:offs[id]+lens[id]]), open-addressed by hash.
+    # An intern table: id -> bytes (chars[offs[id]:offs[id]+lens[id]]), open-addressed by hash,
+    # with a direct-mapped front cache for the short strings (comms, event names) of the lines.
     Grow chars
     Grow offs      # int64 per id
     Grow lens      # int32 per id
@@ -44,6 +53,7 @@ cdef struct Intern:
     int32_t *slots # id + 1, 0 = empty
     size_t nslots
     int32_t count
+    CacheEnt *cache  # CACHE_SIZE entries, id -1 = empty
 
 cdef struct EvType:
     int32_t layout
@@ -343,6 +353,14 @@ cdef inline const char *rtrim(const char *p, const char *e) noexcept nogil:
         e -= 1
     return e
 
+cdef inline bint eqn(const char *a, const char *b, size_t n) noexcept nogil:
+    """a[:n] == b[:n] for the short keys of payloads (an inline loop beats a memcmp call)."""
+    cdef size_t i
+    for i in range(n):
+        if a[i] != b[i]:
+            return False
+    return True
+
 cdef inline const char *find(const char *p, const char *e, const char *needle,
                              size_t nl) noexcept nogil:
     """First occurrence of needle in [p, e), or NULL."""
@@ -352,17 +370,25 @@ cdef inline const char *find(const char *p, const char *e, const char *needle,
         q = <const char*>memchr(p, c0, <size_t>(e - p) - nl + 1)
         if q == NULL:
             return NULL
-        if memcmp(q, needle, nl) == 0:
+        if eqn(q + 1, needle + 1, nl - 1):
             return q
         p = q + 1
     return NULL
 
-cdef inline const char *starts(const char *p, const char *e, const char *s) noexcept nogil:
-    """p + len(s) if [p, e) starts with s, else NULL."""
-    cdef size_t n = strlen(s)
-    if <size_t>(e - p) >= n and memcmp(p, s, n) == 0:
-        return p + n
-    return NULL
+cdef extern from *:
+    """
+    /* p + strlen(s) if [p, e) starts with s, else NULL.  Always inlined, so that for the
+       string literals it is called with the length and the comparison fold into a few
+       instructions. */
+    static inline __attribute__((always_inline)) const char *
+    ft_starts(const char *p, const char *e, const char *s) {
+        size_t n = __builtin_strlen(s);
+        if ((size_t)(e - p) >= n && __builtin_memcmp(p, s, n) == 0)
+            return p + n;
+        return NULL;
+    }
+    """
+    const char *starts "ft_starts"(const char *p, const char *e, const char *s) noexcept nogil
 
 cdef inline const char *parse_i64(const char *p, const char *e, int64_t *out) noexcept nogil:
     """Decimal integer with an optional sign; NULL when there is no digit or it overflows."""
@@ -373,6 +399,10 @@ cdef inline const char *parse_i64(const char *p, const char *e, int64_t *out) no
         neg = p[0] == c'-'
         p += 1
     s = p
+    # 18 digits cannot overflow: check only past them
+    while p < e and is_digit(p[0]) and p - s < 18:
+        v = v * 10 + <uint64_t>(p[0] - c'0')
+        p += 1
     while p < e and is_digit(p[0]):
         if v > 922337203685477580ULL:
             return NULL
@@ -493,12 +523,66 @@ cdef int32_t intern(Intern *t, const char *p, size_t n, bint *is_new) noexcept n
     is_new[0] = True
     return id_
 
+cdef enum:
+    CACHE_SIZE = 1024
+    # the parser reads up to this many bytes past a string it interns (see Parser.feed)
+    PAD = 32
+
+cdef inline uint64_t load64(const char *p) noexcept nogil:
+    cdef uint64_t w
+    memcpy(&w, p, 8)
+    return w
+
+cdef inline uint64_t word_mask(Py_ssize_t nbytes) noexcept nogil:
+    if nbytes >= 8:
+        return 0xffffffffffffffffULL
+    if nbytes <= 0:
+        return 0
+    return (1ULL << (8 * nbytes)) - 1
+
+cdef inline int32_t intern_fast(Intern *t, const char *p, size_t n, bint *is_new) noexcept nogil:
+    """intern() for bytes inside a parse buffer, which has PAD readable bytes past any line:
+    strings of up to 24 bytes are looked up as three masked words in a direct-mapped cache
+    before the hash table."""
+    cdef uint64_t w0, w1, w2, h
+    cdef CacheEnt *c
+    cdef int32_t id_
+    if n > 24 or t.cache == NULL:
+        return intern(t, p, n, is_new)
+    w0 = load64(p) & word_mask(<Py_ssize_t>n)
+    w1 = load64(p + 8) & word_mask(<Py_ssize_t>n - 8)
+    w2 = load64(p + 16) & word_mask(<Py_ssize_t>n - 16)
+    h = (w0 * 0x9E3779B97F4A7C15ULL) ^ (w1 * 0xC2B2AE3D27D4EB4FULL) ^ (w2 * 0x165667B19E3779F9ULL) ^ n
+    c = &t.cache[(h ^ (h >> 31)) & (CACHE_SIZE - 1)]
+    if c.id >= 0 and c.w0 == w0 and c.w1 == w1 and c.w2 == w2 and c.n == <int32_t>n:
+        is_new[0] = False
+        return c.id
+    id_ = intern(t, p, n, is_new)
+    if id_ >= 0:
+        c.w0 = w0
+        c.w1 = w1
+        c.w2 = w2
+        c.n = <int32_t>n
+        c.id = id_
+    return id_
+
+cdef int intern_init(Intern *t) noexcept nogil:
+    cdef int i
+    t.cache = <CacheEnt*>malloc(CACHE_SIZE * sizeof(CacheEnt))
+    if t.cache == NULL:
+        return -1
+    for i in range(CACHE_SIZE):
+        t.cache[i].id = -1
+    return 0
+
 cdef void intern_free(Intern *t) noexcept nogil:
     g_free(&t.chars)
     g_free(&t.offs)
     g_free(&t.lens)
     g_free(&t.hashes)
     free(t.slots)
+    free(t.cache)
+    t.cache = NULL
     t.slots = NULL
     t.nslots = 0
     t.count = 0
@@ -558,7 +642,7 @@ cdef struct PState:
     int32_t last_pid
     int32_t last_tgid
     int32_t last_comm
-    char last_flags[8]
+    uint64_t last_flagw
     int64_t last_any_ts
     # function_graph: per CPU current task and function stack
     Grow fg_pid
@@ -631,7 +715,7 @@ cdef void record_error(PState *P, const char *s, const char *e) noexcept nogil:
 
 cdef int32_t comm_id(PState *P, const char *p, size_t n) noexcept nogil:
     cdef bint is_new
-    cdef int32_t id_ = intern(&P.comms, p, n, &is_new)
+    cdef int32_t id_ = intern_fast(&P.comms, p, n, &is_new)
     if id_ < 0:
         P.oom = 1
         return -1
@@ -649,7 +733,7 @@ cdef uint8_t comm_verdict(void *owner, int32_t id_) noexcept nogil:
 
 cdef inline int32_t sym_id(PState *P, const char *p, size_t n) noexcept nogil:
     cdef bint is_new
-    cdef int32_t id_ = intern(&P.syms, p, n, &is_new)
+    cdef int32_t id_ = intern_fast(&P.syms, p, n, &is_new)
     if id_ < 0:
         P.oom = 1
     return id_
@@ -657,7 +741,7 @@ cdef inline int32_t sym_id(PState *P, const char *p, size_t n) noexcept nogil:
 cdef int32_t event_type(PState *P, const char *p, size_t n) noexcept nogil:
     """Id of an event name, registering an unknown name with the generic layout."""
     cdef bint is_new
-    cdef int32_t id_ = intern(&P.names, p, n, &is_new)
+    cdef int32_t id_ = intern_fast(&P.names, p, n, &is_new)
     cdef EvType *nt
     cdef int32_t ncap
     if id_ < 0:
@@ -765,7 +849,7 @@ cdef inline int kv_int(PState *P, const char **cur, const char *e, const char *k
     cur[0] = q
     return 1
 
-cdef int kv_comm(PState *P, const char *p, const char *e, const char *key, const char *next_key,
+cdef inline int kv_comm(PState *P, const char *p, const char *e, const char *key, const char *next_key,
                  char *rec, int32_t o, const char **after) noexcept nogil:
     """A comm value (may hold spaces) that ends where next_key begins."""
     cdef const char *v = kv(p, e, key)
@@ -833,6 +917,169 @@ cdef const char *comm_pid_prio(const char *p, const char *e, const char **ce, in
                 ce[0] = c
                 return r + 1
         q = c + 1
+
+# Fast paths: the kernel's own layouts, matched key after key at fixed places.  Each returns
+# 1 when the line had that exact shape, 0 when it did not (the tolerant parser then runs on
+# it from scratch, so a partial match leaves nothing behind), -1 when memory ran out.
+
+cdef inline int fast_comm(PState *P, const char *v, const char *e, const char *next_key,
+                          size_t nl, char *rec, int32_t o, const char **after) noexcept nogil:
+    """A comm value from v up to next_key (a comm may hold blanks)."""
+    cdef const char *k = find(v, e, next_key, nl)
+    cdef int32_t c
+    if k == NULL:
+        return 0
+    c = comm_id(P, v, <size_t>(k - v))
+    if c < 0:
+        return -1
+    set_i32(rec, o, c)
+    after[0] = k + nl
+    return 1
+
+cdef int fast_sched_switch(PState *P, char *rec, const char *p, const char *e) noexcept nogil:
+    cdef const char *q = starts(p, e, b"prev_comm=")
+    cdef const char *r
+    cdef int64_t v
+    cdef int32_t st
+    cdef int k
+    if q == NULL:
+        return 0
+    k = fast_comm(P, q, e, b" prev_pid=", 10, rec, OFF[O_SW_PREV_COMM], &q)
+    if k <= 0:
+        return k
+    q = parse_i64(q, e, &v)
+    if q == NULL:
+        return 0
+    set_i32(rec, OFF[O_SW_PREV_PID], v)
+    q = starts(q, e, b" prev_prio=")
+    if q == NULL:
+        return 0
+    q = parse_i64(q, e, &v)
+    if q == NULL:
+        return 0
+    set_i32(rec, OFF[O_SW_PREV_PRIO], v)
+    q = starts(q, e, b" prev_state=")
+    if q == NULL:
+        return 0
+    q = parse_state(q, e, &st)
+    if q == NULL:
+        return 0
+    set_i32(rec, OFF[O_SW_PREV_STATE], st)
+    r = starts(q, e, b" ==> next_comm=")
+    if r == NULL:
+        r = starts(q, e, b" next_comm=")
+        if r == NULL:
+            return 0
+    k = fast_comm(P, r, e, b" next_pid=", 10, rec, OFF[O_SW_NEXT_COMM], &q)
+    if k <= 0:
+        return k
+    q = parse_i64(q, e, &v)
+    if q == NULL:
+        return 0
+    set_i32(rec, OFF[O_SW_NEXT_PID], v)
+    q = starts(q, e, b" next_prio=")
+    if q == NULL:
+        return 0
+    if parse_i64(q, e, &v) == NULL:
+        return 0
+    set_i32(rec, OFF[O_SW_NEXT_PRIO], v)
+    return 1
+
+cdef int fast_sched_wake(PState *P, char *rec, const char *p, const char *e) noexcept nogil:
+    cdef const char *q = starts(p, e, b"comm=")
+    cdef const char *r
+    cdef int64_t v
+    cdef int k
+    if q == NULL:
+        return 0
+    k = fast_comm(P, q, e, b" pid=", 5, rec, OFF[O_WK_COMM], &q)
+    if k <= 0:
+        return k
+    q = parse_i64(q, e, &v)
+    if q == NULL:
+        return 0
+    set_i32(rec, OFF[O_WK_PID], v)
+    q = starts(q, e, b" prio=")
+    if q == NULL:
+        return 0
+    q = parse_i64(q, e, &v)
+    if q == NULL:
+        return 0
+    set_i32(rec, OFF[O_WK_PRIO], v)
+    r = starts(q, e, b" success=")
+    if r != NULL:
+        q = parse_i64(r, e, &v)
+        if q == NULL:
+            return 0
+        set_i8(rec, OFF[O_WK_SUCCESS], v)
+    q = starts(q, e, b" target_cpu=")
+    if q == NULL:
+        return 0
+    if parse_i64(q, e, &v) == NULL:
+        return 0
+    set_i32(rec, OFF[O_WK_TARGET], v)
+    return 1
+
+cdef inline const char *fast_hex(const char *q, const char *e, const char *key, char *rec,
+                                 int32_t o, bint signed64) noexcept nogil:
+    cdef uint64_t u
+    q = starts(q, e, key)
+    if q == NULL:
+        return NULL
+    q = parse_hex(q, e, &u)
+    if q == NULL:
+        return NULL
+    if signed64:
+        set_i64(rec, o, <int64_t>u)
+    else:
+        set_u64(rec, o, u)
+    return q
+
+cdef int fast_kvm(PState *P, char *rec, const char *p, const char *e, int layout) noexcept nogil:
+    """Kernel 5.x/6.x: `vcpu N reason R rip 0x.. info1 0x.. info2 0x.. intr_info 0x..
+    error_code 0x..` and `vcpu N, rip 0x..`."""
+    cdef const char *q = starts(p, e, b"vcpu ")
+    cdef const char *r
+    cdef int64_t v
+    cdef int32_t s
+    if q == NULL:
+        return 0
+    q = parse_i64(q, e, &v)
+    if q == NULL:
+        return 0
+    if layout == L_KVM_ENTRY:
+        set_i32(rec, OFF[O_KE_VCPU], v)
+        r = starts(q, e, b", rip 0x")
+        if r == NULL:
+            r = starts(q, e, b" rip 0x")
+            if r == NULL:
+                return 0
+        return fast_hex(r - 2, e, b"0x", rec, OFF[O_KE_RIP], False) != NULL
+    set_i32(rec, OFF[O_KX_VCPU], v)
+    q = starts(q, e, b" reason ")
+    if q == NULL:
+        return 0
+    r = tok_end(q, e)
+    if r == q:
+        return 0
+    s = sym_id(P, q, <size_t>(r - q))
+    if s < 0:
+        return -1
+    set_i32(rec, OFF[O_KX_REASON], s)
+    q = fast_hex(r, e, b" rip 0x", rec, OFF[O_KX_RIP], False)
+    if q == NULL:
+        return 0
+    q = fast_hex(q, e, b" info1 0x", rec, OFF[O_KX_INFO1], False)
+    if q == NULL:
+        return 0
+    q = fast_hex(q, e, b" info2 0x", rec, OFF[O_KX_INFO2], False)
+    if q == NULL:
+        return 0
+    q = fast_hex(q, e, b" intr_info 0x", rec, OFF[O_KX_INTR], True)
+    if q == NULL:
+        return 0
+    q = fast_hex(q, e, b" error_code 0x", rec, OFF[O_KX_ERR], True)
+    return q != NULL
 
 cdef int pl_sched_switch(PState *P, char *rec, const char *p, const char *e) noexcept nogil:
     cdef const char *q
@@ -1569,6 +1816,7 @@ cdef struct Prefix:
     int64_t ts
     int ts_kind
     const char *rest      # after the timestamp's ':'
+    uint64_t flagw        # the flags as one little-endian word, zero-padded
     bint latency
     bint has_tgid
 
@@ -1687,6 +1935,8 @@ cdef int parse_prefix(PState *P, const char *p, const char *e, Prefix *x) noexce
     if x.rest == NULL:
         return -1
     x.latency = latency
+    # the line buffer has PAD readable bytes past every line (see Parser.feed)
+    x.flagw = load64(x.flags) & word_mask(<Py_ssize_t>x.flags_len) if x.flags_len else 0
     return 0
 
 # ---------------------------------------------------------------------------------------------
@@ -1741,13 +1991,23 @@ cdef bint payload_wanted(PState *P, int layout, char *rec) noexcept nogil:
 
 cdef int parse_payload(PState *P, int layout, char *rec, const char *p, const char *e,
                        int32_t et, int64_t cpu) noexcept nogil:
+    cdef int r
     if layout == L_SCHED_SWITCH:
+        r = fast_sched_switch(P, rec, p, e)
+        if r != 0:
+            return 0 if r > 0 else -1
         return pl_sched_switch(P, rec, p, e)
     if layout == L_SCHED_WAKE:
+        r = fast_sched_wake(P, rec, p, e)
+        if r != 0:
+            return 0 if r > 0 else -1
         return pl_sched_wake(P, rec, p, e)
     if layout == L_KVM_ENTRY or layout == L_KVM_EXIT:
         if p == e:
             return 0  # trace-cmd prints `kvm_entry:` alone when its plugin lacks the fields
+        r = fast_kvm(P, rec, p, e, layout)
+        if r != 0:
+            return 0 if r > 0 else -1
         return pl_kvm(P, rec, p, e, layout)
     if layout == L_GENERIC:
         return put_text(P, rec, OFF[O_PAYLOAD_OFF], OFF[O_PAYLOAD_LEN], p, e)
@@ -1778,19 +2038,14 @@ cdef int parse_payload(PState *P, int layout, char *rec, const char *p, const ch
     return 0
 
 cdef inline void write_common(char *rec, int64_t ts, int64_t line, int64_t cpu, int64_t pid,
-                              int64_t tgid, int32_t comm, const char *flags,
-                              size_t nflags) noexcept nogil:
+                              int64_t tgid, int32_t comm, uint64_t flagw) noexcept nogil:
     (<int64_t*>(rec + C_TS))[0] = ts
     (<int64_t*>(rec + C_LINE))[0] = line
     (<int32_t*>(rec + C_CPU))[0] = <int32_t>cpu
     (<int32_t*>(rec + C_PID))[0] = <int32_t>pid
     (<int32_t*>(rec + C_TGID))[0] = <int32_t>tgid
     (<int32_t*>(rec + C_COMM))[0] = comm
-    if nflags > 8:
-        nflags = 8
-    memset(rec + C_FLAGS, 0, 8)
-    if nflags:
-        memcpy(rec + C_FLAGS, flags, nflags)
+    memcpy(rec + C_FLAGS, &flagw, 8)
 
 cdef inline void note_event(PState *P, Prefix *x, int32_t comm, int kept) noexcept nogil:
     """Remember a parsed event line: the stack frames after it take its task, CPU and time."""
@@ -1813,9 +2068,7 @@ cdef inline void note_event(PState *P, Prefix *x, int32_t comm, int kept) noexce
     P.last_pid = <int32_t>x.pid
     P.last_tgid = <int32_t>x.tgid
     P.last_comm = comm
-    memset(P.last_flags, 0, 8)
-    if x.flags_len:
-        memcpy(P.last_flags, x.flags, x.flags_len if x.flags_len < 8 else 8)
+    P.last_flagw = x.flagw
 
 cdef int parse_event_line(PState *P, const char *p, const char *e) noexcept nogil:
     """0: an event (kept or filtered); -1: not an event line (P.err_* says why)."""
@@ -1889,7 +2142,7 @@ cdef int parse_event_line(PState *P, const char *p, const char *e) noexcept nogi
     rec = new_record(P, et)
     if rec == NULL:
         return -1
-    write_common(rec, x.ts, P.lines, x.cpu, x.pid, x.tgid, comm, x.flags, x.flags_len)
+    write_common(rec, x.ts, P.lines, x.cpu, x.pid, x.tgid, comm, x.flagw)
     e = rtrim(pl, e)
     if parse_payload(P, layout, rec, pl, e, et, x.cpu) < 0:
         drop_record(P, et)
@@ -1933,7 +2186,7 @@ cdef int parse_stack_frame(PState *P, const char *p, const char *e) noexcept nog
     if rec == NULL:
         return -1
     write_common(rec, P.last_ts, P.lines, P.last_cpu, P.last_pid, P.last_tgid, P.last_comm,
-                 P.last_flags, strlen(P.last_flags) if P.last_flags[7] == 0 else 8)
+                 P.last_flagw)
     s = sym_id(P, q, <size_t>(fe - q))
     if s < 0:
         drop_record(P, P.et_frame)
@@ -2069,7 +2322,7 @@ cdef int parse_funcgraph_line(PState *P, const char *p, const char *e) noexcept 
     rec = new_record(P, et)
     if rec == NULL:
         return -1
-    write_common(rec, ts, P.lines, cpu, pid, -1, comm, NULL, 0)
+    write_common(rec, ts, P.lines, cpu, pid, -1, comm, 0)
     if fg_body(P, rec, q, e, cpu, dur, &is_exit, indent) < 0:
         drop_record(P, et)
         return -1
@@ -2286,6 +2539,8 @@ cdef class Parser:
         cdef bint is_new
         cdef bytes b
         P.owner = <void*>self
+        if intern_init(&P.comms) < 0 or intern_init(&P.syms) < 0 or intern_init(&P.names) < 0:
+            raise MemoryError()
         P.strict = 1 if strict else 0
         P.all_events = 1 if events is None else 0
         for i, name in enumerate(_ev.LAYOUTS):
@@ -2313,8 +2568,8 @@ cdef class Parser:
         P.et_block_complete = self._type_id("block_rq_complete")
         if events is not None:
             for name in events:
-                nb = name.encode() if isinstance(name, str) else bytes(name)
-                i = event_type(P, nb, len(nb))
+                nb = (name.encode() if isinstance(name, str) else bytes(name)) + bytes(PAD)
+                i = event_type(P, nb, len(nb) - PAD)
                 P.types[i].wanted = 1
         if cpus is not None:
             cpus = [int(c) for c in cpus]
@@ -2343,8 +2598,8 @@ cdef class Parser:
             P.t_end = end
 
     cdef int _add_type(self, str name, int layout) except -1:
-        cdef bytes nb = name.encode()
-        cdef int32_t i = event_type(self.P, nb, len(nb))
+        cdef bytes nb = name.encode() + bytes(PAD)
+        cdef int32_t i = event_type(self.P, nb, len(nb) - PAD)
         if i < 0:
             raise MemoryError()
         self.P.types[i].layout = layout
@@ -2352,8 +2607,8 @@ cdef class Parser:
         return i
 
     cdef int32_t _type_id(self, str name):
-        cdef bytes nb = name.encode()
-        return event_type(self.P, nb, len(nb))
+        cdef bytes nb = name.encode() + bytes(PAD)
+        return event_type(self.P, nb, len(nb) - PAD)
 
     cdef uint8_t _comm_matches(self, int32_t id_):
         cdef int64_t *offs = <int64_t*>self.P.comms.offs.data
@@ -2391,12 +2646,18 @@ cdef class Parser:
 
     def feed(self, const unsigned char[::1] buf, Py_ssize_t n, bint final=False):
         """Parse buf[:n], which must end at a line end unless final (the input's last piece).
-        Returns False when parsing stopped early (strict mode hit an error)."""
+        Returns False when parsing stopped early (strict mode hit an error).  The buffer
+        should have PAD (32) spare bytes past n, or it is copied into one that has."""
         cdef PState *P = self.P
         if n < 0 or n > buf.shape[0]:
             raise ValueError("n out of range")
         if n == 0:
             return not P.stop
+        if buf.shape[0] < n + PAD:
+            # the tokenizer may read up to PAD bytes past a line (word loads of short strings)
+            padded = bytearray(n + PAD)
+            padded[:n] = buf[:n]
+            buf = padded
         P.final_piece = 0
         with nogil:
             if final and buf[n - 1] != c'\n':

@@ -13,6 +13,7 @@ import os
 import sys
 
 DEFAULT_CHUNK = 16 << 20
+SPARE = 64
 
 _MAGIC = (
     (b"\x1f\x8b", "gzip"),
@@ -150,23 +151,25 @@ def blocks(stream, chunk_size=DEFAULT_CHUNK):
     """Yield (memoryview, n, final): buf[:n] ends at a line end unless final.
 
     The same buffer is reused; a consumer must finish with one block before asking for the
-    next.  A line longer than the buffer doubles it.
+    next.  A line longer than the buffer doubles it.  The buffer keeps SPARE bytes past the
+    data, which the tokenizer may read (never write) when it loads short strings as words.
     """
-    chunk_size = max(1, int(chunk_size))
-    buf = bytearray(chunk_size)
+    cap = max(1, int(chunk_size))
+    buf = bytearray(cap + SPARE)
     view = memoryview(buf)
     have = 0
     readinto = getattr(stream, "readinto", None)
     while True:
-        if have == len(buf):
+        if have == cap:
             # a line longer than the buffer: grow it
             view.release()
-            buf.extend(bytes(len(buf)))
+            buf.extend(bytes(cap))
+            cap *= 2
             view = memoryview(buf)
         if readinto is not None:
-            n = readinto(view[have:])
+            n = readinto(view[have:cap])
         else:
-            data = stream.read(len(buf) - have)
+            data = stream.read(cap - have)
             n = len(data)
             view[have:have + n] = data
         if not n:
