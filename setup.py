@@ -21,13 +21,16 @@ directives = {"language_level": 3}
 if debug:
     directives.update(boundscheck=True, wraparound=True, initializedcheck=True)
 
-ext = Extension(
-    "ftrace_fast._ftparse",
-    ["src/_ftparse.pyx"],
-    include_dirs=[numpy.get_include()],
-    define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
-    extra_compile_args=compile_args,
-    extra_link_args=link_args,
-)
+exts = [
+    Extension(
+        f"ftrace_fast.{name}",
+        [f"src/{name}.pyx"],
+        include_dirs=[numpy.get_include()],
+        define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
+        extra_compile_args=compile_args,
+        extra_link_args=link_args,
+    )
+    for name in ("_ftparse", "_ftsched")
+]
 
-setup(ext_modules=cythonize([ext], compiler_directives=directives))
+setup(ext_modules=cythonize(exts, compiler_directives=directives))

@@ -1,0 +1,640 @@
+"""Scheduling analysis: exact run / wait / sleep / blocked time per task, CPU utilization,
+wakeup latency, switches and migrations.
+
+Definitions (the tests cite them by number)
+-------------------------------------------
+D1. The window W runs from the first to the last timestamp of an event line (headers, LOST
+    markers and malformed lines do not count; function_graph lines without a time stamp do not
+    either).  Every task is, at each instant of W, in exactly one state: RUNNING, RUNNABLE,
+    SLEEP_S, SLEEP_D (blocked, uninterruptible: the I/O wait), SLEEP_OTHER (any other letter:
+    I, T, t, P, K, W, ... or unknown), DEAD or UNKNOWN — or it does not exist yet.
+D2. sched_switch: prev leaves RUNNING for the state its prev_state names (R or R+: RUNNABLE;
+    X or Z: DEAD; S: SLEEP_S; D, with or without other letters: SLEEP_D; any other letter:
+    SLEEP_OTHER); next becomes RUNNING.  sched_wakeup moves a sleeping task to RUNNABLE (a
+    wakeup of a running or runnable task is counted but changes nothing); sched_wakeup_new
+    makes a new task RUNNABLE.  sched_waking changes no state: the waking-to-wakeup gap is
+    still sleep.  sched_migrate_task moves a RUNNABLE task's wait to its dest_cpu.
+D3. Before a task's first line: RUNNING since the window start if that line shows it as the
+    line's own task or as sched_switch prev; RUNNABLE if the line switches it in or migrates
+    it; SLEEP_OTHER (letter unknown) if the line wakes it (sched_waking or sched_wakeup); not
+    existing if the line is its sched_process_fork (as the child) or its sched_wakeup_new —
+    and it stays not existing from a fork until its first wakeup or other line.  After its last
+    line a task keeps its state to the end of W.
+D4. Wait = time RUNNABLE.  Wakeup latency = from a sched_wakeup of a sleeping task to its next
+    switch-in; samples whose switch-in is not in the file are dropped.  Measured from
+    sched_waking, it starts at the sched_waking of the task that preceded that wakeup in the
+    same sleep (no sample when there was none).  Percentiles are nearest-rank:
+    sorted[ceil(p/100*n) - 1].
+D5. The idle task (pid 0, `<idle>` / `swapper/N`) is no task of the per-task tables.  A CPU's
+    current task is the task in its lines' prefix, changed by its sched_switch lines; busy =
+    time a real task is current, idle = time the idle task is, unknown = the rest, and
+    busy + idle + unknown = |W| for every CPU.  Before its first line a CPU runs that line's
+    prefix task since the window start (idle if pid 0; busy if the task had not been seen
+    before; unknown otherwise, up to that line).
+D6. Lost events (`CPU:N [LOST M EVENTS]`): on CPU N the span from its last line before the
+    marker to its next line is unknown for the CPU, and the task current on it at the gap start,
+    and every task RUNNABLE on it (waiting for it) then or made so during the gap (woken or
+    migrated onto it), is UNKNOWN from there until its next
+    line anywhere, where it takes the state that line shows (D3's roles, from that line on).
+    None of it counts as run or wait.  The gap starts at the CPU's last line before the
+    marker (trace_pipe prints the marker only when it reads that CPU's next event).
+D7. Missing switch out of the idle task (real kernels sometimes omit one): when a CPU's
+    sched_switch has a prev that is not the task last switched in on that CPU, the switch-in
+    of prev is inferred at prev's most recent sched_wakeup with target_cpu on that CPU if it
+    came after the CPU's last switch, else at the CPU's previous line.  The task that was
+    current there becomes UNKNOWN at that instant (unless it is the idle task).  Switch-in
+    counts include inferred ones; `inferred_switch_ins` says how many per task.
+D8. Integer clocks (`counter`, `x86-tsc`) are kept in ticks: every `_ns` figure is then in
+    ticks (`unit()` says which).
+D9. Run slice = one RUNNING interval (switch-in to switch-out, clipped at W); mean slice =
+    run time / number of slices.  Preemptions = switch-outs with prev_state R or R+.
+    Wakeups = sched_wakeup lines naming the task; migrations = sched_migrate_task lines.
+D10. Restrictions: start/end clip intervals to [start, end] and keep events with start <= ts
+    <= end; cpus keeps RUNNING / RUNNABLE time and events on those CPUs (sleep time belongs
+    to no CPU and is dropped); pids / comm keep the rows of those tasks.
+"""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+
+from . import _ftsched
+
+RUNNING, RUNNABLE, SLEEP_S, SLEEP_D, SLEEP_OTHER, DEAD, UNKNOWN = range(7)
+STATE_NAMES = ("running", "runnable", "sleep_S", "blocked_D", "sleep_other", "dead", "unknown")
+IDLE = -2
+
+_K = _ftsched.KINDS
+_EVENT_KIND = {
+    "sched_switch": _K["switch"], "sched_wakeup": _K["wakeup"],
+    "sched_wakeup_new": _K["wakeup_new"], "sched_waking": _K["waking"],
+    "sched_migrate_task": _K["migrate"], "sched_process_fork": _K["fork"],
+    "sched_process_exit": _K["exit"],
+}
+# lines that repeat another line's prefix or carry no time: not part of the stream
+_SKIP = ("stack_frame", "funcgraph_entry", "funcgraph_exit")
+
+#: the events each analysis needs (load(events=...) can use this)
+REQUIRED_EVENTS = ("sched_switch",)
+USED_EVENTS = ("sched_switch", "sched_wakeup", "sched_wakeup_new", "sched_waking",
+               "sched_migrate_task", "sched_process_fork", "sched_process_exit",
+               "irq_handler_entry", "irq_handler_exit", "softirq_entry", "softirq_exit")
+
+
+class SchedModel:
+    """The result of one walk over a trace's scheduler events (cached on the Trace)."""
+
+    def __init__(self, trace):
+        self.trace = trace
+        self.unit = "ns" if trace.time_unit == "ns" else "ticks"
+        self._build(trace)
+
+    def _build(self, trace):
+        kinds, tss, cpus, mes, aa, bb, sts, tcs, lines = [], [], [], [], [], [], [], [], []
+        pid_src, comm_src, ts_src, tgid_pid, tgid_val = [], [], [], [], []
+        for name, a in trace.events.items():
+            if name in _SKIP or not len(a):
+                continue
+            ts = a["ts"]
+            ok = ts >= 0
+            if not ok.all():
+                a = a[ok]
+                ts = a["ts"]
+            n = len(a)
+            kind = _EVENT_KIND.get(name, _K["other"])
+            kinds.append(np.full(n, kind, np.int8))
+            tss.append(ts)
+            cpus.append(a["cpu"])
+            mes.append(a["pid"])
+            lines.append(a["line"])
+            pid_src.append(a["pid"])
+            comm_src.append(a["comm"])
+            ts_src.append(ts)
+            has_tgid = a["tgid"] >= 0
+            if has_tgid.any():
+                tgid_pid.append(a["pid"][has_tgid])
+                tgid_val.append(a["tgid"][has_tgid])
+            none = np.full(n, -1, np.int32)
+            if name == "sched_switch":
+                aa.append(a["prev_pid"])
+                bb.append(a["next_pid"])
+                sts.append(a["prev_state"])
+                tcs.append(none)
+                for pf, cf in (("prev_pid", "prev_comm"), ("next_pid", "next_comm")):
+                    pid_src.append(a[pf])
+                    comm_src.append(a[cf])
+                    ts_src.append(ts)
+            elif name in ("sched_wakeup", "sched_waking", "sched_wakeup_new", "sched_migrate_task",
+                          "sched_process_exit"):
+                aa.append(a["task_pid"])
+                bb.append(none)
+                sts.append(none)
+                tcs.append(a["dest_cpu"] if name == "sched_migrate_task" else
+                           a["target_cpu"] if "target_cpu" in a.dtype.names else none)
+                pid_src.append(a["task_pid"])
+                comm_src.append(a["task_comm"])
+                ts_src.append(ts)
+            elif name == "sched_process_fork":
+                aa.append(a["child_pid"])
+                bb.append(none)
+                sts.append(none)
+                tcs.append(none)
+                pid_src.append(a["child_pid"])
+                comm_src.append(a["child_comm"])
+                ts_src.append(ts)
+            else:
+                aa.append(none)
+                bb.append(none)
+                sts.append(none)
+                tcs.append(none)
+        if tss:
+            all_ts = np.concatenate(tss)
+            self.w0, self.w1 = (int(all_ts.min()), int(all_ts.max())) if len(all_ts) else (0, 0)
+        else:
+            all_ts = np.zeros(0, np.int64)
+            self.w0 = self.w1 = 0
+        lost = trace.lost
+        if len(lost):
+            # a marker takes the place of its CPU's last line before it (D6): trace_pipe prints
+            # it only when that CPU's next event is read, after other CPUs' later lines
+            n = len(lost)
+            ecpu = np.concatenate(cpus)
+            eline = np.concatenate(lines)
+            gap = np.empty(n, np.int64)
+            for i, (c, ln) in enumerate(zip(lost["cpu"].tolist(), lost["line"].tolist())):
+                k = (ecpu == c) & (eline < ln)
+                gap[i] = all_ts[k][np.argmax(eline[k])] if k.any() else self.w0
+            kinds.append(np.full(n, _K["lost"], np.int8))
+            tss.append(gap)
+            cpus.append(lost["cpu"])
+            lines.append(lost["line"])
+            for lst in (mes, aa, bb, sts, tcs):
+                lst.append(np.full(n, -1, np.int32))
+        cat = (lambda xs, dt: np.concatenate(xs).astype(dt, copy=False) if xs else np.zeros(0, dt))
+        kind = cat(kinds, np.int8)
+        ts = cat(tss, np.int64)
+        cpu = cat(cpus, np.int32)
+        me = cat(mes, np.int32)
+        a_pid = cat(aa, np.int32)
+        b_pid = cat(bb, np.int32)
+        st = cat(sts, np.int32)
+        tc = cat(tcs, np.int32)
+        line = cat(lines, np.int64)
+        order = np.lexsort((line, ts))
+        # tasks: every pid > 0 named anywhere
+        pids_all = cat(pid_src, np.int32)
+        self.pids = np.unique(pids_all[pids_all > 0])
+        self.ntasks = len(self.pids)
+        # cpus
+        ucpu = np.unique(cpu[cpu >= 0])
+        self.cpus = ucpu
+        self.ncpus = len(ucpu)
+
+        def task_index(p):
+            idx = np.searchsorted(self.pids, p).astype(np.int32)
+            idx = np.where(p > 0, idx, np.where(p == 0, IDLE, -1)).astype(np.int32)
+            return idx
+
+        cpu_idx = np.where(cpu >= 0, np.searchsorted(ucpu, cpu), -1).astype(np.int32)
+        tc_idx = np.where(tc >= 0, np.searchsorted(ucpu, np.clip(tc, 0, None)), -1)
+        tc_idx = np.where((tc >= 0) & (tc_idx < self.ncpus) &
+                          (ucpu[np.clip(tc_idx, 0, max(self.ncpus - 1, 0))] == tc if self.ncpus else False),
+                          tc_idx, -1).astype(np.int32)
+        r = _ftsched.analyze(kind[order], ts[order], cpu_idx[order], task_index(me)[order],
+                             task_index(a_pid)[order], task_index(b_pid)[order], st[order],
+                             tc_idx[order], self.ntasks, self.ncpus, self.w0, self.w1)
+        self.r = r
+        # names: the comm of each task at its latest line, and every name it had
+        comms = cat(comm_src, np.int32)
+        cts = cat(ts_src, np.int64)
+        keep = (pids_all > 0) & (comms >= 0)
+        p_, c_, t_ = pids_all[keep], comms[keep], cts[keep]
+        o = np.lexsort((t_, p_))
+        p_, c_ = p_[o], c_[o]
+        last = np.r_[p_[1:] != p_[:-1], True] if len(p_) else np.zeros(0, bool)
+        self.comm_id = np.full(self.ntasks, -1, np.int32)
+        self.comm_id[np.searchsorted(self.pids, p_[last])] = c_[last]
+        pairs = np.unique(np.stack([p_, c_], axis=1), axis=0) if len(p_) else np.zeros((0, 2), np.int32)
+        self.names = {}
+        for pid, cid in pairs.tolist():
+            self.names.setdefault(pid, []).append(trace.comms[cid])
+        self.tgid = np.full(self.ntasks, -1, np.int32)
+        if tgid_pid:
+            tp = np.concatenate(tgid_pid)
+            tv = np.concatenate(tgid_val)
+            k = tp > 0
+            self.tgid[np.searchsorted(self.pids, tp[k])] = tv[k]
+        self.comm = np.array([trace.comms[c] if c >= 0 else "" for c in self.comm_id.tolist()],
+                             dtype=object)
+        # per-task counts from the events themselves
+        self.wakeups_ev = self._task_events(trace, "sched_wakeup")
+        self.waking_ev = self._task_events(trace, "sched_waking")
+        self.migrate_ev = self._task_events(trace, "sched_migrate_task")
+
+    def _task_events(self, trace, name):
+        a = trace.events.get(name)
+        if a is None or not len(a):
+            return np.zeros(0, np.int32), np.zeros(0, np.int64), np.zeros(0, np.int32)
+        p = a["task_pid"]
+        k = p > 0
+        return (np.searchsorted(self.pids, p[k]).astype(np.int32), a["ts"][k], a["cpu"][k])
+
+    def task_index(self, pids):
+        pids = np.asarray(pids)
+        i = np.searchsorted(self.pids, pids)
+        ok = (i < self.ntasks) & (self.pids[np.clip(i, 0, max(self.ntasks - 1, 0))] == pids)
+        return np.where(ok, i, -1)
+
+
+def model(trace) -> SchedModel:
+    """The scheduling model of a trace, computed once and cached on it."""
+    m = getattr(trace, "_sched_model", None)
+    if m is None:
+        if "sched_switch" not in trace.events:
+            raise ValueError(f"{trace.source}: no sched_switch events: the scheduling analysis "
+                             "needs sched:sched_switch (and sched_wakeup/sched_waking for latency)")
+        m = SchedModel(trace)
+        trace._sched_model = m
+    return m
+
+
+def window(trace):
+    """(start, end) of the window W (D1)."""
+    m = model(trace)
+    return m.w0, m.w1
+
+
+def unit(trace):
+    """'ns', or 'ticks' for integer clocks (D8)."""
+    return "ns" if trace.time_unit == "ns" else "ticks"
+
+
+def _clip(start, end, a, b):
+    """Intervals [a, b) clipped to [start, end]; returns (a', b', duration >= 0)."""
+    if start is not None:
+        a = np.maximum(a, start)
+        b = np.maximum(b, start)
+    if end is not None:
+        a = np.minimum(a, end)
+        b = np.minimum(b, end)
+    return a, b, b - a
+
+
+def _in_window(ts, start, end):
+    k = np.ones(len(ts), bool)
+    if start is not None:
+        k &= ts >= start
+    if end is not None:
+        k &= ts <= end
+    return k
+
+
+def _cpu_filter(m, cpus):
+    """Dense CPU indices of the given CPU numbers (None: no restriction)."""
+    if cpus is None:
+        return None
+    want = np.asarray(list(cpus))
+    return np.flatnonzero(np.isin(m.cpus, want))
+
+
+def _sum_by(idx, val, n):
+    out = np.zeros(n, np.int64)
+    if len(idx):
+        np.add.at(out, idx, val.astype(np.int64, copy=False))
+    return out
+
+
+def _percentiles(groups, values, n, ps=(50, 90, 99)):
+    """Nearest-rank percentiles, count, mean, max and argmax of values grouped by task."""
+    out = {"count": np.zeros(n, np.int64), "mean": np.full(n, np.nan), "max": np.full(n, -1, np.int64),
+           "argmax": np.full(n, -1, np.int64)}
+    for p in ps:
+        out[p] = np.full(n, -1, np.int64)
+    if not len(values):
+        return out
+    o = np.lexsort((values, groups))
+    g, v = groups[o], values[o]
+    starts = np.flatnonzero(np.r_[True, g[1:] != g[:-1]])
+    counts = np.diff(np.r_[starts, len(g)])
+    keys = g[starts]
+    out["count"][keys] = counts
+    out["mean"][keys] = np.add.reduceat(v.astype(np.float64), starts) / counts
+    out["max"][keys] = v[starts + counts - 1]
+    out["argmax"][keys] = o[starts + counts - 1]
+    for p in ps:
+        rank = (p * counts + 99) // 100  # ceil(p/100 * n)
+        out[p][keys] = v[starts + np.maximum(rank, 1) - 1]
+    return out
+
+
+def _task_rows(m, start=None, end=None, cpus=None):
+    """Per-task sums over the model, as a dict of arrays indexed by task."""
+    r = m.r
+    n = m.ntasks
+    ci = _cpu_filter(m, cpus)
+    a, b, d = _clip(start, end, r["iv_start"], r["iv_end"])
+    task, state = r["iv_task"], r["iv_state"]
+    keep = np.ones(len(d), bool)
+    if ci is not None:
+        keep = np.isin(r["iv_cpu"], ci) & ((state == RUNNING) | (state == RUNNABLE))
+    rows = {}
+    for s, name in ((RUNNING, "run_ns"), (RUNNABLE, "wait_ns"), (SLEEP_S, "sleep_ns"),
+                    (SLEEP_D, "blocked_ns"), (SLEEP_OTHER, "other_sleep_ns"), (DEAD, "dead_ns"),
+                    (UNKNOWN, "unknown_ns")):
+        k = keep & (state == s)
+        rows[name] = _sum_by(task[k], d[k], n)
+    # slices: running intervals that overlap the window
+    kr = keep & (state == RUNNING)
+    if start is not None or end is not None:
+        kr &= (b > a) | ((r["iv_start"] == r["iv_end"]) & _in_window(r["iv_start"], start, end))
+    rows["slices"] = np.bincount(task[kr], minlength=n).astype(np.int64)
+    mx = np.full(n, 0, np.int64)
+    if kr.any():
+        np.maximum.at(mx, task[kr], d[kr])
+    rows["max_slice_ns"] = mx
+    with np.errstate(invalid="ignore", divide="ignore"):
+        rows["mean_slice_ns"] = np.where(rows["slices"] > 0, rows["run_ns"] / np.maximum(rows["slices"], 1), 0.0)
+    # switch-ins and -outs
+    k = _in_window(r["si_ts"], start, end)
+    if ci is not None:
+        k &= np.isin(r["si_cpu"], ci)
+    rows["switches_in"] = np.bincount(r["si_task"][k], minlength=n).astype(np.int64)
+    rows["inferred_switch_ins"] = np.bincount(r["si_task"][k & (r["si_inferred"] == 1)],
+                                              minlength=n).astype(np.int64)
+    k = _in_window(r["so_ts"], start, end)
+    for cls, name in ((0, "preemptions"), (1, "switches_out_S"), (2, "switches_out_D"),
+                      (3, "switches_out_other"), (4, "switches_out_dead")):
+        rows[name] = np.bincount(r["so_task"][k & (r["so_class"] == cls)], minlength=n).astype(np.int64)
+    for key, (ti, ts, cpu) in (("wakeups", m.wakeups_ev), ("wakings", m.waking_ev),
+                               ("migrations", m.migrate_ev)):
+        k = _in_window(ts, start, end)
+        if ci is not None:
+            k &= np.isin(np.searchsorted(m.cpus, cpu), ci) & np.isin(cpu, m.cpus)
+        rows[key] = np.bincount(ti[k], minlength=n).astype(np.int64)
+    # wakeup latency (from sched_wakeup)
+    k = _in_window(r["wl_wakeup"], start, end)
+    lat = r["wl_switch"][k] - r["wl_wakeup"][k]
+    pc = _percentiles(r["wl_task"][k], lat, n)
+    rows["lat_count"] = pc["count"]
+    rows["lat_mean_ns"] = pc["mean"]
+    rows["lat_p50_ns"] = pc[50]
+    rows["lat_p90_ns"] = pc[90]
+    rows["lat_p99_ns"] = pc[99]
+    rows["lat_max_ns"] = pc["max"]
+    wk = r["wl_wakeup"][k]
+    rows["lat_max_ts"] = np.where(pc["argmax"] >= 0, wk[np.clip(pc["argmax"], 0, max(len(wk) - 1, 0))] if len(wk) else -1, -1)
+    return rows
+
+
+TASK_FIELDS = (
+    ("pid", "i4"), ("tgid", "i4"), ("comm", "O"), ("run_ns", "i8"), ("wait_ns", "i8"),
+    ("sleep_ns", "i8"), ("blocked_ns", "i8"), ("other_sleep_ns", "i8"), ("unknown_ns", "i8"),
+    ("dead_ns", "i8"), ("switches_in", "i8"), ("inferred_switch_ins", "i8"),
+    ("preemptions", "i8"), ("switches_out_S", "i8"), ("switches_out_D", "i8"),
+    ("switches_out_other", "i8"), ("switches_out_dead", "i8"), ("wakeups", "i8"),
+    ("wakings", "i8"), ("migrations", "i8"), ("slices", "i8"), ("max_slice_ns", "i8"),
+    ("mean_slice_ns", "f8"), ("lat_count", "i8"), ("lat_mean_ns", "f8"), ("lat_p50_ns", "i8"),
+    ("lat_p90_ns", "i8"), ("lat_p99_ns", "i8"), ("lat_max_ns", "i8"), ("lat_max_ts", "i8"),
+)
+
+
+def _select(m, pids=None, comm=None):
+    sel = np.ones(m.ntasks, bool)
+    if pids is not None:
+        sel &= np.isin(m.pids, np.asarray(list(pids)))
+    if comm is not None:
+        rx = re.compile(comm) if isinstance(comm, str) else comm
+        names = m.names
+        sel &= np.array([any(rx.search(n) for n in names.get(int(p), [""])) for p in m.pids.tolist()],
+                        dtype=bool) if m.ntasks else np.zeros(0, bool)
+    return sel
+
+
+def task_summary(trace, *, start=None, end=None, cpus=None, pids=None, comm=None):
+    """One row per task (pid != 0): times by state, switches, preemptions, wakeups,
+    migrations, run slices and wakeup latency (D1-D10).  A structured array sorted by pid."""
+    m = model(trace)
+    rows = _task_rows(m, start, end, cpus)
+    sel = _select(m, pids, comm)
+    out = np.zeros(int(sel.sum()), dtype=list(TASK_FIELDS))
+    out["pid"] = m.pids[sel]
+    out["tgid"] = m.tgid[sel]
+    out["comm"] = m.comm[sel]
+    for name, _ in TASK_FIELDS[3:]:
+        out[name] = rows[name][sel]
+    return out
+
+
+def task_intervals(trace, *, start=None, end=None, cpus=None, pids=None, comm=None):
+    """The state of every task through W: (pid, tgid, state, start_ns, end_ns, cpu), in the
+    order the analysis produced them (by task, then time, is ``np.sort(order=...)`` away).
+    ``cpu`` is the CPU a task runs or waits on, -1 while it sleeps."""
+    m = model(trace)
+    r = m.r
+    a, b, d = _clip(start, end, r["iv_start"], r["iv_end"])
+    k = np.ones(len(a), bool)
+    if start is not None or end is not None:
+        k &= (b > a) | ((r["iv_start"] == r["iv_end"]) & _in_window(r["iv_start"], start, end))
+    ci = _cpu_filter(m, cpus)
+    if ci is not None:
+        k &= np.isin(r["iv_cpu"], ci)
+    if pids is not None or comm is not None:
+        k &= _select(m, pids, comm)[r["iv_task"]]
+    t = r["iv_task"][k]
+    out = np.zeros(int(k.sum()), dtype=[("pid", "i4"), ("tgid", "i4"), ("state", "i1"),
+                                         ("start_ns", "i8"), ("end_ns", "i8"), ("cpu", "i4")])
+    out["pid"] = m.pids[t]
+    out["tgid"] = m.tgid[t]
+    out["state"] = r["iv_state"][k]
+    out["start_ns"] = a[k]
+    out["end_ns"] = b[k]
+    cpu = r["iv_cpu"][k]
+    out["cpu"] = np.where(cpu >= 0, m.cpus[np.clip(cpu, 0, max(m.ncpus - 1, 0))] if m.ncpus else -1, -1)
+    return out
+
+
+def wakeup_latencies(trace, *, source="wakeup", start=None, end=None, pids=None, comm=None):
+    """Every wakeup-latency sample (D4): (pid, ts, latency_ns, switch_ts) with ts the
+    sched_wakeup (source="wakeup") or the sched_waking before it (source="waking")."""
+    if source not in ("wakeup", "waking"):
+        raise ValueError("source must be 'wakeup' or 'waking'")
+    m = model(trace)
+    r = m.r
+    t0 = r["wl_wakeup"] if source == "wakeup" else r["wl_waking"]
+    k = (t0 >= 0) & _in_window(t0, start, end)
+    if pids is not None or comm is not None:
+        k &= _select(m, pids, comm)[r["wl_task"]]
+    out = np.zeros(int(k.sum()), dtype=[("pid", "i4"), ("ts", "i8"), ("latency_ns", "i8"),
+                                        ("switch_ts", "i8")])
+    out["pid"] = m.pids[r["wl_task"][k]]
+    out["ts"] = t0[k]
+    out["switch_ts"] = r["wl_switch"][k]
+    out["latency_ns"] = r["wl_switch"][k] - t0[k]
+    return out
+
+
+def latency_stats(values):
+    """{count, mean_ns, p50_ns, p90_ns, p99_ns, max_ns} of latency samples (nearest rank)."""
+    v = np.sort(np.asarray(values, np.int64))
+    n = len(v)
+    if n == 0:
+        return {"count": 0, "mean_ns": None, "p50_ns": None, "p90_ns": None, "p99_ns": None,
+                "max_ns": None}
+    rank = lambda p: int(v[max((p * n + 99) // 100, 1) - 1])  # noqa: E731
+    return {"count": n, "mean_ns": float(v.mean()), "p50_ns": rank(50), "p90_ns": rank(90),
+            "p99_ns": rank(99), "max_ns": int(v[-1])}
+
+
+def latency_table(trace, *, source="wakeup", sort="max", start=None, end=None, pids=None,
+                  comm=None):
+    """Per task, like `perf sched latency`: runtime, switches, delays (count, mean, max and
+    when the max happened), sorted by "max", "mean", "runtime", "switches" or "count"."""
+    s = task_summary(trace, start=start, end=end, pids=pids, comm=comm)
+    if source == "waking":
+        lat = wakeup_latencies(trace, source="waking", start=start, end=end, pids=pids, comm=comm)
+        m = model(trace)
+        ti = np.searchsorted(s["pid"], lat["pid"])
+        pc = _percentiles(ti, lat["latency_ns"], len(s))
+        s["lat_count"] = pc["count"]
+        s["lat_mean_ns"] = pc["mean"]
+        s["lat_max_ns"] = pc["max"]
+        s["lat_p50_ns"], s["lat_p90_ns"], s["lat_p99_ns"] = pc[50], pc[90], pc[99]
+        s["lat_max_ts"] = np.where(pc["argmax"] >= 0, lat["ts"][np.clip(pc["argmax"], 0, max(len(lat) - 1, 0))] if len(lat) else -1, -1)
+        del m
+    keys = {"max": "lat_max_ns", "mean": "lat_mean_ns", "runtime": "run_ns",
+            "switches": "switches_in", "count": "lat_count"}
+    if sort not in keys:
+        raise ValueError(f"sort must be one of {sorted(keys)}")
+    col = s[keys[sort]].astype(np.float64)
+    order = np.lexsort((s["pid"], -np.nan_to_num(col, nan=-1.0)))
+    return s[order]
+
+
+def _group(trace, summary, key):
+    """Sum a task summary by a key array; latency pooled from the samples."""
+    m = model(trace)
+    uk, inv = np.unique(key, return_inverse=True)
+    out = {"key": uk}
+    for name in ("run_ns", "wait_ns", "sleep_ns", "blocked_ns", "other_sleep_ns", "unknown_ns",
+                 "switches_in", "inferred_switch_ins", "preemptions", "wakeups", "migrations"):
+        out[name] = np.bincount(inv, weights=summary[name], minlength=len(uk)).astype(np.int64)
+    out["tasks"] = np.bincount(inv, minlength=len(uk))
+    lat = wakeup_latencies(trace, pids=summary["pid"])
+    li = inv[np.searchsorted(summary["pid"], lat["pid"])] if len(lat) else np.zeros(0, np.int64)
+    pc = _percentiles(li, lat["latency_ns"], len(uk))
+    out["lat_count"], out["lat_mean_ns"], out["lat_max_ns"] = pc["count"], pc["mean"], pc["max"]
+    out["lat_p50_ns"], out["lat_p90_ns"], out["lat_p99_ns"] = pc[50], pc[90], pc[99]
+    del m
+    return out
+
+
+def process_summary(trace, **kw):
+    """task_summary summed per process (tgid; tasks without a tgid column count as their own
+    process)."""
+    s = task_summary(trace, **kw)
+    key = np.where(s["tgid"] >= 0, s["tgid"], s["pid"])
+    return _group(trace, s, key)
+
+
+def group_summary(trace, pattern, **kw):
+    """task_summary summed over the tasks whose comm matches a regex (e.g. r"CPU \\d+/KVM")."""
+    s = task_summary(trace, comm=pattern, **kw)
+    return _group(trace, s, np.zeros(len(s), np.int64))
+
+
+def _pair_time(entries, exits):
+    """Per CPU, the time between each entry and the exit that follows it (irq / softirq)."""
+    if entries is None or exits is None or not len(entries) or not len(exits):
+        return {}
+    ts = np.concatenate([entries["ts"], exits["ts"]])
+    cpu = np.concatenate([entries["cpu"], exits["cpu"]])
+    line = np.concatenate([entries["line"], exits["line"]])
+    is_entry = np.r_[np.ones(len(entries), bool), np.zeros(len(exits), bool)]
+    o = np.lexsort((line, ts, cpu))
+    ts, cpu, is_entry = ts[o], cpu[o], is_entry[o]
+    pair = (~is_entry[1:]) & is_entry[:-1] & (cpu[1:] == cpu[:-1])
+    d = (ts[1:] - ts[:-1])[pair]
+    c = cpu[1:][pair]
+    u, inv = np.unique(c, return_inverse=True)
+    sums = np.zeros(len(u), np.int64)
+    np.add.at(sums, inv, d)
+    return dict(zip(u.tolist(), sums.tolist()))
+
+
+CPU_FIELDS = (("cpu", "i4"), ("busy_ns", "i8"), ("idle_ns", "i8"), ("unknown_ns", "i8"),
+              ("utilization_pct", "f8"), ("switches", "i8"), ("irq_ns", "i8"),
+              ("softirq_ns", "i8"))
+
+
+def cpu_summary(trace, *, start=None, end=None, cpus=None):
+    """Per CPU: busy, idle and unknown time (D5, D6), utilization % (busy / (busy + idle +
+    unknown)), sched_switch count, and time in hard and soft irq handlers when those events are
+    present (-1 otherwise)."""
+    m = model(trace)
+    r = m.r
+    a, b, d = _clip(start, end, r["co_start"], r["co_end"])
+    occ, cpu = r["co_occ"], r["co_cpu"]
+    busy = _sum_by(cpu[occ >= 0], d[occ >= 0], m.ncpus)
+    idle = _sum_by(cpu[occ == IDLE], d[occ == IDLE], m.ncpus)
+    unk = _sum_by(cpu[occ == -1], d[occ == -1], m.ncpus)
+    sw = trace.events["sched_switch"]
+    k = _in_window(sw["ts"], start, end)
+    swc = np.bincount(np.searchsorted(m.cpus, sw["cpu"][k & (sw["cpu"] >= 0)]), minlength=m.ncpus)
+    ev = trace.events
+    tw = lambda x: None if x is None else x[_in_window(x["ts"], start, end)]  # noqa: E731
+    irq = _pair_time(tw(ev.get("irq_handler_entry")), tw(ev.get("irq_handler_exit")))
+    sirq = _pair_time(tw(ev.get("softirq_entry")), tw(ev.get("softirq_exit")))
+    out = np.zeros(m.ncpus, dtype=list(CPU_FIELDS))
+    out["cpu"] = m.cpus
+    out["busy_ns"], out["idle_ns"], out["unknown_ns"] = busy, idle, unk
+    tot = busy + idle + unk
+    out["utilization_pct"] = np.where(tot > 0, 100.0 * busy / np.maximum(tot, 1), 0.0)
+    out["switches"] = swc[:m.ncpus]
+    has_irq = "irq_handler_entry" in ev and "irq_handler_exit" in ev
+    has_sirq = "softirq_entry" in ev and "softirq_exit" in ev
+    out["irq_ns"] = [irq.get(c, 0) if has_irq else -1 for c in m.cpus.tolist()]
+    out["softirq_ns"] = [sirq.get(c, 0) if has_sirq else -1 for c in m.cpus.tolist()]
+    if cpus is not None:
+        out = out[np.isin(out["cpu"], np.asarray(list(cpus)))]
+    return out
+
+
+def cpu_utilization(trace, bin_ns, *, start=None, end=None):
+    """Busy time per CPU per time bin, exact (time-weighted from the intervals, not sampled).
+
+    Returns (edges, busy): edges int64 (nbins + 1), bins [edges[i], edges[i+1]) from the window
+    start (or ``start``); busy[cpu_index, bin] in ns (ticks), cpu_index following
+    cpu_summary's rows.  The last bin may be shorter.
+    """
+    m = model(trace)
+    bin_ns = int(bin_ns)
+    if bin_ns <= 0:
+        raise ValueError("bin width must be positive")
+    lo = m.w0 if start is None else max(int(start), m.w0)
+    hi = m.w1 if end is None else min(int(end), m.w1)
+    if hi < lo:
+        hi = lo
+    nb = max(1, -(-(hi - lo) // bin_ns))
+    edges = lo + bin_ns * np.arange(nb + 1, dtype=np.int64)
+    edges[-1] = min(edges[-1], hi) if hi > lo else lo + bin_ns
+    r = m.r
+    busy = np.zeros((m.ncpus, nb), np.int64)
+    k = r["co_occ"] >= 0
+    for c in range(m.ncpus):
+        kk = k & (r["co_cpu"] == c)
+        s, e = r["co_start"][kk], r["co_end"][kk]
+        o = np.argsort(s, kind="stable")
+        s, e = s[o], e[o]
+        # cumulative busy time at each edge: full intervals before it plus the open one
+        cum = np.r_[0, np.cumsum(e - s)]
+        def busy_until(t):
+            j = np.searchsorted(e, t, side="right")          # intervals ended by t
+            full = cum[j]
+            part = np.where(j < len(s), np.clip(t - s[np.minimum(j, max(len(s) - 1, 0))], 0, None)
+                            if len(s) else 0, 0)
+            return full + part
+        bt = busy_until(edges)
+        busy[c] = np.diff(bt)
+    return edges, busy
