@@ -61,6 +61,7 @@ import re
 import numpy as np
 
 from . import _ftsched
+from .trace import _time_arg
 
 RUNNING, RUNNABLE, SLEEP_S, SLEEP_D, SLEEP_OTHER, DEAD, UNKNOWN = range(7)
 STATE_NAMES = ("running", "runnable", "sleep_S", "blocked_D", "sleep_other", "dead", "unknown")
@@ -415,6 +416,7 @@ def _select(m, pids=None, comm=None):
 def task_summary(trace, *, start=None, end=None, cpus=None, pids=None, comm=None):
     """One row per task (pid != 0): times by state, switches, preemptions, wakeups,
     migrations, run slices and wakeup latency (D1-D10).  A structured array sorted by pid."""
+    start, end = _time_arg(start, "start"), _time_arg(end, "end")
     m = model(trace)
     rows = _task_rows(m, start, end, cpus)
     sel = _select(m, pids, comm)
@@ -431,6 +433,7 @@ def task_intervals(trace, *, start=None, end=None, cpus=None, pids=None, comm=No
     """The state of every task through W: (pid, tgid, state, start_ns, end_ns, cpu), in the
     order the analysis produced them (by task, then time, is ``np.sort(order=...)`` away).
     ``cpu`` is the CPU a task runs or waits on, -1 while it sleeps."""
+    start, end = _time_arg(start, "start"), _time_arg(end, "end")
     m = model(trace)
     r = m.r
     a, b, d = _clip(start, end, r["iv_start"], r["iv_end"])
@@ -458,6 +461,7 @@ def task_intervals(trace, *, start=None, end=None, cpus=None, pids=None, comm=No
 def wakeup_latencies(trace, *, source="wakeup", start=None, end=None, pids=None, comm=None):
     """Every wakeup-latency sample (D4): (pid, ts, latency_ns, switch_ts) with ts the
     sched_wakeup (source="wakeup") or the sched_waking before it (source="waking")."""
+    start, end = _time_arg(start, "start"), _time_arg(end, "end")
     if source not in ("wakeup", "waking"):
         raise ValueError("source must be 'wakeup' or 'waking'")
     m = model(trace)
@@ -491,6 +495,7 @@ def latency_table(trace, *, source="wakeup", sort="max", start=None, end=None, p
                   comm=None):
     """Per task, like `perf sched latency`: runtime, switches, delays (count, mean, max and
     when the max happened), sorted by "max", "mean", "runtime", "switches" or "count"."""
+    start, end = _time_arg(start, "start"), _time_arg(end, "end")
     s = task_summary(trace, start=start, end=end, pids=pids, comm=comm)
     if source == "waking":
         lat = wakeup_latencies(trace, source="waking", start=start, end=end, pids=pids, comm=comm)
@@ -572,6 +577,7 @@ def cpu_summary(trace, *, start=None, end=None, cpus=None):
     """Per CPU: busy, idle and unknown time (D5, D6), utilization % (busy / (busy + idle +
     unknown)), sched_switch count, and time in hard and soft irq handlers when those events are
     present (-1 otherwise)."""
+    start, end = _time_arg(start, "start"), _time_arg(end, "end")
     m = model(trace)
     r = m.r
     a, b, d = _clip(start, end, r["co_start"], r["co_end"])
@@ -608,6 +614,7 @@ def cpu_utilization(trace, bin_ns, *, start=None, end=None):
     start (or ``start``); busy[cpu_index, bin] in ns (ticks), cpu_index following
     cpu_summary's rows.  The last bin may be shorter.
     """
+    start, end = _time_arg(start, "start"), _time_arg(end, "end")
     m = model(trace)
     bin_ns = int(bin_ns)
     if bin_ns <= 0:
