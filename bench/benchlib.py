@@ -26,6 +26,7 @@ TARGETS = {
     "full_mbps": 300.0,  # full load() >= 300 MB/s
     "filtered_ratio": 2.5,  # load(events=["sched_switch"]) <= 2.5x the floor time
     "mem_ratio": 1.5,  # (peak RSS - bare import RSS) < 1.5x (Trace.nbytes + chunk buffer)
+    "sched_ratio": 1.0,  # task + CPU summaries + latency table < the load() of the same file
 }
 
 #: filled by the tests; printed by conftest's pytest_terminal_summary and saved as JSON
@@ -216,6 +217,11 @@ def summary_rows() -> list:
         rows.append(("  peak RSS / bare RSS / nbytes",
                      f"{m['peak_rss_MiB']:,.0f} / {m['baseline_rss_MiB']:,.0f} / "
                      f"{m['nbytes_MiB']:,.1f} MiB", "", ""))
+    sc = RESULTS.get("sched")
+    if sc:
+        rows.append(("sched analysis / load() (same run)", f"{sc['ratio_to_load']:.2f}x",
+                     f"< {TARGETS['sched_ratio']:g}x",
+                     _verdict(sc["ratio_to_load"] < TARGETS["sched_ratio"])))
     peers = RESULTS.get("peers", {})
     for name in sorted(peers):
         p = peers[name]

@@ -467,10 +467,11 @@ def analyze(kind, ts, cpu, me, a, b, st, tcpu, int ntasks, int ncpus, long long 
     finally:
         free(T)
         free(C)
+    # views of the used part: the pages past it were never touched, so they cost no memory
     out = {}
     for key, cnt in (("iv", o.n_iv), ("co", o.n_co), ("si", o.n_si), ("so", o.n_so),
                      ("wl", o.n_wl)):
         for name in list(r):
             if name.startswith(key + "_"):
-                out[name] = r[name][:cnt].copy()
+                out[name] = r[name][:cnt]
     return out

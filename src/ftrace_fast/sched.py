@@ -84,6 +84,60 @@ USED_EVENTS = ("sched_switch", "sched_wakeup", "sched_wakeup_new", "sched_waking
                "irq_handler_entry", "irq_handler_exit", "softirq_entry", "softirq_exit")
 
 
+def _unique_ints(x):
+    """np.unique for non-negative integers: a bincount when the range is small."""
+    if not len(x):
+        return x[:0]
+    hi = int(x.max())
+    if x.dtype.itemsize <= 4 and 0 <= int(x.min()) and hi < (1 << 24):
+        return np.flatnonzero(np.bincount(x, minlength=hi + 1)).astype(x.dtype)
+    return np.unique(x)
+
+
+def _dense_index(values, special):
+    """A function mapping ids (pids, CPU numbers) to their index in the sorted array
+    ``values``; ids not in it map to -1, and the ids in ``special`` to their given code."""
+    values = np.asarray(values)
+    hi = int(values.max()) + 1 if len(values) else 1
+    small = hi < (1 << 24)
+    if small:
+        lut = np.full(hi + 1, -1, np.int32)
+        lut[values] = np.arange(len(values), dtype=np.int32)
+
+    def index(x):
+        x = np.asarray(x)
+        if small:
+            out = lut[np.clip(x, 0, hi)]
+            out[(x < 0) | (x > hi)] = -1
+        else:
+            i = np.searchsorted(values, x)
+            ok = (i < len(values)) & (values[np.minimum(i, len(values) - 1)] == x)
+            out = np.where(ok, i, -1).astype(np.int32)
+        for k, v in special.items():
+            out[x == k] = v
+        return out
+    return index
+
+
+def _time_order(ts, line):
+    """Indices ordering events by (ts, line).  Line numbers are unique, so the file order is a
+    scatter; a file is nearly always already in time order, which is then just checked."""
+    if not len(ts):
+        return np.zeros(0, np.int64)
+    lo = int(line.min())
+    span = int(line.max()) - lo + 1
+    if span <= 4 * len(line):
+        slot = np.full(span, -1, np.int64)
+        slot[line - lo] = np.arange(len(line))
+        order = slot[slot >= 0]
+    else:
+        order = np.argsort(line, kind="stable")
+    t = ts[order]
+    if len(t) > 1 and (t[1:] < t[:-1]).any():
+        order = order[np.argsort(t, kind="stable")]
+    return order
+
+
 class SchedModel:
     """The result of one walk over a trace's scheduler events (cached on the Trace)."""
 
@@ -183,44 +237,37 @@ class SchedModel:
         st = cat(sts, np.int32)
         tc = cat(tcs, np.int32)
         line = cat(lines, np.int64)
-        order = np.lexsort((line, ts))
+        order = _time_order(ts, line)
         # tasks: every pid > 0 named anywhere
         pids_all = cat(pid_src, np.int32)
-        self.pids = np.unique(pids_all[pids_all > 0])
+        self.pids = _unique_ints(pids_all[pids_all > 0])
         self.ntasks = len(self.pids)
         # cpus
         ucpu = np.unique(cpu[cpu >= 0])
         self.cpus = ucpu
         self.ncpus = len(ucpu)
 
-        def task_index(p):
-            idx = np.searchsorted(self.pids, p).astype(np.int32)
-            idx = np.where(p > 0, idx, np.where(p == 0, IDLE, -1)).astype(np.int32)
-            return idx
-
-        cpu_idx = np.where(cpu >= 0, np.searchsorted(ucpu, cpu), -1).astype(np.int32)
-        tc_idx = np.where(tc >= 0, np.searchsorted(ucpu, np.clip(tc, 0, None)), -1)
-        tc_idx = np.where((tc >= 0) & (tc_idx < self.ncpus) &
-                          (ucpu[np.clip(tc_idx, 0, max(self.ncpus - 1, 0))] == tc if self.ncpus else False),
-                          tc_idx, -1).astype(np.int32)
-        r = _ftsched.analyze(kind[order], ts[order], cpu_idx[order], task_index(me)[order],
-                             task_index(a_pid)[order], task_index(b_pid)[order], st[order],
-                             tc_idx[order], self.ntasks, self.ncpus, self.w0, self.w1)
+        task_index = _dense_index(self.pids, {0: IDLE})
+        cpu_index = _dense_index(ucpu, {})
+        r = _ftsched.analyze(kind[order], ts[order], cpu_index(cpu[order]),
+                             task_index(me[order]), task_index(a_pid[order]),
+                             task_index(b_pid[order]), st[order], cpu_index(tc[order]),
+                             self.ntasks, self.ncpus, self.w0, self.w1)
         self.r = r
         # names: the comm of each task at its latest line, and every name it had
         comms = cat(comm_src, np.int32)
         cts = cat(ts_src, np.int64)
         keep = (pids_all > 0) & (comms >= 0)
         p_, c_, t_ = pids_all[keep], comms[keep], cts[keep]
-        o = np.lexsort((t_, p_))
-        p_, c_ = p_[o], c_[o]
-        last = np.r_[p_[1:] != p_[:-1], True] if len(p_) else np.zeros(0, bool)
+        ti = task_index(p_)
+        # the comm at each task's latest line (ties: the later source)
+        best_ts = np.full(self.ntasks, np.iinfo(np.int64).min, np.int64)
+        np.maximum.at(best_ts, ti, t_)
+        at_best = t_ == best_ts[ti]
         self.comm_id = np.full(self.ntasks, -1, np.int32)
-        self.comm_id[np.searchsorted(self.pids, p_[last])] = c_[last]
-        pairs = np.unique(np.stack([p_, c_], axis=1), axis=0) if len(p_) else np.zeros((0, 2), np.int32)
-        self.names = {}
-        for pid, cid in pairs.tolist():
-            self.names.setdefault(pid, []).append(trace.comms[cid])
+        self.comm_id[ti[at_best]] = c_[at_best]
+        self._name_pairs = (p_, c_)
+        self._names = None
         self.tgid = np.full(self.ntasks, -1, np.int32)
         if tgid_pid:
             tp = np.concatenate(tgid_pid)
@@ -230,17 +277,30 @@ class SchedModel:
         self.comm = np.array([trace.comms[c] if c >= 0 else "" for c in self.comm_id.tolist()],
                              dtype=object)
         # per-task counts from the events themselves
-        self.wakeups_ev = self._task_events(trace, "sched_wakeup")
-        self.waking_ev = self._task_events(trace, "sched_waking")
-        self.migrate_ev = self._task_events(trace, "sched_migrate_task")
+        self.wakeups_ev = self._task_events(trace, "sched_wakeup", task_index)
+        self.waking_ev = self._task_events(trace, "sched_waking", task_index)
+        self.migrate_ev = self._task_events(trace, "sched_migrate_task", task_index)
 
-    def _task_events(self, trace, name):
+    @staticmethod
+    def _task_events(trace, name, task_index):
         a = trace.events.get(name)
         if a is None or not len(a):
             return np.zeros(0, np.int32), np.zeros(0, np.int64), np.zeros(0, np.int32)
         p = a["task_pid"]
         k = p > 0
-        return (np.searchsorted(self.pids, p[k]).astype(np.int32), a["ts"][k], a["cpu"][k])
+        return task_index(p[k]), a["ts"][k], a["cpu"][k]
+
+    @property
+    def names(self):
+        """pid -> every comm the task had (exec renames a task), computed on first use."""
+        if self._names is None:
+            p_, c_ = self._name_pairs
+            pairs = _unique_ints(p_.astype(np.int64) << 32 | c_.astype(np.int64))
+            self._names = {}
+            comms = self.trace.comms
+            for key in pairs.tolist():
+                self._names.setdefault(key >> 32, []).append(comms[key & 0xffffffff])
+        return self._names
 
     def task_index(self, pids):
         pids = np.asarray(pids)
@@ -301,9 +361,14 @@ def _cpu_filter(m, cpus):
 
 
 def _sum_by(idx, val, n):
+    """Exact int64 sums of val grouped by idx.  bincount sums in float64, exact while every
+    partial sum stays below 2**53 (104 days in ns); past that, np.add.at in int64."""
+    if not len(idx):
+        return np.zeros(n, np.int64)
+    if val.max(initial=0) * len(val) < 2**53 and val.min(initial=0) >= 0:
+        return np.bincount(idx, weights=val, minlength=n).astype(np.int64)
     out = np.zeros(n, np.int64)
-    if len(idx):
-        np.add.at(out, idx, val.astype(np.int64, copy=False))
+    np.add.at(out, idx, val.astype(np.int64, copy=False))
     return out
 
 
@@ -341,11 +406,12 @@ def _task_rows(m, start=None, end=None, cpus=None):
     if ci is not None:
         keep = np.isin(r["iv_cpu"], ci) & ((state == RUNNING) | (state == RUNNABLE))
     rows = {}
+    by_state = _sum_by((task.astype(np.int64) * 8 + state)[keep], d[keep], n * 8).reshape(n, 8) \
+        if n else np.zeros((0, 8), np.int64)
     for s, name in ((RUNNING, "run_ns"), (RUNNABLE, "wait_ns"), (SLEEP_S, "sleep_ns"),
                     (SLEEP_D, "blocked_ns"), (SLEEP_OTHER, "other_sleep_ns"), (DEAD, "dead_ns"),
                     (UNKNOWN, "unknown_ns")):
-        k = keep & (state == s)
-        rows[name] = _sum_by(task[k], d[k], n)
+        rows[name] = by_state[:, s].copy()
     # slices: running intervals that overlap the window
     kr = keep & (state == RUNNING)
     if start is not None or end is not None:
