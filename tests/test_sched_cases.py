@@ -227,3 +227,22 @@ def test_against_kernel_schedstat(path):
             # short-sliced I/O threads: within 25% (slices in progress at the snapshots,
             # irq time the kernel charges to them)
             assert abs(r["run_ns"] - th["run_ns"]) <= 0.25 * th["run_ns"], th["comm"]
+
+
+def test_process_group_summaries_and_caveats():
+    text = H + (
+        "       CPU 0/KVM-101     ( 100) [000] d..2. 6.000000: sched_switch: prev_comm=CPU 0/KVM prev_pid=101 prev_prio=120 prev_state=R+ ==> next_comm=CPU 1/KVM next_pid=102 next_prio=120\n"
+        "       CPU 1/KVM-102     ( 100) [000] d..2. 6.000010: sched_switch: prev_comm=CPU 1/KVM prev_pid=102 prev_prio=120 prev_state=S ==> next_comm=CPU 0/KVM next_pid=101 next_prio=120\n"
+        "           other-7       (   7) [001] d..2. 6.000020: sched_switch: prev_comm=other prev_pid=7 prev_prio=120 prev_state=S ==> next_comm=swapper/1 next_pid=0 next_prio=120\n"
+        "CPU:1 [LOST 5 EVENTS]\n"
+        "          <idle>-0       (-----) [001] d..2. 6.000030: sched_switch: prev_comm=swapper/1 prev_pid=0 prev_prio=120 prev_state=R ==> next_comm=other next_pid=7 next_prio=120\n"
+    )
+    t = load_text(text)
+    p = sched.process_summary(t)
+    assert p["key"].tolist() == [7, 100]
+    assert p["tasks"].tolist() == [1, 2]
+    assert p["run_ns"].tolist()[1] == 10000 + 20000
+    g = sched.group_summary(t, r"CPU \d+/KVM")
+    assert (g["tasks"].tolist(), g["run_ns"].tolist(), g["wait_ns"].tolist()) == ([2], [30000], [10000])
+    cv = sched.caveats(t)
+    assert cv[0].startswith("5 events were lost (CPU 1: 5); 10000 ns of CPU time")

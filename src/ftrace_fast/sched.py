@@ -711,3 +711,26 @@ def cpu_utilization(trace, bin_ns, *, start=None, end=None):
         bt = busy_until(edges)
         busy[c] = np.diff(bt)
     return edges, busy
+
+
+def caveats(trace):
+    """What a reader of the figures must know, as sentences: lost events (D6), inferred
+    switch-ins (D7), tick units (D8)."""
+    m = model(trace)
+    out = []
+    if len(trace.lost):
+        per_cpu = {}
+        for r in trace.lost:
+            per_cpu[int(r["cpu"])] = per_cpu.get(int(r["cpu"]), 0) + int(r["count"])
+        unk = int(m.r["co_end"][m.r["co_occ"] == -1].sum() - m.r["co_start"][m.r["co_occ"] == -1].sum())
+        out.append(f"{sum(per_cpu.values())} events were lost ("
+                   + ", ".join(f"CPU {c}: {n}" for c, n in sorted(per_cpu.items()))
+                   + f"); {unk} {m.unit} of CPU time around the gaps are counted as unknown, "
+                   "never as run or wait, so per-task times are lower bounds")
+    n_inf = int(m.r["si_inferred"].sum())
+    if n_inf:
+        out.append(f"{n_inf} switch-ins were not in the trace (a switch out of the idle task "
+                   "missing) and were inferred at the task's wakeup; they are counted")
+    if m.unit != "ns":
+        out.append(f"the trace clock is '{trace.clock}': every time is in ticks, not ns")
+    return out
