@@ -237,7 +237,9 @@ cdef void run_kernel(int64_t n, const int8_t *kind, const int64_t *ts, const int
         was = T[m].state if m >= 0 else S_RUNNING
         if m >= 0:
             first_sight(o, T, m, S_RUNNING, w0, c)
-            if T[m].state == S_UNKNOWN:
+            # back from UNKNOWN (D6): running from this line on -- unless the line switches it
+            # out, which then ends the unknown span itself
+            if T[m].state == S_UNKNOWN and not (kind[j] == K_SWITCH and a[j] == m):
                 set_state(o, T, m, S_RUNNING, t, c)
         if not C[c].seen:
             C[c].seen = 1
@@ -261,8 +263,9 @@ cdef void run_kernel(int64_t n, const int8_t *kind, const int64_t *ts, const int
                 first_sight(o, T, p, S_RUNNING, w0, c)
                 tp = &T[p]
                 if tp.state == S_UNKNOWN:
-                    set_state(o, T, p, S_RUNNING, t, c)
-                if C[c].occ != p or tp.state != S_RUNNING or tp.cpu != c:
+                    # its switch-in fell in a lost-events gap (D6): no run time, no inference
+                    pass
+                elif C[c].occ != p or tp.state != S_RUNNING or tp.cpu != c:
                     # a switch-in of prev is missing (seen out of the idle task): infer it at
                     # prev's latest wakeup onto this CPU, else at the CPU's previous line
                     if (tp.last_wakeup_ts >= 0 and tp.last_wakeup_cpu == c
@@ -324,6 +327,11 @@ cdef void run_kernel(int64_t n, const int8_t *kind, const int64_t *ts, const int
                             tp.since = t
                             tp.cpu = tcpu[j]
                         elif gap_target(C, ncpus, tcpu[j]):
+                            # woken onto a CPU inside a gap: unknown, but the latency sample
+                            # still runs from this wakeup to its next switch-in (D4)
+                            if sleeping(tp.state):
+                                tp.pend_wakeup = t
+                                tp.pend_waking = tp.last_waking_ts if tp.last_waking_ts >= tp.since else -1
                             set_state(o, T, p, S_UNKNOWN, t, -1)
                         else:
                             if sleeping(tp.state):
@@ -336,12 +344,13 @@ cdef void run_kernel(int64_t n, const int8_t *kind, const int64_t *ts, const int
             p = a[j]
             if p >= 0:
                 tp = &T[p]
+                s = S_UNKNOWN if gap_target(C, ncpus, tcpu[j]) else S_RUNNABLE
                 if tp.state == S_UNSEEN or tp.state == S_NONE:
-                    tp.state = S_RUNNABLE
+                    tp.state = s
                     tp.since = t
-                    tp.cpu = tcpu[j]
+                    tp.cpu = tcpu[j] if s == S_RUNNABLE else -1
                 elif sleeping(tp.state) or tp.state == S_UNKNOWN:
-                    set_state(o, T, p, S_RUNNABLE, t, tcpu[j])
+                    set_state(o, T, p, s, t, tcpu[j] if s == S_RUNNABLE else -1)
                 tp.last_wakeup_ts = t
                 tp.last_wakeup_cpu = tcpu[j]
         elif kind[j] == K_MIGRATE:
@@ -349,7 +358,10 @@ cdef void run_kernel(int64_t n, const int8_t *kind, const int64_t *ts, const int
             if p >= 0:
                 first_sight(o, T, p, S_RUNNABLE, w0, tcpu[j])
                 tp = &T[p]
-                if tp.state == S_RUNNABLE and tp.cpu != tcpu[j]:
+                if tp.state == S_UNKNOWN and not gap_target(C, ncpus, tcpu[j]):
+                    # a migrate line shows it runnable (D3's role): back from UNKNOWN (D6)
+                    set_state(o, T, p, S_RUNNABLE, t, tcpu[j])
+                elif tp.state == S_RUNNABLE and tp.cpu != tcpu[j]:
                     if gap_target(C, ncpus, tcpu[j]):
                         set_state(o, T, p, S_UNKNOWN, t, -1)
                     else:

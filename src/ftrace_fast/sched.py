@@ -37,7 +37,11 @@ D6. Lost events (`CPU:N [LOST M EVENTS]`): on CPU N the span from its last line 
     migrated onto it), is UNKNOWN from there until its next
     line anywhere, where it takes the state that line shows (D3's roles, from that line on).
     None of it counts as run or wait.  The gap starts at the CPU's last line before the
-    marker (trace_pipe prints the marker only when it reads that CPU's next event).
+    marker (trace_pipe prints the marker only when it reads that CPU's next event).  A task
+    woken (sched_wakeup or sched_wakeup_new) or migrated onto that CPU inside the gap is
+    UNKNOWN too; a sched_switch that switches out an UNKNOWN task ends its unknown span with
+    no run time and no inferred switch-in (D7 does not apply); a wakeup-latency sample still
+    runs from its sched_wakeup to the next switch-in (D4).
 D7. Missing switch out of the idle task (real kernels sometimes omit one): when a CPU's
     sched_switch has a prev that is not the task last switched in on that CPU, the switch-in
     of prev is inferred at prev's most recent sched_wakeup with target_cpu on that CPU if it
