@@ -1518,6 +1518,20 @@ cdef int pl_block(PState *P, char *rec, const char *p, const char *e, int32_t et
             set_i64(rec, OFF[O_BK_BYTES], v)
         if kv_int(P, &p, e, b" error=", &v, False) > 0:
             set_i32(rec, OFF[O_BK_ERROR], v)
+        q = kv(p, e, b" rwbs=")
+        if q != NULL:
+            te = tok_end(q, e)
+            s = sym_id(P, q, <size_t>(te - q))
+            if s < 0:
+                return -1
+            set_i32(rec, OFF[O_BK_RWBS], s)
+        q = kv(p, e, b" comm=")
+        if q != NULL:
+            te = find(q, e, b" cmd=", 5)
+            s = comm_id(P, q, <size_t>((te if te != NULL else e) - q))
+            if s < 0:
+                return -1
+            set_i32(rec, OFF[O_BK_COMM], s)
         return 0
     q = parse_i64(p, e, &v)
     if q == NULL or q >= e or q[0] != c',':
@@ -1802,6 +1816,15 @@ cdef inline const char *parse_ts(PState *P, const char *p, const char *e, int64_
         return NULL
     return p + 1
 
+cdef inline bint all_digits(const char *p, const char *e) noexcept nogil:
+    if p >= e:
+        return False
+    while p < e:
+        if not is_digit(p[0]):
+            return False
+        p += 1
+    return True
+
 cdef inline bint is_flag_char(char c) noexcept nogil:
     return (c'a' <= c <= c'z') or (c'A' <= c <= c'Z') or (c'0' <= c <= c'9') or c == c'.'
 
@@ -1912,12 +1935,20 @@ cdef int parse_prefix(PState *P, const char *p, const char *e, Prefix *x) noexce
     if not latency and t < e and not is_digit(t[0]):
         # the irq-info flags column
         te = tok_end(t, e)
-        if te - t > 8:
-            set_err(P, E_FLAGS, t, b"irq-info flags (at most 8 characters)")
-            return -1
-        x.flags = t
-        x.flags_len = <size_t>(te - t)
-        t = skip_ws(te, e)
+        if te - t > 8 and te[-1] == c':' and all_digits(t + 5, te - 1):
+            # trace-cmd >= 3.2 prints the flags and then a raw TSC time stamp `%12d:` that
+            # overflows into them (`d..1.303280081944169:`): the flags are 5 characters there
+            te = t + 5
+            x.flags = t
+            x.flags_len = 5
+            t = te
+        else:
+            if te - t > 8:
+                set_err(P, E_FLAGS, t, b"irq-info flags (at most 8 characters)")
+                return -1
+            x.flags = t
+            x.flags_len = <size_t>(te - t)
+            t = skip_ws(te, e)
     elif not latency and t < e:
         # a token of flag characters that starts with a digit is not a timestamp
         te = t
@@ -2411,12 +2442,57 @@ cdef const char *dmesg_prefix(const char *p, const char *e) noexcept nogil:
         return NULL
     return q + 1
 
+cdef int classify(PState *P, const char *s, const char *p, const char *e) noexcept nogil:
+    """Which kind of line [p, e) is, handled: 0; malformed: -1 (P.err_* say why)."""
+    cdef char c
+    cdef int r, code
+    cdef const char *pos
+    cdef const char *what
+    cdef int32_t event
+    if p >= e:
+        P.headers += 1
+        return 0
+    c = p[0]
+    if c == c'#':
+        # comments and headers (`# tracer: nop`, `##### CPU N buffer started ####`) -- but a
+        # comm may begin with '#' too: right-aligned after blanks, or in column 0 when the
+        # latency format cuts it to 8 characters
+        if parse_event_line(P, p, e) == 0:
+            return 0
+        if P.oom:
+            return -1
+        P.headers += 1
+        return 0
+    if c == c'=' and p + 1 < e and p[1] == c'>':
+        return parse_stack_frame(P, p, e)
+    if c == c'C' and parse_lost(P, p, e) == 0:
+        return 0
+    if is_header_line(P, p, e):
+        if c == c'c' or c == c'v':
+            P.n_tracecmd_hdr += 1
+        P.headers += 1
+        return 0
+    if parse_event_line(P, p, e) == 0:
+        return 0
+    if P.oom or not is_digit(c):
+        return -1
+    # function_graph output (` 3)   0.245 us |  f();`); tried second, since a comm may also
+    # start with digits and ')'
+    code = P.err_code
+    pos = P.err_pos
+    what = P.err_what
+    event = P.err_event
+    r = parse_funcgraph_line(P, p, e)
+    if r <= 0:
+        return r
+    set_err(P, code, pos, what)
+    P.err_event = event
+    return -1
+
 cdef void parse_line(PState *P, const char *s, const char *e) noexcept nogil:
     cdef const char *p
     cdef const char *q
     cdef const char *t
-    cdef int r, depth
-    cdef char c
     if e > s and e[-1] == c'\r':
         e -= 1
     p = skip_ws(s, e)
@@ -2440,36 +2516,8 @@ cdef void parse_line(PState *P, const char *s, const char *e) noexcept nogil:
             P.n_tracecmd_hdr += 1
             P.headers += 1
             return
-    for depth in range(1):
-        if p >= e or p[0] == c'#':
-            # blank lines and comments (header, `##### CPU N buffer started ####`)
-            P.headers += 1
-            return
-        c = p[0]
-        if c == c'=' and p + 1 < e and p[1] == c'>':
-            if parse_stack_frame(P, p, e) == 0:
-                return
-            break
-        if c == c'C':
-            r = parse_lost(P, p, e)
-            if r == 0:
-                return
-        if is_header_line(P, p, e):
-            if c == c'c' or c == c'v':
-                P.n_tracecmd_hdr += 1
-            P.headers += 1
-            return
-        if is_digit(c):
-            r = parse_funcgraph_line(P, p, e)
-            if r == 0:
-                return
-            if r < 0:
-                break
-        if parse_event_line(P, p, e) == 0:
-            return
-        if P.oom:
-            return
-    record_error(P, s, e)
+    if classify(P, s, p, e) < 0 and not P.oom:
+        record_error(P, s, e)
 
 cdef void parse_block(PState *P, const char *buf, size_t n) noexcept nogil:
     cdef const char *s = buf

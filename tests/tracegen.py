@@ -82,6 +82,7 @@ VARIANTS = (
     "tracecmd_multi",  # 13. trace-cmd report -i a.dat -i b.dat: file-name prefix
     "kernel_latency",  # kernel options/latency-format (what the dump prints on new kernels)
     "mixed",  # any kernel combination of the options above, drawn at random
+    "tracecmd_tsc_flags",  # trace-cmd >= 3.2 (prints flags) over an x86-tsc trace: flags run into the ts
 )
 
 #: the anchor of the line prefix: a comm must not contain a match
@@ -96,7 +97,11 @@ COMM_POOL = (
     "sh", "1", "a+b", ":", ".", "-", "--", "-1", "a-1-2", "<", ">", "()", "x-1 y", "Binder:2030_3",
     "flush-8:0", "migration/12", "a b c d e f g h", "12345678901234", "-5-6-7", "a -1", "((x))",
     "ndroid.systemui", "irq/36-virtio1", "0", "a:1", "a:1 b", "<x>-3", "+", "kvm-nx-lpage-re",
+    "cpus:2", "CPU:1", "(---)", "a > b", "1.5:", "5)x", "0) y", "12)",  # like function_graph's 'N) '
 )
+#: comms with '#': legal task names; a line whose comm starts with '#' is still an event line
+#: ('        #x-12 [000] ...', and in latency format '#1234567-12   0d..2. ...' from column 0)
+HASH_COMMS = ("#x", "#12345678", "a#b", "# x", "#", "##", "#1-2")
 COMM_ALPHABET = string.ascii_letters + string.digits + " -:/.<>()_+"
 
 STATE_LETTERS = tuple(STATE_BITS)  # S D T t X Z P I K W x N n
@@ -108,14 +113,16 @@ EXIT_REASONS = ("EPT_VIOLATION", "HLT", "EXTERNAL_INTERRUPT", "IO_INSTRUCTION", 
                 "CR_ACCESS", "DR_ACCESS", "PAUSE_INSTRUCTION", "EXCEPTION_NMI", "npf", "msr",
                 "vmmcall", "hlt", "intr", "INVALID_STATE", "TRIPLE_FAULT")
 IRQ_NAMES = ("virtio1-req.0", "timer", "i8042", "arch_timer", "nvme0q3", "xhci_hcd",
-             "eth0-TxRx-0", "ahci[0000:00:1f.2]", "acpi", "hpet", "IPI", "mmc0", "vfio-msix[0](0000:01:00.0)")
+             "eth0-TxRx-0", "ahci[0000:00:1f.2]", "acpi", "hpet", "IPI", "mmc0", "vfio-msix[0](0000:01:00.0)",
+             "PCIe PME", "idma64.0 x")
 RWBS = ("WS", "RS", "FF", "WSM", "R", "W", "N", "RA", "WFS", "D", "DS", "RM", "FWS", "WFUA", "RSM")
 IOPRIO = ("be,0,4", "none,0,0", "0x2,0,4", "rt,0,2", "idle,0,0", "be,0,0")
 UNKNOWN_NAMES = ("kvm_pio", "kvm_apic_ipi", "kvm_halt_poll_ns", "kvm_apic_accept_irq",
                  "cpu_idle", "cpu_frequency", "rcu_utilization", "hrtimer_start", "kvm_msr",
                  "sched_wake_idle_without_ipi", "mmap_lock_acquire_returned", "x", "a1",
                  "cobalt_switch_context", "kmalloc", "writeback_exec", "ipi_raise",
-                 "sched_pi_setprio", "my_event_with_a_rather_long_name_0")
+                 "sched_pi_setprio", "my_event_with_a_rather_long_name_0", "9p_client_req",
+                 "name_of_20_chars_xyz", "name_of_21_chars_xyzw")
 #: names the parser gives special meaning to: never used for random unknown events
 RESERVED_NAMES = {"function", "kernel_stack", "user_stack", "stack_frame", "funcgraph_entry",
                   "funcgraph_exit", "print", "bprint", "bputs"}
@@ -128,7 +135,8 @@ KNOWN_EVENTS = (
     "irq_handler_entry", "irq_handler_exit", "softirq_entry", "softirq_exit", "softirq_raise",
     "block_rq_issue", "block_rq_insert", "block_rq_complete", "tracing_mark_write",
 )
-#: events whose ``-R`` rendering this writer can predict only partly (see ``_payload``)
+#: events whose ``-R`` rendering is extrapolated from the kernel's field lists (no real -R file
+#: in the corpus has them): drawn less often in -R traces
 RAW_UNCERTAIN = ("kvm_exit", "block_rq_issue", "block_rq_insert", "block_rq_complete")
 
 
@@ -163,6 +171,7 @@ class Format:
     files: tuple = ()  # multi-file report input names
     final_newline: bool = True
     unicode: bool = False
+    hash_comms: bool = False
 
 
 @dataclasses.dataclass
@@ -217,7 +226,7 @@ def _chance(rng, p: float) -> bool:
 
 
 def comm_ok(c: str, compact: bool = False) -> bool:
-    if not (1 <= len(c) <= 15) or c != c.strip(" ") or c.strip() == "":
+    if not (1 <= len(c.encode("utf-8")) <= 15) or c != c.strip(" ") or c.strip() == "":
         return False
     if any(ch in c for ch in "=[]|\t\r\n\0"):
         return False
@@ -228,10 +237,15 @@ def comm_ok(c: str, compact: bool = False) -> bool:
     return True
 
 
-def gen_comm(rng, compact: bool = False) -> str:
+def gen_comm(rng, compact: bool = False, unicode: bool = False, hash_: bool = False) -> str:
+    """a task name: 1..15 bytes, hostile but printable the way the kernel prints it."""
     while True:
         r = rng.random()
-        if r < 0.45:
+        if hash_ and r < 0.3:
+            c = rng.choice(HASH_COMMS) if r < 0.15 else "#" + gen_word(rng, COMM_ALPHABET, 1, 14)
+        elif unicode and r < 0.1:
+            c = "".join(rng.choice(COMM_ALPHABET + _UNICODE_CHARS) for _ in range(rng.randint(1, 8)))
+        elif r < 0.45:
             c = rng.choice(COMM_POOL)
         elif r < 0.6:  # realistic name + number suffix
             c = rng.choice(("kworker/", "CPU ", "worker-", "a-", "x y-", "irq/", "T:", "-"))
@@ -302,7 +316,11 @@ def gen_text(rng, unicode: bool = False, allow_empty: bool = True) -> str:
         t = rng.choice(("B|%d|%s" % (rng.randint(1, 99999), gen_word(rng)), "E",
                         "C|%d|counter|%d" % (rng.randint(1, 99999), rng.randint(-5, 99999)),
                         "trace_event_clock_sync: parent_ts=%d.%06d" % (rng.randint(0, 99999), rng.randint(0, 999999)),
-                        "prev_comm=x prev_pid=1 ==> next_comm=y", "a: b: c", "[FAILED TO PARSE]"))
+                        "prev_comm=x prev_pid=1 ==> next_comm=y", "a: b: c", "[FAILED TO PARSE]",
+                        # a whole fake line prefix inside the text
+                        "x-12 [001] d..2.  1.000000: sched_switch: prev_comm=a prev_pid=1",
+                        "   <idle>-0     [000]  5.5: kvm_exit: reason HLT", "CPU:1 [LOST 3 EVENTS]",
+                        "# tracer: nop", "cpus=4"))
     else:
         chars = _TEXT_CHARS + (_UNICODE_CHARS if unicode else "")
         t = "".join(rng.choice(chars) for _ in range(rng.randint(1, 60)))
@@ -378,6 +396,8 @@ def gen_state_numeric(rng):
 # ---------------------------------------------------------------------------------------------
 # payloads
 
+_gen_comm = gen_comm
+
 
 def _defaults(name: str) -> dict:
     layout = EVENT_LAYOUT.get(name, "generic")
@@ -401,6 +421,9 @@ def _payload(rng, name: str, fmt: Format, ncpu: int):
     f = _defaults(name)
     compact = d == "compact"
     raw = d == "raw"
+
+    def gen_comm(rng, compact=False):  # payload comms: UTF-8 / '#' too when asked
+        return _gen_comm(rng, compact, fmt.unicode, fmt.hash_comms)
     sp = " " if raw else ""  # trace-cmd -R starts every payload with one more space
 
     if name not in EVENT_LAYOUT:
@@ -570,14 +593,19 @@ def _payload(rng, name: str, fmt: Format, ncpu: int):
         cmd = "()" if _chance(rng, 0.9) else "(%s)" % " ".join("%02x" % rng.randint(0, 255) for _ in range(rng.randint(1, 6)))
         iop = (" " + rng.choice(IOPRIO)) if _chance(rng, 0.7) else ""  # 6.x adds ioprio
         f.update(dev_major=ma, dev_minor=mi, rwbs=rwbs, sector=sector, nr_sector=nr)
-        if raw:
-            f.update(bytes=ANY, error=ANY, rq_comm=ANY, dev_major=ANY, dev_minor=ANY)
+        if raw:  # -R: the kernel's fields in format order; dev is MKDEV(major, minor)
+            iop = " ioprio=%d" % rng.choice((0, 16388, 8192)) if _chance(rng, 0.5) else ""
+            mi &= 0xFFFFF
+            f["dev_minor"] = mi
             s = "dev=%d sector=%d nr_sector=%d" % ((ma << 20) | mi, sector, nr)
             if name == "block_rq_complete":
-                s += " error=%d rwbs=%s cmd=" % (rng.randint(-5, 0), rwbs)
+                err = rng.randint(-5, 0)
+                f["error"] = err
+                s += " error=%d%s rwbs=%s cmd=" % (err, iop, rwbs)
             else:
-                c = gen_comm(rng)
-                s += " bytes=%d rwbs=%s comm=%s cmd=" % (rng.randint(0, 1 << 20), rwbs, c)
+                by, c = rng.randint(0, 1 << 20), gen_comm(rng)
+                f.update(bytes=by, rq_comm=c)
+                s += " bytes=%d%s rwbs=%s comm=%s cmd=" % (by, iop, rwbs, c)
             return sp + s, f
         if name == "block_rq_complete":
             err = rng.choice((0, 0, 0, -5, -11, 1))
@@ -625,11 +653,16 @@ def draw_format(rng, variant: str) -> Format:
     elif variant == "trace_pipe":
         F.header, F.lost = False, True
         F.flags = rng.choice((5, 5, 4, 0))
-    elif variant in ("tracecmd", "tracecmd_multi"):
+    elif variant in ("tracecmd", "tracecmd_multi", "tracecmd_tsc_flags"):
         F.family, F.dialect, F.pidw = "tracecmd", "compact", 5
         F.flags = 5 if _chance(rng, 0.2) else 0  # trace-cmd >= 3.2 prints the flags too
         if _chance(rng, 0.15):
             F.clock, F.int_big = "int", _chance(rng, 0.7)
+            F.flags = 0  # flags + integer clock: see tracecmd_tsc_flags
+        if variant == "tracecmd_tsc_flags":
+            # '[005] d..1.303280081944169:' (trace-cmd prints TEP_PRINT_LATENCY, then '%12d:'),
+            # the same glue as the real '-l' output '5d..1.303280081944169:'
+            F.clock, F.int_big, F.flags = "int", True, 5
         if variant == "tracecmd_multi":
             n = rng.choice((2, 2, 3))
             names = ["trace.dat", "trace-guest.dat", "trace-Salamander4.dat", "host.dat", "g.dat",
@@ -772,7 +805,8 @@ def render_line(rng, F: Format, ev: ExpectedEvent, raw_ts: int, payload: str, li
             s += _ts_text(F, raw_ts) + ":"
     else:
         ev.comm = line_comm
-        s = "%16s-%-*d " % (line_comm, F.pidw, ev.pid)
+        # %16s pads to 16 bytes, not characters
+        s = " " * max(0, 16 - len(line_comm.encode("utf-8"))) + "%s-%-*d " % (line_comm, F.pidw, ev.pid)
         if F.family == "kernel":
             if F.tgid:
                 if ev.tgid < 0:
@@ -817,13 +851,17 @@ def _pick_name(rng, F: Format) -> str:
 
 
 def generate(rng, variant: str = "kernel5", n_events: int | None = None, *, unicode: bool = False,
-             final_newline: bool = True, fmt: Format | None = None) -> GeneratedTrace:
+             final_newline: bool = True, hash_comms: bool = False,
+             fmt: Format | None = None) -> GeneratedTrace:
     """a random trace of ``variant`` with its expected parse.
 
     final_newline=False: the last line has no line end (a complete line all the same).
+    unicode=True: UTF-8 in comms (not in latency formats), marker text and payloads.
+    hash_comms=True: comms with '#', some starting with it.
     """
     F = fmt or draw_format(rng, variant)
     F.unicode = unicode
+    F.hash_comms = hash_comms
     F.final_newline = final_newline
     if n_events is None:
         n_events = rng.randint(0, 40)
@@ -831,8 +869,9 @@ def generate(rng, variant: str = "kernel5", n_events: int | None = None, *, unic
     cpu_pool = [rng.randint(0, ncpu - 1) for _ in range(rng.randint(1, min(ncpu, 6)))]
     # tasks: (comm, pid, tgid); reused so comms repeat like in real traces
     tasks = []
+    uni = unicode and not F.latency  # %8.8s may cut a UTF-8 sequence: not generated
     for _ in range(rng.randint(1, 8)):
-        tasks.append((gen_comm(rng, F.dialect == "compact"), gen_pid(rng),
+        tasks.append((gen_comm(rng, F.dialect == "compact", uni, hash_comms), gen_pid(rng),
                       -1 if _chance(rng, 0.25) else rng.randint(1, 4194304)))
 
     # timestamps in raw units

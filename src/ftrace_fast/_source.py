@@ -34,6 +34,45 @@ class InputError(Exception):
     """The input cannot be read as ftrace text (missing, empty, binary, unsupported)."""
 
 
+class _ZstdReader(io.RawIOBase):
+    """zstd frames one after another, decoded with zstandard's decompressobj; unlike its
+    stream_reader, a stream cut inside a frame is an error (EOFError), as with gzip."""
+
+    def __init__(self, raw, zstandard):
+        self.raw = raw
+        self.zstandard = zstandard
+        self.dobj = zstandard.ZstdDecompressor().decompressobj()
+        self.pending = b""
+        self.off = 0
+        self.started = False
+
+    def readable(self):
+        return True
+
+    def readinto(self, b):
+        while self.off >= len(self.pending):
+            self.pending = b""
+            self.off = 0
+            data = self.raw.read(1 << 20)
+            if not data:
+                if self.started and not self.dobj.eof:
+                    raise EOFError("compressed input ended before the end of its zstd frame")
+                return 0
+            while data:
+                if self.dobj.eof:
+                    self.dobj = self.zstandard.ZstdDecompressor().decompressobj()
+                self.started = True
+                try:
+                    self.pending += self.dobj.decompress(data)
+                except self.zstandard.ZstdError as exc:
+                    raise EOFError(f"corrupt zstd input: {exc}") from None
+                data = self.dobj.unused_data if self.dobj.eof else b""
+        n = min(len(b), len(self.pending) - self.off)
+        b[:n] = memoryview(self.pending)[self.off:self.off + n]
+        self.off += n
+        return n
+
+
 def _open_zstd(raw):
     try:
         import zstandard
@@ -44,7 +83,7 @@ def _open_zstd(raw):
             raise InputError("zstd-compressed input needs the 'zstandard' package "
                              "(pip install zstandard)") from None
         return zstd.ZstdFile(raw)
-    return zstandard.ZstdDecompressor().stream_reader(raw, read_across_frames=True)
+    return io.BufferedReader(_ZstdReader(raw, zstandard), 1 << 20)
 
 
 def _wrap(raw, kind):
