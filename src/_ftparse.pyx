@@ -665,6 +665,9 @@ cdef struct PState:
     int64_t n_funcgraph
     int64_t n_dmesg
     int64_t n_prefixed
+    # optional per-line classification (for `ftfast filter`): one LK_* byte per line
+    int mark_lines
+    Grow line_kinds
     # event-name ids fixed at start-up
     int32_t et_function
     int32_t et_kstack
@@ -2489,6 +2492,15 @@ cdef int classify(PState *P, const char *s, const char *p, const char *e) noexce
     P.err_event = event
     return -1
 
+cdef enum:
+    LK_EVENT = 0
+    LK_HEADER = 1
+    LK_FILTERED = 2
+    LK_MALFORMED = 3
+
+LINE_KINDS = {"event": LK_EVENT, "header": LK_HEADER, "filtered": LK_FILTERED,
+              "malformed": LK_MALFORMED}
+
 cdef void parse_line(PState *P, const char *s, const char *e) noexcept nogil:
     cdef const char *p
     cdef const char *q
@@ -2515,9 +2527,24 @@ cdef void parse_line(PState *P, const char *s, const char *e) noexcept nogil:
             P.n_prefixed += 1
             P.n_tracecmd_hdr += 1
             P.headers += 1
+            if P.mark_lines:
+                mark_line(P, LK_HEADER)
             return
+    cdef int64_t ev0 = P.events, hd0 = P.headers, fl0 = P.filtered
+    cdef uint8_t kind
     if classify(P, s, p, e) < 0 and not P.oom:
         record_error(P, s, e)
+    if P.mark_lines:
+        kind = (LK_EVENT if P.events != ev0 else LK_HEADER if P.headers != hd0
+                else LK_FILTERED if P.filtered != fl0 else LK_MALFORMED)
+        mark_line(P, kind)
+
+cdef inline void mark_line(PState *P, uint8_t kind) noexcept nogil:
+    if g_reserve(&P.line_kinds, 1) < 0:
+        P.oom = 1
+        return
+    P.line_kinds.data[P.line_kinds.size] = <char>kind
+    P.line_kinds.size += 1
 
 cdef void parse_block(PState *P, const char *buf, size_t n) noexcept nogil:
     cdef const char *s = buf
@@ -2581,7 +2608,7 @@ cdef class Parser:
             raise MemoryError()
 
     def __init__(self, events=None, cpus=None, pids=None, comm=None, start=None, end=None,
-                 strict=False):
+                 strict=False, mark_lines=False):
         cdef PState *P = self.P
         cdef int i
         cdef bint is_new
@@ -2590,6 +2617,7 @@ cdef class Parser:
         if intern_init(&P.comms) < 0 or intern_init(&P.syms) < 0 or intern_init(&P.names) < 0:
             raise MemoryError()
         P.strict = 1 if strict else 0
+        P.mark_lines = 1 if mark_lines else 0
         P.all_events = 1 if events is None else 0
         for i, name in enumerate(_ev.LAYOUTS):
             tmpl = np.zeros(1, _ev.dtype_for(name))
@@ -2687,6 +2715,7 @@ cdef class Parser:
         g_free(&P.fg_pid)
         g_free(&P.fg_comm)
         g_free(&P.fg_stack)
+        g_free(&P.line_kinds)
         free(P.cpu_ok)
         free(P.pid_ok)
         free(P)
@@ -2783,6 +2812,7 @@ cdef class Parser:
             "errors": self._errors(),
             "error_counts": {ERROR_CODES[c]: P.err_count[c] for c in range(1, NCODES)
                              if P.err_count[c]},
+            "line_kinds": take_grow(&P.line_kinds) if P.mark_lines else None,
             "lines": P.lines, "events_count": P.events, "headers": P.headers,
             "filtered": P.filtered, "malformed": P.malformed,
             "clock_counts": clock_counts, "max_int_ts": P.max_int_ts,
@@ -2808,3 +2838,32 @@ cdef void parse_last(PState *P, const char *buf, size_t n) noexcept nogil:
     parse_line(P, last, buf + n)
     P.offset += (buf + n) - last
     P.final_piece = 0
+
+
+def copy_lines(const unsigned char[::1] buf, Py_ssize_t n, long long first_line,
+               const unsigned char[::1] keep, unsigned char[::1] out):
+    """Copy into `out` (at least n bytes) the lines of buf[:n] whose number (first_line for
+    the first) has keep[number] != 0.  Returns (bytes written, lines seen)."""
+    cdef const unsigned char *p
+    cdef const unsigned char *end
+    cdef const unsigned char *nl
+    cdef long long ln = first_line
+    cdef Py_ssize_t nkeep = keep.shape[0], w = 0, k
+    if n <= 0:
+        return 0, 0
+    if out.shape[0] < n or buf.shape[0] < n:
+        raise ValueError("buffers too small")
+    p = &buf[0]
+    end = p + n
+    with nogil:
+        while p < end:
+            nl = <const unsigned char*>memchr(p, c'\n', <size_t>(end - p))
+            if nl == NULL:
+                nl = end - 1
+            k = nl + 1 - p
+            if ln < nkeep and keep[ln]:
+                memcpy(&out[w], p, <size_t>k)
+                w += k
+            ln += 1
+            p = nl + 1
+    return w, ln - first_line

@@ -91,6 +91,9 @@ class Stats:
         return self.lines == self.events + self.headers + self.filtered + self.malformed
 
 
+#: Trace.line_kinds codes
+LINE_KINDS = _ftparse.LINE_KINDS
+
 LOST_DTYPE = np.dtype([("cpu", "i4"), ("line", "i8"), ("count", "i8"), ("ts", "i8")])
 
 
@@ -169,7 +172,7 @@ class _Progress:
 
 
 def load(source, *, events=None, cpus=None, pids=None, comm=None, start=None, end=None,
-         strict=False, chunk_size=None, progress=None, warn=True) -> "Trace":
+         strict=False, chunk_size=None, progress=None, warn=True, mark_lines=False) -> "Trace":
     """Load every event of an ftrace text log into NumPy arrays.
 
     source: a path (plain, .gz, .xz, .bz2, .zst; detected by magic bytes), an open binary
@@ -183,6 +186,8 @@ def load(source, *, events=None, cpus=None, pids=None, comm=None, start=None, en
     strict: raise ParseError at the first malformed line instead of counting it.
     progress: show a progress bar on stderr (default: when stderr is a terminal and the input
         is over 256 MB).
+    mark_lines: also keep what each line was (Trace.line_kinds: one byte per line, see
+        LINE_KINDS), e.g. to write a filtered copy of the text.
     """
     comm_re = _compile_comm(comm)
     t_start = _time_arg(start, "start")
@@ -192,7 +197,7 @@ def load(source, *, events=None, cpus=None, pids=None, comm=None, start=None, en
     if isinstance(events, str):
         events = [events]
     parser = _ftparse.Parser(events=events, cpus=cpus, pids=pids, comm=comm_re,
-                             start=t_start, end=t_end, strict=strict)
+                             start=t_start, end=t_end, strict=strict, mark_lines=mark_lines)
     src = Source(source)
     if progress is None:
         progress = sys.stderr.isatty() and (src.size or 0) > (256 << 20)
@@ -245,6 +250,7 @@ class Trace:
         self._layouts = {}
         self._comm_index = None
         self.format = {}
+        self.line_kinds = None
 
     @classmethod
     def _from_parser(cls, r, src):
@@ -275,6 +281,7 @@ class Trace:
         t.source = src.name
         t.compression = src.compression
         t.format = r["format"]
+        t.line_kinds = r["line_kinds"]
         return t
 
     def format_description(self):
