@@ -9,7 +9,8 @@ from __future__ import annotations
 import pytest
 
 from benchlib import (
-    CHUNK, RESULTS, count_newlines, floor_seconds, record_floor, run_timed, set_extra_info,
+    CHUNK, RESULTS, count_newlines, floor_seconds, numpy_floor_seconds, record_floor, run_timed,
+    set_extra_info,
 )
 
 pytestmark = pytest.mark.benchmark(group="load")
@@ -21,6 +22,7 @@ def test_floor(benchmark, bench_file):
     n, seconds = run_timed(benchmark, lambda: count_newlines(bench_file.path, buf))
     assert n == bench_file.newlines
     r = record_floor(bench_file, seconds, measured_by="test_floor")
+    numpy_floor_seconds(bench_file)
     set_extra_info(benchmark, {"file_MB": bench_file.mb, **r})
 
 
