@@ -1875,6 +1875,8 @@ cdef int parse_prefix(PState *P, const char *p, const char *e, Prefix *x) noexce
         z = skip_ws(y, e)
         if z >= e:
             continue
+        x.tgid = -1
+        x.has_tgid = False
         if z[0] == c'(':
             # record-tgid column: `(  1234)` or `(-----)`
             t = skip_ws(z + 1, e)
@@ -1911,6 +1913,8 @@ cdef int parse_prefix(PState *P, const char *p, const char *e, Prefix *x) noexce
                 t += 1
                 if v > MAX_CPU:
                     break
+            if v > MAX_CPU:
+                continue
             te = t
             while te < e and is_flag_char(te[0]):
                 te += 1
@@ -1990,8 +1994,10 @@ cdef inline bint filter_cpu_time(PState *P, int64_t cpu, int64_t ts) noexcept no
         return False
     return True
 
-cdef bint payload_wanted(PState *P, int layout, char *rec) noexcept nogil:
-    """pid/comm filters over the tasks a sched event names in its payload."""
+cdef bint payload_wanted(PState *P, int layout, char *rec, bint need_pid,
+                         bint need_comm) noexcept nogil:
+    """The pid / comm filters a line's own task did not satisfy, tried on the tasks a sched
+    event names in its payload: each filter is met when any task of the line meets it."""
     cdef int32_t o_pid1 = -1, o_pid2 = -1, o_c1 = -1, o_c2 = -1
     if layout == L_SCHED_SWITCH:
         o_pid1 = OFF[O_SW_PREV_PID]; o_pid2 = OFF[O_SW_NEXT_PID]
@@ -2013,11 +2019,11 @@ cdef bint payload_wanted(PState *P, int layout, char *rec) noexcept nogil:
         o_pid1 = OFF[O_SD_PID]; o_c1 = OFF[O_SD_COMM]
     else:
         return False
-    if P.pid_ok != NULL:
+    if need_pid:
         if not ((o_pid1 >= 0 and pid_wanted(P, (<int32_t*>(rec + o_pid1))[0]))
                 or (o_pid2 >= 0 and pid_wanted(P, (<int32_t*>(rec + o_pid2))[0]))):
             return False
-    if P.has_comm_filter:
+    if need_comm:
         if not ((o_c1 >= 0 and comm_wanted(P, (<int32_t*>(rec + o_c1))[0]))
                 or (o_c2 >= 0 and comm_wanted(P, (<int32_t*>(rec + o_c2))[0]))):
             return False
@@ -2114,7 +2120,7 @@ cdef int parse_event_line(PState *P, const char *p, const char *e) noexcept nogi
     cdef char *rec
     cdef char namebuf[160]
     cdef size_t nn
-    cdef bint keep_line
+    cdef bint keep_line, line_pid, line_comm
     P.err_event = -1
     if parse_prefix(P, p, e, &x) < 0:
         return -1
@@ -2167,8 +2173,9 @@ cdef int parse_event_line(PState *P, const char *p, const char *e) noexcept nogi
     if comm < 0:
         return -1
     layout = P.types[et].layout
-    keep_line = ((P.pid_ok == NULL or pid_wanted(P, x.pid))
-                 and (not P.has_comm_filter or comm_wanted(P, comm)))
+    line_pid = P.pid_ok == NULL or pid_wanted(P, x.pid)
+    line_comm = not P.has_comm_filter or comm_wanted(P, comm)
+    keep_line = line_pid and line_comm
     if not keep_line and (layout < L_SCHED_SWITCH or layout > L_STAT_DELAY):
         note_event(P, &x, comm, 0)
         P.filtered += 1
@@ -2181,7 +2188,7 @@ cdef int parse_event_line(PState *P, const char *p, const char *e) noexcept nogi
     if parse_payload(P, layout, rec, pl, e, et, x.cpu) < 0:
         drop_record(P, et)
         return -1
-    if not keep_line and not payload_wanted(P, layout, rec):
+    if not keep_line and not payload_wanted(P, layout, rec, not line_pid, not line_comm):
         drop_record(P, et)
         note_event(P, &x, comm, 0)
         P.filtered += 1
@@ -2213,6 +2220,8 @@ cdef int parse_stack_frame(PState *P, const char *p, const char *e) noexcept nog
             lp -= 1
         if lp > q and lp[0] == c'(' and parse_hex(lp + 1, e - 1, &addr) == e - 1:
             fe = rtrim(q, lp)
+        else:
+            addr = 0
     elif e - q > 2 and q[0] == c'<' and e[-1] == c'>':
         if parse_hex(q + 1, e - 1, &addr) != e - 1:
             addr = 0
@@ -2247,6 +2256,7 @@ cdef int parse_funcgraph_line(PState *P, const char *p, const char *e) noexcept 
     cdef bint is_exit = False
     cdef const char *cs
     cdef size_t cl = 0
+    cdef bint has_proc = False
     # optional absolute time `7238523.638008 |` (funcgraph-abstime)
     t = q
     while t < e and is_digit(t[0]):
@@ -2317,6 +2327,7 @@ cdef int parse_funcgraph_line(PState *P, const char *p, const char *e) noexcept 
             pid = v
             cs = q
             cl = <size_t>(d - 1 - q)
+            has_proc = True
             q = bar + 1
         else:
             set_err(P, E_FUNCGRAPH, q, b"duration or comm-pid")
@@ -2326,7 +2337,7 @@ cdef int parse_funcgraph_line(PState *P, const char *p, const char *e) noexcept 
         if q == NULL:
             set_err(P, E_FUNCGRAPH, p, b"duration |")
             return -1
-    if cl:
+    if has_proc:
         comm = comm_id(P, cs, cl)
         if comm < 0:
             return -1
