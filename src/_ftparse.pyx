@@ -925,6 +925,16 @@ cdef const char *comm_pid_prio(const char *p, const char *e, const char **ce, in
 # 1 when the line had that exact shape, 0 when it did not (the tolerant parser then runs on
 # it from scratch, so a partial match leaves nothing behind), -1 when memory ran out.
 
+cdef inline const char *value_end(const char *q, const char *e) noexcept nogil:
+    """q if a value ended there cleanly (end of line, blank or comma), else NULL: the fast
+    paths then leave the line to the tolerant parsers."""
+    if q == NULL or (q < e and not is_ws(q[0]) and q[0] != c','):
+        return NULL
+    return q
+
+cdef inline const char *fast_int(const char *p, const char *e, int64_t *out) noexcept nogil:
+    return value_end(parse_i64(p, e, out), e)
+
 cdef inline int fast_comm(PState *P, const char *v, const char *e, const char *next_key,
                           size_t nl, char *rec, int32_t o, const char **after) noexcept nogil:
     """A comm value from v up to next_key (a comm may hold blanks)."""
@@ -950,14 +960,14 @@ cdef int fast_sched_switch(PState *P, char *rec, const char *p, const char *e) n
     k = fast_comm(P, q, e, b" prev_pid=", 10, rec, OFF[O_SW_PREV_COMM], &q)
     if k <= 0:
         return k
-    q = parse_i64(q, e, &v)
+    q = fast_int(q, e, &v)
     if q == NULL:
         return 0
     set_i32(rec, OFF[O_SW_PREV_PID], v)
     q = starts(q, e, b" prev_prio=")
     if q == NULL:
         return 0
-    q = parse_i64(q, e, &v)
+    q = fast_int(q, e, &v)
     if q == NULL:
         return 0
     set_i32(rec, OFF[O_SW_PREV_PRIO], v)
@@ -976,14 +986,14 @@ cdef int fast_sched_switch(PState *P, char *rec, const char *p, const char *e) n
     k = fast_comm(P, r, e, b" next_pid=", 10, rec, OFF[O_SW_NEXT_COMM], &q)
     if k <= 0:
         return k
-    q = parse_i64(q, e, &v)
+    q = fast_int(q, e, &v)
     if q == NULL:
         return 0
     set_i32(rec, OFF[O_SW_NEXT_PID], v)
     q = starts(q, e, b" next_prio=")
     if q == NULL:
         return 0
-    if parse_i64(q, e, &v) == NULL:
+    if fast_int(q, e, &v) == NULL:
         return 0
     set_i32(rec, OFF[O_SW_NEXT_PRIO], v)
     return 1
@@ -998,27 +1008,27 @@ cdef int fast_sched_wake(PState *P, char *rec, const char *p, const char *e) noe
     k = fast_comm(P, q, e, b" pid=", 5, rec, OFF[O_WK_COMM], &q)
     if k <= 0:
         return k
-    q = parse_i64(q, e, &v)
+    q = fast_int(q, e, &v)
     if q == NULL:
         return 0
     set_i32(rec, OFF[O_WK_PID], v)
     q = starts(q, e, b" prio=")
     if q == NULL:
         return 0
-    q = parse_i64(q, e, &v)
+    q = fast_int(q, e, &v)
     if q == NULL:
         return 0
     set_i32(rec, OFF[O_WK_PRIO], v)
     r = starts(q, e, b" success=")
     if r != NULL:
-        q = parse_i64(r, e, &v)
+        q = fast_int(r, e, &v)
         if q == NULL:
             return 0
         set_i8(rec, OFF[O_WK_SUCCESS], v)
     q = starts(q, e, b" target_cpu=")
     if q == NULL:
         return 0
-    if parse_i64(q, e, &v) == NULL:
+    if fast_int(q, e, &v) == NULL:
         return 0
     set_i32(rec, OFF[O_WK_TARGET], v)
     return 1
@@ -1029,7 +1039,10 @@ cdef inline const char *fast_hex(const char *q, const char *e, const char *key, 
     q = starts(q, e, key)
     if q == NULL:
         return NULL
-    q = parse_hex(q, e, &u)
+    # the key ends in "0x": the digits follow, without another prefix
+    if e - q >= 2 and q[0] == c'0' and (q[1] == c'x' or q[1] == c'X'):
+        return NULL
+    q = value_end(parse_hex(q, e, &u), e)
     if q == NULL:
         return NULL
     if signed64:
@@ -1047,7 +1060,7 @@ cdef int fast_kvm(PState *P, char *rec, const char *p, const char *e, int layout
     cdef int32_t s
     if q == NULL:
         return 0
-    q = parse_i64(q, e, &v)
+    q = fast_int(q, e, &v)
     if q == NULL:
         return 0
     if layout == L_KVM_ENTRY:
@@ -1063,6 +1076,8 @@ cdef int fast_kvm(PState *P, char *rec, const char *p, const char *e, int layout
     if q == NULL:
         return 0
     r = tok_end(q, e)
+    if r > q and r[-1] == c',':
+        r -= 1
     if r == q:
         return 0
     s = sym_id(P, q, <size_t>(r - q))

@@ -16,8 +16,8 @@ decoded with ``utf-8`` + ``backslashreplace`` at the end, like ``Trace.comms``.
      "errors": [(line, code), ...],     # the first 500 malformed lines
      "lost": [(cpu, line, count), ...]}
 
-Where this reference deliberately differs from the Cython code (behaviour judged wrong or
-inconsistent with the docstrings), the function says so in a ``DIFF:`` comment.
+Where the reference fixed a point on which the Cython code once differed from its own
+docstrings, a ``NOTE:`` comment says what the rule is.
 """
 
 from __future__ import annotations
@@ -34,11 +34,6 @@ UINT64_MAX = 2**64 - 1
 MAX_ERRORS = 500  # error records kept (the malformed count covers all)
 MAX_CPU = 1 << 20
 
-#: Diagnostics only (the tests never set it): names of the "DIFF:" spots where the reference
-#: should reproduce the Cython parser's behaviour instead, to check that a disagreement found
-#: by fuzzing is one of the known ones.  "latency_cpu", "frame_partial_hex", "fg_proc_empty",
-#: "tgid_leak".
-CYTHON_COMPAT = set()
 
 WS = b" \t"
 FLAG_MARKS = b"+!#*@$"  # delay marks of the latency timestamp and function_graph durations
@@ -471,11 +466,8 @@ class RefParser:
                 r = parse_hex(text, lp + 1, len(text) - 1)
                 if r is not None and r[1] == len(text) - 1:
                     func, addr = text[:rtrim(text, 0, lp)], r[0]
-                elif r is not None and "frame_partial_hex" in CYTHON_COMPAT:
-                    addr = r[0]
-                # DIFF: the Cython parser keeps the value of a partial hex parse as addr when
-                # the parenthesised text is not all hex (`(ffff x)`); here addr stays 0, as in
-                # its own `<...>` branch.
+                # NOTE: a parenthesised part that is not all hex (`(ffff x)`) gives no
+                # address, not the value of its hex prefix.
         elif len(text) > 2 and text.startswith(b"<") and text.endswith(b">"):
             r = parse_hex(text, 1, len(text) - 1)
             if r is not None and r[1] == len(text) - 1:
@@ -552,11 +544,8 @@ class RefParser:
             if r is None:
                 raise Malformed("bad_funcgraph")
             q, dur = r
-        # DIFF: the Cython parser takes the proc column only when its comm is non-empty
-        # (`if cl:`); an empty comm (`-42 |`) falls back to the CPU's task.  Here the column
-        # is used whenever present.
-        if proc is not None and proc[1] == "" and "fg_proc_empty" in CYTHON_COMPAT:
-            proc = None
+        # NOTE: the proc column is the line's task whenever present, even with an empty
+        # comm (`-42 |`).
         pid, comm = proc if proc is not None else self.fg_task.get(cpu, (-1, None))
         t = q
         while t < e and s[t:t + 1] == b" ":
@@ -640,8 +629,6 @@ class RefParser:
             (?P<lat>[0-9][A-Za-z0-9.]*)
         )
     """, re.X)
-    _TGID_THEN_BRACKET = re.compile(
-        rb"[0-9]+[ \t]+\([ \t]*(?:(-+)|(\+?[0-9]+))[ \t]*\)[ \t]*\[")
 
     def prefix(self, s, p):
         """`comm-pid [(tgid)] [cpu] [flags] ts:` or the latency format `comm-pid cpuFLAGS ts:`.
@@ -650,16 +637,11 @@ class RefParser:
         e = len(s)
         x = Prefix()
         d = p
-        leaked_tgid = -1
         while True:
             d = s.find(b"-", d + 1)
             if d < 0:
                 raise Malformed("no_prefix")
             m = self._ANCHOR.match(s, d + 1)
-            if "tgid_leak" in CYTHON_COMPAT:
-                mt = self._TGID_THEN_BRACKET.match(s, d + 1)
-                if mt and not (m and m.group("cpu") is not None):
-                    leaked_tgid = -1 if mt.group(1) else int(mt.group(2))
             if not m or int(m.group("pid")) > INT64_MAX:
                 continue
             if m.group("cpu") is not None:
@@ -668,10 +650,7 @@ class RefParser:
                 if m.group("tgid") is not None and int(m.group("tgid")) > INT64_MAX:
                     continue
                 tgid = -1 if m.group("tgid") is None else int(m.group("tgid"))
-                if m.group("tgid") is None and m.group("dashes") is None:
-                    tgid = leaked_tgid
-                # DIFF: the Cython parser keeps the tgid of an earlier `-pid (tgid)` candidate
-                # that then failed as an anchor; here a tgid belongs to the anchor taken.
+                # NOTE: a tgid belongs to the anchor taken, never to an earlier candidate.
                 x.cpu, x.tgid, x.flags = int(m.group("cpu")), tgid, b""
                 t = skip_ws(s, m.end())
                 if t < e and not is_digit(s[t]):
@@ -683,18 +662,11 @@ class RefParser:
                         t = self.flags_column(s, t, x)
                 break
             # latency format: the CPU number glued to the flags (`5d..2.`)
-            # DIFF: the Cython parser stops reading the CPU digits once the value exceeds
-            # 2**20 and takes the remaining digits as flags (`x-1 123456789012 5.0: e:` is
-            # CPU 1234567, flags 89012); here all the digits are the CPU, and a CPU number
-            # over 2**20 is no anchor.
+            # NOTE: all the leading digits are the CPU (none spill into the flags), and a
+            # CPU number over 2**20 is no anchor.
             tok = m.group("lat")
             cpu_digits = re.match(rb"[0-9]+", tok).group()
-            if "latency_cpu" in CYTHON_COMPAT:
-                for k in range(1, len(cpu_digits) + 1):
-                    if int(cpu_digits[:k]) > MAX_CPU:
-                        cpu_digits = cpu_digits[:k]
-                        break
-            elif int(cpu_digits) > MAX_CPU:
+            if int(cpu_digits) > MAX_CPU:
                 continue
             lflags = tok[len(cpu_digits):]
             after = m.end()
@@ -708,7 +680,7 @@ class RefParser:
                 after = m.start("lat") + len(cpu_digits) + 5
             elif len(lflags) > 8:
                 continue
-            x.cpu, x.tgid, x.flags = int(cpu_digits), leaked_tgid, lflags
+            x.cpu, x.tgid, x.flags = int(cpu_digits), -1, lflags
             t = skip_ws(s, after)
             break
         x.comm = s[p:d]

@@ -268,8 +268,9 @@ def test_inline_pid_and_comm_filters_combine_per_filter():
 
 
 # ---------------------------------------------------------------------------------------------
-# inline texts: corner cases of the grammar where the two parsers were seen to disagree
-# (each is a report of a parser bug or questionable behaviour; see refparser.py "DIFF:")
+# inline texts: corner cases of the grammar where the two parsers were seen to disagree (the
+# first four were parser bugs, fixed; see refparser.py "NOTE:"; the fast_* ones are lines on
+# which the exact-layout fast paths and the tolerant payload parsers gave different values)
 
 EDGE_CASES = {
     # a `-pid (tgid)` candidate that fails as anchor must not leave its tgid to the real one
