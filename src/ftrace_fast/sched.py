@@ -369,7 +369,7 @@ def _sum_by(idx, val, n):
     partial sum stays below 2**53 (104 days in ns); past that, np.add.at in int64."""
     if not len(idx):
         return np.zeros(n, np.int64)
-    if val.max(initial=0) * len(val) < 2**53 and val.min(initial=0) >= 0:
+    if int(val.max(initial=0)) * len(val) < 2**53 and int(val.min(initial=0)) >= 0:
         return np.bincount(idx, weights=val, minlength=n).astype(np.int64)
     out = np.zeros(n, np.int64)
     np.add.at(out, idx, val.astype(np.int64, copy=False))
@@ -594,7 +594,7 @@ def _group(trace, summary, key):
     out = {"key": uk}
     for name in ("run_ns", "wait_ns", "sleep_ns", "blocked_ns", "other_sleep_ns", "unknown_ns",
                  "switches_in", "inferred_switch_ins", "preemptions", "wakeups", "migrations"):
-        out[name] = np.bincount(inv, weights=summary[name], minlength=len(uk)).astype(np.int64)
+        out[name] = _sum_by(inv, summary[name], len(uk))
     out["tasks"] = np.bincount(inv, minlength=len(uk))
     lat = wakeup_latencies(trace, pids=summary["pid"])
     li = inv[np.searchsorted(summary["pid"], lat["pid"])] if len(lat) else np.zeros(0, np.int64)
