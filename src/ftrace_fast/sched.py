@@ -99,24 +99,26 @@ def _unique_ints(x):
 
 
 def _dense_index(values, special):
-    """A function mapping ids (pids, CPU numbers) to their index in the sorted array
-    ``values``; ids not in it map to -1, and the ids in ``special`` to their given code."""
+    """A function mapping ids (pids, CPU numbers; -1 for none) to their index in the sorted
+    array ``values``; ids not in it map to -1, and the ids in ``special`` to their code."""
     values = np.asarray(values)
     hi = int(values.max()) + 1 if len(values) else 1
     small = hi < (1 << 24)
     if small:
-        lut = np.full(hi + 1, -1, np.int32)
-        lut[values] = np.arange(len(values), dtype=np.int32)
+        # lut[id + 1], so that id -1 (none) lands on lut[0]
+        lut = np.full(hi + 2, -1, np.int32)
+        lut[values + 1] = np.arange(len(values), dtype=np.int32)
+        for k, v in special.items():
+            if -1 <= k <= hi:
+                lut[k + 1] = v
 
     def index(x):
         x = np.asarray(x)
         if small:
-            out = lut[np.clip(x, 0, hi)]
-            out[(x < 0) | (x > hi)] = -1
-        else:
-            i = np.searchsorted(values, x)
-            ok = (i < len(values)) & (values[np.minimum(i, len(values) - 1)] == x)
-            out = np.where(ok, i, -1).astype(np.int32)
+            return lut[np.clip(x, -1, hi) + 1]
+        i = np.searchsorted(values, x)
+        ok = (i < len(values)) & (values[np.minimum(i, len(values) - 1)] == x)
+        out = np.where(ok, i, -1).astype(np.int32)
         for k, v in special.items():
             out[x == k] = v
         return out
@@ -151,96 +153,79 @@ class SchedModel:
         self._build(trace)
 
     def _build(self, trace):
-        kinds, tss, cpus, mes, aa, bb, sts, tcs, lines = [], [], [], [], [], [], [], [], []
-        pid_src, comm_src, ts_src, tgid_pid, tgid_val = [], [], [], [], []
+        # the stream: one row per event line (any event: every line shows its CPU's current
+        # task), filled segment by segment into arrays allocated once
+        segs = []
         for name, a in trace.events.items():
             if name in _SKIP or not len(a):
                 continue
-            ts = a["ts"]
-            ok = ts >= 0
-            if not ok.all():
-                a = a[ok]
-                ts = a["ts"]
+            if (a["ts"] < 0).any():
+                a = a[a["ts"] >= 0]
+            if len(a):
+                segs.append((name, a))
+        lost = trace.lost
+        total = sum(len(a) for _, a in segs) + len(lost)
+        kind = np.zeros(total, np.int8)
+        ts = np.empty(total, np.int64)
+        cpu = np.empty(total, np.int32)
+        me = np.empty(total, np.int32)
+        line = np.empty(total, np.int64)
+        a_pid = np.full(total, -1, np.int32)
+        b_pid = np.full(total, -1, np.int32)
+        st = np.full(total, -1, np.int32)
+        tc = np.full(total, -1, np.int32)
+        pid_src, comm_src, ts_src, tgid_pid, tgid_val = [], [], [], [], []
+        o = 0
+        for name, a in segs:
             n = len(a)
-            kind = _EVENT_KIND.get(name, _K["other"])
-            kinds.append(np.full(n, kind, np.int8))
-            tss.append(ts)
-            cpus.append(a["cpu"])
-            mes.append(a["pid"])
-            lines.append(a["line"])
-            pid_src.append(a["pid"])
+            sl = slice(o, o + n)
+            o += n
+            kind[sl] = _EVENT_KIND.get(name, _K["other"])
+            ts[sl] = a["ts"]
+            cpu[sl] = a["cpu"]
+            me[sl] = a["pid"]
+            line[sl] = a["line"]
+            pid_src.append(me[sl])
             comm_src.append(a["comm"])
-            ts_src.append(ts)
-            has_tgid = a["tgid"] >= 0
-            if has_tgid.any():
-                tgid_pid.append(a["pid"][has_tgid])
-                tgid_val.append(a["tgid"][has_tgid])
-            none = np.full(n, -1, np.int32)
+            ts_src.append(ts[sl])
+            tg = a["tgid"]
+            if tg.max() >= 0:
+                has = tg >= 0
+                tgid_pid.append(me[sl][has])
+                tgid_val.append(tg[has])
             if name == "sched_switch":
-                aa.append(a["prev_pid"])
-                bb.append(a["next_pid"])
-                sts.append(a["prev_state"])
-                tcs.append(none)
+                a_pid[sl] = a["prev_pid"]
+                b_pid[sl] = a["next_pid"]
+                st[sl] = a["prev_state"]
                 for pf, cf in (("prev_pid", "prev_comm"), ("next_pid", "next_comm")):
                     pid_src.append(a[pf])
                     comm_src.append(a[cf])
-                    ts_src.append(ts)
+                    ts_src.append(ts[sl])
             elif name in ("sched_wakeup", "sched_waking", "sched_wakeup_new", "sched_migrate_task",
-                          "sched_process_exit"):
-                aa.append(a["task_pid"])
-                bb.append(none)
-                sts.append(none)
-                tcs.append(a["dest_cpu"] if name == "sched_migrate_task" else
-                           a["target_cpu"] if "target_cpu" in a.dtype.names else none)
-                pid_src.append(a["task_pid"])
-                comm_src.append(a["task_comm"])
-                ts_src.append(ts)
-            elif name == "sched_process_fork":
-                aa.append(a["child_pid"])
-                bb.append(none)
-                sts.append(none)
-                tcs.append(none)
-                pid_src.append(a["child_pid"])
-                comm_src.append(a["child_comm"])
-                ts_src.append(ts)
-            else:
-                aa.append(none)
-                bb.append(none)
-                sts.append(none)
-                tcs.append(none)
-        if tss:
-            all_ts = np.concatenate(tss)
-            self.w0, self.w1 = (int(all_ts.min()), int(all_ts.max())) if len(all_ts) else (0, 0)
-        else:
-            all_ts = np.zeros(0, np.int64)
-            self.w0 = self.w1 = 0
-        lost = trace.lost
+                          "sched_process_exit", "sched_process_fork"):
+                pf, cf = ("child_pid", "child_comm") if name == "sched_process_fork" else \
+                    ("task_pid", "task_comm")
+                a_pid[sl] = a[pf]
+                if name == "sched_migrate_task":
+                    tc[sl] = a["dest_cpu"]
+                elif "target_cpu" in a.dtype.names:
+                    tc[sl] = a["target_cpu"]
+                pid_src.append(a[pf])
+                comm_src.append(a[cf])
+                ts_src.append(ts[sl])
+        nev = o
+        self.w0, self.w1 = (int(ts[:nev].min()), int(ts[:nev].max())) if nev else (0, 0)
         if len(lost):
             # a marker takes the place of its CPU's last line before it (D6): trace_pipe prints
             # it only when that CPU's next event is read, after other CPUs' later lines
-            n = len(lost)
-            ecpu = np.concatenate(cpus)
-            eline = np.concatenate(lines)
-            gap = np.empty(n, np.int64)
             for i, (c, ln) in enumerate(zip(lost["cpu"].tolist(), lost["line"].tolist())):
-                k = (ecpu == c) & (eline < ln)
-                gap[i] = all_ts[k][np.argmax(eline[k])] if k.any() else self.w0
-            kinds.append(np.full(n, _K["lost"], np.int8))
-            tss.append(gap)
-            cpus.append(lost["cpu"])
-            lines.append(lost["line"])
-            for lst in (mes, aa, bb, sts, tcs):
-                lst.append(np.full(n, -1, np.int32))
+                k = (cpu[:nev] == c) & (line[:nev] < ln)
+                ts[nev + i] = ts[:nev][k][np.argmax(line[:nev][k])] if k.any() else self.w0
+            kind[nev:] = _K["lost"]
+            cpu[nev:] = lost["cpu"]
+            line[nev:] = lost["line"]
+            me[nev:] = -1
         cat = (lambda xs, dt: np.concatenate(xs).astype(dt, copy=False) if xs else np.zeros(0, dt))
-        kind = cat(kinds, np.int8)
-        ts = cat(tss, np.int64)
-        cpu = cat(cpus, np.int32)
-        me = cat(mes, np.int32)
-        a_pid = cat(aa, np.int32)
-        b_pid = cat(bb, np.int32)
-        st = cat(sts, np.int32)
-        tc = cat(tcs, np.int32)
-        line = cat(lines, np.int64)
         order = _time_order(ts, line)
         # tasks: every pid > 0 named anywhere
         pids_all = cat(pid_src, np.int32)
