@@ -27,6 +27,8 @@ TARGETS = {
     "filtered_ratio": 2.5,  # load(events=["sched_switch"]) <= 2.5x the floor time
     "mem_ratio": 1.5,  # (peak RSS - bare import RSS) < 1.5x (Trace.nbytes + chunk buffer)
     "sched_ratio": 1.0,  # task + CPU summaries + latency table < the load() of the same file
+    "cli_switch_ratio": 1.0,  # `ftfast stats --switch-stats` < the grep|awk|sort|uniq pipeline
+    "cli_filter_ratio": 1.5,  # `ftfast filter --comm RE` <= 1.5x `grep -E RE`
 }
 
 #: filled by the tests; printed by conftest's pytest_terminal_summary and saved as JSON
@@ -252,6 +254,16 @@ def summary_rows() -> list:
         rows.append(("sched analysis / load() (same run)", f"{sc['ratio_to_load']:.2f}x",
                      f"< {TARGETS['sched_ratio']:g}x",
                      _verdict(sc["ratio_to_load"] < TARGETS["sched_ratio"])))
+    for key, label, target in (
+            ("cli_switch_stats", "ftfast stats --switch-stats / grep|awk|sort|uniq", "cli_switch_ratio"),
+            ("cli_filter", "ftfast filter --comm / grep -E (same run)", "cli_filter_ratio")):
+        c = RESULTS.get(key)
+        if c:
+            lim = TARGETS[target]
+            ok = c["ratio"] < lim if target == "cli_switch_ratio" else c["ratio"] <= lim
+            rows.append((label, f"{c['ratio']:.2f}x ({c['seconds']:.2f} s vs "
+                                f"{c['pipeline_seconds']:.2f} s)",
+                         f"{'<' if target == 'cli_switch_ratio' else '<='} {lim:g}x", _verdict(ok)))
     peers = RESULTS.get("peers", {})
     for name in sorted(peers):
         p = peers[name]

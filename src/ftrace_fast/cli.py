@@ -1,14 +1,32 @@
-"""The ``ftfast`` command line: argument parsing and formatting only.
+"""The ``ftfast`` command line: argument parsing and formatting only (the figures come from
+``ftrace_fast.load`` and ``ftrace_fast.sched``).
 
-Exit codes: 0 success; 2 bad usage (unknown option, bad regex, bad time range); 3 the input
-cannot be read as ftrace text (missing, empty, binary, no event line); 4 the output cannot be
-written; 5 a malformed line in --strict mode.  Errors are one line on stderr, never a traceback.
+Exit codes:
+
+0   success (also when a reader such as ``head`` closes the output pipe early)
+1   out of memory
+2   bad usage: unknown option, bad --comm regex, bad --pid/--tgid/--cpu list, bad time or
+    --start after --end, --sort column that no table has, --tgid on a trace without a TGID
+    column
+3   the input cannot be read as ftrace text: missing, a directory, unreadable, empty, binary
+    (a trace-cmd ``trace.dat``, a ``perf.data``), no line is an event, or a section needs
+    sched_switch and the trace has none
+4   the output cannot be written (a missing directory, a directory, no space, the input file
+    itself)
+5   a malformed line with --strict
+130 interrupted (Ctrl-C)
+
+Errors are one line on stderr (``ftfast: ...``), never a traceback.  The JSON written by
+``--format json`` is documented in docs/json-schema.md.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import os
+import re
 import sys
 import warnings
 
@@ -16,12 +34,17 @@ import numpy as np
 
 from . import __version__
 from ._source import InputError
-from .trace import ParseError, load
+from .trace import ParseError, _time_arg, load
 
+EXIT_NOMEM = 1
 EXIT_USAGE = 2
 EXIT_INPUT = 3
 EXIT_OUTPUT = 4
 EXIT_STRICT = 5
+EXIT_INTERRUPTED = 130
+
+#: version of the --format json documents (docs/json-schema.md)
+JSON_SCHEMA = 1
 
 
 class CliError(Exception):
@@ -30,60 +53,193 @@ class CliError(Exception):
         self.code = code
 
 
-def _int_list(s):
-    """`0,2-4` -> [0, 2, 3, 4]."""
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors (no usage block) and exit code 2."""
+
+    def error(self, message):
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+
+
+# -- filters -------------------------------------------------------------------------------------
+
+def _int_list(s, what):
+    """`0,2-4` -> [0, 2, 3, 4]; CliError on anything else."""
     out = []
     for part in s.split(","):
         part = part.strip()
         if not part:
             continue
-        if "-" in part:
-            a, b = part.split("-", 1)
-            out.extend(range(int(a), int(b) + 1))
-        else:
-            out.append(int(part))
-    return out
+        m = re.fullmatch(r"(\d+)(?:-(\d+))?", part)
+        if not m:
+            raise CliError(f"bad {what} list {s!r}: {part!r} is not a number or a range a-b",
+                           EXIT_USAGE)
+        a = int(m.group(1))
+        b = int(m.group(2)) if m.group(2) is not None else a
+        if b < a:
+            raise CliError(f"bad {what} list {s!r}: empty range {part!r}", EXIT_USAGE)
+        if b - a > 1 << 22:
+            raise CliError(f"bad {what} list {s!r}: range {part!r} too large", EXIT_USAGE)
+        out.extend(range(a, b + 1))
+    if not out:
+        raise CliError(f"bad {what} list {s!r}: no number in it", EXIT_USAGE)
+    return sorted(set(out))
+
+
+def _ticks(v):
+    """`--start 12345ticks`: the trace's own unit (ticks of an integer clock), which load()
+    takes as an int; `12345ns` is the same number."""
+    m = re.fullmatch(r"\s*(\d+)\s*ticks?\s*", v) if isinstance(v, str) else None
+    return f"{m.group(1)}ns" if m else v
+
+
+class Selection:
+    """The filters of a command line, checked before any input is read."""
+
+    def __init__(self, args):
+        g = lambda name: getattr(args, name, None)  # noqa: E731
+        self.pids = _int_list(g("pid"), "--pid") if g("pid") is not None else None
+        self.tgids = _int_list(g("tgid"), "--tgid") if g("tgid") is not None else None
+        self.cpus = _int_list(g("cpu"), "--cpu") if g("cpu") is not None else None
+        if self.cpus is not None and self.cpus[-1] >= 1 << 16:
+            raise CliError(f"bad --cpu list {g('cpu')!r}: CPU {self.cpus[-1]} out of range",
+                           EXIT_USAGE)
+        self.comm_text = g("comm")
+        self.comm = None
+        if self.comm_text is not None:
+            try:
+                self.comm = re.compile(self.comm_text)
+            except re.error as exc:
+                raise CliError(f"bad --comm regex {self.comm_text!r}: {exc}", EXIT_USAGE) from None
+        self.start_text, self.end_text = g("start"), g("end")
+        self.start, self.end = _ticks(g("start")), _ticks(g("end"))
+        try:
+            self.start_ns = _time_arg(self.start, "--start")
+            self.end_ns = _time_arg(self.end, "--end")
+        except ValueError as exc:
+            raise CliError(f"bad time: {exc}", EXIT_USAGE) from None
+        if self.start_ns is not None and self.end_ns is not None and self.start_ns > self.end_ns:
+            raise CliError(f"bad time range: --start {self.start} is after --end {self.end}",
+                           EXIT_USAGE)
+        self.events = None
+        if g("events") is not None:
+            self.events = [e.strip() for e in g("events").split(",") if e.strip()]
+            if not self.events:
+                raise CliError(f"bad --events list {g('events')!r}: no event name in it",
+                               EXIT_USAGE)
+
+    @property
+    def tasks_restricted(self):
+        return self.pids is not None or self.tgids is not None or self.comm is not None
+
+    def as_json(self):
+        return {"comm": self.comm_text, "pids": self.pids, "tgids": self.tgids,
+                "cpus": self.cpus, "start": self.start_text, "end": self.end_text,
+                "events": self.events}
 
 
 def _add_filters(p):
     g = p.add_argument_group("filters")
-    g.add_argument("--comm", metavar="REGEX", help="tasks whose comm matches (searched anywhere)")
-    g.add_argument("--pid", metavar="LIST", help="pids, e.g. 1234,1240-1250")
+    g.add_argument("--comm", metavar="REGEX",
+                   help="tasks whose comm the regex finds (searched anywhere in the name)")
+    g.add_argument("--pid", metavar="LIST", help="threads by pid, e.g. 1234,1240-1250")
+    g.add_argument("--tgid", metavar="LIST",
+                   help="processes: every thread of these thread-group ids (needs the "
+                        "record-tgid column)")
     g.add_argument("--cpu", metavar="LIST", help="CPUs, e.g. 0,2-3")
-    g.add_argument("--start", metavar="T", help="from this time (seconds, or 250ms / 10us / ns)")
-    g.add_argument("--end", metavar="T", help="up to this time")
+    g.add_argument("--start", metavar="T", help="from this time: seconds, or 250ms / 10us / 100ns; "
+                                                "12345ticks for integer clocks")
+    g.add_argument("--end", metavar="T", help="up to this time (inclusive)")
     g.add_argument("--events", metavar="LIST", help="event names, comma separated")
-    p.add_argument("--strict", action="store_true", help="stop at the first malformed line")
-    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--strict", action="store_true", help="stop at the first malformed line (exit 5)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar, no summary on stderr")
 
 
-def _load(args, **extra):
+# -- input ---------------------------------------------------------------------------------------
+
+def _read(path, args, **kw):
+    """load() with the command line's errors: InputError -> 3, ParseError -> 5."""
+    kw.setdefault("strict", getattr(args, "strict", False))
+    kw.setdefault("progress", False if getattr(args, "quiet", False) else None)
+    spooled = args.file == "-" and path != "-"
+    name = "<stdin>" if args.file == "-" else path
     try:
-        pids = _int_list(args.pid) if getattr(args, "pid", None) else None
-        cpus = _int_list(args.cpu) if getattr(args, "cpu", None) else None
-    except ValueError as exc:
-        raise CliError(f"bad --pid/--cpu list: {exc}", EXIT_USAGE) from None
-    events = args.events.split(",") if getattr(args, "events", None) else None
-    kw = dict(events=events, cpus=cpus, pids=pids, comm=getattr(args, "comm", None),
-              start=getattr(args, "start", None), end=getattr(args, "end", None),
-              strict=getattr(args, "strict", False),
-              progress=False if getattr(args, "quiet", False) else None, warn=False)
-    kw.update(extra)
-    try:
-        t = load(args.file, **kw)
+        t = load(path, warn=False, **kw)
     except InputError as exc:
-        raise CliError(str(exc), EXIT_INPUT) from None
+        raise CliError(str(exc).replace(path, name) if spooled else str(exc), EXIT_INPUT) from None
     except ParseError as exc:
-        raise CliError(f"{args.file}: {exc}", EXIT_STRICT) from None
+        raise CliError(f"{name}: {exc} (--strict)", EXIT_STRICT) from None
     except ValueError as exc:
         raise CliError(str(exc), EXIT_USAGE) from None
+    if spooled:
+        t.source = name
     if t.stats.lines == 0:
-        raise CliError(f"{t.source}: empty input", EXIT_INPUT)
+        raise CliError(f"{name}: empty input", EXIT_INPUT)
     if t.stats.events == 0 and t.stats.malformed and t.stats.filtered == 0:
         first = t.errors[0].message if t.errors else ""
-        raise CliError(f"{t.source}: not ftrace text: no line of {t.stats.lines} is an event "
+        raise CliError(f"{name}: not ftrace text: no line of {t.stats.lines} is an event "
                        f"({first})", EXIT_INPUT)
     return t
+
+
+@contextlib.contextmanager
+def _input_path(path, twice):
+    """The input as a path that can be read ``twice``: stdin is then kept in a temporary
+    file for the command's duration."""
+    if path != "-" or not twice:
+        yield path
+        return
+    import shutil
+    import tempfile
+    spool = tempfile.NamedTemporaryFile(prefix="ftfast-stdin-", delete=False)
+    try:
+        try:
+            shutil.copyfileobj(sys.stdin.buffer, spool, 1 << 20)
+        finally:
+            spool.close()
+        yield spool.name
+    finally:
+        os.unlink(spool.name)
+
+
+def _tgid_pids(t, tgids):
+    """Every pid shown with one of these tgids in the record-tgid column (the tgids themselves
+    included: a process's main thread has pid == tgid)."""
+    want = np.asarray(tgids, np.int64)
+    found = [want]
+    seen_tgid = False
+    for a in t.events.values():
+        if not len(a):
+            continue
+        has = a["tgid"] >= 0
+        if not has.any():
+            continue
+        seen_tgid = True
+        found.append(a["pid"][has & np.isin(a["tgid"], want)].astype(np.int64))
+    if not seen_tgid:
+        raise CliError(f"{t.source}: --tgid needs the record-tgid column, which this trace does not "
+                       "have (record with 'echo 1 > options/record-tgid', or select threads with "
+                       "--pid)", EXIT_USAGE)
+    u = np.unique(np.concatenate(found))
+    return u[u >= 0].tolist()
+
+
+def _load_pids(path, sel, args):
+    """The pids to give load(): --pid, and the threads of --tgid found in a first pass."""
+    if sel.tgids is None:
+        return sel.pids
+    first = _read(path, args)
+    pids = _tgid_pids(first, sel.tgids)
+    del first
+    if sel.pids is not None:
+        pids = sorted(set(pids) & set(sel.pids))
+    return pids
+
+
+def _load_filtered(path, sel, args, **kw):
+    """The input with every filter applied while parsing (info, filter)."""
+    pids = _load_pids(path, sel, args)
+    return _read(path, args, events=sel.events, cpus=sel.cpus, pids=pids, comm=sel.comm,
+                 start=sel.start, end=sel.end, **kw)
 
 
 def _fmt_ts(t, v):
@@ -92,28 +248,33 @@ def _fmt_ts(t, v):
     return f"{v / 1e9:.6f}" if t.time_unit == "ns" else str(v)
 
 
+# -- info ----------------------------------------------------------------------------------------
+
 def cmd_info(args, out):
-    t = _load(args)
+    sel = Selection(args)
+    with _input_path(args.file, twice=sel.tgids is not None) as path:
+        t = _load_filtered(path, sel, args)
     span = t.span
     cpus = t.cpus()
     info = {
-        "schema": 1,
+        "schema": JSON_SCHEMA,
         "source": {"file": t.source, "compression": t.compression,
                    "format": t.format_description(), "clock": t.clock,
                    "time_unit": t.time_unit},
+        "filters": sel.as_json(),
         "cpus": cpus,
         "span": None if span is None else {"first": span[0], "last": span[1],
                                            "duration": span[1] - span[0]},
         "lines": {"total": t.stats.lines, "events": t.stats.events,
                   "headers": t.stats.headers, "filtered": t.stats.filtered,
                   "malformed": t.stats.malformed},
-        "events": {k: len(v) for k, v in sorted(t.events.items(), key=lambda kv: -len(kv[1]))},
+        "events": {k: len(v) for k, v in sorted(t.events.items(), key=lambda kv: (-len(kv[1]), kv[0]))},
         "lost": [{"cpu": int(r["cpu"]), "line": int(r["line"]), "count": int(r["count"])}
                  for r in t.lost],
         "malformed": [{"line": e.line, "message": e.message} for e in t.errors[:args.errors]],
     }
     if args.format == "json":
-        json.dump(info, out, indent=1)
+        json.dump(info, out, indent=1, default=_py, allow_nan=False)
         out.write("\n")
         return 0
     w = out.write
@@ -130,7 +291,8 @@ def cmd_info(args, out):
     if len(t.lost):
         tot = int(t.lost["count"].sum())
         w(f"lost:      {tot} events in {len(t.lost)} marker(s): " + ", ".join(
-            f"CPU {r['cpu']} at line {r['line']} ({r['count']})" for r in t.lost[:5]) + "\n")
+            f"CPU {r['cpu']} at line {r['line']} ({r['count']})" for r in t.lost[:5])
+          + (", ..." if len(t.lost) > 5 else "") + "\n")
     else:
         w("lost:      none\n")
     w("\n  count  event\n")
@@ -178,6 +340,8 @@ def _write_table(out, title, columns, rows):
     out.write("  ".join("-" * w for w in widths) + "\n")
     for row in cells:
         out.write("  ".join(v.rjust(w) if n else v.ljust(w) for v, w, n in zip(row, widths, numeric)).rstrip() + "\n")
+    if not rows:
+        out.write("(none)\n")
 
 
 def _write_csv(out, title, columns, rows):
@@ -192,7 +356,15 @@ def _write_csv(out, title, columns, rows):
 
 # -- stats ---------------------------------------------------------------------------------------
 
-SECTIONS = ("tasks", "cpus", "wakeups", "switches", "latency", "migrations")
+#: section key (JSON) -> its command-line flag's dest
+SECTIONS = {"cpus": "cpu_stats", "tasks": "task_stats", "latency": "latency",
+            "wakeups": "wakeup_stats", "switches": "switch_stats", "migrations": "migrations"}
+#: the events a line-count section reads (sections needing the scheduling model read them all)
+_LINE_EVENTS = {"wakeups": ("sched_waking", "sched_wakeup"), "switches": ("sched_switch",),
+                "migrations": ("sched_migrate_task",)}
+_MODEL_SECTIONS = ("cpus", "tasks", "latency")
+_LAT_KEYS = ("lat_count", "lat_mean_ns", "lat_p50_ns", "lat_p90_ns", "lat_p99_ns", "lat_max_ns",
+             "lat_max_ts")
 
 
 def _py(v):
@@ -208,6 +380,50 @@ def _records(arr, names=None):
     cols = {n: arr[n].tolist() for n in names}
     return [{n: (None if isinstance(cols[n][i], float) and cols[n][i] != cols[n][i] else cols[n][i])
              for n in names} for i in range(len(arr))]
+
+
+def _no_latency(r):
+    """Latency columns of a task without samples: null, not -1."""
+    if not r.get("lat_count"):
+        for k in _LAT_KEYS[1:]:
+            if k in r:
+                r[k] = None
+    return r
+
+
+class _TaskMask:
+    """Which (pid, comm id) pairs of event columns the --pid/--tgid/--comm filters select;
+    the regex is evaluated once per distinct comm."""
+
+    def __init__(self, t, pids, comm):
+        self.pids = None if pids is None else np.asarray(pids, np.int64)
+        self.comm_ok = None
+        if comm is not None:
+            self.comm_ok = np.fromiter((comm.search(c) is not None for c in t.comms), bool,
+                                       len(t.comms))
+
+    def __call__(self, pid, comm):
+        k = np.ones(len(pid), bool)
+        if self.pids is not None:
+            k &= np.isin(pid, self.pids)
+        if self.comm_ok is not None:
+            if len(self.comm_ok):
+                k &= (comm >= 0) & self.comm_ok[np.clip(comm, 0, len(self.comm_ok) - 1)]
+            else:
+                k[:] = False
+        return k
+
+
+def _line_mask(a, sel):
+    """Lines of an event array inside --cpu and --start/--end."""
+    k = np.ones(len(a), bool)
+    if sel.cpus is not None:
+        k &= np.isin(a["cpu"], sel.cpus)
+    if sel.start_ns is not None:
+        k &= a["ts"] >= sel.start_ns
+    if sel.end_ns is not None:
+        k &= a["ts"] <= sel.end_ns
+    return k
 
 
 def _counts_by_comm_pid(t, comm_ids, pids):
@@ -231,203 +447,384 @@ def _counts_by_comm_pid(t, comm_ids, pids):
     return rows
 
 
-def _wakeup_rows(t, source):
-    name = "sched_waking" if source == "waking" else "sched_wakeup"
+def _wakeup_rows(t, name, sel, task):
     a = t.events.get(name)
     if a is None or not len(a):
-        return name, []
-    return name, _counts_by_comm_pid(t, a["task_comm"], a["task_pid"])
+        return []
+    k = _line_mask(a, sel) & task(a["task_pid"], a["task_comm"])
+    return _counts_by_comm_pid(t, a["task_comm"][k], a["task_pid"][k])
 
 
-def _switch_rows(t):
+def _pair_index(comm, pid):
+    """Dense index of (comm id, pid) pairs: (index per row, comm of each pair, pid of each
+    pair).  Sort-free (lookup tables) when pids and comm ids are small, as they are."""
+    comm = comm.astype(np.int64)
+    pid = pid.astype(np.int64)
+    if len(pid) and pid.min() >= 0 and comm.min() >= 0 and pid.max() < 1 << 24:
+        present = np.zeros(int(pid.max()) + 1, bool)
+        present[pid] = True
+        upid = np.flatnonzero(present)
+        lut = np.zeros(len(present), np.int64)
+        lut[upid] = np.arange(len(upid))
+        key = comm * len(upid) + lut[pid]
+        if (int(comm.max()) + 1) * len(upid) < 1 << 26:
+            used = np.bincount(key, minlength=0) > 0
+            ukey = np.flatnonzero(used)
+            klut = np.zeros(len(used), np.int64)
+            klut[ukey] = np.arange(len(ukey))
+            return klut[key], ukey // len(upid), upid[ukey % len(upid)]
+    key = comm << 32 | (pid & 0xffffffff)
+    ukey, inv = np.unique(key, return_inverse=True)
+    p = ukey & 0xffffffff
+    return inv.reshape(-1), ukey >> 32, np.where(p >= 1 << 31, p - (1 << 32), p)
+
+
+def _switch_rows(t, sel, task):
     """Per (comm, pid) as printed in sched_switch: switches in (as next), out voluntarily
-    (prev_state not R/R+) and involuntarily (R/R+)."""
-    from . import sched
+    (prev_state not R/R+), involuntarily (R/R+: preempted) and into D."""
     a = t.events.get("sched_switch")
     if a is None or not len(a):
         return []
-    rows = {}
-    def add(comm, pid, field, mask=None):
-        c, p = comm, pid
-        if mask is not None:
-            c, p = c[mask], p[mask]
-        for r in _counts_by_comm_pid(t, c, p):
-            for x in r["pids"]:
-                e = rows.setdefault((r["comm"], x["pid"]), {"comm": r["comm"], "pid": x["pid"],
-                                                            "switches_in": 0, "voluntary": 0,
-                                                            "involuntary": 0})
-                e[field] += x["count"]
-    add(a["next_comm"], a["next_pid"], "switches_in")
-    runnable = (a["prev_state"] & 0xffff | (a["prev_state"] & 0x40000)) == 0
-    add(a["prev_comm"], a["prev_pid"], "involuntary", runnable)
-    add(a["prev_comm"], a["prev_pid"], "voluntary", ~runnable)
-    del sched
-    return sorted(rows.values(), key=lambda r: (-r["switches_in"], r["comm"], r["pid"]))
+    lines = _line_mask(a, sel)
+    idx, pair_comm, pair_pid = _pair_index(np.concatenate([a["next_comm"], a["prev_comm"]]),
+                                           np.concatenate([a["next_pid"], a["prev_pid"]]))
+    nxt, prv = idx[:len(a)], idx[len(a):]
+    st = a["prev_state"]
+    runnable = ((st & 0xffff) | (st & 0x40000)) == 0
+    prev = lines & task(a["prev_pid"], a["prev_comm"])
+    count = lambda idx, k: np.bincount(idx[k], minlength=len(pair_comm))  # noqa: E731
+    cols = {"switches_in": count(nxt, lines & task(a["next_pid"], a["next_comm"])),
+            "voluntary": count(prv, prev & ~runnable),
+            "involuntary": count(prv, prev & runnable),
+            "switches_out_D": count(prv, prev & ((st & 0x2) != 0))}
+    shown = np.flatnonzero(cols["switches_in"] + cols["voluntary"] + cols["involuntary"])
+    cols = {k: v[shown].tolist() for k, v in cols.items()}
+    rows = []
+    for i, (cid, pid) in enumerate(zip(pair_comm[shown].tolist(), pair_pid[shown].tolist())):
+        rows.append({"comm": t.comms[cid] if cid >= 0 else "", "pid": pid,
+                     **{c: v[i] for c, v in cols.items()}})
+    return rows
 
 
-def _time_to_str(t, v):
-    return _fmt_ts(t, v)
+def _migration_rows(t, sel, task):
+    a = t.events.get("sched_migrate_task")
+    if a is None or not len(a):
+        return []
+    k = _line_mask(a, sel) & task(a["task_pid"], a["task_comm"])
+    rows = []
+    for r in _counts_by_comm_pid(t, a["task_comm"][k], a["task_pid"][k]):
+        rows.extend({"count": x["count"], "pid": x["pid"], "comm": r["comm"]} for x in r["pids"])
+    return rows
 
 
-def cmd_stats(args, out):
+def _sort(rows, key, tiebreak):
+    """Rows by key descending (numbers; None last) or ascending (text), then tiebreak."""
+    if key is None:
+        return rows
+    if any(isinstance(r[key], str) for r in rows):
+        return sorted(rows, key=lambda r: (r[key] or "", tiebreak(r)))
+    return sorted(rows, key=lambda r: (r[key] is None, -(r[key] or 0), tiebreak(r)))
+
+
+def stats_document(args):
+    """Run ``ftfast stats``: (trace, doc, tables).  doc is the --format json document;
+    tables is [(section, title, columns, rows)] for the table and csv formats."""
     from . import sched
-    t = _load(args)
-    if "sched_switch" not in t.events and (args.task_stats or args.cpu_stats or args.latency):
-        raise CliError(f"{t.source}: no sched_switch events: --task-stats, --cpu-stats and "
-                       "--latency need sched:sched_switch", EXIT_INPUT)
-    chosen = [s for s in SECTIONS if getattr(args, {"tasks": "task_stats", "cpus": "cpu_stats",
-                                                    "wakeups": "wakeup_stats",
-                                                    "switches": "switch_stats",
-                                                    "latency": "latency",
-                                                    "migrations": "migrations"}[s])]
-    if not chosen:
-        chosen = ["cpus", "tasks", "latency"] if "sched_switch" in t.events else ["wakeups"]
-    has_sched = "sched_switch" in t.events
-    w = sched.window(t) if has_sched else (t.span or (0, 0))
-    doc = {"schema": 1, "source": {"file": t.source, "format": t.format_description(),
-                                   "clock": t.clock, "time_unit": t.time_unit,
-                                   "window": {"start": w[0], "end": w[1], "duration": w[1] - w[0]}}}
-    if has_sched:
-        doc["caveats"] = sched.caveats(t)
-    top = args.top
+    sel = Selection(args)
+    chosen = [s for s, dest in SECTIONS.items() if getattr(args, dest, False)]
+    overview = not chosen
+    if overview:
+        chosen = list(SECTIONS)
+    need_model = any(s in _MODEL_SECTIONS for s in chosen)
+    events = sel.events
+    if not need_model and sel.tgids is None:
+        # line counts only: read just those events (the rest is skipped, not parsed)
+        want = {e for s in chosen for e in _LINE_EVENTS[s]}
+        events = sorted(want if events is None else (want & set(events)) or events)
+    # every other filter restricts the figures, not what is read: the analysis needs every
+    # task's and CPU's lines to know who runs where (a filtered load changes run/wait times)
+    t = _read(args.file, args, events=events)
+    has_sched = "sched_switch" in t.events and len(t.events["sched_switch"]) > 0
+    if need_model and not has_sched:
+        if overview:
+            need_model = False
+            chosen = [s for s in chosen if s not in _MODEL_SECTIONS]
+        else:
+            raise CliError(f"{t.source}: no sched_switch events: --task-stats, --cpu-stats and "
+                           "--latency need sched:sched_switch"
+                           + (" (not in --events)" if sel.events else ""), EXIT_INPUT)
+    pids = sel.pids
+    if sel.tgids is not None:
+        tp = _tgid_pids(t, sel.tgids)
+        pids = tp if pids is None else sorted(set(tp) & set(pids))
+    task = _TaskMask(t, pids, sel.comm)
+    w = sched.window(t) if need_model else (t.span or (0, 0))
+    unit = sched.unit(t)
+    doc = {"schema": JSON_SCHEMA,
+           "source": {"file": t.source, "format": t.format_description(), "clock": t.clock,
+                      "time_unit": unit,
+                      "window": {"start": w[0], "end": w[1], "duration": w[1] - w[0]}},
+           "filters": sel.as_json()}
+    caveats = list(sched.caveats(t)) if need_model else []
+    if not need_model and len(t.lost):
+        caveats.append(f"{int(t.lost['count'].sum())} events were lost "
+                       f"({len(t.lost)} LOST markers): the counts are lower bounds")
+    if (sel.start_ns is not None and sel.start_ns > w[1]) or \
+            (sel.end_ns is not None and sel.end_ns < w[0]):
+        caveats.append(f"--start/--end select nothing: the trace runs from {_fmt_ts(t, w[0])} "
+                       f"to {_fmt_ts(t, w[1])}")
+    if sel.cpus is not None and "latency" in chosen:
+        caveats.append("--cpu does not restrict the latency section (samples are per task)")
+    doc["caveats"] = caveats
+    rng = dict(start=sel.start, end=sel.end)
     tables = []
     if "cpus" in chosen:
-        rows = _records(sched.cpu_summary(t))
-        doc["cpus"] = rows
-        tables.append(("CPUs", ["cpu", "busy_ns", "idle_ns", "unknown_ns", "utilization_pct",
-                                "switches", "irq_ns", "softirq_ns"], rows))
-    if "tasks" in chosen:
-        s = sched.task_summary(t)
-        key = args.sort or "run_ns"
-        if key not in s.dtype.names:
-            raise CliError(f"--sort: no column {key!r} in the task table (try run_ns, wait_ns, "
-                           "blocked_ns, switches_in, lat_max_ns)", EXIT_USAGE)
-        o = np.lexsort((s["pid"], -np.nan_to_num(s[key].astype(float), nan=-1)))
-        rows = _records(s[o])
+        rows = _records(sched.cpu_summary(t, cpus=sel.cpus, **rng))
         for r in rows:
+            for k in ("irq_ns", "softirq_ns"):
+                if r[k] == -1:
+                    r[k] = None
+        rows = _sort(rows, args.sort if args.sort in dict(sched.CPU_FIELDS) else None,
+                     lambda r: r["cpu"])
+        doc["cpus"] = rows
+        tables.append(("cpus", "CPUs (times in " + unit + ")",
+                       ["cpu", "busy_ns", "idle_ns", "unknown_ns", "utilization_pct",
+                        "switches", "irq_ns", "softirq_ns"], rows))
+    if "tasks" in chosen:
+        s = sched.task_summary(t, cpus=sel.cpus, pids=pids, comm=sel.comm, **rng)
+        names = sched.model(t).names
+        rows = [_no_latency(r) for r in _records(s)]
+        for r in rows:
+            if r["tgid"] < 0:
+                r["tgid"] = None
+            r["comms"] = names.get(r["pid"], [r["comm"]])
             r["wakeup_latency"] = {"count": r["lat_count"], "mean_ns": r["lat_mean_ns"],
                                    "p50_ns": r["lat_p50_ns"], "p90_ns": r["lat_p90_ns"],
                                    "p99_ns": r["lat_p99_ns"], "max_ns": r["lat_max_ns"],
                                    "max_at": r["lat_max_ts"]}
+        key = args.sort if args.sort in dict(sched.TASK_FIELDS) else "run_ns"
+        rows = _sort(rows, key, lambda r: r["pid"])
         doc["tasks"] = rows
-        tables.append(("Tasks (times in " + sched.unit(t) + ")",
+        tables.append(("tasks", "Tasks (times in " + unit + ")",
                        ["pid", "tgid", "comm", "run_ns", "wait_ns", "sleep_ns", "blocked_ns",
                         "switches_in", "inferred_switch_ins", "preemptions", "wakeups",
-                        "migrations", "lat_p99_ns", "lat_max_ns"], rows[:top] if top else rows))
+                        "migrations", "lat_p99_ns", "lat_max_ns"], rows))
     if "latency" in chosen:
-        lat = sched.wakeup_latencies(t, source=args.latency_from)
-        lt = sched.latency_table(t, source=args.latency_from, sort=args.latency_sort)
+        lat = sched.wakeup_latencies(t, source=args.latency_from, pids=pids, comm=sel.comm, **rng)
+        lt = sched.latency_table(t, source=args.latency_from, sort=args.latency_sort, pids=pids,
+                                 comm=sel.comm, **rng)
         lt = lt[lt["lat_count"] > 0]
-        rows = _records(lt, ["pid", "comm", "run_ns", "switches_in", "lat_count", "lat_mean_ns",
-                             "lat_p50_ns", "lat_p99_ns", "lat_max_ns", "lat_max_ts"])
-        doc["latency"] = dict(sched.latency_stats(lat["latency_ns"]), source=
-                              "sched_" + args.latency_from, tasks=rows)
-        g = doc["latency"]
-        tables.append((f"Wakeup latency from sched_{args.latency_from}: {g['count']} samples, "
-                       f"mean {_fmt_cell(g['mean_ns'])}, p50 {g['p50_ns']}, p90 {g['p90_ns']}, "
-                       f"p99 {g['p99_ns']}, max {g['max_ns']} ({sched.unit(t)})",
+        cols = ["pid", "comm", "run_ns", "switches_in", "lat_count", "lat_mean_ns",
+                "lat_p50_ns", "lat_p90_ns", "lat_p99_ns", "lat_max_ns", "lat_max_ts"]
+        rows = _records(lt, cols)
+        if args.sort in cols:
+            rows = _sort(rows, args.sort, lambda r: r["pid"])
+        g = dict(sched.latency_stats(lat["latency_ns"]), source="sched_" + args.latency_from)
+        doc["latency"] = dict(g, tasks=rows)
+        tables.append(("latency", f"Wakeup latency from sched_{args.latency_from}: {g['count']} "
+                       f"samples, mean {_fmt_cell(g['mean_ns'])}, p50 {_fmt_cell(g['p50_ns'])}, "
+                       f"p90 {_fmt_cell(g['p90_ns'])}, p99 {_fmt_cell(g['p99_ns'])}, "
+                       f"max {_fmt_cell(g['max_ns'])} ({unit})",
                        ["pid", "comm", "run_ns", "switches_in", "lat_count", "lat_mean_ns",
-                        "lat_p99_ns", "lat_max_ns", "lat_max_ts"], rows[:top] if top else rows))
+                        "lat_p99_ns", "lat_max_ns", "lat_max_ts"], rows))
     if "wakeups" in chosen:
-        ev, rows = _wakeup_rows(t, args.wakeups_from)
-        if not rows and args.wakeups_from == "waking" and "sched_wakeup" in t.events:
-            ev, rows = _wakeup_rows(t, "wakeup")
+        ev = "sched_waking" if args.wakeups_from == "waking" else "sched_wakeup"
+        if ev == "sched_waking" and not t.count("sched_waking") and t.count("sched_wakeup"):
+            ev = "sched_wakeup"      # a trace without sched_waking: count what there is
+        rows = _wakeup_rows(t, ev, sel, task)
+        for r in rows:
+            r["threads"] = len(r["pids"])
+        if args.sort in ("count", "comm", "threads"):
+            rows = _sort(rows, args.sort, lambda r: r["comm"])
         doc["wakeups"] = rows
         doc["wakeups_event"] = ev
-        tables.append((f"Wakeups ({ev} lines per woken comm)", ["count", "comm"],
-                       rows[:top] if top else rows))
+        tables.append(("wakeups", f"Wakeups ({ev} lines per woken comm)",
+                       ["count", "threads", "comm"], rows))
     if "switches" in chosen:
-        rows = _switch_rows(t)
+        rows = _switch_rows(t, sel, task)
+        rows = _sort(rows, args.sort if args.sort in ("switches_in", "voluntary", "involuntary",
+                                                      "switches_out_D", "pid", "comm")
+                     else "switches_in", lambda r: (r["comm"], r["pid"]))
         doc["switches"] = rows
-        tables.append(("Context switches (per comm and pid as printed)",
-                       ["switches_in", "voluntary", "involuntary", "pid", "comm"],
-                       rows[:top] if top else rows))
+        tables.append(("switches", "Context switches (sched_switch lines per comm and pid as "
+                       "printed; out: voluntary = prev_state not R/R+, involuntary = R/R+)",
+                       ["switches_in", "voluntary", "involuntary", "switches_out_D", "pid", "comm"],
+                       rows))
     if "migrations" in chosen:
-        a = t.events.get("sched_migrate_task")
-        rows = []
-        if a is not None and len(a):
-            key = a["task_pid"].astype(np.int64)
-            u, n = np.unique(key, return_counts=True)
-            last = {}
-            for p, c in zip(a["task_pid"].tolist(), a["task_comm"].tolist()):
-                last[p] = c
-            rows = sorted(({"pid": p, "comm": t.comms[last[p]], "count": c}
-                           for p, c in zip(u.tolist(), n.tolist())),
-                          key=lambda r: (-r["count"], r["pid"]))
+        rows = _sort(_migration_rows(t, sel, task), args.sort if args.sort in ("count", "pid", "comm")
+                     else "count", lambda r: (r["pid"], r["comm"]))
         doc["migrations"] = rows
-        tables.append(("Migrations (sched_migrate_task per task)", ["count", "pid", "comm"],
-                       rows[:top] if top else rows))
+        tables.append(("migrations", "Migrations (sched_migrate_task lines per task)",
+                       ["count", "pid", "comm"], rows))
+    if args.sort is not None and not _sortable(args.sort, [c for _, _, c, _ in tables], doc):
+        raise CliError(f"--sort: no table shown has a column {args.sort!r} (tasks: run_ns, "
+                       "wait_ns, blocked_ns, switches_in, lat_max_ns, ...; cpus: "
+                       "utilization_pct; switches: voluntary, involuntary; wakeups: count)",
+                       EXIT_USAGE)
+    return t, doc, tables
+
+
+def _sortable(key, table_columns, doc):
+    from . import sched
+    if any(key in cols for cols in table_columns):
+        return True
+    if "tasks" in doc and key in dict(sched.TASK_FIELDS):
+        return True
+    if "cpus" in doc and key in dict(sched.CPU_FIELDS):
+        return True
+    return key in ("lat_p50_ns", "lat_p90_ns") and "latency" in doc
+
+
+def cmd_stats(args, out):
+    t, doc, tables = stats_document(args)
     if args.format == "json":
-        json.dump(doc, out, indent=1, default=_py)
+        json.dump(doc, out, indent=1, default=_py, allow_nan=False)
         out.write("\n")
         return 0
-    writer = _write_csv if args.format == "csv" else _write_table
-    if args.format == "table":
-        out.write(f"{t.source}: {t.format_description()}; clock {t.clock}; window "
-                  f"{_fmt_ts(t, w[0])} .. {_fmt_ts(t, w[1])}\n")
-        for c in doc.get("caveats", []):
-            out.write(f"note: {c}\n")
-    for title, cols, rows in tables:
-        writer(out, title, cols, rows)
+    top = args.top if args.top is not None else (20 if args.format == "table" else 0)
+    cut = (lambda rows: rows[:top]) if top and top > 0 else (lambda rows: rows)
+    if args.format == "csv":
+        for section, _, cols, rows in tables:
+            if section == "latency":
+                g = doc["latency"]
+                _write_csv(out, "latency_global", ["source", "count", "mean_ns", "p50_ns", "p90_ns",
+                                                   "p99_ns", "max_ns"], [g])
+                section = "latency_tasks"
+                cols = ["pid", "comm", "run_ns", "switches_in", "lat_count", "lat_mean_ns",
+                        "lat_p50_ns", "lat_p90_ns", "lat_p99_ns", "lat_max_ns", "lat_max_ts"]
+            elif section == "tasks":
+                cols = [c for c in rows[0] if not isinstance(rows[0][c], (dict, list))] if rows \
+                    else cols
+            elif section == "wakeups":
+                # tidy: one row per (comm, pid)
+                rows = [{"comm": r["comm"], "pid": x["pid"], "count": x["count"]}
+                        for r in rows for x in r["pids"]]
+                cols = ["comm", "pid", "count"]
+            _write_csv(out, section, cols, cut(rows))
+        return 0
+    w = doc["source"]["window"]
+    out.write(f"{t.source}: {t.format_description()}; clock {t.clock}; window "
+              f"{_fmt_ts(t, w['start'])} .. {_fmt_ts(t, w['end'])}\n")
+    for c in doc["caveats"]:
+        out.write(f"note: {c}\n")
+    for _, title, cols, rows in tables:
+        shown = cut(rows)
+        if len(shown) < len(rows):
+            title += f"; top {len(shown)} of {len(rows)}"
+        _write_table(out, title, cols, shown)
     return 0
 
 
 # -- filter --------------------------------------------------------------------------------------
 
-def cmd_filter(args, out):
-    import os
-    import shutil
-    import tempfile
+def _check_output(output, src):
+    """Refuse an output that cannot be written before reading the input."""
+    if output == "-":
+        return
+    if os.path.isdir(output):
+        raise CliError(f"cannot write {output}: is a directory", EXIT_OUTPUT)
+    if src != "-" and os.path.exists(output) and os.path.exists(src) \
+            and os.path.samefile(output, src):
+        raise CliError(f"cannot write {output}: it is the input file", EXIT_OUTPUT)
+    d = os.path.dirname(os.path.abspath(output))
+    if os.path.exists(output):
+        if not os.access(output, os.W_OK):
+            raise CliError(f"cannot write {output}: permission denied", EXIT_OUTPUT)
+    elif not os.path.isdir(d):
+        raise CliError(f"cannot write {output}: no such directory {d}", EXIT_OUTPUT)
+    elif not os.access(d, os.W_OK):
+        raise CliError(f"cannot write {output}: permission denied", EXIT_OUTPUT)
+
+
+def _copy_kept(path, compressed, keep, dst):
+    """Write to dst the input lines whose number n has keep[n]: from a memory map of a plain
+    file (no read copy), else from decompressed blocks."""
+    import mmap
     from . import _ftparse
+    outbuf = bytearray(1 << 20)
+    line = 1
+
+    def copy(view, n):
+        nonlocal outbuf, line
+        if len(outbuf) < n:
+            outbuf = bytearray(n)
+        nbytes, nlines = _ftparse.copy_lines(view, n, line, keep, outbuf)
+        line += nlines
+        dst.write(memoryview(outbuf)[:nbytes])
+
+    if not compressed and os.path.isfile(path) and os.path.getsize(path) > 0:
+        chunk = 16 << 20
+        with open(path, "rb") as f:
+            size = os.fstat(f.fileno()).st_size
+            mm = mmap.mmap(f.fileno(), 0, prot=mmap.PROT_READ)
+            try:
+                pos = 0
+                while pos < size:
+                    end = min(pos + chunk, size)
+                    if end < size:
+                        cut = mm.rfind(b"\n", pos, end)
+                        if cut < 0:
+                            cut = mm.find(b"\n", end)
+                        end = size if cut < 0 else cut + 1
+                    with memoryview(mm)[pos:end] as view:
+                        copy(view, end - pos)
+                    pos = end
+            finally:
+                mm.close()
+        return
     from ._source import Source, blocks
-    from .trace import LINE_KINDS
-    spool = None
-    path = args.file
-    if path == "-":
-        # the text is read twice: keep stdin in a temporary file
-        spool = tempfile.NamedTemporaryFile(prefix="ftfast-", delete=False)
-        shutil.copyfileobj(sys.stdin.buffer, spool, 1 << 20)
-        spool.close()
-        path = spool.name
+    src = Source(path)
     try:
-        args.file = path
-        t = _load(args, mark_lines=True)
+        for view, n, _ in blocks(src.stream):
+            copy(view, n)
+    finally:
+        src.close()
+
+
+def cmd_filter(args, out):
+    from .trace import LINE_KINDS
+    sel = Selection(args)
+    _check_output(args.output, args.file)
+    with _input_path(args.file, twice=True) as path:
+        t = _load_filtered(path, sel, args, mark_lines=True)
         kinds = t.line_kinds
         keep = np.zeros(len(kinds) + 1, np.uint8)
         keep[1:] = (kinds == LINE_KINDS["event"]) | (kinds == LINE_KINDS["header"])
+        to_stdout = args.output == "-"
+        created = not to_stdout and not os.path.exists(args.output)
         try:
-            dst = sys.stdout.buffer if args.output == "-" else open(args.output, "wb")
+            dst = sys.stdout.buffer if to_stdout else open(args.output, "wb")
         except OSError as exc:
             raise CliError(f"cannot write {args.output}: {exc.strerror}", EXIT_OUTPUT) from None
-        src = Source(path)
-        line = 1
-        outbuf = None
         try:
-            for view, n, final in blocks(src.stream):
-                if outbuf is None or len(outbuf) < n:
-                    outbuf = bytearray(max(n, 1 << 20))
-                nbytes, nlines = _ftparse.copy_lines(view, n, line, keep, outbuf)
-                line += nlines
-                dst.write(memoryview(outbuf)[:nbytes])
+            if to_stdout:
+                out.flush()
+            _copy_kept(path, t.compression is not None, keep, dst)
+            dst.flush()
+        except BrokenPipeError:
+            raise
         except OSError as exc:
-            raise CliError(f"cannot write {args.output}: {exc.strerror}", EXIT_OUTPUT) from None
+            if not to_stdout:
+                with contextlib.suppress(OSError):
+                    dst.close()
+                if created and os.path.isfile(args.output):
+                    os.unlink(args.output)
+            raise CliError(f"cannot write {args.output}: {exc.strerror or exc}", EXIT_OUTPUT) from None
         finally:
-            src.close()
-            if dst is not sys.stdout.buffer:
+            if not to_stdout and not dst.closed:
                 dst.close()
-        kept = int(keep.sum())
-        if not args.quiet:
-            print(f"ftfast filter: kept {kept} of {t.stats.lines} lines ({t.stats.events} events, "
-                  f"{t.stats.headers} header lines); {t.stats.filtered} filtered out, "
-                  f"{t.stats.malformed} malformed dropped", file=sys.stderr)
-    finally:
-        if spool is not None:
-            os.unlink(spool.name)
+    kept = int(keep.sum())
+    if not args.quiet:
+        print(f"ftfast filter: kept {kept} of {t.stats.lines} lines ({t.stats.events} events, "
+              f"{t.stats.headers} header lines); {t.stats.filtered} filtered out, "
+              f"{t.stats.malformed} malformed dropped", file=sys.stderr)
     return 0
 
 
 def build_parser():
-    p = argparse.ArgumentParser(prog="ftfast", description="Fast, exact analysis of ftrace text logs.")
+    p = _Parser(prog="ftfast", description="Fast, exact analysis of ftrace text logs.",
+                epilog="Exit codes: 0 success, 2 bad usage, 3 unreadable or non-ftrace input, "
+                       "4 output not writable, 5 malformed line with --strict.")
     p.add_argument("--version", action="version", version=f"ftfast {__version__}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
     s = sub.add_parser("info", help="format, clock, CPUs, span, events per name, lost and malformed lines")
@@ -437,17 +834,22 @@ def build_parser():
     _add_filters(s)
     s.set_defaults(func=cmd_info)
 
-    s = sub.add_parser("stats", help="per-task, per-CPU, wakeup, switch, latency and migration statistics")
+    s = sub.add_parser("stats", help="per-task, per-CPU, wakeup, switch, latency and migration statistics",
+                       description="Scheduling statistics.  Filters select rows (tasks, CPUs, "
+                                   "time); the analysis always reads every task's lines.")
     s.add_argument("file", help="ftrace text (plain or compressed), or - for stdin")
-    g = s.add_argument_group("sections (default: CPUs, tasks and latency)")
+    g = s.add_argument_group("sections (default: all of them)")
     g.add_argument("--task-stats", action="store_true", help="run / wait / sleep / blocked per task")
     g.add_argument("--cpu-stats", action="store_true", help="busy / idle / utilization per CPU")
     g.add_argument("--wakeup-stats", action="store_true", help="wakeups received per woken comm")
     g.add_argument("--switch-stats", action="store_true", help="context switches per comm and pid")
     g.add_argument("--latency", action="store_true", help="wakeup latency, global and per task")
     g.add_argument("--migrations", action="store_true", help="sched_migrate_task per task")
-    s.add_argument("--top", type=int, default=20, metavar="N", help="rows per table (0: all; JSON has all)")
-    s.add_argument("--sort", metavar="KEY", help="task table column to sort by (default run_ns)")
+    s.add_argument("--top", type=int, metavar="N",
+                   help="rows per table (default 20 in tables, all in json/csv; 0: all)")
+    s.add_argument("--sort", metavar="KEY",
+                   help="sort every table that has this column by it, largest first "
+                        "(default: tasks by run_ns, switches by switches_in, wakeups by count)")
     s.add_argument("--latency-from", choices=("wakeup", "waking"), default="wakeup")
     s.add_argument("--latency-sort", choices=("max", "mean", "runtime", "switches", "count"), default="max")
     s.add_argument("--wakeups-from", choices=("waking", "wakeup"), default="waking",
@@ -456,12 +858,46 @@ def build_parser():
     _add_filters(s)
     s.set_defaults(func=cmd_stats)
 
-    s = sub.add_parser("filter", help="write the lines of selected tasks / CPUs / events / times as ftrace text")
+    s = sub.add_parser("filter", help="write the lines of selected tasks / CPUs / events / times as ftrace text",
+                       description="Write the header and the selected event lines as ftrace text. "
+                                   "A line is kept when its own task or a task named in its "
+                                   "payload (prev/next, woken, migrated, forked, exiting) is "
+                                   "selected by --comm / --pid / --tgid.")
     s.add_argument("file", help="ftrace text (plain or compressed), or - for stdin")
     s.add_argument("-o", "--output", required=True, help="output file, or - for stdout")
     _add_filters(s)
     s.set_defaults(func=cmd_filter)
     return p
+
+
+class _Out:
+    """stdout for the commands: a failed write (no space, I/O error) becomes exit code 4."""
+
+    def __init__(self, f):
+        self.f = f
+
+    def write(self, s):
+        try:
+            return self.f.write(s)
+        except BrokenPipeError:
+            raise
+        except OSError as exc:
+            raise CliError(f"cannot write the output: {exc.strerror or exc}", EXIT_OUTPUT) from None
+
+    def flush(self):
+        try:
+            self.f.flush()
+        except BrokenPipeError:
+            raise
+        except OSError as exc:
+            raise CliError(f"cannot write the output: {exc.strerror or exc}", EXIT_OUTPUT) from None
+
+
+def _drop_stdout():
+    """After EPIPE: point stdout at /dev/null so the interpreter's final flush is quiet."""
+    with contextlib.suppress(OSError, ValueError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
 
 
 def main(argv=None):
@@ -471,19 +907,23 @@ def main(argv=None):
         parser.print_help(sys.stderr)
         return EXIT_USAGE
     warnings.simplefilter("ignore")
+    out = _Out(sys.stdout)
     try:
-        return args.func(args, sys.stdout)
+        rc = args.func(args, out)
+        out.flush()
+        return rc
     except CliError as exc:
         print(f"ftfast: {exc}", file=sys.stderr)
         return exc.code
     except BrokenPipeError:
+        _drop_stdout()
         return 0
     except KeyboardInterrupt:
         print("ftfast: interrupted", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
     except MemoryError:
-        print("ftfast: out of memory (try --events or --start/--end to load less)", file=sys.stderr)
-        return 1
+        print("ftfast: out of memory (--events loads less)", file=sys.stderr)
+        return EXIT_NOMEM
 
 
 if __name__ == "__main__":  # pragma: no cover
