@@ -113,16 +113,22 @@ def record_floor(bf: BenchFile, seconds: float, measured_by: str) -> dict:
     return r
 
 
+def _fastest_newline_count(path: str, count) -> float:
+    """Fastest of ROUNDS runs of a newline-count floor over the file, in seconds."""
+    buf = bytearray(CHUNK)
+    times = []
+    for _ in range(ROUNDS):
+        t0 = time.perf_counter()
+        count(path, buf)
+        times.append(time.perf_counter() - t0)
+    return min(times)
+
+
 def numpy_floor_seconds(bf: BenchFile) -> float:
     """The NumPy floor of this session, measured once (fastest of ROUNDS)."""
     if "floor_numpy" not in RESULTS:
-        buf = bytearray(CHUNK)
-        times = []
-        for _ in range(ROUNDS):
-            t0 = time.perf_counter()
-            count_newlines_numpy(bf.path, buf)
-            times.append(time.perf_counter() - t0)
-        RESULTS["floor_numpy"] = {"seconds": min(times), "MB_per_s": bf.mb / min(times)}
+        s = _fastest_newline_count(bf.path, count_newlines_numpy)
+        RESULTS["floor_numpy"] = {"seconds": s, "MB_per_s": bf.mb / s}
     return RESULTS["floor_numpy"]["seconds"]
 
 
@@ -130,13 +136,7 @@ def floor_seconds(bf: BenchFile) -> float:
     """The floor time of this session: test_floor's, or measured here (untimed by
     pytest-benchmark) when that test did not run."""
     if "floor" not in RESULTS:
-        buf = bytearray(CHUNK)
-        times = []
-        for _ in range(ROUNDS):
-            t0 = time.perf_counter()
-            count_newlines(bf.path, buf)
-            times.append(time.perf_counter() - t0)
-        record_floor(bf, min(times), measured_by="fixture")
+        record_floor(bf, _fastest_newline_count(bf.path, count_newlines), measured_by="fixture")
     return RESULTS["floor"]["seconds"]
 
 
