@@ -949,6 +949,18 @@ cdef inline int fast_comm(PState *P, const char *v, const char *e, const char *n
     after[0] = k + nl
     return 1
 
+cdef inline const char *fast_key_int(const char *q, const char *e, const char *key, char *rec,
+                                     int32_t o) noexcept nogil:
+    """`key` right at q, then an integer stored at offset o; the byte after it, or NULL."""
+    cdef int64_t v
+    q = starts(q, e, key)
+    if q == NULL:
+        return NULL
+    q = fast_int(q, e, &v)
+    if q != NULL:
+        set_i32(rec, o, v)
+    return q
+
 cdef int fast_sched_switch(PState *P, char *rec, const char *p, const char *e) noexcept nogil:
     cdef const char *q = starts(p, e, b"prev_comm=")
     cdef const char *r
@@ -964,13 +976,9 @@ cdef int fast_sched_switch(PState *P, char *rec, const char *p, const char *e) n
     if q == NULL:
         return 0
     set_i32(rec, OFF[O_SW_PREV_PID], v)
-    q = starts(q, e, b" prev_prio=")
+    q = fast_key_int(q, e, b" prev_prio=", rec, OFF[O_SW_PREV_PRIO])
     if q == NULL:
         return 0
-    q = fast_int(q, e, &v)
-    if q == NULL:
-        return 0
-    set_i32(rec, OFF[O_SW_PREV_PRIO], v)
     q = starts(q, e, b" prev_state=")
     if q == NULL:
         return 0
@@ -990,13 +998,7 @@ cdef int fast_sched_switch(PState *P, char *rec, const char *p, const char *e) n
     if q == NULL:
         return 0
     set_i32(rec, OFF[O_SW_NEXT_PID], v)
-    q = starts(q, e, b" next_prio=")
-    if q == NULL:
-        return 0
-    if fast_int(q, e, &v) == NULL:
-        return 0
-    set_i32(rec, OFF[O_SW_NEXT_PRIO], v)
-    return 1
+    return fast_key_int(q, e, b" next_prio=", rec, OFF[O_SW_NEXT_PRIO]) != NULL
 
 cdef int fast_sched_wake(PState *P, char *rec, const char *p, const char *e) noexcept nogil:
     cdef const char *q = starts(p, e, b"comm=")
@@ -1012,26 +1014,16 @@ cdef int fast_sched_wake(PState *P, char *rec, const char *p, const char *e) noe
     if q == NULL:
         return 0
     set_i32(rec, OFF[O_WK_PID], v)
-    q = starts(q, e, b" prio=")
+    q = fast_key_int(q, e, b" prio=", rec, OFF[O_WK_PRIO])
     if q == NULL:
         return 0
-    q = fast_int(q, e, &v)
-    if q == NULL:
-        return 0
-    set_i32(rec, OFF[O_WK_PRIO], v)
     r = starts(q, e, b" success=")
     if r != NULL:
         q = fast_int(r, e, &v)
         if q == NULL:
             return 0
         set_i8(rec, OFF[O_WK_SUCCESS], v)
-    q = starts(q, e, b" target_cpu=")
-    if q == NULL:
-        return 0
-    if fast_int(q, e, &v) == NULL:
-        return 0
-    set_i32(rec, OFF[O_WK_TARGET], v)
-    return 1
+    return fast_key_int(q, e, b" target_cpu=", rec, OFF[O_WK_TARGET]) != NULL
 
 cdef inline const char *fast_hex(const char *q, const char *e, const char *key, char *rec,
                                  int32_t o, bint signed64) noexcept nogil:

@@ -52,8 +52,9 @@ STATE_BITS = {
 }
 #: ``+`` after the letters (``R+``): the task was preempted while runnable.
 STATE_PREEMPTED = 0x10000
-#: a numeric prev_state whose low byte is 0 but some higher bit is set: the preempt marker of
-#: the kernel that wrote it (0x100, 0x800 or 0x1000 depending on the version).
+#: the state was printed as a number (trace-cmd report -R, old reports): its low byte maps bit
+#: for bit onto the letters above, and any higher bit set (the preempt marker of the kernel that
+#: wrote it: 0x100, 0x800 or 0x1000 depending on the version) adds STATE_PREEMPTED.
 STATE_NUMERIC = 0x20000
 #: a letter outside the table above.
 STATE_UNKNOWN_LETTER = 0x40000
