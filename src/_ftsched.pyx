@@ -107,6 +107,7 @@ cdef struct Out:
     int64_t *wl_wakeup
     int64_t *wl_waking
     int64_t *wl_switch
+    int32_t *wl_cpu
     int64_t n_wl
 
 
@@ -162,6 +163,7 @@ cdef inline void switch_in(Out *o, Task *T, int32_t i, int64_t ts, int32_t cpu, 
         o.wl_wakeup[o.n_wl] = t.pend_wakeup
         o.wl_waking[o.n_wl] = t.pend_waking
         o.wl_switch[o.n_wl] = t.since
+        o.wl_cpu[o.n_wl] = cpu
         o.n_wl += 1
         t.pend_wakeup = -1
         t.pend_waking = -1
@@ -415,6 +417,7 @@ def analyze(kind, ts, cpu, me, a, b, st, tcpu, int ntasks, int ncpus, long long 
         "so_class": np.empty(n + 1, np.int8),
         "wl_task": np.empty(2 * n + 1, np.int32), "wl_wakeup": np.empty(2 * n + 1, np.int64),
         "wl_waking": np.empty(2 * n + 1, np.int64), "wl_switch": np.empty(2 * n + 1, np.int64),
+        "wl_cpu": np.empty(2 * n + 1, np.int32),
     }
     cdef int32_t[::1] iv_task = r["iv_task"]
     cdef int8_t[::1] iv_state = r["iv_state"]
@@ -436,6 +439,7 @@ def analyze(kind, ts, cpu, me, a, b, st, tcpu, int ntasks, int ncpus, long long 
     cdef int64_t[::1] wl_wakeup = r["wl_wakeup"]
     cdef int64_t[::1] wl_waking = r["wl_waking"]
     cdef int64_t[::1] wl_switch = r["wl_switch"]
+    cdef int32_t[::1] wl_cpu = r["wl_cpu"]
     o.iv_task = &iv_task[0]; o.iv_state = &iv_state[0]; o.iv_start = &iv_start[0]
     o.iv_end = &iv_end[0]; o.iv_cpu = &iv_cpu[0]; o.n_iv = 0
     o.co_cpu = &co_cpu[0]; o.co_occ = &co_occ[0]; o.co_start = &co_start[0]
@@ -444,7 +448,7 @@ def analyze(kind, ts, cpu, me, a, b, st, tcpu, int ntasks, int ncpus, long long 
     o.si_inferred = &si_inf[0]; o.n_si = 0
     o.so_task = &so_task[0]; o.so_ts = &so_ts[0]; o.so_class = &so_class[0]; o.n_so = 0
     o.wl_task = &wl_task[0]; o.wl_wakeup = &wl_wakeup[0]; o.wl_waking = &wl_waking[0]
-    o.wl_switch = &wl_switch[0]; o.n_wl = 0
+    o.wl_switch = &wl_switch[0]; o.wl_cpu = &wl_cpu[0]; o.n_wl = 0
     T = <Task*>malloc(max(ntasks, 1) * sizeof(Task))
     C = <Cpu*>malloc(max(ncpus, 1) * sizeof(Cpu))
     if T == NULL or C == NULL:

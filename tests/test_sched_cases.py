@@ -60,7 +60,7 @@ def test_basic_states_wait_and_latency():
     assert (b["wait_ns"], b["run_ns"], b["blocked_ns"]) == (0, 40000, 60000)
     assert (b["switches_in"], b["switches_out_D"]) == (1, 1)
     lw = sched.wakeup_latencies(t, source="waking")
-    assert lw.tolist() == [(10, 1000020000, 20000, 1000040000)]
+    assert lw.tolist() == [(10, 1000020000, 20000, 1000040000, 0)]
     c = sched.cpu_summary(t)
     assert c.tolist()[0][:4] == (0, 70000, 30000, 0)
     edges, busy = sched.cpu_utilization(t, 50000)
@@ -246,3 +246,19 @@ def test_process_group_summaries_and_caveats():
     assert (g["tasks"].tolist(), g["run_ns"].tolist(), g["wait_ns"].tolist()) == ([2], [30000], [10000])
     cv = sched.caveats(t)
     assert cv[0].startswith("5 events were lost (CPU 1: 5); 10000 ns of CPU time")
+
+
+def test_latency_restricted_to_the_cpu_of_the_switch_in():
+    text = H + (
+        sw(0, "7.000000", "A", 1, "S", "swapper/0", 0)
+        + sw(1, "7.000000", "B", 2, "S", "swapper/1", 0)
+        + wake(0, "7.000010", "<idle>", 0, "A", 1, 0)
+        + wake(1, "7.000010", "<idle>", 0, "B", 2, 1)
+        + sw(0, "7.000030", "swapper/0", 0, "R", "A", 1, me="<idle>", mepid=0)
+        + sw(1, "7.000050", "swapper/1", 0, "R", "B", 2, me="<idle>", mepid=0)
+    )
+    t = load_text(text)
+    assert sched.wakeup_latencies(t, cpus=[1]).tolist() == [(2, 7000010000, 40000, 7000050000, 1)]
+    assert sched.latency_table(t, cpus=[0])["lat_count"].tolist() == [1, 0]
+    s = sched.task_summary(t, cpus=[1])
+    assert (row(s, 1)["lat_count"], row(s, 2)["lat_max_ns"]) == (0, 40000)

@@ -573,8 +573,6 @@ def stats_document(args):
             (sel.end_ns is not None and sel.end_ns < w[0]):
         caveats.append(f"--start/--end select nothing: the trace runs from {_fmt_ts(t, w[0])} "
                        f"to {_fmt_ts(t, w[1])}")
-    if sel.cpus is not None and "latency" in chosen:
-        caveats.append("--cpu does not restrict the latency section (samples are per task)")
     doc["caveats"] = caveats
     rng = dict(start=sel.start, end=sel.end)
     tables = []
@@ -610,9 +608,10 @@ def stats_document(args):
                         "switches_in", "inferred_switch_ins", "preemptions", "wakeups",
                         "migrations", "lat_p99_ns", "lat_max_ns"], rows))
     if "latency" in chosen:
-        lat = sched.wakeup_latencies(t, source=args.latency_from, pids=pids, comm=sel.comm, **rng)
-        lt = sched.latency_table(t, source=args.latency_from, sort=args.latency_sort, pids=pids,
-                                 comm=sel.comm, **rng)
+        lat = sched.wakeup_latencies(t, source=args.latency_from, cpus=sel.cpus, pids=pids,
+                                     comm=sel.comm, **rng)
+        lt = sched.latency_table(t, source=args.latency_from, sort=args.latency_sort,
+                                 cpus=sel.cpus, pids=pids, comm=sel.comm, **rng)
         lt = lt[lt["lat_count"] > 0]
         cols = ["pid", "comm", "run_ns", "switches_in", "lat_count", "lat_mean_ns",
                 "lat_p50_ns", "lat_p90_ns", "lat_p99_ns", "lat_max_ns", "lat_max_ts"]

@@ -429,8 +429,10 @@ def _task_rows(m, start=None, end=None, cpus=None):
         if ci is not None:
             k &= np.isin(np.searchsorted(m.cpus, cpu), ci) & np.isin(cpu, m.cpus)
         rows[key] = np.bincount(ti[k], minlength=n).astype(np.int64)
-    # wakeup latency (from sched_wakeup)
+    # wakeup latency (from sched_wakeup), on the CPU of the switch-in
     k = _in_window(r["wl_wakeup"], start, end)
+    if ci is not None:
+        k &= np.isin(r["wl_cpu"], ci)
     lat = r["wl_switch"][k] - r["wl_wakeup"][k]
     pc = _percentiles(r["wl_task"][k], lat, n)
     rows["lat_count"] = pc["count"]
@@ -513,9 +515,11 @@ def task_intervals(trace, *, start=None, end=None, cpus=None, pids=None, comm=No
     return out
 
 
-def wakeup_latencies(trace, *, source="wakeup", start=None, end=None, pids=None, comm=None):
-    """Every wakeup-latency sample (D4): (pid, ts, latency_ns, switch_ts) with ts the
-    sched_wakeup (source="wakeup") or the sched_waking before it (source="waking")."""
+def wakeup_latencies(trace, *, source="wakeup", start=None, end=None, cpus=None, pids=None,
+                     comm=None):
+    """Every wakeup-latency sample (D4): (pid, ts, latency_ns, switch_ts, cpu) with ts the
+    sched_wakeup (source="wakeup") or the sched_waking before it (source="waking") and cpu
+    the CPU it was switched in on (the one ``cpus`` selects)."""
     start, end = _time_arg(start, "start"), _time_arg(end, "end")
     if source not in ("wakeup", "waking"):
         raise ValueError("source must be 'wakeup' or 'waking'")
@@ -523,10 +527,14 @@ def wakeup_latencies(trace, *, source="wakeup", start=None, end=None, pids=None,
     r = m.r
     t0 = r["wl_wakeup"] if source == "wakeup" else r["wl_waking"]
     k = (t0 >= 0) & _in_window(t0, start, end)
+    ci = _cpu_filter(m, cpus)
+    if ci is not None:
+        k &= np.isin(r["wl_cpu"], ci)
     if pids is not None or comm is not None:
         k &= _select(m, pids, comm)[r["wl_task"]]
     out = np.zeros(int(k.sum()), dtype=[("pid", "i4"), ("ts", "i8"), ("latency_ns", "i8"),
-                                        ("switch_ts", "i8")])
+                                        ("switch_ts", "i8"), ("cpu", "i4")])
+    out["cpu"] = m.cpus[r["wl_cpu"][k]] if m.ncpus else -1
     out["pid"] = m.pids[r["wl_task"][k]]
     out["ts"] = t0[k]
     out["switch_ts"] = r["wl_switch"][k]
@@ -546,14 +554,15 @@ def latency_stats(values):
             "p99_ns": rank(99), "max_ns": int(v[-1])}
 
 
-def latency_table(trace, *, source="wakeup", sort="max", start=None, end=None, pids=None,
-                  comm=None):
+def latency_table(trace, *, source="wakeup", sort="max", start=None, end=None, cpus=None,
+                  pids=None, comm=None):
     """Per task, like `perf sched latency`: runtime, switches, delays (count, mean, max and
     when the max happened), sorted by "max", "mean", "runtime", "switches" or "count"."""
     start, end = _time_arg(start, "start"), _time_arg(end, "end")
-    s = task_summary(trace, start=start, end=end, pids=pids, comm=comm)
+    s = task_summary(trace, start=start, end=end, cpus=cpus, pids=pids, comm=comm)
     if source == "waking":
-        lat = wakeup_latencies(trace, source="waking", start=start, end=end, pids=pids, comm=comm)
+        lat = wakeup_latencies(trace, source="waking", start=start, end=end, cpus=cpus,
+                               pids=pids, comm=comm)
         m = model(trace)
         ti = np.searchsorted(s["pid"], lat["pid"])
         pc = _percentiles(ti, lat["latency_ns"], len(s))
