@@ -109,10 +109,20 @@ cdef struct Out:
     int64_t *wl_switch
     int32_t *wl_cpu
     int64_t n_wl
+    # capacities of the arrays above; an emit past one sets overflow instead of writing
+    int64_t cap_iv
+    int64_t cap_co
+    int64_t cap_si
+    int64_t cap_so
+    int64_t cap_wl
+    int overflow
 
 
 cdef inline void emit_iv(Out *o, int32_t task, int8_t st, int64_t a, int64_t b, int32_t cpu) noexcept nogil:
     if st >= S_UNSEEN:
+        return
+    if o.n_iv >= o.cap_iv:
+        o.overflow = 1
         return
     o.iv_task[o.n_iv] = task
     o.iv_state[o.n_iv] = st
@@ -135,6 +145,11 @@ cdef inline void set_occ(Out *o, Cpu *C, int32_t c, int32_t occ, int64_t ts) noe
     cdef Cpu *k = &C[c]
     if ts < k.since:
         ts = k.since
+    if o.n_co >= o.cap_co:
+        o.overflow = 1
+        k.occ = occ
+        k.since = ts
+        return
     o.co_cpu[o.n_co] = c
     o.co_occ[o.n_co] = k.occ
     o.co_start[o.n_co] = k.since
@@ -153,6 +168,9 @@ cdef inline void first_sight(Out *o, Task *T, int32_t i, int8_t st, int64_t w0, 
 cdef inline void switch_in(Out *o, Task *T, int32_t i, int64_t ts, int32_t cpu, int8_t inferred) noexcept nogil:
     cdef Task *t = &T[i]
     set_state(o, T, i, S_RUNNING, ts, cpu)
+    if o.n_si >= o.cap_si or o.n_wl >= o.cap_wl:
+        o.overflow = 1
+        return
     o.si_task[o.n_si] = i
     o.si_ts[o.n_si] = t.since
     o.si_cpu[o.n_si] = cpu
@@ -290,10 +308,13 @@ cdef void run_kernel(int64_t n, const int8_t *kind, const int64_t *ts, const int
                     set_occ(o, C, c, p, t_inf)
                 s = state_of(st[j])
                 set_state(o, T, p, s, t, c if s == S_RUNNABLE else -1)
-                o.so_task[o.n_so] = p
-                o.so_ts[o.n_so] = t
-                o.so_class[o.n_so] = out_class(s)
-                o.n_so += 1
+                if o.n_so < o.cap_so:
+                    o.so_task[o.n_so] = p
+                    o.so_ts[o.n_so] = t
+                    o.so_class[o.n_so] = out_class(s)
+                    o.n_so += 1
+                else:
+                    o.overflow = 1
             elif p == T_IDLE and C[c].occ >= 0:
                 # the idle task leaves a CPU whose switch to it was not seen
                 occ = C[c].occ
@@ -402,8 +423,9 @@ def analyze(kind, ts, cpu, me, a, b, st, tcpu, int ntasks, int ncpus, long long 
     cdef Out o
     cdef int32_t i
     # upper bounds: a line ends at most 4 intervals (prev, next, an inferred pair) and changes
-    # at most 3 CPU occupants
-    cap_iv = 4 * n + ntasks + 8
+    # at most 3 CPU occupants; a LOST marker may end the state of every task
+    n_lost = int(np.count_nonzero(np.asarray(kind) == K_LOST)) if n else 0
+    cap_iv = 4 * n + ntasks * (n_lost + 1) + 8
     cap_co = 3 * n + 2 * ncpus + 8
     r = {
         "iv_task": np.empty(cap_iv, np.int32), "iv_state": np.empty(cap_iv, np.int8),
@@ -449,6 +471,12 @@ def analyze(kind, ts, cpu, me, a, b, st, tcpu, int ntasks, int ncpus, long long 
     o.so_task = &so_task[0]; o.so_ts = &so_ts[0]; o.so_class = &so_class[0]; o.n_so = 0
     o.wl_task = &wl_task[0]; o.wl_wakeup = &wl_wakeup[0]; o.wl_waking = &wl_waking[0]
     o.wl_switch = &wl_switch[0]; o.wl_cpu = &wl_cpu[0]; o.n_wl = 0
+    o.cap_iv = cap_iv
+    o.cap_co = cap_co
+    o.cap_si = 2 * n + 1
+    o.cap_so = n + 1
+    o.cap_wl = 2 * n + 1
+    o.overflow = 0
     T = <Task*>malloc(max(ntasks, 1) * sizeof(Task))
     C = <Cpu*>malloc(max(ncpus, 1) * sizeof(Cpu))
     if T == NULL or C == NULL:
@@ -483,6 +511,9 @@ def analyze(kind, ts, cpu, me, a, b, st, tcpu, int ntasks, int ncpus, long long 
     finally:
         free(T)
         free(C)
+    if o.overflow:
+        raise RuntimeError("ftrace_fast._ftsched: an output table overflowed its bound "
+                           "(a bug: please report it with the trace)")
     # views of the used part: the pages past it were never touched, so they cost no memory
     out = {}
     for key, cnt in (("iv", o.n_iv), ("co", o.n_co), ("si", o.n_si), ("so", o.n_so),
