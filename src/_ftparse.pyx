@@ -935,18 +935,26 @@ cdef inline const char *value_end(const char *q, const char *e) noexcept nogil:
 cdef inline const char *fast_int(const char *p, const char *e, int64_t *out) noexcept nogil:
     return value_end(parse_i64(p, e, out), e)
 
-cdef inline int fast_comm(PState *P, const char *v, const char *e, const char *next_key,
-                          size_t nl, char *rec, int32_t o, const char **after) noexcept nogil:
-    """A comm value from v up to next_key (a comm may hold blanks)."""
+cdef inline int fast_comm_pid(PState *P, const char *v, const char *e, const char *next_key,
+                              size_t nl, char *rec, int32_t o_comm, int32_t o_pid,
+                              const char **after) noexcept nogil:
+    """A comm value from v up to next_key (a comm may hold blanks), then the pid after that
+    key; 1 matched (after = the byte past the pid), 0 not this shape, -1 out of memory."""
     cdef const char *k = find(v, e, next_key, nl)
+    cdef const char *q
+    cdef int64_t pid
     cdef int32_t c
     if k == NULL:
+        return 0
+    q = fast_int(k + nl, e, &pid)
+    if q == NULL:
         return 0
     c = comm_id(P, v, <size_t>(k - v))
     if c < 0:
         return -1
-    set_i32(rec, o, c)
-    after[0] = k + nl
+    set_i32(rec, o_comm, c)
+    set_i32(rec, o_pid, pid)
+    after[0] = q
     return 1
 
 cdef inline const char *fast_key_int(const char *q, const char *e, const char *key, char *rec,
@@ -964,18 +972,14 @@ cdef inline const char *fast_key_int(const char *q, const char *e, const char *k
 cdef int fast_sched_switch(PState *P, char *rec, const char *p, const char *e) noexcept nogil:
     cdef const char *q = starts(p, e, b"prev_comm=")
     cdef const char *r
-    cdef int64_t v
     cdef int32_t st
     cdef int k
     if q == NULL:
         return 0
-    k = fast_comm(P, q, e, b" prev_pid=", 10, rec, OFF[O_SW_PREV_COMM], &q)
+    k = fast_comm_pid(P, q, e, b" prev_pid=", 10, rec, OFF[O_SW_PREV_COMM],
+                      OFF[O_SW_PREV_PID], &q)
     if k <= 0:
         return k
-    q = fast_int(q, e, &v)
-    if q == NULL:
-        return 0
-    set_i32(rec, OFF[O_SW_PREV_PID], v)
     q = fast_key_int(q, e, b" prev_prio=", rec, OFF[O_SW_PREV_PRIO])
     if q == NULL:
         return 0
@@ -991,13 +995,10 @@ cdef int fast_sched_switch(PState *P, char *rec, const char *p, const char *e) n
         r = starts(q, e, b" next_comm=")
         if r == NULL:
             return 0
-    k = fast_comm(P, r, e, b" next_pid=", 10, rec, OFF[O_SW_NEXT_COMM], &q)
+    k = fast_comm_pid(P, r, e, b" next_pid=", 10, rec, OFF[O_SW_NEXT_COMM],
+                      OFF[O_SW_NEXT_PID], &q)
     if k <= 0:
         return k
-    q = fast_int(q, e, &v)
-    if q == NULL:
-        return 0
-    set_i32(rec, OFF[O_SW_NEXT_PID], v)
     return fast_key_int(q, e, b" next_prio=", rec, OFF[O_SW_NEXT_PRIO]) != NULL
 
 cdef int fast_sched_wake(PState *P, char *rec, const char *p, const char *e) noexcept nogil:
@@ -1007,13 +1008,9 @@ cdef int fast_sched_wake(PState *P, char *rec, const char *p, const char *e) noe
     cdef int k
     if q == NULL:
         return 0
-    k = fast_comm(P, q, e, b" pid=", 5, rec, OFF[O_WK_COMM], &q)
+    k = fast_comm_pid(P, q, e, b" pid=", 5, rec, OFF[O_WK_COMM], OFF[O_WK_PID], &q)
     if k <= 0:
         return k
-    q = fast_int(q, e, &v)
-    if q == NULL:
-        return 0
-    set_i32(rec, OFF[O_WK_PID], v)
     q = fast_key_int(q, e, b" prio=", rec, OFF[O_WK_PRIO])
     if q == NULL:
         return 0
@@ -1712,8 +1709,8 @@ cdef int fg_body(PState *P, char *rec, const char *p, const char *e, int64_t cpu
         stack[depth] = f
     return 0
 
-cdef int pl_funcgraph(PState *P, char *rec, const char *p, const char *e, int64_t cpu,
-                      bint want_exit) noexcept nogil:
+cdef int pl_funcgraph(PState *P, char *rec, const char *p, const char *e,
+                      int64_t cpu) noexcept nogil:
     """funcgraph_entry / funcgraph_exit event lines of trace-cmd: `func=0x.. depth=N` (-R) or
     the function_graph text after the event name."""
     cdef const char *v
@@ -2081,7 +2078,7 @@ cdef int parse_payload(PState *P, int layout, char *rec, const char *p, const ch
     if layout == L_BLOCK:
         return pl_block(P, rec, p, e, et)
     if layout == L_FUNCGRAPH:
-        return pl_funcgraph(P, rec, p, e, cpu, False)
+        return pl_funcgraph(P, rec, p, e, cpu)
     return 0
 
 cdef inline void write_common(char *rec, int64_t ts, int64_t line, int64_t cpu, int64_t pid,

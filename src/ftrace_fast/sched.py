@@ -384,6 +384,13 @@ def _percentiles(groups, values, n, ps=(50, 90, 99)):
     return out
 
 
+def _at_argmax(pc, ts):
+    """The time stamp of each group's largest sample (-1 for groups without samples)."""
+    if not len(ts):
+        return np.full(len(pc["argmax"]), -1, np.int64)
+    return np.where(pc["argmax"] >= 0, ts[np.clip(pc["argmax"], 0, len(ts) - 1)], -1)
+
+
 def _task_rows(m, start=None, end=None, cpus=None):
     """Per-task sums over the model, as a dict of arrays indexed by task."""
     r = m.r
@@ -442,7 +449,7 @@ def _task_rows(m, start=None, end=None, cpus=None):
     rows["lat_p99_ns"] = pc[99]
     rows["lat_max_ns"] = pc["max"]
     wk = r["wl_wakeup"][k]
-    rows["lat_max_ts"] = np.where(pc["argmax"] >= 0, wk[np.clip(pc["argmax"], 0, max(len(wk) - 1, 0))] if len(wk) else -1, -1)
+    rows["lat_max_ts"] = _at_argmax(pc, wk)
     return rows
 
 
@@ -563,15 +570,13 @@ def latency_table(trace, *, source="wakeup", sort="max", start=None, end=None, c
     if source == "waking":
         lat = wakeup_latencies(trace, source="waking", start=start, end=end, cpus=cpus,
                                pids=pids, comm=comm)
-        m = model(trace)
         ti = np.searchsorted(s["pid"], lat["pid"])
         pc = _percentiles(ti, lat["latency_ns"], len(s))
         s["lat_count"] = pc["count"]
         s["lat_mean_ns"] = pc["mean"]
         s["lat_max_ns"] = pc["max"]
         s["lat_p50_ns"], s["lat_p90_ns"], s["lat_p99_ns"] = pc[50], pc[90], pc[99]
-        s["lat_max_ts"] = np.where(pc["argmax"] >= 0, lat["ts"][np.clip(pc["argmax"], 0, max(len(lat) - 1, 0))] if len(lat) else -1, -1)
-        del m
+        s["lat_max_ts"] = _at_argmax(pc, lat["ts"])
     keys = {"max": "lat_max_ns", "mean": "lat_mean_ns", "runtime": "run_ns",
             "switches": "switches_in", "count": "lat_count"}
     if sort not in keys:
@@ -581,21 +586,20 @@ def latency_table(trace, *, source="wakeup", sort="max", start=None, end=None, c
     return s[order]
 
 
-def _group(trace, summary, key):
-    """Sum a task summary by a key array; latency pooled from the samples."""
-    m = model(trace)
+def _group(trace, summary, key, start=None, end=None, cpus=None, **_):
+    """Sum a task summary by a key array; latency pooled from the samples of its tasks, under
+    the same restrictions as the summary."""
     uk, inv = np.unique(key, return_inverse=True)
     out = {"key": uk}
     for name in ("run_ns", "wait_ns", "sleep_ns", "blocked_ns", "other_sleep_ns", "unknown_ns",
                  "switches_in", "inferred_switch_ins", "preemptions", "wakeups", "migrations"):
         out[name] = _sum_by(inv, summary[name], len(uk))
     out["tasks"] = np.bincount(inv, minlength=len(uk))
-    lat = wakeup_latencies(trace, pids=summary["pid"])
+    lat = wakeup_latencies(trace, start=start, end=end, cpus=cpus, pids=summary["pid"])
     li = inv[np.searchsorted(summary["pid"], lat["pid"])] if len(lat) else np.zeros(0, np.int64)
     pc = _percentiles(li, lat["latency_ns"], len(uk))
     out["lat_count"], out["lat_mean_ns"], out["lat_max_ns"] = pc["count"], pc["mean"], pc["max"]
     out["lat_p50_ns"], out["lat_p90_ns"], out["lat_p99_ns"] = pc[50], pc[90], pc[99]
-    del m
     return out
 
 
@@ -604,13 +608,13 @@ def process_summary(trace, **kw):
     process)."""
     s = task_summary(trace, **kw)
     key = np.where(s["tgid"] >= 0, s["tgid"], s["pid"])
-    return _group(trace, s, key)
+    return _group(trace, s, key, **kw)
 
 
 def group_summary(trace, pattern, **kw):
     """task_summary summed over the tasks whose comm matches a regex (e.g. r"CPU \\d+/KVM")."""
     s = task_summary(trace, comm=pattern, **kw)
-    return _group(trace, s, np.zeros(len(s), np.int64))
+    return _group(trace, s, np.zeros(len(s), np.int64), **kw)
 
 
 def _pair_time(entries, exits):
