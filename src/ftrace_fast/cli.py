@@ -358,7 +358,8 @@ def _write_csv(out, title, columns, rows):
 
 #: section key (JSON) -> its command-line flag's dest
 SECTIONS = {"cpus": "cpu_stats", "tasks": "task_stats", "latency": "latency",
-            "wakeups": "wakeup_stats", "switches": "switch_stats", "migrations": "migrations"}
+            "wakeups": "wakeup_stats", "switches": "switch_stats", "migrations": "migrations",
+            "kvm": "kvm"}
 #: the events a line-count section reads (sections needing the scheduling model read them all)
 _LINE_EVENTS = {"wakeups": ("sched_waking", "sched_wakeup"), "switches": ("sched_switch",),
                 "migrations": ("sched_migrate_task",)}
@@ -537,7 +538,7 @@ def stats_document(args):
         chosen = list(SECTIONS)
     need_model = any(s in _MODEL_SECTIONS for s in chosen)
     events = sel.events
-    if not need_model and sel.tgids is None:
+    if not need_model and sel.tgids is None and "kvm" not in chosen:
         # line counts only: read just those events (the rest is skipped, not parsed)
         want = {e for s in chosen for e in _LINE_EVENTS[s]}
         events = sorted(want if events is None else (want & set(events)) or events)
@@ -545,6 +546,10 @@ def stats_document(args):
     # task's and CPU's lines to know who runs where (a filtered load changes run/wait times)
     t = _read(args.file, args, events=events)
     has_sched = "sched_switch" in t.events and len(t.events["sched_switch"]) > 0
+    if overview and "kvm" in chosen:
+        from . import kvm
+        if not len(kvm.topology(t).vcpu_pids):
+            chosen.remove("kvm")      # the overview shows KVM figures only for a KVM host
     if need_model and not has_sched:
         if overview:
             need_model = False
@@ -655,12 +660,152 @@ def stats_document(args):
         doc["migrations"] = rows
         tables.append(("migrations", "Migrations (sched_migrate_task lines per task)",
                        ["count", "pid", "comm"], rows))
+    if "kvm" in chosen:
+        doc["kvm"], kt = _kvm_section(t, sel, pids, unit)
+        tables.extend(kt)
     if args.sort is not None and not _sortable(args.sort, [c for _, _, c, _ in tables], doc):
         raise CliError(f"--sort: no table shown has a column {args.sort!r} (tasks: run_ns, "
                        "wait_ns, blocked_ns, switches_in, lat_max_ns, ...; cpus: "
                        "utilization_pct; switches: voluntary, involuntary; wakeups: count)",
                        EXIT_USAGE)
     return t, doc, tables
+
+
+def _kvm_section(t, sel, pids, unit):
+    """The --kvm section: (JSON object, tables).  --pid/--tgid/--comm select vCPU and I/O rows;
+    --cpu/--start/--end restrict the figures as for the other sections."""
+    from . import kvm
+    rk = dict(start=sel.start, end=sel.end, cpus=sel.cpus)
+    top = kvm.topology(t)
+    vs = kvm.vcpu_summary(t, **rk)
+    keep = np.ones(len(vs), bool)
+    if pids is not None:
+        keep &= np.isin(vs["pid"], np.asarray(pids, np.int64))
+    if sel.comm is not None:
+        keep &= np.array([any(sel.comm.search(n) for n in top.names.get(int(p), [""]))
+                          for p in vs["pid"].tolist()], bool)
+    vs = vs[keep]
+    has_x = "kvm_exit" in t.events and len(t.events["kvm_exit"]) > 0
+    x = kvm.exits(t) if has_x else None
+    by_vcpu = {}
+    if x is not None:
+        for r in x.by_reason(lambda p: p, **rk):
+            by_vcpu.setdefault(r["group"], {})[r["reason"]] = {k: v for k, v in r.items()
+                                                              if k not in ("group", "reason")}
+    nb = kvm.neighbours(t, vs["pid"], **rk)
+    pl = kvm.placement(t, vs["pid"], **rk)
+    m = None
+    try:
+        from . import sched
+        m = sched.model(t) if "sched_switch" in t.events else None
+    except ValueError:
+        m = None
+
+    def name(p):
+        if p == 0:
+            return "<idle>"
+        if p == -1:
+            return "<unknown>"
+        c = top.comm(p)
+        if not c and m is not None:
+            i = m.task_index([p])[0]
+            c = m.comm[i] if i >= 0 else ""
+        return c
+
+    sched_cols = ("run_ns", "wait_ns", "sleep_ns", "blocked_ns", "other_sleep_ns", "unknown_ns",
+                  "switches_in", "inferred_switch_ins", "preemptions", "wakeups", "migrations",
+                  "stacked_ns")
+    rows = []
+    for r in _records(vs):
+        p = r["pid"]
+        has_s = r["run_ns"] is not None and r["run_ns"] >= 0
+        d = {"pid": p, "tgid": r["tgid"] if r["tgid"] >= 0 else None, "vm": r["vm"], "vcpu": r["vcpu"],
+             "comm": r["comm"]}
+        for k in sched_cols:
+            d[k] = r[k] if has_s else None
+        d["steal_pct"] = r["steal_pct"]
+        for k in ("guest_ns", "guest_edge_ns", "guest_pct", "handling_ns"):
+            d[k] = r[k] if has_x else None
+        d["exits"] = by_vcpu.get(p, {})
+        d["exits_total"] = {k: (r["exits" + s] if has_x else None) for k, s in
+                            (("count", ""), ("handled", "_handled"), ("switched_out", "_switched_out"),
+                             ("broken", "_broken"))}
+        d["halts"] = {"count": r["halts"], "total_ns": r["halt_ns"], "slept": r["halts_slept"],
+                      "polled": r["halts_polled"]} if has_x else None
+        d["kvm_vcpu_wakeup"] = {"waits": r["wakeup_waits"], "wait_ns": r["wakeup_wait_ns"],
+                                "polls": r["wakeup_polls"], "poll_ns": r["wakeup_poll_ns"]} \
+            if r["wakeup_waits"] >= 0 else None
+        d["wakeup_latency"] = {"count": r["lat_count"], "mean_ns": r["lat_mean_ns"],
+                               "p50_ns": r["lat_p50_ns"], "p90_ns": r["lat_p90_ns"],
+                               "p99_ns": r["lat_p99_ns"], "max_ns": r["lat_max_ns"],
+                               "max_at": r["lat_max_ts"]} if has_s and r["lat_count"] > 0 else None
+        mine = pl[pl["pid"] == p]
+        d["cpus"] = {str(c): {"run_ns": a, "wait_ns": b} for c, a, b in
+                     zip(mine["cpu"].tolist(), mine["run_ns"].tolist(), mine["wait_ns"].tolist())}
+        d["main_cpu"] = r["main_cpu"] if r["main_cpu"] >= 0 else None
+        nn = nb[nb["pid"] == p]
+        agg = {}
+        for q, c, st in zip(nn["neighbour_pid"].tolist(), nn["cpu"].tolist(), nn["stolen_ns"].tolist()):
+            e = agg.setdefault(q, {"pid": q, "comm": name(q), "stolen_ns": 0, "cpus": [],
+                                   "same_vm": top.vm_of.get(q, -2) == r["vm"]})
+            e["stolen_ns"] += st
+            e["cpus"].append(c)
+        d["neighbours"] = sorted(agg.values(), key=lambda e: (-e["stolen_ns"], e["pid"]))
+        rows.append(d)
+    vms = []
+    vm_exits = {}
+    if x is not None:
+        for r in x.by_reason(lambda ps: np.array([top.vm_of.get(int(q), -1) for q in ps.tolist()]), **rk):
+            vm_exits.setdefault(r["group"], {})[r["reason"]] = {k: v for k, v in r.items()
+                                                               if k not in ("group", "reason")}
+    for vm, info in sorted(top.vms.items()):
+        mine = [d for d in rows if d["vm"] == vm]
+        tot = lambda k: (sum(d[k] for d in mine) if mine and all(d[k] is not None for d in mine)  # noqa: E731
+                         else None)
+        oc = kvm.overcommit(t, info["vcpus"], start=sel.start, end=sel.end)
+        vms.append({"vm": vm, "tgid_known": info["tgid_known"], "vcpus": info["vcpus"],
+                    "threads": info["threads"], "run_ns": tot("run_ns"), "wait_ns": tot("wait_ns"),
+                    "guest_ns": tot("guest_ns"), "handling_ns": tot("handling_ns"),
+                    "exits": vm_exits.get(vm, {}),
+                    "runnable_vcpus": None if oc is None else {k: v for k, v in oc.items() if k != "series"}})
+    io = kvm.io_summary(t, **rk)
+    if pids is not None or sel.comm is not None:
+        io["threads"] = [r for r in io["threads"] if (pids is None or r["pid"] in pids) and
+                         (sel.comm is None or sel.comm.search(r["comm"]))]
+    oc = kvm.overcommit(t, start=sel.start, end=sel.end)
+    doc = {"vms": vms, "vcpus": rows, "threads": _records(top.table()), "io": io,
+           "runnable_vcpus": None if oc is None else {k: v for k, v in oc.items() if k != "series"}}
+    tables = []
+    vrows = [dict(d, exits_n=d["exits_total"]["count"], halts_n=(d["halts"] or {}).get("count"),
+                  lat_p99_ns=(d["wakeup_latency"] or {}).get("p99_ns")) for d in rows]
+    tables.append(("kvm_vcpus", f"vCPU threads (times in {unit}; steal = wait / (run + wait))",
+                   ["vm", "vcpu", "pid", "comm", "run_ns", "wait_ns", "steal_pct", "sleep_ns",
+                    "blocked_ns", "guest_ns", "handling_ns", "exits_n", "halts_n", "lat_p99_ns",
+                    "main_cpu"], vrows))
+    if x is not None:
+        er = [dict(r, vm=vm) | {"reason": reason} for vm, rs in sorted(vm_exits.items())
+              for reason, r in sorted(rs.items(), key=lambda kv: -kv[1]["count"])]
+        tables.append(("kvm_exits", f"Exits per VM and reason (handling: kvm_exit to the next "
+                       f"kvm_entry without a switch-out; times in {unit})",
+                       ["vm", "reason", "count", "rate_per_s", "handled", "mean_ns", "p50_ns", "p99_ns",
+                        "max_ns", "switched_out"], er))
+    nrows = [{"vcpu_pid": d["pid"], "vcpu_comm": d["comm"], "pid": n["pid"], "comm": n["comm"],
+              "stolen_ns": n["stolen_ns"], "share_pct": 100.0 * n["stolen_ns"] / d["wait_ns"]
+              if d["wait_ns"] else None, "same_vm": n["same_vm"]}
+             for d in rows for n in d["neighbours"][:5]]
+    if nrows:
+        tables.append(("kvm_neighbours", f"Noisy neighbours: who ran on the CPU a vCPU waited for "
+                       f"(top 5 per vCPU; {unit})",
+                       ["vcpu_pid", "vcpu_comm", "pid", "comm", "stolen_ns", "share_pct", "same_vm"], nrows))
+    if io["threads"]:
+        tables.append(("kvm_io_threads", f"QEMU I/O and other threads ({unit})",
+                       ["vm", "role", "pid", "comm", "run_ns", "wait_ns", "sleep_ns", "blocked_ns",
+                        "blocked_count", "longest_blocked_ns", "wakeups"], io["threads"]))
+    if io["devices"]:
+        tables.append(("kvm_block", f"Block requests, issue to complete ({unit})",
+                       ["device", "issued", "completed", "paired", "bytes", "latency_mean_ns",
+                        "latency_p50_ns", "latency_p99_ns", "latency_max_ns"], io["devices"]))
+    return doc, tables
 
 
 def _sortable(key, table_columns, doc):
@@ -711,6 +856,92 @@ def cmd_stats(args, out):
         if len(shown) < len(rows):
             title += f"; top {len(shown)} of {len(rows)}"
         _write_table(out, title, cols, shown)
+    return 0
+
+
+# -- diagnose ------------------------------------------------------------------------------------
+
+#: --option -> (Thresholds field, help)
+_THRESHOLD_OPTS = {
+    "--steal-pct": ("steal_pct", "a vCPU waiting this share of its runnable time, %%"),
+    "--stack-pct": ("stack_pct", "share of a vCPU's wait behind vCPUs of its own VM, %%"),
+    "--min-wait-ms": ("min_wait_ms", "ignore vCPUs that waited less than this, ms"),
+    "--exit-rate": ("exit_rate", "exits of one reason per second on one vCPU"),
+    "--exit-p99-us": ("exit_p99_us", "p99 handling time of a non-HLT exit reason, µs"),
+    "--min-exits": ("min_exits", "judge exit latency only with this many timed exits"),
+    "--wakeup-p99-us": ("wakeup_p99_us", "vCPU wakeup-to-run latency p99, µs"),
+    "--io-blocked-ms": ("io_blocked_ms", "longest D (blocked) stretch of an I/O thread, ms"),
+    "--io-blocked-pct": ("io_blocked_pct", "D share of the window of an I/O thread, %%"),
+    "--block-p99-ms": ("block_p99_ms", "block device issue-to-complete p99, ms"),
+    "--busy-pct": ("busy_pct", "a CPU this busy (%%) ..."),
+    "--idle-pct": ("idle_pct", "... while another idles this much (%%)"),
+    "--overcommit-pct": ("overcommit_pct", "share of the window with more runnable vCPUs than CPUs, %%"),
+}
+
+
+def _threshold_defaults():
+    from .kvm import Thresholds
+    return Thresholds()
+
+
+def cmd_diagnose(args, out):
+    from . import kvm
+    sel = Selection(args)
+    th = kvm.Thresholds()
+    for opt, (field, _) in _THRESHOLD_OPTS.items():
+        v = getattr(args, field)
+        if v is not None:
+            if v < 0:
+                raise CliError(f"bad {opt} {v}: must not be negative", EXIT_USAGE)
+            setattr(th, field, v)
+    # the analysis needs every task's lines (who ran while a vCPU waited): filters select
+    # findings, they do not thin the input
+    t = _read(args.file, args, events=sel.events)
+    pids = sel.pids
+    if sel.tgids is not None:
+        tp = _tgid_pids(t, sel.tgids)
+        pids = tp if pids is None else sorted(set(tp) & set(pids))
+    found = kvm.diagnose(t, th, start=sel.start, end=sel.end, cpus=sel.cpus)
+    if pids is not None or sel.comm is not None:
+        def wanted(f):
+            p = f["subject"].get("pid")
+            if p is None:
+                return f["kind"] == "caveat"
+            return (pids is None or p in pids) and (sel.comm is None or sel.comm.search(f["subject"]["comm"]))
+        found = [f for f in found if wanted(f)]
+    if args.top:
+        found = found[:args.top]
+    w = kvm._window(t)
+    unit = "ns" if t.time_unit == "ns" else "ticks"
+    if args.format == "json":
+        doc = {"schema": JSON_SCHEMA,
+               "source": {"file": t.source, "format": t.format_description(), "clock": t.clock,
+                          "time_unit": unit, "window": {"start": w[0], "end": w[1],
+                                                        "duration": w[1] - w[0]}},
+               "filters": sel.as_json(), "thresholds": vars(th), "findings": found}
+        json.dump(doc, out, indent=1, default=_py, allow_nan=False)
+        out.write("\n")
+        return 0
+    out.write(f"{t.source}: {t.format_description()}; clock {t.clock}; window "
+              f"{_fmt_ts(t, w[0])} .. {_fmt_ts(t, w[1])}\n")
+    real = [f for f in found if f["kind"] != "caveat"]
+    out.write(f"\n{len(real)} finding{'s' if len(real) != 1 else ''}, most severe first"
+              + (" (none past the thresholds)" if not real else "") + "\n")
+    n = 0
+    for f in found:
+        if f["kind"] == "caveat":
+            continue
+        n += 1
+        out.write(f"\n{n:2d}. [{f['severity']}] {f['kind']}: {f['explanation']}\n")
+        ev = ", ".join(f"{k}={_fmt_cell(v)}" for k, v in f["evidence"].items()
+                       if not isinstance(v, (list, dict)))
+        if ev:
+            out.write(f"    evidence: {ev}\n")
+    notes = [f for f in found if f["kind"] == "caveat"]
+    if notes:
+        out.write("\n")
+        for f in notes:
+            out.write(f"note: {f['explanation']}\n")
     return 0
 
 
@@ -844,6 +1075,9 @@ def build_parser():
     g.add_argument("--switch-stats", action="store_true", help="context switches per comm and pid")
     g.add_argument("--latency", action="store_true", help="wakeup latency, global and per task")
     g.add_argument("--migrations", action="store_true", help="sched_migrate_task per task")
+    g.add_argument("--kvm", action="store_true",
+                   help="vCPU threads: run / wait (steal) / halt, exits per reason, noisy "
+                        "neighbours, I/O threads and block latency (in the overview on KVM hosts)")
     s.add_argument("--top", type=int, metavar="N",
                    help="rows per table (default 20 in tables, all in json/csv; 0: all)")
     s.add_argument("--sort", metavar="KEY",
@@ -856,6 +1090,21 @@ def build_parser():
     s.add_argument("--format", choices=("table", "json", "csv"), default="table")
     _add_filters(s)
     s.set_defaults(func=cmd_stats)
+
+    s = sub.add_parser("diagnose", help="ranked findings for a KVM host: vCPU steal and who took the "
+                       "CPU, stacked vCPUs, exits, I/O, CPU imbalance",
+                       description="Ranked findings, each with its evidence.  Filters select "
+                                   "findings and restrict the figures (--cpu, --start, --end); "
+                                   "the analysis reads every task's lines.")
+    s.add_argument("file", help="ftrace text (plain or compressed), or - for stdin")
+    s.add_argument("--format", choices=("table", "json"), default="table")
+    s.add_argument("--top", type=int, metavar="N", help="show the N most severe findings")
+    g = s.add_argument_group("thresholds")
+    for opt, (field, hlp) in _THRESHOLD_OPTS.items():
+        g.add_argument(opt, dest=field, type=float, metavar="X",
+                       help=f"{hlp} (default {getattr(_threshold_defaults(), field):g})")
+    _add_filters(s)
+    s.set_defaults(func=cmd_diagnose)
 
     s = sub.add_parser("filter", help="write the lines of selected tasks / CPUs / events / times as ftrace text",
                        description="Write the header and the selected event lines as ftrace text. "

@@ -715,6 +715,24 @@ def cpu_utilization(trace, bin_ns, *, start=None, end=None):
     return edges, busy
 
 
+def cpu_intervals(trace):
+    """Who was current on each CPU through W (D5, D6): (cpu, pid, start_ns, end_ns) with pid 0
+    for the idle task and -1 for unknown time, sorted by CPU then time."""
+    m = model(trace)
+    r = m.r
+    occ = r["co_occ"]
+    out = np.zeros(len(occ), dtype=[("cpu", "i4"), ("pid", "i4"), ("start_ns", "i8"),
+                                    ("end_ns", "i8")])
+    out["cpu"] = m.cpus[r["co_cpu"]] if m.ncpus else -1
+    known = occ >= 0
+    out["pid"] = np.where(known, m.pids[np.clip(occ, 0, max(m.ntasks - 1, 0))] if m.ntasks else -1,
+                          np.where(occ == IDLE, 0, -1))
+    out["start_ns"] = r["co_start"]
+    out["end_ns"] = r["co_end"]
+    o = np.lexsort((out["start_ns"], out["cpu"]))
+    return out[o]
+
+
 def caveats(trace):
     """What a reader of the figures must know, as sentences: lost events (D6), inferred
     switch-ins (D7), tick units (D8)."""

@@ -1,0 +1,929 @@
+"""KVM/QEMU diagnostics: topology, vCPU scheduling, noisy neighbours, exits, I/O and ranked
+findings, built on the scheduling analysis (``ftrace_fast.sched``, definitions D1-D10).
+
+Definitions (the tests cite them by number)
+-------------------------------------------
+K1. Topology.  A vCPU thread is a task with kvm_entry or kvm_exit lines of its own, or one
+    that had a comm ``CPU <n>/KVM``.  Its vCPU index is the most frequent ``vcpu`` field of its
+    kvm_entry lines, else of its kvm_exit lines (the old layout, printed by trace-cmd's kvm
+    plugin, has none), else the ``<n>`` of its name, else -1.  Other QEMU threads: iothreads
+    (comm ``IO <name>``), vhost workers (``vhost-<qemu pid>``), the main thread
+    (``qemu-system-*`` / ``qemu-kvm``) and any other thread of a VM's process (``worker``...).
+K2. VMs.  A VM is a process: the tgid of its vCPU threads when the trace has a TGID column.
+    Without one, vCPU threads are taken in pid order and a new VM starts at a thread whose
+    vCPU index is not above the previous thread's (QEMU creates vCPU threads in index order):
+    the VM's id is then the pid of its first vCPU thread and ``tgid_known`` is false.  A vhost
+    worker belongs to the VM whose process it names; iothreads, workers and main threads
+    without a known tgid are assigned only when the trace holds one VM.
+K3. vCPU scheduling = the per-task figures of D1-D10 for vCPU threads: run (RUNNING), wait
+    (RUNNABLE: the steal time the guest feels), sleep (S: mostly the halted guest), blocked
+    (D), other sleep, unknown.  steal_pct = wait / (run + wait).
+K4. Noisy neighbours.  While a vCPU thread is RUNNABLE on CPU c, the task current on c
+    (D5) took that time from it: stolen time is summed by (vCPU thread, current task), the
+    idle task (pid 0) and unknown CPU time (pid -1) included, so each vCPU's neighbours' times
+    add up to its wait.  A neighbour that is a vCPU thread of the same VM is "stacked" there.
+K5. Placement: run time of each vCPU thread per physical CPU.  Overcommit: the number of
+    vCPU threads RUNNING or RUNNABLE at each instant, as exact time per count; overcommitted
+    time is when it exceeds the number of CPUs of the trace.
+K6. Exits, per vCPU thread, over its kvm_entry, kvm_exit and sched_switch lines in time order:
+    guest time = sum of kvm_entry to the thread's next line among those being a kvm_exit
+    (complete pairs); the span from W's start to a thread's first kvm_exit (when nothing of it
+    came before) and from its last kvm_entry to W's end are partial guest time, reported
+    apart (``guest_edge_ns``).  Handling time of an exit = kvm_exit to the thread's next such
+    line being a kvm_entry (the thread was not switched out in between); an exit followed by
+    a switch-out of its thread before any entry is counted apart (``switched_out``) by
+    reason, an exit followed by another exit or nothing is unpaired.  A pair whose two lines
+    are on different CPUs, or whose CPU has unknown time (D6) between them, is broken: not
+    timed.  Reasons are reported exactly as printed (``-R`` output prints numbers).
+K7. Halts: an exit whose reason is HLT (``HLT`` on VMX, ``hlt`` on SVM); its halt duration runs
+    to the thread's next kvm_entry, slept when the thread was switched out in between, polled
+    otherwise.  kvm_vcpu_wakeup lines are counted by outcome: ``wait`` (the vCPU slept) or
+    ``poll`` (halt polling succeeded), with the times they print.
+K8. I/O: the per-task figures of QEMU iothreads, vhost workers and other non-vCPU QEMU
+    threads, with the longest blocked (D) stretch; block requests: each block_rq_issue is paired
+    with the next block_rq_complete of the same device and sector; latency = complete - issue,
+    per device (major, minor).
+K9. Rates are per second of W (``None`` with integer clocks, whose ticks are not time).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, fields
+
+import numpy as np
+
+from . import sched
+from .sched import RUNNABLE, RUNNING, SLEEP_D, latency_stats
+
+#: events the analysis reads (sched ones for the scheduling parts)
+USED_EVENTS = sched.USED_EVENTS + ("kvm_entry", "kvm_exit", "kvm_vcpu_wakeup",
+                                   "block_rq_issue", "block_rq_complete")
+
+_VCPU_NAME = re.compile(r"^CPU (\d+)/KVM$")
+_VHOST_NAME = re.compile(r"^vhost-(\d+)$")
+_MAIN_NAME = re.compile(r"^(qemu-system-|qemu-kvm|qemu:)")
+_IO_NAME = re.compile(r"^IO ")
+_QEMU_HELPER = re.compile(r"^(worker|call_rcu|vnc_worker|SPICE Worker|live_migration|"
+                          r"multifdsend_|multifdrecv_|pool-qemu|qemu-|iou-)")
+
+ROLE_VCPU, ROLE_IO, ROLE_VHOST, ROLE_MAIN, ROLE_OTHER = "vcpu", "iothread", "vhost", "main", "thread"
+
+_E, _X, _S, _I = 0, 1, 2, 3  # kvm_entry, kvm_exit, switch-out, switch-in
+
+
+def _pair_counts(a, b):
+    """(a, b, count) for each distinct pair of two int32 columns."""
+    key = (a.astype(np.int64) << 32) | (b.astype(np.int64) & 0xffffffff)
+    u, c = np.unique(key, return_counts=True)
+    hi = (u >> 32).tolist()
+    lo = ((u & 0xffffffff).astype(np.uint32).view(np.int32)).tolist()
+    return list(zip(hi, lo, c.tolist()))
+
+
+def _unique_pairs(a, b):
+    return [(x, y) for x, y, _ in _pair_counts(a, b)]
+
+
+def _is_hlt(reason):
+    return reason in ("HLT", "hlt")
+
+
+# ---------------------------------------------------------------------------------------------
+# topology (K1, K2)
+
+class Topology:
+    """The QEMU processes and threads of a trace (K1, K2)."""
+
+    def __init__(self, trace):
+        self.trace = trace
+        ev = trace.events
+        names = {}  # pid -> set of comms
+        tgid = {}
+        have_sched = "sched_switch" in ev and len(ev["sched_switch"])
+        if have_sched:
+            m = sched.model(trace)
+            for p, ns in m.names.items():
+                names.setdefault(p, set()).update(ns)
+            tgid.update({int(p): int(g) for p, g in zip(m.pids.tolist(), m.tgid.tolist()) if g >= 0})
+        # the own tasks of kvm lines (the sched model covers any line's task when present)
+        vcpu_votes = {}
+        for nm in ("kvm_entry", "kvm_exit"):
+            a = ev.get(nm)
+            if a is None or not len(a):
+                continue
+            pc = _unique_pairs(a["pid"], a["comm"])
+            for p, cid in pc:
+                if p > 0 and cid >= 0:
+                    names.setdefault(p, set()).add(trace.comms[cid])
+            for p, v, n in _pair_counts(a["pid"], a["vcpu"]):
+                if p > 0:
+                    vcpu_votes.setdefault(p, {}).setdefault(nm, {})[v] = n
+            tg = a["tgid"]
+            if tg.max(initial=-1) >= 0:
+                k = tg >= 0
+                for p, g in set(zip(a["pid"][k].tolist(), tg[k].tolist())):
+                    tgid.setdefault(p, g)
+        self.names = {p: sorted(s) for p, s in names.items()}
+        threads = {}
+        for p, ns in self.names.items():
+            idx = None
+            for n in ns:
+                mm = _VCPU_NAME.match(n)
+                if mm:
+                    idx = int(mm.group(1))
+            if p in vcpu_votes or idx is not None:
+                v = -1
+                for nm in ("kvm_entry", "kvm_exit"):
+                    votes = {k: n for k, n in vcpu_votes.get(p, {}).get(nm, {}).items() if k >= 0}
+                    if votes:
+                        v = max(votes.items(), key=lambda kv: (kv[1], -kv[0]))[0]
+                        break
+                if v < 0 and idx is not None:
+                    v = idx
+                threads[p] = [ROLE_VCPU, v]
+        self.tgid = tgid
+        # VMs (K2)
+        vcpu_pids = sorted(threads)
+        vm_of = {}
+        known = [p for p in vcpu_pids if p in tgid]
+        for p in known:
+            vm_of[p] = tgid[p]
+        rest = [p for p in vcpu_pids if p not in tgid]
+        cur, prev_v = None, None
+        for p in rest:
+            v = threads[p][1]
+            if cur is None or v < 0 or prev_v is None or v <= prev_v:
+                cur = p
+            vm_of[p] = cur
+            prev_v = v
+        self.vms = {}
+        for p in vcpu_pids:
+            vm = vm_of[p]
+            d = self.vms.setdefault(vm, {"vm": vm, "tgid_known": p in tgid, "vcpus": [],
+                                         "threads": []})
+            d["vcpus"].append(p)
+        # other QEMU threads
+        single = next(iter(self.vms)) if len(self.vms) == 1 else None
+        for p, ns in self.names.items():
+            if p in threads:
+                continue
+            role = None
+            owner = None
+            for n in ns:
+                mm = _VHOST_NAME.match(n)
+                if mm:
+                    role, owner = ROLE_VHOST, int(mm.group(1))
+                    break
+                if _IO_NAME.match(n):
+                    role = ROLE_IO
+                elif role is None and _MAIN_NAME.match(n):
+                    role = ROLE_MAIN
+            g = tgid.get(p)
+            vm = None
+            if role == ROLE_VHOST:
+                vm = owner if owner in self.vms else (single if single is not None else None)
+            elif g is not None and g in self.vms:
+                vm = g
+                role = role or ROLE_OTHER
+            elif g is None and single is not None and (role is not None or any(
+                    _QEMU_HELPER.match(n) for n in ns)):
+                vm = single
+                role = role or ROLE_OTHER
+            if vm is not None and role is not None:
+                threads[p] = [role, -1]
+                self.vms[vm]["threads"].append(p)
+        self.threads = threads
+        self.vm_of = {p: vm for vm, d in self.vms.items() for p in d["vcpus"] + d["threads"]}
+
+    @property
+    def vcpu_pids(self):
+        return np.array(sorted(p for p, (r, _) in self.threads.items() if r == ROLE_VCPU), np.int64)
+
+    def comm(self, pid):
+        ns = self.names.get(int(pid), [])
+        for n in ns:
+            if _VCPU_NAME.match(n):
+                return n
+        return ns[-1] if ns else ""
+
+    def table(self):
+        """One row per QEMU thread: (pid, tgid, vm, role, vcpu, comm), sorted by vm, role, pid."""
+        rows = []
+        for p, (role, v) in self.threads.items():
+            rows.append((p, self.tgid.get(p, -1), self.vm_of.get(p, -1), role, v, self.comm(p)))
+        order = {ROLE_VCPU: 0, ROLE_MAIN: 1, ROLE_IO: 2, ROLE_VHOST: 3, ROLE_OTHER: 4}
+        rows.sort(key=lambda r: (r[2], order[r[3]], r[4], r[0]))
+        return np.array(rows, dtype=[("pid", "i4"), ("tgid", "i4"), ("vm", "i4"), ("role", "O"),
+                                     ("vcpu", "i4"), ("comm", "O")])
+
+
+def topology(trace) -> Topology:
+    """The QEMU topology of a trace (K1, K2), computed once and cached on it."""
+    t = getattr(trace, "_kvm_topology", None)
+    if t is None:
+        t = trace._kvm_topology = Topology(trace)
+    return t
+
+
+def _has_sched(trace):
+    sw = trace.events.get("sched_switch")
+    return sw is not None and len(sw) > 0
+
+
+def _window(trace):
+    if _has_sched(trace):
+        return sched.window(trace)
+    s = trace.span
+    return (s[0], s[1]) if s is not None else (0, 0)
+
+
+def _seconds(trace, ns):
+    return ns / 1e9 if trace.time_unit == "ns" else None
+
+
+# ---------------------------------------------------------------------------------------------
+# exits (K6, K7)
+
+class Exits:
+    """The exits of every vCPU thread, paired as K6 says (computed once per trace)."""
+
+    def __init__(self, trace, vcpu_pids):
+        ev = trace.events
+        w0, w1 = _window(trace)
+        parts = []
+        en, ex = ev.get("kvm_entry"), ev.get("kvm_exit")
+        pidset = np.asarray(vcpu_pids, np.int64)
+
+        def add(a, code, pidf, reason=None):
+            if a is None or not len(a):
+                return
+            p = a[pidf]
+            k = np.isin(p, pidset) & (a["ts"] >= 0)
+            if not k.any():
+                return
+            parts.append((p[k].astype(np.int64), a["ts"][k], a["line"][k], a["cpu"][k],
+                          np.full(int(k.sum()), code, np.int8),
+                          a[reason][k].astype(np.int32) if reason else np.full(int(k.sum()), -1, np.int32)))
+        add(en, _E, "pid")
+        add(ex, _X, "pid", "reason")
+        sw = ev.get("sched_switch")
+        add(sw, _S, "prev_pid")
+        add(sw, _I, "next_pid")
+        cat = [np.concatenate(x) if parts else np.zeros(0, d)
+               for x, d in zip(zip(*parts) if parts else [[]] * 6,
+                               (np.int64, np.int64, np.int64, np.int32, np.int8, np.int32))]
+        pid, ts, line, cpu, code, reason = cat
+        o = np.lexsort((line, ts, pid))
+        pid, ts, line, cpu, code, reason = (x[o] for x in (pid, ts, line, cpu, code, reason))
+        n = len(pid)
+        self.symbols = trace.symbols
+        self.unit = "ns" if trace.time_unit == "ns" else "ticks"
+        self.window = (w0, w1)
+        nxt_same = np.r_[pid[1:] == pid[:-1], False] if n else np.zeros(0, bool)
+        prv_same = np.r_[False, pid[1:] == pid[:-1]] if n else np.zeros(0, bool)
+        ncode = np.r_[code[1:], -1] if n else code
+        nts = np.r_[ts[1:], 0] if n else ts
+        ncpu = np.r_[cpu[1:], -1] if n else cpu
+        broken = self._broken(trace, ts, nts, cpu, ncpu) if n else np.zeros(0, bool)
+        is_x = code == _X
+        is_e = code == _E
+        # guest: E followed by X of the same thread
+        g = is_e & nxt_same & (ncode == _X) & ~broken
+        self.vcpu_pids = np.asarray(vcpu_pids, np.int64)
+        self.g_pid = pid[g]
+        self.g_start = ts[g]
+        self.g_end = nts[g]
+        # partial guest spans at the window edges
+        lead = is_x & ~prv_same
+        trail = is_e & ~nxt_same
+        self.edge_pid = np.r_[pid[lead], pid[trail]]
+        self.edge_start = np.r_[np.full(int(lead.sum()), w0, np.int64), ts[trail]]
+        self.edge_end = np.r_[ts[lead], np.full(int(trail.sum()), w1, np.int64)]
+        self.edge_cpu = np.r_[cpu[lead], cpu[trail]]
+        self.g_cpu = cpu[g]
+        # exits
+        self.x_pid = pid[is_x]
+        self.x_ts = ts[is_x]
+        self.x_cpu = cpu[is_x]
+        self.x_reason = reason[is_x]
+        nc = ncode[is_x]
+        ns_ = nxt_same[is_x]
+        br = broken[is_x]
+        handled = ns_ & (nc == _E) & ~br
+        self.x_handled = handled
+        self.x_handling = np.where(handled, nts[is_x] - ts[is_x], -1)
+        self.x_switched_out = ns_ & (nc == _S)
+        self.x_broken = ns_ & (nc == _E) & br
+        # halts (K7): to the next entry, whatever came between
+        e_idx = np.flatnonzero(is_e)
+        xi = np.flatnonzero(is_x)
+        j = np.searchsorted(e_idx, xi)  # the first entry after each exit in the sorted stream
+        jj = np.minimum(j, max(len(e_idx) - 1, 0))
+        has = (j < len(e_idx)) & (pid[e_idx[jj]] == pid[xi]) if len(e_idx) else np.zeros(len(xi), bool)
+        self.x_next_entry = np.where(has, ts[e_idx[jj]] if len(e_idx) else 0, -1)
+        # a switch-out between the exit and that entry
+        s_idx = np.flatnonzero(code == _S)
+        k = np.searchsorted(s_idx, xi)
+        kk = np.minimum(k, max(len(s_idx) - 1, 0))
+        so_next = np.where((k < len(s_idx)) & (pid[s_idx[kk]] == pid[xi]) if len(s_idx) else False,
+                           s_idx[kk] if len(s_idx) else 0, -1)
+        self.x_slept = has & (so_next >= 0) & (so_next < np.where(has, e_idx[jj] if len(e_idx) else 0, -1))
+        self.x_is_hlt = np.isin(self.x_reason, [i for i, s in enumerate(trace.symbols) if _is_hlt(s)])
+
+    @staticmethod
+    def _pi(pid, vcpu_pids):
+        return np.searchsorted(np.asarray(vcpu_pids, np.int64), pid)
+
+    @staticmethod
+    def _broken(trace, ts, nts, cpu, ncpu):
+        """Pairs across CPUs, or across unknown time of their CPU (D6)."""
+        br = cpu != ncpu
+        if not _has_sched(trace) or not len(trace.lost):
+            return br
+        ci = sched.cpu_intervals(trace)
+        unk = ci[ci["pid"] == -1]
+        for c in np.unique(unk["cpu"]).tolist():
+            u = unk[unk["cpu"] == c]
+            k = (cpu == c) & ~br
+            if not k.any():
+                continue
+            a, b = ts[k], nts[k]
+            # some unknown interval [s, e) with s < b and e > a
+            j = np.searchsorted(u["end_ns"], a, side="right")
+            hit = (j < len(u)) & (u["start_ns"][np.minimum(j, len(u) - 1)] < b)
+            br[np.flatnonzero(k)[hit]] = True
+        return br
+
+    def _mask(self, ts, cpu, start, end, cpus):
+        k = np.ones(len(ts), bool)
+        if start is not None:
+            k &= ts >= start
+        if end is not None:
+            k &= ts <= end
+        if cpus is not None:
+            k &= np.isin(cpu, np.asarray(list(cpus)))
+        return k
+
+    def _spans(self, pid, a, b, cpu, start, end, cpus):
+        """Per vCPU thread: the sum of spans [a, b) clipped to [start, end], on ``cpus``."""
+        a, b, d = sched._clip(start, end, a, b)
+        k = np.ones(len(d), bool) if cpus is None else np.isin(cpu, np.asarray(list(cpus)))
+        return sched._sum_by(self._pi(pid[k], self.vcpu_pids), d[k], len(self.vcpu_pids)), \
+            np.bincount(self._pi(pid[k & (d > 0)], self.vcpu_pids), minlength=len(self.vcpu_pids))
+
+    def per_vcpu(self, start=None, end=None, cpus=None):
+        """Per vCPU thread (in vcpu_pids order): guest, handling, counts (K6, K7).  Exits count
+        where their kvm_exit line is (time, CPU); guest spans are clipped to [start, end]."""
+        n = len(self.vcpu_pids)
+        guest, spans = self._spans(self.g_pid, self.g_start, self.g_end, self.g_cpu, start, end, cpus)
+        edge, _ = self._spans(self.edge_pid, self.edge_start, self.edge_end, self.edge_cpu, start,
+                              end, cpus)
+        k = self._mask(self.x_ts, self.x_cpu, start, end, cpus)
+        xi = self._pi(self.x_pid, self.vcpu_pids)
+        cnt = lambda m: np.bincount(xi[k & m], minlength=n)  # noqa: E731
+        h = k & self.x_handled
+        hl = k & self.x_is_hlt
+        halt_has = hl & (self.x_next_entry >= 0)
+        return {"guest_ns": guest, "guest_spans": spans, "guest_edge_ns": edge,
+                "handling_ns": sched._sum_by(xi[h], self.x_handling[h], n),
+                "exits": cnt(True), "exits_handled": cnt(self.x_handled),
+                "exits_switched_out": cnt(self.x_switched_out), "exits_broken": cnt(self.x_broken),
+                "halts": cnt(self.x_is_hlt),
+                "halt_ns": sched._sum_by(xi[halt_has], (self.x_next_entry - self.x_ts)[halt_has], n),
+                "halts_slept": cnt(halt_has & self.x_slept),
+                "halts_polled": cnt(halt_has & ~self.x_slept)}
+
+    def by_reason(self, group, start=None, end=None, cpus=None):
+        """Exit figures per (group, reason): group maps each exit's pid to a key (a vCPU pid,
+        a VM id, or one key for all).  Returns rows sorted by group then count."""
+        k = self._mask(self.x_ts, self.x_cpu, start, end, cpus)
+        if not k.any():
+            return []
+        x_pid, x_reason, x_so = self.x_pid[k], self.x_reason[k], self.x_switched_out[k]
+        x_h, x_hd = self.x_handled[k], self.x_handling[k]
+        key = np.asarray(group(x_pid))
+        uk, ginv = np.unique(key, return_inverse=True)
+        ur, rinv = np.unique(x_reason, return_inverse=True)
+        comb = ginv.astype(np.int64) * len(ur) + rinv
+        uc, cinv = np.unique(comb, return_inverse=True)
+        cnt = np.bincount(cinv)
+        swo = np.bincount(cinv, weights=x_so, minlength=len(uc)).astype(np.int64)
+        pc = sched._percentiles(cinv[x_h], x_hd[x_h], len(uc))
+        tot = sched._sum_by(cinv[x_h], x_hd[x_h], len(uc))
+        lo = self.window[0] if start is None else max(self.window[0], start)
+        hi = self.window[1] if end is None else min(self.window[1], end)
+        dur = hi - lo
+        rows = []
+        for i, c in enumerate(uc.tolist()):
+            gk, rk = divmod(c, len(ur))
+            n_h = int(pc["count"][i])
+            rows.append({
+                "group": uk[gk].item() if hasattr(uk[gk], "item") else uk[gk],
+                "reason": self.symbols[int(ur[rk])] if ur[rk] >= 0 else "?",
+                "count": int(cnt[i]),
+                "rate_per_s": (int(cnt[i]) / (dur / 1e9)) if self.unit == "ns" and dur > 0 else None,
+                "handled": n_h, "total_ns": int(tot[i]),
+                "mean_ns": float(pc["mean"][i]) if n_h else None,
+                "p50_ns": int(pc[50][i]) if n_h else None,
+                "p99_ns": int(pc[99][i]) if n_h else None,
+                "max_ns": int(pc["max"][i]) if n_h else None,
+                "switched_out": int(swo[i]),
+            })
+        rows.sort(key=lambda r: (r["group"], -r["count"], r["reason"]))
+        return rows
+
+
+def exits(trace) -> Exits:
+    """The paired exits of every vCPU thread (K6), computed once and cached on the trace."""
+    x = getattr(trace, "_kvm_exits", None)
+    if x is None:
+        x = trace._kvm_exits = Exits(trace, topology(trace).vcpu_pids)
+    return x
+
+
+# ---------------------------------------------------------------------------------------------
+# vCPU scheduling (K3, K4, K5)
+
+def _intervals(trace, pids, start=None, end=None, cpus=None):
+    if not _has_sched(trace) or not len(pids):
+        return None
+    return sched.task_intervals(trace, pids=pids, start=start, end=end, cpus=cpus)
+
+
+def _restriction(start, end):
+    return sched._time_arg(start, "start"), sched._time_arg(end, "end")
+
+
+def neighbours(trace, pids=None, *, start=None, end=None, cpus=None):
+    """Stolen time (K4): rows (pid, neighbour_pid, cpu, stolen_ns), pid a vCPU thread (or any
+    task of ``pids``), neighbour the task current on the CPU it waited for (0 idle, -1
+    unknown), summed per CPU."""
+    dt = [("pid", "i4"), ("neighbour_pid", "i4"), ("cpu", "i4"), ("stolen_ns", "i8")]
+    start, end = _restriction(start, end)
+    top = topology(trace)
+    pids = top.vcpu_pids if pids is None else np.asarray(pids, np.int64)
+    iv = _intervals(trace, pids, start, end, cpus)
+    if iv is None:
+        return np.zeros(0, dt)
+    w = iv[(iv["state"] == RUNNABLE) & (iv["cpu"] >= 0) & (iv["end_ns"] > iv["start_ns"])]
+    ci = sched.cpu_intervals(trace)
+    out_p, out_n, out_c, out_d = [], [], [], []
+    for c in np.unique(w["cpu"]).tolist():
+        ww = w[w["cpu"] == c]
+        cc = ci[ci["cpu"] == c]
+        s, e = cc["start_ns"], cc["end_ns"]
+        a, b = ww["start_ns"], ww["end_ns"]
+        j0 = np.searchsorted(e, a, side="right")
+        j1 = np.searchsorted(s, b, side="left")
+        k = np.maximum(j1 - j0, 0)
+        tot = int(k.sum())
+        if not tot:
+            continue
+        rep = np.repeat(np.arange(len(ww)), k)
+        idx = np.repeat(j0, k) + (np.arange(tot) - np.repeat(np.cumsum(k) - k, k))
+        d = np.minimum(b[rep], e[idx]) - np.maximum(a[rep], s[idx])
+        pos = d > 0
+        out_p.append(ww["pid"][rep][pos])
+        out_n.append(cc["pid"][idx][pos])
+        out_c.append(np.full(int(pos.sum()), c, np.int32))
+        out_d.append(d[pos])
+    if not out_p:
+        return np.zeros(0, dt)
+    p, nb, cp, d = (np.concatenate(x) for x in (out_p, out_n, out_c, out_d))
+    key = (p.astype(np.int64) << 32) | ((nb.astype(np.int64) + 1) << 12) | cp.astype(np.int64)
+    uk, inv = np.unique(key, return_inverse=True)
+    out = np.zeros(len(uk), dt)
+    out["pid"] = uk >> 32
+    out["neighbour_pid"] = ((uk >> 12) & 0xfffff) - 1
+    out["cpu"] = uk & 0xfff
+    out["stolen_ns"] = sched._sum_by(inv, d, len(uk))
+    return out
+
+
+VCPU_FIELDS = (
+    ("pid", "i4"), ("tgid", "i4"), ("vm", "i4"), ("vcpu", "i4"), ("comm", "O"),
+    ("run_ns", "i8"), ("wait_ns", "i8"), ("sleep_ns", "i8"), ("blocked_ns", "i8"),
+    ("other_sleep_ns", "i8"), ("unknown_ns", "i8"), ("steal_pct", "f8"),
+    ("switches_in", "i8"), ("inferred_switch_ins", "i8"), ("preemptions", "i8"),
+    ("wakeups", "i8"), ("migrations", "i8"),
+    ("lat_count", "i8"), ("lat_mean_ns", "f8"), ("lat_p50_ns", "i8"), ("lat_p90_ns", "i8"),
+    ("lat_p99_ns", "i8"), ("lat_max_ns", "i8"), ("lat_max_ts", "i8"),
+    ("stacked_ns", "i8"), ("cpus_used", "i4"), ("main_cpu", "i4"),
+    ("guest_ns", "i8"), ("guest_spans", "i8"), ("guest_edge_ns", "i8"), ("guest_pct", "f8"), ("handling_ns", "i8"),
+    ("exits", "i8"), ("exits_handled", "i8"), ("exits_switched_out", "i8"),
+    ("exits_broken", "i8"), ("halts", "i8"), ("halt_ns", "i8"), ("halts_slept", "i8"),
+    ("halts_polled", "i8"), ("wakeup_waits", "i8"), ("wakeup_wait_ns", "i8"),
+    ("wakeup_polls", "i8"), ("wakeup_poll_ns", "i8"),
+)
+
+
+def vcpu_summary(trace, *, start=None, end=None, cpus=None):
+    """One row per vCPU thread (K3-K7), sorted by VM, vCPU index, pid.  Scheduling columns
+    are -1 (NaN for floats) when the trace has no sched_switch.  start / end / cpus restrict
+    as D10 says; exits count by their kvm_exit line's time and CPU."""
+    start, end = _restriction(start, end)
+    rk = dict(start=start, end=end, cpus=cpus)
+    top = topology(trace)
+    pids = top.vcpu_pids
+    n = len(pids)
+    out = np.zeros(n, dtype=list(VCPU_FIELDS))
+    for name, dt in VCPU_FIELDS:
+        out[name] = np.nan if dt == "f8" else (-1 if dt != "O" else "")
+    out["pid"] = pids
+    out["tgid"] = [top.tgid.get(int(p), -1) for p in pids.tolist()]
+    out["vm"] = [top.vm_of.get(int(p), -1) for p in pids.tolist()]
+    out["vcpu"] = [top.threads[int(p)][1] for p in pids.tolist()]
+    out["comm"] = [top.comm(p) for p in pids.tolist()]
+    if n and _has_sched(trace):
+        s = sched.task_summary(trace, pids=pids, **rk)
+        i = np.searchsorted(s["pid"], pids)
+        i = np.minimum(i, max(len(s) - 1, 0))
+        ok = (s["pid"][i] == pids) if len(s) else np.zeros(n, bool)
+        for name in ("run_ns", "wait_ns", "sleep_ns", "blocked_ns", "other_sleep_ns", "unknown_ns",
+                     "switches_in", "inferred_switch_ins", "preemptions", "wakeups", "migrations",
+                     "lat_count", "lat_mean_ns", "lat_p50_ns", "lat_p90_ns", "lat_p99_ns",
+                     "lat_max_ns", "lat_max_ts"):
+            out[name] = np.where(ok, s[name][i], out[name])
+        rw = out["run_ns"] + out["wait_ns"]
+        out["steal_pct"] = np.where(ok & (rw > 0), 100.0 * out["wait_ns"] / np.maximum(rw, 1),
+                                    np.where(ok, 0.0, np.nan))
+        nb = neighbours(trace, pids, **rk)
+        same = np.array([top.vm_of.get(int(a), -1) == top.vm_of.get(int(b), -2)
+                         for a, b in zip(nb["pid"].tolist(), nb["neighbour_pid"].tolist())], bool)
+        out["stacked_ns"] = np.where(ok, sched._sum_by(np.searchsorted(pids, nb["pid"][same]),
+                                                       nb["stolen_ns"][same], n), -1)
+        pl = placement(trace, **rk)
+        for j, p in enumerate(pids.tolist()):
+            r = pl[pl["pid"] == p]
+            r = r[r["run_ns"] > 0]
+            out["cpus_used"][j] = len(r)
+            out["main_cpu"][j] = r["cpu"][np.argmax(r["run_ns"])] if len(r) else -1
+    if n and ("kvm_entry" in trace.events or "kvm_exit" in trace.events):
+        x = exits(trace).per_vcpu(**rk)
+        for name, v in x.items():
+            out[name] = v
+        run = out["run_ns"]
+        out["guest_pct"] = np.where(run > 0, 100.0 * out["guest_ns"] / np.maximum(run, 1), np.nan)
+    wk = trace.events.get("kvm_vcpu_wakeup")
+    if n and wk is not None and len(wk):
+        k = np.isin(wk["pid"], pids) & sched._in_window(wk["ts"], start, end)
+        if cpus is not None:
+            k &= np.isin(wk["cpu"], np.asarray(list(cpus)))
+        pi = np.searchsorted(pids, wk["pid"][k])
+        waited = wk["waited"][k] == 1
+        out["wakeup_waits"] = np.bincount(pi[waited], minlength=n)
+        out["wakeup_polls"] = np.bincount(pi[~waited], minlength=n)
+        out["wakeup_wait_ns"] = sched._sum_by(pi[waited], wk["ns"][k][waited], n)
+        out["wakeup_poll_ns"] = sched._sum_by(pi[~waited], wk["ns"][k][~waited], n)
+    if n:
+        o = np.lexsort((out["pid"], out["vcpu"], out["vm"]))
+        out = out[o]
+    return out
+
+
+def placement(trace, pids=None, *, start=None, end=None, cpus=None):
+    """Run and wait time of each vCPU thread (or of ``pids``) per physical CPU (K5): rows
+    (pid, cpu, run_ns, wait_ns)."""
+    dt = [("pid", "i4"), ("cpu", "i4"), ("run_ns", "i8"), ("wait_ns", "i8")]
+    start, end = _restriction(start, end)
+    pids = topology(trace).vcpu_pids if pids is None else np.asarray(pids, np.int64)
+    iv = _intervals(trace, pids, start, end, cpus)
+    if iv is None:
+        return np.zeros(0, dt)
+    iv = iv[((iv["state"] == RUNNING) | (iv["state"] == RUNNABLE)) & (iv["cpu"] >= 0)]
+    key = (iv["pid"].astype(np.int64) << 32) | iv["cpu"].astype(np.int64)
+    uk, inv = np.unique(key, return_inverse=True)
+    d = iv["end_ns"] - iv["start_ns"]
+    run = iv["state"] == RUNNING
+    out = np.zeros(len(uk), dt)
+    out["pid"] = uk >> 32
+    out["cpu"] = uk & 0xffffffff
+    out["run_ns"] = sched._sum_by(inv[run], d[run], len(uk))
+    out["wait_ns"] = sched._sum_by(inv[~run], d[~run], len(uk))
+    return out
+
+
+def overcommit(trace, pids=None, bin_ns=None, *, start=None, end=None):
+    """The number of vCPU threads (or tasks of ``pids``) RUNNING or RUNNABLE at each instant
+    (K5): {"ncpus", "time_by_count": {k: ns}, "mean", "max", "overcommit_ns"} and, with
+    ``bin_ns``, "series": (edges, mean count per bin)."""
+    start, end = _restriction(start, end)
+    top = topology(trace)
+    pids = top.vcpu_pids if pids is None else np.asarray(pids, np.int64)
+    iv = _intervals(trace, pids, start, end)
+    ncpus = len(sched.model(trace).cpus) if _has_sched(trace) else len(trace.cpus())
+    if iv is None:
+        return None
+    # zero-length intervals change nothing; ends sort before starts at equal times
+    iv = iv[((iv["state"] == RUNNING) | (iv["state"] == RUNNABLE)) & (iv["end_ns"] > iv["start_ns"])]
+    w0, w1 = sched.window(trace)
+    w0 = w0 if start is None else min(max(w0, start), w1)
+    w1 = w1 if end is None else max(min(w1, end), w0)
+    t = np.r_[iv["start_ns"], iv["end_ns"], w0, w1]
+    dlt = np.r_[np.ones(len(iv), np.int64), -np.ones(len(iv), np.int64), 0, 0]
+    o = np.lexsort((dlt, t))
+    t, dlt = t[o], dlt[o]
+    cnt = np.cumsum(dlt)
+    seg = np.diff(t)
+    c = cnt[:-1]
+    hist = np.bincount(c, weights=seg, minlength=1).astype(np.int64) if len(seg) else np.zeros(1, np.int64)
+    dur = max(w1 - w0, 0)
+    res = {"ncpus": ncpus, "vcpus": len(pids),
+           "time_by_count": {k: int(v) for k, v in enumerate(hist.tolist()) if v},
+           "mean": float((np.arange(len(hist)) * hist).sum() / dur) if dur else 0.0,
+           "max": int(c[seg > 0].max()) if (seg > 0).any() else 0,
+           "overcommit_ns": int(hist[ncpus + 1:].sum())}
+    if bin_ns:
+        edges = w0 + int(bin_ns) * np.arange(max(1, -(-dur // int(bin_ns))) + 1, dtype=np.int64)
+        edges[-1] = min(edges[-1], w1) if w1 > w0 else w0 + int(bin_ns)
+        # integral of the count up to each edge
+        cum = np.r_[0, np.cumsum(c * seg)]
+        j = np.clip(np.searchsorted(t, edges, side="right") - 1, 0, len(t) - 1)
+        area = cum[np.minimum(j, len(cum) - 1)] + np.where(j < len(c), c[np.minimum(j, len(c) - 1)], 0) * (edges - t[j])
+        res["series"] = (edges, np.diff(area) / np.maximum(np.diff(edges), 1))
+    return res
+
+
+def io_summary(trace, *, start=None, end=None, cpus=None):
+    """I/O (K8): {"threads": rows of QEMU non-vCPU threads, "devices": rows per block device}."""
+    start, end = _restriction(start, end)
+    top = topology(trace)
+    res = {"threads": [], "devices": block_latency(trace, start=start, end=end)}
+    io = sorted(p for p, (r, _) in top.threads.items() if r != ROLE_VCPU)
+    if not io or not _has_sched(trace):
+        return res
+    s = sched.task_summary(trace, pids=io, start=start, end=end, cpus=cpus)
+    iv = sched.task_intervals(trace, pids=io, start=start, end=end)
+    d = iv[iv["state"] == SLEEP_D]
+    for row in s:
+        p = int(row["pid"])
+        dd = d[d["pid"] == p]
+        long_i = int(np.argmax(dd["end_ns"] - dd["start_ns"])) if len(dd) else -1
+        res["threads"].append({
+            "pid": p, "tgid": int(row["tgid"]), "vm": top.vm_of.get(p, -1), "role": top.threads[p][0],
+            "comm": row["comm"], "run_ns": int(row["run_ns"]), "wait_ns": int(row["wait_ns"]),
+            "sleep_ns": int(row["sleep_ns"]), "blocked_ns": int(row["blocked_ns"]),
+            "blocked_count": int(row["switches_out_D"]), "wakeups": int(row["wakeups"]),
+            "longest_blocked_ns": int(dd["end_ns"][long_i] - dd["start_ns"][long_i]) if len(dd) else 0,
+            "longest_blocked_at": int(dd["start_ns"][long_i]) if len(dd) else None,
+        })
+    return res
+
+
+def block_latency(trace, *, start=None, end=None):
+    """Per block device: issue-to-complete latency of paired requests (K8), for the requests
+    issued in [start, end]."""
+    start, end = _restriction(start, end)
+    ev = trace.events
+    iss, com = ev.get("block_rq_issue"), ev.get("block_rq_complete")
+    if iss is None or com is None or not len(iss) or not len(com):
+        return []
+    dev = np.r_[iss["dev_major"].astype(np.int64) << 20 | iss["dev_minor"],
+                com["dev_major"].astype(np.int64) << 20 | com["dev_minor"]]
+    sec = np.r_[iss["sector"], com["sector"]]
+    ts = np.r_[iss["ts"], com["ts"]]
+    line = np.r_[iss["line"], com["line"]]
+    is_i = np.r_[np.ones(len(iss), bool), np.zeros(len(com), bool)]
+    by = np.r_[iss["bytes"], np.zeros(len(com), np.int64)]
+    o = np.lexsort((line, ts, sec, dev))
+    dev, sec, ts, is_i, by = dev[o], sec[o], ts[o], is_i[o], by[o]
+    pair = is_i[:-1] & ~is_i[1:] & (dev[1:] == dev[:-1]) & (sec[1:] == sec[:-1])
+    inw = sched._in_window(ts, start, end)
+    pair &= inw[:-1]
+    lat = (ts[1:] - ts[:-1])[pair]
+    pdev = dev[:-1][pair]
+    rows = []
+    for d in np.unique(dev).tolist():
+        k = pdev == d
+        st = latency_stats(lat[k])
+        mine = (dev == d) & inw
+        rows.append({"device": f"{d >> 20},{d & 0xfffff}", "issued": int((is_i & mine).sum()),
+                     "completed": int((~is_i & mine).sum()), "paired": st["count"],
+                     "bytes": int(by[is_i & mine].sum()), **{f"latency_{k2}": v for k2, v in st.items()
+                                                                   if k2 != "count"}})
+    return rows
+
+
+# ---------------------------------------------------------------------------------------------
+# findings
+
+@dataclass
+class Thresholds:
+    """When a figure becomes a finding (the CLI exposes each as an option)."""
+    steal_pct: float = 5.0          # vCPU wait share of (run + wait), %
+    stack_pct: float = 10.0         # share of a vCPU's wait spent behind a sibling vCPU, %
+    min_wait_ms: float = 1.0        # ignore vCPUs that waited less than this in all
+    exit_rate: float = 10000.0      # exits per second of one reason on one vCPU
+    exit_p99_us: float = 100.0      # p99 handling time of a non-HLT reason, µs
+    min_exits: int = 20             # reasons with fewer handled exits are not judged
+    wakeup_p99_us: float = 500.0    # vCPU wakeup latency p99, µs
+    io_blocked_ms: float = 10.0     # longest D stretch of an I/O thread, ms
+    io_blocked_pct: float = 20.0    # D share of the window of an I/O thread, %
+    block_p99_ms: float = 20.0      # block device p99 issue-to-complete, ms
+    busy_pct: float = 90.0          # a CPU this busy ...
+    idle_pct: float = 50.0          # ... while another is idle at least this much
+    overcommit_pct: float = 10.0    # share of the window with more runnable vCPUs than CPUs
+
+    @classmethod
+    def names(cls):
+        return [f.name for f in fields(cls)]
+
+
+_SEV = {"high": 3, "medium": 2, "low": 1, "info": 0}
+
+
+def _sev(value, low, medium, high):
+    return "high" if value >= high else "medium" if value >= medium else "low" if value >= low else None
+
+
+def _fmt_t(v, unit):
+    if v is None:
+        return "?"
+    if unit != "ns":
+        return f"{int(v)} ticks"
+    v = float(v)
+    for div, u in ((1e9, "s"), (1e6, "ms"), (1e3, "µs")):
+        if abs(v) >= div:
+            return f"{v / div:.3g} {u}"
+    return f"{v:.0f} ns"
+
+
+def _subject(top, pid, vcpu_rows=None):
+    pid = int(pid)
+    d = {"pid": pid, "comm": top.comm(pid), "tgid": top.tgid.get(pid, -1), "vm": top.vm_of.get(pid, -1)}
+    if pid in top.threads:
+        d["role"] = top.threads[pid][0]
+        if d["role"] == ROLE_VCPU:
+            d["vcpu"] = top.threads[pid][1]
+    return d
+
+
+#: order of the kinds of findings of equal severity: the host scheduler first, then exits, I/O
+KINDS = ("vcpu_steal", "overcommit", "vcpu_stacking", "cpu_imbalance", "exit_latency", "exit_rate",
+         "io_blocked", "block_latency", "vcpu_wakeup_latency", "caveat")
+
+
+def diagnose(trace, thresholds: Thresholds | None = None, *, start=None, end=None, cpus=None):
+    """Ranked findings: a list of dicts {kind, severity, score, subject, evidence,
+    explanation}, by severity, then kind (KINDS order), then score (how far past its
+    threshold), the most severe first."""
+    start, end = _restriction(start, end)
+    rk = dict(start=start, end=end, cpus=cpus)
+    th = thresholds or Thresholds()
+    top = topology(trace)
+    unit = "ns" if trace.time_unit == "ns" else "ticks"
+    timed = unit == "ns"
+    found = []
+    has_sched = _has_sched(trace)
+    name_of = lambda p: "idle" if p == 0 else "unknown (lost events)" if p == -1 else top.comm(p) or \
+        (sched.model(trace).comm[sched.model(trace).task_index([p])[0]] if has_sched else "")  # noqa: E731
+
+    def add(kind, sev, score, subject, evidence, text):
+        found.append({"kind": kind, "severity": sev, "score": round(float(score), 4),
+                      "subject": subject, "evidence": evidence, "explanation": text})
+
+    vs = vcpu_summary(trace, **rk)
+    w0, w1 = _window(trace)
+    w0 = w0 if start is None else min(max(w0, start), w1)
+    w1 = w1 if end is None else max(min(w1, end), w0)
+    dur = max(w1 - w0, 1)
+    if has_sched and len(vs):
+        nb = neighbours(trace, **rk)
+        for r in vs:
+            p = int(r["pid"])
+            wait, run = int(r["wait_ns"]), int(r["run_ns"])
+            if wait < 0 or (timed and wait < th.min_wait_ms * 1e6):
+                continue
+            pct = float(r["steal_pct"])
+            sev = _sev(pct, th.steal_pct, max(th.steal_pct, 10.0), max(th.steal_pct, 25.0))
+            mine = nb[nb["pid"] == p]
+            by = {}
+            for q, s in zip(mine["neighbour_pid"].tolist(), mine["stolen_ns"].tolist()):
+                by[q] = by.get(q, 0) + s
+            tops = sorted(by.items(), key=lambda kv: -kv[1])
+            if sev:
+                evid = {"run_ns": run, "wait_ns": wait, "steal_pct": round(pct, 1),
+                        "preemptions": int(r["preemptions"]),
+                        "neighbours": [{"pid": q, "comm": name_of(q), "stolen_ns": s,
+                                        "share_pct": round(100.0 * s / wait, 1),
+                                        "same_vm": top.vm_of.get(q, -2) == top.vm_of.get(p, -1)}
+                                       for q, s in tops[:5]]}
+                who = ", ".join(f"{name_of(q)} (pid {q}) {100.0 * s / wait:.0f}%" for q, s in tops[:3])
+                add("vcpu_steal", sev, pct / th.steal_pct, _subject(top, p), evid,
+                    f"{r['comm']} (pid {p}) waited {pct:.1f}% of its runnable time "
+                    f"({_fmt_t(wait, unit)} runnable vs {_fmt_t(run, unit)} running); "
+                    f"its CPU went to: {who}")
+            stacked = int(r["stacked_ns"])
+            if stacked > 0 and wait > 0:
+                spct = 100.0 * stacked / wait
+                sev2 = _sev(spct, th.stack_pct, 2 * th.stack_pct, 4 * th.stack_pct)
+                if sev2:
+                    sib = [(q, s) for q, s in tops if q in top.vm_of and top.vm_of[q] == top.vm_of.get(p)
+                           and top.threads.get(q, [None])[0] == ROLE_VCPU]
+                    cpus = sorted(set(mine["cpu"][np.isin(mine["neighbour_pid"], [q for q, _ in sib])].tolist()))
+                    add("vcpu_stacking", sev2, spct / th.stack_pct, _subject(top, p),
+                        {"wait_ns": wait, "stacked_ns": stacked, "stacked_pct": round(spct, 1),
+                         "cpus": cpus, "siblings": [{"pid": q, "comm": name_of(q), "vcpu": top.threads[q][1],
+                                                     "stolen_ns": s} for q, s in sib]},
+                        f"{r['comm']} (pid {p}) spent {spct:.0f}% of its wait ({_fmt_t(stacked, unit)}) "
+                        f"behind vCPUs of its own VM on CPU {', '.join(map(str, cpus))}: "
+                        "they share a physical CPU")
+            lp99 = int(r["lat_p99_ns"])
+            if timed and int(r["lat_count"]) >= 10 and lp99 >= th.wakeup_p99_us * 1e3:
+                sev3 = _sev(lp99 / (th.wakeup_p99_us * 1e3), 1, 2, 10)
+                add("vcpu_wakeup_latency", sev3, lp99 / (th.wakeup_p99_us * 1e3), _subject(top, p),
+                    {"count": int(r["lat_count"]), "p50_ns": int(r["lat_p50_ns"]), "p99_ns": lp99,
+                     "max_ns": int(r["lat_max_ns"]), "max_at_ns": int(r["lat_max_ts"])},
+                    f"{r['comm']} (pid {p}): wakeup-to-run latency p99 {_fmt_t(lp99, unit)}, max "
+                    f"{_fmt_t(r['lat_max_ns'], unit)} ({int(r['lat_count'])} wakeups)")
+        oc = overcommit(trace, start=start, end=end)
+        if oc and oc["overcommit_ns"] > 0:
+            pct = 100.0 * oc["overcommit_ns"] / dur
+            sev = _sev(pct, th.overcommit_pct, 2 * th.overcommit_pct, 4 * th.overcommit_pct)
+            if sev:
+                add("overcommit", sev, pct / th.overcommit_pct, {"vms": sorted(top.vms)},
+                    {"ncpus": oc["ncpus"], "vcpus": oc["vcpus"], "overcommit_ns": oc["overcommit_ns"],
+                     "overcommit_pct": round(pct, 1), "mean_runnable_vcpus": round(oc["mean"], 3),
+                     "max_runnable_vcpus": oc["max"]},
+                    f"more vCPU threads were runnable than there are CPUs ({oc['ncpus']}) for "
+                    f"{pct:.1f}% of the trace (up to {oc['max']} of {oc['vcpus']} at once)")
+    # exits
+    if len(vs) and ("kvm_exit" in trace.events):
+        x = exits(trace)
+        for row in x.by_reason(lambda p: p, **rk):
+            p = int(row["group"])
+            comm = top.comm(p)
+            rate = row["rate_per_s"]
+            if rate is not None and rate >= th.exit_rate:
+                add("exit_rate", _sev(rate / th.exit_rate, 1, 2, 5), rate / th.exit_rate, _subject(top, p),
+                    {k: row[k] for k in ("reason", "count", "rate_per_s", "mean_ns", "p99_ns")},
+                    f"{comm} (pid {p}): {row['count']} {row['reason']} exits, {rate:,.0f}/s")
+            if timed and not _is_hlt(row["reason"]) and row["handled"] >= th.min_exits and \
+                    row["p99_ns"] is not None and row["p99_ns"] >= th.exit_p99_us * 1e3:
+                ratio = row["p99_ns"] / (th.exit_p99_us * 1e3)
+                add("exit_latency", _sev(ratio, 1, 2, 10), ratio, _subject(top, p),
+                    {k: row[k] for k in ("reason", "count", "handled", "switched_out", "mean_ns", "p50_ns",
+                                         "p99_ns", "max_ns", "total_ns")},
+                    f"{comm} (pid {p}): {row['reason']} exits take {_fmt_t(row['p99_ns'], unit)} at p99 "
+                    f"to handle (mean {_fmt_t(row['mean_ns'], unit)}, {row['handled']} timed, "
+                    f"{row['switched_out']} preempted before re-entry)")
+    # I/O
+    io = io_summary(trace, **rk)
+    for r in io["threads"]:
+        if r["role"] == ROLE_MAIN:
+            continue
+        lb, bl = r["longest_blocked_ns"], r["blocked_ns"]
+        bpct = 100.0 * bl / dur
+        hit_long = timed and lb >= th.io_blocked_ms * 1e6
+        hit_share = bpct >= th.io_blocked_pct
+        if hit_long or hit_share:
+            score = max(lb / (th.io_blocked_ms * 1e6) if timed else 0, bpct / th.io_blocked_pct)
+            add("io_blocked", _sev(score, 1, 2, 10), score, _subject(top, r["pid"]),
+                {k: r[k] for k in ("blocked_ns", "blocked_count", "longest_blocked_ns", "longest_blocked_at",
+                                   "wakeups")} | {"blocked_pct": round(bpct, 1)},
+                f"{r['comm']} (pid {r['pid']}) was blocked (D) {bpct:.1f}% of the trace, "
+                f"{r['blocked_count']} times, longest {_fmt_t(lb, unit)}")
+    for d in io["devices"]:
+        p99 = d.get("latency_p99_ns")
+        if timed and p99 is not None and d["paired"] >= 5 and p99 >= th.block_p99_ms * 1e6:
+            ratio = p99 / (th.block_p99_ms * 1e6)
+            add("block_latency", _sev(ratio, 1, 2, 10), ratio, {"device": d["device"]},
+                {k: d[k] for k in ("issued", "completed", "paired", "latency_mean_ns", "latency_p50_ns",
+                                   "latency_p99_ns", "latency_max_ns")},
+                f"block device {d['device']}: issue-to-complete p99 {_fmt_t(p99, unit)} over "
+                f"{d['paired']} requests")
+    # CPUs
+    if has_sched:
+        cs = sched.cpu_summary(trace, **rk)
+        if len(cs) > 1:
+            m = sched.model(trace)
+            iv_w = sched.task_intervals(trace, **rk)
+            iv_w = iv_w[iv_w["state"] == RUNNABLE]
+            waits = {int(c): int((iv_w["end_ns"] - iv_w["start_ns"])[iv_w["cpu"] == c].sum())
+                     for c in m.cpus.tolist()}
+            tot = cs["busy_ns"] + cs["idle_ns"] + cs["unknown_ns"]
+            idle_pct = np.where(tot > 0, 100.0 * cs["idle_ns"] / np.maximum(tot, 1), 0.0)
+            lo = int(np.argmax(idle_pct))
+            for r in cs:
+                c = int(r["cpu"])
+                if r["utilization_pct"] >= th.busy_pct and idle_pct[lo] >= th.idle_pct and \
+                        int(cs["cpu"][lo]) != c and waits.get(c, 0) > 0:
+                    wpct = 100.0 * waits[c] / dur
+                    add("cpu_imbalance", _sev(wpct, 1, 10, 50) or "low", wpct, {"cpu": c},
+                        {"utilization_pct": round(float(r["utilization_pct"]), 2), "runnable_wait_ns": waits[c],
+                         "idle_cpu": int(cs["cpu"][lo]), "idle_cpu_idle_pct": round(float(idle_pct[lo]), 2)},
+                        f"CPU {c} was {r['utilization_pct']:.0f}% busy with {_fmt_t(waits[c], unit)} of "
+                        f"runnable waiting on it while CPU {int(cs['cpu'][lo])} idled "
+                        f"{idle_pct[lo]:.0f}% of the trace")
+        for text in sched.caveats(trace):
+            add("caveat", "info", 0, {}, {}, text)
+    elif len(vs):
+        add("caveat", "info", 0, {}, {}, "the trace has no sched_switch events: vCPU run/wait time, "
+            "neighbours and wakeup latency cannot be computed (record sched:sched_switch and "
+            "sched:sched_wakeup)")
+    if not len(vs):
+        add("caveat", "info", 0, {}, {}, "no vCPU thread found (no kvm_entry/kvm_exit lines and no "
+            "'CPU n/KVM' thread): nothing KVM-specific to diagnose")
+    found.sort(key=lambda f: (-_SEV[f["severity"]], KINDS.index(f["kind"]), -f["score"]))
+    return found
