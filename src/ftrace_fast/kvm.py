@@ -32,9 +32,11 @@ K6. Exits, per vCPU thread, over its kvm_entry, kvm_exit and sched_switch lines 
     apart (``guest_edge_ns``).  Handling time of an exit = kvm_exit to the thread's next such
     line being a kvm_entry (the thread was not switched out in between); an exit followed by
     a switch-out of its thread before any entry is counted apart (``switched_out``) by
-    reason, an exit followed by another exit or nothing is unpaired.  A pair whose two lines
-    are on different CPUs, or whose CPU has unknown time (D6) between them, is broken: not
-    timed.  Reasons are reported exactly as printed (``-R`` output prints numbers).
+    reason, an exit followed by another exit or nothing is unpaired.  An exit re-entered on
+    another CPU was switched out too (a thread changes CPUs only while switched out; traces
+    without sched_switch show only that).  A pair whose CPU has unknown time (D6) between its
+    two lines, or an entry followed by an exit on another CPU, is broken: not timed.  Reasons
+    are reported exactly as printed (``-R`` output prints numbers).
 K7. Halts: an exit whose reason is HLT (``HLT`` on VMX, ``hlt`` on SVM); its halt duration runs
     to the thread's next kvm_entry, slept when the thread was switched out in between, polled
     otherwise.  kvm_vcpu_wakeup lines are counted by outcome: ``wait`` (the vCPU slept) or
@@ -168,28 +170,26 @@ class Topology:
         for p, ns in self.names.items():
             if p in threads:
                 continue
-            role = None
-            owner = None
-            for n in ns:
-                mm = _VHOST_NAME.match(n)
-                if mm:
-                    role, owner = ROLE_VHOST, int(mm.group(1))
-                    break
-                if _IO_NAME.match(n):
-                    role = ROLE_IO
-                elif role is None and _MAIN_NAME.match(n):
-                    role = ROLE_MAIN
             g = tgid.get(p)
-            vm = None
-            if role == ROLE_VHOST:
-                vm = owner if owner in self.vms else (single if single is not None else None)
+            owner = next((int(mm.group(1)) for mm in map(_VHOST_NAME.match, ns) if mm), None)
+            vm = role = None
+            if owner is not None:
+                role = ROLE_VHOST
+                vm = owner if owner in self.vms else single
             elif g is not None and g in self.vms:
                 vm = g
-                role = role or ROLE_OTHER
-            elif g is None and single is not None and (role is not None or any(
-                    _QEMU_HELPER.match(n) for n in ns)):
+                role = ROLE_IO if any(_IO_NAME.match(n) for n in ns) else \
+                    ROLE_MAIN if p == g else ROLE_OTHER
+            elif g is None and single is not None:
+                # no TGID column: QEMU's thread names tell (a thread forked by the main thread
+                # carries its name until it renames itself)
                 vm = single
-                role = role or ROLE_OTHER
+                if any(_IO_NAME.match(n) for n in ns):
+                    role = ROLE_IO
+                elif all(_MAIN_NAME.match(n) for n in ns):
+                    role = ROLE_MAIN
+                elif any(_MAIN_NAME.match(n) or _QEMU_HELPER.match(n) for n in ns):
+                    role = ROLE_OTHER
             if vm is not None and role is not None:
                 threads[p] = [role, -1]
                 self.vms[vm]["threads"].append(p)
@@ -285,6 +285,7 @@ class Exits:
         ncode = np.r_[code[1:], -1] if n else code
         nts = np.r_[ts[1:], 0] if n else ts
         ncpu = np.r_[cpu[1:], -1] if n else cpu
+        moved = cpu != ncpu
         broken = self._broken(trace, ts, nts, cpu, ncpu) if n else np.zeros(0, bool)
         is_x = code == _X
         is_e = code == _E
@@ -310,11 +311,12 @@ class Exits:
         nc = ncode[is_x]
         ns_ = nxt_same[is_x]
         br = broken[is_x]
-        handled = ns_ & (nc == _E) & ~br
+        mv = moved[is_x]
+        handled = ns_ & (nc == _E) & ~br & ~mv
         self.x_handled = handled
         self.x_handling = np.where(handled, nts[is_x] - ts[is_x], -1)
-        self.x_switched_out = ns_ & (nc == _S)
-        self.x_broken = ns_ & (nc == _E) & br
+        self.x_switched_out = ns_ & ((nc == _S) | ((nc == _E) & mv))
+        self.x_broken = ns_ & (nc == _E) & br & ~mv
         # halts (K7): to the next entry, whatever came between
         e_idx = np.flatnonzero(is_e)
         xi = np.flatnonzero(is_x)
@@ -329,6 +331,8 @@ class Exits:
         so_next = np.where((k < len(s_idx)) & (pid[s_idx[kk]] == pid[xi]) if len(s_idx) else False,
                            s_idx[kk] if len(s_idx) else 0, -1)
         self.x_slept = has & (so_next >= 0) & (so_next < np.where(has, e_idx[jj] if len(e_idx) else 0, -1))
+        if len(e_idx):
+            self.x_slept |= has & (cpu[e_idx[jj]] != cpu[xi])   # re-entered elsewhere (K6)
         self.x_is_hlt = np.isin(self.x_reason, [i for i, s in enumerate(trace.symbols) if _is_hlt(s)])
 
     @staticmethod
@@ -366,11 +370,13 @@ class Exits:
         return k
 
     def _spans(self, pid, a, b, cpu, start, end, cpus):
-        """Per vCPU thread: the sum of spans [a, b) clipped to [start, end], on ``cpus``."""
+        """Per vCPU thread: the sum of spans [a, b) clipped to [start, end], on ``cpus``, and
+        the number of spans that meet [start, end]."""
+        meet = sched._in_window(b, start, None) & sched._in_window(a, None, end)
         a, b, d = sched._clip(start, end, a, b)
         k = np.ones(len(d), bool) if cpus is None else np.isin(cpu, np.asarray(list(cpus)))
         return sched._sum_by(self._pi(pid[k], self.vcpu_pids), d[k], len(self.vcpu_pids)), \
-            np.bincount(self._pi(pid[k & (d > 0)], self.vcpu_pids), minlength=len(self.vcpu_pids))
+            np.bincount(self._pi(pid[k & meet], self.vcpu_pids), minlength=len(self.vcpu_pids))
 
     def per_vcpu(self, start=None, end=None, cpus=None):
         """Per vCPU thread (in vcpu_pids order): guest, handling, counts (K6, K7).  Exits count
@@ -550,6 +556,7 @@ def vcpu_summary(trace, *, start=None, end=None, cpus=None):
                                     np.where(ok, 0.0, np.nan))
         nb = neighbours(trace, pids, **rk)
         same = np.array([top.vm_of.get(int(a), -1) == top.vm_of.get(int(b), -2)
+                         and top.threads[int(b)][0] == ROLE_VCPU
                          for a, b in zip(nb["pid"].tolist(), nb["neighbour_pid"].tolist())], bool)
         out["stacked_ns"] = np.where(ok, sched._sum_by(np.searchsorted(pids, nb["pid"][same]),
                                                        nb["stolen_ns"][same], n), -1)
