@@ -29,6 +29,7 @@ TARGETS = {
     "sched_ratio": 1.0,  # task + CPU summaries + latency table < the load() of the same file
     "cli_switch_ratio": 1.0,  # `ftfast stats --switch-stats` < the grep|awk|sort|uniq pipeline
     "cli_filter_ratio": 1.5,  # `ftfast filter --comm RE` <= 1.5x `grep -E RE`
+    "diagnose_ratio": 2.0,  # `ftfast diagnose FILE` < 2x a process that only load()s FILE
 }
 
 #: filled by the tests; printed by conftest's pytest_terminal_summary and saved as JSON
@@ -262,6 +263,13 @@ def summary_rows() -> list:
             rows.append((label, f"{c['ratio']:.2f}x ({c['seconds']:.2f} s vs "
                                 f"{c['pipeline_seconds']:.2f} s)",
                          f"{'<' if target == 'cli_switch_ratio' else '<='} {lim:g}x", _verdict(ok)))
+    dg = RESULTS.get("diagnose")
+    if dg:
+        rows.append(("ftfast diagnose / load()-only process (same run)",
+                     f"{dg['ratio']:.2f}x ({dg['seconds']:.2f} s vs {dg['load_process_seconds']:.2f} s)",
+                     f"< {TARGETS['diagnose_ratio']:g}x", _verdict(dg["ratio"] < TARGETS["diagnose_ratio"])))
+        rows.append(("  in process: kvm.diagnose / load()", f"{dg['api_ratio']:.2f}x "
+                     f"({dg['api_seconds']:.2f} s vs {dg['load_seconds']:.2f} s)", "", ""))
     peers = RESULTS.get("peers", {})
     for name in sorted(peers):
         p = peers[name]

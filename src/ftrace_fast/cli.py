@@ -692,8 +692,8 @@ def _kvm_section(t, sel, pids, unit):
         for r in x.by_reason(lambda p: p, **rk):
             by_vcpu.setdefault(r["group"], {})[r["reason"]] = {k: v for k, v in r.items()
                                                               if k not in ("group", "reason")}
-    nb = kvm.neighbours(t, vs["pid"], **rk)
-    pl = kvm.placement(t, vs["pid"], **rk)
+    nb = kvm.neighbours(t, **rk)
+    pl = kvm.placement(t, **rk)
     m = None
     try:
         from . import sched

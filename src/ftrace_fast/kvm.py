@@ -226,6 +226,38 @@ def topology(trace) -> Topology:
     return t
 
 
+def _memo(fn):
+    """Cache a function's result on the trace, per arguments (diagnose and the CLI ask for the
+    same figures several times).  Results are shared: callers must not modify them."""
+    name = fn.__name__
+
+    def key(v):
+        if v is None or isinstance(v, (str, int, float)):
+            return v
+        return tuple(np.asarray(v).ravel().tolist())
+
+    def wrapper(trace, *args, **kw):
+        cache = trace.__dict__.setdefault("_kvm_memo", {})
+        k = (name, tuple(key(a) for a in args), tuple(sorted((n, key(v)) for n, v in kw.items())))
+        if k not in cache:
+            cache[k] = fn(trace, *args, **kw)
+        return cache[k]
+    wrapper.__name__ = name
+    wrapper.__doc__ = fn.__doc__
+    wrapper.__wrapped__ = fn
+    return wrapper
+
+
+def _runnable_per_cpu(trace, start, end):
+    """CPU number -> time tasks spent RUNNABLE waiting for it (D2), in [start, end]."""
+    m = sched.model(trace)
+    r = m.r
+    k = (r["iv_state"] == RUNNABLE) & (r["iv_cpu"] >= 0)
+    _, _, d = sched._clip(start, end, r["iv_start"][k], r["iv_end"][k])
+    w = sched._sum_by(r["iv_cpu"][k], d, m.ncpus)
+    return dict(zip(m.cpus.tolist(), w.tolist()))
+
+
 def _has_sched(trace):
     sw = trace.events.get("sched_switch")
     return sw is not None and len(sw) > 0
@@ -255,11 +287,14 @@ class Exits:
         en, ex = ev.get("kvm_entry"), ev.get("kvm_exit")
         pidset = np.asarray(vcpu_pids, np.int64)
 
+        lut = np.zeros(int(pidset.max()) + 2 if len(pidset) else 1, bool)
+        lut[pidset] = True
+
         def add(a, code, pidf, reason=None):
             if a is None or not len(a):
                 return
             p = a[pidf]
-            k = np.isin(p, pidset) & (a["ts"] >= 0)
+            k = lut[np.clip(p, 0, len(lut) - 1)] & (a["ts"] >= 0)
             if not k.any():
                 return
             parts.append((p[k].astype(np.int64), a["ts"][k], a["line"][k], a["cpu"][k],
@@ -451,6 +486,7 @@ def exits(trace) -> Exits:
 # ---------------------------------------------------------------------------------------------
 # vCPU scheduling (K3, K4, K5)
 
+@_memo
 def _intervals(trace, pids, start=None, end=None, cpus=None):
     if not _has_sched(trace) or not len(pids):
         return None
@@ -461,6 +497,7 @@ def _restriction(start, end):
     return sched._time_arg(start, "start"), sched._time_arg(end, "end")
 
 
+@_memo
 def neighbours(trace, pids=None, *, start=None, end=None, cpus=None):
     """Stolen time (K4): rows (pid, neighbour_pid, cpu, stolen_ns), pid a vCPU thread (or any
     task of ``pids``), neighbour the task current on the CPU it waited for (0 idle, -1
@@ -473,11 +510,15 @@ def neighbours(trace, pids=None, *, start=None, end=None, cpus=None):
     if iv is None:
         return np.zeros(0, dt)
     w = iv[(iv["state"] == RUNNABLE) & (iv["cpu"] >= 0) & (iv["end_ns"] > iv["start_ns"])]
-    ci = sched.cpu_intervals(trace)
+    w = w[np.argsort(w["cpu"], kind="stable")]
+    ci = sched.cpu_intervals(trace)       # grouped by CPU, in time order
     out_p, out_n, out_c, out_d = [], [], [], []
-    for c in np.unique(w["cpu"]).tolist():
-        ww = w[w["cpu"] == c]
-        cc = ci[ci["cpu"] == c]
+    cpus_w = np.unique(w["cpu"])
+    wa, wb = np.searchsorted(w["cpu"], cpus_w), np.searchsorted(w["cpu"], cpus_w, side="right")
+    ca, cb = np.searchsorted(ci["cpu"], cpus_w), np.searchsorted(ci["cpu"], cpus_w, side="right")
+    for c, i0, i1, j0_, j1_ in zip(cpus_w.tolist(), wa.tolist(), wb.tolist(), ca.tolist(), cb.tolist()):
+        ww = w[i0:i1]
+        cc = ci[j0_:j1_]
         s, e = cc["start_ns"], cc["end_ns"]
         a, b = ww["start_ns"], ww["end_ns"]
         j0 = np.searchsorted(e, a, side="right")
@@ -524,6 +565,7 @@ VCPU_FIELDS = (
 )
 
 
+@_memo
 def vcpu_summary(trace, *, start=None, end=None, cpus=None):
     """One row per vCPU thread (K3-K7), sorted by VM, vCPU index, pid.  Scheduling columns
     are -1 (NaN for floats) when the trace has no sched_switch.  start / end / cpus restrict
@@ -554,13 +596,13 @@ def vcpu_summary(trace, *, start=None, end=None, cpus=None):
         rw = out["run_ns"] + out["wait_ns"]
         out["steal_pct"] = np.where(ok & (rw > 0), 100.0 * out["wait_ns"] / np.maximum(rw, 1),
                                     np.where(ok, 0.0, np.nan))
-        nb = neighbours(trace, pids, **rk)
+        nb = neighbours(trace, **rk)
         same = np.array([top.vm_of.get(int(a), -1) == top.vm_of.get(int(b), -2)
                          and top.threads[int(b)][0] == ROLE_VCPU
                          for a, b in zip(nb["pid"].tolist(), nb["neighbour_pid"].tolist())], bool)
         out["stacked_ns"] = np.where(ok, sched._sum_by(np.searchsorted(pids, nb["pid"][same]),
                                                        nb["stolen_ns"][same], n), -1)
-        pl = placement(trace, **rk)
+        pl = placement(trace, **rk)  # the same pids: cached for the callers
         for j, p in enumerate(pids.tolist()):
             r = pl[pl["pid"] == p]
             r = r[r["run_ns"] > 0]
@@ -589,6 +631,7 @@ def vcpu_summary(trace, *, start=None, end=None, cpus=None):
     return out
 
 
+@_memo
 def placement(trace, pids=None, *, start=None, end=None, cpus=None):
     """Run and wait time of each vCPU thread (or of ``pids``) per physical CPU (K5): rows
     (pid, cpu, run_ns, wait_ns)."""
@@ -611,6 +654,7 @@ def placement(trace, pids=None, *, start=None, end=None, cpus=None):
     return out
 
 
+@_memo
 def overcommit(trace, pids=None, bin_ns=None, *, start=None, end=None):
     """The number of vCPU threads (or tasks of ``pids``) RUNNING or RUNNABLE at each instant
     (K5): {"ncpus", "time_by_count": {k: ns}, "mean", "max", "overcommit_ns"} and, with
@@ -652,6 +696,7 @@ def overcommit(trace, pids=None, bin_ns=None, *, start=None, end=None):
     return res
 
 
+@_memo
 def io_summary(trace, *, start=None, end=None, cpus=None):
     """I/O (K8): {"threads": rows of QEMU non-vCPU threads, "devices": rows per block device}."""
     start, end = _restriction(start, end)
@@ -678,6 +723,7 @@ def io_summary(trace, *, start=None, end=None, cpus=None):
     return res
 
 
+@_memo
 def block_latency(trace, *, start=None, end=None):
     """Per block device: issue-to-complete latency of paired requests (K8), for the requests
     issued in [start, end]."""
@@ -903,14 +949,10 @@ def diagnose(trace, thresholds: Thresholds | None = None, *, start=None, end=Non
     # CPUs
     if has_sched:
         cs = sched.cpu_summary(trace, **rk)
-        if len(cs) > 1:
-            m = sched.model(trace)
-            iv_w = sched.task_intervals(trace, **rk)
-            iv_w = iv_w[iv_w["state"] == RUNNABLE]
-            waits = {int(c): int((iv_w["end_ns"] - iv_w["start_ns"])[iv_w["cpu"] == c].sum())
-                     for c in m.cpus.tolist()}
-            tot = cs["busy_ns"] + cs["idle_ns"] + cs["unknown_ns"]
-            idle_pct = np.where(tot > 0, 100.0 * cs["idle_ns"] / np.maximum(tot, 1), 0.0)
+        tot = cs["busy_ns"] + cs["idle_ns"] + cs["unknown_ns"]
+        idle_pct = np.where(tot > 0, 100.0 * cs["idle_ns"] / np.maximum(tot, 1), 0.0)
+        if len(cs) > 1 and (cs["utilization_pct"] >= th.busy_pct).any() and idle_pct.max() >= th.idle_pct:
+            waits = _runnable_per_cpu(trace, start, end)
             lo = int(np.argmax(idle_pct))
             for r in cs:
                 c = int(r["cpu"])
