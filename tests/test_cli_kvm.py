@@ -41,6 +41,8 @@ def test_stats_kvm_json_contract(kvm_json):
     (vm,) = k["vms"]
     assert vm["vm"] == 11947 and vm["tgid_known"] and len(vm["vcpus"]) == 4
     assert vm["run_ns"] == sum(r["run_ns"] for r in k["vcpus"])
+    assert vm["stacked_ns"] + sum(n["stolen_ns"] for n in vm["neighbours"]) <= vm["wait_ns"]
+    assert vm["neighbours"][0]["comm"] == "other" and not vm["neighbours"][0]["same_vm"]
     assert {r["role"] for r in k["threads"]} == {"vcpu", "main", "iothread", "thread"}
     assert k["io"]["devices"] and k["io"]["devices"][0]["device"] == "254,0"
     assert k["runnable_vcpus"]["ncpus"] == 2 and k["runnable_vcpus"]["overcommit_ns"] > 0

@@ -763,10 +763,22 @@ def _kvm_section(t, sel, pids, unit):
         tot = lambda k: (sum(d[k] for d in mine) if mine and all(d[k] is not None for d in mine)  # noqa: E731
                          else None)
         oc = kvm.overcommit(t, info["vcpus"], start=sel.start, end=sel.end)
+        # the VM's noisy neighbours: who held the CPUs its vCPUs waited for, its own vCPUs
+        # excluded (they are the stacking)
+        agg = {}
+        for d in mine:
+            for n in d["neighbours"]:
+                if n["same_vm"] and n["pid"] in info["vcpus"]:
+                    continue
+                e = agg.setdefault(n["pid"], {"pid": n["pid"], "comm": n["comm"], "stolen_ns": 0,
+                                              "same_vm": n["same_vm"]})
+                e["stolen_ns"] += n["stolen_ns"]
         vms.append({"vm": vm, "tgid_known": info["tgid_known"], "vcpus": info["vcpus"],
                     "threads": info["threads"], "run_ns": tot("run_ns"), "wait_ns": tot("wait_ns"),
                     "guest_ns": tot("guest_ns"), "handling_ns": tot("handling_ns"),
                     "exits": vm_exits.get(vm, {}),
+                    "stacked_ns": tot("stacked_ns"),
+                    "neighbours": sorted(agg.values(), key=lambda e: (-e["stolen_ns"], e["pid"]))[:10],
                     "runnable_vcpus": None if oc is None else {k: v for k, v in oc.items() if k != "series"}})
     io = kvm.io_summary(t, **rk)
     if pids is not None or sel.comm is not None:
