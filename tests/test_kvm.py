@@ -358,3 +358,35 @@ def test_findings_rank_and_explain():
             assert str(p) in steal[p]["explanation"]
         else:
             assert p not in steal
+
+
+def test_exit_and_io_findings_follow_the_truth():
+    sim = _sim(4, "kernel_ns")
+    t = _load(sim)
+    th = kvm.Thresholds(exit_p99_us=20, min_exits=5, exit_rate=500, io_blocked_ms=0.5,
+                        io_blocked_pct=99, block_p99_ms=0.5)
+    f = kvm.diagnose(t, th)
+    w0, w1 = sim.truth.window
+    want_lat, want_rate = set(), set()
+    for p, v in sim.kvm.vcpus.items():
+        for reason, xs in v.handled.items():
+            e = simkvm.exit_stats(xs)
+            if reason not in ("HLT", "hlt") and e["handled"] >= 5 and e["p99_ns"] >= 20_000:
+                want_lat.add((p, reason))
+        for reason, n in v.exits.items():
+            if n / ((w1 - w0) / 1e9) >= 500:
+                want_rate.add((p, reason))
+    got = {(x["subject"]["pid"], x["evidence"]["reason"]) for x in f if x["kind"] == "exit_latency"}
+    assert got == want_lat and want_lat
+    got = {(x["subject"]["pid"], x["evidence"]["reason"]) for x in f if x["kind"] == "exit_rate"}
+    assert got == want_rate and want_rate
+    got = {x["subject"]["pid"] for x in f if x["kind"] == "io_blocked"}
+    assert got == {p for p, d in sim.kvm.longest_d.items() if d >= 500_000
+                   and sim.kvm.io_threads[p] != "main"}
+    devs = {}
+    for d, i, c, _ in sim.kvm.block:
+        if c is not None:
+            devs.setdefault(d, []).append(c - i)
+    got = {x["subject"]["device"] for x in f if x["kind"] == "block_latency"}
+    assert got == {d for d, lat in devs.items() if len(lat) >= 5
+                   and sched.latency_stats(lat)["p99_ns"] >= 500_000}
