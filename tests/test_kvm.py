@@ -363,7 +363,7 @@ def test_findings_rank_and_explain():
 def test_exit_and_io_findings_follow_the_truth():
     sim = _sim(4, "kernel_ns")
     t = _load(sim)
-    th = kvm.Thresholds(exit_p99_us=20, min_exits=5, exit_rate=500, io_blocked_ms=0.5,
+    th = kvm.Thresholds(exit_p99_us=20, min_exits=5, exit_rate=300, io_blocked_ms=0.5,
                         io_blocked_pct=99, block_p99_ms=0.5)
     f = kvm.diagnose(t, th)
     w0, w1 = sim.truth.window
@@ -374,7 +374,7 @@ def test_exit_and_io_findings_follow_the_truth():
             if reason not in ("HLT", "hlt") and e["handled"] >= 5 and e["p99_ns"] >= 20_000:
                 want_lat.add((p, reason))
         for reason, n in v.exits.items():
-            if n / ((w1 - w0) / 1e9) >= 500:
+            if n / ((w1 - w0) / 1e9) >= 300:
                 want_rate.add((p, reason))
     got = {(x["subject"]["pid"], x["evidence"]["reason"]) for x in f if x["kind"] == "exit_latency"}
     assert got == want_lat and want_lat
