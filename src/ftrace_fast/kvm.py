@@ -971,6 +971,9 @@ def diagnose(trace, thresholds: Thresholds | None = None, *, start=None, end=Non
         add("caveat", "info", 0, {}, {}, "the trace has no sched_switch events: vCPU run/wait time, "
             "neighbours and wakeup latency cannot be computed (record sched:sched_switch and "
             "sched:sched_wakeup)")
+    if not timed and not has_sched:
+        add("caveat", "info", 0, {}, {}, f"the trace clock is '{trace.clock}': times are in ticks, "
+            "so exit rates and the time thresholds do not apply")
     if not len(vs):
         add("caveat", "info", 0, {}, {}, "no vCPU thread found (no kvm_entry/kvm_exit lines and no "
             "'CPU n/KVM' thread): nothing KVM-specific to diagnose")
