@@ -195,8 +195,14 @@ def test_latency_histogram_and_cdf(smp4):
     lines = ax_c.get_lines()
     assert len(lines) == len(p.data["groups"]) + 1
     for ln, s in zip(lines, p.data["samples"]):
-        y = np.asarray(ln.get_ydata())
-        assert y[-1] == 1.0 and len(y) == len(s) + 1
+        x, y = np.asarray(ln.get_xdata())[1:] * 1e3, np.asarray(ln.get_ydata())[1:]
+        assert y[-1] == 1.0 and np.all(np.diff(y) > 0)
+        # every point drawn: the fraction of samples at or below it
+        want = np.array([(s <= xi + 0.5).mean() for xi in np.maximum(x, edges[0])])
+        assert np.array_equal(y, want)
+        assert len(x) == len(np.unique(s))
+    # every value falls inside a bin, none between the values the clock can show (µs here)
+    assert np.all(np.diff(edges) >= 1000) and np.all((edges + 500) % 1000 == 0)
     assert ax_h.get_xscale() == "log" and ax_c.get_xscale() == "log"
     q = plot.latency(smp4, group="task", top=0)
     assert len(q.data["groups"]) == len(np.unique(sched.wakeup_latencies(smp4)["pid"]))

@@ -855,7 +855,8 @@ def _notes(args, notes):
             print(f"ftfast {args.command}: note: {n}", file=sys.stderr)
 
 
-#: the options each plot kind takes beyond the time and CPU filters
+#: the options each plot kind takes beyond the time and CPU filters (a kind not listed takes
+#: only those)
 _PLOT_OPTIONS = {"cpu-util": {"bin"}, "timeline": {"tasks", "top"},
                  "latency": {"tasks", "top", "group", "latency_from"},
                  "switches": {"tasks", "top", "bin"}, "wakeups": {"tasks", "top", "bin", "wakeups_from"}}
@@ -868,7 +869,7 @@ def cmd_plot(args, out):
         plotmod.output_format(args.output)
     except ValueError as exc:
         raise CliError(f"-o: {exc}", EXIT_USAGE) from None
-    takes = _PLOT_OPTIONS[args.kind]
+    takes = _PLOT_OPTIONS.get(args.kind, set())
     given = {"tasks": sel.tasks_restricted, "top": args.top is not None, "bin": args.bin is not None,
              "group": args.group is not None, "latency_from": args.latency_from is not None,
              "wakeups_from": args.wakeups_from is not None}
@@ -938,8 +939,8 @@ def cmd_export(args, out):
     if not args.quiet:
         print(f"ftfast export: wrote {r['events']} events to {args.perfetto} "
               f"({r['cpu_slices']} CPU slices, {r['task_slices']} task state slices, "
-              f"{r.get('guest_slices', 0)} guest slices, {r.get('flows', 0)} wakeup flows, "
-              f"{r.get('counters', 0)} counter samples)", file=sys.stderr)
+              f"{r['guest_slices']} guest slices, {r['flows']} wakeup flows, "
+              f"{r['counters']} counter samples)", file=sys.stderr)
     return 0
 
 

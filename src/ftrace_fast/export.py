@@ -69,30 +69,34 @@ def _jstr(names):
 
 
 class _Events:
-    """Event columns gathered per kind and formatted only when written (after the guard)."""
+    """Event columns gathered per kind and formatted only when written, after the size guard,
+    a block of rows at a time (the text of a million events is never all in memory)."""
+
+    BLOCK = 1 << 16
 
     def __init__(self):
-        self.parts = []   # (sort time ns array, formatter(mask) -> list of str)
+        self.parts = []   # (kind, sort time ns array, formatter(row indices) -> list of str)
+        self.written = {}
 
-    def add(self, ts, fmt):
-        self.parts.append((np.asarray(ts, np.int64), fmt))
+    def add(self, kind, ts, fmt):
+        self.parts.append((kind, np.asarray(ts, np.int64), fmt))
 
     def count(self):
-        return sum(len(ts) for ts, _ in self.parts)
+        return sum(len(ts) for _, ts, _ in self.parts)
 
     def cut(self, limit):
-        """The time T up to which at most ``limit`` events fall (None: all fit)."""
+        """The time T before which at most ``limit`` events fall (None: all fit)."""
         if self.count() <= limit:
             return None
-        allts = np.concatenate([ts for ts, _ in self.parts])
-        t = np.partition(allts, limit)[limit]          # the first event that does not fit
-        return int(t)
+        allts = np.concatenate([ts for _, ts, _ in self.parts])
+        return int(np.partition(allts, limit)[limit])   # the first event that does not fit
 
     def lines(self, before):
-        for ts, fmt in self.parts:
-            k = np.ones(len(ts), bool) if before is None else ts < before
-            if k.any():
-                yield from fmt(k)
+        for kind, ts, fmt in self.parts:
+            idx = np.arange(len(ts)) if before is None else np.flatnonzero(ts < before)
+            self.written[kind] = self.written.get(kind, 0) + len(idx)
+            for i in range(0, len(idx), self.BLOCK):
+                yield from fmt(idx[i:i + self.BLOCK])
 
 
 def _meta(pid, tid, what, name):
@@ -106,8 +110,7 @@ def _sort_meta(pid, tid, what, index):
 
 def _slices(ts, dur, pid, tid, names, args, cat):
     """A formatter of X events; args is a list of JSON object texts (or None)."""
-    def fmt(k):
-        idx = np.flatnonzero(k)
+    def fmt(idx):
         t, d = _us(ts[idx]), _us(dur[idx])
         p, i = pid[idx].tolist(), tid[idx].tolist()
         n = [names[j] for j in idx.tolist()]
@@ -139,7 +142,6 @@ def perfetto(trace, path_or_file, *, pids=None, comm=None, top=20, start=None, e
     ev = _Events()
     meta = [_meta(CPU_PID, CPU_PID, "process_name", "CPUs"),
             _sort_meta(CPU_PID, CPU_PID, "process_sort_index", -1)]
-    counts = {}
 
     # -- CPU tracks
     cpu_sel = np.ones(m.ncpus, bool) if cpus is None else np.isin(m.cpus, np.asarray(list(cpus)))
@@ -153,8 +155,8 @@ def perfetto(trace, path_or_file, *, pids=None, comm=None, top=20, start=None, e
     occ_pid = m.pids[np.maximum(occ, 0)] if m.ntasks else np.zeros(len(occ), np.int64)
     args = [f'{{"pid":{p}}}' if o >= 0 else "{}" for o, p in zip(occ.tolist(), occ_pid.tolist())]
     tid = CPU_PID + 1 + cpu_num.astype(np.int64)
-    ev.add(a[k], _slices(a[k], (b - a)[k], np.full(len(tid), CPU_PID), tid, names, args, "cpu"))
-    counts["cpu_slices"] = int(k.sum())
+    ev.add("cpu_slices", a[k], _slices(a[k], (b - a)[k], np.full(len(tid), CPU_PID), tid, names,
+                                       args, "cpu"))
     for c in m.cpus[cpu_sel].tolist():
         meta.append(_meta(CPU_PID, CPU_PID + 1 + c, "thread_name", f"CPU {c}"))
         meta.append(_sort_meta(CPU_PID, CPU_PID + 1 + c, "thread_sort_index", c))
@@ -172,14 +174,12 @@ def perfetto(trace, path_or_file, *, pids=None, comm=None, top=20, start=None, e
         val = np.concatenate([np.r_[row, row[-1:]] for row in pct])
         cnum = np.repeat(nums, nb + 1)
 
-        def fmt_c(kk, ts_c=ts_c, val=val, cnum=cnum):
-            idx = np.flatnonzero(kk)
+        def fmt_c(idx, ts_c=ts_c, val=val, cnum=cnum):
             t = _us(ts_c[idx])
             v, c = val[idx].tolist(), cnum[idx].tolist()
             return [f'{{"ph":"C","name":"CPU {c[j]} utilization","ts":{t[j]},"pid":{CPU_PID},'
                     f'"tid":{CPU_PID},"args":{{"pct":{v[j]:.2f}}}}}' for j in range(len(idx))]
-        ev.add(ts_c, fmt_c)
-        counts["counters"] = len(ts_c)
+        ev.add("counters", ts_c, fmt_c)
 
     # -- task tracks
     sel_pids, labels, _ = timeline_tasks(trace, pids=pids, comm=comm, top=top, start=start,
@@ -190,9 +190,8 @@ def perfetto(trace, path_or_file, *, pids=None, comm=None, top=20, start=None, e
     state_json = {s: json.dumps(n) for s, n in STATE_NAMES.items()}
     names = [state_json[s] for s in iv["state"].tolist()]
     args = [f'{{"cpu":{c}}}' if c >= 0 else "{}" for c in iv["cpu"].tolist()]
-    ev.add(iv["start_ns"], _slices(iv["start_ns"], iv["end_ns"] - iv["start_ns"], proc,
+    ev.add("task_slices", iv["start_ns"], _slices(iv["start_ns"], iv["end_ns"] - iv["start_ns"], proc,
                                    iv["pid"].astype(np.int64), names, args, "state"))
-    counts["task_slices"] = len(iv)
     tg = dict(zip(m.pids.tolist(), m.tgid.tolist()))
     seen_proc = set()
     for i, p in enumerate(sel_pids.tolist()):
@@ -214,9 +213,8 @@ def perfetto(trace, path_or_file, *, pids=None, comm=None, top=20, start=None, e
         gname = [json.dumps("guest")] * len(gs)
         gargs = [f'{{"exit_reason":{json.dumps(x)}}}' if x is not None else '{"exit_reason":null}'
                  for x in greason]
-        ev.add(gs, _slices(gs, ge - gs, gproc, GUEST_TID + gpid.astype(np.int64), gname, gargs,
-                           "kvm"))
-        counts["guest_slices"] = len(gs)
+        ev.add("guest_slices", gs, _slices(gs, ge - gs, gproc, GUEST_TID + gpid.astype(np.int64),
+                                           gname, gargs, "kvm"))
         order = {p: i for i, p in enumerate(sel_pids.tolist())}
         for p in np.unique(gpid).tolist():
             pr = tg.get(p, -1) if tg.get(p, -1) >= 0 else p
@@ -238,10 +236,12 @@ def perfetto(trace, path_or_file, *, pids=None, comm=None, top=20, start=None, e
         fs = _flow_fmt("s", lat["ts"], CPU_PID + 1 + wcpu.astype(np.int64), fid, lat["pid"])
         ff = _flow_fmt("f", lat["switch_ts"], CPU_PID + 1 + lat["cpu"].astype(np.int64), fid,
                        lat["pid"])
-        # a flow is kept whole or not at all: both ends sort by the later (switch-in) time
-        ev.add(lat["switch_ts"], fs)
-        ev.add(lat["switch_ts"], ff)
-        counts["flows"] = len(lat)
+        # a flow is kept whole or not at all: both ends sort by the later (switch-in) time.
+        # The end binds to the enclosing slice ("bp": "e"), the switched-in task's, which
+        # starts at that very time; binding to the "next" slice instead would take the one
+        # after it whenever the importer has already opened that slice.
+        ev.add("flows", lat["switch_ts"], fs)
+        ev.add("flow_ends", lat["switch_ts"], ff)
 
     cut = ev.cut(max_events) if max_events is not None else None
     other = {"source": str(trace.source), "generator": "ftrace_fast.export.perfetto",
@@ -249,13 +249,14 @@ def perfetto(trace, path_or_file, *, pids=None, comm=None, top=20, start=None, e
              "window_ns": [int(lo), int(hi)], "truncated_at": cut,
              "caveats": sched.caveats(trace)}
     written = _write(path_or_file, meta, ev.lines(cut), other)
+    kinds = {k: ev.written.get(k, 0) for k in ("cpu_slices", "task_slices", "guest_slices",
+                                               "counters", "flows")}
     return {"events": written, "metadata": len(meta), "truncated_at": cut,
-            "would_have": ev.count(), **counts}
+            "would_have": ev.count(), **kinds}
 
 
 def _flow_fmt(ph, ts, tid, fid, pid):
-    def fmt(k):
-        idx = np.flatnonzero(k)
+    def fmt(idx):
         t = _us(ts[idx])
         i, f, p = tid[idx].tolist(), fid[idx].tolist(), pid[idx].tolist()
         bp = ',"bp":"e"' if ph == "f" else ""

@@ -244,8 +244,7 @@ def cpu_util(trace, *, bins=400, bin_ns=None, start=None, end=None, cpus=None):
     if ncpu:
         ax_top.fill_between(x, np.r_[overall, overall[-1:]], step="post", color="#1f77b4",
                             alpha=0.35, linewidth=0)
-        ax_top.step(x, np.r_[overall, overall[-1:]], where="post", color="#1f77b4", linewidth=1,
-                    label="mean over the CPUs shown")
+        ax_top.step(x, np.r_[overall, overall[-1:]], where="post", color="#1f77b4", linewidth=1)
         im = ax.imshow(util, aspect="auto", interpolation="nearest", cmap="viridis", vmin=0,
                        vmax=100, origin="upper",
                        extent=(x[0], tx(edges[0] + bin_ns * util.shape[1]), ncpu - 0.5, -0.5))
@@ -255,18 +254,17 @@ def cpu_util(trace, *, bins=400, bin_ns=None, start=None, end=None, cpus=None):
         cax.set_axis_off()
         _nothing(ax, "no CPU selected")
     ax_top.set_ylim(0, 100)
-    ax_top.set_ylabel("all shown (%)")
+    ax_top.set_ylabel("mean (%)")
     ax_top.grid(True, alpha=0.3)
     ax_top.tick_params(labelbottom=False)
-    if ncpu:
-        ax_top.legend(loc="upper right", fontsize=8, frameon=False)
     step = max(1, math.ceil(ncpu / 32))
     ax.set_yticks(np.arange(0, ncpu, step))
     ax.set_yticklabels([str(c) for c in cpu_nums[::step].tolist()])
     ax.set_ylabel("CPU")
     tx.apply(ax)
     _title(fig, "CPU utilization", trace, notes,
-           f"bins of {_fmt_dur(bin_ns, tx.ticks)}; busy = a task other than idle is current (D5)")
+           f"bins of {_fmt_dur(bin_ns, tx.ticks)}; busy = a task other than idle is current (D5); "
+           f"above: the mean of the {ncpu} CPUs shown")
     return Plot("cpu-util", fig, {"edges": edges, "cpus": cpu_nums, "busy_ns": busy,
                                   "utilization_pct": util, "overall_pct": overall,
                                   "bin_ns": bin_ns}, notes)
@@ -444,6 +442,30 @@ def _timeline_image(states, cpu_cols):
 
 # -- latency --------------------------------------------------------------------------------------
 
+def latency_bins(v, nbins=60):
+    """Log-spaced histogram edges over the positive samples, snapped to the samples' resolution
+    (the gcd of the values: 1000 ns for a µs clock) so that no bin falls between two values a
+    trace can show; each value k*res sits inside (k - 1/2, k + 1/2)*res."""
+    pos = v[v > 0]
+    if not len(pos):
+        return np.array([1.0, 10.0])
+    res = int(np.gcd.reduce(pos.astype(np.int64)))
+    lo, hi = int(pos.min()) // res, int(pos.max()) // res
+    k = np.unique(np.round(np.geomspace(lo, hi + 1, nbins + 1)).astype(np.int64))
+    k = np.unique(np.r_[lo, k[(k > lo) & (k <= hi)], hi + 1])
+    return (k - 0.5) * res
+
+
+def cdf_points(s, most=4096):
+    """(x, fraction of samples <= x) of sorted samples, at their distinct values (at most
+    ``most`` of them, taken at evenly spaced ranks): exact at every point drawn, and the
+    curve of millions of samples stays a few thousand points."""
+    u = np.unique(s)
+    if len(u) > most:
+        u = np.unique(s[np.linspace(0, len(s) - 1, most).astype(np.int64)])
+    return u, np.searchsorted(s, u, side="right") / max(len(s), 1)
+
+
 def task_group(comm):
     """The group of a comm in the latency chart: its numbers replaced by N, so the vCPU threads
     'CPU 0/KVM', 'CPU 1/KVM' form 'CPU N/KVM' and per-CPU kworkers 'kworker/N:N' (architecture
@@ -500,14 +522,7 @@ def latency(trace, *, source="wakeup", group="comm", top=8, start=None, end=None
         samples.append(np.sort(v[np.isin(inv, rest)]))
     ticks = trace.time_unit != "ns"
     div, unit = (1.0, "ticks") if ticks else (1e3, "µs")
-    pos = v[v > 0]
-    if len(pos):
-        lo_e = math.floor(math.log10(pos.min()) * 4) / 4
-        hi_e = math.ceil(math.log10(pos.max()) * 4 + 1e-9) / 4
-        hi_e = max(hi_e, lo_e + 0.25)
-        edges = 10 ** np.linspace(lo_e, hi_e, nbins + 1)
-    else:
-        edges = np.array([1.0, 10.0])
+    edges = latency_bins(v, nbins)
     # zero latencies (switch-in at the wakeup's time stamp) go into the first bin
     counts = [np.histogram(np.maximum(s, edges[0]), bins=edges)[0] for s in samples]
     notes = _caveats(trace)
@@ -522,18 +537,18 @@ def latency(trace, *, source="wakeup", group="comm", top=8, start=None, end=None
         from matplotlib import colormaps
         cmap = colormaps["tab10"]
         x = edges / div
+        palette = [cmap(i) for i in range(10) if i != 7]      # grey is for "other"
         for i, (g, s, c) in enumerate(zip(groups, samples, counts)):
-            color = "#7f7f7f" if g.startswith("other (") else cmap(i % 10)
+            color = "#7f7f7f" if g.startswith("other (") else palette[i % len(palette)]
             st = sched.latency_stats(s)
             lab = f"{g}\n  n={len(s)}, p50 {_fmt_dur(st['p50_ns'], ticks)}, " \
                   f"p99 {_fmt_dur(st['p99_ns'], ticks)}, max {_fmt_dur(st['max_ns'], ticks)}"
             ax_h.stairs(c, x, color=color, linewidth=1.3)
-            ax_c.step(np.r_[x[0], np.maximum(s, edges[0]) / div],
-                      np.r_[0.0, np.arange(1, len(s) + 1) / len(s)], where="post", color=color,
-                      linewidth=1.3, label=lab)
-        allv = np.sort(v)
-        ax_c.step(np.r_[x[0], np.maximum(allv, edges[0]) / div],
-                  np.r_[0.0, np.arange(1, len(allv) + 1) / len(allv)], where="post",
+            cx, cy = cdf_points(s)
+            ax_c.step(np.r_[x[0], np.maximum(cx, edges[0]) / div], np.r_[0.0, cy], where="post",
+                      color=color, linewidth=1.3, label=lab)
+        cx, cy = cdf_points(np.sort(v))
+        ax_c.step(np.r_[x[0], np.maximum(cx, edges[0]) / div], np.r_[0.0, cy], where="post",
                   color="black", linestyle="--", linewidth=1, label="all samples")
         ax_h.set_xscale("log")
         ax_h.set_yscale("log")
