@@ -182,9 +182,8 @@ def perfetto(trace, path_or_file, *, pids=None, comm=None, top=20, start=None, e
         ev.add("counters", ts_c, fmt_c)
 
     # -- task tracks
-    sel_pids, labels, _ = timeline_tasks(trace, pids=pids, comm=comm, top=top, start=start,
-                                         end=end, cpus=cpus)
-    iv = sched.task_intervals(trace, start=start, end=end, cpus=cpus, pids=sel_pids)
+    sel_pids, labels, _, iv = timeline_tasks(trace, pids=pids, comm=comm, top=top, start=start,
+                                             end=end, cpus=cpus)
     iv = iv[iv["end_ns"] > iv["start_ns"]]
     proc = np.where(iv["tgid"] >= 0, iv["tgid"], iv["pid"]).astype(np.int64)
     state_json = {s: json.dumps(n) for s, n in STATE_NAMES.items()}

@@ -184,10 +184,8 @@ def _nothing(ax, message):
 
 
 def _caveats(trace):
-    try:
-        return sched.caveats(trace)
-    except ValueError:
-        return []
+    """sched.caveats (the charts that call it have built the model)."""
+    return list(sched.caveats(trace))
 
 
 def _cpu_colors(cpus):
@@ -273,23 +271,33 @@ def cpu_util(trace, *, bins=400, bin_ns=None, start=None, end=None, cpus=None):
 # -- timeline -------------------------------------------------------------------------------------
 
 def timeline_tasks(trace, *, pids=None, comm=None, top=20, start=None, end=None, cpus=None):
-    """The tasks a timeline shows, in display order: those the restrictions select (with none:
-    the vCPU threads ``CPU n/KVM`` if the trace has any, else every task), the ``top``
-    busiest of them by run time (0: all), sorted by name.  Returns (pids, labels, selected):
-    selected is how many tasks the restrictions matched."""
-    s = sched.task_summary(trace, start=start, end=end, cpus=cpus, pids=pids, comm=comm)
-    if pids is None and comm is None and len(s):
+    """The tasks a timeline shows, in display order: the tasks with state intervals in the
+    window that the restrictions select (with none: the vCPU threads ``CPU n/KVM`` if there are
+    any, else every task), the ``top`` busiest of them by run time (0: all), sorted by name.
+
+    Returns (pids, labels, selected, intervals): selected is how many tasks the restrictions
+    matched, intervals the ``sched.task_intervals`` rows of the tasks shown."""
+    m = sched.model(trace)
+    iv = sched.task_intervals(trace, start=start, end=end, cpus=cpus, pids=pids, comm=comm)
+    ti = np.searchsorted(m.pids, iv["pid"])
+    present = np.bincount(ti, minlength=m.ntasks) > 0
+    run = iv["state"] == sched.RUNNING
+    run_ns = sched._sum_by(ti[run], (iv["end_ns"] - iv["start_ns"])[run], m.ntasks)
+    cand = np.flatnonzero(present)
+    if pids is None and comm is None and len(cand):
         rx = re.compile(VCPU_COMM)
-        vcpu = np.array([bool(rx.search(c)) for c in s["comm"].tolist()])
+        vcpu = np.array([bool(rx.search(c)) for c in m.comm[cand].tolist()])
         if vcpu.any():
-            s = s[vcpu]
-    selected = len(s)
-    if top and len(s) > top:
-        s = s[np.lexsort((s["pid"], -s["run_ns"]))[:top]]
-    order = sorted(range(len(s)), key=lambda i: (natural_key(s["comm"][i]), int(s["pid"][i])))
-    s = s[order]
-    labels = [f"{c} ({p})" for c, p in zip(s["comm"].tolist(), s["pid"].tolist())]
-    return s["pid"].astype(np.int64), labels, selected
+            cand = cand[vcpu]
+    selected = len(cand)
+    if top and len(cand) > top:
+        cand = cand[np.lexsort((m.pids[cand], -run_ns[cand]))[:top]]
+    cand = np.array(sorted(cand.tolist(), key=lambda i: (natural_key(m.comm[i]), int(m.pids[i]))),
+                    np.int64)
+    shown = np.zeros(m.ntasks, bool)
+    shown[cand] = True
+    labels = [f"{c} ({p})" for c, p in zip(m.comm[cand].tolist(), m.pids[cand].tolist())]
+    return m.pids[cand].astype(np.int64), labels, selected, iv[shown[ti]] if len(ti) else iv
 
 
 def _accumulate(row, cls, a, b, lo, hi, nrows, ncls, width):
@@ -336,20 +344,19 @@ def timeline(trace, *, pids=None, comm=None, top=20, start=None, end=None, cpus=
     not run), ``image`` (the RGBA array drawn), ``intervals`` (how many were accumulated).
     """
     start, end = _time_arg(start, "start"), _time_arg(end, "end")
-    m = sched.model(trace)
     lo, hi = _range(trace, start, end)
-    pids_shown, labels, selected = timeline_tasks(trace, pids=pids, comm=comm, top=top,
-                                                  start=start, end=end, cpus=cpus)
+    pids_shown, labels, selected, iv = timeline_tasks(trace, pids=pids, comm=comm, top=top,
+                                                      start=start, end=end, cpus=cpus)
     nrows = len(pids_shown)
     notes = _caveats(trace)
     if top and selected > nrows:
         notes.append(f"showing the {nrows} busiest of {selected} selected tasks (top={top})")
+    if not nrows:
+        notes.append("no task selected: no task that the filters match has a state in the window")
     left, right = 0.17, 0.80
     if width_px is None:
         width_px = int(round(WIDTH_IN * DPI * (right - left)))
     width = max(int(width_px), 1)
-    iv = sched.task_intervals(trace, start=start, end=end, cpus=cpus,
-                              pids=pids_shown if nrows else [])
     # the row of each interval (rows are in display order, not sorted by pid)
     by_pid = np.argsort(pids_shown, kind="stable")
     row = by_pid[np.searchsorted(pids_shown[by_pid], iv["pid"])] if nrows else \
