@@ -30,6 +30,7 @@ TARGETS = {
     "cli_switch_ratio": 1.0,  # `ftfast stats --switch-stats` < the grep|awk|sort|uniq pipeline
     "cli_filter_ratio": 1.5,  # `ftfast filter --comm RE` <= 1.5x `grep -E RE`
     "diagnose_ratio": 2.0,  # `ftfast diagnose FILE` < 2x a process that only load()s FILE
+    "plot_ratio": 1.0,  # the timeline and cpu-util charts (PNG) < the load() of the same file
 }
 
 #: filled by the tests; printed by conftest's pytest_terminal_summary and saved as JSON
@@ -253,6 +254,16 @@ def summary_rows() -> list:
         rows.append(("sched analysis / load() (same run)", f"{sc['ratio_to_load']:.2f}x",
                      f"< {TARGETS['sched_ratio']:g}x",
                      _verdict(sc["ratio_to_load"] < TARGETS["sched_ratio"])))
+    for kind, r in sorted(RESULTS.get("plot", {}).items()):
+        lim = TARGETS["plot_ratio"]
+        rows.append((f"plot {kind} (model built) / load()", f"{r['ratio_to_load']:.2f}x "
+                     f"({r['seconds']:.2f} s)", f"< {lim:g}x", _verdict(r["ratio_to_load"] < lim)))
+        rows.append((f"plot {kind} with the sched model / load()", f"{r['with_model_ratio']:.2f}x "
+                     f"({r['with_model_seconds']:.2f} s)", f"< {lim:g}x",
+                     _verdict(r["with_model_ratio"] < lim)))
+    if "matplotlib_import_seconds" in RESULTS:
+        rows.append(("(matplotlib first import, once per process)",
+                     f"{RESULTS['matplotlib_import_seconds']:.2f} s", "", ""))
     for key, label, target in (
             ("cli_switch_stats", "ftfast stats --switch-stats / grep|awk|sort|uniq", "cli_switch_ratio"),
             ("cli_filter", "ftfast filter --comm / grep -E (same run)", "cli_filter_ratio")):

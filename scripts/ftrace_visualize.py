@@ -1,27 +1,109 @@
 #!/usr/bin/env python3
-"""Drop-in for the ftrace analyzer skill's ``scripts/ftrace_visualize.py``, over ftrace_fast.
+"""The ftrace analyzer skill's ``scripts/ftrace_visualize.py``, over ftrace_fast: the standard
+charts of a trace, written next to it.
 
-    python3 scripts/ftrace_visualize.py FILE [options]
+    python3 scripts/ftrace_visualize.py FILE [--outdir DIR] [--format png|svg|pdf]
+                                             [--comm RE] [--pid LIST] [--tgid LIST]
+                                             [--cpu LIST] [--start T] [--end T] [-q]
 
-Plotting is not in ftrace_fast yet: it lands as ``ftfast plot``.  Until then this script
-accepts the same command line, prints one line on stderr saying so (and what to use in the
-meantime) and exits 0, so a workflow that runs it after ftrace_stats.py carries on.  It
-writes no file.  A missing FILE argument is a usage error (exit 2).
+Loads FILE once and writes ``<name>.cpu-util.png``, ``.timeline.png``, ``.latency.png``,
+``.switches.png`` and ``.wakeups.png`` (``ftfast plot --kind ...`` for each) beside FILE, or
+into ``--outdir``; ``<name>`` is FILE's name without ``.txt`` and a compression suffix (``stdin``
+for ``-``).  Prints the path of every file written, one per line.  The filters are
+``ftfast plot``'s: ``--comm``/``--pid``/``--tgid`` choose the timeline's tasks and the latency,
+switch and wakeup charts' tasks (the CPU heat map shows CPUs, so it ignores them).  A chart
+whose events the trace lacks (wakeups without sched_waking/sched_wakeup) is skipped with a
+note on stderr.  Exit codes are ftfast's (0 success, 2 bad usage, 3 unreadable or non-ftrace
+input or no sched_switch, 4 output not writable, 5 malformed line with --strict).
 """
 
 import argparse
+import os
 import sys
+
+try:
+    from ftrace_fast import cli
+except ImportError:  # a checkout built in place (pip install -e .) but not on sys.path
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir, "src"))
+    try:
+        from ftrace_fast import cli
+    except ImportError as exc:
+        print(f"ftrace_visualize.py: ftrace_fast is not installed ({exc}): run 'pip install .' in "
+              "the repository", file=sys.stderr)
+        sys.exit(1)
+
+_SUFFIXES = (".gz", ".xz", ".bz2", ".zst", ".txt", ".log", ".trace")
+
+
+def _stem(path):
+    if path == "-":
+        return "stdin"
+    name = os.path.basename(path)
+    changed = True
+    while changed:
+        changed = False
+        for s in _SUFFIXES:
+            if name.endswith(s) and len(name) > len(s):
+                name = name[:-len(s)]
+                changed = True
+    return name
+
+
+def run(args):
+    from ftrace_fast import plot
+    sel = cli.Selection(args)
+    outdir = args.outdir or (os.path.dirname(os.path.abspath(args.file)) if args.file != "-"
+                             else os.getcwd())
+    if not os.path.isdir(outdir):
+        raise cli.CliError(f"cannot write into {outdir}: no such directory", cli.EXIT_OUTPUT)
+    stem = os.path.join(outdir, _stem(args.file))
+    paths = {k: f"{stem}.{k}.{args.format}" for k in plot.STANDARD}
+    for p in paths.values():
+        cli._check_output(p, args.file)
+    args.command = "visualize"
+    t, pids = cli._analysis_input(args, sel, ("sched_switch",))
+    rng = dict(start=sel.start, end=sel.end, cpus=sel.cpus)
+    tasks = dict(pids=pids, comm=sel.comm)
+    notes = []
+    for kind in plot.STANDARD:
+        if kind == "wakeups" and not (t.count("sched_waking") or t.count("sched_wakeup")):
+            print(f"ftrace_visualize.py: note: no sched_waking or sched_wakeup events: "
+                  f"{kind} chart skipped", file=sys.stderr)
+            continue
+        kw = dict(rng) if kind == "cpu-util" else dict(rng, **tasks)
+        p = plot.plot(t, kind, **kw)
+        try:
+            p.save(paths[kind])
+        except OSError as exc:
+            raise cli.CliError(f"cannot write {paths[kind]}: {exc.strerror or exc}",
+                               cli.EXIT_OUTPUT) from None
+        for n in p.notes:
+            if n not in notes:
+                notes.append(n)
+        print(paths[kind], flush=True)
+    if not args.quiet:
+        for n in notes:
+            print(f"ftrace_visualize.py: note: {n}", file=sys.stderr)
+    return 0
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(prog="ftrace_visualize.py",
-                                description="Plots of an ftrace log (coming as 'ftfast plot').")
-    p.add_argument("input_file", help="ftrace text (plain or compressed), or - for stdin")
-    p.parse_known_args(argv)
-    print("ftrace_visualize.py: plotting is not in ftrace_fast yet, it lands as 'ftfast plot'; "
-          "meanwhile use 'ftfast stats FILE --cpu-stats --task-stats' (or --format json) and "
-          "open FILE in Perfetto (ui.perfetto.dev) or KernelShark", file=sys.stderr)
-    return 0
+    p = cli._Parser(prog="ftrace_visualize.py",
+                    description="The standard charts of an ftrace log (ftfast plot --kind "
+                                "cpu-util, timeline, latency, switches, wakeups).")
+    p.add_argument("file", help="ftrace text (plain or compressed), or - for stdin")
+    p.add_argument("--outdir", metavar="DIR", help="where to write (default: beside FILE)")
+    p.add_argument("--format", choices=("png", "svg", "pdf"), default="png")
+    cli._add_filters(p)
+    args = p.parse_args(argv)
+    try:
+        return run(args)
+    except cli.CliError as exc:
+        print(f"ftrace_visualize.py: {exc}", file=sys.stderr)
+        return exc.code
+    except KeyboardInterrupt:
+        print("ftrace_visualize.py: interrupted", file=sys.stderr)
+        return cli.EXIT_INTERRUPTED
 
 
 if __name__ == "__main__":

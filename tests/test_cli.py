@@ -530,10 +530,3 @@ def test_stats_script_sections_and_passthrough(plain):
     assert len(p.out.splitlines()) == 3
     p = script("ftrace_stats.py", "/no/such/file", "--wakeup-stats")
     assert p.returncode == 3 and p.err.count("\n") == 1 and "Traceback" not in p.err
-
-
-def test_visualize_script_says_plotting_comes_later():
-    p = script("ftrace_visualize.py", SMP2)
-    assert p.returncode == 0 and p.out == ""
-    assert p.err.count("\n") == 1 and "ftfast plot" in p.err
-    assert script("ftrace_visualize.py").returncode == 2

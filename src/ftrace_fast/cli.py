@@ -1063,6 +1063,168 @@ def cmd_filter(args, out):
     return 0
 
 
+# -- plot / export -------------------------------------------------------------------------------
+
+def _analysis_input(args, sel, need):
+    """The whole trace for a plot or an export (the filters restrict the figures, as in
+    ``stats``) and the pids of --pid/--tgid; CliError 3 when an event it ``need``s is absent."""
+    t = _read(args.file, args, events=sel.events)
+    present = [e for e in need if t.count(e)]
+    if not present:
+        what = f"ftfast {args.command}" + (f" --kind {args.kind}" if args.command == "plot" else "")
+        raise CliError(f"{t.source}: no {' or '.join(need)} events: {what} needs "
+                       + " or ".join("sched:" + e for e in need)
+                       + (" (not in --events)" if sel.events else ""), EXIT_INPUT)
+    pids = sel.pids
+    if sel.tgids is not None:
+        tp = _tgid_pids(t, sel.tgids)
+        pids = tp if pids is None else sorted(set(tp) & set(pids))
+    return t, pids
+
+
+def _bin_ns(v):
+    try:
+        ns = _time_arg(_ticks(v), "--bin")
+    except ValueError as exc:
+        raise CliError(f"bad --bin: {exc}", EXIT_USAGE) from None
+    if ns is None or ns <= 0:
+        raise CliError(f"bad --bin {v!r}: the bin width must be positive", EXIT_USAGE)
+    return ns
+
+
+def _notes(args, notes):
+    if not getattr(args, "quiet", False):
+        for n in notes:
+            print(f"ftfast {args.command}: note: {n}", file=sys.stderr)
+
+
+#: the options each plot kind takes beyond the time and CPU filters (a kind not listed takes
+#: only those)
+_PLOT_OPTIONS = {"cpu-util": {"bin"}, "timeline": {"tasks", "top"},
+                 "latency": {"tasks", "top", "group", "latency_from"},
+                 "switches": {"tasks", "top", "bin"}, "wakeups": {"tasks", "top", "bin", "wakeups_from"}}
+
+
+def cmd_plot(args, out):
+    from . import plot as plotmod
+    sel = Selection(args)
+    try:
+        plotmod.output_format(args.output)
+    except ValueError as exc:
+        raise CliError(f"-o: {exc}", EXIT_USAGE) from None
+    takes = _PLOT_OPTIONS.get(args.kind, set())
+    given = {"tasks": sel.tasks_restricted, "top": args.top is not None, "bin": args.bin is not None,
+             "group": args.group is not None, "latency_from": args.latency_from is not None,
+             "wakeups_from": args.wakeups_from is not None}
+    flag = {"tasks": "--comm/--pid/--tgid", "top": "--top", "bin": "--bin", "group": "--group",
+            "latency_from": "--latency-from", "wakeups_from": "--wakeups-from"}
+    for k, v in given.items():
+        if v and k not in takes:
+            raise CliError(f"--kind {args.kind} does not take {flag[k]}", EXIT_USAGE)
+    if args.top is not None and args.top < 0:
+        raise CliError("--top must be 0 (all) or more", EXIT_USAGE)
+    bin_ns = _bin_ns(args.bin) if args.bin is not None else None
+    _check_output(args.output, args.file)
+    need = ("sched_waking", "sched_wakeup") if args.kind == "wakeups" else ("sched_switch",)
+    t, pids = _analysis_input(args, sel, need)
+    kw = dict(start=sel.start, end=sel.end, cpus=sel.cpus)
+    if "tasks" in takes:
+        kw.update(pids=pids, comm=sel.comm)
+    if args.top is not None:
+        kw["top"] = args.top
+    if bin_ns is not None:
+        kw["bin_ns"] = bin_ns
+    if args.group is not None:
+        kw["group"] = args.group
+    if args.latency_from is not None:
+        kw["source"] = args.latency_from
+    if args.wakeups_from is not None:
+        kw["source"] = args.wakeups_from
+    try:
+        p = plotmod.plot(t, args.kind, **kw)
+    except ValueError as exc:
+        raise CliError(str(exc), EXIT_USAGE) from None
+    try:
+        p.save(args.output)
+    except OSError as exc:
+        raise CliError(f"cannot write {args.output}: {exc.strerror or exc}", EXIT_OUTPUT) from None
+    _notes(args, p.notes)
+    if not args.quiet:
+        print(f"ftfast plot: wrote {args.output}", file=sys.stderr)
+    return 0
+
+
+def cmd_export(args, out):
+    from . import export
+    sel = Selection(args)
+    if args.max_events is not None and args.max_events < 1:
+        raise CliError("--max-events must be at least 1", EXIT_USAGE)
+    if args.top is not None and args.top < 0:
+        raise CliError("--top must be 0 (all) or more", EXIT_USAGE)
+    _check_output(args.perfetto, args.file)
+    t, pids = _analysis_input(args, sel, ("sched_switch",))
+    kw = dict(pids=pids, comm=sel.comm, start=sel.start, end=sel.end, cpus=sel.cpus,
+              max_events=args.max_events or export.MAX_EVENTS)
+    if args.top is not None:
+        kw["top"] = args.top
+    try:
+        if args.perfetto == "-":
+            out.flush()
+            r = export.perfetto(t, out, **kw)
+        else:
+            r = export.perfetto(t, args.perfetto, **kw)
+    except OSError as exc:
+        raise CliError(f"cannot write {args.perfetto}: {exc.strerror or exc}", EXIT_OUTPUT) from None
+    if r["truncated_at"] is not None:
+        print(f"ftfast export: note: {r['would_have']} events exceed --max-events "
+              f"{kw['max_events']}: the file stops at {_fmt_ts(t, r['truncated_at'])} "
+              "(choose a part with --start/--end, or raise --max-events)", file=sys.stderr)
+    if not args.quiet:
+        print(f"ftfast export: wrote {r['events']} events to {args.perfetto} "
+              f"({r['cpu_slices']} CPU slices, {r['task_slices']} task state slices, "
+              f"{r['guest_slices']} guest slices, {r['flows']} wakeup flows, "
+              f"{r['counters']} counter samples)", file=sys.stderr)
+    return 0
+
+
+def _add_plot_parsers(sub):
+    from .plot import KINDS
+    s = sub.add_parser("plot", help="draw a chart: cpu-util, timeline, latency, switches, wakeups",
+                       description="Draw one chart of the trace as PNG, SVG or PDF.  Filters "
+                                   "select what is drawn; the analysis reads every task's lines.")
+    s.add_argument("file", help="ftrace text (plain or compressed), or - for stdin")
+    s.add_argument("--kind", required=True, choices=list(KINDS),
+                   help="cpu-util: per-CPU utilization heat map; timeline: task states "
+                        "(default tasks: the vCPU threads, else the busiest); latency: wakeup "
+                        "latency histogram and CDF; switches / wakeups: rates over time")
+    s.add_argument("-o", "--output", required=True, help="image file: .png, .svg or .pdf")
+    s.add_argument("--top", type=int, metavar="N",
+                   help="tasks (timeline: 20), groups (latency: 8) or stacked tasks "
+                        "(switches, wakeups: 8) shown; 0: all")
+    s.add_argument("--bin", metavar="T", help="time bin (cpu-util, switches, wakeups), e.g. 10ms")
+    s.add_argument("--group", choices=("comm", "task", "process", "all"),
+                   help="latency: group tasks by comm with numbers as N (default), per task, "
+                        "per process or all together")
+    s.add_argument("--latency-from", choices=("wakeup", "waking"))
+    s.add_argument("--wakeups-from", choices=("waking", "wakeup"))
+    _add_filters(s)
+    s.set_defaults(func=cmd_plot)
+
+    s = sub.add_parser("export", help="write a Chrome trace-event JSON for ui.perfetto.dev",
+                       description="Write CPU tracks, task state tracks, vCPU guest slices, "
+                                   "utilization counters and wakeup flows as Chrome "
+                                   "trace-event JSON (ui.perfetto.dev, chrome://tracing).")
+    s.add_argument("file", help="ftrace text (plain or compressed), or - for stdin")
+    s.add_argument("--perfetto", required=True, metavar="OUT.json", help="output file, or - for stdout")
+    s.add_argument("--top", type=int, metavar="N",
+                   help="task tracks: the N busiest selected tasks (default 20; 0: all)")
+    s.add_argument("--max-events", type=int, metavar="N",
+                   help="at most N events (default 1000000): past it the file stops at the "
+                        "time the limit is reached")
+    _add_filters(s)
+    s.set_defaults(func=cmd_export)
+
+
 def build_parser():
     p = _Parser(prog="ftfast", description="Fast, exact analysis of ftrace text logs.",
                 epilog="Exit codes: 0 success, 2 bad usage, 3 unreadable or non-ftrace input, "
@@ -1127,6 +1289,7 @@ def build_parser():
     s.add_argument("-o", "--output", required=True, help="output file, or - for stdout")
     _add_filters(s)
     s.set_defaults(func=cmd_filter)
+    _add_plot_parsers(sub)
     return p
 
 

@@ -1,0 +1,355 @@
+"""A trace's scheduling as Chrome trace-event JSON, for ui.perfetto.dev and chrome://tracing.
+
+The file (the "JSON Object Format" of the Trace Event Format) holds:
+
+* a process "CPUs" (pid ``CPU_PID``) with one thread track per CPU (tid ``CPU_PID + 1 +
+  cpu``): complete slices (``ph: X``) of the task current on it (named by its comm, pid in
+  ``args``), of the idle task ("idle") and of the time lost events make unknown (D5, D6);
+  and per CPU a counter ``CPU n utilization`` (``ph: C``, ``args.pct``): busy % per bin from
+  ``sched.cpu_utilization``;
+* per selected task a track (pid = its tgid, or its own pid without a tgid column; tid = pid)
+  with a slice per state interval ("Running", "Runnable", "Sleeping (S)", "Blocked (D)", ...;
+  the CPU in ``args``) from ``sched.task_intervals``;
+* per selected vCPU thread (a task with kvm_entry lines) a track "<comm> guest" (tid
+  ``GUEST_TID + pid``) with a slice "guest" from each kvm_entry to the next kvm_exit of the same
+  thread (the exit reason in ``args``).  A thread whose first line is a kvm_exit was in the
+  guest since the window start, one whose last is a kvm_entry stays in it to the window end
+  (D3's rule for the first and last lines); an entry followed by another entry (events lost
+  between them) gives no slice;
+* flow arrows (``ph: s`` / ``ph: f``, ``cat: wakeup``) from each sched_wakeup of a selected
+  task, on the CPU track of the wakeup line, to the switch-in it caused (D4), on the CPU track
+  of the switch-in.
+
+Synthetic ids start at 2**22, Linux's largest pid_max, so they never meet a real pid.  Times
+are µs with three decimals: exact for ns clocks; a tick of an integer clock is shown as a ns.
+
+The size guard: at most ``max_events`` events (metadata aside).  Past it the file keeps the
+beginning of the window, every event up to the time where the limit is reached, and
+``otherData.truncated_at`` says where it stopped.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+
+from . import sched
+from .plot import STATE_STYLE, nice_bin, timeline_tasks
+from .trace import _time_arg
+
+PID_MAX = 1 << 22
+GUEST_TID = PID_MAX
+CPU_PID = 2 * PID_MAX
+MAX_EVENTS = 1_000_000
+
+#: slice names of the task states (the short form of the timeline's legend)
+STATE_NAMES = {s: label.split(" (waiting")[0].split(", uninterruptible")[0]
+               for s, (label, _) in STATE_STYLE.items()}
+
+
+def _us(ns):
+    """int64 ns -> exact µs text with three decimals (list of str)."""
+    ns = np.asarray(ns, np.int64)
+    q, r = np.divmod(np.abs(ns), 1000)
+    sign = np.where(ns < 0, "-", "")
+    return [f"{s}{a}.{b:03d}" for s, a, b in zip(sign.tolist(), q.tolist(), r.tolist())]
+
+
+def _jstr(names):
+    """JSON string literals of a list of str (escaped once per distinct name)."""
+    cache = {}
+    out = []
+    for n in names:
+        v = cache.get(n)
+        if v is None:
+            v = cache[n] = json.dumps(n, ensure_ascii=False)
+        out.append(v)
+    return out
+
+
+class _Events:
+    """Event columns gathered per kind and formatted only when written, after the size guard,
+    a block of rows at a time (the text of a million events is never all in memory)."""
+
+    BLOCK = 1 << 16
+
+    def __init__(self):
+        self.parts = []   # (kind, sort time ns array, formatter(row indices) -> list of str)
+        self.written = {}
+
+    def add(self, kind, ts, fmt):
+        self.parts.append((kind, np.asarray(ts, np.int64), fmt))
+
+    def count(self):
+        return sum(len(ts) for _, ts, _ in self.parts)
+
+    def cut(self, limit):
+        """The time T before which at most ``limit`` events fall (None: all fit)."""
+        if self.count() <= limit:
+            return None
+        allts = np.concatenate([ts for _, ts, _ in self.parts])
+        return int(np.partition(allts, limit)[limit])   # the first event that does not fit
+
+    def lines(self, before):
+        for kind, ts, fmt in self.parts:
+            idx = np.arange(len(ts)) if before is None else np.flatnonzero(ts < before)
+            self.written[kind] = self.written.get(kind, 0) + len(idx)
+            for i in range(0, len(idx), self.BLOCK):
+                yield from fmt(idx[i:i + self.BLOCK])
+
+
+def _meta(pid, tid, what, name):
+    return (f'{{"ph":"M","name":"{what}","ts":0,"pid":{pid},"tid":{tid},'
+            f'"args":{{"name":{json.dumps(name, ensure_ascii=False)}}}}}')
+
+
+def _sort_meta(pid, tid, what, index):
+    return f'{{"ph":"M","name":"{what}","ts":0,"pid":{pid},"tid":{tid},"args":{{"sort_index":{index}}}}}'
+
+
+def _slices(ts, dur, pid, tid, names, args, cat):
+    """A formatter of X events; args is a list of JSON object texts (or None)."""
+    def fmt(idx):
+        t, d = _us(ts[idx]), _us(dur[idx])
+        p, i = pid[idx].tolist(), tid[idx].tolist()
+        n = [names[j] for j in idx.tolist()]
+        a = [args[j] for j in idx.tolist()] if args is not None else None
+        return [f'{{"ph":"X","cat":"{cat}","name":{n[j]},"ts":{t[j]},"dur":{d[j]},"pid":{p[j]},'
+                f'"tid":{i[j]}' + (f',"args":{a[j]}' if a is not None else "") + "}"
+                for j in range(len(idx))]
+    return fmt
+
+
+def perfetto(trace, path_or_file, *, pids=None, comm=None, top=20, start=None, end=None,
+             cpus=None, max_events=MAX_EVENTS, util_bins=500):
+    """Write the Chrome trace-event JSON of a trace (see the module docstring).
+
+    Tasks as :func:`ftrace_fast.plot.timeline_tasks` selects them (``top=0``: every selected
+    task); ``cpus`` keeps those CPUs' tracks and the tasks' time on them; ``start``/``end`` clip
+    every slice.  Returns a summary dict: events written per kind, ``truncated_at`` (or None).
+    """
+    start, end = _time_arg(start, "start"), _time_arg(end, "end")
+    if max_events is not None and max_events < 1:
+        raise ValueError("max_events must be at least 1")
+    m = sched.model(trace)
+    r = m.r
+    lo, hi = sched.window(trace)
+    lo = lo if start is None else max(lo, start)
+    hi = hi if end is None else min(hi, end)
+    hi = max(hi, lo)
+    comms = _jstr(m.comm.tolist())
+    ev = _Events()
+    meta = [_meta(CPU_PID, CPU_PID, "process_name", "CPUs"),
+            _sort_meta(CPU_PID, CPU_PID, "process_sort_index", -1)]
+
+    # -- CPU tracks
+    cpu_sel = np.ones(m.ncpus, bool) if cpus is None else np.isin(m.cpus, np.asarray(list(cpus)))
+    a, b, _ = sched._clip(start, end, r["co_start"], r["co_end"])
+    k = (b > a) & cpu_sel[r["co_cpu"]] if m.ncpus else np.zeros(len(a), bool)
+    occ = r["co_occ"][k]
+    cpu_num = m.cpus[r["co_cpu"][k]] if m.ncpus else np.zeros(0, np.int64)
+    idle_name, unk_name = json.dumps("idle"), json.dumps("unknown (lost events)")
+    names = [comms[o] if o >= 0 else (idle_name if o == sched.IDLE else unk_name)
+             for o in occ.tolist()]
+    occ_pid = m.pids[np.maximum(occ, 0)] if m.ntasks else np.zeros(len(occ), np.int64)
+    args = [f'{{"pid":{p}}}' if o >= 0 else "{}" for o, p in zip(occ.tolist(), occ_pid.tolist())]
+    tid = CPU_PID + 1 + cpu_num.astype(np.int64)
+    ev.add("cpu_slices", a[k], _slices(a[k], (b - a)[k], np.full(len(tid), CPU_PID), tid, names,
+                                       args, "cpu"))
+    for c in m.cpus[cpu_sel].tolist():
+        meta.append(_meta(CPU_PID, CPU_PID + 1 + c, "thread_name", f"CPU {c}"))
+        meta.append(_sort_meta(CPU_PID, CPU_PID + 1 + c, "thread_sort_index", c))
+
+    # -- utilization counters
+    if m.ncpus and cpu_sel.any():
+        bin_ns = nice_bin(hi - lo, util_bins)
+        edges, busy = sched.cpu_utilization(trace, bin_ns, start=start, end=end)
+        length = np.diff(edges).astype(np.float64)
+        pct = np.where(length > 0, 100.0 * busy / np.maximum(length, 1), 0.0)[cpu_sel]
+        nums = m.cpus[cpu_sel]
+        nb = pct.shape[1]
+        # each bin's value at its start, and the last one held to the window's end
+        ts_c = np.tile(np.r_[edges[:-1], edges[-1]], len(nums))
+        val = np.concatenate([np.r_[row, row[-1:]] for row in pct])
+        cnum = np.repeat(nums, nb + 1)
+
+        def fmt_c(idx, ts_c=ts_c, val=val, cnum=cnum):
+            t = _us(ts_c[idx])
+            v, c = val[idx].tolist(), cnum[idx].tolist()
+            return [f'{{"ph":"C","name":"CPU {c[j]} utilization","ts":{t[j]},"pid":{CPU_PID},'
+                    f'"tid":{CPU_PID},"args":{{"pct":{v[j]:.2f}}}}}' for j in range(len(idx))]
+        ev.add("counters", ts_c, fmt_c)
+
+    # -- task tracks
+    sel_pids, labels, _, iv = timeline_tasks(trace, pids=pids, comm=comm, top=top, start=start,
+                                             end=end, cpus=cpus)
+    iv = iv[iv["end_ns"] > iv["start_ns"]]
+    proc = np.where(iv["tgid"] >= 0, iv["tgid"], iv["pid"]).astype(np.int64)
+    state_json = {s: json.dumps(n) for s, n in STATE_NAMES.items()}
+    names = [state_json[s] for s in iv["state"].tolist()]
+    args = [f'{{"cpu":{c}}}' if c >= 0 else "{}" for c in iv["cpu"].tolist()]
+    ev.add("task_slices", iv["start_ns"], _slices(iv["start_ns"], iv["end_ns"] - iv["start_ns"], proc,
+                                   iv["pid"].astype(np.int64), names, args, "state"))
+    tg = dict(zip(m.pids.tolist(), m.tgid.tolist()))
+    seen_proc = set()
+    for i, p in enumerate(sel_pids.tolist()):
+        pr = tg.get(p, -1)
+        pr = pr if pr >= 0 else p
+        if pr not in seen_proc:
+            seen_proc.add(pr)
+            pname = m.comm[m.task_index([pr])[0]] if m.task_index([pr])[0] >= 0 else f"process {pr}"
+            meta.append(_meta(pr, pr, "process_name", f"{pname} ({pr})"))
+        meta.append(_meta(pr, p, "thread_name", labels[i]))
+        meta.append(_sort_meta(pr, p, "thread_sort_index", 2 * i))
+
+    # -- guest slices of the selected vCPU threads
+    g = _guest_slices(trace, sel_pids, lo, hi, start, end)
+    if g is not None:
+        gs, ge, gpid, greason = g
+        gproc = np.array([tg.get(p, -1) if tg.get(p, -1) >= 0 else p for p in gpid.tolist()],
+                         np.int64)
+        gname = [json.dumps("guest")] * len(gs)
+        gargs = [f'{{"exit_reason":{json.dumps(x)}}}' if x is not None else '{"exit_reason":null}'
+                 for x in greason]
+        ev.add("guest_slices", gs, _slices(gs, ge - gs, gproc, GUEST_TID + gpid.astype(np.int64),
+                                           gname, gargs, "kvm"))
+        order = {p: i for i, p in enumerate(sel_pids.tolist())}
+        for p in np.unique(gpid).tolist():
+            pr = tg.get(p, -1) if tg.get(p, -1) >= 0 else p
+            meta.append(_meta(pr, GUEST_TID + p, "thread_name", f"{labels[order[p]]} guest"))
+            meta.append(_sort_meta(pr, GUEST_TID + p, "thread_sort_index", 2 * order[p] + 1))
+
+    # -- flows: wakeup -> switch-in
+    lat = sched.wakeup_latencies(trace, start=start, end=end, cpus=cpus, pids=sel_pids)
+    wcpu = _wakeup_cpu(trace, lat)
+    keep = wcpu >= 0
+    if cpus is not None:
+        keep &= np.isin(wcpu, np.asarray(list(cpus)))
+    lat, wcpu = lat[keep], wcpu[keep]
+    if end is not None:
+        keep = lat["switch_ts"] <= end
+        lat, wcpu = lat[keep], wcpu[keep]
+    if len(lat):
+        fid = np.arange(1, len(lat) + 1)
+        fs = _flow_fmt("s", lat["ts"], CPU_PID + 1 + wcpu.astype(np.int64), fid, lat["pid"])
+        ff = _flow_fmt("f", lat["switch_ts"], CPU_PID + 1 + lat["cpu"].astype(np.int64), fid,
+                       lat["pid"])
+        # a flow is kept whole or not at all: both ends sort by the later (switch-in) time.
+        # The end binds to the enclosing slice ("bp": "e"), the switched-in task's, which
+        # starts at that very time; binding to the "next" slice instead would take the one
+        # after it whenever the importer has already opened that slice.
+        ev.add("flows", lat["switch_ts"], fs)
+        ev.add("flow_ends", lat["switch_ts"], ff)
+
+    cut = ev.cut(max_events) if max_events is not None else None
+    other = {"source": str(trace.source), "generator": "ftrace_fast.export.perfetto",
+             "time_unit": "ns" if trace.time_unit == "ns" else "ticks (shown as ns)",
+             "window_ns": [int(lo), int(hi)], "truncated_at": cut,
+             "caveats": sched.caveats(trace)}
+    written = _write(path_or_file, meta, ev.lines(cut), other)
+    kinds = {k: ev.written.get(k, 0) for k in ("cpu_slices", "task_slices", "guest_slices",
+                                               "counters", "flows")}
+    return {"events": written, "metadata": len(meta), "truncated_at": cut,
+            "would_have": ev.count(), **kinds}
+
+
+def _flow_fmt(ph, ts, tid, fid, pid):
+    def fmt(idx):
+        t = _us(ts[idx])
+        i, f, p = tid[idx].tolist(), fid[idx].tolist(), pid[idx].tolist()
+        bp = ',"bp":"e"' if ph == "f" else ""
+        return [f'{{"ph":"{ph}","cat":"wakeup","name":"wakeup {p[j]}","id":{f[j]},"ts":{t[j]},'
+                f'"pid":{CPU_PID},"tid":{i[j]}{bp}}}' for j in range(len(idx))]
+    return fmt
+
+
+def _write(dst, meta, lines, other):
+    n = 0
+
+    def body(f):
+        nonlocal n
+        f.write('{"traceEvents":[\n')
+        first = True
+        for block in (meta, lines):
+            for s in block:
+                if not first:
+                    f.write(",\n")
+                f.write(s)
+                first = False
+                n += 1
+        f.write('\n],\n"displayTimeUnit":"ns",\n"otherData":')
+        f.write(json.dumps(other))
+        f.write("}\n")
+
+    if hasattr(dst, "write"):
+        body(dst)
+    else:
+        with open(dst, "w", encoding="utf-8") as f:
+            body(f)
+    return n - len(meta)
+
+
+def _wakeup_cpu(trace, lat):
+    """The CPU of the sched_wakeup line of each latency sample (-1 when not found): an as-of
+    join on (pid, ts): the latest sched_wakeup of the pid at or before the sample's time."""
+    w = trace.events.get("sched_wakeup")
+    out = np.full(len(lat), -1, np.int64)
+    if w is None or not len(w) or not len(lat):
+        return out
+    nw = len(w)
+    pid = np.r_[w["task_pid"].astype(np.int64), lat["pid"].astype(np.int64)]
+    ts = np.r_[w["ts"], lat["ts"]]
+    is_q = np.r_[np.zeros(nw, bool), np.ones(len(lat), bool)]
+    o = np.lexsort((is_q, ts, pid))           # a query after the events of its (pid, ts)
+    pos = np.where(~is_q[o], np.arange(len(o)), -1)
+    last = np.maximum.accumulate(pos)         # the latest event at or before each position
+    qo = np.flatnonzero(is_q[o])
+    src = last[qo]
+    ok = src >= 0
+    ok[ok] = pid[o[src[ok]]] == pid[o[qo[ok]]]
+    qi = o[qo] - nw
+    out[qi[ok]] = w["cpu"][o[src[ok]]]
+    return out
+
+
+def _guest_slices(trace, sel_pids, lo, hi, start, end):
+    """(start, end, pid, exit reason) of guest-mode spans of the selected threads, clipped to
+    [lo, hi]; None without kvm_entry/kvm_exit lines."""
+    en, ex = trace.events.get("kvm_entry"), trace.events.get("kvm_exit")
+    if en is None and ex is None:
+        return None
+    parts = []
+    for a, kind in ((en, 0), (ex, 1)):
+        if a is None or not len(a):
+            continue
+        k = np.isin(a["pid"], sel_pids) & (a["ts"] >= 0)
+        reason = a["reason"][k] if kind == 1 else np.full(int(k.sum()), -1, np.int32)
+        parts.append((a["ts"][k], a["line"][k], a["pid"][k].astype(np.int64),
+                      np.full(int(k.sum()), kind, np.int8), reason.astype(np.int64)))
+    if not parts:
+        return None
+    ts, line, pid, kind, reason = (np.concatenate(x) for x in zip(*parts))
+    if not len(ts):
+        return None
+    o = np.lexsort((line, ts, pid))
+    ts, pid, kind, reason = ts[o], pid[o], kind[o], reason[o]
+    same = np.r_[pid[1:] == pid[:-1], False]
+    pair = (kind == 0) & np.r_[kind[1:] == 1, False] & same
+    s, e, p, rs = ts[pair], ts[1:][pair[:-1]], pid[pair], reason[1:][pair[:-1]]
+    first = np.r_[True, pid[1:] != pid[:-1]]
+    last = np.r_[pid[1:] != pid[:-1], True]
+    # in the guest since the window start / to the window end (D3)
+    w0, w1 = sched.window(trace)
+    fx = first & (kind == 1)
+    le = last & (kind == 0)
+    s = np.r_[s, np.full(int(fx.sum()), w0), ts[le]]
+    e = np.r_[e, ts[fx], np.full(int(le.sum()), w1)]
+    p = np.r_[p, pid[fx], pid[le]]
+    rs = np.r_[rs, reason[fx], np.full(int(le.sum()), -1)]
+    s, e = np.maximum(s, lo), np.minimum(e, hi)
+    k = e > s
+    syms = trace.symbols
+    names = [syms[x] if 0 <= x < len(syms) else None for x in rs[k].tolist()]
+    o = np.lexsort((s[k], p[k]))
+    return s[k][o], e[k][o], p[k][o], [names[i] for i in o.tolist()]

@@ -1,0 +1,725 @@
+"""Pictures of a trace's scheduling: CPU utilization heat map, task timeline, wakeup latency
+distribution, context-switch and wakeup rates.
+
+Every function takes a loaded :class:`~ftrace_fast.Trace` and the restrictions of
+``ftrace_fast.sched`` (``start=``, ``end=``, ``cpus=``, ``pids=``, ``comm=``) and returns a
+:class:`Plot`: the matplotlib figure and, in ``Plot.data``, the arrays it draws (the tests
+compare them with the analysis, and a report can reuse them).  ``plot(trace, kind, path)``
+draws one kind by name (``KINDS``) and saves it as PNG, SVG or PDF.
+
+matplotlib is imported inside the drawing code only, and figures are made with
+``matplotlib.figure.Figure`` rather than pyplot: no display, no global backend switch, nothing
+left open in the caller's interpreter (a notebook keeps its own backend).
+
+Time axes count from the trace's first event (``Trace.span[0]``), whatever ``start=`` says, so
+charts of the same trace line up; the axis label gives that origin as the trace prints it.
+
+The timeline never draws one patch per interval: the state intervals of each task row are
+accumulated into the pixel columns of the axes (time per state per column, one ``bincount``)
+and every column shows the state the task spent most of that column's time in, so a trace with
+millions of intervals costs one pass over them and one image.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+
+import numpy as np
+
+from . import sched
+from .sched import DEAD, RUNNABLE, RUNNING, SLEEP_D, SLEEP_OTHER, SLEEP_S, UNKNOWN
+from .trace import _time_arg
+
+#: what each state looks like in a timeline (value: label, colour)
+STATE_STYLE = {
+    RUNNING: ("Running", "#2ca02c"),
+    RUNNABLE: ("Runnable (waiting for a CPU)", "#d62728"),
+    SLEEP_S: ("Sleeping (S)", "#c6dbef"),
+    SLEEP_D: ("Blocked (D, uninterruptible)", "#6a3d9a"),
+    SLEEP_OTHER: ("Sleeping (other state)", "#e5e5e5"),
+    DEAD: ("Dead", "#525252"),
+    UNKNOWN: ("Unknown (lost events)", "#fdbf6f"),
+}
+NSTATES = len(STATE_STYLE)
+#: QEMU names its vCPU threads so (``-name ...,debug-threads=on``, the libvirt default)
+VCPU_COMM = r"^CPU \d+/KVM$"
+FORMATS = ("png", "svg", "pdf")
+DPI = 100
+WIDTH_IN = 12.0
+
+
+class Plot:
+    """A drawn figure and what it shows.
+
+    ``figure``: the matplotlib Figure; ``data``: the arrays drawn (documented per kind);
+    ``notes``: sentences for the reader (lost events, nothing selected, tasks left out).
+    """
+
+    def __init__(self, kind, figure, data, notes=()):
+        self.kind = kind
+        self.figure = figure
+        self.data = data
+        self.notes = list(notes)
+
+    def save(self, path, format=None):
+        """Write the figure; the format comes from ``format`` or the file name's suffix."""
+        fmt = format or output_format(path)
+        self.figure.savefig(path, format=fmt, dpi=DPI)
+        return path
+
+    def to_bytes(self, format="png"):
+        """The image as bytes (an HTML report embeds these)."""
+        import io
+        buf = io.BytesIO()
+        self.figure.savefig(buf, format=format, dpi=DPI)
+        return buf.getvalue()
+
+
+def output_format(path):
+    """'png', 'svg' or 'pdf' from a file name; ValueError for anything else."""
+    ext = os.path.splitext(str(path))[1].lower().lstrip(".")
+    if ext not in FORMATS:
+        raise ValueError(f"cannot tell the image format of {str(path)!r}: name it .png, .svg or .pdf")
+    return ext
+
+
+# -- shared pieces --------------------------------------------------------------------------------
+
+def _figure(height_in):
+    from matplotlib.figure import Figure
+    return Figure(figsize=(WIDTH_IN, height_in), dpi=DPI)
+
+
+class _TimeAxis:
+    """Trace times (ns or ticks) to axis units counted from the trace's first event, in s / ms
+    / us chosen by the span shown (ticks stay ticks)."""
+
+    def __init__(self, trace, lo, hi):
+        span = trace.span
+        self.origin = span[0] if span else lo
+        self.ticks = trace.time_unit != "ns"
+        width = max(hi - lo, 1)
+        if self.ticks:
+            self.div, self.unit = 1.0, "ticks"
+        elif width >= 2e9:
+            self.div, self.unit = 1e9, "s"
+        elif width >= 2e6:
+            self.div, self.unit = 1e6, "ms"
+        else:
+            self.div, self.unit = 1e3, "µs"
+        self.lo, self.hi = lo, hi
+
+    def __call__(self, t):
+        return (np.asarray(t, np.float64) - self.origin) / self.div
+
+    @property
+    def label(self):
+        if self.ticks:
+            return f"time (ticks) since the first event at {self.origin}"
+        return f"time ({self.unit}) since the first event at {self.origin / 1e9:.6f} s"
+
+    def apply(self, ax):
+        ax.set_xlim(self(self.lo), self(self.hi))
+        ax.set_xlabel(self.label)
+
+
+def _range(trace, start, end):
+    """The [lo, hi] shown: the scheduling window W (D1) cut by start/end."""
+    lo, hi = sched.window(trace)
+    if start is not None:
+        lo = max(lo, start)
+    if end is not None:
+        hi = min(hi, end)
+    return lo, max(hi, lo)
+
+
+def _span_range(trace, start, end):
+    """[lo, hi] for the charts drawn from event lines alone (no scheduling model needed)."""
+    span = trace.span or (0, 0)
+    lo = span[0] if start is None else max(span[0], start)
+    hi = span[1] if end is None else min(span[1], end)
+    return lo, max(hi, lo)
+
+
+def nice_bin(width, nbins):
+    """A bin width of 1, 2 or 5 times a power of ten giving at most about ``nbins`` bins."""
+    raw = max(width / max(nbins, 1), 1.0)
+    p = 10 ** math.floor(math.log10(raw))
+    for m in (1, 2, 5, 10):
+        if m * p >= raw:
+            return int(m * p)
+    return int(10 * p)  # pragma: no cover
+
+
+def _fmt_dur(v, ticks):
+    if ticks:
+        return f"{v:g} ticks"
+    for div, u in ((1e9, "s"), (1e6, "ms"), (1e3, "µs")):
+        if v >= div:
+            return f"{v / div:.3g} {u}"
+    return f"{v:.3g} ns"
+
+
+def _title(fig, what, trace, notes, extra=""):
+    src = os.path.basename(str(trace.source)) if trace.source else "trace"
+    fig.suptitle(f"{what}: {src}" + (f"\n{extra}" if extra else ""), fontsize=11)
+    if notes:
+        import textwrap
+        fig.text(0.01, 0.005, "\n".join(textwrap.fill("note: " + n, 170) for n in notes),
+                 fontsize=7, va="bottom", ha="left", color="#444444")
+
+
+def _margins(height_in, notes):
+    """(bottom, top) figure fractions leaving room in inches for the two-line title above and
+    the axis label and the notes below."""
+    lines = sum(1 + len(n) // 170 for n in notes)
+    return (0.62 + 0.13 * lines) / height_in, 1 - 0.72 / height_in
+
+
+def _nothing(ax, message):
+    ax.text(0.5, 0.5, message, transform=ax.transAxes, ha="center", va="center", fontsize=11,
+            color="#444444")
+
+
+def _caveats(trace):
+    """sched.caveats (the charts that call it have built the model)."""
+    return list(sched.caveats(trace))
+
+
+def _cpu_colors(cpus):
+    """A colour per CPU number, cycling through 26 that stay apart from the state colours
+    (tab10 without its green, red, purple and grey, then tab20b)."""
+    from matplotlib import colormaps
+    t10, t20b = colormaps["tab10"], colormaps["tab20b"]
+    palette = [t10(i) for i in (0, 1, 5, 6, 8, 9)] + [t20b(i) for i in range(20)]
+    return {int(c): palette[int(c) % len(palette)] for c in cpus}
+
+
+def natural_key(s):
+    """'CPU 10/KVM' after 'CPU 9/KVM'."""
+    return [int(x) if x.isdigit() else x for x in re.split(r"(\d+)", s)]
+
+
+# -- cpu-util -------------------------------------------------------------------------------------
+
+def cpu_util(trace, *, bins=400, bin_ns=None, start=None, end=None, cpus=None):
+    """Per-CPU utilization over time as a heat map (CPU x time bin), the mean over the CPUs
+    shown drawn above it.
+
+    ``bin_ns`` (default: a 1-2-5 width giving about ``bins`` bins).  ``data``: ``edges``
+    (int64, bin edges in trace time), ``cpus`` (CPU numbers, heat map rows top to bottom),
+    ``busy_ns`` (cpu x bin, from ``sched.cpu_utilization``), ``utilization_pct`` (the heat map
+    drawn: busy / bin length), ``overall_pct`` (the curve: summed busy / (CPUs x bin length)).
+    """
+    start, end = _time_arg(start, "start"), _time_arg(end, "end")
+    m = sched.model(trace)
+    lo, hi = _range(trace, start, end)
+    if bin_ns is None:
+        bin_ns = nice_bin(hi - lo, bins)
+    edges, busy = sched.cpu_utilization(trace, bin_ns, start=start, end=end)
+    rows = np.ones(m.ncpus, bool) if cpus is None else np.isin(m.cpus, np.asarray(list(cpus)))
+    cpu_nums = m.cpus[rows]
+    busy = busy[rows]
+    length = np.diff(edges).astype(np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        util = np.where(length > 0, 100.0 * busy / length, 0.0)
+        overall = np.where(length > 0, 100.0 * busy.sum(axis=0) / (max(len(cpu_nums), 1) * length),
+                           0.0)
+    notes = _caveats(trace)
+    ncpu = len(cpu_nums)
+    h = 3.2 + min(max(ncpu, 1), 64) * 0.16
+    fig = _figure(h)
+    bottom, top = _margins(h, notes)
+    gs = fig.add_gridspec(2, 2, height_ratios=(1, 2.5), width_ratios=(60, 1), hspace=0.08,
+                          wspace=0.02, left=0.07, right=0.93, top=top, bottom=bottom)
+    ax_top = fig.add_subplot(gs[0, 0])
+    ax = fig.add_subplot(gs[1, 0], sharex=ax_top)
+    cax = fig.add_subplot(gs[1, 1])
+    tx = _TimeAxis(trace, lo, hi)
+    x = tx(edges)
+    if ncpu:
+        ax_top.fill_between(x, np.r_[overall, overall[-1:]], step="post", color="#1f77b4",
+                            alpha=0.35, linewidth=0)
+        ax_top.step(x, np.r_[overall, overall[-1:]], where="post", color="#1f77b4", linewidth=1)
+        im = ax.imshow(util, aspect="auto", interpolation="nearest", cmap="viridis", vmin=0,
+                       vmax=100, origin="upper",
+                       extent=(x[0], tx(edges[0] + bin_ns * util.shape[1]), ncpu - 0.5, -0.5))
+        cb = fig.colorbar(im, cax=cax)
+        cb.set_label("utilization (%)")
+    else:
+        cax.set_axis_off()
+        _nothing(ax, "no CPU selected")
+    ax_top.set_ylim(0, 100)
+    ax_top.set_ylabel("mean (%)")
+    ax_top.grid(True, alpha=0.3)
+    ax_top.tick_params(labelbottom=False)
+    step = max(1, math.ceil(ncpu / 32))
+    ax.set_yticks(np.arange(0, ncpu, step))
+    ax.set_yticklabels([str(c) for c in cpu_nums[::step].tolist()])
+    ax.set_ylabel("CPU")
+    tx.apply(ax)
+    _title(fig, "CPU utilization", trace, notes,
+           f"bins of {_fmt_dur(bin_ns, tx.ticks)}; busy = a task other than idle is current (D5); "
+           f"above: the mean of the {ncpu} CPUs shown")
+    return Plot("cpu-util", fig, {"edges": edges, "cpus": cpu_nums, "busy_ns": busy,
+                                  "utilization_pct": util, "overall_pct": overall,
+                                  "bin_ns": bin_ns}, notes)
+
+
+# -- timeline -------------------------------------------------------------------------------------
+
+def timeline_tasks(trace, *, pids=None, comm=None, top=20, start=None, end=None, cpus=None):
+    """The tasks a timeline shows, in display order: the tasks with state intervals in the
+    window that the restrictions select (with none: the vCPU threads ``CPU n/KVM`` if there are
+    any, else every task), the ``top`` busiest of them by run time (0: all), sorted by name.
+
+    Returns (pids, labels, selected, intervals): selected is how many tasks the restrictions
+    matched, intervals the ``sched.task_intervals`` rows of the tasks shown."""
+    m = sched.model(trace)
+    iv = sched.task_intervals(trace, start=start, end=end, cpus=cpus, pids=pids, comm=comm)
+    ti = np.searchsorted(m.pids, iv["pid"])
+    present = np.bincount(ti, minlength=m.ntasks) > 0
+    run = iv["state"] == sched.RUNNING
+    run_ns = sched._sum_by(ti[run], (iv["end_ns"] - iv["start_ns"])[run], m.ntasks)
+    cand = np.flatnonzero(present)
+    if pids is None and comm is None and len(cand):
+        rx = re.compile(VCPU_COMM)
+        vcpu = np.array([bool(rx.search(c)) for c in m.comm[cand].tolist()])
+        if vcpu.any():
+            cand = cand[vcpu]
+    selected = len(cand)
+    if top and len(cand) > top:
+        cand = cand[np.lexsort((m.pids[cand], -run_ns[cand]))[:top]]
+    cand = np.array(sorted(cand.tolist(), key=lambda i: (natural_key(m.comm[i]), int(m.pids[i]))),
+                    np.int64)
+    shown = np.zeros(m.ntasks, bool)
+    shown[cand] = True
+    labels = [f"{c} ({p})" for c, p in zip(m.comm[cand].tolist(), m.pids[cand].tolist())]
+    return m.pids[cand].astype(np.int64), labels, selected, iv[shown[ti]] if len(ti) else iv
+
+
+def _accumulate(row, cls, a, b, lo, hi, nrows, ncls, width):
+    """Time of intervals [a, b) per (row, class, pixel column): float (nrows, ncls, width) in
+    units of one column's duration.  A column is [lo + j*w, lo + (j+1)*w) with w = (hi-lo)/width;
+    whole columns an interval spans go through a difference array, its partial end columns
+    directly, so the cost is one bincount over the intervals whatever their lengths."""
+    span = max(hi - lo, 1)
+    fa = np.clip((a - lo) / span * width, 0, width)
+    fb = np.clip((b - lo) / span * width, 0, width)
+    ca = np.minimum(np.floor(fa).astype(np.int64), width - 1)
+    cb = np.minimum(np.floor(fb).astype(np.int64), width - 1)
+    cell = (row.astype(np.int64) * ncls + cls)
+    n = nrows * ncls
+    same = ca == cb
+    part = np.bincount(cell[same] * width + ca[same], weights=(fb - fa)[same], minlength=n * width)
+    d = ~same
+    part += np.bincount(cell[d] * width + ca[d], weights=(ca[d] + 1 - fa[d]), minlength=n * width)
+    part += np.bincount(cell[d] * width + cb[d], weights=(fb[d] - cb[d]), minlength=n * width)
+    # columns strictly between ca and cb are covered whole
+    diff = np.bincount(cell[d] * (width + 1) + ca[d] + 1, minlength=n * (width + 1)) \
+        - np.bincount(cell[d] * (width + 1) + cb[d], minlength=n * (width + 1))
+    full = np.cumsum(diff.reshape(n, width + 1), axis=1)[:, :width]
+    return (part.reshape(n, width) + full).reshape(nrows, ncls, width)
+
+
+def _dominant(acc):
+    """Per (row, column): the class with the most time, -1 where there is none."""
+    best = acc.argmax(axis=1).astype(np.int32)
+    best[acc.max(axis=1) <= 1e-12] = -1
+    return best
+
+
+def timeline(trace, *, pids=None, comm=None, top=20, start=None, end=None, cpus=None,
+             width_px=None):
+    """A Gantt chart of tasks: per row, each pixel column shows the state the task spent most
+    of that column's time in (Running, Runnable, Sleeping, Blocked, ...), and a thin strip under
+    it the CPU it ran on most in that column (colour per CPU), so migrations show as colour
+    changes.  Tasks: see :func:`timeline_tasks`.
+
+    ``data``: ``pids``, ``labels`` (rows, top to bottom), ``column_edges`` (float64 trace
+    times of the width + 1 column edges), ``states`` (int8 rows x columns: state codes of
+    ``sched``, -1 where the task does not exist), ``cpus`` (int32: CPU number, -1 where it did
+    not run), ``image`` (the RGBA array drawn), ``intervals`` (how many were accumulated).
+    """
+    start, end = _time_arg(start, "start"), _time_arg(end, "end")
+    lo, hi = _range(trace, start, end)
+    pids_shown, labels, selected, iv = timeline_tasks(trace, pids=pids, comm=comm, top=top,
+                                                      start=start, end=end, cpus=cpus)
+    nrows = len(pids_shown)
+    notes = _caveats(trace)
+    if top and selected > nrows:
+        notes.append(f"showing the {nrows} busiest of {selected} selected tasks (top={top})")
+    if not nrows:
+        notes.append("no task selected: no task that the filters match has a state in the window")
+    left, right = 0.17, 0.80
+    if width_px is None:
+        width_px = int(round(WIDTH_IN * DPI * (right - left)))
+    width = max(int(width_px), 1)
+    # the row of each interval (rows are in display order, not sorted by pid)
+    by_pid = np.argsort(pids_shown, kind="stable")
+    row = by_pid[np.searchsorted(pids_shown[by_pid], iv["pid"])] if nrows else \
+        np.zeros(0, np.int64)
+    a, b = iv["start_ns"], iv["end_ns"]
+    acc = _accumulate(row, iv["state"].astype(np.int64), a, b, lo, hi, nrows, NSTATES, width)
+    states = _dominant(acc).astype(np.int8)
+    # the CPU strip: time running per used CPU
+    run = iv["state"] == RUNNING
+    used = np.unique(iv["cpu"][run])
+    cpu_idx = np.searchsorted(used, iv["cpu"][run])
+    acc_cpu = _accumulate(row[run], cpu_idx, a[run], b[run], lo, hi, nrows, max(len(used), 1),
+                          width)
+    dom = _dominant(acc_cpu)
+    cpu_cols = np.where(dom >= 0, used[np.clip(dom, 0, max(len(used) - 1, 0))] if len(used) else -1,
+                        -1).astype(np.int32)
+    image = _timeline_image(states, cpu_cols)
+
+    h = 2.2 + max(nrows, 2) * 0.32
+    fig = _figure(h)
+    bottom, top_ = _margins(h, notes)
+    ax = fig.add_axes((left, bottom, right - left, top_ - bottom))
+    tx = _TimeAxis(trace, lo, hi)
+    if nrows:
+        ax.imshow(image, aspect="auto", interpolation="nearest",
+                  extent=(tx(lo), tx(hi), nrows, 0))
+        ax.set_yticks(np.arange(nrows) + 0.3)
+        ax.set_yticklabels(labels, fontsize=8)
+        ax.set_ylim(nrows, 0)
+    else:
+        ax.set_yticks([])
+        _nothing(ax, "no task selected")
+    tx.apply(ax)
+    ax.grid(True, axis="x", alpha=0.3)
+    from matplotlib.patches import Patch
+    present = sorted(set(np.unique(states).tolist()) - {-1})
+    h = [Patch(facecolor=STATE_STYLE[s][1], edgecolor="#888888", label=STATE_STYLE[s][0])
+         for s in present]
+    if h:
+        leg = ax.legend(handles=h, loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8,
+                        title="state (most of each pixel)", title_fontsize=8, frameon=False)
+        ax.add_artist(leg)
+    cpus_used = sorted(set(np.unique(cpu_cols).tolist()) - {-1})
+    if cpus_used:
+        col = _cpu_colors(cpus_used)
+        shown = cpus_used[:16]
+        h = [Patch(facecolor=col[c], label=f"CPU {c}") for c in shown]
+        ax.legend(handles=h, loc="lower left", bbox_to_anchor=(1.01, 0.0), fontsize=8,
+                  title="strip: CPU run on" + ("" if len(shown) == len(cpus_used)
+                                                else f" ({len(shown)} of {len(cpus_used)})"),
+                  title_fontsize=8, frameon=False, ncol=1 if len(shown) <= 8 else 2)
+    _title(fig, "Task timeline", trace, notes,
+           f"{nrows} tasks; each pixel column is {_fmt_dur(round((hi - lo) / width), tx.ticks)}")
+    edges = lo + (hi - lo) * np.arange(width + 1, dtype=np.float64) / width
+    return Plot("timeline", fig, {"pids": pids_shown, "labels": labels, "column_edges": edges,
+                                  "states": states, "cpus": cpu_cols, "image": image,
+                                  "intervals": len(iv)}, notes)
+
+
+#: rows of one task in the timeline image: state band, CPU strip, gap
+_BAND, _STRIP, _GAP = 3, 1, 1
+
+
+def _rgba(color):
+    from matplotlib.colors import to_rgba
+    return np.round(np.array(to_rgba(color)) * 255).astype(np.uint8)
+
+
+def _timeline_image(states, cpu_cols):
+    """RGBA image: per task _BAND rows of state colour, _STRIP rows of CPU colour, _GAP blank."""
+    nrows, width = states.shape
+    per = _BAND + _STRIP + _GAP
+    img = np.zeros((nrows * per, width, 4), np.uint8)      # transparent: no data
+    lut = np.zeros((NSTATES + 1, 4), np.uint8)
+    for s, (_, c) in STATE_STYLE.items():
+        lut[s] = _rgba(c)
+    band = lut[np.where(states >= 0, states, NSTATES)]
+    used = sorted(set(np.unique(cpu_cols).tolist()) - {-1})
+    clut = np.zeros((len(used) + 1, 4), np.uint8)
+    for i, (c, rgba) in enumerate(_cpu_colors(used).items()):
+        clut[i] = _rgba(rgba)
+    ci = np.searchsorted(np.asarray(used, np.int64), cpu_cols) if used else np.zeros_like(cpu_cols)
+    strip = clut[np.where(cpu_cols >= 0, ci, len(used))]
+    for k in range(_BAND):
+        img[k::per] = band
+    for k in range(_STRIP):
+        img[_BAND + k::per] = strip
+    return img
+
+
+# -- latency --------------------------------------------------------------------------------------
+
+def latency_bins(v, nbins=60):
+    """Log-spaced histogram edges over the positive samples, snapped to the samples' resolution
+    (the gcd of the values: 1000 ns for a µs clock) so that no bin falls between two values a
+    trace can show; each value k*res sits inside (k - 1/2, k + 1/2)*res."""
+    pos = v[v > 0]
+    if not len(pos):
+        return np.array([1.0, 10.0])
+    res = int(np.gcd.reduce(pos.astype(np.int64)))
+    lo, hi = int(pos.min()) // res, int(pos.max()) // res
+    k = np.unique(np.round(np.geomspace(lo, hi + 1, nbins + 1)).astype(np.int64))
+    k = np.unique(np.r_[lo, k[(k > lo) & (k <= hi)], hi + 1])
+    return (k - 0.5) * res
+
+
+def cdf_points(s, most=4096):
+    """(x, fraction of samples <= x) of sorted samples, at their distinct values (at most
+    ``most`` of them, taken at evenly spaced ranks): exact at every point drawn, and the
+    curve of millions of samples stays a few thousand points."""
+    u = np.unique(s)
+    if len(u) > most:
+        u = np.unique(s[np.linspace(0, len(s) - 1, most).astype(np.int64)])
+    return u, np.searchsorted(s, u, side="right") / max(len(s), 1)
+
+
+def task_group(comm):
+    """The group of a comm in the latency chart: its numbers replaced by N, so the vCPU threads
+    'CPU 0/KVM', 'CPU 1/KVM' form 'CPU N/KVM' and per-CPU kworkers 'kworker/N:N' (architecture
+    names such as the x86 of 'qemu-system-x86' stay)."""
+    return _NUMBER.sub(lambda mt: "N" if mt.group().isdigit() else mt.group(), comm)
+
+
+_NUMBER = re.compile(r"x86_64|x86|i386|aarch64|arm64|s390x|ppc64le|ppc64|riscv64|\d+")
+
+
+def latency(trace, *, source="wakeup", group="comm", top=8, start=None, end=None, cpus=None,
+            pids=None, comm=None, nbins=60):
+    """Wakeup latency (D4) per task group: a histogram (log-spaced bins, log axes) and the CDF.
+
+    ``group``: "comm" (numbers in the comm replaced by N: :func:`task_group`), "task" (per
+    pid), "process" (per tgid) or "all".  The ``top`` groups with most samples are drawn, the
+    others pooled as "other"; the CDF also shows all samples together.  ``data``: ``groups``
+    (names, as drawn), ``samples`` (latency arrays per group, same order), ``bin_edges``
+    (trace units), ``counts`` (per group, the histogram drawn).
+    """
+    if group not in ("comm", "task", "process", "all"):
+        raise ValueError("group must be 'comm', 'task', 'process' or 'all'")
+    start, end = _time_arg(start, "start"), _time_arg(end, "end")
+    m = sched.model(trace)
+    lat = sched.wakeup_latencies(trace, source=source, start=start, end=end, cpus=cpus,
+                                 pids=pids, comm=comm)
+    v = lat["latency_ns"]
+    ti = m.task_index(lat["pid"])
+    if group == "comm":
+        names = np.array([task_group(c) for c in m.comm.tolist()], dtype=object)
+        key = names[ti] if len(ti) else np.zeros(0, object)
+    elif group == "task":
+        key = np.array([f"{c} ({p})" for c, p in zip(m.comm[ti].tolist(), lat["pid"].tolist())],
+                       dtype=object)
+    elif group == "process":
+        tg = m.tgid[ti]
+        pidk = np.where(tg >= 0, tg, lat["pid"])
+        key = np.array([f"tgid {p}" for p in pidk.tolist()], dtype=object)
+    else:
+        key = np.full(len(v), "all tasks", dtype=object)
+    uk, inv, cnt = (np.unique(key.astype(str), return_inverse=True, return_counts=True)
+                    if len(v) else (np.zeros(0, str), np.zeros(0, np.int64), np.zeros(0, np.int64)))
+    order = sorted(range(len(uk)), key=lambda i: (-cnt[i], str(uk[i])))
+    shown = order[:top] if top else order
+    groups = [str(uk[i]) for i in shown]
+    samples = [np.sort(v[inv == i]) for i in shown]
+    rest = order[len(shown):]
+    if len(rest) == 1:
+        shown, rest = order, []
+        groups.append(str(uk[order[-1]]))
+        samples.append(np.sort(v[inv == order[-1]]))
+    if rest:
+        groups.append(f"other ({len(rest)} groups)")
+        samples.append(np.sort(v[np.isin(inv, rest)]))
+    ticks = trace.time_unit != "ns"
+    div, unit = (1.0, "ticks") if ticks else (1e3, "µs")
+    edges = latency_bins(v, nbins)
+    # zero latencies (switch-in at the wakeup's time stamp) go into the first bin
+    counts = [np.histogram(np.maximum(s, edges[0]), bins=edges)[0] for s in samples]
+    notes = _caveats(trace)
+    zeros = int((v == 0).sum())
+    if zeros:
+        notes.append(f"{zeros} samples of latency 0 are counted in the first bin")
+    fig = _figure(5.0)
+    bottom, top = _margins(5.0, notes)
+    ax_h = fig.add_axes((0.06, bottom, 0.34, top - bottom))
+    ax_c = fig.add_axes((0.46, bottom, 0.24, top - bottom))
+    if len(v):
+        from matplotlib import colormaps
+        cmap = colormaps["tab10"]
+        x = edges / div
+        palette = [cmap(i) for i in range(10) if i != 7]      # grey is for "other"
+        for i, (g, s, c) in enumerate(zip(groups, samples, counts)):
+            color = "#7f7f7f" if g.startswith("other (") else palette[i % len(palette)]
+            st = sched.latency_stats(s)
+            lab = f"{g}\n  n={len(s)}, p50 {_fmt_dur(st['p50_ns'], ticks)}, " \
+                  f"p99 {_fmt_dur(st['p99_ns'], ticks)}, max {_fmt_dur(st['max_ns'], ticks)}"
+            ax_h.stairs(c, x, color=color, linewidth=1.3)
+            cx, cy = cdf_points(s)
+            ax_c.step(np.r_[x[0], np.maximum(cx, edges[0]) / div], np.r_[0.0, cy], where="post",
+                      color=color, linewidth=1.3, label=lab)
+        cx, cy = cdf_points(np.sort(v))
+        ax_c.step(np.r_[x[0], np.maximum(cx, edges[0]) / div], np.r_[0.0, cy], where="post",
+                  color="black", linestyle="--", linewidth=1, label="all samples")
+        ax_h.set_xscale("log")
+        ax_h.set_yscale("log")
+        ax_c.set_xscale("log")
+        ax_h.set_ylim(bottom=0.8)
+        ax_c.legend(loc="upper left", bbox_to_anchor=(1.03, 1.0), fontsize=7, frameon=False,
+                    title=f"group by {group} (nearest-rank percentiles)", title_fontsize=7)
+    else:
+        _nothing(ax_h, "no wakeup latency samples in the selection")
+    ax_h.set_xlabel(f"wakeup latency ({unit}), log scale")
+    ax_h.set_ylabel("samples per bin (log scale)")
+    ax_h.set_title("histogram", fontsize=9)
+    ax_c.set_xlabel(f"wakeup latency ({unit}), log scale")
+    ax_c.set_ylabel("fraction of samples ≤ x")
+    ax_c.set_ylim(0, 1.02)
+    ax_c.set_title("cumulative distribution", fontsize=9)
+    for a in (ax_h, ax_c):
+        a.grid(True, which="major", alpha=0.3)
+    _title(fig, "Wakeup latency", trace, notes,
+           f"sched_{source} to switch-in (D4), {len(v)} samples, grouped by {group}")
+    return Plot("latency", fig, {"groups": groups, "samples": samples, "bin_edges": edges,
+                                 "counts": counts}, notes)
+
+
+# -- switches / wakeups ---------------------------------------------------------------------------
+
+def _task_mask(trace, pid, comm_id, pids, comm):
+    k = np.ones(len(pid), bool)
+    if pids is not None:
+        k &= np.isin(pid, np.asarray(list(pids)))
+    if comm is not None:
+        rx = re.compile(comm) if isinstance(comm, str) else comm
+        ok = np.fromiter((rx.search(c) is not None for c in trace.comms), bool, len(trace.comms))
+        k &= (comm_id >= 0) & (ok[np.clip(comm_id, 0, max(len(ok) - 1, 0))] if len(ok) else False)
+    return k
+
+
+def _rates(trace, what, ts, cpu, pid, comm_id, *, top, bins, bin_ns, start, end, cpus, pids,
+           comm, ylabel, title, extra):
+    start, end = _time_arg(start, "start"), _time_arg(end, "end")
+    lo, hi = _span_range(trace, start, end)
+    if bin_ns is None:
+        bin_ns = nice_bin(hi - lo, bins)
+    nb = max(1, -(-(hi - lo) // bin_ns))
+    edges = lo + bin_ns * np.arange(nb + 1, dtype=np.int64)
+    k = (ts >= lo) & (ts <= hi) & (pid > 0) & _task_mask(trace, pid, comm_id, pids, comm)
+    if cpus is not None:
+        k &= np.isin(cpu, np.asarray(list(cpus)))
+    ts, pid, comm_id = ts[k], pid[k], comm_id[k]
+    col = np.minimum((ts - lo) // bin_ns, nb - 1)
+    upid, inv, tot = np.unique(pid, return_inverse=True, return_counts=True)
+    order = np.lexsort((upid, -tot))
+    shown = order[:top] if top else order
+    # the name of a pid: its comm at its latest line here
+    last = np.full(len(upid), -1, np.int64)
+    if len(ts):
+        o = np.lexsort((ts, inv))
+        ends = np.r_[np.flatnonzero(np.diff(inv[o])), len(o) - 1]
+        last[inv[o][ends]] = comm_id[o][ends]
+    names = [f"{trace.comms[last[i]] if last[i] >= 0 else '?'} ({upid[i]})" for i in shown.tolist()]
+    slot = np.full(len(upid), len(shown), np.int64)
+    slot[shown] = np.arange(len(shown))
+    per = np.bincount(slot[inv] * nb + col, minlength=(len(shown) + 1) * nb) \
+        .reshape(len(shown) + 1, nb).astype(np.int64)
+    ticks = trace.time_unit != "ns"
+    per_unit = 1e6 if ticks else 1e9          # rates per s, or per million ticks
+    secs = bin_ns / per_unit
+    rates = per / secs
+    notes = [c for c in _caveats_light(trace)]
+    fig = _figure(5.0)
+    bottom, top = _margins(5.0, notes)
+    ax = fig.add_axes((0.07, bottom, 0.66, top - bottom))
+    tx = _TimeAxis(trace, lo, hi)
+    x = tx(edges)
+    if len(ts):
+        from matplotlib import colormaps
+        cmap = colormaps["tab10"]
+        colors = [cmap(i % 10) for i in range(len(shown))]
+        labels = list(names)
+        ys = list(rates[:len(shown)])
+        if per[len(shown)].any():
+            ys.append(rates[len(shown)])
+            colors.append("#bbbbbb")
+            labels.append(f"other tasks ({len(upid) - len(shown)})")
+        xs = np.repeat(x, 2)[1:-1]             # steps: each bin's value over its whole width
+        ax.stackplot(xs, *[np.repeat(y, 2) for y in ys], colors=colors, labels=labels,
+                     linewidth=0)
+        ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False,
+                  title=f"top {len(shown)} tasks by count", title_fontsize=8)
+    else:
+        _nothing(ax, f"no {what} in the selection")
+    ax.set_ylabel(ylabel + (" per million ticks" if ticks else " per second"))
+    ax.set_ylim(bottom=0)
+    ax.grid(True, alpha=0.3)
+    tx.apply(ax)
+    _title(fig, title, trace, notes,
+           f"{len(ts)} lines; {extra}; bins of {_fmt_dur(bin_ns, ticks)}")
+    return edges, per, names, fig, notes
+
+
+def _caveats_light(trace):
+    """Caveats without the scheduling model: lost events only."""
+    if len(trace.lost):
+        return [f"{int(trace.lost['count'].sum())} events were lost ({len(trace.lost)} LOST "
+                "markers): the rates are lower bounds"]
+    return []
+
+
+def switches(trace, *, top=8, bins=200, bin_ns=None, start=None, end=None, cpus=None,
+             pids=None, comm=None):
+    """Context switches over time: switch-ins (sched_switch lines per next task, the idle task
+    left out) per second, the ``top`` tasks stacked and the rest pooled.  ``data``: ``edges``,
+    ``counts`` (tasks shown + 1 "other" row, x bins), ``labels``."""
+    sw = trace.events.get("sched_switch")
+    if sw is None:
+        raise ValueError(f"{trace.source}: no sched_switch events: the switches chart needs "
+                         "sched:sched_switch")
+    edges, per, names, fig, notes = _rates(
+        trace, "context switches", sw["ts"], sw["cpu"], sw["next_pid"], sw["next_comm"],
+        top=top, bins=bins, bin_ns=bin_ns, start=start, end=end, cpus=cpus, pids=pids,
+        comm=comm, ylabel="switch-ins", title="Context switches",
+        extra="switch-ins per task (next_pid of sched_switch)")
+    return Plot("switches", fig, {"edges": edges, "counts": per, "labels": names}, notes)
+
+
+def wakeups(trace, *, source="waking", top=8, bins=200, bin_ns=None, start=None, end=None,
+            cpus=None, pids=None, comm=None):
+    """Wakeups over time per woken task: sched_waking lines (``source="waking"``, the
+    default, as ``ftfast stats --wakeup-stats``; sched_wakeup when the trace has no
+    sched_waking) or sched_wakeup lines, the ``top`` tasks stacked.  ``data`` as
+    :func:`switches`, and ``event``: the event counted."""
+    if source not in ("waking", "wakeup"):
+        raise ValueError("source must be 'waking' or 'wakeup'")
+    ev = "sched_" + source
+    if ev == "sched_waking" and not trace.count(ev) and trace.count("sched_wakeup"):
+        ev = "sched_wakeup"
+    a = trace.events.get(ev)
+    if a is None:
+        raise ValueError(f"{trace.source}: no {ev} events: the wakeups chart needs "
+                         "sched:sched_waking or sched:sched_wakeup")
+    edges, per, names, fig, notes = _rates(
+        trace, "wakeups", a["ts"], a["cpu"], a["task_pid"], a["task_comm"], top=top, bins=bins,
+        bin_ns=bin_ns, start=start, end=end, cpus=cpus, pids=pids, comm=comm,
+        ylabel="wakeups", title="Wakeups", extra=f"{ev} lines per woken task")
+    return Plot("wakeups", fig, {"edges": edges, "counts": per, "labels": names, "event": ev},
+                notes)
+
+
+#: kind name -> function; "kvm-exits" joins when the KVM analysis exists
+KINDS = {"cpu-util": cpu_util, "timeline": timeline, "latency": latency, "switches": switches,
+         "wakeups": wakeups}
+#: the charts scripts/ftrace_visualize.py writes
+STANDARD = ("cpu-util", "timeline", "latency", "switches", "wakeups")
+
+
+def plot(trace, kind, path=None, **kw):
+    """Draw one kind of chart (``KINDS``) and save it to ``path`` when given; returns the Plot.
+    The figure is closed-free (no pyplot): it goes away with the Plot."""
+    fn = KINDS.get(kind)
+    if fn is None:
+        raise ValueError(f"unknown plot kind {kind!r}: one of {', '.join(KINDS)}")
+    if path is not None:
+        output_format(path)
+    p = fn(trace, **kw)
+    if path is not None:
+        p.save(path)
+    return p
