@@ -7,11 +7,13 @@ charts of a trace, written next to it.
                                              [--cpu LIST] [--start T] [--end T] [-q]
 
 Loads FILE once and writes ``<name>.cpu-util.png``, ``.timeline.png``, ``.latency.png``,
-``.switches.png`` and ``.wakeups.png`` (``ftfast plot --kind ...`` for each) beside FILE, or
+``.switches.png``, ``.wakeups.png`` and, when the trace has kvm_exit lines, ``.kvm-exits.png``
+(``ftfast plot --kind ...`` for each) beside FILE, or
 into ``--outdir``; ``<name>`` is FILE's name without ``.txt`` and a compression suffix (``stdin``
 for ``-``).  Prints the path of every file written, one per line.  The filters are
 ``ftfast plot``'s: ``--comm``/``--pid``/``--tgid`` choose the timeline's tasks and the latency,
-switch and wakeup charts' tasks (the CPU heat map shows CPUs, so it ignores them).  A chart
+switch and wakeup charts' tasks and the exit chart's vCPU threads (the CPU heat map shows
+CPUs, so it ignores them).  A chart
 whose events the trace lacks (wakeups without sched_waking/sched_wakeup) is skipped with a
 note on stderr.  Exit codes are ftfast's (0 success, 2 bad usage, 3 unreadable or non-ftrace
 input or no sched_switch, 4 output not writable, 5 malformed line with --strict).
@@ -57,15 +59,19 @@ def run(args):
     if not os.path.isdir(outdir):
         raise cli.CliError(f"cannot write into {outdir}: no such directory", cli.EXIT_OUTPUT)
     stem = os.path.join(outdir, _stem(args.file))
-    paths = {k: f"{stem}.{k}.{args.format}" for k in plot.STANDARD}
-    for p in paths.values():
-        cli._check_output(p, args.file)
+    paths = {k: f"{stem}.{k}.{args.format}" for k in plot.KINDS}
+    for k in plot.STANDARD:
+        cli._check_output(paths[k], args.file)
     args.command = "visualize"
     t, pids = cli._analysis_input(args, sel, ("sched_switch",))
+    kinds = plot.standard(t)
+    for k in kinds:
+        if k not in plot.STANDARD:
+            cli._check_output(paths[k], args.file)
     rng = dict(start=sel.start, end=sel.end, cpus=sel.cpus)
     tasks = dict(pids=pids, comm=sel.comm)
     notes = []
-    for kind in plot.STANDARD:
+    for kind in kinds:
         if kind == "wakeups" and not (t.count("sched_waking") or t.count("sched_wakeup")):
             print(f"ftrace_visualize.py: note: no sched_waking or sched_wakeup events: "
                   f"{kind} chart skipped", file=sys.stderr)
@@ -90,7 +96,8 @@ def run(args):
 def main(argv=None):
     p = cli._Parser(prog="ftrace_visualize.py",
                     description="The standard charts of an ftrace log (ftfast plot --kind "
-                                "cpu-util, timeline, latency, switches, wakeups).")
+                                "cpu-util, timeline, latency, switches, wakeups, and kvm-exits "
+                                "when the trace has kvm_exit).")
     p.add_argument("file", help="ftrace text (plain or compressed), or - for stdin")
     p.add_argument("--outdir", metavar="DIR", help="where to write (default: beside FILE)")
     p.add_argument("--format", choices=("png", "svg", "pdf"), default="png")

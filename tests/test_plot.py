@@ -4,6 +4,7 @@ options fail with one clear line."""
 
 import io
 import os
+import re
 import subprocess
 import sys
 import warnings
@@ -14,11 +15,13 @@ import numpy as np
 import pytest
 
 import ftrace_fast
-from ftrace_fast import cli, plot, sched
+from ftrace_fast import cli, kvm, plot, sched
 from helpers import DATA
 
 sys.path.insert(0, os.path.dirname(__file__))
+import simkvm  # noqa: E402
 import simsched  # noqa: E402
+from helpers import corpus_dir  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 SMP2 = DATA / "kvm_smp2_small.txt.gz"
@@ -50,6 +53,12 @@ def sims():
 @pytest.fixture(scope="module")
 def smp4():
     return _load(str(SMP4))
+
+
+@pytest.fixture(scope="module")
+def kvm_sim():
+    sim = simkvm.simulate(3, "kernel5_tgid")
+    return sim, _load(sim.data)
 
 
 # -- cpu-util -------------------------------------------------------------------------------------
@@ -244,13 +253,119 @@ def test_switch_and_wakeup_rates_count_the_lines(smp4):
     assert r.data["counts"].sum() == kvm.sum()
 
 
+# -- kvm-exits -------------------------------------------------------------------------------------
+
+def _reason_names(t, x, k):
+    return np.array([t.symbols[r] for r in x.x_reason[k].tolist()], dtype=object)
+
+
+def test_kvm_exits_counts_and_handling_are_the_simulators(kvm_sim):
+    """Every exit of the simulation (K6) is drawn in the bin of its kvm_exit line under its
+    reason, and the handling-time distribution of each reason is its handled exits' times."""
+    for sim, t in (kvm_sim, (lambda s: (s, _load(s.data)))(simkvm.simulate(7, "kernel5", svm=True))):
+        p = plot.kvm_exits(t, top=0)
+        truth = {}
+        hand = {}
+        swo = {}
+        for v in sim.kvm.vcpus.values():
+            for r, n in v.exits.items():
+                truth[r] = truth.get(r, 0) + n
+            for r, xs in v.handled.items():
+                hand.setdefault(r, []).extend(xs)
+            for r, n in v.switched_out.items():
+                swo[r] = swo.get(r, 0) + n
+        d = p.data
+        assert not any(r.startswith("other (") for r in d["reasons"])
+        assert dict(zip(d["reasons"], d["counts"].sum(axis=1).tolist())) == truth
+        assert dict(zip(d["reasons"], d["exits"])) == truth
+        assert d["counts"][-1].sum() == 0                 # nothing pooled with top=0
+        for r, s in zip(d["reasons"], d["handling"]):
+            assert s.tolist() == sorted(hand.get(r, [])), r
+        assert {r: n for r, n in zip(d["reasons"], d["switched_out"]) if n} == \
+            {r: n for r, n in swo.items() if n}
+        # ordered by count, the histogram is of the samples drawn
+        assert d["exits"] == sorted(d["exits"], reverse=True)
+        for s, h in zip(d["handling"], d["hist"]):
+            assert np.array_equal(h, np.histogram(np.maximum(s, d["bin_edges"][0]),
+                                                  bins=d["bin_edges"])[0])
+
+
+def test_kvm_exits_bins_and_filters(kvm_sim):
+    sim, t = kvm_sim
+    x = kvm.exits(t)
+    p = plot.kvm_exits(t, top=3, bin_ns=2_000_000)
+    e = p.data["edges"]
+    assert e[1] - e[0] == 2_000_000 and e[0] == t.span[0]
+    names = _reason_names(t, x, np.ones(len(x.x_ts), bool))
+    u, n = np.unique(names.astype(str), return_counts=True)
+    top3 = [str(r) for r in u[np.lexsort((u, -n))][:3]]
+    assert p.data["reasons"][:3] == top3 and p.data["reasons"][3].startswith("other (")
+    for i, r in enumerate(top3):
+        assert np.array_equal(p.data["counts"][i], np.histogram(x.x_ts[names == r], bins=e)[0])
+    assert p.data["counts"][3].sum() == np.isin(names, top3, invert=True).sum()
+    # the stacked areas drawn: rate per second of each bin, as steps
+    ax = p.figure.axes[0]
+    first = ax.collections[0].get_paths()[0].vertices
+    assert np.isclose(first[:, 1].max(), p.data["counts"][0].max() / 2e-3)
+    # filters: one vCPU thread, one CPU, a window
+    vc = int(kvm.topology(t).vcpu_pids[0])
+    q = plot.kvm_exits(t, pids=[vc], cpus=[0], start=int(e[0]) + 10_000_000)
+    k = (x.x_pid == vc) & (x.x_cpu == 0) & (x.x_ts >= e[0] + 10_000_000)
+    assert q.data["counts"].sum() == k.sum() and sum(q.data["exits"]) == k.sum()
+    comm = kvm.topology(t).comm(vc)
+    r = plot.kvm_exits(t, comm="^" + re.escape(comm) + "$")
+    assert r.data["counts"].sum() == (x.x_pid == vc).sum()
+    assert plot.kvm_exits(t, comm="no such thread").data["counts"].sum() == 0
+
+
+def test_kvm_exits_real_host_trace():
+    """A trace-cmd recording of a 3-vCPU host without sched_switch: the reasons drawn are the
+    lines' own, counted from the text."""
+    c = corpus_dir()
+    path = c / "tracecmd" / "hip24-kvm-host-20cpu-entry-exit.txt" if c else None
+    if path is None or not path.exists():
+        pytest.skip("shared corpus absent")
+    t = _load(str(path))
+    p = plot.kvm_exits(t, top=0)
+    want, timed, last = {}, {}, {}
+    line = re.compile(r"-(\d+) +\[(\d+)\] +(\d+)\.(\d+): (kvm_exit|kvm_entry): +(?:reason (\S+))?")
+    for ln in path.read_text().splitlines():
+        mm = line.search(ln)
+        if not mm:
+            continue
+        pid, cpu, ev, reason = int(mm.group(1)), mm.group(2), mm.group(5), mm.group(6)
+        if ev == "kvm_exit":
+            want[reason] = want.get(reason, 0) + 1
+        elif pid in last and last[pid][0] == "kvm_exit" and last[pid][1] == cpu:
+            # K6: timed when the thread's next line is an entry on the same CPU
+            timed[last[pid][2]] = timed.get(last[pid][2], 0) + 1
+        last[pid] = (ev, cpu, reason)
+    assert dict(zip(p.data["reasons"], p.data["exits"])) == want
+    assert {r: n for r, n in zip(p.data["reasons"], p.data["handled"]) if n} == timed
+    assert p.data["handling"][p.data["reasons"].index("HLT")].max() > 100_000_000
+
+
+def test_kvm_exits_errors_and_timeline_vcpus(smp4):
+    with pytest.raises(ValueError, match="no kvm_exit events: the kvm-exits chart needs kvm:kvm_exit"):
+        plot.kvm_exits(smp4)
+    with pytest.raises(ValueError, match="bin width must be positive"):
+        plot.kvm_exits(_load(simkvm.simulate(3, "kernel5_tgid").data), bin_ns=0)
+    # QEMU without debug-threads: every thread is qemu-system-x86; the timeline still shows the
+    # vCPU threads (K1: their kvm_entry/kvm_exit lines)
+    sim = simkvm.simulate(4, "kernel5", debug_threads=False)
+    t = _load(sim.data)
+    p = plot.timeline(t)
+    assert sorted(p.data["pids"].tolist()) == sorted(sim.kvm.vcpus)
+    assert all(lab.startswith("qemu-system-x86 (") for lab in p.data["labels"])
+
+
 # -- images, formats, errors ----------------------------------------------------------------------
 
-def test_every_kind_writes_an_image(tmp_path, smp4):
+def test_every_kind_writes_an_image(tmp_path, smp4, kvm_sim):
     from matplotlib.image import imread
     for kind in plot.KINDS:
         png = tmp_path / f"{kind}.png"
-        plot.plot(smp4, kind, png)
+        plot.plot(kvm_sim[1] if kind == "kvm-exits" else smp4, kind, png)
         data = png.read_bytes()
         assert data.startswith(PNG_MAGIC) and len(data) > 10_000
         img = imread(png)
@@ -266,6 +381,9 @@ def test_every_kind_writes_an_image(tmp_path, smp4):
         a = plot.plot(smp4, kind).to_bytes()
         b = plot.plot(other, kind).to_bytes()
         assert a != b
+    a = plot.plot(kvm_sim[1], "kvm-exits").to_bytes()
+    b = plot.plot(_load(simkvm.simulate(5, "kernel5").data), "kvm-exits").to_bytes()
+    assert a != b
 
 
 def test_bad_arguments():
@@ -310,6 +428,23 @@ def test_cli_plot(tmp_path, capsys):
     assert rc == 3 and "no sched_switch events" in err
     rc, _, err = _main(capsys, "plot", "/no/such/file", "--kind", "switches", "-o", out)
     assert rc == 3
+    rc, _, err = _main(capsys, "plot", SMP2, "--kind", "kvm-exits", "-o", out)
+    assert rc == 3 and err == (f"ftfast: {SMP2}: no kvm_exit events: ftfast plot --kind kvm-exits "
+                               "needs kvm:kvm_exit\n")
+    rc, _, err = _main(capsys, "plot", SMP2, "--kind", "kvm-exits", "-o", out, "--group", "task")
+    assert rc == 2 and "--kind kvm-exits does not take --group" in err
+
+
+def test_cli_plot_kvm_exits(tmp_path, capsys):
+    sim = simkvm.simulate(3, "kernel5_tgid")
+    src = tmp_path / "kvm.txt"
+    src.write_bytes(sim.data)
+    out = tmp_path / "x.svg"
+    rc, _, err = _main(capsys, "plot", src, "--kind", "kvm-exits", "-o", out, "--comm", "CPU 0/",
+                       "--bin", "5ms", "--top", "2")
+    assert rc == 0, err
+    assert ET.parse(out).getroot().tag.endswith("svg")
+    assert "bins of 5 ms" in out.read_text()
 
 
 def test_visualize_script_writes_the_standard_set(tmp_path, capsys):
@@ -338,3 +473,10 @@ def test_visualize_script_writes_the_standard_set(tmp_path, capsys):
     with pytest.raises(SystemExit) as exc:
         vis.main([])
     assert exc.value.code == 2
+    # a KVM host with exits: the exit chart too
+    kv = tmp_path / "kvmhost.txt"
+    kv.write_bytes(simkvm.simulate(3, "kernel5_tgid").data)
+    assert vis.main([str(kv), "-q"]) == 0
+    paths = capsys.readouterr().out.split("\n")[:-1]
+    assert paths == [str(tmp_path / f"kvmhost.{k}.png") for k in plot.STANDARD + ("kvm-exits",)]
+    assert Path(paths[-1]).read_bytes().startswith(PNG_MAGIC)

@@ -1073,7 +1073,8 @@ def _analysis_input(args, sel, need):
     if not present:
         what = f"ftfast {args.command}" + (f" --kind {args.kind}" if args.command == "plot" else "")
         raise CliError(f"{t.source}: no {' or '.join(need)} events: {what} needs "
-                       + " or ".join("sched:" + e for e in need)
+                       + " or ".join(("kvm:" if e.startswith("kvm_") else "sched:") + e
+                                     for e in need)
                        + (" (not in --events)" if sel.events else ""), EXIT_INPUT)
     pids = sel.pids
     if sel.tgids is not None:
@@ -1102,7 +1103,10 @@ def _notes(args, notes):
 #: only those)
 _PLOT_OPTIONS = {"cpu-util": {"bin"}, "timeline": {"tasks", "top"},
                  "latency": {"tasks", "top", "group", "latency_from"},
-                 "switches": {"tasks", "top", "bin"}, "wakeups": {"tasks", "top", "bin", "wakeups_from"}}
+                 "switches": {"tasks", "top", "bin"}, "wakeups": {"tasks", "top", "bin", "wakeups_from"},
+                 "kvm-exits": {"tasks", "top", "bin"}}
+#: the events a plot kind needs (one of them), when not sched_switch
+_PLOT_NEEDS = {"wakeups": ("sched_waking", "sched_wakeup"), "kvm-exits": ("kvm_exit",)}
 
 
 def cmd_plot(args, out):
@@ -1125,7 +1129,7 @@ def cmd_plot(args, out):
         raise CliError("--top must be 0 (all) or more", EXIT_USAGE)
     bin_ns = _bin_ns(args.bin) if args.bin is not None else None
     _check_output(args.output, args.file)
-    need = ("sched_waking", "sched_wakeup") if args.kind == "wakeups" else ("sched_switch",)
+    need = _PLOT_NEEDS.get(args.kind, ("sched_switch",))
     t, pids = _analysis_input(args, sel, need)
     kw = dict(start=sel.start, end=sel.end, cpus=sel.cpus)
     if "tasks" in takes:
@@ -1189,19 +1193,22 @@ def cmd_export(args, out):
 
 def _add_plot_parsers(sub):
     from .plot import KINDS
-    s = sub.add_parser("plot", help="draw a chart: cpu-util, timeline, latency, switches, wakeups",
+    s = sub.add_parser("plot", help="draw a chart: cpu-util, timeline, latency, switches, wakeups, "
+                                    "kvm-exits",
                        description="Draw one chart of the trace as PNG, SVG or PDF.  Filters "
                                    "select what is drawn; the analysis reads every task's lines.")
     s.add_argument("file", help="ftrace text (plain or compressed), or - for stdin")
     s.add_argument("--kind", required=True, choices=list(KINDS),
                    help="cpu-util: per-CPU utilization heat map; timeline: task states "
                         "(default tasks: the vCPU threads, else the busiest); latency: wakeup "
-                        "latency histogram and CDF; switches / wakeups: rates over time")
+                        "latency histogram and CDF; switches / wakeups: rates over time; "
+                        "kvm-exits: VM exits per reason over time and their handling times")
     s.add_argument("-o", "--output", required=True, help="image file: .png, .svg or .pdf")
     s.add_argument("--top", type=int, metavar="N",
-                   help="tasks (timeline: 20), groups (latency: 8) or stacked tasks "
-                        "(switches, wakeups: 8) shown; 0: all")
-    s.add_argument("--bin", metavar="T", help="time bin (cpu-util, switches, wakeups), e.g. 10ms")
+                   help="tasks (timeline: 20), groups (latency: 8), stacked tasks "
+                        "(switches, wakeups: 8) or exit reasons (kvm-exits: 8) shown; 0: all")
+    s.add_argument("--bin", metavar="T",
+                   help="time bin (cpu-util, switches, wakeups, kvm-exits), e.g. 10ms")
     s.add_argument("--group", choices=("comm", "task", "process", "all"),
                    help="latency: group tasks by comm with numbers as N (default), per task, "
                         "per process or all together")

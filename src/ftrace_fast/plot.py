@@ -1,5 +1,5 @@
 """Pictures of a trace's scheduling: CPU utilization heat map, task timeline, wakeup latency
-distribution, context-switch and wakeup rates.
+distribution, context-switch and wakeup rates, VM exit rates and handling times.
 
 Every function takes a loaded :class:`~ftrace_fast.Trace` and the restrictions of
 ``ftrace_fast.sched`` (``start=``, ``end=``, ``cpus=``, ``pids=``, ``comm=``) and returns a
@@ -43,8 +43,6 @@ STATE_STYLE = {
     UNKNOWN: ("Unknown (lost events)", "#fdbf6f"),
 }
 NSTATES = len(STATE_STYLE)
-#: QEMU names its vCPU threads so (``-name ...,debug-threads=on``, the libvirt default)
-VCPU_COMM = r"^CPU \d+/KVM$"
 FORMATS = ("png", "svg", "pdf")
 DPI = 100
 WIDTH_IN = 12.0
@@ -272,8 +270,8 @@ def cpu_util(trace, *, bins=400, bin_ns=None, start=None, end=None, cpus=None):
 
 def timeline_tasks(trace, *, pids=None, comm=None, top=20, start=None, end=None, cpus=None):
     """The tasks a timeline shows, in display order: the tasks with state intervals in the
-    window that the restrictions select (with none: the vCPU threads ``CPU n/KVM`` if there are
-    any, else every task), the ``top`` busiest of them by run time (0: all), sorted by name.
+    window that the restrictions select (with none: the vCPU threads of ``kvm.topology`` (K1)
+    if there are any, else every task), the ``top`` busiest of them by run time (0: all), sorted by name.
 
     Returns (pids, labels, selected, intervals): selected is how many tasks the restrictions
     matched, intervals the ``sched.task_intervals`` rows of the tasks shown."""
@@ -285,8 +283,10 @@ def timeline_tasks(trace, *, pids=None, comm=None, top=20, start=None, end=None,
     run_ns = sched._sum_by(ti[run], (iv["end_ns"] - iv["start_ns"])[run], m.ntasks)
     cand = np.flatnonzero(present)
     if pids is None and comm is None and len(cand):
-        rx = re.compile(VCPU_COMM)
-        vcpu = np.array([bool(rx.search(c)) for c in m.comm[cand].tolist()])
+        # vCPU threads by K1 (kvm_entry/kvm_exit lines of their own, or a `CPU n/KVM` name):
+        # QEMU without debug-threads names every thread `qemu-system-x86`
+        from . import kvm
+        vcpu = np.isin(m.pids[cand], kvm.topology(trace).vcpu_pids)
         if vcpu.any():
             cand = cand[vcpu]
     selected = len(cand)
@@ -704,11 +704,172 @@ def wakeups(trace, *, source="waking", top=8, bins=200, bin_ns=None, start=None,
                 notes)
 
 
-#: kind name -> function; "kvm-exits" joins when the KVM analysis exists
+# -- kvm-exits ------------------------------------------------------------------------------------
+
+def kvm_exits(trace, *, top=8, bins=200, bin_ns=None, start=None, end=None, cpus=None,
+              pids=None, comm=None, nbins=60):
+    """VM exits of the vCPU threads (``ftrace_fast.kvm``, K1 and K6): above, exits per second
+    over time by reason, the ``top`` reasons by count stacked and the rest pooled; below, the
+    handling time of each reason (kvm_exit to the thread's next kvm_entry without a switch-out,
+    K6) as a histogram (log-spaced bins, log axes) and a CDF.
+
+    An exit counts where its kvm_exit line is (time, CPU); ``pids``/``comm`` choose vCPU
+    threads (``comm`` is searched in every name the thread had).  ``data``: ``edges`` (int64
+    bin edges), ``counts`` (reasons shown + 1 "other" row, x bins), ``reasons`` (names drawn,
+    same order; "other (k reasons)" last when some are pooled), ``handling`` (per reason drawn:
+    the sorted handling times of its handled exits), ``bin_edges`` (handling histogram edges,
+    trace units), ``hist`` (per reason, the histogram drawn), ``exits`` / ``handled`` /
+    ``switched_out`` (per reason drawn: how many).
+    """
+    from . import kvm
+    if not trace.count("kvm_exit"):
+        raise ValueError(f"{trace.source}: no kvm_exit events: the kvm-exits chart needs "
+                         "kvm:kvm_exit (and kvm:kvm_entry for handling times)")
+    start, end = _time_arg(start, "start"), _time_arg(end, "end")
+    lo, hi = _span_range(trace, start, end)
+    if bin_ns is None:
+        bin_ns = nice_bin(hi - lo, bins)
+    if bin_ns <= 0:
+        raise ValueError("bin width must be positive")
+    nb = max(1, -(-(hi - lo) // bin_ns))
+    edges = lo + bin_ns * np.arange(nb + 1, dtype=np.int64)
+    x = kvm.exits(trace)
+    k = (x.x_ts >= lo) & (x.x_ts <= hi)
+    if cpus is not None:
+        k &= np.isin(x.x_cpu, np.asarray(list(cpus)))
+    if pids is not None:
+        k &= np.isin(x.x_pid, np.asarray(list(pids)))
+    if comm is not None:
+        rx = re.compile(comm) if isinstance(comm, str) else comm
+        names = kvm.topology(trace).names
+        ok = [p for p in np.unique(x.x_pid).tolist() if any(rx.search(n) for n in names.get(p, [""]))]
+        k &= np.isin(x.x_pid, np.asarray(ok, np.int64))
+    ts, reason = x.x_ts[k], x.x_reason[k]
+    handled, handling, swo = x.x_handled[k], x.x_handling[k], x.x_switched_out[k]
+    col = np.minimum((ts - lo) // bin_ns, nb - 1)
+    ur, inv, tot = (np.unique(reason, return_inverse=True, return_counts=True) if len(reason)
+                    else (np.zeros(0, np.int32), np.zeros(0, np.int64), np.zeros(0, np.int64)))
+    inv = inv.reshape(-1)
+    names = [trace.symbols[r] if r >= 0 else "?" for r in ur.tolist()]
+    order = sorted(range(len(ur)), key=lambda i: (-tot[i], names[i]))
+    shown = order[:top] if top else order
+    if len(order) - len(shown) == 1:           # one pooled reason: show it by name instead
+        shown = order
+    slot = np.full(len(ur), len(shown), np.int64)
+    slot[shown] = np.arange(len(shown))
+    per = np.bincount(slot[inv] * nb + col, minlength=(len(shown) + 1) * nb) \
+        .reshape(len(shown) + 1, nb).astype(np.int64)
+    reasons = [names[i] for i in shown]
+    rest = len(ur) - len(shown)
+    groups = [slot[inv] == j for j in range(len(shown))]
+    if rest:
+        reasons.append(f"other ({rest} reasons)")
+        groups.append(slot[inv] == len(shown))
+    samples = [np.sort(handling[g & handled]) for g in groups]
+    exits_n = [int(g.sum()) for g in groups]
+    handled_n = [int((g & handled).sum()) for g in groups]
+    swo_n = [int((g & swo).sum()) for g in groups]
+    ticks = trace.time_unit != "ns"
+    per_unit = 1e6 if ticks else 1e9
+    rates = per / (bin_ns / per_unit)
+    hv = handling[handled]
+    hedges = latency_bins(hv, nbins)
+    hist = [np.histogram(np.maximum(s, hedges[0]), bins=hedges)[0] for s in samples]
+    notes = _caveats_light(trace)
+    zeros = int((hv == 0).sum())
+    if zeros:
+        notes.append(f"{zeros} exits handled within the clock's resolution (0) are counted in the "
+                     "first bin")
+    untimed = len(ts) - int(handled.sum())
+    if untimed:
+        so = int(swo.sum())
+        notes.append(f"{untimed} of {len(ts)} exits have no handling time: {so} were switched out "
+                     "before re-entry" + (f", {untimed - so} unpaired or broken (K6)"
+                                          if untimed > so else " (K6)"))
+    h = 8.0
+    fig = _figure(h)
+    bottom, top_ = _margins(h, notes)
+    mid = bottom + (top_ - bottom) * 0.47
+    top_ -= 0.25 / h                           # room for the axes' own title
+    ax = fig.add_axes((0.07, mid + 0.09, 0.66, top_ - mid - 0.09))
+    ax_h = fig.add_axes((0.07, bottom, 0.29, mid - bottom))
+    ax_c = fig.add_axes((0.42, bottom, 0.27, mid - bottom))
+    tx = _TimeAxis(trace, lo, hi)
+    xx = tx(edges)
+    div, hunit = (1.0, "ticks") if ticks else (1e3, "µs")
+    if len(ts):
+        from matplotlib import colormaps
+        cmap = colormaps["tab10"]
+        palette = [cmap(i) for i in range(10) if i != 7]
+        colors = [palette[i % len(palette)] for i in range(len(shown))]
+        if rest:
+            colors.append("#bbbbbb")
+        ys = [rates[j] for j in range(len(reasons))]
+        xs = np.repeat(xx, 2)[1:-1]
+        ax.stackplot(xs, *[np.repeat(y, 2) for y in ys], colors=colors, labels=reasons,
+                     linewidth=0)
+        ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False,
+                  title=f"top {len(shown)} reasons by count", title_fontsize=8)
+        hx = hedges / div
+        for name, s, c, color, n, nh, so in zip(reasons, samples, hist, colors, exits_n,
+                                                handled_n, swo_n):
+            if not len(s):
+                continue
+            st = sched.latency_stats(s)
+            lab = f"{name}: {n} exits ({nh} timed)\n  p50 {_fmt_dur(st['p50_ns'], ticks)}, " \
+                  f"p99 {_fmt_dur(st['p99_ns'], ticks)}, max {_fmt_dur(st['max_ns'], ticks)}"
+            ax_h.stairs(c, hx, color=color, linewidth=1.3)
+            cx, cy = cdf_points(s)
+            ax_c.step(np.r_[hx[0], np.maximum(cx, hedges[0]) / div], np.r_[0.0, cy],
+                      where="post", color=color, linewidth=1.3, label=lab)
+        if len(hv):
+            ax_h.set_xscale("log")
+            ax_h.set_yscale("log")
+            ax_c.set_xscale("log")
+            ax_h.set_ylim(bottom=0.8)
+            ax_c.legend(loc="upper left", bbox_to_anchor=(1.03, 1.0), fontsize=7, frameon=False,
+                        title="handling time (nearest-rank percentiles)", title_fontsize=7)
+        else:
+            _nothing(ax_h, "no exit with a handling time (no kvm_entry after it)")
+    else:
+        _nothing(ax, "no kvm_exit in the selection")
+        _nothing(ax_h, "no kvm_exit in the selection")
+    ax.set_ylabel("exits" + (" per million ticks" if ticks else " per second"))
+    ax.set_ylim(bottom=0)
+    ax.grid(True, alpha=0.3)
+    tx.apply(ax)
+    ax.set_title("exit rate by reason (stacked)", fontsize=9)
+    ax_h.set_xlabel(f"handling time ({hunit}), log scale")
+    ax_h.set_ylabel("exits per bin (log scale)")
+    ax_h.set_title("handling time: histogram", fontsize=9)
+    ax_c.set_xlabel(f"handling time ({hunit}), log scale")
+    ax_c.set_ylabel("fraction of timed exits ≤ x")
+    ax_c.set_ylim(0, 1.02)
+    ax_c.set_title("handling time: cumulative distribution", fontsize=9)
+    for a in (ax_h, ax_c):
+        a.grid(True, which="major", alpha=0.3)
+    nthreads = len(np.unique(x.x_pid[k]))
+    _title(fig, "VM exits", trace, notes,
+           f"{len(ts)} kvm_exit lines of {nthreads} vCPU threads; bins of "
+           f"{_fmt_dur(bin_ns, ticks)}; handling = kvm_exit to the next kvm_entry (K6)")
+    return Plot("kvm-exits", fig, {"edges": edges, "counts": per, "reasons": reasons,
+                                   "handling": samples, "bin_edges": hedges, "hist": hist,
+                                   "exits": exits_n, "handled": handled_n,
+                                   "switched_out": swo_n}, notes)
+
+
+#: kind name -> function
 KINDS = {"cpu-util": cpu_util, "timeline": timeline, "latency": latency, "switches": switches,
-         "wakeups": wakeups}
-#: the charts scripts/ftrace_visualize.py writes
+         "wakeups": wakeups, "kvm-exits": kvm_exits}
+#: the charts scripts/ftrace_visualize.py writes (and ``kvm-exits`` when the trace has kvm_exit:
+#: :func:`standard`)
 STANDARD = ("cpu-util", "timeline", "latency", "switches", "wakeups")
+
+
+def standard(trace):
+    """The standard charts of this trace: ``STANDARD``, and ``kvm-exits`` when it has
+    kvm_exit lines."""
+    return STANDARD + (("kvm-exits",) if trace.count("kvm_exit") else ())
 
 
 def plot(trace, kind, path=None, **kw):
