@@ -899,13 +899,7 @@ def _threshold_defaults():
 def cmd_diagnose(args, out):
     from . import kvm
     sel = Selection(args)
-    th = kvm.Thresholds()
-    for opt, (field, _) in _THRESHOLD_OPTS.items():
-        v = getattr(args, field)
-        if v is not None:
-            if v < 0:
-                raise CliError(f"bad {opt} {v}: must not be negative", EXIT_USAGE)
-            setattr(th, field, v)
+    th = _thresholds(args)
     # the analysis needs every task's lines (who ran while a vCPU waited): filters select
     # findings, they do not thin the input
     t = _read(args.file, args, events=sel.events)
@@ -913,14 +907,8 @@ def cmd_diagnose(args, out):
     if sel.tgids is not None:
         tp = _tgid_pids(t, sel.tgids)
         pids = tp if pids is None else sorted(set(tp) & set(pids))
-    found = kvm.diagnose(t, th, start=sel.start, end=sel.end, cpus=sel.cpus)
-    if pids is not None or sel.comm is not None:
-        def wanted(f):
-            p = f["subject"].get("pid")
-            if p is None:
-                return f["kind"] == "caveat"
-            return (pids is None or p in pids) and (sel.comm is None or sel.comm.search(f["subject"]["comm"]))
-        found = [f for f in found if wanted(f)]
+    found = _select_findings(kvm.diagnose(t, th, start=sel.start, end=sel.end, cpus=sel.cpus),
+                             pids, sel.comm)
     if args.top:
         found = found[:args.top]
     w = kvm._window(t)
@@ -1232,6 +1220,104 @@ def _add_plot_parsers(sub):
     s.set_defaults(func=cmd_export)
 
 
+# -- report --------------------------------------------------------------------------------------
+
+def _select_findings(found, pids, comm):
+    """The findings about the selected tasks (--pid/--tgid/--comm), caveats kept."""
+    if pids is None and comm is None:
+        return found
+
+    def wanted(f):
+        p = f["subject"].get("pid")
+        if p is None:
+            return f["kind"] == "caveat"
+        return (pids is None or p in pids) and (comm is None or comm.search(f["subject"]["comm"]))
+    return [f for f in found if wanted(f)]
+
+
+def _thresholds(args):
+    from . import kvm
+    th = kvm.Thresholds()
+    for opt, (field, _) in _THRESHOLD_OPTS.items():
+        v = getattr(args, field)
+        if v is not None:
+            if v < 0:
+                raise CliError(f"bad {opt} {v}: must not be negative", EXIT_USAGE)
+            setattr(th, field, v)
+    return th
+
+
+def cmd_report(args, out):
+    from . import kvm, report
+    sel = Selection(args)
+    if args.top is not None and args.top < 0:
+        raise CliError("--top must be 0 (all) or more", EXIT_USAGE)
+    th = _thresholds(args)
+    _check_output(args.output, args.file)
+    # the tables are the `ftfast stats` overview's, from the same code
+    st = argparse.Namespace(**vars(args))
+    for dest in SECTIONS.values():
+        setattr(st, dest, False)
+    st.sort, st.latency_from, st.latency_sort, st.wakeups_from = None, "wakeup", "max", "waking"
+    with _input_path(args.file, twice=sel.tgids is not None) as path:
+        st.file = path
+        t, doc, tables = stats_document(st)
+    if args.file == "-":
+        t.source = "<stdin>"
+    pids = sel.pids
+    if sel.tgids is not None:
+        tp = _tgid_pids(t, sel.tgids)
+        pids = tp if pids is None else sorted(set(tp) & set(pids))
+    found = _select_findings(kvm.diagnose(t, th, start=sel.start, end=sel.end, cpus=sel.cpus),
+                             pids, sel.comm)
+    charts = report.charts(t, start=sel.start, end=sel.end, cpus=sel.cpus, pids=pids,
+                           comm=sel.comm)
+    page = report.render(t, tables=tables, findings=found, charts=charts, caveats=doc["caveats"],
+                         filters=sel.as_json(), top=20 if args.top is None else args.top,
+                         latency=doc.get("latency"))
+    if args.output == "-":
+        out.write(page)
+    else:
+        # written beside the target and renamed: a full disk leaves no half page behind
+        tmp = f"{args.output}.part{os.getpid()}"
+        try:
+            with open(tmp, "w", encoding="utf-8") as f:
+                f.write(page)
+            os.replace(tmp, args.output)
+        except OSError as exc:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise CliError(f"cannot write {args.output}: {exc.strerror or exc}",
+                           EXIT_OUTPUT) from None
+    if not args.quiet:
+        drawn = [c.kind for c in charts if c.png is not None]
+        real = [f for f in found if f["kind"] != "caveat"]
+        print(f"ftfast report: wrote {args.output} ({len(real)} findings, {len(tables)} tables, "
+              f"charts: {', '.join(drawn) or 'none'})", file=sys.stderr)
+    return 0
+
+
+def _add_report_parser(sub):
+    s = sub.add_parser("report", help="one self-contained HTML page: trace info, findings, "
+                                      "tables and charts",
+                       description="Write one HTML file that opens offline in any browser "
+                                   "(charts embedded, no scripts, no external resources): the "
+                                   "trace's info, the ranked findings of 'diagnose', the "
+                                   "'stats' tables and the standard charts.  Filters select "
+                                   "rows, findings and chart tasks; the analysis reads every "
+                                   "task's lines.")
+    s.add_argument("file", help="ftrace text (plain or compressed), or - for stdin")
+    s.add_argument("-o", "--output", required=True, metavar="OUT.html",
+                   help="the HTML file, or - for stdout")
+    s.add_argument("--top", type=int, metavar="N", help="rows per table (default 20; 0: all)")
+    g = s.add_argument_group("thresholds of the findings (as 'ftfast diagnose')")
+    for opt, (field, hlp) in _THRESHOLD_OPTS.items():
+        g.add_argument(opt, dest=field, type=float, metavar="X",
+                       help=f"{hlp} (default {getattr(_threshold_defaults(), field):g})")
+    _add_filters(s)
+    s.set_defaults(func=cmd_report)
+
+
 def build_parser():
     p = _Parser(prog="ftfast", description="Fast, exact analysis of ftrace text logs.",
                 epilog="Exit codes: 0 success, 2 bad usage, 3 unreadable or non-ftrace input, "
@@ -1297,6 +1383,7 @@ def build_parser():
     _add_filters(s)
     s.set_defaults(func=cmd_filter)
     _add_plot_parsers(sub)
+    _add_report_parser(sub)
     return p
 
 
