@@ -281,6 +281,13 @@ def summary_rows() -> list:
                      f"< {TARGETS['diagnose_ratio']:g}x", _verdict(dg["ratio"] < TARGETS["diagnose_ratio"])))
         rows.append(("  in process: kvm.diagnose / load()", f"{dg['api_ratio']:.2f}x "
                      f"({dg['api_seconds']:.2f} s vs {dg['load_seconds']:.2f} s)", "", ""))
+    rp = RESULTS.get("report")
+    if rp:
+        rows.append(("ftfast report / load()-only process (same run)",
+                     f"{rp['ratio']:.2f}x ({rp['seconds']:.2f} s vs {rp['load_process_seconds']:.2f} s)",
+                     "", ""))
+        for stage, sec in rp["stages"].items():
+            rows.append((f"  in process: {stage}", f"{sec:.2f} s", "", ""))
     peers = RESULTS.get("peers", {})
     for name in sorted(peers):
         p = peers[name]

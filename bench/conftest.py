@@ -59,7 +59,7 @@ def peak_memory(ftrace_fast):
 def pytest_terminal_summary(terminalreporter, exitstatus, config):
     R = benchlib.RESULTS
     if not any(k in R for k in ("floor", "load_full", "load_sched_switch", "peers", "sched",
-                                "cli_switch_stats", "cli_filter", "diagnose", "plot")):
+                                "cli_switch_stats", "cli_filter", "diagnose", "plot", "report")):
         return
     tr = terminalreporter
     f = R.get("file", {})

@@ -115,7 +115,8 @@ def _label(col, unit):
     if col.endswith("_pct"):
         return col[:-4] + " (%)"
     if col.endswith("_ts") or col.endswith("_at"):
-        return col[:-3] + (" (s)" if unit == "ns" else " (ticks)")
+        # a time stamp as the trace prints it, not a duration
+        return col[:-3] + (" at (s)" if unit == "ns" else " at (ticks)")
     return col
 
 
