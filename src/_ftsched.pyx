@@ -14,7 +14,7 @@ cpus) and the interval table are computed from with NumPy.  Both modes add the s
 the same order, so the sums equal the sums of the emitted intervals.
 """
 
-from libc.stdint cimport int8_t, int16_t, int32_t, int64_t, uint8_t, uintptr_t
+from libc.stdint cimport int8_t, int16_t, int32_t, int64_t, uint8_t, uintptr_t, INT64_MAX
 from libc.stdlib cimport malloc, calloc, free
 from libc.string cimport memcpy
 
@@ -86,6 +86,17 @@ cdef struct Cpu:
 
 cdef struct Out:
     int full                 # 0: sums and latency samples only
+    int32_t ntasks
+    int32_t ncpus
+    # per task: the comm of its latest line (ties: the later source, see Stream.analyze),
+    # the tgid of the last line showing one, the lines of counted events naming it
+    int32_t *comm_id
+    int64_t *comm_ts
+    int64_t *comm_rank
+    int32_t *tgid
+    int64_t *tgid_rank
+    int64_t *ev_n            # [count slot * ntasks + task]
+    int64_t *switches        # sched_switch lines per CPU
     # sums over everything emitted (the unrestricted summaries)
     int64_t *task_ns         # [task * 8 + state]
     int64_t *slices          # RUNNING intervals per task
@@ -266,6 +277,19 @@ cdef struct Seg:
     int64_t o_a, o_acomm     # the task it acts on: prev (switch), task or child
     int64_t o_b, o_bcomm     # next (switch)
     int64_t o_st, o_tc       # prev_state; target_cpu or dest_cpu
+    int8_t count_slot        # row of Out.ev_n counting the lines naming ``a``, -1 none
+
+cdef struct Cursor:
+    # the stream's order: seq_seg / seq_idx, or (merging) a merge of the arrays by line
+    int merging
+    const int16_t *seq_seg
+    const int32_t *seq_idx
+    int64_t n
+    int64_t j
+    int64_t *pos             # per array (and the LOST markers last): its next entry
+    int64_t *head            # the line of that entry, INT64_MAX past the end
+    const int64_t *lost_line
+    int64_t n_lost
 
 cdef struct IdMap:
     # id -> dense index: lut[clip(id, -1, hi) + 1], or (lut NULL) a binary search in ids
@@ -327,23 +351,96 @@ cdef int idmap_init(IdMap *m, ids) except -1:
     return 0
 
 
-cdef void run_kernel(int64_t n, const int16_t *seq_seg, const int32_t *seq_idx,
-                     const Seg *S, int32_t nseg, const int32_t *lost_cpu, const int64_t *lost_ts,
-                     const IdMap *tmap, const IdMap *cmap,
-                     int32_t ntasks, int32_t ncpus, int64_t w0, int64_t w1,
-                     Task *T, Cpu *C, Out *o) noexcept nogil:
-    cdef int64_t j, t, t_inf
+cdef inline void cur_fill(Cursor *cur, const Seg *S, int nseg, int s) noexcept nogil:
+    """Sets the head of array s (lines without a time stamp are no part of the stream)."""
+    cdef const Seg *g
+    cdef int64_t i = cur.pos[s]
+    if s == nseg:
+        cur.head[s] = cur.lost_line[i] if i < cur.n_lost else INT64_MAX
+        return
+    g = &S[s]
+    while i < g.n and rd64(g.base + i * g.isz + g.o_ts) < 0:
+        i += 1
+    cur.pos[s] = i
+    cur.head[s] = rd64(g.base + i * g.isz + g.o_line) if i < g.n else INT64_MAX
+
+cdef inline int cur_next(Cursor *cur, const Seg *S, int nseg, int64_t *idx) noexcept nogil:
+    """The array of the stream's next entry (nseg: a LOST marker), its index in idx; -1 at the
+    end.  Merging: the smallest line first (ties: the first array, like a stable sort)."""
+    cdef int s, best = -1
+    cdef int64_t bl = INT64_MAX
+    if not cur.merging:
+        if cur.j >= cur.n:
+            return -1
+        idx[0] = cur.seq_idx[cur.j]
+        cur.j += 1
+        return cur.seq_seg[cur.j - 1]
+    for s in range(nseg + 1):
+        if cur.head[s] < bl:
+            bl = cur.head[s]
+            best = s
+    if best < 0:
+        return -1
+    idx[0] = cur.pos[best]
+    cur.pos[best] += 1
+    cur_fill(cur, S, nseg, best)
+    return best
+
+cdef inline void comm_seen(Out *o, int32_t task, int32_t comm, int64_t t, int64_t rank) noexcept nogil:
+    if comm >= 0 and (t > o.comm_ts[task] or (t == o.comm_ts[task] and rank > o.comm_rank[task])):
+        o.comm_ts[task] = t
+        o.comm_rank[task] = rank
+        o.comm_id[task] = comm
+
+cdef inline void line_attrs(Out *o, const Seg *g, const char *rec, int64_t s, int64_t i,
+                            int64_t t, int32_t m, int32_t a_, int32_t b_, int32_t c) noexcept nogil:
+    """What a line says about its tasks besides their states.  Ranks order the sources by
+    array, then role (own task, a, b), then record, whatever order the lines come in."""
+    cdef int32_t x
+    if m >= 0:
+        comm_seen(o, m, rd32(rec + g.o_comm), t, (s << 48) | i)
+        x = rd32(rec + g.o_tgid)
+        if x >= 0 and ((s << 48) | i) > o.tgid_rank[m]:
+            o.tgid[m] = x
+            o.tgid_rank[m] = (s << 48) | i
+    if a_ >= 0:
+        if g.o_acomm >= 0:
+            comm_seen(o, a_, rd32(rec + g.o_acomm), t, (s << 48) | (1LL << 44) | i)
+        if g.count_slot >= 0:
+            o.ev_n[g.count_slot * o.ntasks + a_] += 1
+    if b_ >= 0 and g.o_bcomm >= 0:
+        comm_seen(o, b_, rd32(rec + g.o_bcomm), t, (s << 48) | (2LL << 44) | i)
+    if g.kind == K_SWITCH and 0 <= c < o.ncpus:
+        o.switches[c] += 1
+
+
+cdef int run_kernel(Cursor *cur, const Seg *S, int32_t nseg, const int32_t *lost_cpu,
+                    const IdMap *tmap, const IdMap *cmap,
+                    int32_t ntasks, int32_t ncpus, int64_t w0, int64_t w1,
+                    Task *T, Cpu *C, Out *o) noexcept nogil:
+    """Walk the stream; 1 (merging only) as soon as the time goes back: the caller then sorts
+    the stream by time and walks it again from the start."""
+    cdef int64_t i, t, t_inf, prev_t = -(1LL << 62)
     cdef int32_t c, m, p, q, k2, occ, s_, a_, b_, st_, tc_
     cdef int8_t s, was, kind
+    cdef bint merging = cur.merging
     cdef Task *tp
     cdef const Seg *g
     cdef const char *rec
-    for j in range(n):
-        s_ = seq_seg[j]
+    while True:
+        s_ = cur_next(cur, S, nseg, &i)
+        if s_ < 0:
+            break
         if s_ == nseg:
+            c = map_id(cmap, lost_cpu[i])
+            if merging:
+                # a marker takes the time of its CPU's last line before it (D6)
+                t = C[c].prev_line if (0 <= c < ncpus and C[c].prev_line >= 0) else w0
+                if t < prev_t:
+                    return 1
+                prev_t = t
             # the CPU's span from its last line to its next one is unknown, and so is the task
             # that was current there
-            c = map_id(cmap, lost_cpu[seq_idx[j]])
             if c < 0 or c >= ncpus:
                 continue
             t_inf = C[c].prev_line if C[c].prev_line >= 0 else w0
@@ -362,14 +459,20 @@ cdef void run_kernel(int64_t n, const int16_t *seq_seg, const int32_t *seq_idx,
             C[c].in_gap = 1
             continue
         g = &S[s_]
-        rec = g.base + seq_idx[j] * g.isz
-        c = map_id(cmap, rd32(rec + g.o_cpu))
-        if c < 0 or c >= ncpus:
-            continue
+        rec = g.base + i * g.isz
         t = rd64(rec + g.o_ts)
+        if merging:
+            if t < prev_t:
+                return 1
+            prev_t = t
+        c = map_id(cmap, rd32(rec + g.o_cpu))
         m = map_id(tmap, rd32(rec + g.o_pid))
         kind = g.kind
         a_ = map_id(tmap, opt32(rec, g.o_a, -1))
+        b_ = map_id(tmap, opt32(rec, g.o_b, -1))
+        line_attrs(o, g, rec, s_, i, t, m, a_, b_, c)
+        if c < 0 or c >= ncpus:
+            continue
         # the line's own task: running on c now
         was = T[m].state if m >= 0 else S_RUNNING
         if m >= 0:
@@ -395,7 +498,7 @@ cdef void run_kernel(int64_t n, const int16_t *seq_seg, const int32_t *seq_idx,
             C[c].in_gap = 0
         if kind == K_SWITCH:
             p = a_
-            q = map_id(tmap, opt32(rec, g.o_b, -1))
+            q = b_
             if p >= 0:
                 first_sight(o, T, p, S_RUNNING, w0, c)
                 tp = &T[p]
@@ -528,15 +631,17 @@ cdef void run_kernel(int64_t n, const int16_t *seq_seg, const int32_t *seq_idx,
             C[c].since = w0
             C[c].occ = OCC_UNKNOWN
             set_occ(o, C, c, OCC_UNKNOWN, w1)
+    return 0
 
 
 cdef class Stream:
     """The scheduler-relevant event arrays of a trace, read in place.
 
-    ``specs`` is a list of (record array, kind, offsets) with offsets an int64 array in the
-    order of :data:`FIELDS` (-1 for a field the event has not).  Records with ts < 0 (lines
-    without a time stamp) are no part of the stream.  Position ``nseg`` in a sequence names a
-    LOST marker, its index one into the marker arrays.
+    ``specs`` is a list of (record array, kind, offsets, count slot) with offsets an int64
+    array in the order of :data:`FIELDS` (-1 for a field the event has not) and count slot the
+    row of ``counts`` that counts the lines naming its ``a`` task (-1: none).  Records with
+    ts < 0 (lines without a time stamp) are no part of the stream.  Array ``nseg`` of a
+    sequence is the LOST markers.
     """
     cdef Seg *S
     cdef readonly int nseg
@@ -552,7 +657,7 @@ cdef class Stream:
         if self.S == NULL:
             raise MemoryError()
         self.keep = []
-        for i, (arr, kind, offsets) in enumerate(specs):
+        for i, (arr, kind, offsets, slot) in enumerate(specs):
             if not arr.flags.c_contiguous:
                 raise ValueError("record arrays must be contiguous")
             if len(arr) >= (1 << 31):
@@ -563,6 +668,7 @@ cdef class Stream:
             self.S[i].n = len(arr)
             self.S[i].isz = arr.dtype.itemsize
             self.S[i].kind = kind
+            self.S[i].count_slot = slot
             self.S[i].o_ts, self.S[i].o_line, self.S[i].o_cpu = off[0], off[1], off[2]
             self.S[i].o_pid, self.S[i].o_tgid, self.S[i].o_comm = off[3], off[4], off[5]
             self.S[i].o_a, self.S[i].o_acomm, self.S[i].o_b = off[6], off[7], off[8]
@@ -574,9 +680,10 @@ cdef class Stream:
     def scan(self, uint8_t[::1] pid_mark, uint8_t[::1] cpu_mark):
         """One pass over the records with a time stamp: marks every pid > 0 they name and every
         CPU >= 0 they show (ids past a mark array's end set *_big instead), and returns
-        (records, line_lo, line_hi, ts_lo, ts_hi, pid_hi, pid_big, cpu_hi, cpu_big,
-        line_sorted) with line_sorted false when an array's lines do not increase."""
-        cdef int64_t nv = 0, line_lo = 0, line_hi = -1, ts_lo = 0, ts_hi = -1, t, ln, prev
+        (records, ts_lo, ts_hi, pid_hi, pid_big, cpu_hi, cpu_big, line_sorted, unstamped)
+        with line_sorted false when an array's lines do not increase and unstamped the
+        number of records without a time stamp per array."""
+        cdef int64_t nv = 0, ts_lo = 0, ts_hi = -1, t, ln, prev
         cdef int64_t pid_hi = 0, cpu_hi = -1, i, k
         cdef int64_t pmax = pid_mark.shape[0], cmax = cpu_mark.shape[0]
         cdef int pid_big = 0, cpu_big = 0, sorted_ = 1, s
@@ -584,6 +691,8 @@ cdef class Stream:
         cdef int64_t offs[3]
         cdef const Seg *g
         cdef const char *rec
+        unstamped = np.zeros(max(self.nseg, 1), np.int64)
+        cdef int64_t[::1] uns = unstamped
         with nogil:
             for s in range(self.nseg):
                 g = &self.S[s]
@@ -595,19 +704,15 @@ cdef class Stream:
                     rec = g.base + i * g.isz
                     t = rd64(rec + g.o_ts)
                     if t < 0:
+                        uns[s] += 1
                         continue
                     ln = rd64(rec + g.o_line)
                     if ln <= prev:
                         sorted_ = 0
                     prev = ln
                     if nv == 0:
-                        line_lo = line_hi = ln
                         ts_lo = ts_hi = t
                     else:
-                        if ln < line_lo:
-                            line_lo = ln
-                        if ln > line_hi:
-                            line_hi = ln
                         if t < ts_lo:
                             ts_lo = t
                         if t > ts_hi:
@@ -632,91 +737,22 @@ cdef class Stream:
                                 cpu_hi = x
                         else:
                             cpu_big = 1
-        return (nv, line_lo, line_hi, ts_lo, ts_hi, pid_hi, bool(pid_big), cpu_hi, bool(cpu_big),
-                bool(sorted_))
-
-    def line_order(self, const int64_t[::1] lost_line, int64_t line_lo, int64_t span, int64_t nv):
-        """(seq_seg, seq_idx) of the records with a time stamp and the LOST markers in line
-        order, by a scatter on the line number; None when two share a line (the caller then
-        sorts).  Needs scan()'s line_sorted."""
-        cdef int64_t nl = lost_line.shape[0], n = nv + nl, i, k, pos
-        cdef int s, fail = 0
-        cdef int16_t v
-        cdef int32_t *cnt
-        cdef const Seg *g
-        cdef const char *rec
-        seq_seg = np.empty(n, np.int16)
-        seq_idx = np.empty(n, np.int32)
-        cdef int16_t[::1] ss = seq_seg
-        cdef int32_t[::1] si = seq_idx
-        cdef int16_t *slot = <int16_t*>calloc(max(span, 1), sizeof(int16_t))
-        cnt = <int32_t*>calloc(self.nseg + 1, sizeof(int32_t))
-        if slot == NULL or cnt == NULL:
-            free(slot)
-            free(cnt)
-            raise MemoryError()
-        try:
-            with nogil:
-                # slot[line - lo] = 1 + array (nseg + 1: a marker), 0: no such line
-                for s in range(self.nseg):
-                    g = &self.S[s]
-                    for i in range(g.n):
-                        rec = g.base + i * g.isz
-                        if rd64(rec + g.o_ts) < 0:
-                            continue
-                        pos = rd64(rec + g.o_line) - line_lo
-                        if pos < 0 or pos >= span or slot[pos] != 0:
-                            fail = 1
-                            break
-                        slot[pos] = <int16_t>(s + 1)
-                    if fail:
-                        break
-                if not fail:
-                    for i in range(nl):
-                        pos = lost_line[i] - line_lo
-                        if pos < 0 or pos >= span or slot[pos] != 0 or (i and lost_line[i] <= lost_line[i - 1]):
-                            fail = 1
-                            break
-                        slot[pos] = <int16_t>(self.nseg + 1)
-                if not fail:
-                    # each array's stamped records are in line order (scan checked): a counter
-                    # per array, skipping the unstamped ones, gives each slot its record
-                    k = 0
-                    for pos in range(span):
-                        v = slot[pos]
-                        if v == 0:
-                            continue
-                        s = v - 1
-                        i = cnt[s]
-                        if s < self.nseg:
-                            g = &self.S[s]
-                            while rd64(g.base + i * g.isz + g.o_ts) < 0:
-                                i += 1
-                        ss[k] = <int16_t>s
-                        si[k] = <int32_t>i
-                        cnt[s] = <int32_t>(i + 1)
-                        k += 1
-        finally:
-            free(slot)
-            free(cnt)
-        return None if fail else (seq_seg, seq_idx)
+        return (nv, ts_lo, ts_hi, pid_hi, bool(pid_big), cpu_hi, bool(cpu_big), bool(sorted_),
+                unstamped[:self.nseg])
 
     def times(self, const int16_t[::1] seq_seg, const int32_t[::1] seq_idx,
-              const int32_t[::1] lost_cpu, cmap, int64_t w0, int64_t ncpus, bint want_ts=False):
-        """Walks a line-ordered sequence: the time of each LOST marker (that of its CPU's last
-        line before it, D6; w0 if none), whether the times never go back, and with want_ts
-        the time of every entry.  Returns (lost_ts, monotone, ts or None)."""
+              const int32_t[::1] lost_cpu, cmap, int64_t w0, int64_t ncpus):
+        """The time of each entry of a line-ordered sequence, a LOST marker's being that of its
+        CPU's last line before it (D6; w0 if none)."""
         cdef IdMap cm
         idmap_init(&cm, cmap)
-        cdef int64_t n = seq_seg.shape[0], j, t, prev = -(1LL << 62)
-        cdef int mono = 1, s
+        cdef int64_t n = seq_seg.shape[0], j, t
+        cdef int s
         cdef int32_t c
         cdef const Seg *g
         cdef const char *rec
-        lost_ts = np.empty(lost_cpu.shape[0], np.int64)
-        cdef int64_t[::1] lt = lost_ts
-        ts_out = np.empty(n if want_ts else 1, np.int64)
-        cdef int64_t[::1] to = ts_out
+        ts = np.empty(n, np.int64)
+        cdef int64_t[::1] to = ts
         cdef int64_t *last = <int64_t*>malloc((ncpus + 1) * sizeof(int64_t))
         if last == NULL:
             raise MemoryError()
@@ -728,7 +764,6 @@ cdef class Stream:
                 if s == self.nseg:
                     c = map_id(&cm, lost_cpu[seq_idx[j]])
                     t = last[c] if (0 <= c < ncpus and last[c] >= 0) else w0
-                    lt[seq_idx[j]] = t
                 else:
                     g = &self.S[s]
                     rec = g.base + seq_idx[j] * g.isz
@@ -736,118 +771,56 @@ cdef class Stream:
                     c = map_id(&cm, rd32(rec + g.o_cpu))
                     if 0 <= c < ncpus:
                         last[c] = t
-                if t < prev:
-                    mono = 0
-                prev = t
-                if want_ts:
-                    to[j] = t
+                to[j] = t
         free(last)
-        return lost_ts, bool(mono), (ts_out if want_ts else None)
+        return ts
 
-    def task_attrs(self, tmap, cmap, int32_t ntasks, int32_t ncpus, list count_segs,
-                   int switch_seg):
-        """Per task: the comm of its latest line (ties: the later source, in the order
-        arrays, then own task / a / b, then records), its tgid (the last one shown), and the
-        number of records of each array in count_segs naming it as ``a`` (every record, stamped
-        or not); per CPU the records of array switch_seg (-1: none) on it."""
-        cdef IdMap tm, cm
-        idmap_init(&tm, tmap)
-        idmap_init(&cm, cmap)
-        comm_id = np.full(ntasks, -1, np.int32)
-        tgid = np.full(ntasks, -1, np.int32)
-        counts = np.zeros((len(count_segs), max(ntasks, 1)), np.int64)
-        switches = np.zeros(max(ncpus, 1), np.int64)
-        cdef int32_t[::1] cid = comm_id
-        cdef int32_t[::1] tg = tgid
-        cdef int64_t[:, ::1] cn = counts
-        cdef int64_t[::1] sw = switches
-        cdef int64_t *best_ts = <int64_t*>malloc(max(ntasks, 1) * sizeof(int64_t))
-        cdef int64_t *best_rank = <int64_t*>malloc(max(ntasks, 1) * sizeof(int64_t))
-        cdef int64_t i, t, rank, po[3], co[3]
-        cdef int32_t x, cm_, ti, k
-        cdef int s, grp, ci
-        cdef const Seg *g
-        cdef const char *rec
-        if best_ts == NULL or best_rank == NULL:
-            free(best_ts)
-            free(best_rank)
-            raise MemoryError()
-        for i in range(ntasks):
-            best_ts[i] = -(1LL << 62)
-            best_rank[i] = -1
-        cdef int nc = len(count_segs)
-        cdef int32_t[::1] cseg = np.asarray(count_segs, np.int32) if nc else np.zeros(1, np.int32)
-        with nogil:
-            for s in range(self.nseg):
-                g = &self.S[s]
-                po[0], co[0] = g.o_pid, g.o_comm
-                po[1], co[1] = g.o_a, g.o_acomm
-                po[2], co[2] = g.o_b, g.o_bcomm
-                for i in range(g.n):
-                    rec = g.base + i * g.isz
-                    t = rd64(rec + g.o_ts)
-                    if t < 0:
-                        continue
-                    for grp in range(3):
-                        if po[grp] < 0 or co[grp] < 0:
-                            continue
-                        x = rd32(rec + po[grp])
-                        cm_ = rd32(rec + co[grp])
-                        if x <= 0 or cm_ < 0:
-                            continue
-                        ti = map_id(&tm, x)
-                        if ti < 0:
-                            continue
-                        rank = (<int64_t>s << 48) | (<int64_t>grp << 44) | i
-                        if t > best_ts[ti] or (t == best_ts[ti] and rank > best_rank[ti]):
-                            best_ts[ti] = t
-                            best_rank[ti] = rank
-                            cid[ti] = cm_
-                    x = rd32(rec + g.o_tgid)
-                    if x >= 0:
-                        ti = map_id(&tm, rd32(rec + g.o_pid))
-                        if ti >= 0 and rd32(rec + g.o_pid) > 0:
-                            tg[ti] = x
-            for ci in range(nc):
-                g = &self.S[cseg[ci]]
-                for i in range(g.n):
-                    x = rd32(g.base + i * g.isz + g.o_a)
-                    if x > 0:
-                        ti = map_id(&tm, x)
-                        if ti >= 0:
-                            cn[ci, ti] += 1
-            if switch_seg >= 0:
-                g = &self.S[switch_seg]
-                for i in range(g.n):
-                    if rd32(g.base + i * g.isz + g.o_cpu) >= 0:
-                        k = map_id(&cm, rd32(g.base + i * g.isz + g.o_cpu))
-                        if 0 <= k < ncpus:
-                            sw[k] += 1
-        free(best_ts)
-        free(best_rank)
-        return comm_id, tgid, counts[:, :ntasks], switches[:ncpus]
+    def analyze(self, seq, const int64_t[::1] lost_line, const int32_t[::1] lost_cpu, tmap,
+                cmap, int ntasks, int ncpus, long long w0, long long w1, bint full):
+        """Walk the stream and return what it implies: the sums, per-task attributes and
+        latency samples, and with full every interval and switch.
 
-    def analyze(self, const int16_t[::1] seq_seg, const int32_t[::1] seq_idx,
-                const int32_t[::1] lost_cpu, const int64_t[::1] lost_ts, tmap, cmap,
-                int ntasks, int ncpus, long long w0, long long w1, bint full):
-        """Walk the stream (a time-ordered sequence) and return what it implies: the sums
-        and latency samples, and with full every interval and switch."""
-        return _analyze(self, seq_seg, seq_idx, lost_cpu, lost_ts, tmap, cmap, ntasks, ncpus,
-                        w0, w1, full)
+        seq None: the arrays merged by line (each must be in line order, the markers too), and
+        None returned if the time ever goes back; else (seq_seg, seq_idx) in time order.  Per task, comm_id is the comm of its latest line, ties
+        going to the later array, then to the later role (own task, a, b), then to the later
+        record; tgid the last one shown (by array, then record); counts[slot] the stamped
+        lines naming it as ``a``.  switches: the sched_switch lines per CPU."""
+        return _analyze(self, seq, lost_line, lost_cpu, tmap, cmap, ntasks, ncpus, w0, w1, full)
 
 
-cdef _analyze(Stream st, const int16_t[::1] seq_seg, const int32_t[::1] seq_idx,
-              const int32_t[::1] lost_cpu, const int64_t[::1] lost_ts, tmap, cmap,
-              int ntasks, int ncpus, long long w0, long long w1, bint full):
-    cdef int64_t n = seq_seg.shape[0]
+cdef _analyze(Stream st, seq, const int64_t[::1] lost_line, const int32_t[::1] lost_cpu,
+              tmap, cmap, int ntasks, int ncpus, long long w0,
+              long long w1, bint full):
     cdef IdMap tm, cm
     idmap_init(&tm, tmap)
     idmap_init(&cm, cmap)
+    cdef Cursor cur
+    cdef const int16_t[::1] seq_seg
+    cdef const int32_t[::1] seq_idx
+    cdef int64_t n_lost = lost_cpu.shape[0], n = n_lost, k
+    cdef int status
     cdef Task *T
     cdef Cpu *C
     cdef Out o
     cdef int32_t i
-    cdef int64_t n_lost = lost_cpu.shape[0]
+    cur.merging = seq is None
+    cur.seq_seg = NULL
+    cur.seq_idx = NULL
+    cur.pos = NULL
+    cur.head = NULL
+    cur.j = 0
+    cur.n_lost = n_lost
+    cur.lost_line = &lost_line[0] if n_lost else NULL
+    if seq is not None:
+        seq_seg, seq_idx = seq
+        n = seq_seg.shape[0]
+        cur.n = n
+        if n:
+            cur.seq_seg = &seq_seg[0]
+            cur.seq_idx = &seq_idx[0]
+    else:
+        for k in range(st.nseg):
+            n += st.S[k].n
     # upper bounds: a line ends at most 4 intervals (prev, next, an inferred pair) and changes
     # at most 3 CPU occupants; a LOST marker may end the state of every task
     cdef int64_t cap_iv = 4 * n + ntasks * (n_lost + 1) + 8 if full else 1
@@ -868,7 +841,12 @@ cdef _analyze(Stream st, const int16_t[::1] seq_seg, const int32_t[::1] seq_idx,
         "wl_waking": np.empty(2 * n + 1, np.int64), "wl_switch": np.empty(2 * n + 1, np.int64),
         "wl_cpu": np.empty(2 * n + 1, np.int32),
     }
+    nt1 = max(ntasks, 1)
     sums = {
+        "comm_id": np.full(nt1, -1, np.int32), "comm_ts": np.full(nt1, -(1 << 62), np.int64),
+        "comm_rank": np.full(nt1, -1, np.int64), "tgid": np.full(nt1, -1, np.int32),
+        "tgid_rank": np.full(nt1, -1, np.int64), "counts": np.zeros((3, nt1), np.int64),
+        "switches": np.zeros(max(ncpus, 1), np.int64),
         "task_ns": np.zeros((max(ntasks, 1), 8), np.int64),
         "slices": np.zeros(max(ntasks, 1), np.int64),
         "max_slice": np.zeros(max(ntasks, 1), np.int64),
@@ -884,6 +862,13 @@ cdef _analyze(Stream st, const int16_t[::1] seq_seg, const int32_t[::1] seq_idx,
     cdef int64_t[::1] si_inf_n = sums["inferred"]
     cdef int64_t[:, ::1] so_n = sums["switches_out"]
     cdef int64_t[:, ::1] cpu_ns = sums["cpu_ns"]
+    cdef int32_t[::1] comm_id = sums["comm_id"]
+    cdef int64_t[::1] comm_ts = sums["comm_ts"]
+    cdef int64_t[::1] comm_rank = sums["comm_rank"]
+    cdef int32_t[::1] tgid = sums["tgid"]
+    cdef int64_t[::1] tgid_rank = sums["tgid_rank"]
+    cdef int64_t[:, ::1] ev_n = sums["counts"]
+    cdef int64_t[::1] switches = sums["switches"]
     cdef int32_t[::1] iv_task = r["iv_task"]
     cdef int8_t[::1] iv_state = r["iv_state"]
     cdef int64_t[::1] iv_start = r["iv_start"]
@@ -906,6 +891,11 @@ cdef _analyze(Stream st, const int16_t[::1] seq_seg, const int32_t[::1] seq_idx,
     cdef int64_t[::1] wl_switch = r["wl_switch"]
     cdef int32_t[::1] wl_cpu = r["wl_cpu"]
     o.full = full
+    o.ntasks = ntasks
+    o.ncpus = ncpus
+    o.comm_id = &comm_id[0]; o.comm_ts = &comm_ts[0]; o.comm_rank = &comm_rank[0]
+    o.tgid = &tgid[0]; o.tgid_rank = &tgid_rank[0]; o.ev_n = &ev_n[0, 0]
+    o.switches = &switches[0]
     o.task_ns = &task_ns[0, 0]; o.slices = &slices[0]; o.max_slice = &max_slice[0]
     o.si_n = &si_n[0]; o.si_inf_n = &si_inf_n[0]; o.so_n = &so_n[0, 0]; o.cpu_ns = &cpu_ns[0, 0]
     o.iv_task = &iv_task[0]; o.iv_state = &iv_state[0]; o.iv_start = &iv_start[0]
@@ -925,10 +915,18 @@ cdef _analyze(Stream st, const int16_t[::1] seq_seg, const int32_t[::1] seq_idx,
     o.overflow = 0
     T = <Task*>malloc(max(ntasks, 1) * sizeof(Task))
     C = <Cpu*>malloc(max(ncpus, 1) * sizeof(Cpu))
-    if T == NULL or C == NULL:
+    if seq is None:
+        cur.pos = <int64_t*>calloc(st.nseg + 1, sizeof(int64_t))
+        cur.head = <int64_t*>malloc((st.nseg + 1) * sizeof(int64_t))
+    if T == NULL or C == NULL or (seq is None and (cur.pos == NULL or cur.head == NULL)):
         free(T)
         free(C)
+        free(cur.pos)
+        free(cur.head)
         raise MemoryError()
+    if seq is None:
+        for k in range(st.nseg + 1):
+            cur_fill(&cur, st.S, st.nseg, <int>k)
     for i in range(ntasks):
         T[i].state = S_UNSEEN
         T[i].cpu = -1
@@ -946,20 +944,26 @@ cdef _analyze(Stream st, const int16_t[::1] seq_seg, const int32_t[::1] seq_idx,
         C[i].seen = 0
         C[i].in_gap = 0
     cdef const int32_t *lc = &lost_cpu[0] if n_lost else NULL
-    cdef const int64_t *lt = &lost_ts[0] if n_lost else NULL
     try:
         with nogil:
-            run_kernel(n, &seq_seg[0] if n else NULL, &seq_idx[0] if n else NULL, st.S, st.nseg,
-                       lc, lt, &tm, &cm, ntasks, ncpus, w0, w1, T, C, &o)
+            status = run_kernel(&cur, st.S, st.nseg, lc, &tm, &cm, ntasks, ncpus, w0, w1,
+                                T, C, &o)
     finally:
         free(T)
         free(C)
+        free(cur.pos)
+        free(cur.head)
+    if status:
+        return None
     if o.overflow:
         raise RuntimeError("ftrace_fast._ftsched: an output table overflowed its bound "
                            "(a bug: please report it with the trace)")
     # views of the used part: the pages past it were never touched, so they cost no memory
-    out = {k: v[:max(ntasks, 0)] for k, v in sums.items() if k != "cpu_ns"}
+    out = {name: v[:ntasks] for name, v in sums.items()
+           if name not in ("cpu_ns", "switches", "counts", "comm_ts", "comm_rank", "tgid_rank")}
     out["cpu_ns"] = sums["cpu_ns"][:ncpus]
+    out["switches"] = sums["switches"][:ncpus]
+    out["counts"] = sums["counts"][:, :ntasks]
     for key, cnt in (("iv", o.n_iv), ("co", o.n_co), ("si", o.n_si), ("so", o.n_so),
                      ("wl", o.n_wl)):
         if key != "wl" and not full:

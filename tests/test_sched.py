@@ -462,3 +462,23 @@ def test_random_hosts(seed, variant, ncpu, lost, missing_idle, forks, redundant,
                             forks=forks, redundant_wakeups=redundant, remote_wakeups=remote,
                             duration=8000)
     run_checks(sim, _load(sim))
+
+
+def test_unstamped_lines_count_but_are_not_in_the_stream():
+    """A line without a time stamp (function_graph output without abstime) is no part of the
+    window or the stream (D1), but its sched_wakeup / sched_switch still counts (D9)."""
+    sim = simsched.simulate(3, "kernel5")
+    t = _load(sim)
+    wk = t.events["sched_wakeup"] = t.events["sched_wakeup"].copy()
+    sw = t.events["sched_switch"] = t.events["sched_switch"].copy()
+    wk["ts"][::5] = -1
+    sw["ts"][1::7] = -1
+    s = sched.task_summary(t)
+    pids, n = np.unique(wk["task_pid"][wk["task_pid"] > 0], return_counts=True)
+    got = dict(zip(s["pid"].tolist(), s["wakeups"].tolist()))
+    assert {p: got[p] for p in pids.tolist()} == dict(zip(pids.tolist(), n.tolist()))
+    c = sched.cpu_summary(t)
+    cpus, n = np.unique(sw["cpu"], return_counts=True)
+    assert dict(zip(c["cpu"].tolist(), c["switches"].tolist())) == dict(zip(cpus.tolist(), n.tolist()))
+    stamped = np.concatenate([a["ts"][a["ts"] >= 0] for a in t.events.values()])
+    assert sched.window(t) == (int(stamped.min()), int(stamped.max()))

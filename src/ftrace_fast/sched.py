@@ -149,6 +149,8 @@ def _offsets(name, a):
                      off(tc)], np.int64)
 
 
+# the events counted per task (wakeups, wakings, migrations), in Stream's count slots
+_COUNTED = ("sched_wakeup", "sched_waking", "sched_migrate_task")
 # the events whose task_pid / child_pid is the task they act on
 _ACTS = ("sched_wakeup", "sched_waking", "sched_wakeup_new", "sched_migrate_task",
          "sched_process_exit", "sched_process_fork")
@@ -180,16 +182,17 @@ class SchedModel:
         segs = [(name, np.ascontiguousarray(a)) for name, a in trace.events.items()
                 if name not in _SKIP and len(a)]
         self._segs = segs
-        stream = _ftsched.Stream([(a, _EVENT_KIND.get(name, _K["other"]), _offsets(name, a))
+        stream = _ftsched.Stream([(a, _EVENT_KIND.get(name, _K["other"]), _offsets(name, a),
+                                   _COUNTED.index(name) if name in _COUNTED else -1)
                                   for name, a in segs])
         self._stream = stream
         lost = trace.lost
-        lost_line = np.ascontiguousarray(lost["line"], np.int64)
+        self._lost_line = lost_line = np.ascontiguousarray(lost["line"], np.int64)
         self._lost_cpu = lost_cpu = np.ascontiguousarray(lost["cpu"], np.int32)
         pid_mark = np.zeros(_PID_MARK, np.uint8)
         cpu_mark = np.zeros(_CPU_MARK, np.uint8)
-        (nev, line_lo, line_hi, ts_lo, ts_hi, pid_hi, pid_big, cpu_hi, cpu_big,
-         line_sorted) = stream.scan(pid_mark, cpu_mark)
+        nev, ts_lo, ts_hi, pid_hi, pid_big, cpu_hi, cpu_big, line_sorted, unstamped = \
+            stream.scan(pid_mark, cpu_mark)
         self.w0, self.w1 = (ts_lo, ts_hi) if nev else (0, 0)
         # tasks: every pid > 0 named anywhere; cpus: every CPU of a line or a LOST marker
         if pid_big:
@@ -209,47 +212,46 @@ class SchedModel:
         self.ncpus = len(self.cpus)
         self._tids = _Ids(self.pids, IDLE)
         self._cids = _Ids(self.cpus)
-        # time order: by line (a scatter when the lines are dense), then by time if the file
-        # ever goes back in time (a LOST marker takes its CPU's last time, D6, so it does)
-        seq = None
-        span = line_hi - line_lo + 1 if nev or len(lost_line) else 0
-        if len(lost_line):
-            lo, hi = int(lost_line.min()), int(lost_line.max())
-            line_lo, span = (min(line_lo, lo), max(line_hi, hi) - min(line_lo, lo) + 1) if nev \
-                else (lo, hi - lo + 1)
-        if line_sorted and span <= 4 * (nev + len(lost_line)) + 4096:
-            seq = stream.line_order(lost_line, line_lo, span, nev)
-        if seq is None:
-            seq = self._line_order_sorted(lost_line)
-        seq_seg, seq_idx = seq
-        lost_ts, monotone, _ = stream.times(seq_seg, seq_idx, lost_cpu, self._cids, self.w0,
-                                            self.ncpus)
-        if not monotone:
-            _, _, ts = stream.times(seq_seg, seq_idx, lost_cpu, self._cids, self.w0, self.ncpus,
-                                    True)
-            o = np.argsort(ts, kind="stable")
-            seq_seg, seq_idx = seq_seg[o], seq_idx[o]
-        self._seq = (seq_seg, seq_idx, lost_ts)
-        self.sums = self._walk(False)
-        # per task: the comm at its latest line, tgid, wakeups / wakings / migrations; per CPU
-        # the sched_switch lines
-        names = [n for n, _ in segs]
-        counted = ("sched_wakeup", "sched_waking", "sched_migrate_task")
-        cseg = [names.index(n) for n in counted if n in names]
-        comm_id, self.tgid, counts, self._switches = stream.task_attrs(
-            self._tids, self._cids, self.ntasks, self.ncpus, cseg,
-            names.index("sched_switch") if "sched_switch" in names else -1)
-        self.comm_id = comm_id
-        self._counts = {n: np.zeros(self.ntasks, np.int64) for n in counted}
-        for n, row in zip([n for n in counted if n in names], counts):
-            self._counts[n] = row
-        comms = np.asarray(trace.comms + [""], dtype=object)
-        self.comm = comms[np.where(comm_id >= 0, comm_id, len(trace.comms))] if self.ntasks \
-            else np.zeros(0, object)
+        # time order: the arrays merged by line, as long as the time never goes back; else
+        # (unsorted files, and LOST markers, which take their CPU's last time, D6) sorted by
+        # (ts, line) and walked again
+        self._seq = None
+        sums = None
+        if line_sorted and (np.diff(lost_line) > 0).all():
+            sums = self._walk(False)
+        if sums is None:
+            seq_seg, seq_idx = self._line_order_sorted(lost_line)
+            o = np.argsort(stream.times(seq_seg, seq_idx, lost_cpu, self._cids, self.w0,
+                                        self.ncpus), kind="stable")
+            self._seq = (seq_seg[o], seq_idx[o])
+            sums = self._walk(False)
+        self.sums = sums
+        self.comm_id = sums["comm_id"]
+        self.tgid = sums["tgid"]
+        self._counts = dict(zip(_COUNTED, sums["counts"]))
+        self._switches = sums["switches"]
+        if unstamped.any():
+            self._add_unstamped(unstamped)
+        comms = np.asarray(list(trace.comms) + [""], dtype=object)
+        self.comm = comms[np.where(self.comm_id >= 0, self.comm_id, len(trace.comms))]
+
+    def _add_unstamped(self, unstamped):
+        """Lines without a time stamp are no part of the stream, but their wakeups,
+        migrations and switches count."""
+        for (name, a), n in zip(self._segs, unstamped.tolist()):
+            if not n or (name not in _COUNTED and name != "sched_switch"):
+                continue
+            a = a[a["ts"] < 0]
+            if name == "sched_switch":
+                c = self._cids(a["cpu"][a["cpu"] >= 0])
+                self._switches = self._switches + np.bincount(c[c >= 0], minlength=self.ncpus)
+            else:
+                t = self._tids(a["task_pid"][a["task_pid"] > 0])
+                self._counts[name] = self._counts[name] + np.bincount(t[t >= 0],
+                                                                      minlength=self.ntasks)
 
     def _walk(self, full):
-        seq_seg, seq_idx, lost_ts = self._seq
-        return self._stream.analyze(seq_seg, seq_idx, self._lost_cpu, lost_ts, self._tids,
+        return self._stream.analyze(self._seq, self._lost_line, self._lost_cpu, self._tids,
                                     self._cids, self.ntasks, self.ncpus, self.w0, self.w1, full)
 
     @property
@@ -287,14 +289,17 @@ class SchedModel:
         return a[f]
 
     def _line_order_sorted(self, lost_line):
-        """(seq_seg, seq_idx) in line order by a sort, for sparse or unusual line numbers."""
-        lines, sid, idx = [lost_line], [np.full(len(lost_line), len(self._segs), np.int16)], \
-            [np.arange(len(lost_line), dtype=np.int32)]
+        """(seq_seg, seq_idx) of the time-stamped records and the LOST markers in line order,
+        by a stable sort (ties: the first array, as the merge)."""
+        lines, sid, idx = [], [], []
         for s, (_, a) in enumerate(self._segs):
             k = np.flatnonzero(a["ts"] >= 0)
             lines.append(a["line"][k])
             sid.append(np.full(len(k), s, np.int16))
             idx.append(k.astype(np.int32))
+        lines.append(lost_line)
+        sid.append(np.full(len(lost_line), len(self._segs), np.int16))
+        idx.append(np.arange(len(lost_line), dtype=np.int32))
         order = np.argsort(np.concatenate(lines), kind="stable")
         return np.concatenate(sid)[order], np.concatenate(idx)[order]
 
