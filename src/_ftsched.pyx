@@ -288,6 +288,8 @@ cdef struct Cursor:
     int64_t j
     int64_t *pos             # per array (and the LOST markers last): its next entry
     int64_t *head            # the line of that entry, INT64_MAX past the end
+    int32_t *heap            # the arrays as a binary min-heap on (head, array)
+    int32_t nh
     const int64_t *lost_line
     int64_t n_lost
 
@@ -364,26 +366,40 @@ cdef inline void cur_fill(Cursor *cur, const Seg *S, int nseg, int s) noexcept n
     cur.pos[s] = i
     cur.head[s] = rd64(g.base + i * g.isz + g.o_line) if i < g.n else INT64_MAX
 
+cdef inline bint heap_less(const Cursor *cur, int32_t x, int32_t y) noexcept nogil:
+    return cur.head[x] < cur.head[y] or (cur.head[x] == cur.head[y] and x < y)
+
+cdef inline void heap_down(Cursor *cur, int32_t i) noexcept nogil:
+    cdef int32_t x = cur.heap[i], k
+    while True:
+        k = 2 * i + 1
+        if k >= cur.nh:
+            break
+        if k + 1 < cur.nh and heap_less(cur, cur.heap[k + 1], cur.heap[k]):
+            k += 1
+        if not heap_less(cur, cur.heap[k], x):
+            break
+        cur.heap[i] = cur.heap[k]
+        i = k
+    cur.heap[i] = x
+
 cdef inline int cur_next(Cursor *cur, const Seg *S, int nseg, int64_t *idx) noexcept nogil:
     """The array of the stream's next entry (nseg: a LOST marker), its index in idx; -1 at the
     end.  Merging: the smallest line first (ties: the first array, like a stable sort)."""
-    cdef int s, best = -1
-    cdef int64_t bl = INT64_MAX
+    cdef int32_t best
     if not cur.merging:
         if cur.j >= cur.n:
             return -1
         idx[0] = cur.seq_idx[cur.j]
         cur.j += 1
         return cur.seq_seg[cur.j - 1]
-    for s in range(nseg + 1):
-        if cur.head[s] < bl:
-            bl = cur.head[s]
-            best = s
-    if best < 0:
+    best = cur.heap[0]
+    if cur.head[best] == INT64_MAX:
         return -1
     idx[0] = cur.pos[best]
     cur.pos[best] += 1
     cur_fill(cur, S, nseg, best)
+    heap_down(cur, 0)
     return best
 
 cdef inline void comm_seen(Out *o, int32_t task, int32_t comm, int64_t t, int64_t rank) noexcept nogil:
@@ -915,18 +931,26 @@ cdef _analyze(Stream st, seq, const int64_t[::1] lost_line, const int32_t[::1] l
     o.overflow = 0
     T = <Task*>malloc(max(ntasks, 1) * sizeof(Task))
     C = <Cpu*>malloc(max(ncpus, 1) * sizeof(Cpu))
+    cur.heap = NULL
     if seq is None:
         cur.pos = <int64_t*>calloc(st.nseg + 1, sizeof(int64_t))
         cur.head = <int64_t*>malloc((st.nseg + 1) * sizeof(int64_t))
-    if T == NULL or C == NULL or (seq is None and (cur.pos == NULL or cur.head == NULL)):
+        cur.heap = <int32_t*>malloc((st.nseg + 1) * sizeof(int32_t))
+    if T == NULL or C == NULL or (seq is None and (cur.pos == NULL or cur.head == NULL
+                                                   or cur.heap == NULL)):
         free(T)
         free(C)
         free(cur.pos)
         free(cur.head)
+        free(cur.heap)
         raise MemoryError()
     if seq is None:
-        for k in range(st.nseg + 1):
+        cur.nh = st.nseg + 1
+        for k in range(cur.nh):
             cur_fill(&cur, st.S, st.nseg, <int>k)
+            cur.heap[k] = <int32_t>k
+        for k in range(cur.nh // 2 - 1, -1, -1):
+            heap_down(&cur, <int32_t>k)
     for i in range(ntasks):
         T[i].state = S_UNSEEN
         T[i].cpu = -1
@@ -953,6 +977,7 @@ cdef _analyze(Stream st, seq, const int64_t[::1] lost_line, const int32_t[::1] l
         free(C)
         free(cur.pos)
         free(cur.head)
+        free(cur.heap)
     if status:
         return None
     if o.overflow:

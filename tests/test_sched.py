@@ -482,3 +482,24 @@ def test_unstamped_lines_count_but_are_not_in_the_stream():
     assert dict(zip(c["cpu"].tolist(), c["switches"].tolist())) == dict(zip(cpus.tolist(), n.tolist()))
     stamped = np.concatenate([a["ts"][a["ts"] >= 0] for a in t.events.values()])
     assert sched.window(t) == (int(stamped.min()), int(stamped.max()))
+
+
+@pytest.mark.parametrize("scale", [1, 2**59])
+def test_percentiles_both_sorts(scale):
+    """Grouped nearest-rank statistics (D4) agree with a plain computation, whether the
+    (group, value) pairs fit one packed int64 key or need a lexsort (huge tick values)."""
+    rng = np.random.default_rng(7)
+    groups = rng.integers(0, 6, 300).astype(np.int32)
+    values = rng.integers(0, 9, 300).astype(np.int64) * scale
+    pc = sched._percentiles(groups, values, 7)
+    for g in range(7):
+        idx = np.flatnonzero(groups == g)
+        if not len(idx):
+            assert pc["count"][g] == 0 and pc["argmax"][g] == -1
+            continue
+        v = np.sort(values[idx])
+        assert pc["count"][g] == len(v) and pc["max"][g] == v[-1]
+        assert pc["mean"][g] == v.astype(np.float64).sum() / len(v)
+        assert pc["argmax"][g] == idx[values[idx] == v[-1]].max()
+        for p in (50, 90, 99):
+            assert pc[p][g] == v[max(math.ceil(p * len(v) / 100), 1) - 1]
