@@ -437,7 +437,7 @@ cdef int run_kernel(Cursor *cur, const Seg *S, int32_t nseg, const int32_t *lost
     """Walk the stream; 1 (merging only) as soon as the time goes back: the caller then sorts
     the stream by time and walks it again from the start."""
     cdef int64_t i, t, t_inf, prev_t = -(1LL << 62)
-    cdef int32_t c, m, p, q, k2, occ, s_, a_, b_, st_, tc_
+    cdef int32_t c, m, p, q, occ, s_, a_, b_, tc_
     cdef int8_t s, was, kind
     cdef bint merging = cur.merging
     cdef Task *tp
