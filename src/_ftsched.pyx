@@ -664,7 +664,7 @@ cdef class Stream:
     cdef list keep
 
     def __cinit__(self, list specs):
-        cdef Py_ssize_t i
+        cdef Py_ssize_t i, k
         cdef const int64_t[::1] off
         self.nseg = len(specs)
         if self.nseg >= 32767:
@@ -680,6 +680,12 @@ cdef class Stream:
                 raise ValueError("more than 2**31 records of one event")
             self.keep.append(arr)
             off = np.ascontiguousarray(offsets, np.int64)
+            # the common columns are always read; every field must lie inside the record
+            if off.shape[0] != len(FIELDS) or min(off[0], off[1], off[2], off[3], off[4], off[5]) < 0:
+                raise ValueError("a record array without the common columns")
+            for k in range(off.shape[0]):
+                if off[k] + (8 if k < 2 else 4) > arr.dtype.itemsize:
+                    raise ValueError("a field offset past the end of its record")
             self.S[i].base = <const char*><uintptr_t>arr.ctypes.data
             self.S[i].n = len(arr)
             self.S[i].isz = arr.dtype.itemsize
