@@ -14,7 +14,7 @@ cpus) and the interval table are computed from with NumPy.  Both modes add the s
 the same order, so the sums equal the sums of the emitted intervals.
 """
 
-from libc.stdint cimport int8_t, int16_t, int32_t, int64_t, uint8_t, uintptr_t, INT64_MAX
+from libc.stdint cimport int8_t, int16_t, int32_t, int64_t, uint8_t, uintptr_t
 from libc.stdlib cimport malloc, calloc, free
 from libc.string cimport memcpy
 
@@ -280,18 +280,14 @@ cdef struct Seg:
     int8_t count_slot        # row of Out.ev_n counting the lines naming ``a``, -1 none
 
 cdef struct Cursor:
-    # the stream's order: seq_seg / seq_idx, or (merging) a merge of the arrays by line
-    int merging
+    # the stream's order: the lines one by one (slot[line - first line]: 1 + the array of the
+    # line, 0 none), or (slot NULL) the sequence seq_seg / seq_idx
+    const int16_t *slot
     const int16_t *seq_seg
     const int32_t *seq_idx
     int64_t n
     int64_t j
-    int64_t *pos             # per array (and the LOST markers last): its next entry
-    int64_t *head            # the line of that entry, INT64_MAX past the end
-    int32_t *heap            # the arrays as a binary min-heap on (head, array)
-    int32_t nh
-    const int64_t *lost_line
-    int64_t n_lost
+    int64_t *pos             # by line: per array (the LOST markers last) its next record
 
 cdef struct IdMap:
     # id -> dense index: lut[clip(id, -1, hi) + 1], or (lut NULL) a binary search in ids
@@ -353,54 +349,34 @@ cdef int idmap_init(IdMap *m, ids) except -1:
     return 0
 
 
-cdef inline void cur_fill(Cursor *cur, const Seg *S, int nseg, int s) noexcept nogil:
-    """Sets the head of array s (lines without a time stamp are no part of the stream)."""
-    cdef const Seg *g
-    cdef int64_t i = cur.pos[s]
-    if s == nseg:
-        cur.head[s] = cur.lost_line[i] if i < cur.n_lost else INT64_MAX
-        return
-    g = &S[s]
-    while i < g.n and rd64(g.base + i * g.isz + g.o_ts) < 0:
-        i += 1
-    cur.pos[s] = i
-    cur.head[s] = rd64(g.base + i * g.isz + g.o_line) if i < g.n else INT64_MAX
-
-cdef inline bint heap_less(const Cursor *cur, int32_t x, int32_t y) noexcept nogil:
-    return cur.head[x] < cur.head[y] or (cur.head[x] == cur.head[y] and x < y)
-
-cdef inline void heap_down(Cursor *cur, int32_t i) noexcept nogil:
-    cdef int32_t x = cur.heap[i], k
-    while True:
-        k = 2 * i + 1
-        if k >= cur.nh:
-            break
-        if k + 1 < cur.nh and heap_less(cur, cur.heap[k + 1], cur.heap[k]):
-            k += 1
-        if not heap_less(cur, cur.heap[k], x):
-            break
-        cur.heap[i] = cur.heap[k]
-        i = k
-    cur.heap[i] = x
-
 cdef inline int cur_next(Cursor *cur, const Seg *S, int nseg, int64_t *idx) noexcept nogil:
     """The array of the stream's next entry (nseg: a LOST marker), its index in idx; -1 at the
-    end.  Merging: the smallest line first (ties: the first array, like a stable sort)."""
-    cdef int32_t best
-    if not cur.merging:
+    end.  By line, each array's time-stamped records come in its own order."""
+    cdef int s
+    cdef int16_t v
+    cdef int64_t i
+    cdef const Seg *g
+    if cur.slot == NULL:
         if cur.j >= cur.n:
             return -1
         idx[0] = cur.seq_idx[cur.j]
         cur.j += 1
         return cur.seq_seg[cur.j - 1]
-    best = cur.heap[0]
-    if cur.head[best] == INT64_MAX:
-        return -1
-    idx[0] = cur.pos[best]
-    cur.pos[best] += 1
-    cur_fill(cur, S, nseg, best)
-    heap_down(cur, 0)
-    return best
+    while cur.j < cur.n:
+        v = cur.slot[cur.j]
+        cur.j += 1
+        if v == 0:
+            continue
+        s = v - 1
+        i = cur.pos[s]
+        if s < nseg:
+            g = &S[s]
+            while rd64(g.base + i * g.isz + g.o_ts) < 0:
+                i += 1
+        idx[0] = i
+        cur.pos[s] = i + 1
+        return s
+    return -1
 
 cdef inline void comm_seen(Out *o, int32_t task, int32_t comm, int64_t t, int64_t rank) noexcept nogil:
     if comm >= 0 and (t > o.comm_ts[task] or (t == o.comm_ts[task] and rank > o.comm_rank[task])):
@@ -434,12 +410,12 @@ cdef int run_kernel(Cursor *cur, const Seg *S, int32_t nseg, const int32_t *lost
                     const IdMap *tmap, const IdMap *cmap,
                     int32_t ntasks, int32_t ncpus, int64_t w0, int64_t w1,
                     Task *T, Cpu *C, Out *o) noexcept nogil:
-    """Walk the stream; 1 (merging only) as soon as the time goes back: the caller then sorts
+    """Walk the stream; 1 (by line only) as soon as the time goes back: the caller then sorts
     the stream by time and walks it again from the start."""
     cdef int64_t i, t, t_inf, prev_t = -(1LL << 62)
     cdef int32_t c, m, p, q, occ, s_, a_, b_, tc_
     cdef int8_t s, was, kind
-    cdef bint merging = cur.merging
+    cdef bint by_line = cur.slot != NULL
     cdef Task *tp
     cdef const Seg *g
     cdef const char *rec
@@ -449,7 +425,7 @@ cdef int run_kernel(Cursor *cur, const Seg *S, int32_t nseg, const int32_t *lost
             break
         if s_ == nseg:
             c = map_id(cmap, lost_cpu[i])
-            if merging:
+            if by_line:
                 # a marker takes the time of its CPU's last line before it (D6)
                 t = C[c].prev_line if (0 <= c < ncpus and C[c].prev_line >= 0) else w0
                 if t < prev_t:
@@ -477,7 +453,7 @@ cdef int run_kernel(Cursor *cur, const Seg *S, int32_t nseg, const int32_t *lost
         g = &S[s_]
         rec = g.base + i * g.isz
         t = rd64(rec + g.o_ts)
-        if merging:
+        if by_line:
             if t < prev_t:
                 return 1
             prev_t = t
@@ -699,16 +675,22 @@ cdef class Stream:
     def __dealloc__(self):
         free(self.S)
 
-    def scan(self, uint8_t[::1] pid_mark, uint8_t[::1] cpu_mark):
+    def scan(self, uint8_t[::1] pid_mark, uint8_t[::1] cpu_mark, int16_t[::1] slot,
+             int64_t line_lo, const int64_t[::1] lost_line):
         """One pass over the records with a time stamp: marks every pid > 0 they name and every
-        CPU >= 0 they show (ids past a mark array's end set *_big instead), and returns
-        (records, ts_lo, ts_hi, pid_hi, pid_big, cpu_hi, cpu_big, line_sorted, unstamped)
-        with line_sorted false when an array's lines do not increase and unstamped the
-        number of records without a time stamp per array."""
+        CPU >= 0 they show (ids past a mark array's end set *_big instead), and puts 1 + its
+        array in slot[line - line_lo] (nseg + 1 for the LOST markers at lost_line).  Returns
+        (records, ts_lo, ts_hi, pid_hi, pid_big, cpu_hi, cpu_big, in_order, unstamped) with
+        in_order true when every array's lines (and the markers') increase and each line got
+        a slot of its own, and unstamped the number of records without a time stamp per
+        array."""
         cdef int64_t nv = 0, ts_lo = 0, ts_hi = -1, t, ln, prev
         cdef int64_t pid_hi = 0, cpu_hi = -1, i, k
         cdef int64_t pmax = pid_mark.shape[0], cmax = cpu_mark.shape[0]
         cdef int pid_big = 0, cpu_big = 0, sorted_ = 1, s
+        cdef int64_t span = slot.shape[0], pos, nl = lost_line.shape[0]
+        if span == 0:
+            sorted_ = 0
         cdef int32_t x
         cdef int64_t offs[3]
         cdef const Seg *g
@@ -732,6 +714,12 @@ cdef class Stream:
                     if ln <= prev:
                         sorted_ = 0
                     prev = ln
+                    pos = ln - line_lo
+                    if sorted_:
+                        if 0 <= pos < span and slot[pos] == 0:
+                            slot[pos] = <int16_t>(s + 1)
+                        else:
+                            sorted_ = 0
                     if nv == 0:
                         ts_lo = ts_hi = t
                     else:
@@ -759,6 +747,14 @@ cdef class Stream:
                                 cpu_hi = x
                         else:
                             cpu_big = 1
+            for i in range(nl):
+                pos = lost_line[i] - line_lo
+                if not sorted_ or (i and lost_line[i] <= lost_line[i - 1]):
+                    sorted_ = 0
+                elif 0 <= pos < span and slot[pos] == 0:
+                    slot[pos] = <int16_t>(self.nseg + 1)
+                else:
+                    sorted_ = 0
         return (nv, ts_lo, ts_hi, pid_hi, bool(pid_big), cpu_hi, bool(cpu_big), bool(sorted_),
                 unstamped[:self.nseg])
 
@@ -797,26 +793,27 @@ cdef class Stream:
         free(last)
         return ts
 
-    def analyze(self, seq, const int64_t[::1] lost_line, const int32_t[::1] lost_cpu, tmap,
-                cmap, int ntasks, int ncpus, long long w0, long long w1, bint full):
+    def analyze(self, order, const int32_t[::1] lost_cpu, tmap, cmap, int ntasks, int ncpus,
+                long long w0, long long w1, bint full):
         """Walk the stream and return what it implies: the sums, per-task attributes and
         latency samples, and with full every interval and switch.
 
-        seq None: the arrays merged by line (each must be in line order, the markers too), and
-        None returned if the time ever goes back; else (seq_seg, seq_idx) in time order.  Per task, comm_id is the comm of its latest line, ties
-        going to the later array, then to the later role (own task, a, b), then to the later
-        record; tgid the last one shown (by array, then record); counts[slot] the stamped
-        lines naming it as ``a``.  switches: the sched_switch lines per CPU."""
-        return _analyze(self, seq, lost_line, lost_cpu, tmap, cmap, ntasks, ncpus, w0, w1, full)
+        order: the int16 slot array of scan() (the lines in file order; None is returned if
+        the time ever goes back), or (seq_seg, seq_idx) in time order.  Per task, comm_id is
+        the comm of its latest line, ties going to the later array, then to the later role
+        (own task, a, b), then to the later record; tgid the last one shown (by array, then
+        record); counts[slot] the stamped lines naming it as ``a``.  switches: the
+        sched_switch lines per CPU."""
+        return _analyze(self, order, lost_cpu, tmap, cmap, ntasks, ncpus, w0, w1, full)
 
 
-cdef _analyze(Stream st, seq, const int64_t[::1] lost_line, const int32_t[::1] lost_cpu,
-              tmap, cmap, int ntasks, int ncpus, long long w0,
-              long long w1, bint full):
+cdef _analyze(Stream st, order, const int32_t[::1] lost_cpu, tmap, cmap, int ntasks, int ncpus,
+              long long w0, long long w1, bint full):
     cdef IdMap tm, cm
     idmap_init(&tm, tmap)
     idmap_init(&cm, cmap)
     cdef Cursor cur
+    cdef const int16_t[::1] slot
     cdef const int16_t[::1] seq_seg
     cdef const int32_t[::1] seq_idx
     cdef int64_t n_lost = lost_cpu.shape[0], n = n_lost, k
@@ -825,22 +822,23 @@ cdef _analyze(Stream st, seq, const int64_t[::1] lost_line, const int32_t[::1] l
     cdef Cpu *C
     cdef Out o
     cdef int32_t i
-    cur.merging = seq is None
+    cur.slot = NULL
     cur.seq_seg = NULL
     cur.seq_idx = NULL
     cur.pos = NULL
-    cur.head = NULL
     cur.j = 0
-    cur.n_lost = n_lost
-    cur.lost_line = &lost_line[0] if n_lost else NULL
-    if seq is not None:
-        seq_seg, seq_idx = seq
-        n = seq_seg.shape[0]
-        cur.n = n
+    cur.n = 0
+    if isinstance(order, tuple):
+        seq_seg, seq_idx = order
+        n = cur.n = seq_seg.shape[0]
         if n:
             cur.seq_seg = &seq_seg[0]
             cur.seq_idx = &seq_idx[0]
     else:
+        slot = order
+        cur.n = slot.shape[0]
+        if cur.n:
+            cur.slot = &slot[0]
         for k in range(st.nseg):
             n += st.S[k].n
     # upper bounds: a line ends at most 4 intervals (prev, next, an inferred pair) and changes
@@ -937,26 +935,12 @@ cdef _analyze(Stream st, seq, const int64_t[::1] lost_line, const int32_t[::1] l
     o.overflow = 0
     T = <Task*>malloc(max(ntasks, 1) * sizeof(Task))
     C = <Cpu*>malloc(max(ncpus, 1) * sizeof(Cpu))
-    cur.heap = NULL
-    if seq is None:
-        cur.pos = <int64_t*>calloc(st.nseg + 1, sizeof(int64_t))
-        cur.head = <int64_t*>malloc((st.nseg + 1) * sizeof(int64_t))
-        cur.heap = <int32_t*>malloc((st.nseg + 1) * sizeof(int32_t))
-    if T == NULL or C == NULL or (seq is None and (cur.pos == NULL or cur.head == NULL
-                                                   or cur.heap == NULL)):
+    cur.pos = <int64_t*>calloc(st.nseg + 1, sizeof(int64_t))
+    if T == NULL or C == NULL or cur.pos == NULL:
         free(T)
         free(C)
         free(cur.pos)
-        free(cur.head)
-        free(cur.heap)
         raise MemoryError()
-    if seq is None:
-        cur.nh = st.nseg + 1
-        for k in range(cur.nh):
-            cur_fill(&cur, st.S, st.nseg, <int>k)
-            cur.heap[k] = <int32_t>k
-        for k in range(cur.nh // 2 - 1, -1, -1):
-            heap_down(&cur, <int32_t>k)
     for i in range(ntasks):
         T[i].state = S_UNSEEN
         T[i].cpu = -1
@@ -982,8 +966,6 @@ cdef _analyze(Stream st, seq, const int64_t[::1] lost_line, const int32_t[::1] l
         free(T)
         free(C)
         free(cur.pos)
-        free(cur.head)
-        free(cur.heap)
     if status:
         return None
     if o.overflow:

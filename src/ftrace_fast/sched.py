@@ -187,12 +187,20 @@ class SchedModel:
                                   for name, a in segs])
         self._stream = stream
         lost = trace.lost
-        self._lost_line = lost_line = np.ascontiguousarray(lost["line"], np.int64)
+        lost_line = np.ascontiguousarray(lost["line"], np.int64)
         self._lost_cpu = lost_cpu = np.ascontiguousarray(lost["cpu"], np.int32)
         pid_mark = np.zeros(_PID_MARK, np.uint8)
         cpu_mark = np.zeros(_CPU_MARK, np.uint8)
-        nev, ts_lo, ts_hi, pid_hi, pid_big, cpu_hi, cpu_big, line_sorted, unstamped = \
-            stream.scan(pid_mark, cpu_mark)
+        # the file order: the array of each line in a table indexed by line number, when the
+        # lines are dense enough (each array is in file order; scan() checks it)
+        ends = [(int(a["line"][0]), int(a["line"][-1])) for _, a in segs]
+        ends += [(int(lost_line[0]), int(lost_line[-1]))] if len(lost_line) else []
+        line_lo = min((x for x, _ in ends), default=0)
+        span = max((y for _, y in ends), default=-1) - line_lo + 1
+        n = sum(len(a) for _, a in segs) + len(lost_line)
+        slot = np.zeros(span if 0 < span <= 16 * n + 65536 else 0, np.int16)
+        nev, ts_lo, ts_hi, pid_hi, pid_big, cpu_hi, cpu_big, in_order, unstamped = \
+            stream.scan(pid_mark, cpu_mark, slot, line_lo, lost_line)
         self.w0, self.w1 = (ts_lo, ts_hi) if nev else (0, 0)
         # tasks: every pid > 0 named anywhere; cpus: every CPU of a line or a LOST marker
         if pid_big:
@@ -212,18 +220,16 @@ class SchedModel:
         self.ncpus = len(self.cpus)
         self._tids = _Ids(self.pids, IDLE)
         self._cids = _Ids(self.cpus)
-        # time order: the arrays merged by line, as long as the time never goes back; else
-        # (unsorted files, and LOST markers, which take their CPU's last time, D6) sorted by
-        # (ts, line) and walked again
-        self._seq = None
-        sums = None
-        if line_sorted and (np.diff(lost_line) > 0).all():
-            sums = self._walk(False)
+        # time order: the file order, as long as the time never goes back; else (unsorted
+        # files, and LOST markers, which take their CPU's last time, D6) sorted by (ts, line)
+        # and walked again
+        self._order = slot
+        sums = self._walk(False) if in_order else None
         if sums is None:
             seq_seg, seq_idx = self._line_order_sorted(lost_line)
             o = np.argsort(stream.times(seq_seg, seq_idx, lost_cpu, self._cids, self.w0,
                                         self.ncpus), kind="stable")
-            self._seq = (seq_seg[o], seq_idx[o])
+            self._order = (seq_seg[o], seq_idx[o])
             sums = self._walk(False)
         self.sums = sums
         self.comm_id = sums["comm_id"]
@@ -251,8 +257,8 @@ class SchedModel:
                                                                       minlength=self.ntasks)
 
     def _walk(self, full):
-        return self._stream.analyze(self._seq, self._lost_line, self._lost_cpu, self._tids,
-                                    self._cids, self.ntasks, self.ncpus, self.w0, self.w1, full)
+        return self._stream.analyze(self._order, self._lost_cpu, self._tids, self._cids,
+                                    self.ntasks, self.ncpus, self.w0, self.w1, full)
 
     @property
     def r(self):
@@ -290,7 +296,7 @@ class SchedModel:
 
     def _line_order_sorted(self, lost_line):
         """(seq_seg, seq_idx) of the time-stamped records and the LOST markers in line order,
-        by a stable sort (ties: the first array, as the merge)."""
+        by a stable sort (lines shared by several entries: the first array first)."""
         lines, sid, idx = [], [], []
         for s, (_, a) in enumerate(self._segs):
             k = np.flatnonzero(a["ts"] >= 0)
