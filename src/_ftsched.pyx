@@ -5,8 +5,10 @@ current task, walked once over the time-ordered scheduler events.
 
 The definitions it implements are written once, in ftrace_fast/sched.py's docstring.
 
-The events are read in place from the trace's per-event record arrays (:class:`Stream`): the
-time order is a list of (array, record) pairs, so no column of the stream is ever copied.
+The events are read in place from the trace's per-event record arrays (:class:`Stream`), so
+no column of the stream is ever copied: the order is the file's, from a table of the array of
+each line (each array is in file order), or, when the time goes back in the file, a sorted
+list of (array, record) pairs.
 The kernel adds up, as it goes, what the unrestricted summaries need (time per task and state,
 slices, switch counts, CPU busy / idle / unknown time) and emits the wakeup-latency samples;
 with ``full`` it also emits every interval and switch, which restricted queries (start / end /
