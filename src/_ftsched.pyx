@@ -428,7 +428,8 @@ cdef int run_kernel(Cursor *cur, const Seg *S, int32_t nseg, const int32_t *lost
         if s_ == nseg:
             c = map_id(cmap, lost_cpu[i])
             if by_line:
-                # a marker takes the time of its CPU's last line before it (D6)
+                # a marker takes the time of its CPU's last line before it (D6): trace_pipe
+                # prints it only when it reads that CPU's next event, after other CPUs' lines
                 t = C[c].prev_line if (0 <= c < ncpus and C[c].prev_line >= 0) else w0
                 if t < prev_t:
                     return 1

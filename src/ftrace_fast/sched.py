@@ -127,26 +127,33 @@ class _Ids:
         return out
 
 
+def _columns(name):
+    """The column of each of _ftsched.FIELDS in the event's records (None: it has none)."""
+    role = ("child_" if name == "sched_process_fork" else "prev_" if name == "sched_switch"
+            else "task_" if name in _ACTS else None)
+    sw = name == "sched_switch"
+    tc = "dest_cpu" if name == "sched_migrate_task" else "target_cpu" if name in _ACTS else None
+    return {"ts": "ts", "line": "line", "cpu": "cpu", "pid": "pid", "tgid": "tgid",
+            "comm": "comm", "a": role and role + "pid", "acomm": role and role + "comm",
+            "b": "next_pid" if sw else None, "bcomm": "next_comm" if sw else None,
+            "st": "prev_state" if sw else None, "tc": tc}
+
+
 def _offsets(name, a):
     """Byte offsets of the fields the stream reads, in _ftsched.FIELDS order (-1: absent)."""
     f = a.dtype.fields
-
-    def off(col, dt="i4"):
+    cols = _columns(name)
+    out = []
+    for field in _ftsched.FIELDS:
+        col = cols[field]
         if col is None or col not in f:
-            return -1
-        if f[col][0] != np.dtype(dt):
-            raise TypeError(f"{name}.{col}: expected {dt}, got {f[col][0]}")
-        return f[col][1]
-    acts = name in _ACTS
-    pf, cf = (("child_pid", "child_comm") if name == "sched_process_fork" else
-              ("prev_pid", "prev_comm") if name == "sched_switch" else
-              ("task_pid", "task_comm") if acts else (None, None))
-    tc = "dest_cpu" if name == "sched_migrate_task" else "target_cpu" if acts else None
-    sw = name == "sched_switch"
-    return np.array([off("ts", "i8"), off("line", "i8"), off("cpu"), off("pid"), off("tgid"),
-                     off("comm"), off(pf), off(cf), off("next_pid" if sw else None),
-                     off("next_comm" if sw else None), off("prev_state" if sw else None),
-                     off(tc)], np.int64)
+            out.append(-1)
+            continue
+        want = np.dtype("i8" if field in ("ts", "line") else "i4")
+        if f[col][0] != want:
+            raise TypeError(f"{name}.{col}: expected {want}, got {f[col][0]}")
+        out.append(f[col][1])
+    return np.array(out, np.int64)
 
 
 # the events counted per task (wakeups, wakings, migrations), in Stream's count slots
@@ -198,6 +205,8 @@ class SchedModel:
         line_lo = min((x for x, _ in ends), default=0)
         span = max((y for _, y in ends), default=-1) - line_lo + 1
         n = sum(len(a) for _, a in segs) + len(lost_line)
+        # (2 bytes a line: past 16 lines an entry, e.g. a load of a few events, sorting is
+        # cheaper)
         slot = np.zeros(span if 0 < span <= 16 * n + 65536 else 0, np.int16)
         nev, ts_lo, ts_hi, pid_hi, pid_big, cpu_hi, cpu_big, in_order, unstamped = \
             stream.scan(pid_mark, cpu_mark, slot, line_lo, lost_line)
@@ -274,25 +283,15 @@ class SchedModel:
         fields is taken together (one row each), from the arrays that have all of them."""
         out = []
         for name, a in self._segs:
-            off = _offsets(name, a)
+            cols = _columns(name)
             keep = a["ts"] >= 0
             for f in fields:
                 fs = f if isinstance(f, tuple) else (f,)
-                if all(off[_ftsched.FIELDS.index(x)] >= 0 for x in fs):
-                    out.append(np.stack([self._field(name, a, x)[keep] for x in fs]))
+                if all(cols[x] and cols[x] in a.dtype.fields for x in fs):
+                    out.append(np.stack([a[cols[x]][keep] for x in fs]))
         if not out:
             return np.zeros((1, 0), np.int32)
         return np.concatenate(out, axis=1).astype(np.int32, copy=False)
-
-    @staticmethod
-    def _field(name, a, f):
-        if f in ("a", "acomm"):
-            col = ("child_" if name == "sched_process_fork" else
-                   "prev_" if name == "sched_switch" else "task_")
-            return a[col + ("pid" if f == "a" else "comm")]
-        if f in ("b", "bcomm"):
-            return a["next_pid" if f == "b" else "next_comm"]
-        return a[f]
 
     def _line_order_sorted(self, lost_line):
         """(seq_seg, seq_idx) of the time-stamped records and the LOST markers in line order,
