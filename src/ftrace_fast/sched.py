@@ -223,7 +223,8 @@ class SchedModel:
             self.cpus = np.unique(c[c >= 0])
         else:
             cpu_mark[lc] = 1
-            self.cpus = np.flatnonzero(cpu_mark[:max(cpu_hi, int(lc.max(initial=-1))) + 1]).astype(np.int32)
+            hi = max(cpu_hi, int(lc.max(initial=-1)))
+            self.cpus = np.flatnonzero(cpu_mark[:hi + 1]).astype(np.int32)
         del pid_mark, cpu_mark
         self.ntasks = len(self.pids)
         self.ncpus = len(self.cpus)
