@@ -462,3 +462,44 @@ def test_random_hosts(seed, variant, ncpu, lost, missing_idle, forks, redundant,
                             forks=forks, redundant_wakeups=redundant, remote_wakeups=remote,
                             duration=8000)
     run_checks(sim, _load(sim))
+
+
+def test_unstamped_lines_count_but_are_not_in_the_stream():
+    """A line without a time stamp (function_graph output without abstime) is no part of the
+    window or the stream (D1), but its sched_wakeup / sched_switch still counts (D9)."""
+    sim = simsched.simulate(3, "kernel5")
+    t = _load(sim)
+    wk = t.events["sched_wakeup"] = t.events["sched_wakeup"].copy()
+    sw = t.events["sched_switch"] = t.events["sched_switch"].copy()
+    wk["ts"][::5] = -1
+    sw["ts"][1::7] = -1
+    s = sched.task_summary(t)
+    pids, n = np.unique(wk["task_pid"][wk["task_pid"] > 0], return_counts=True)
+    got = dict(zip(s["pid"].tolist(), s["wakeups"].tolist()))
+    assert {p: got[p] for p in pids.tolist()} == dict(zip(pids.tolist(), n.tolist()))
+    c = sched.cpu_summary(t)
+    cpus, n = np.unique(sw["cpu"], return_counts=True)
+    assert dict(zip(c["cpu"].tolist(), c["switches"].tolist())) == dict(zip(cpus.tolist(), n.tolist()))
+    stamped = np.concatenate([a["ts"][a["ts"] >= 0] for a in t.events.values()])
+    assert sched.window(t) == (int(stamped.min()), int(stamped.max()))
+
+
+@pytest.mark.parametrize("scale", [1, 2**59])
+def test_percentiles_both_sorts(scale):
+    """Grouped nearest-rank statistics (D4) agree with a plain computation, whether the
+    (group, value) pairs fit one packed int64 key or need a lexsort (huge tick values)."""
+    rng = np.random.default_rng(7)
+    groups = rng.integers(0, 6, 300).astype(np.int32)
+    values = rng.integers(0, 9, 300).astype(np.int64) * scale
+    pc = sched._percentiles(groups, values, 7)
+    for g in range(7):
+        idx = np.flatnonzero(groups == g)
+        if not len(idx):
+            assert pc["count"][g] == 0 and pc["argmax"][g] == -1
+            continue
+        v = np.sort(values[idx])
+        assert pc["count"][g] == len(v) and pc["max"][g] == v[-1]
+        assert pc["mean"][g] == v.astype(np.float64).sum() / len(v)
+        assert pc["argmax"][g] == idx[values[idx] == v[-1]].max()
+        for p in (50, 90, 99):
+            assert pc[p][g] == v[max(math.ceil(p * len(v) / 100), 1) - 1]
