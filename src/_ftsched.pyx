@@ -279,6 +279,7 @@ cdef struct Seg:
     int64_t o_a, o_acomm     # the task it acts on: prev (switch), task or child
     int64_t o_b, o_bcomm     # next (switch)
     int64_t o_st, o_tc       # prev_state; target_cpu or dest_cpu
+    int64_t o_oc             # orig_cpu (migrate)
     int8_t count_slot        # row of Out.ev_n counting the lines naming ``a``, -1 none
 
 cdef struct Cursor:
@@ -300,7 +301,7 @@ cdef struct IdMap:
     int32_t zero             # code of id 0 when searching and 0 is not in ids
 
 #: the order of Stream's field offsets
-FIELDS = ("ts", "line", "cpu", "pid", "tgid", "comm", "a", "acomm", "b", "bcomm", "st", "tc")
+FIELDS = ("ts", "line", "cpu", "pid", "tgid", "comm", "a", "acomm", "b", "bcomm", "st", "tc", "oc")
 
 cdef inline int64_t rd64(const char *p) noexcept nogil:
     cdef int64_t v
@@ -415,7 +416,7 @@ cdef int run_kernel(Cursor *cur, const Seg *S, int32_t nseg, const int32_t *lost
     """Walk the stream; 1 (by line only) as soon as the time goes back: the caller then sorts
     the stream by time and walks it again from the start."""
     cdef int64_t i, t, t_inf, prev_t = -(1LL << 62)
-    cdef int32_t c, m, p, q, occ, s_, a_, b_, tc_
+    cdef int32_t c, m, p, q, occ, s_, a_, b_, tc_, oc_
     cdef int8_t s, was, kind
     cdef bint by_line = cur.slot != NULL
     cdef Task *tp
@@ -600,7 +601,10 @@ cdef int run_kernel(Cursor *cur, const Seg *S, int32_t nseg, const int32_t *lost
             p = a_
             if p >= 0:
                 tc_ = map_id(cmap, opt32(rec, g.o_tc, -1))
-                first_sight(o, T, p, S_RUNNABLE, w0, tc_)
+                if T[p].state == S_UNSEEN:
+                    # runnable since the window start (D3), waiting on orig_cpu until now
+                    oc_ = map_id(cmap, opt32(rec, g.o_oc, -1))
+                    first_sight(o, T, p, S_RUNNABLE, w0, oc_ if oc_ >= 0 else tc_)
                 tp = &T[p]
                 if tp.state == S_UNKNOWN and not gap_target(C, ncpus, tc_):
                     # a migrate line shows it runnable (D3's role): back from UNKNOWN (D6)
@@ -674,6 +678,7 @@ cdef class Stream:
             self.S[i].o_pid, self.S[i].o_tgid, self.S[i].o_comm = off[3], off[4], off[5]
             self.S[i].o_a, self.S[i].o_acomm, self.S[i].o_b = off[6], off[7], off[8]
             self.S[i].o_bcomm, self.S[i].o_st, self.S[i].o_tc = off[9], off[10], off[11]
+            self.S[i].o_oc = off[12]
 
     def __dealloc__(self):
         free(self.S)

@@ -225,12 +225,12 @@ def check_cpus(sim, t, rep):
 
 
 def _norm_intervals(ivs):
-    """[(start, end, state, cpu-if-running)]: zero-length dropped, neighbours merged."""
+    """[(start, end, state, cpu-if-running-or-waiting)]: zero-length dropped, neighbours merged."""
     out = []
     for (a, b, stt, cpu) in sorted(ivs):
         if b <= a:
             continue
-        cpu = cpu if stt == simsched.RUNNING else None
+        cpu = cpu if stt in (simsched.RUNNING, simsched.RUNNABLE) else None
         if out and out[-1][1] == a and out[-1][2] == stt and out[-1][3] == cpu:
             out[-1] = (out[-1][0], b, stt, cpu)
         else:

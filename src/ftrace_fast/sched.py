@@ -15,9 +15,9 @@ D2. sched_switch: prev leaves RUNNING for the state its prev_state names (R or R
     makes a new task RUNNABLE.  sched_waking changes no state: the waking-to-wakeup gap is
     still sleep.  sched_migrate_task moves a RUNNABLE task's wait to its dest_cpu.
 D3. Before a task's first line: RUNNING since the window start if that line shows it as the
-    line's own task or as sched_switch prev; RUNNABLE if the line switches it in or migrates
-    it; SLEEP_OTHER (letter unknown) if the line wakes it (sched_waking or sched_wakeup); not
-    existing if the line is its sched_process_fork (as the child) or its sched_wakeup_new —
+    line's own task or as sched_switch prev; RUNNABLE if the line switches it in (waiting on
+    that CPU) or migrates it (waiting on its orig_cpu); SLEEP_OTHER (letter unknown) if the
+    line wakes it (sched_waking or sched_wakeup); not existing if the line is its sched_process_fork (as the child) or its sched_wakeup_new —
     and it stays not existing from a fork until its first wakeup or other line.  After its last
     line a task keeps its state to the end of W.
 D4. Wait = time RUNNABLE.  Wakeup latency = from a sched_wakeup of a sleeping task to its next
@@ -136,7 +136,8 @@ def _columns(name):
     return {"ts": "ts", "line": "line", "cpu": "cpu", "pid": "pid", "tgid": "tgid",
             "comm": "comm", "a": role and role + "pid", "acomm": role and role + "comm",
             "b": "next_pid" if sw else None, "bcomm": "next_comm" if sw else None,
-            "st": "prev_state" if sw else None, "tc": tc}
+            "st": "prev_state" if sw else None, "tc": tc,
+            "oc": "orig_cpu" if name == "sched_migrate_task" else None}
 
 
 def _offsets(name, a):
