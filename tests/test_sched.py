@@ -503,3 +503,23 @@ def test_percentiles_both_sorts(scale):
         assert pc["argmax"][g] == idx[values[idx] == v[-1]].max()
         for p in (50, 90, 99):
             assert pc[p][g] == v[max(math.ceil(p * len(v) / 100), 1) - 1]
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_task_intervals_of_some_tasks_are_the_rows_of_all(seed):
+    """task_intervals(pids=/comm=) picks rows through a by-task index: the same rows, in the
+    same order, as selecting from every task's, under the other restrictions too."""
+    sim = simsched.simulate(seed=seed, variant="kernel5", lost=seed == 2, missing_idle=True)
+    t = _load(sim)
+    allv = sched.task_intervals(t)
+    pids = sorted(set(allv["pid"].tolist()))[::3] + [999999999]
+    w0, w1 = sched.window(t)
+    for kw in ({}, {"start": f"{w0 + (w1 - w0) // 4}ns", "end": f"{w1 - (w1 - w0) // 4}ns"},
+               {"cpus": [0]}):
+        base = sched.task_intervals(t, **kw)
+        got = sched.task_intervals(t, pids=pids, **kw)
+        assert np.array_equal(got, base[np.isin(base["pid"], pids)])
+        got = sched.task_intervals(t, comm="KVM", **kw)
+        want = sched.task_summary(t, comm="KVM")["pid"]
+        assert len(want) and np.array_equal(got, base[np.isin(base["pid"], want)])
+    assert len(sched.task_intervals(t, pids=[999999999])) == 0

@@ -604,6 +604,23 @@ def task_summary(trace, *, start=None, end=None, cpus=None, pids=None, comm=None
     return out
 
 
+def _task_rows_of(m, sel):
+    """Indices of the interval rows of the selected tasks (a bool per task), in the order the
+    analysis produced them; from a by-task permutation kept on the model, so that a few
+    tasks cost what their rows cost, not a pass over every interval."""
+    if getattr(m, "_iv_by_task", None) is None:
+        task = m.r["iv_task"]
+        perm = np.argsort(task, kind="stable").astype(np.int64)   # radix sort of int32
+        m._iv_by_task = (perm, np.r_[0, np.cumsum(np.bincount(task, minlength=m.ntasks))])
+    perm, off = m._iv_by_task
+    ti = np.flatnonzero(sel)
+    if not len(ti):
+        return np.zeros(0, np.int64)
+    n = off[ti + 1] - off[ti]
+    idx = np.repeat(off[ti], n) + (np.arange(int(n.sum())) - np.repeat(np.cumsum(n) - n, n))
+    return np.sort(perm[idx])
+
+
 def task_intervals(trace, *, start=None, end=None, cpus=None, pids=None, comm=None):
     """The state of every task through W: (pid, tgid, state, start_ns, end_ns, cpu), in the
     order the analysis produced them (by task, then time, is ``np.sort(order=...)`` away).
@@ -611,24 +628,27 @@ def task_intervals(trace, *, start=None, end=None, cpus=None, pids=None, comm=No
     start, end = _time_arg(start, "start"), _time_arg(end, "end")
     m = model(trace)
     r = m.r
-    a, b, d = _clip(start, end, r["iv_start"], r["iv_end"])
+    rows = None
+    if pids is not None or comm is not None:
+        rows = _task_rows_of(m, _select(m, pids, comm))
+    iv = {f: (r[f] if rows is None else r[f][rows])
+          for f in ("iv_start", "iv_end", "iv_task", "iv_state", "iv_cpu")}
+    a, b, d = _clip(start, end, iv["iv_start"], iv["iv_end"])
     k = np.ones(len(a), bool)
     if start is not None or end is not None:
-        k &= (b > a) | ((r["iv_start"] == r["iv_end"]) & _in_window(r["iv_start"], start, end))
+        k &= (b > a) | ((iv["iv_start"] == iv["iv_end"]) & _in_window(iv["iv_start"], start, end))
     ci = _cpu_filter(m, cpus)
     if ci is not None:
-        k &= np.isin(r["iv_cpu"], ci)
-    if pids is not None or comm is not None:
-        k &= _select(m, pids, comm)[r["iv_task"]]
-    t = r["iv_task"][k]
+        k &= np.isin(iv["iv_cpu"], ci)
+    t = iv["iv_task"][k]
     out = np.zeros(int(k.sum()), dtype=[("pid", "i4"), ("tgid", "i4"), ("state", "i1"),
                                          ("start_ns", "i8"), ("end_ns", "i8"), ("cpu", "i4")])
     out["pid"] = m.pids[t]
     out["tgid"] = m.tgid[t]
-    out["state"] = r["iv_state"][k]
+    out["state"] = iv["iv_state"][k]
     out["start_ns"] = a[k]
     out["end_ns"] = b[k]
-    cpu = r["iv_cpu"][k]
+    cpu = iv["iv_cpu"][k]
     out["cpu"] = np.where(cpu >= 0, m.cpus[np.clip(cpu, 0, max(m.ncpus - 1, 0))] if m.ncpus else -1, -1)
     return out
 
