@@ -69,6 +69,9 @@ _IO_NAME = re.compile(r"^IO ")
 _QEMU_HELPER = re.compile(r"^(worker|call_rcu|vnc_worker|SPICE Worker|live_migration|"
                           r"multifdsend_|multifdrecv_|pool-qemu|qemu-|iou-)")
 
+_QEMU_ANY = re.compile("|".join(r.pattern for r in (_VCPU_NAME, _VHOST_NAME, _MAIN_NAME, _IO_NAME,
+                                                    _QEMU_HELPER)))
+
 ROLE_VCPU, ROLE_IO, ROLE_VHOST, ROLE_MAIN, ROLE_OTHER = "vcpu", "iothread", "vhost", "main", "thread"
 
 _E, _X, _S, _I = 0, 1, 2, 3  # kvm_entry, kvm_exit, switch-out, switch-in
@@ -103,11 +106,16 @@ class Topology:
         names = {}  # pid -> set of comms
         tgid = {}
         have_sched = "sched_switch" in ev and len(ev["sched_switch"])
+        self._model = None
         if have_sched:
-            m = sched.model(trace)
-            for p, ns in m.names.items():
+            m = self._model = sched.model(trace)
+            # only the names that can make a thread part of a QEMU process matter here
+            ok = np.fromiter((_QEMU_ANY.search(c) is not None for c in trace.comms), bool,
+                             len(trace.comms))
+            for p, ns in m.names_of_comms(ok).items():
                 names.setdefault(p, set()).update(ns)
-            tgid.update({int(p): int(g) for p, g in zip(m.pids.tolist(), m.tgid.tolist()) if g >= 0})
+            has = m.tgid >= 0
+            tgid.update(zip(m.pids[has].tolist(), m.tgid[has].tolist()))
         # the own tasks of kvm lines (the sched model covers any line's task when present)
         vcpu_votes = {}
         for nm in ("kvm_entry", "kvm_exit"):
@@ -167,9 +175,12 @@ class Topology:
             d["vcpus"].append(p)
         # other QEMU threads
         single = next(iter(self.vms)) if len(self.vms) == 1 else None
-        for p, ns in self.names.items():
+        vm_keys = set(self.vms)
+        cands = set(self.names) | {p for p, g in tgid.items() if g in vm_keys}
+        for p in sorted(cands):
             if p in threads:
                 continue
+            ns = self.names.get(p) or [self._last_comm(p)]
             g = tgid.get(p)
             owner = next((int(mm.group(1)) for mm in map(_VHOST_NAME.match, ns) if mm), None)
             vm = role = None
@@ -196,16 +207,24 @@ class Topology:
         self.threads = threads
         self.vm_of = {p: vm for vm, d in self.vms.items() for p in d["vcpus"] + d["threads"]}
 
+    def _last_comm(self, pid):
+        m = self._model
+        if m is None:
+            return ""
+        i = m.task_index([pid])[0]
+        return m.comm[i] if i >= 0 else ""
+
     @property
     def vcpu_pids(self):
         return np.array(sorted(p for p, (r, _) in self.threads.items() if r == ROLE_VCPU), np.int64)
 
     def comm(self, pid):
+        """A name to show: ``CPU n/KVM`` if it had one, else its comm at its last line."""
         ns = self.names.get(int(pid), [])
         for n in ns:
             if _VCPU_NAME.match(n):
                 return n
-        return ns[-1] if ns else ""
+        return self._last_comm(int(pid)) or (ns[-1] if ns else "")
 
     def table(self):
         """One row per QEMU thread: (pid, tgid, vm, role, vcpu, comm), sorted by vm, role, pid."""
