@@ -8,7 +8,8 @@ K1. Topology.  A vCPU thread is a task with kvm_entry or kvm_exit lines of its o
     kvm_entry lines, else of its kvm_exit lines (the old layout, printed by trace-cmd's kvm
     plugin, has none), else the ``<n>`` of its name, else -1.  Other QEMU threads: iothreads
     (comm ``IO <name>``), vhost workers (``vhost-<qemu pid>``), the main thread
-    (``qemu-system-*`` / ``qemu-kvm``) and any other thread of a VM's process (``worker``...).
+    (``qemu-system-*`` / ``qemu-kvm``) and any other thread of a VM's process (``worker``...),
+    by the name a thread has at its last line (and the names its kvm lines show).
 K2. VMs.  A VM is a process: the tgid of its vCPU threads when the trace has a TGID column.
     Without one, vCPU threads are taken in pid order and a new VM starts at a thread whose
     vCPU index is not above the previous thread's (QEMU creates vCPU threads in index order):
@@ -109,11 +110,16 @@ class Topology:
         self._model = None
         if have_sched:
             m = self._model = sched.model(trace)
-            # only the names that can make a thread part of a QEMU process matter here
+            # only the names that can make a thread part of a QEMU process matter here, and a
+            # thread's name at its last line is the one QEMU gave it (a new thread carries its
+            # creator's name only until it renames itself)
             ok = np.fromiter((_QEMU_ANY.search(c) is not None for c in trace.comms), bool,
                              len(trace.comms))
-            for p, ns in m.names_of_comms(ok).items():
-                names.setdefault(p, set()).update(ns)
+            cid = m.comm_id
+            k = (cid >= 0) & (cid < len(ok))
+            k[k] = ok[cid[k]]
+            for p, c in zip(m.pids[k].tolist(), cid[k].tolist()):
+                names.setdefault(p, set()).add(trace.comms[c])
             has = m.tgid >= 0
             tgid.update(zip(m.pids[has].tolist(), m.tgid[has].tolist()))
         # the own tasks of kvm lines (the sched model covers any line's task when present)

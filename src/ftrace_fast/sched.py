@@ -337,20 +337,6 @@ class SchedModel:
                 self._names.setdefault(key >> 32, []).append(comms[key & 0xffffffff])
         return self._names
 
-    def names_of_comms(self, comm_ok):
-        """pid -> the comms it had among those ``comm_ok`` (a bool per interned comm) marks: a
-        cheap ``names`` for a few names of interest."""
-        p_, c_ = self._gather((("pid", "comm"), ("a", "acomm"), ("b", "bcomm")))
-        comm_ok = np.asarray(comm_ok, bool)
-        keep = (p_ > 0) & (c_ >= 0) & (c_ < len(comm_ok))
-        keep[keep] = comm_ok[c_[keep]]
-        pairs = _unique_ints(p_[keep].astype(np.int64) << 32 | c_[keep].astype(np.int64))
-        out = {}
-        comms = self.trace.comms
-        for key in pairs.tolist():
-            out.setdefault(key >> 32, []).append(comms[key & 0xffffffff])
-        return out
-
     def task_index(self, pids):
         pids = np.asarray(pids)
         i = np.searchsorted(self.pids, pids)
