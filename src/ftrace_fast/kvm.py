@@ -563,12 +563,16 @@ def neighbours(trace, pids=None, *, start=None, end=None, cpus=None):
     if not out_p:
         return np.zeros(0, dt)
     p, nb, cp, d = (np.concatenate(x) for x in (out_p, out_n, out_c, out_d))
-    key = (p.astype(np.int64) << 32) | ((nb.astype(np.int64) + 1) << 12) | cp.astype(np.int64)
+    # group by (vCPU, neighbour, CPU) through dense indices: ids of any width pack safely
+    up, ip = np.unique(p, return_inverse=True)
+    un, inn = np.unique(nb, return_inverse=True)
+    uc, ic = np.unique(cp, return_inverse=True)
+    key = (ip.astype(np.int64) * len(un) + inn) * len(uc) + ic
     uk, inv = np.unique(key, return_inverse=True)
     out = np.zeros(len(uk), dt)
-    out["pid"] = uk >> 32
-    out["neighbour_pid"] = ((uk >> 12) & 0xfffff) - 1
-    out["cpu"] = uk & 0xfff
+    out["pid"] = up[uk // (len(un) * len(uc))]
+    out["neighbour_pid"] = un[(uk // len(uc)) % len(un)]
+    out["cpu"] = uc[uk % len(uc)]
     out["stolen_ns"] = sched._sum_by(inv, d, len(uk))
     return out
 
