@@ -535,16 +535,17 @@ def neighbours(trace, pids=None, *, start=None, end=None, cpus=None):
     if iv is None:
         return np.zeros(0, dt)
     w = iv[(iv["state"] == RUNNABLE) & (iv["cpu"] >= 0) & (iv["end_ns"] > iv["start_ns"])]
-    w = w[np.argsort(w["cpu"], kind="stable")]
-    ci = sched.cpu_intervals(trace)       # grouped by CPU, in time order
+    m = sched.model(trace)
+    r = m.r
+    # each CPU's occupancy intervals (D5, D6) are written in time order: one mask per CPU
+    co_cpu = r["co_cpu"]
+    occ_pid = np.where(r["co_occ"] >= 0, m.pids[np.clip(r["co_occ"], 0, max(m.ntasks - 1, 0))]
+                       if m.ntasks else -1, np.where(r["co_occ"] == sched.IDLE, 0, -1))
     out_p, out_n, out_c, out_d = [], [], [], []
-    cpus_w = np.unique(w["cpu"])
-    wa, wb = np.searchsorted(w["cpu"], cpus_w), np.searchsorted(w["cpu"], cpus_w, side="right")
-    ca, cb = np.searchsorted(ci["cpu"], cpus_w), np.searchsorted(ci["cpu"], cpus_w, side="right")
-    for c, i0, i1, j0_, j1_ in zip(cpus_w.tolist(), wa.tolist(), wb.tolist(), ca.tolist(), cb.tolist()):
-        ww = w[i0:i1]
-        cc = ci[j0_:j1_]
-        s, e = cc["start_ns"], cc["end_ns"]
+    for c in np.unique(w["cpu"]).tolist():
+        ww = w[w["cpu"] == c]
+        kc = co_cpu == int(np.searchsorted(m.cpus, c))
+        s, e, who = r["co_start"][kc], r["co_end"][kc], occ_pid[kc]
         a, b = ww["start_ns"], ww["end_ns"]
         j0 = np.searchsorted(e, a, side="right")
         j1 = np.searchsorted(s, b, side="left")
@@ -557,7 +558,7 @@ def neighbours(trace, pids=None, *, start=None, end=None, cpus=None):
         d = np.minimum(b[rep], e[idx]) - np.maximum(a[rep], s[idx])
         pos = d > 0
         out_p.append(ww["pid"][rep][pos])
-        out_n.append(cc["pid"][idx][pos])
+        out_n.append(who[idx][pos])
         out_c.append(np.full(int(pos.sum()), c, np.int32))
         out_d.append(d[pos])
     if not out_p:

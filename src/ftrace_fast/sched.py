@@ -606,16 +606,21 @@ def task_summary(trace, *, start=None, end=None, cpus=None, pids=None, comm=None
 
 def _task_rows_of(m, sel):
     """Indices of the interval rows of the selected tasks (a bool per task), in the order the
-    analysis produced them; from a by-task permutation kept on the model, so that a few
-    tasks cost what their rows cost, not a pass over every interval."""
-    if getattr(m, "_iv_by_task", None) is None:
-        task = m.r["iv_task"]
-        perm = np.argsort(task, kind="stable").astype(np.int64)   # radix sort of int32
-        m._iv_by_task = (perm, np.r_[0, np.cumsum(np.bincount(task, minlength=m.ntasks))])
-    perm, off = m._iv_by_task
+    analysis produced them: by one gather over every row for the first queries, then from a
+    by-task permutation kept on the model, so that repeated queries for a few tasks cost
+    what their rows cost, not a pass over every interval."""
     ti = np.flatnonzero(sel)
     if not len(ti):
         return np.zeros(0, np.int64)
+    if getattr(m, "_iv_by_task", None) is None:
+        task = m.r["iv_task"]
+        if len(ti) * 64 >= m.ntasks or getattr(m, "_iv_queries", 0) < 2:
+            # a first query or a large share of the tasks: one gather, no sort
+            m._iv_queries = getattr(m, "_iv_queries", 0) + 1
+            return np.flatnonzero(sel[task])
+        perm = np.argsort(task, kind="stable").astype(np.int64)   # radix sort of int32
+        m._iv_by_task = (perm, np.r_[0, np.cumsum(np.bincount(task, minlength=m.ntasks))])
+    perm, off = m._iv_by_task
     n = off[ti + 1] - off[ti]
     idx = np.repeat(off[ti], n) + (np.arange(int(n.sum())) - np.repeat(np.cumsum(n) - n, n))
     return np.sort(perm[idx])
