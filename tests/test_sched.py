@@ -523,3 +523,19 @@ def test_task_intervals_of_some_tasks_are_the_rows_of_all(seed):
         want = sched.task_summary(t, comm="KVM")["pid"]
         assert len(want) and np.array_equal(got, base[np.isin(base["pid"], want)])
     assert len(sched.task_intervals(t, pids=[999999999])) == 0
+
+
+@pytest.mark.parametrize("seed", [4, 5])
+def test_one_full_walk_equals_the_lazy_one(seed):
+    """model(trace, intervals=True) walks once for the sums and the intervals: the same figures
+    as the sums walk followed by the interval walk on first use."""
+    sim = simsched.simulate(seed=seed, variant="kernel5_tgid", lost=seed == 5, missing_idle=True)
+    a, b = _load(sim), _load(sim)
+    sched.model(b, intervals=True)
+    for fn in (sched.task_summary, sched.cpu_summary, sched.task_intervals, sched.cpu_intervals,
+               sched.wakeup_latencies):
+        x, y = fn(a), fn(b)
+        assert x.dtype == y.dtype and len(x) == len(y)
+        for f in x.dtype.names:
+            assert np.array_equal(x[f], y[f]) or (x.dtype[f].kind == "f" and
+                                                 np.allclose(x[f], y[f], equal_nan=True)), (fn, f)

@@ -109,7 +109,8 @@ class Topology:
         have_sched = "sched_switch" in ev and len(ev["sched_switch"])
         self._model = None
         if have_sched:
-            m = self._model = sched.model(trace)
+            # the KVM figures read the intervals: one full walk
+            m = self._model = sched.model(trace, intervals=True)
             # only the names that can make a thread part of a QEMU process matter here, and a
             # thread's name at its last line is the one QEMU gave it (a new thread carries its
             # creator's name only until it renames itself)
@@ -334,7 +335,7 @@ class Exits:
                for x, d in zip(zip(*parts) if parts else [[]] * 6,
                                (np.int64, np.int64, np.int64, np.int32, np.int8, np.int32))]
         pid, ts, line, cpu, code, reason = cat
-        o = np.lexsort((line, ts, pid))
+        o = self._order(pid, ts, line)
         pid, ts, line, cpu, code, reason = (x[o] for x in (pid, ts, line, cpu, code, reason))
         n = len(pid)
         self.symbols = trace.symbols
@@ -394,6 +395,22 @@ class Exits:
         if len(e_idx):
             self.x_slept |= has & (cpu[e_idx[jj]] != cpu[xi])   # re-entered elsewhere (K6)
         self.x_is_hlt = np.isin(self.x_reason, [i for i, s in enumerate(trace.symbols) if _is_hlt(s)])
+
+    @staticmethod
+    def _order(pid, ts, line):
+        """The order by (pid, ts, line): one sort of (thread, line) keys when the lines are in
+        time order (the usual file), else a lexsort."""
+        if not len(pid):
+            return np.zeros(0, np.int64)
+        up, ip = np.unique(pid, return_inverse=True)
+        lo, hi = int(line.min()), int(line.max())
+        if (hi - lo + 1) * len(up) < (1 << 62):
+            o = np.argsort(ip.astype(np.int64) * (hi - lo + 1) + (line - lo), kind="stable")
+            t = ts[o]
+            same = ip[o][1:] == ip[o][:-1]
+            if not (same & (t[1:] < t[:-1])).any():
+                return o
+        return np.lexsort((line, ts, pid))
 
     @staticmethod
     def _pi(pid, vcpu_pids):

@@ -175,10 +175,11 @@ class SchedModel:
     full walk made the first time one asks for them.  Results per restriction are cached
     (``_rows``), so latency_table after task_summary does not repeat the work."""
 
-    def __init__(self, trace):
+    def __init__(self, trace, full=False):
         self.trace = trace
         self.unit = "ns" if trace.time_unit == "ns" else "ticks"
         self._r = None
+        self._full = full
         self._rows = {}
         self._names = None
         self._events = {}
@@ -235,13 +236,15 @@ class SchedModel:
         # files, and LOST markers, which take their CPU's last time, D6) sorted by (ts, line)
         # and walked again
         self._order = slot
-        sums = self._walk(False) if in_order else None
+        sums = self._walk(self._full) if in_order else None
         if sums is None:
             seq_seg, seq_idx = self._line_order_sorted(lost_line)
             o = np.argsort(stream.times(seq_seg, seq_idx, lost_cpu, self._cids, self.w0,
                                         self.ncpus), kind="stable")
             self._order = (seq_seg[o], seq_idx[o])
-            sums = self._walk(False)
+            sums = self._walk(self._full)
+        if self._full:
+            self._r = sums      # a full walk adds up the same sums
         self.sums = sums
         self.comm_id = sums["comm_id"]
         self.tgid = sums["tgid"]
@@ -344,14 +347,16 @@ class SchedModel:
         return np.where(ok, i, -1)
 
 
-def model(trace) -> SchedModel:
-    """The scheduling model of a trace, computed once and cached on it."""
+def model(trace, intervals=False) -> SchedModel:
+    """The scheduling model of a trace, computed once and cached on it.  ``intervals``: the
+    caller will need every interval (task_intervals, cpu_intervals, restricted queries), so
+    one full walk does it all instead of a walk for the sums and another on first use."""
     m = getattr(trace, "_sched_model", None)
     if m is None:
         if "sched_switch" not in trace.events:
             raise ValueError(f"{trace.source}: no sched_switch events: the scheduling analysis "
                              "needs sched:sched_switch (and sched_wakeup/sched_waking for latency)")
-        m = SchedModel(trace)
+        m = SchedModel(trace, full=intervals)
         trace._sched_model = m
     return m
 
