@@ -3,13 +3,22 @@
 """The sequential part of the scheduling analysis: the per-task state machine and the per-CPU
 current task, walked once over the time-ordered scheduler events.
 
-The definitions it implements are written once, in ftrace_fast/sched.py's docstring.  The
-kernel emits intervals and events (switch-ins, switch-outs, wakeup-latency samples); every sum,
-count and percentile is then computed with NumPy from those arrays.
+The definitions it implements are written once, in ftrace_fast/sched.py's docstring.
+
+The events are read in place from the trace's per-event record arrays (:class:`Stream`), so
+no column of the stream is ever copied: the order is the file's, from a table of the array of
+each line (each array is in file order), or, when the time goes back in the file, a sorted
+list of (array, record) pairs.
+The kernel adds up, as it goes, what the unrestricted summaries need (time per task and state,
+slices, switch counts, CPU busy / idle / unknown time) and emits the wakeup-latency samples;
+with ``full`` it also emits every interval and switch, which restricted queries (start / end /
+cpus) and the interval table are computed from with NumPy.  Both modes add the same numbers in
+the same order, so the sums equal the sums of the emitted intervals.
 """
 
-from libc.stdint cimport int8_t, int32_t, int64_t
-from libc.stdlib cimport malloc, free
+from libc.stdint cimport int8_t, int16_t, int32_t, int64_t, uint8_t, uintptr_t
+from libc.stdlib cimport malloc, calloc, free
+from libc.string cimport memcpy
 
 import numpy as np
 
@@ -78,6 +87,26 @@ cdef struct Cpu:
 
 
 cdef struct Out:
+    int full                 # 0: sums and latency samples only
+    int32_t ntasks
+    int32_t ncpus
+    # per task: the comm of its latest line (ties: the later source, see Stream.analyze),
+    # the tgid of the last line showing one, the lines of counted events naming it
+    int32_t *comm_id
+    int64_t *comm_ts
+    int64_t *comm_rank
+    int32_t *tgid
+    int64_t *tgid_rank
+    int64_t *ev_n            # [count slot * ntasks + task]
+    int64_t *switches        # sched_switch lines per CPU
+    # sums over everything emitted (the unrestricted summaries)
+    int64_t *task_ns         # [task * 8 + state]
+    int64_t *slices          # RUNNING intervals per task
+    int64_t *max_slice       # longest of them
+    int64_t *si_n            # switch-ins per task
+    int64_t *si_inf_n        # of which inferred
+    int64_t *so_n            # [task * 5 + switch-out class]
+    int64_t *cpu_ns          # [cpu * 3 + (0 busy, 1 idle, 2 unknown)]
     # task intervals
     int32_t *iv_task
     int8_t *iv_state
@@ -121,6 +150,13 @@ cdef struct Out:
 cdef inline void emit_iv(Out *o, int32_t task, int8_t st, int64_t a, int64_t b, int32_t cpu) noexcept nogil:
     if st >= S_UNSEEN:
         return
+    o.task_ns[task * 8 + st] += b - a
+    if st == S_RUNNING:
+        o.slices[task] += 1
+        if b - a > o.max_slice[task]:
+            o.max_slice[task] = b - a
+    if not o.full:
+        return
     if o.n_iv >= o.cap_iv:
         o.overflow = 1
         return
@@ -145,6 +181,11 @@ cdef inline void set_occ(Out *o, Cpu *C, int32_t c, int32_t occ, int64_t ts) noe
     cdef Cpu *k = &C[c]
     if ts < k.since:
         ts = k.since
+    o.cpu_ns[c * 3 + (0 if k.occ >= 0 else (1 if k.occ == T_IDLE else 2))] += ts - k.since
+    if not o.full:
+        k.occ = occ
+        k.since = ts
+        return
     if o.n_co >= o.cap_co:
         o.overflow = 1
         k.occ = occ
@@ -168,15 +209,21 @@ cdef inline void first_sight(Out *o, Task *T, int32_t i, int8_t st, int64_t w0, 
 cdef inline void switch_in(Out *o, Task *T, int32_t i, int64_t ts, int32_t cpu, int8_t inferred) noexcept nogil:
     cdef Task *t = &T[i]
     set_state(o, T, i, S_RUNNING, ts, cpu)
-    if o.n_si >= o.cap_si or o.n_wl >= o.cap_wl:
-        o.overflow = 1
-        return
-    o.si_task[o.n_si] = i
-    o.si_ts[o.n_si] = t.since
-    o.si_cpu[o.n_si] = cpu
-    o.si_inferred[o.n_si] = inferred
-    o.n_si += 1
+    o.si_n[i] += 1
+    o.si_inf_n[i] += inferred
+    if o.full:
+        if o.n_si >= o.cap_si:
+            o.overflow = 1
+            return
+        o.si_task[o.n_si] = i
+        o.si_ts[o.n_si] = t.since
+        o.si_cpu[o.n_si] = cpu
+        o.si_inferred[o.n_si] = inferred
+        o.n_si += 1
     if t.pend_wakeup >= 0:
+        if o.n_wl >= o.cap_wl:
+            o.overflow = 1
+            return
         o.wl_task[o.n_wl] = i
         o.wl_wakeup[o.n_wl] = t.pend_wakeup
         o.wl_waking[o.n_wl] = t.pend_waking
@@ -219,19 +266,175 @@ cdef inline bint sleeping(int8_t st) noexcept nogil:
     return st == S_SLEEP_S or st == S_SLEEP_D or st == S_SLEEP_OTHER
 
 
-cdef void run_kernel(int64_t n, const int8_t *kind, const int64_t *ts, const int32_t *cpu,
-                     const int32_t *me, const int32_t *a, const int32_t *b, const int32_t *st,
-                     const int32_t *tcpu, int32_t ntasks, int32_t ncpus, int64_t w0, int64_t w1,
-                     Task *T, Cpu *C, Out *o) noexcept nogil:
-    cdef int64_t j, t, t_inf
-    cdef int32_t c, m, p, q, k2, occ
-    cdef int8_t s, was
+
+# -- reading the events in place ----------------------------------------------------------------
+
+cdef struct Seg:
+    # one event's record array; offsets of its fields in a record, -1 when it has none
+    const char *base
+    int64_t n
+    int64_t isz
+    int8_t kind
+    int64_t o_ts, o_line, o_cpu, o_pid, o_tgid, o_comm
+    int64_t o_a, o_acomm     # the task it acts on: prev (switch), task or child
+    int64_t o_b, o_bcomm     # next (switch)
+    int64_t o_st, o_tc       # prev_state; target_cpu or dest_cpu
+    int64_t o_oc             # orig_cpu (migrate)
+    int8_t count_slot        # row of Out.ev_n counting the lines naming ``a``, -1 none
+
+cdef struct Cursor:
+    # the stream's order: the lines one by one (slot[line - first line]: 1 + the array of the
+    # line, 0 none), or (slot NULL) the sequence seq_seg / seq_idx
+    const int16_t *slot
+    const int16_t *seq_seg
+    const int32_t *seq_idx
+    int64_t n
+    int64_t j
+    int64_t *pos             # by line: per array (the LOST markers last) its next record
+
+cdef struct IdMap:
+    # id -> dense index: lut[clip(id, -1, hi) + 1], or (lut NULL) a binary search in ids
+    const int32_t *lut
+    int64_t hi
+    const int32_t *ids
+    int64_t n
+    int32_t zero             # code of id 0 when searching and 0 is not in ids
+
+#: the order of Stream's field offsets
+FIELDS = ("ts", "line", "cpu", "pid", "tgid", "comm", "a", "acomm", "b", "bcomm", "st", "tc", "oc")
+
+cdef inline int64_t rd64(const char *p) noexcept nogil:
+    cdef int64_t v
+    memcpy(&v, p, 8)
+    return v
+
+cdef inline int32_t rd32(const char *p) noexcept nogil:
+    cdef int32_t v
+    memcpy(&v, p, 4)
+    return v
+
+cdef inline int32_t map_id(const IdMap *m, int64_t x) noexcept nogil:
+    cdef int64_t lo = 0, hi, mid
+    if m.lut != NULL:
+        if x < -1:
+            x = -1
+        elif x > m.hi:
+            x = m.hi
+        return m.lut[x + 1]
+    hi = m.n
+    while lo < hi:
+        mid = (lo + hi) >> 1
+        if m.ids[mid] < x:
+            lo = mid + 1
+        else:
+            hi = mid
+    if lo < m.n and m.ids[lo] == x:
+        return <int32_t>lo
+    return m.zero if x == 0 else -1
+
+cdef inline int32_t opt32(const char *rec, int64_t off, int32_t absent) noexcept nogil:
+    return rd32(rec + off) if off >= 0 else absent
+
+
+cdef int idmap_init(IdMap *m, ids) except -1:
+    """Fill m from a sched._Ids (which keeps the arrays alive)."""
+    cdef const int32_t[::1] lut
+    cdef const int32_t[::1] vals = ids.values
+    m.hi = ids.hi
+    m.zero = ids.zero
+    m.n = vals.shape[0]
+    m.ids = &vals[0] if m.n else NULL
+    if ids.lut is not None:
+        lut = ids.lut
+        m.lut = &lut[0]
+    else:
+        m.lut = NULL
+    return 0
+
+
+cdef inline int cur_next(Cursor *cur, const Seg *S, int nseg, int64_t *idx) noexcept nogil:
+    """The array of the stream's next entry (nseg: a LOST marker), its index in idx; -1 at the
+    end.  By line, each array's time-stamped records come in its own order."""
+    cdef int s
+    cdef int16_t v
+    cdef int64_t i
+    cdef const Seg *g
+    if cur.slot == NULL:
+        if cur.j >= cur.n:
+            return -1
+        idx[0] = cur.seq_idx[cur.j]
+        cur.j += 1
+        return cur.seq_seg[cur.j - 1]
+    while cur.j < cur.n:
+        v = cur.slot[cur.j]
+        cur.j += 1
+        if v == 0:
+            continue
+        s = v - 1
+        i = cur.pos[s]
+        if s < nseg:
+            g = &S[s]
+            while rd64(g.base + i * g.isz + g.o_ts) < 0:
+                i += 1
+        idx[0] = i
+        cur.pos[s] = i + 1
+        return s
+    return -1
+
+cdef inline void comm_seen(Out *o, int32_t task, int32_t comm, int64_t t, int64_t rank) noexcept nogil:
+    if comm >= 0 and (t > o.comm_ts[task] or (t == o.comm_ts[task] and rank > o.comm_rank[task])):
+        o.comm_ts[task] = t
+        o.comm_rank[task] = rank
+        o.comm_id[task] = comm
+
+cdef inline void line_attrs(Out *o, const Seg *g, const char *rec, int64_t s, int64_t i,
+                            int64_t t, int32_t m, int32_t a_, int32_t b_, int32_t c) noexcept nogil:
+    """What a line says about its tasks besides their states.  Ranks order the sources by
+    array, then role (own task, a, b), then record, whatever order the lines come in."""
+    cdef int32_t x
+    if m >= 0:
+        comm_seen(o, m, rd32(rec + g.o_comm), t, (s << 48) | i)
+        x = rd32(rec + g.o_tgid)
+        if x >= 0 and ((s << 48) | i) > o.tgid_rank[m]:
+            o.tgid[m] = x
+            o.tgid_rank[m] = (s << 48) | i
+    if a_ >= 0:
+        if g.o_acomm >= 0:
+            comm_seen(o, a_, rd32(rec + g.o_acomm), t, (s << 48) | (1LL << 44) | i)
+        if g.count_slot >= 0:
+            o.ev_n[g.count_slot * o.ntasks + a_] += 1
+    if b_ >= 0 and g.o_bcomm >= 0:
+        comm_seen(o, b_, rd32(rec + g.o_bcomm), t, (s << 48) | (2LL << 44) | i)
+    if g.kind == K_SWITCH and 0 <= c < o.ncpus:
+        o.switches[c] += 1
+
+
+cdef int run_kernel(Cursor *cur, const Seg *S, int32_t nseg, const int32_t *lost_cpu,
+                    const IdMap *tmap, const IdMap *cmap,
+                    int32_t ntasks, int32_t ncpus, int64_t w0, int64_t w1,
+                    Task *T, Cpu *C, Out *o) noexcept nogil:
+    """Walk the stream; 1 (by line only) as soon as the time goes back: the caller then sorts
+    the stream by time and walks it again from the start."""
+    cdef int64_t i, t, t_inf, prev_t = -(1LL << 62)
+    cdef int32_t c, m, p, q, occ, s_, a_, b_, tc_, oc_
+    cdef int8_t s, was, kind
+    cdef bint by_line = cur.slot != NULL
     cdef Task *tp
-    for j in range(n):
-        t = ts[j]
-        c = cpu[j]
-        m = me[j]
-        if kind[j] == K_LOST:
+    cdef const Seg *g
+    cdef const char *rec
+    while True:
+        s_ = cur_next(cur, S, nseg, &i)
+        if s_ < 0:
+            break
+        if s_ == nseg:
+            c = map_id(cmap, lost_cpu[i])
+            if by_line:
+                # a marker takes the time of its CPU's last line before it (D6): trace_pipe
+                # prints it only when it reads that CPU's next event, after other CPUs' lines
+                t = C[c].prev_line if (0 <= c < ncpus and C[c].prev_line >= 0) else w0
+                if t < prev_t:
+                    return 1
+                prev_t = t
             # the CPU's span from its last line to its next one is unknown, and so is the task
             # that was current there
             if c < 0 or c >= ncpus:
@@ -251,6 +454,19 @@ cdef void run_kernel(int64_t n, const int8_t *kind, const int64_t *ts, const int
             set_occ(o, C, c, OCC_UNKNOWN, t_inf)
             C[c].in_gap = 1
             continue
+        g = &S[s_]
+        rec = g.base + i * g.isz
+        t = rd64(rec + g.o_ts)
+        if by_line:
+            if t < prev_t:
+                return 1
+            prev_t = t
+        c = map_id(cmap, rd32(rec + g.o_cpu))
+        m = map_id(tmap, rd32(rec + g.o_pid))
+        kind = g.kind
+        a_ = map_id(tmap, opt32(rec, g.o_a, -1))
+        b_ = map_id(tmap, opt32(rec, g.o_b, -1))
+        line_attrs(o, g, rec, s_, i, t, m, a_, b_, c)
         if c < 0 or c >= ncpus:
             continue
         # the line's own task: running on c now
@@ -259,7 +475,7 @@ cdef void run_kernel(int64_t n, const int8_t *kind, const int64_t *ts, const int
             first_sight(o, T, m, S_RUNNING, w0, c)
             # back from UNKNOWN (D6): running from this line on -- unless the line switches it
             # out, which then ends the unknown span itself
-            if T[m].state == S_UNKNOWN and not (kind[j] == K_SWITCH and a[j] == m):
+            if T[m].state == S_UNKNOWN and not (kind == K_SWITCH and a_ == m):
                 set_state(o, T, m, S_RUNNING, t, c)
         if not C[c].seen:
             C[c].seen = 1
@@ -276,9 +492,9 @@ cdef void run_kernel(int64_t n, const int8_t *kind, const int64_t *ts, const int
             if m >= 0 or m == T_IDLE:
                 set_occ(o, C, c, m, t)
             C[c].in_gap = 0
-        if kind[j] == K_SWITCH:
-            p = a[j]
-            q = b[j]
+        if kind == K_SWITCH:
+            p = a_
+            q = b_
             if p >= 0:
                 first_sight(o, T, p, S_RUNNING, w0, c)
                 tp = &T[p]
@@ -306,9 +522,12 @@ cdef void run_kernel(int64_t n, const int8_t *kind, const int64_t *ts, const int
                         set_occ(o, C, tp.cpu, OCC_UNKNOWN, t_inf)
                     switch_in(o, T, p, t_inf, c, 1)
                     set_occ(o, C, c, p, t_inf)
-                s = state_of(st[j])
+                s = state_of(opt32(rec, g.o_st, -1))
                 set_state(o, T, p, s, t, c if s == S_RUNNABLE else -1)
-                if o.n_so < o.cap_so:
+                o.so_n[p * 5 + out_class(s)] += 1
+                if not o.full:
+                    pass
+                elif o.n_so < o.cap_so:
                     o.so_task[o.n_so] = p
                     o.so_ts[o.n_so] = t
                     o.so_class[o.n_so] = out_class(s)
@@ -336,20 +555,21 @@ cdef void run_kernel(int64_t n, const int8_t *kind, const int64_t *ts, const int
                 switch_in(o, T, q, t, c, 0)
             set_occ(o, C, c, q if (q >= 0 or q == T_IDLE) else OCC_UNKNOWN, t)
             C[c].last_switch = t
-        elif kind[j] == K_WAKEUP or kind[j] == K_WAKING:
-            p = a[j]
+        elif kind == K_WAKEUP or kind == K_WAKING:
+            p = a_
             if p >= 0:
                 first_sight(o, T, p, S_SLEEP_OTHER, w0, -1)
                 tp = &T[p]
-                if kind[j] == K_WAKING:
+                if kind == K_WAKING:
                     tp.last_waking_ts = t
                 else:
+                    tc_ = map_id(cmap, opt32(rec, g.o_tc, -1))
                     if sleeping(tp.state) or tp.state == S_UNKNOWN or tp.state == S_NONE:
                         if tp.state == S_NONE:
                             tp.state = S_RUNNABLE
                             tp.since = t
-                            tp.cpu = tcpu[j]
-                        elif gap_target(C, ncpus, tcpu[j]):
+                            tp.cpu = tc_
+                        elif gap_target(C, ncpus, tc_):
                             # woken onto a CPU inside a gap: unknown, but the latency sample
                             # still runs from this wakeup to its next switch-in (D4)
                             if sleeping(tp.state):
@@ -360,37 +580,42 @@ cdef void run_kernel(int64_t n, const int8_t *kind, const int64_t *ts, const int
                             if sleeping(tp.state):
                                 tp.pend_wakeup = t
                                 tp.pend_waking = tp.last_waking_ts if tp.last_waking_ts >= tp.since else -1
-                            set_state(o, T, p, S_RUNNABLE, t, tcpu[j])
+                            set_state(o, T, p, S_RUNNABLE, t, tc_)
                     tp.last_wakeup_ts = t
-                    tp.last_wakeup_cpu = tcpu[j]
-        elif kind[j] == K_WAKEUP_NEW:
-            p = a[j]
+                    tp.last_wakeup_cpu = tc_
+        elif kind == K_WAKEUP_NEW:
+            p = a_
             if p >= 0:
+                tc_ = map_id(cmap, opt32(rec, g.o_tc, -1))
                 tp = &T[p]
-                s = S_UNKNOWN if gap_target(C, ncpus, tcpu[j]) else S_RUNNABLE
+                s = S_UNKNOWN if gap_target(C, ncpus, tc_) else S_RUNNABLE
                 if tp.state == S_UNSEEN or tp.state == S_NONE:
                     tp.state = s
                     tp.since = t
-                    tp.cpu = tcpu[j] if s == S_RUNNABLE else -1
+                    tp.cpu = tc_ if s == S_RUNNABLE else -1
                 elif sleeping(tp.state) or tp.state == S_UNKNOWN:
-                    set_state(o, T, p, s, t, tcpu[j] if s == S_RUNNABLE else -1)
+                    set_state(o, T, p, s, t, tc_ if s == S_RUNNABLE else -1)
                 tp.last_wakeup_ts = t
-                tp.last_wakeup_cpu = tcpu[j]
-        elif kind[j] == K_MIGRATE:
-            p = a[j]
+                tp.last_wakeup_cpu = tc_
+        elif kind == K_MIGRATE:
+            p = a_
             if p >= 0:
-                first_sight(o, T, p, S_RUNNABLE, w0, tcpu[j])
+                tc_ = map_id(cmap, opt32(rec, g.o_tc, -1))
+                if T[p].state == S_UNSEEN:
+                    # runnable since the window start (D3), waiting on orig_cpu until now
+                    oc_ = map_id(cmap, opt32(rec, g.o_oc, -1))
+                    first_sight(o, T, p, S_RUNNABLE, w0, oc_ if oc_ >= 0 else tc_)
                 tp = &T[p]
-                if tp.state == S_UNKNOWN and not gap_target(C, ncpus, tcpu[j]):
+                if tp.state == S_UNKNOWN and not gap_target(C, ncpus, tc_):
                     # a migrate line shows it runnable (D3's role): back from UNKNOWN (D6)
-                    set_state(o, T, p, S_RUNNABLE, t, tcpu[j])
-                elif tp.state == S_RUNNABLE and tp.cpu != tcpu[j]:
-                    if gap_target(C, ncpus, tcpu[j]):
+                    set_state(o, T, p, S_RUNNABLE, t, tc_)
+                elif tp.state == S_RUNNABLE and tp.cpu != tc_:
+                    if gap_target(C, ncpus, tc_):
                         set_state(o, T, p, S_UNKNOWN, t, -1)
                     else:
-                        set_state(o, T, p, S_RUNNABLE, t, tcpu[j])
-        elif kind[j] == K_FORK:
-            p = a[j]
+                        set_state(o, T, p, S_RUNNABLE, t, tc_)
+        elif kind == K_FORK:
+            p = a_
             if p >= 0 and T[p].state == S_UNSEEN:
                 T[p].state = S_NONE
         C[c].prev_line = t
@@ -405,42 +630,273 @@ cdef void run_kernel(int64_t n, const int8_t *kind, const int64_t *ts, const int
             C[c].since = w0
             C[c].occ = OCC_UNKNOWN
             set_occ(o, C, c, OCC_UNKNOWN, w1)
+    return 0
 
 
-def analyze(kind, ts, cpu, me, a, b, st, tcpu, int ntasks, int ncpus, long long w0, long long w1):
-    """Walk the stream (arrays sorted by time) and return the intervals and events it implies."""
-    cdef int64_t n = len(kind)
-    cdef int8_t[::1] kind_v = np.ascontiguousarray(kind, np.int8)
-    cdef int64_t[::1] ts_v = np.ascontiguousarray(ts, np.int64)
-    cdef int32_t[::1] cpu_v = np.ascontiguousarray(cpu, np.int32)
-    cdef int32_t[::1] me_v = np.ascontiguousarray(me, np.int32)
-    cdef int32_t[::1] a_v = np.ascontiguousarray(a, np.int32)
-    cdef int32_t[::1] b_v = np.ascontiguousarray(b, np.int32)
-    cdef int32_t[::1] st_v = np.ascontiguousarray(st, np.int32)
-    cdef int32_t[::1] tc_v = np.ascontiguousarray(tcpu, np.int32)
+cdef class Stream:
+    """The scheduler-relevant event arrays of a trace, read in place.
+
+    ``specs`` is a list of (record array, kind, offsets, count slot) with offsets an int64
+    array in the order of :data:`FIELDS` (-1 for a field the event has not) and count slot the
+    row of ``counts`` that counts the lines naming its ``a`` task (-1: none).  Records with
+    ts < 0 (lines without a time stamp) are no part of the stream.  Array ``nseg`` of a
+    sequence is the LOST markers.
+    """
+    cdef Seg *S
+    cdef readonly int nseg
+    cdef list keep
+
+    def __cinit__(self, list specs):
+        cdef Py_ssize_t i, k
+        cdef const int64_t[::1] off
+        self.nseg = len(specs)
+        if self.nseg >= 32767:
+            raise ValueError("too many event types for the scheduling analysis")
+        self.S = <Seg*>calloc(max(self.nseg, 1), sizeof(Seg))
+        if self.S == NULL:
+            raise MemoryError()
+        self.keep = []
+        for i, (arr, kind, offsets, slot) in enumerate(specs):
+            if not arr.flags.c_contiguous:
+                raise ValueError("record arrays must be contiguous")
+            if len(arr) >= (1 << 31):
+                raise ValueError("more than 2**31 records of one event")
+            self.keep.append(arr)
+            off = np.ascontiguousarray(offsets, np.int64)
+            # the common columns are always read; every field must lie inside the record
+            if off.shape[0] != len(FIELDS) or min(off[0], off[1], off[2], off[3], off[4], off[5]) < 0:
+                raise ValueError("a record array without the common columns")
+            for k in range(off.shape[0]):
+                if off[k] + (8 if k < 2 else 4) > arr.dtype.itemsize:
+                    raise ValueError("a field offset past the end of its record")
+            self.S[i].base = <const char*><uintptr_t>arr.ctypes.data
+            self.S[i].n = len(arr)
+            self.S[i].isz = arr.dtype.itemsize
+            self.S[i].kind = kind
+            self.S[i].count_slot = slot
+            self.S[i].o_ts, self.S[i].o_line, self.S[i].o_cpu = off[0], off[1], off[2]
+            self.S[i].o_pid, self.S[i].o_tgid, self.S[i].o_comm = off[3], off[4], off[5]
+            self.S[i].o_a, self.S[i].o_acomm, self.S[i].o_b = off[6], off[7], off[8]
+            self.S[i].o_bcomm, self.S[i].o_st, self.S[i].o_tc = off[9], off[10], off[11]
+            self.S[i].o_oc = off[12]
+
+    def __dealloc__(self):
+        free(self.S)
+
+    def scan(self, uint8_t[::1] pid_mark, uint8_t[::1] cpu_mark, int16_t[::1] slot,
+             int64_t line_lo, const int64_t[::1] lost_line):
+        """One pass over the records with a time stamp: marks every pid > 0 they name and every
+        CPU >= 0 they show (ids past a mark array's end set *_big instead), and puts 1 + its
+        array in slot[line - line_lo] (nseg + 1 for the LOST markers at lost_line).  Returns
+        (records, ts_lo, ts_hi, pid_hi, pid_big, cpu_hi, cpu_big, in_order, unstamped) with
+        in_order true when every array's lines (and the markers') increase and each line got
+        a slot of its own, and unstamped the number of records without a time stamp per
+        array."""
+        cdef int64_t nv = 0, ts_lo = 0, ts_hi = -1, t, ln, prev
+        cdef int64_t pid_hi = 0, cpu_hi = -1, i, k
+        cdef int64_t pmax = pid_mark.shape[0], cmax = cpu_mark.shape[0]
+        cdef int pid_big = 0, cpu_big = 0, sorted_ = 1, s
+        cdef int64_t span = slot.shape[0], pos, nl = lost_line.shape[0]
+        if span == 0:
+            sorted_ = 0
+        cdef int32_t x
+        cdef int64_t offs[3]
+        cdef const Seg *g
+        cdef const char *rec
+        unstamped = np.zeros(max(self.nseg, 1), np.int64)
+        cdef int64_t[::1] uns = unstamped
+        with nogil:
+            for s in range(self.nseg):
+                g = &self.S[s]
+                offs[0] = g.o_pid
+                offs[1] = g.o_a
+                offs[2] = g.o_b
+                prev = -(1LL << 62)
+                for i in range(g.n):
+                    rec = g.base + i * g.isz
+                    t = rd64(rec + g.o_ts)
+                    if t < 0:
+                        uns[s] += 1
+                        continue
+                    ln = rd64(rec + g.o_line)
+                    if ln <= prev:
+                        sorted_ = 0
+                    prev = ln
+                    pos = ln - line_lo
+                    if sorted_:
+                        if 0 <= pos < span and slot[pos] == 0:
+                            slot[pos] = <int16_t>(s + 1)
+                        else:
+                            sorted_ = 0
+                    if nv == 0:
+                        ts_lo = ts_hi = t
+                    else:
+                        if t < ts_lo:
+                            ts_lo = t
+                        if t > ts_hi:
+                            ts_hi = t
+                    nv += 1
+                    for k in range(3):
+                        if offs[k] < 0:
+                            continue
+                        x = rd32(rec + offs[k])
+                        if x > 0:
+                            if x < pmax:
+                                pid_mark[x] = 1
+                                if x > pid_hi:
+                                    pid_hi = x
+                            else:
+                                pid_big = 1
+                    x = rd32(rec + g.o_cpu)
+                    if x >= 0:
+                        if x < cmax:
+                            cpu_mark[x] = 1
+                            if x > cpu_hi:
+                                cpu_hi = x
+                        else:
+                            cpu_big = 1
+            for i in range(nl):
+                pos = lost_line[i] - line_lo
+                if not sorted_ or (i and lost_line[i] <= lost_line[i - 1]):
+                    sorted_ = 0
+                elif 0 <= pos < span and slot[pos] == 0:
+                    slot[pos] = <int16_t>(self.nseg + 1)
+                else:
+                    sorted_ = 0
+        return (nv, ts_lo, ts_hi, pid_hi, bool(pid_big), cpu_hi, bool(cpu_big), bool(sorted_),
+                unstamped[:self.nseg])
+
+    def times(self, const int16_t[::1] seq_seg, const int32_t[::1] seq_idx,
+              const int32_t[::1] lost_cpu, cmap, int64_t w0, int64_t ncpus):
+        """The time of each entry of a line-ordered sequence, a LOST marker's being that of its
+        CPU's last line before it (D6; w0 if none)."""
+        cdef IdMap cm
+        idmap_init(&cm, cmap)
+        cdef int64_t n = seq_seg.shape[0], j, t
+        cdef int s
+        cdef int32_t c
+        cdef const Seg *g
+        cdef const char *rec
+        ts = np.empty(n, np.int64)
+        cdef int64_t[::1] to = ts
+        cdef int64_t *last = <int64_t*>malloc((ncpus + 1) * sizeof(int64_t))
+        if last == NULL:
+            raise MemoryError()
+        for j in range(ncpus + 1):
+            last[j] = -1
+        with nogil:
+            for j in range(n):
+                s = seq_seg[j]
+                if s == self.nseg:
+                    c = map_id(&cm, lost_cpu[seq_idx[j]])
+                    t = last[c] if (0 <= c < ncpus and last[c] >= 0) else w0
+                else:
+                    g = &self.S[s]
+                    rec = g.base + seq_idx[j] * g.isz
+                    t = rd64(rec + g.o_ts)
+                    c = map_id(&cm, rd32(rec + g.o_cpu))
+                    if 0 <= c < ncpus:
+                        last[c] = t
+                to[j] = t
+        free(last)
+        return ts
+
+    def analyze(self, order, const int32_t[::1] lost_cpu, tmap, cmap, int ntasks, int ncpus,
+                long long w0, long long w1, bint full):
+        """Walk the stream and return what it implies: the sums, per-task attributes and
+        latency samples, and with full every interval and switch.
+
+        order: the int16 slot array of scan() (the lines in file order; None is returned if
+        the time ever goes back), or (seq_seg, seq_idx) in time order.  Per task, comm_id is
+        the comm of its latest line, ties going to the later array, then to the later role
+        (own task, a, b), then to the later record; tgid the last one shown (by array, then
+        record); counts[slot] the stamped lines naming it as ``a``.  switches: the
+        sched_switch lines per CPU."""
+        return _analyze(self, order, lost_cpu, tmap, cmap, ntasks, ncpus, w0, w1, full)
+
+
+cdef _analyze(Stream st, order, const int32_t[::1] lost_cpu, tmap, cmap, int ntasks, int ncpus,
+              long long w0, long long w1, bint full):
+    cdef IdMap tm, cm
+    idmap_init(&tm, tmap)
+    idmap_init(&cm, cmap)
+    cdef Cursor cur
+    cdef const int16_t[::1] slot
+    cdef const int16_t[::1] seq_seg
+    cdef const int32_t[::1] seq_idx
+    cdef int64_t n_lost = lost_cpu.shape[0], n = n_lost, k
+    cdef int status
     cdef Task *T
     cdef Cpu *C
     cdef Out o
     cdef int32_t i
+    cur.slot = NULL
+    cur.seq_seg = NULL
+    cur.seq_idx = NULL
+    cur.pos = NULL
+    cur.j = 0
+    cur.n = 0
+    if isinstance(order, tuple):
+        seq_seg, seq_idx = order
+        n = cur.n = seq_seg.shape[0]
+        if n:
+            cur.seq_seg = &seq_seg[0]
+            cur.seq_idx = &seq_idx[0]
+    else:
+        slot = order
+        cur.n = slot.shape[0]
+        if cur.n:
+            cur.slot = &slot[0]
+        for k in range(st.nseg):
+            n += st.S[k].n
     # upper bounds: a line ends at most 4 intervals (prev, next, an inferred pair) and changes
     # at most 3 CPU occupants; a LOST marker may end the state of every task
-    n_lost = int(np.count_nonzero(np.asarray(kind) == K_LOST)) if n else 0
-    cap_iv = 4 * n + ntasks * (n_lost + 1) + 8
-    cap_co = 3 * n + 2 * ncpus + 8
+    cdef int64_t cap_iv = 4 * n + ntasks * (n_lost + 1) + 8 if full else 1
+    cdef int64_t cap_co = 3 * n + 2 * ncpus + 8 if full else 1
+    cdef int64_t cap_x = 2 * n + 1 if full else 1
+    cdef int64_t cap_so = n + 1 if full else 1
     r = {
         "iv_task": np.empty(cap_iv, np.int32), "iv_state": np.empty(cap_iv, np.int8),
         "iv_start": np.empty(cap_iv, np.int64), "iv_end": np.empty(cap_iv, np.int64),
         "iv_cpu": np.empty(cap_iv, np.int32),
         "co_cpu": np.empty(cap_co, np.int32), "co_occ": np.empty(cap_co, np.int32),
         "co_start": np.empty(cap_co, np.int64), "co_end": np.empty(cap_co, np.int64),
-        "si_task": np.empty(2 * n + 1, np.int32), "si_ts": np.empty(2 * n + 1, np.int64),
-        "si_cpu": np.empty(2 * n + 1, np.int32), "si_inferred": np.empty(2 * n + 1, np.int8),
-        "so_task": np.empty(n + 1, np.int32), "so_ts": np.empty(n + 1, np.int64),
-        "so_class": np.empty(n + 1, np.int8),
+        "si_task": np.empty(cap_x, np.int32), "si_ts": np.empty(cap_x, np.int64),
+        "si_cpu": np.empty(cap_x, np.int32), "si_inferred": np.empty(cap_x, np.int8),
+        "so_task": np.empty(cap_so, np.int32), "so_ts": np.empty(cap_so, np.int64),
+        "so_class": np.empty(cap_so, np.int8),
         "wl_task": np.empty(2 * n + 1, np.int32), "wl_wakeup": np.empty(2 * n + 1, np.int64),
         "wl_waking": np.empty(2 * n + 1, np.int64), "wl_switch": np.empty(2 * n + 1, np.int64),
         "wl_cpu": np.empty(2 * n + 1, np.int32),
     }
+    nt1 = max(ntasks, 1)
+    sums = {
+        "comm_id": np.full(nt1, -1, np.int32), "comm_ts": np.full(nt1, -(1 << 62), np.int64),
+        "comm_rank": np.full(nt1, -1, np.int64), "tgid": np.full(nt1, -1, np.int32),
+        "tgid_rank": np.full(nt1, -1, np.int64), "counts": np.zeros((3, nt1), np.int64),
+        "switches": np.zeros(max(ncpus, 1), np.int64),
+        "task_ns": np.zeros((max(ntasks, 1), 8), np.int64),
+        "slices": np.zeros(max(ntasks, 1), np.int64),
+        "max_slice": np.zeros(max(ntasks, 1), np.int64),
+        "switches_in": np.zeros(max(ntasks, 1), np.int64),
+        "inferred": np.zeros(max(ntasks, 1), np.int64),
+        "switches_out": np.zeros((max(ntasks, 1), 5), np.int64),
+        "cpu_ns": np.zeros((max(ncpus, 1), 3), np.int64),
+    }
+    cdef int64_t[:, ::1] task_ns = sums["task_ns"]
+    cdef int64_t[::1] slices = sums["slices"]
+    cdef int64_t[::1] max_slice = sums["max_slice"]
+    cdef int64_t[::1] si_n = sums["switches_in"]
+    cdef int64_t[::1] si_inf_n = sums["inferred"]
+    cdef int64_t[:, ::1] so_n = sums["switches_out"]
+    cdef int64_t[:, ::1] cpu_ns = sums["cpu_ns"]
+    cdef int32_t[::1] comm_id = sums["comm_id"]
+    cdef int64_t[::1] comm_ts = sums["comm_ts"]
+    cdef int64_t[::1] comm_rank = sums["comm_rank"]
+    cdef int32_t[::1] tgid = sums["tgid"]
+    cdef int64_t[::1] tgid_rank = sums["tgid_rank"]
+    cdef int64_t[:, ::1] ev_n = sums["counts"]
+    cdef int64_t[::1] switches = sums["switches"]
     cdef int32_t[::1] iv_task = r["iv_task"]
     cdef int8_t[::1] iv_state = r["iv_state"]
     cdef int64_t[::1] iv_start = r["iv_start"]
@@ -462,6 +918,14 @@ def analyze(kind, ts, cpu, me, a, b, st, tcpu, int ntasks, int ncpus, long long 
     cdef int64_t[::1] wl_waking = r["wl_waking"]
     cdef int64_t[::1] wl_switch = r["wl_switch"]
     cdef int32_t[::1] wl_cpu = r["wl_cpu"]
+    o.full = full
+    o.ntasks = ntasks
+    o.ncpus = ncpus
+    o.comm_id = &comm_id[0]; o.comm_ts = &comm_ts[0]; o.comm_rank = &comm_rank[0]
+    o.tgid = &tgid[0]; o.tgid_rank = &tgid_rank[0]; o.ev_n = &ev_n[0, 0]
+    o.switches = &switches[0]
+    o.task_ns = &task_ns[0, 0]; o.slices = &slices[0]; o.max_slice = &max_slice[0]
+    o.si_n = &si_n[0]; o.si_inf_n = &si_inf_n[0]; o.so_n = &so_n[0, 0]; o.cpu_ns = &cpu_ns[0, 0]
     o.iv_task = &iv_task[0]; o.iv_state = &iv_state[0]; o.iv_start = &iv_start[0]
     o.iv_end = &iv_end[0]; o.iv_cpu = &iv_cpu[0]; o.n_iv = 0
     o.co_cpu = &co_cpu[0]; o.co_occ = &co_occ[0]; o.co_start = &co_start[0]
@@ -473,15 +937,17 @@ def analyze(kind, ts, cpu, me, a, b, st, tcpu, int ntasks, int ncpus, long long 
     o.wl_switch = &wl_switch[0]; o.wl_cpu = &wl_cpu[0]; o.n_wl = 0
     o.cap_iv = cap_iv
     o.cap_co = cap_co
-    o.cap_si = 2 * n + 1
-    o.cap_so = n + 1
+    o.cap_si = cap_x
+    o.cap_so = cap_so
     o.cap_wl = 2 * n + 1
     o.overflow = 0
     T = <Task*>malloc(max(ntasks, 1) * sizeof(Task))
     C = <Cpu*>malloc(max(ncpus, 1) * sizeof(Cpu))
-    if T == NULL or C == NULL:
+    cur.pos = <int64_t*>calloc(st.nseg + 1, sizeof(int64_t))
+    if T == NULL or C == NULL or cur.pos == NULL:
         free(T)
         free(C)
+        free(cur.pos)
         raise MemoryError()
     for i in range(ntasks):
         T[i].state = S_UNSEEN
@@ -499,25 +965,30 @@ def analyze(kind, ts, cpu, me, a, b, st, tcpu, int ntasks, int ncpus, long long 
         C[i].prev_line = -1
         C[i].seen = 0
         C[i].in_gap = 0
+    cdef const int32_t *lc = &lost_cpu[0] if n_lost else NULL
     try:
-        if n:
-            with nogil:
-                run_kernel(n, &kind_v[0], &ts_v[0], &cpu_v[0], &me_v[0], &a_v[0], &b_v[0],
-                           &st_v[0], &tc_v[0], ntasks, ncpus, w0, w1, T, C, &o)
-        else:
-            with nogil:
-                run_kernel(0, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, ntasks, ncpus,
-                           w0, w1, T, C, &o)
+        with nogil:
+            status = run_kernel(&cur, st.S, st.nseg, lc, &tm, &cm, ntasks, ncpus, w0, w1,
+                                T, C, &o)
     finally:
         free(T)
         free(C)
+        free(cur.pos)
+    if status:
+        return None
     if o.overflow:
         raise RuntimeError("ftrace_fast._ftsched: an output table overflowed its bound "
                            "(a bug: please report it with the trace)")
     # views of the used part: the pages past it were never touched, so they cost no memory
-    out = {}
+    out = {name: v[:ntasks] for name, v in sums.items()
+           if name not in ("cpu_ns", "switches", "counts", "comm_ts", "comm_rank", "tgid_rank")}
+    out["cpu_ns"] = sums["cpu_ns"][:ncpus]
+    out["switches"] = sums["switches"][:ncpus]
+    out["counts"] = sums["counts"][:, :ntasks]
     for key, cnt in (("iv", o.n_iv), ("co", o.n_co), ("si", o.n_si), ("so", o.n_so),
                      ("wl", o.n_wl)):
+        if key != "wl" and not full:
+            continue
         for name in list(r):
             if name.startswith(key + "_"):
                 out[name] = r[name][:cnt]

@@ -225,12 +225,12 @@ def check_cpus(sim, t, rep):
 
 
 def _norm_intervals(ivs):
-    """[(start, end, state, cpu-if-running)]: zero-length dropped, neighbours merged."""
+    """[(start, end, state, cpu-if-running-or-waiting)]: zero-length dropped, neighbours merged."""
     out = []
     for (a, b, stt, cpu) in sorted(ivs):
         if b <= a:
             continue
-        cpu = cpu if stt == simsched.RUNNING else None
+        cpu = cpu if stt in (simsched.RUNNING, simsched.RUNNABLE) else None
         if out and out[-1][1] == a and out[-1][2] == stt and out[-1][3] == cpu:
             out[-1] = (out[-1][0], b, stt, cpu)
         else:
@@ -462,3 +462,80 @@ def test_random_hosts(seed, variant, ncpu, lost, missing_idle, forks, redundant,
                             forks=forks, redundant_wakeups=redundant, remote_wakeups=remote,
                             duration=8000)
     run_checks(sim, _load(sim))
+
+
+def test_unstamped_lines_count_but_are_not_in_the_stream():
+    """A line without a time stamp (function_graph output without abstime) is no part of the
+    window or the stream (D1), but its sched_wakeup / sched_switch still counts (D9)."""
+    sim = simsched.simulate(3, "kernel5")
+    t = _load(sim)
+    wk = t.events["sched_wakeup"] = t.events["sched_wakeup"].copy()
+    sw = t.events["sched_switch"] = t.events["sched_switch"].copy()
+    wk["ts"][::5] = -1
+    sw["ts"][1::7] = -1
+    s = sched.task_summary(t)
+    pids, n = np.unique(wk["task_pid"][wk["task_pid"] > 0], return_counts=True)
+    got = dict(zip(s["pid"].tolist(), s["wakeups"].tolist()))
+    assert {p: got[p] for p in pids.tolist()} == dict(zip(pids.tolist(), n.tolist()))
+    c = sched.cpu_summary(t)
+    cpus, n = np.unique(sw["cpu"], return_counts=True)
+    assert dict(zip(c["cpu"].tolist(), c["switches"].tolist())) == dict(zip(cpus.tolist(), n.tolist()))
+    stamped = np.concatenate([a["ts"][a["ts"] >= 0] for a in t.events.values()])
+    assert sched.window(t) == (int(stamped.min()), int(stamped.max()))
+
+
+@pytest.mark.parametrize("scale", [1, 2**59])
+def test_percentiles_both_sorts(scale):
+    """Grouped nearest-rank statistics (D4) agree with a plain computation, whether the
+    (group, value) pairs fit one packed int64 key or need a lexsort (huge tick values)."""
+    rng = np.random.default_rng(7)
+    groups = rng.integers(0, 6, 300).astype(np.int32)
+    values = rng.integers(0, 9, 300).astype(np.int64) * scale
+    pc = sched._percentiles(groups, values, 7)
+    for g in range(7):
+        idx = np.flatnonzero(groups == g)
+        if not len(idx):
+            assert pc["count"][g] == 0 and pc["argmax"][g] == -1
+            continue
+        v = np.sort(values[idx])
+        assert pc["count"][g] == len(v) and pc["max"][g] == v[-1]
+        assert pc["mean"][g] == v.astype(np.float64).sum() / len(v)
+        assert pc["argmax"][g] == idx[values[idx] == v[-1]].max()
+        for p in (50, 90, 99):
+            assert pc[p][g] == v[max(math.ceil(p * len(v) / 100), 1) - 1]
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_task_intervals_of_some_tasks_are_the_rows_of_all(seed):
+    """task_intervals(pids=/comm=) picks rows through a by-task index: the same rows, in the
+    same order, as selecting from every task's, under the other restrictions too."""
+    sim = simsched.simulate(seed=seed, variant="kernel5", lost=seed == 2, missing_idle=True)
+    t = _load(sim)
+    allv = sched.task_intervals(t)
+    pids = sorted(set(allv["pid"].tolist()))[::3] + [999999999]
+    w0, w1 = sched.window(t)
+    for kw in ({}, {"start": f"{w0 + (w1 - w0) // 4}ns", "end": f"{w1 - (w1 - w0) // 4}ns"},
+               {"cpus": [0]}):
+        base = sched.task_intervals(t, **kw)
+        got = sched.task_intervals(t, pids=pids, **kw)
+        assert np.array_equal(got, base[np.isin(base["pid"], pids)])
+        got = sched.task_intervals(t, comm="KVM", **kw)
+        want = sched.task_summary(t, comm="KVM")["pid"]
+        assert len(want) and np.array_equal(got, base[np.isin(base["pid"], want)])
+    assert len(sched.task_intervals(t, pids=[999999999])) == 0
+
+
+@pytest.mark.parametrize("seed", [4, 5])
+def test_one_full_walk_equals_the_lazy_one(seed):
+    """model(trace, intervals=True) walks once for the sums and the intervals: the same figures
+    as the sums walk followed by the interval walk on first use."""
+    sim = simsched.simulate(seed=seed, variant="kernel5_tgid", lost=seed == 5, missing_idle=True)
+    a, b = _load(sim), _load(sim)
+    sched.model(b, intervals=True)
+    for fn in (sched.task_summary, sched.cpu_summary, sched.task_intervals, sched.cpu_intervals,
+               sched.wakeup_latencies):
+        x, y = fn(a), fn(b)
+        assert x.dtype == y.dtype and len(x) == len(y)
+        for f in x.dtype.names:
+            assert np.array_equal(x[f], y[f]) or (x.dtype[f].kind == "f" and
+                                                 np.allclose(x[f], y[f], equal_nan=True)), (fn, f)

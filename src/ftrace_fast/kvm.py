@@ -8,7 +8,8 @@ K1. Topology.  A vCPU thread is a task with kvm_entry or kvm_exit lines of its o
     kvm_entry lines, else of its kvm_exit lines (the old layout, printed by trace-cmd's kvm
     plugin, has none), else the ``<n>`` of its name, else -1.  Other QEMU threads: iothreads
     (comm ``IO <name>``), vhost workers (``vhost-<qemu pid>``), the main thread
-    (``qemu-system-*`` / ``qemu-kvm``) and any other thread of a VM's process (``worker``...).
+    (``qemu-system-*`` / ``qemu-kvm``) and any other thread of a VM's process (``worker``...),
+    by the name a thread has at its last line (and the names its kvm lines show).
 K2. VMs.  A VM is a process: the tgid of its vCPU threads when the trace has a TGID column.
     Without one, vCPU threads are taken in pid order and a new VM starts at a thread whose
     vCPU index is not above the previous thread's (QEMU creates vCPU threads in index order):
@@ -69,6 +70,9 @@ _IO_NAME = re.compile(r"^IO ")
 _QEMU_HELPER = re.compile(r"^(worker|call_rcu|vnc_worker|SPICE Worker|live_migration|"
                           r"multifdsend_|multifdrecv_|pool-qemu|qemu-|iou-)")
 
+_QEMU_ANY = re.compile("|".join(r.pattern for r in (_VCPU_NAME, _VHOST_NAME, _MAIN_NAME, _IO_NAME,
+                                                    _QEMU_HELPER)))
+
 ROLE_VCPU, ROLE_IO, ROLE_VHOST, ROLE_MAIN, ROLE_OTHER = "vcpu", "iothread", "vhost", "main", "thread"
 
 _E, _X, _S, _I = 0, 1, 2, 3  # kvm_entry, kvm_exit, switch-out, switch-in
@@ -103,11 +107,22 @@ class Topology:
         names = {}  # pid -> set of comms
         tgid = {}
         have_sched = "sched_switch" in ev and len(ev["sched_switch"])
+        self._model = None
         if have_sched:
-            m = sched.model(trace)
-            for p, ns in m.names.items():
-                names.setdefault(p, set()).update(ns)
-            tgid.update({int(p): int(g) for p, g in zip(m.pids.tolist(), m.tgid.tolist()) if g >= 0})
+            # the KVM figures read the intervals: one full walk
+            m = self._model = sched.model(trace, intervals=True)
+            # only the names that can make a thread part of a QEMU process matter here, and a
+            # thread's name at its last line is the one QEMU gave it (a new thread carries its
+            # creator's name only until it renames itself)
+            ok = np.fromiter((_QEMU_ANY.search(c) is not None for c in trace.comms), bool,
+                             len(trace.comms))
+            cid = m.comm_id
+            k = (cid >= 0) & (cid < len(ok))
+            k[k] = ok[cid[k]]
+            for p, c in zip(m.pids[k].tolist(), cid[k].tolist()):
+                names.setdefault(p, set()).add(trace.comms[c])
+            has = m.tgid >= 0
+            tgid.update(zip(m.pids[has].tolist(), m.tgid[has].tolist()))
         # the own tasks of kvm lines (the sched model covers any line's task when present)
         vcpu_votes = {}
         for nm in ("kvm_entry", "kvm_exit"):
@@ -167,9 +182,12 @@ class Topology:
             d["vcpus"].append(p)
         # other QEMU threads
         single = next(iter(self.vms)) if len(self.vms) == 1 else None
-        for p, ns in self.names.items():
+        vm_keys = set(self.vms)
+        cands = set(self.names) | {p for p, g in tgid.items() if g in vm_keys}
+        for p in sorted(cands):
             if p in threads:
                 continue
+            ns = self.names.get(p) or [self._last_comm(p)]
             g = tgid.get(p)
             owner = next((int(mm.group(1)) for mm in map(_VHOST_NAME.match, ns) if mm), None)
             vm = role = None
@@ -196,16 +214,24 @@ class Topology:
         self.threads = threads
         self.vm_of = {p: vm for vm, d in self.vms.items() for p in d["vcpus"] + d["threads"]}
 
+    def _last_comm(self, pid):
+        m = self._model
+        if m is None:
+            return ""
+        i = m.task_index([pid])[0]
+        return m.comm[i] if i >= 0 else ""
+
     @property
     def vcpu_pids(self):
         return np.array(sorted(p for p, (r, _) in self.threads.items() if r == ROLE_VCPU), np.int64)
 
     def comm(self, pid):
+        """A name to show: ``CPU n/KVM`` if it had one, else its comm at its last line."""
         ns = self.names.get(int(pid), [])
         for n in ns:
             if _VCPU_NAME.match(n):
                 return n
-        return ns[-1] if ns else ""
+        return self._last_comm(int(pid)) or (ns[-1] if ns else "")
 
     def table(self):
         """One row per QEMU thread: (pid, tgid, vm, role, vcpu, comm), sorted by vm, role, pid."""
@@ -309,7 +335,7 @@ class Exits:
                for x, d in zip(zip(*parts) if parts else [[]] * 6,
                                (np.int64, np.int64, np.int64, np.int32, np.int8, np.int32))]
         pid, ts, line, cpu, code, reason = cat
-        o = np.lexsort((line, ts, pid))
+        o = self._order(pid, ts, line)
         pid, ts, line, cpu, code, reason = (x[o] for x in (pid, ts, line, cpu, code, reason))
         n = len(pid)
         self.symbols = trace.symbols
@@ -369,6 +395,22 @@ class Exits:
         if len(e_idx):
             self.x_slept |= has & (cpu[e_idx[jj]] != cpu[xi])   # re-entered elsewhere (K6)
         self.x_is_hlt = np.isin(self.x_reason, [i for i, s in enumerate(trace.symbols) if _is_hlt(s)])
+
+    @staticmethod
+    def _order(pid, ts, line):
+        """The order by (pid, ts, line): one sort of (thread, line) keys when the lines are in
+        time order (the usual file), else a lexsort."""
+        if not len(pid):
+            return np.zeros(0, np.int64)
+        up, ip = np.unique(pid, return_inverse=True)
+        lo, hi = int(line.min()), int(line.max())
+        if (hi - lo + 1) * len(up) < (1 << 62):
+            o = np.argsort(ip.astype(np.int64) * (hi - lo + 1) + (line - lo), kind="stable")
+            t = ts[o]
+            same = ip[o][1:] == ip[o][:-1]
+            if not (same & (t[1:] < t[:-1])).any():
+                return o
+        return np.lexsort((line, ts, pid))
 
     @staticmethod
     def _pi(pid, vcpu_pids):
@@ -510,16 +552,17 @@ def neighbours(trace, pids=None, *, start=None, end=None, cpus=None):
     if iv is None:
         return np.zeros(0, dt)
     w = iv[(iv["state"] == RUNNABLE) & (iv["cpu"] >= 0) & (iv["end_ns"] > iv["start_ns"])]
-    w = w[np.argsort(w["cpu"], kind="stable")]
-    ci = sched.cpu_intervals(trace)       # grouped by CPU, in time order
+    m = sched.model(trace)
+    r = m.r
+    # each CPU's occupancy intervals (D5, D6) are written in time order: one mask per CPU
+    co_cpu = r["co_cpu"]
+    occ_pid = np.where(r["co_occ"] >= 0, m.pids[np.clip(r["co_occ"], 0, max(m.ntasks - 1, 0))]
+                       if m.ntasks else -1, np.where(r["co_occ"] == sched.IDLE, 0, -1))
     out_p, out_n, out_c, out_d = [], [], [], []
-    cpus_w = np.unique(w["cpu"])
-    wa, wb = np.searchsorted(w["cpu"], cpus_w), np.searchsorted(w["cpu"], cpus_w, side="right")
-    ca, cb = np.searchsorted(ci["cpu"], cpus_w), np.searchsorted(ci["cpu"], cpus_w, side="right")
-    for c, i0, i1, j0_, j1_ in zip(cpus_w.tolist(), wa.tolist(), wb.tolist(), ca.tolist(), cb.tolist()):
-        ww = w[i0:i1]
-        cc = ci[j0_:j1_]
-        s, e = cc["start_ns"], cc["end_ns"]
+    for c in np.unique(w["cpu"]).tolist():
+        ww = w[w["cpu"] == c]
+        kc = co_cpu == int(np.searchsorted(m.cpus, c))
+        s, e, who = r["co_start"][kc], r["co_end"][kc], occ_pid[kc]
         a, b = ww["start_ns"], ww["end_ns"]
         j0 = np.searchsorted(e, a, side="right")
         j1 = np.searchsorted(s, b, side="left")
@@ -532,18 +575,22 @@ def neighbours(trace, pids=None, *, start=None, end=None, cpus=None):
         d = np.minimum(b[rep], e[idx]) - np.maximum(a[rep], s[idx])
         pos = d > 0
         out_p.append(ww["pid"][rep][pos])
-        out_n.append(cc["pid"][idx][pos])
+        out_n.append(who[idx][pos])
         out_c.append(np.full(int(pos.sum()), c, np.int32))
         out_d.append(d[pos])
     if not out_p:
         return np.zeros(0, dt)
     p, nb, cp, d = (np.concatenate(x) for x in (out_p, out_n, out_c, out_d))
-    key = (p.astype(np.int64) << 32) | ((nb.astype(np.int64) + 1) << 12) | cp.astype(np.int64)
+    # group by (vCPU, neighbour, CPU) through dense indices: ids of any width pack safely
+    up, ip = np.unique(p, return_inverse=True)
+    un, inn = np.unique(nb, return_inverse=True)
+    uc, ic = np.unique(cp, return_inverse=True)
+    key = (ip.astype(np.int64) * len(un) + inn) * len(uc) + ic
     uk, inv = np.unique(key, return_inverse=True)
     out = np.zeros(len(uk), dt)
-    out["pid"] = uk >> 32
-    out["neighbour_pid"] = ((uk >> 12) & 0xfffff) - 1
-    out["cpu"] = uk & 0xfff
+    out["pid"] = up[uk // (len(un) * len(uc))]
+    out["neighbour_pid"] = un[(uk // len(uc)) % len(un)]
+    out["cpu"] = uc[uk % len(uc)]
     out["stolen_ns"] = sched._sum_by(inv, d, len(uk))
     return out
 

@@ -15,9 +15,9 @@ D2. sched_switch: prev leaves RUNNING for the state its prev_state names (R or R
     makes a new task RUNNABLE.  sched_waking changes no state: the waking-to-wakeup gap is
     still sleep.  sched_migrate_task moves a RUNNABLE task's wait to its dest_cpu.
 D3. Before a task's first line: RUNNING since the window start if that line shows it as the
-    line's own task or as sched_switch prev; RUNNABLE if the line switches it in or migrates
-    it; SLEEP_OTHER (letter unknown) if the line wakes it (sched_waking or sched_wakeup); not
-    existing if the line is its sched_process_fork (as the child) or its sched_wakeup_new —
+    line's own task or as sched_switch prev; RUNNABLE if the line switches it in (waiting on
+    that CPU) or migrates it (waiting on its orig_cpu); SLEEP_OTHER (letter unknown) if the
+    line wakes it (sched_waking or sched_wakeup); not existing if the line is its sched_process_fork (as the child) or its sched_wakeup_new —
     and it stays not existing from a fork until its first wakeup or other line.  After its last
     line a task keeps its state to the end of W.
 D4. Wait = time RUNNABLE.  Wakeup latency = from a sched_wakeup of a sleeping task to its next
@@ -98,192 +98,241 @@ def _unique_ints(x):
     return np.unique(x)
 
 
-def _dense_index(values, special):
-    """A function mapping ids (pids, CPU numbers; -1 for none) to their index in the sorted
-    array ``values``; ids not in it map to -1, and the ids in ``special`` to their code."""
-    values = np.asarray(values)
-    hi = int(values.max()) + 1 if len(values) else 1
-    small = hi < (1 << 24)
-    if small:
-        # lut[id + 1], so that id -1 (none) lands on lut[0]
-        lut = np.full(hi + 2, -1, np.int32)
-        lut[values + 1] = np.arange(len(values), dtype=np.int32)
-        for k, v in special.items():
-            if -1 <= k <= hi:
-                lut[k + 1] = v
+class _Ids:
+    """Dense index of the sorted ids ``values`` (pids, CPU numbers): a function mapping ids (-1
+    for none) to their index, -1 for ids not in it; id 0 maps to ``zero`` when it is not among
+    them (the idle task).  The kernel reads the same table (``lut``: lut[clip(id, -1, hi) + 1],
+    or None for ids too large for one: a binary search in ``values``)."""
 
-    def index(x):
+    def __init__(self, values, zero=-1):
+        self.values = np.ascontiguousarray(values, np.int32)
+        self.zero = zero
+        self.hi = int(self.values.max()) + 1 if len(self.values) else 1
+        self.lut = None
+        if self.hi < (1 << 24):
+            self.lut = np.full(self.hi + 2, -1, np.int32)
+            self.lut[self.values.astype(np.int64) + 1] = np.arange(len(self.values), dtype=np.int32)
+            if self.lut[1] == -1:
+                self.lut[1] = zero
+
+    def __call__(self, x):
         x = np.asarray(x)
-        if small:
-            return lut[np.clip(x, -1, hi) + 1]
+        if self.lut is not None:
+            return self.lut[np.clip(x, -1, self.hi) + 1]
+        values = self.values
         i = np.searchsorted(values, x)
         ok = (i < len(values)) & (values[np.minimum(i, len(values) - 1)] == x)
         out = np.where(ok, i, -1).astype(np.int32)
-        for k, v in special.items():
-            out[x == k] = v
+        out[(x == 0) & ~ok] = self.zero
         return out
-    return index
 
 
-def _time_order(ts, line):
-    """Indices ordering events by (ts, line).  Line numbers are unique, so the file order is a
-    scatter; a file is nearly always already in time order, which is then just checked."""
-    if not len(ts):
-        return np.zeros(0, np.int64)
-    lo = int(line.min())
-    span = int(line.max()) - lo + 1
-    if span <= 4 * len(line):
-        slot = np.full(span, -1, np.int64)
-        slot[line - lo] = np.arange(len(line))
-        order = slot[slot >= 0]
-    else:
-        order = np.argsort(line, kind="stable")
-    t = ts[order]
-    if len(t) > 1 and (t[1:] < t[:-1]).any():
-        order = order[np.argsort(t, kind="stable")]
-    return order
+def _columns(name):
+    """The column of each of _ftsched.FIELDS in the event's records (None: it has none)."""
+    role = ("child_" if name == "sched_process_fork" else "prev_" if name == "sched_switch"
+            else "task_" if name in _ACTS else None)
+    sw = name == "sched_switch"
+    tc = "dest_cpu" if name == "sched_migrate_task" else "target_cpu" if name in _ACTS else None
+    return {"ts": "ts", "line": "line", "cpu": "cpu", "pid": "pid", "tgid": "tgid",
+            "comm": "comm", "a": role and role + "pid", "acomm": role and role + "comm",
+            "b": "next_pid" if sw else None, "bcomm": "next_comm" if sw else None,
+            "st": "prev_state" if sw else None, "tc": tc,
+            "oc": "orig_cpu" if name == "sched_migrate_task" else None}
+
+
+def _offsets(name, a):
+    """Byte offsets of the fields the stream reads, in _ftsched.FIELDS order (-1: absent)."""
+    f = a.dtype.fields
+    cols = _columns(name)
+    out = []
+    for field in _ftsched.FIELDS:
+        col = cols[field]
+        if col is None or col not in f:
+            out.append(-1)
+            continue
+        want = np.dtype("i8" if field in ("ts", "line") else "i4")
+        if f[col][0] != want:
+            raise TypeError(f"{name}.{col}: expected {want}, got {f[col][0]}")
+        out.append(f[col][1])
+    return np.array(out, np.int64)
+
+
+# the events counted per task (wakeups, wakings, migrations), in Stream's count slots
+_COUNTED = ("sched_wakeup", "sched_waking", "sched_migrate_task")
+# the events whose task_pid / child_pid is the task they act on
+_ACTS = ("sched_wakeup", "sched_waking", "sched_wakeup_new", "sched_migrate_task",
+         "sched_process_exit", "sched_process_fork")
+# pids and CPU numbers up to these are collected in byte maps (larger ones: np.unique)
+_PID_MARK = 1 << 22
+_CPU_MARK = 1 << 16
 
 
 class SchedModel:
-    """The result of one walk over a trace's scheduler events (cached on the Trace)."""
+    """The result of one walk over a trace's scheduler events (cached on the Trace).
 
-    def __init__(self, trace):
+    The walk adds up what the unrestricted summaries need (``sums``); the intervals and
+    switches that restricted queries and task_intervals need (``r``) come from a second,
+    full walk made the first time one asks for them.  Results per restriction are cached
+    (``_rows``), so latency_table after task_summary does not repeat the work."""
+
+    def __init__(self, trace, full=False):
         self.trace = trace
         self.unit = "ns" if trace.time_unit == "ns" else "ticks"
+        self._r = None
+        self._full = full
+        self._rows = {}
+        self._names = None
+        self._events = {}
         self._build(trace)
 
     def _build(self, trace):
-        # the stream: one row per event line (any event: every line shows its CPU's current
-        # task), filled segment by segment into arrays allocated once
-        segs = []
-        for name, a in trace.events.items():
-            if name in _SKIP or not len(a):
-                continue
-            if (a["ts"] < 0).any():
-                a = a[a["ts"] >= 0]
-            if len(a):
-                segs.append((name, a))
+        # the stream: one entry per event line (any event: every line shows its CPU's current
+        # task), read in place from the event arrays in (ts, line) order
+        segs = [(name, np.ascontiguousarray(a)) for name, a in trace.events.items()
+                if name not in _SKIP and len(a)]
+        self._segs = segs
+        stream = _ftsched.Stream([(a, _EVENT_KIND.get(name, _K["other"]), _offsets(name, a),
+                                   _COUNTED.index(name) if name in _COUNTED else -1)
+                                  for name, a in segs])
+        self._stream = stream
         lost = trace.lost
-        total = sum(len(a) for _, a in segs) + len(lost)
-        kind = np.zeros(total, np.int8)
-        ts = np.empty(total, np.int64)
-        cpu = np.empty(total, np.int32)
-        me = np.empty(total, np.int32)
-        line = np.empty(total, np.int64)
-        a_pid = np.full(total, -1, np.int32)
-        b_pid = np.full(total, -1, np.int32)
-        st = np.full(total, -1, np.int32)
-        tc = np.full(total, -1, np.int32)
-        pid_src, comm_src, ts_src, tgid_pid, tgid_val = [], [], [], [], []
-        o = 0
-        for name, a in segs:
-            n = len(a)
-            sl = slice(o, o + n)
-            o += n
-            kind[sl] = _EVENT_KIND.get(name, _K["other"])
-            ts[sl] = a["ts"]
-            cpu[sl] = a["cpu"]
-            me[sl] = a["pid"]
-            line[sl] = a["line"]
-            pid_src.append(me[sl])
-            comm_src.append(a["comm"])
-            ts_src.append(ts[sl])
-            tg = a["tgid"]
-            if tg.max() >= 0:
-                has = tg >= 0
-                tgid_pid.append(me[sl][has])
-                tgid_val.append(tg[has])
-            if name == "sched_switch":
-                a_pid[sl] = a["prev_pid"]
-                b_pid[sl] = a["next_pid"]
-                st[sl] = a["prev_state"]
-                for pf, cf in (("prev_pid", "prev_comm"), ("next_pid", "next_comm")):
-                    pid_src.append(a[pf])
-                    comm_src.append(a[cf])
-                    ts_src.append(ts[sl])
-            elif name in ("sched_wakeup", "sched_waking", "sched_wakeup_new", "sched_migrate_task",
-                          "sched_process_exit", "sched_process_fork"):
-                pf, cf = ("child_pid", "child_comm") if name == "sched_process_fork" else \
-                    ("task_pid", "task_comm")
-                a_pid[sl] = a[pf]
-                if name == "sched_migrate_task":
-                    tc[sl] = a["dest_cpu"]
-                elif "target_cpu" in a.dtype.names:
-                    tc[sl] = a["target_cpu"]
-                pid_src.append(a[pf])
-                comm_src.append(a[cf])
-                ts_src.append(ts[sl])
-        nev = o
-        self.w0, self.w1 = (int(ts[:nev].min()), int(ts[:nev].max())) if nev else (0, 0)
-        if len(lost):
-            # a marker takes the place of its CPU's last line before it (D6): trace_pipe prints
-            # it only when that CPU's next event is read, after other CPUs' later lines
-            for i, (c, ln) in enumerate(zip(lost["cpu"].tolist(), lost["line"].tolist())):
-                k = (cpu[:nev] == c) & (line[:nev] < ln)
-                ts[nev + i] = ts[:nev][k][np.argmax(line[:nev][k])] if k.any() else self.w0
-            kind[nev:] = _K["lost"]
-            cpu[nev:] = lost["cpu"]
-            line[nev:] = lost["line"]
-            me[nev:] = -1
-        cat = (lambda xs, dt: np.concatenate(xs).astype(dt, copy=False) if xs else np.zeros(0, dt))
-        order = _time_order(ts, line)
-        # tasks: every pid > 0 named anywhere
-        pids_all = cat(pid_src, np.int32)
-        self.pids = _unique_ints(pids_all[pids_all > 0])
+        lost_line = np.ascontiguousarray(lost["line"], np.int64)
+        self._lost_cpu = lost_cpu = np.ascontiguousarray(lost["cpu"], np.int32)
+        pid_mark = np.zeros(_PID_MARK, np.uint8)
+        cpu_mark = np.zeros(_CPU_MARK, np.uint8)
+        # the file order: the array of each line in a table indexed by line number, when the
+        # lines are dense enough (each array is in file order; scan() checks it)
+        ends = [(int(a["line"][0]), int(a["line"][-1])) for _, a in segs]
+        ends += [(int(lost_line[0]), int(lost_line[-1]))] if len(lost_line) else []
+        line_lo = min((x for x, _ in ends), default=0)
+        span = max((y for _, y in ends), default=-1) - line_lo + 1
+        n = sum(len(a) for _, a in segs) + len(lost_line)
+        # (2 bytes a line: past 16 lines an entry, e.g. a load of a few events, sorting is
+        # cheaper)
+        slot = np.zeros(span if 0 < span <= 16 * n + 65536 else 0, np.int16)
+        nev, ts_lo, ts_hi, pid_hi, pid_big, cpu_hi, cpu_big, in_order, unstamped = \
+            stream.scan(pid_mark, cpu_mark, slot, line_lo, lost_line)
+        self.w0, self.w1 = (ts_lo, ts_hi) if nev else (0, 0)
+        # tasks: every pid > 0 named anywhere; cpus: every CPU of a line or a LOST marker
+        if pid_big:
+            p = self._gather(("pid", "a", "b"))[0]
+            self.pids = _unique_ints(p[p > 0])
+        else:
+            self.pids = np.flatnonzero(pid_mark[:pid_hi + 1]).astype(np.int32)
+        lc = lost_cpu[lost_cpu >= 0]
+        if cpu_big or (len(lc) and int(lc.max()) >= _CPU_MARK):
+            c = np.concatenate([self._gather(("cpu",))[0], lc])
+            self.cpus = np.unique(c[c >= 0])
+        else:
+            cpu_mark[lc] = 1
+            hi = max(cpu_hi, int(lc.max(initial=-1)))
+            self.cpus = np.flatnonzero(cpu_mark[:hi + 1]).astype(np.int32)
+        del pid_mark, cpu_mark
         self.ntasks = len(self.pids)
-        # cpus
-        ucpu = np.unique(cpu[cpu >= 0])
-        self.cpus = ucpu
-        self.ncpus = len(ucpu)
+        self.ncpus = len(self.cpus)
+        self._tids = _Ids(self.pids, IDLE)
+        self._cids = _Ids(self.cpus)
+        # time order: the file order, as long as the time never goes back; else (unsorted
+        # files, and LOST markers, which take their CPU's last time, D6) sorted by (ts, line)
+        # and walked again
+        self._order = slot
+        sums = self._walk(self._full) if in_order else None
+        if sums is None:
+            seq_seg, seq_idx = self._line_order_sorted(lost_line)
+            o = np.argsort(stream.times(seq_seg, seq_idx, lost_cpu, self._cids, self.w0,
+                                        self.ncpus), kind="stable")
+            self._order = (seq_seg[o], seq_idx[o])
+            sums = self._walk(self._full)
+        if self._full:
+            self._r = sums      # a full walk adds up the same sums
+        self.sums = sums
+        self.comm_id = sums["comm_id"]
+        self.tgid = sums["tgid"]
+        self._counts = dict(zip(_COUNTED, sums["counts"]))
+        self._switches = sums["switches"]
+        if unstamped.any():
+            self._add_unstamped(unstamped)
+        comms = np.asarray(list(trace.comms) + [""], dtype=object)
+        self.comm = comms[np.where(self.comm_id >= 0, self.comm_id, len(trace.comms))]
 
-        task_index = _dense_index(self.pids, {0: IDLE})
-        cpu_index = _dense_index(ucpu, {})
-        r = _ftsched.analyze(kind[order], ts[order], cpu_index(cpu[order]),
-                             task_index(me[order]), task_index(a_pid[order]),
-                             task_index(b_pid[order]), st[order], cpu_index(tc[order]),
-                             self.ntasks, self.ncpus, self.w0, self.w1)
-        self.r = r
-        # names: the comm of each task at its latest line, and every name it had
-        comms = cat(comm_src, np.int32)
-        cts = cat(ts_src, np.int64)
-        keep = (pids_all > 0) & (comms >= 0)
-        p_, c_, t_ = pids_all[keep], comms[keep], cts[keep]
-        ti = task_index(p_)
-        # the comm at each task's latest line (ties: the later source)
-        best_ts = np.full(self.ntasks, np.iinfo(np.int64).min, np.int64)
-        np.maximum.at(best_ts, ti, t_)
-        at_best = t_ == best_ts[ti]
-        self.comm_id = np.full(self.ntasks, -1, np.int32)
-        self.comm_id[ti[at_best]] = c_[at_best]
-        self._name_pairs = (p_, c_)
-        self._names = None
-        self.tgid = np.full(self.ntasks, -1, np.int32)
-        if tgid_pid:
-            tp = np.concatenate(tgid_pid)
-            tv = np.concatenate(tgid_val)
-            k = tp > 0
-            self.tgid[np.searchsorted(self.pids, tp[k])] = tv[k]
-        self.comm = np.array([trace.comms[c] if c >= 0 else "" for c in self.comm_id.tolist()],
-                             dtype=object)
-        # per-task counts from the events themselves
-        self.wakeups_ev = self._task_events(trace, "sched_wakeup", task_index)
-        self.waking_ev = self._task_events(trace, "sched_waking", task_index)
-        self.migrate_ev = self._task_events(trace, "sched_migrate_task", task_index)
+    def _add_unstamped(self, unstamped):
+        """Lines without a time stamp are no part of the stream, but their wakeups,
+        migrations and switches count."""
+        for (name, a), n in zip(self._segs, unstamped.tolist()):
+            if not n or (name not in _COUNTED and name != "sched_switch"):
+                continue
+            a = a[a["ts"] < 0]
+            if name == "sched_switch":
+                c = self._cids(a["cpu"][a["cpu"] >= 0])
+                self._switches = self._switches + np.bincount(c[c >= 0], minlength=self.ncpus)
+            else:
+                t = self._tids(a["task_pid"][a["task_pid"] > 0])
+                self._counts[name] = self._counts[name] + np.bincount(t[t >= 0],
+                                                                      minlength=self.ntasks)
 
-    @staticmethod
-    def _task_events(trace, name, task_index):
-        a = trace.events.get(name)
-        if a is None or not len(a):
-            return np.zeros(0, np.int32), np.zeros(0, np.int64), np.zeros(0, np.int32)
-        p = a["task_pid"]
-        k = p > 0
-        return task_index(p[k]), a["ts"][k], a["cpu"][k]
+    def _walk(self, full):
+        return self._stream.analyze(self._order, self._lost_cpu, self._tids, self._cids,
+                                    self.ntasks, self.ncpus, self.w0, self.w1, full)
+
+    @property
+    def r(self):
+        """Every interval, CPU occupancy, switch and latency sample (the full walk, on first
+        use)."""
+        if self._r is None:
+            self._r = self._walk(True)
+        return self._r
+
+    def _gather(self, fields):
+        """The given stream fields ("pid", "a", "comm", ...; see _ftsched.FIELDS) of every
+        time-stamped record, array by array, then field by field, as one row.  A tuple of
+        fields is taken together (one row each), from the arrays that have all of them."""
+        out = []
+        for name, a in self._segs:
+            cols = _columns(name)
+            keep = a["ts"] >= 0
+            for f in fields:
+                fs = f if isinstance(f, tuple) else (f,)
+                if all(cols[x] and cols[x] in a.dtype.fields for x in fs):
+                    out.append(np.stack([a[cols[x]][keep] for x in fs]))
+        if not out:
+            return np.zeros((1, 0), np.int32)
+        return np.concatenate(out, axis=1).astype(np.int32, copy=False)
+
+    def _line_order_sorted(self, lost_line):
+        """(seq_seg, seq_idx) of the time-stamped records and the LOST markers in line order,
+        by a stable sort (lines shared by several entries: the first array first)."""
+        lines, sid, idx = [], [], []
+        for s, (_, a) in enumerate(self._segs):
+            k = np.flatnonzero(a["ts"] >= 0)
+            lines.append(a["line"][k])
+            sid.append(np.full(len(k), s, np.int16))
+            idx.append(k.astype(np.int32))
+        lines.append(lost_line)
+        sid.append(np.full(len(lost_line), len(self._segs), np.int16))
+        idx.append(np.arange(len(lost_line), dtype=np.int32))
+        order = np.argsort(np.concatenate(lines), kind="stable")
+        return np.concatenate(sid)[order], np.concatenate(idx)[order]
+
+    def task_events(self, name):
+        """(task index, ts, cpu) of every line of the event naming a task (pid > 0)."""
+        if name not in self._events:
+            a = self.trace.events.get(name)
+            if a is None or not len(a):
+                self._events[name] = (np.zeros(0, np.int32), np.zeros(0, np.int64),
+                                      np.zeros(0, np.int32))
+            else:
+                p = a["task_pid"]
+                k = p > 0
+                self._events[name] = (self._tids(p[k]), a["ts"][k], a["cpu"][k])
+        return self._events[name]
 
     @property
     def names(self):
         """pid -> every comm the task had (exec renames a task), computed on first use."""
         if self._names is None:
-            p_, c_ = self._name_pairs
+            p_, c_ = self._gather((("pid", "comm"), ("a", "acomm"), ("b", "bcomm")))
+            keep = (p_ > 0) & (c_ >= 0)
+            p_, c_ = p_[keep], c_[keep]
             pairs = _unique_ints(p_.astype(np.int64) << 32 | c_.astype(np.int64))
             self._names = {}
             comms = self.trace.comms
@@ -298,14 +347,16 @@ class SchedModel:
         return np.where(ok, i, -1)
 
 
-def model(trace) -> SchedModel:
-    """The scheduling model of a trace, computed once and cached on it."""
+def model(trace, intervals=False) -> SchedModel:
+    """The scheduling model of a trace, computed once and cached on it.  ``intervals``: the
+    caller will need every interval (task_intervals, cpu_intervals, restricted queries), so
+    one full walk does it all instead of a walk for the sums and another on first use."""
     m = getattr(trace, "_sched_model", None)
     if m is None:
         if "sched_switch" not in trace.events:
             raise ValueError(f"{trace.source}: no sched_switch events: the scheduling analysis "
                              "needs sched:sched_switch (and sched_wakeup/sched_waking for latency)")
-        m = SchedModel(trace)
+        m = SchedModel(trace, full=intervals)
         trace._sched_model = m
     return m
 
@@ -369,15 +420,32 @@ def _percentiles(groups, values, n, ps=(50, 90, 99)):
         out[p] = np.full(n, -1, np.int64)
     if not len(values):
         return out
-    o = np.lexsort((values, groups))
-    g, v = groups[o], values[o]
+    groups = np.asarray(groups)
+    values = np.asarray(values, np.int64)
+    lo = int(values.min())
+    span = int(values.max()) - lo + 1
+    if n * span < 2**62:
+        # one sort of (group, value) packed into an int64 (half the time of a lexsort); the
+        # largest sample's index is then the last one equal to its group's max
+        key = groups.astype(np.int64) * span + (values - lo)
+        key.sort()
+        g = key // span
+        v = key - g * span + lo
+        o = None
+    else:
+        o = np.lexsort((values, groups))
+        g, v = groups[o], values[o]
     starts = np.flatnonzero(np.r_[True, g[1:] != g[:-1]])
     counts = np.diff(np.r_[starts, len(g)])
     keys = g[starts]
     out["count"][keys] = counts
     out["mean"][keys] = np.add.reduceat(v.astype(np.float64), starts) / counts
     out["max"][keys] = v[starts + counts - 1]
-    out["argmax"][keys] = o[starts + counts - 1]
+    if o is not None:
+        out["argmax"][keys] = o[starts + counts - 1]
+    else:
+        hit = np.flatnonzero(values == out["max"][groups])
+        np.maximum.at(out["argmax"], groups[hit], hit)
     for p in ps:
         rank = (p * counts + 99) // 100  # ceil(p/100 * n)
         out[p][keys] = v[starts + np.maximum(rank, 1) - 1]
@@ -391,11 +459,52 @@ def _at_argmax(pc, ts):
     return np.where(pc["argmax"] >= 0, ts[np.clip(pc["argmax"], 0, len(ts) - 1)], -1)
 
 
+_STATE_ROWS = ((RUNNING, "run_ns"), (RUNNABLE, "wait_ns"), (SLEEP_S, "sleep_ns"),
+               (SLEEP_D, "blocked_ns"), (SLEEP_OTHER, "other_sleep_ns"), (DEAD, "dead_ns"),
+               (UNKNOWN, "unknown_ns"))
+_OUT_ROWS = ((0, "preemptions"), (1, "switches_out_S"), (2, "switches_out_D"),
+             (3, "switches_out_other"), (4, "switches_out_dead"))
+
+
 def _task_rows(m, start=None, end=None, cpus=None):
-    """Per-task sums over the model, as a dict of arrays indexed by task."""
+    """Per-task sums over the model, as a dict of arrays indexed by task (cached on the model
+    per restriction: callers must not modify them)."""
+    ci = _cpu_filter(m, cpus)
+    key = (start, end, None if ci is None else tuple(ci.tolist()))
+    rows = m._rows.get(key)
+    if rows is None:
+        rows = m._rows[key] = _sums_rows(m) if key == (None, None, None) else \
+            _restricted_rows(m, start, end, ci)
+        _latency_rows(m, rows, start, end, ci)
+    return rows
+
+
+def _sums_rows(m):
+    """The unrestricted rows, from the sums the walk added up."""
+    sm = m.sums
+    rows = {name: sm["task_ns"][:, s].copy() for s, name in _STATE_ROWS}
+    rows["slices"] = sm["slices"]
+    rows["max_slice_ns"] = sm["max_slice"]
+    rows["switches_in"] = sm["switches_in"]
+    rows["inferred_switch_ins"] = sm["inferred"]
+    for cls, name in _OUT_ROWS:
+        rows[name] = sm["switches_out"][:, cls].copy()
+    for key, ev in (("wakeups", "sched_wakeup"), ("wakings", "sched_waking"),
+                    ("migrations", "sched_migrate_task")):
+        rows[key] = m._counts[ev]
+    _mean_slice(rows)
+    return rows
+
+
+def _mean_slice(rows):
+    with np.errstate(invalid="ignore", divide="ignore"):
+        rows["mean_slice_ns"] = np.where(rows["slices"] > 0, rows["run_ns"] / np.maximum(rows["slices"], 1), 0.0)
+
+
+def _restricted_rows(m, start, end, ci):
+    """The rows under start / end / cpus restrictions, from the intervals and switches."""
     r = m.r
     n = m.ntasks
-    ci = _cpu_filter(m, cpus)
     a, b, d = _clip(start, end, r["iv_start"], r["iv_end"])
     task, state = r["iv_task"], r["iv_state"]
     keep = np.ones(len(d), bool)
@@ -404,9 +513,7 @@ def _task_rows(m, start=None, end=None, cpus=None):
     rows = {}
     by_state = _sum_by((task.astype(np.int64) * 8 + state)[keep], d[keep], n * 8).reshape(n, 8) \
         if n else np.zeros((0, 8), np.int64)
-    for s, name in ((RUNNING, "run_ns"), (RUNNABLE, "wait_ns"), (SLEEP_S, "sleep_ns"),
-                    (SLEEP_D, "blocked_ns"), (SLEEP_OTHER, "other_sleep_ns"), (DEAD, "dead_ns"),
-                    (UNKNOWN, "unknown_ns")):
+    for s, name in _STATE_ROWS:
         rows[name] = by_state[:, s].copy()
     # slices: running intervals that overlap the window
     kr = keep & (state == RUNNING)
@@ -417,8 +524,7 @@ def _task_rows(m, start=None, end=None, cpus=None):
     if kr.any():
         np.maximum.at(mx, task[kr], d[kr])
     rows["max_slice_ns"] = mx
-    with np.errstate(invalid="ignore", divide="ignore"):
-        rows["mean_slice_ns"] = np.where(rows["slices"] > 0, rows["run_ns"] / np.maximum(rows["slices"], 1), 0.0)
+    _mean_slice(rows)
     # switch-ins and -outs
     k = _in_window(r["si_ts"], start, end)
     if ci is not None:
@@ -427,30 +533,40 @@ def _task_rows(m, start=None, end=None, cpus=None):
     rows["inferred_switch_ins"] = np.bincount(r["si_task"][k & (r["si_inferred"] == 1)],
                                               minlength=n).astype(np.int64)
     k = _in_window(r["so_ts"], start, end)
-    for cls, name in ((0, "preemptions"), (1, "switches_out_S"), (2, "switches_out_D"),
-                      (3, "switches_out_other"), (4, "switches_out_dead")):
+    for cls, name in _OUT_ROWS:
         rows[name] = np.bincount(r["so_task"][k & (r["so_class"] == cls)], minlength=n).astype(np.int64)
-    for key, (ti, ts, cpu) in (("wakeups", m.wakeups_ev), ("wakings", m.waking_ev),
-                               ("migrations", m.migrate_ev)):
+    for key, ev in (("wakeups", "sched_wakeup"), ("wakings", "sched_waking"),
+                    ("migrations", "sched_migrate_task")):
+        ti, ts, cpu = m.task_events(ev)
         k = _in_window(ts, start, end)
         if ci is not None:
             k &= np.isin(np.searchsorted(m.cpus, cpu), ci) & np.isin(cpu, m.cpus)
         rows[key] = np.bincount(ti[k], minlength=n).astype(np.int64)
-    # wakeup latency (from sched_wakeup), on the CPU of the switch-in
-    k = _in_window(r["wl_wakeup"], start, end)
-    if ci is not None:
-        k &= np.isin(r["wl_cpu"], ci)
-    lat = r["wl_switch"][k] - r["wl_wakeup"][k]
-    pc = _percentiles(r["wl_task"][k], lat, n)
+    return rows
+
+
+def _latency_rows(m, rows, start, end, ci):
+    """Wakeup latency (from sched_wakeup), on the CPU of the switch-in."""
+    r = m.sums
+    n = m.ntasks
+    if start is None and end is None and ci is None:
+        lat = r["wl_switch"] - r["wl_wakeup"]
+        pc = _percentiles(r["wl_task"], lat, n)
+        wk = r["wl_wakeup"]
+    else:
+        k = _in_window(r["wl_wakeup"], start, end)
+        if ci is not None:
+            k &= np.isin(r["wl_cpu"], ci)
+        lat = r["wl_switch"][k] - r["wl_wakeup"][k]
+        pc = _percentiles(r["wl_task"][k], lat, n)
+        wk = r["wl_wakeup"][k]
     rows["lat_count"] = pc["count"]
     rows["lat_mean_ns"] = pc["mean"]
     rows["lat_p50_ns"] = pc[50]
     rows["lat_p90_ns"] = pc[90]
     rows["lat_p99_ns"] = pc[99]
     rows["lat_max_ns"] = pc["max"]
-    wk = r["wl_wakeup"][k]
     rows["lat_max_ts"] = _at_argmax(pc, wk)
-    return rows
 
 
 TASK_FIELDS = (
@@ -493,6 +609,28 @@ def task_summary(trace, *, start=None, end=None, cpus=None, pids=None, comm=None
     return out
 
 
+def _task_rows_of(m, sel):
+    """Indices of the interval rows of the selected tasks (a bool per task), in the order the
+    analysis produced them: by one gather over every row for the first queries, then from a
+    by-task permutation kept on the model, so that repeated queries for a few tasks cost
+    what their rows cost, not a pass over every interval."""
+    ti = np.flatnonzero(sel)
+    if not len(ti):
+        return np.zeros(0, np.int64)
+    if getattr(m, "_iv_by_task", None) is None:
+        task = m.r["iv_task"]
+        if len(ti) * 64 >= m.ntasks or getattr(m, "_iv_queries", 0) < 2:
+            # a first query or a large share of the tasks: one gather, no sort
+            m._iv_queries = getattr(m, "_iv_queries", 0) + 1
+            return np.flatnonzero(sel[task])
+        perm = np.argsort(task, kind="stable").astype(np.int64)   # radix sort of int32
+        m._iv_by_task = (perm, np.r_[0, np.cumsum(np.bincount(task, minlength=m.ntasks))])
+    perm, off = m._iv_by_task
+    n = off[ti + 1] - off[ti]
+    idx = np.repeat(off[ti], n) + (np.arange(int(n.sum())) - np.repeat(np.cumsum(n) - n, n))
+    return np.sort(perm[idx])
+
+
 def task_intervals(trace, *, start=None, end=None, cpus=None, pids=None, comm=None):
     """The state of every task through W: (pid, tgid, state, start_ns, end_ns, cpu), in the
     order the analysis produced them (by task, then time, is ``np.sort(order=...)`` away).
@@ -500,24 +638,27 @@ def task_intervals(trace, *, start=None, end=None, cpus=None, pids=None, comm=No
     start, end = _time_arg(start, "start"), _time_arg(end, "end")
     m = model(trace)
     r = m.r
-    a, b, d = _clip(start, end, r["iv_start"], r["iv_end"])
+    rows = None
+    if pids is not None or comm is not None:
+        rows = _task_rows_of(m, _select(m, pids, comm))
+    iv = {f: (r[f] if rows is None else r[f][rows])
+          for f in ("iv_start", "iv_end", "iv_task", "iv_state", "iv_cpu")}
+    a, b, d = _clip(start, end, iv["iv_start"], iv["iv_end"])
     k = np.ones(len(a), bool)
     if start is not None or end is not None:
-        k &= (b > a) | ((r["iv_start"] == r["iv_end"]) & _in_window(r["iv_start"], start, end))
+        k &= (b > a) | ((iv["iv_start"] == iv["iv_end"]) & _in_window(iv["iv_start"], start, end))
     ci = _cpu_filter(m, cpus)
     if ci is not None:
-        k &= np.isin(r["iv_cpu"], ci)
-    if pids is not None or comm is not None:
-        k &= _select(m, pids, comm)[r["iv_task"]]
-    t = r["iv_task"][k]
+        k &= np.isin(iv["iv_cpu"], ci)
+    t = iv["iv_task"][k]
     out = np.zeros(int(k.sum()), dtype=[("pid", "i4"), ("tgid", "i4"), ("state", "i1"),
                                          ("start_ns", "i8"), ("end_ns", "i8"), ("cpu", "i4")])
     out["pid"] = m.pids[t]
     out["tgid"] = m.tgid[t]
-    out["state"] = r["iv_state"][k]
+    out["state"] = iv["iv_state"][k]
     out["start_ns"] = a[k]
     out["end_ns"] = b[k]
-    cpu = r["iv_cpu"][k]
+    cpu = iv["iv_cpu"][k]
     out["cpu"] = np.where(cpu >= 0, m.cpus[np.clip(cpu, 0, max(m.ncpus - 1, 0))] if m.ncpus else -1, -1)
     return out
 
@@ -531,7 +672,7 @@ def wakeup_latencies(trace, *, source="wakeup", start=None, end=None, cpus=None,
     if source not in ("wakeup", "waking"):
         raise ValueError("source must be 'wakeup' or 'waking'")
     m = model(trace)
-    r = m.r
+    r = m.sums
     t0 = r["wl_wakeup"] if source == "wakeup" else r["wl_waking"]
     k = (t0 >= 0) & _in_window(t0, start, end)
     ci = _cpu_filter(m, cpus)
@@ -647,15 +788,19 @@ def cpu_summary(trace, *, start=None, end=None, cpus=None):
     present (-1 otherwise)."""
     start, end = _time_arg(start, "start"), _time_arg(end, "end")
     m = model(trace)
-    r = m.r
-    a, b, d = _clip(start, end, r["co_start"], r["co_end"])
-    occ, cpu = r["co_occ"], r["co_cpu"]
-    busy = _sum_by(cpu[occ >= 0], d[occ >= 0], m.ncpus)
-    idle = _sum_by(cpu[occ == IDLE], d[occ == IDLE], m.ncpus)
-    unk = _sum_by(cpu[occ == -1], d[occ == -1], m.ncpus)
-    sw = trace.events["sched_switch"]
-    k = _in_window(sw["ts"], start, end)
-    swc = np.bincount(np.searchsorted(m.cpus, sw["cpu"][k & (sw["cpu"] >= 0)]), minlength=m.ncpus)
+    if start is None and end is None:
+        busy, idle, unk = (m.sums["cpu_ns"][:, i].copy() for i in range(3))
+        swc = m._switches
+    else:
+        r = m.r
+        a, b, d = _clip(start, end, r["co_start"], r["co_end"])
+        occ, cpu = r["co_occ"], r["co_cpu"]
+        busy = _sum_by(cpu[occ >= 0], d[occ >= 0], m.ncpus)
+        idle = _sum_by(cpu[occ == IDLE], d[occ == IDLE], m.ncpus)
+        unk = _sum_by(cpu[occ == -1], d[occ == -1], m.ncpus)
+        sw = trace.events["sched_switch"]
+        k = _in_window(sw["ts"], start, end)
+        swc = np.bincount(np.searchsorted(m.cpus, sw["cpu"][k & (sw["cpu"] >= 0)]), minlength=m.ncpus)
     ev = trace.events
     tw = lambda x: None if x is None else x[_in_window(x["ts"], start, end)]  # noqa: E731
     irq = _pair_time(tw(ev.get("irq_handler_entry")), tw(ev.get("irq_handler_exit")))
@@ -747,12 +892,12 @@ def caveats(trace):
         per_cpu = {}
         for r in trace.lost:
             per_cpu[int(r["cpu"])] = per_cpu.get(int(r["cpu"]), 0) + int(r["count"])
-        unk = int(m.r["co_end"][m.r["co_occ"] == -1].sum() - m.r["co_start"][m.r["co_occ"] == -1].sum())
+        unk = int(m.sums["cpu_ns"][:, 2].sum())
         out.append(f"{sum(per_cpu.values())} events were lost ("
                    + ", ".join(f"CPU {c}: {n}" for c, n in sorted(per_cpu.items()))
                    + f"); {unk} {m.unit} of CPU time around the gaps are counted as unknown, "
                    "never as run or wait, so per-task times are lower bounds")
-    n_inf = int(m.r["si_inferred"].sum())
+    n_inf = int(m.sums["inferred"].sum())
     if n_inf:
         out.append(f"{n_inf} switch-ins were not in the trace (a switch out of the idle task "
                    "missing) and were inferred at the task's wakeup; they are counted")
