@@ -15,8 +15,9 @@ for ``-``).  Prints the path of every file written, one per line.  The filters a
 switch and wakeup charts' tasks and the exit chart's vCPU threads (the CPU heat map shows
 CPUs, so it ignores them).  A chart
 whose events the trace lacks (wakeups without sched_waking/sched_wakeup) is skipped with a
-note on stderr.  Exit codes are ftfast's (0 success, 2 bad usage, 3 unreadable or non-ftrace
-input or no sched_switch, 4 output not writable, 5 malformed line with --strict).
+note on stderr (a KVM host traced with kvm_exit but without sched_switch gets its exit chart
+alone).  Exit codes are ftfast's (0 success, 2 bad usage, 3 unreadable or non-ftrace input or
+neither sched_switch nor kvm_exit, 4 output not writable, 5 malformed line with --strict).
 """
 
 import argparse
@@ -63,7 +64,8 @@ def run(args):
     for k in plot.STANDARD:
         cli._check_output(paths[k], args.file)
     args.command = "visualize"
-    t, pids = cli._analysis_input(args, sel, ("sched_switch",))
+    # a KVM host traced without sched_switch still has its exit chart
+    t, pids = cli._analysis_input(args, sel, ("sched_switch", "kvm_exit"))
     kinds = plot.standard(t)
     for k in kinds:
         if k not in plot.STANDARD:
@@ -72,8 +74,9 @@ def run(args):
     tasks = dict(pids=pids, comm=sel.comm)
     notes = []
     for kind in kinds:
-        if kind == "wakeups" and not (t.count("sched_waking") or t.count("sched_wakeup")):
-            print(f"ftrace_visualize.py: note: no sched_waking or sched_wakeup events: "
+        need = plot.NEEDS[kind]
+        if not any(t.count(e) for e in need):
+            print(f"ftrace_visualize.py: note: no {' or '.join(need)} events: "
                   f"{kind} chart skipped", file=sys.stderr)
             continue
         kw = dict(rng) if kind == "cpu-util" else dict(rng, **tasks)

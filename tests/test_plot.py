@@ -480,3 +480,11 @@ def test_visualize_script_writes_the_standard_set(tmp_path, capsys):
     paths = capsys.readouterr().out.split("\n")[:-1]
     assert paths == [str(tmp_path / f"kvmhost.{k}.png") for k in plot.STANDARD + ("kvm-exits",)]
     assert Path(paths[-1]).read_bytes().startswith(PNG_MAGIC)
+    # the same host traced without the sched events: the exit chart alone, the rest noted
+    only = tmp_path / "kvmonly.txt"
+    only.write_bytes(b"".join(ln for ln in kv.read_bytes().splitlines(True)
+                              if b": sched_" not in ln))
+    assert vis.main([str(only)]) == 0
+    out, err = capsys.readouterr()
+    assert out.split("\n")[:-1] == [str(tmp_path / "kvmonly.kvm-exits.png")]
+    assert "no sched_switch events: timeline chart skipped" in err

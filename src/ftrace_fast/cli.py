@@ -1093,8 +1093,6 @@ _PLOT_OPTIONS = {"cpu-util": {"bin"}, "timeline": {"tasks", "top"},
                  "latency": {"tasks", "top", "group", "latency_from"},
                  "switches": {"tasks", "top", "bin"}, "wakeups": {"tasks", "top", "bin", "wakeups_from"},
                  "kvm-exits": {"tasks", "top", "bin"}}
-#: the events a plot kind needs (one of them), when not sched_switch
-_PLOT_NEEDS = {"wakeups": ("sched_waking", "sched_wakeup"), "kvm-exits": ("kvm_exit",)}
 
 
 def cmd_plot(args, out):
@@ -1117,7 +1115,7 @@ def cmd_plot(args, out):
         raise CliError("--top must be 0 (all) or more", EXIT_USAGE)
     bin_ns = _bin_ns(args.bin) if args.bin is not None else None
     _check_output(args.output, args.file)
-    need = _PLOT_NEEDS.get(args.kind, ("sched_switch",))
+    need = plotmod.NEEDS[args.kind]
     t, pids = _analysis_input(args, sel, need)
     kw = dict(start=sel.start, end=sel.end, cpus=sel.cpus)
     if "tasks" in takes:

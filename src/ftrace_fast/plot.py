@@ -861,6 +861,10 @@ def kvm_exits(trace, *, top=8, bins=200, bin_ns=None, start=None, end=None, cpus
 #: kind name -> function
 KINDS = {"cpu-util": cpu_util, "timeline": timeline, "latency": latency, "switches": switches,
          "wakeups": wakeups, "kvm-exits": kvm_exits}
+#: the events each kind draws from (a trace needs one of them)
+NEEDS = {"cpu-util": ("sched_switch",), "timeline": ("sched_switch",),
+         "latency": ("sched_switch",), "switches": ("sched_switch",),
+         "wakeups": ("sched_waking", "sched_wakeup"), "kvm-exits": ("kvm_exit",)}
 #: the charts scripts/ftrace_visualize.py writes (and ``kvm-exits`` when the trace has kvm_exit:
 #: :func:`standard`)
 STANDARD = ("cpu-util", "timeline", "latency", "switches", "wakeups")

@@ -40,10 +40,6 @@ CHART_TEXT = {
     "kvm-exits": "VM exits per second by reason, and how long the host took to handle each "
                  "reason (kvm_exit to the next kvm_entry).",
 }
-#: the events without which a chart is left out, and what to record for it
-_CHART_NEEDS = {"cpu-util": ("sched_switch",), "timeline": ("sched_switch",),
-                "latency": ("sched_switch",), "switches": ("sched_switch",),
-                "wakeups": ("sched_waking", "sched_wakeup"), "kvm-exits": ("kvm_exit",)}
 #: the charts that draw CPUs, not tasks: task filters do not apply to them
 _CPU_CHARTS = ("cpu-util",)
 
@@ -85,7 +81,7 @@ def charts(trace, *, kinds=CHART_KINDS, start=None, end=None, cpus=None, pids=No
     own defaults when None)."""
     out = []
     for kind in kinds:
-        need = _CHART_NEEDS[kind]
+        need = plotmod.NEEDS[kind]
         if not any(trace.count(e) for e in need):
             if kind == "kvm-exits":
                 continue       # not a KVM host: nothing to say
