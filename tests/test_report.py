@@ -163,6 +163,9 @@ def test_report_findings_and_tables_are_the_apis(smp4_page):
     lt = sched.latency_table(t, sort="max")
     lt = lt[lt["lat_count"] > 0]
     assert [int(r[0][0]) for r in page.tables["t-latency"]] == lt["pid"][:20].tolist()
+    g = sched.latency_stats(sched.wakeup_latencies(t)["latency_ns"])
+    assert f"All samples (sched_wakeup): count {g['count']}, mean " in text
+    assert f", max {g['max_ns'] / 1e6:.3g} ms</p>" in text
     # vCPU threads
     vs = kvm.vcpu_summary(t)
     vrows = page.tables["t-kvm_vcpus"]

@@ -25,6 +25,7 @@ import html
 import os
 from dataclasses import dataclass, field
 
+from . import __version__
 from . import plot as plotmod
 
 #: the charts a report shows, in page order (``kvm-exits`` only when the trace has kvm_exit)
@@ -59,7 +60,6 @@ SECTION_TITLES = {
     "kvm_io_threads": "QEMU I/O and other threads",
     "kvm_block": "Block requests, issue to complete",
 }
-_SCHED_SECTIONS = ("cpus", "tasks", "tasks_wait", "latency", "wakeups", "switches", "migrations")
 SEVERITY_COLOURS = {"high": "#c62828", "medium": "#ef6c00", "low": "#f9a825", "info": "#757575"}
 
 
@@ -247,7 +247,7 @@ def _findings(findings, unit):
     for f in real:
         sev = f["severity"]
         col = SEVERITY_COLOURS.get(sev, "#757575")
-        out.append(f'<li class="finding sev-{_e(sev)}" style="border-left-color:{col}">'
+        out.append(f'<li class="finding" style="border-left-color:{col}">'
                    f'<span class="badge" style="background:{col}">{_e(sev)}</span> '
                    f'<span class="kind">{_e(f["kind"])}</span>'
                    f'<p>{_e(f["explanation"])}</p>{_evidence(f["evidence"], unit)}</li>')
@@ -320,7 +320,6 @@ def render(trace, *, tables=(), findings=(), charts=(), caveats=(), filters=None
     title = title or f"ftrace report: {src}"
     notes = list(dict.fromkeys(list(caveats) + [f["explanation"] for f in findings
                                                 if f["kind"] == "caveat"]))
-    present = {t[0] for t in tables}
     has_sched = trace.count("sched_switch") > 0
     kvm_tables = [t for t in tables if t[0].startswith("kvm_")]
     sched_tables = [t for t in tables if not t[0].startswith("kvm_")]
@@ -333,7 +332,6 @@ def render(trace, *, tables=(), findings=(), charts=(), caveats=(), filters=None
              f'<meta name="viewport" content="width=device-width, initial-scale=1">'
              f"<title>{_e(title)}</title><style>{_CSS}</style></head><body>")
     w.append(f"<h1>{_e(title)}</h1>")
-    from . import __version__
     w.append(f'<p class="note">Written by ftrace_fast {_e(__version__)}. Times in tables are in '
              f'{"milliseconds (hover a cell for the exact nanoseconds)" if unit == "ns" else "ticks of the trace clock"}.</p>')
     w.append("<nav>" + "".join(f'<a href="#{a}">{_e(b)}</a>' for a, b in nav) + "</nav>")
@@ -354,7 +352,7 @@ def render(trace, *, tables=(), findings=(), charts=(), caveats=(), filters=None
     w.append('<h2 id="scheduling">Scheduling</h2>')
     if not has_sched:
         w.append('<p class="note">The trace has no sched_switch events: the CPU, task and '
-                 "latency tables and the scheduling charts are omitted (record "
+                 "latency tables and the charts drawn from them are omitted (record "
                  "sched:sched_switch and sched:sched_wakeup).</p>")
     cut = (lambda rows: rows[:top]) if top else (lambda rows: rows)
     for section, t_title, cols, rows in sched_tables:
@@ -364,12 +362,8 @@ def render(trace, *, tables=(), findings=(), charts=(), caveats=(), filters=None
             by_wait = sorted(rows, key=lambda r: (-(r.get("wait_ns") or 0), r.get("pid", 0)))
             w.append(_section("tasks_wait", t_title, cols, by_wait, cut, unit))
         if section == "latency" and latency:
-            w.append('<p class="note">All samples (' + _e(latency.get("source", "")) + "): "
-                     + _e(", ".join(f"{k[:-3] if k.endswith('_ns') else k} "
-                                    + (_fmt_time(latency[k], unit) if k.endswith("_ns") else str(latency[k]))
-                                    for k in ("count", "mean_ns", "p50_ns", "p90_ns", "p99_ns", "max_ns")
-                                    if latency.get(k) is not None)) + "</p>")
-    if not [t for t in sched_tables if t[0] in _SCHED_SECTIONS and t[0] in present]:
+            w.append(_latency_summary(latency, unit))
+    if not sched_tables:
         w.append('<p class="note">No scheduling table for this trace.</p>')
     if kvm_tables:
         w.append('<h2 id="kvm">KVM</h2>')
@@ -382,6 +376,15 @@ def render(trace, *, tables=(), findings=(), charts=(), caveats=(), filters=None
         w.append(_chart(c, set(notes)))
     w.append("</body></html>\n")
     return "".join(w)
+
+
+def _latency_summary(g, unit):
+    """The line under the latency table: every sample of the selection together."""
+    parts = [f"count {g['count']}"] + [f"{k[:-3]} {_fmt_time(g[k], unit)}" for k in
+                                       ("mean_ns", "p50_ns", "p90_ns", "p99_ns", "max_ns")
+                                       if g.get(k) is not None]
+    return (f'<p class="note">All samples ({_e(g.get("source", ""))}): '
+            f'{_e(", ".join(parts))}</p>')
 
 
 def _section(section, t_title, cols, rows, cut, unit):
