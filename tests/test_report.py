@@ -255,18 +255,29 @@ def test_report_without_sched_switch(tmp_path, capsys):
     page = Page(text)
     assert "t-cpus" not in page.tables and "t-tasks" not in page.tables
     assert "t-wakeups" in page.tables or "t-switches" in page.tables
+
+
+def test_report_of_a_kvm_host_without_sched_switch(tmp_path, capsys):
+    """kvm_entry/kvm_exit only: the exit chart and the exit table, the rest noted."""
+    sim = simkvm.simulate(3, "kernel5_tgid")
+    only = tmp_path / "kvmonly.txt"
+    only.write_bytes(b"".join(ln for ln in sim.data.splitlines(True) if b": sched_" not in ln))
+    hosts = [only]
     c = corpus_dir()
-    host = c / "tracecmd" / "hip24-kvm-host-20cpu-entry-exit.txt" if c else None
-    if host is None or not host.exists():
-        pytest.skip("shared corpus absent")
-    rc, _, err = _main(capsys, "report", host, "-o", out)
-    assert rc == 0, err
-    text = out.read_text(encoding="utf-8")
-    page = _check_self_contained(text)
-    ids = [a.get("id") for tag, a in page.tags if tag == "figure"]
-    assert "chart-kvm-exits" in ids and len(page.imgs) == 1
-    counts = [int(r[2][0].replace(",", "")) for r in page.tables["t-kvm_exits"]]
-    assert sum(counts) == len(kvm.exits(_load(host)).x_ts) > 0
+    real = c / "tracecmd" / "hip24-kvm-host-20cpu-entry-exit.txt" if c else None
+    if real is not None and real.exists():
+        hosts.append(real)                 # a trace-cmd recording of a 3-vCPU host
+    out = tmp_path / "r.html"
+    for host in hosts:
+        rc, _, err = _main(capsys, "report", host, "-o", out)
+        assert rc == 0, err
+        text = out.read_text(encoding="utf-8")
+        page = _check_self_contained(text)
+        ids = [a.get("id") for tag, a in page.tags if tag == "figure"]
+        assert "chart-kvm-exits" in ids and len(page.imgs) == 1, host
+        assert "Not drawn: the trace has no sched_switch events." in text
+        counts = [int(r[2][0].replace(",", "")) for r in page.tables["t-kvm_exits"]]
+        assert sum(counts) == len(kvm.exits(_load(host)).x_ts) > 0
 
 
 def test_report_errors(tmp_path, capsys):
