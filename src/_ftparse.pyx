@@ -701,6 +701,12 @@ cdef struct PState:
     # optional per-line classification (for `ftfast filter`): one LK_* byte per line
     int mark_lines
     Grow line_kinds
+    # optional copy of the text of the header and kept event lines (for `ftfast filter`)
+    int keep_text
+    Grow kept_text
+    # count events without keeping their records: each record (and payload text) is built
+    # in the same place, so a payload is still checked and its tasks still filter the line
+    int no_records
     # a later part of the input parsed on its own (in another thread): a line that reads state
     # the lines before the part would have left (the event a stack frame belongs to, the time
     # of a LOST marker, function_graph's per-CPU stacks) sets needs_before, and
@@ -808,6 +814,9 @@ cdef int32_t event_type(PState *P, const char *p, size_t n) noexcept nogil:
 cdef inline char *new_record(PState *P, int32_t et) noexcept nogil:
     cdef EvType *t = &P.types[et]
     cdef char *rec
+    if P.no_records:
+        t.recs.size = 0
+        P.text.size = 0
     if g_reserve(&t.recs, <size_t>t.rec_size) < 0:
         P.oom = 1
         return NULL
@@ -2561,7 +2570,8 @@ cdef enum:
 LINE_KINDS = {"event": LK_EVENT, "header": LK_HEADER, "filtered": LK_FILTERED,
               "malformed": LK_MALFORMED}
 
-cdef void parse_line(PState *P, const char *s, const char *e) noexcept nogil:
+cdef uint8_t parse_line(PState *P, const char *s, const char *e) noexcept nogil:
+    """Parse one line (without its line end); returns what it was (LK_*)."""
     cdef const char *p
     cdef const char *q
     cdef const char *t
@@ -2589,15 +2599,26 @@ cdef void parse_line(PState *P, const char *s, const char *e) noexcept nogil:
             P.headers += 1
             if P.mark_lines:
                 mark_line(P, LK_HEADER)
-            return
+            return LK_HEADER
     cdef int64_t ev0 = P.events, hd0 = P.headers, fl0 = P.filtered
     cdef uint8_t kind
     if classify(P, s, p, e) < 0 and not P.oom:
         record_error(P, s, e)
+    kind = (LK_EVENT if P.events != ev0 else LK_HEADER if P.headers != hd0
+            else LK_FILTERED if P.filtered != fl0 else LK_MALFORMED)
     if P.mark_lines:
-        kind = (LK_EVENT if P.events != ev0 else LK_HEADER if P.headers != hd0
-                else LK_FILTERED if P.filtered != fl0 else LK_MALFORMED)
         mark_line(P, kind)
+    return kind
+
+cdef inline void keep_text(PState *P, uint8_t kind, const char *s, const char *e) noexcept nogil:
+    """Copy a header or kept event line [s, e), its line end included."""
+    if kind != LK_EVENT and kind != LK_HEADER:
+        return
+    if g_reserve(&P.kept_text, <size_t>(e - s)) < 0:
+        P.oom = 1
+        return
+    memcpy(P.kept_text.data + P.kept_text.size, s, <size_t>(e - s))
+    P.kept_text.size += <size_t>(e - s)
 
 cdef inline void mark_line(PState *P, uint8_t kind) noexcept nogil:
     if g_reserve(&P.line_kinds, 1) < 0:
@@ -2610,12 +2631,15 @@ cdef void parse_block(PState *P, const char *buf, size_t n) noexcept nogil:
     cdef const char *s = buf
     cdef const char *end = buf + n
     cdef const char *nl
+    cdef uint8_t kind
     while s < end:
         nl = <const char*>memchr(s, c'\n', <size_t>(end - s))
         if nl == NULL:
             nl = end
         P.lines += 1
-        parse_line(P, s, nl)
+        kind = parse_line(P, s, nl)
+        if P.keep_text:
+            keep_text(P, kind, s, nl + 1 if nl < end else end)
         P.offset += (nl - s) + 1
         s = nl + 1
         if P.stop or P.oom:
@@ -2682,8 +2706,12 @@ cdef class Parser:
             raise MemoryError()
 
     def __init__(self, events=None, cpus=None, pids=None, comm=None, start=None, end=None,
-                 strict=False, mark_lines=False, later_part=False, comm_verdicts=None):
-        """later_part: this parser reads a part of the input that does not start at its
+                 strict=False, mark_lines=False, keep_text=False, records=True,
+                 later_part=False, comm_verdicts=None):
+        """keep_text: keep a copy of the header and kept event lines, line ends included
+        (finish()'s "kept_text"), e.g. to write a filtered copy of the input.
+        records=False: count the events, keep no records (finish()'s "events" is empty).
+        later_part: this parser reads a part of the input that does not start at its
         beginning, to be merged into the parser of the part before it with absorb().
         comm_verdicts: a dict (comm -> bool) shared by the parsers of one input, so the comm
         regex runs once per distinct comm across them."""
@@ -2697,6 +2725,8 @@ cdef class Parser:
         P.strict = 1 if strict else 0
         P.mark_lines = 1 if mark_lines else 0
         P.later_part = 1 if later_part else 0
+        P.keep_text = 1 if keep_text else 0
+        P.no_records = 0 if records else 1
         self._verdicts = comm_verdicts if comm_verdicts is not None else {}
         P.all_events = 1 if events is None else 0
         for i, b in enumerate(_templates()):
@@ -2795,6 +2825,7 @@ cdef class Parser:
         g_free(&P.fg_comm)
         g_free(&P.fg_stack)
         g_free(&P.line_kinds)
+        g_free(&P.kept_text)
         free(P.cpu_ok)
         free(P.pid_ok)
         free(P)
@@ -2847,7 +2878,8 @@ cdef class Parser:
         cdef bint is_new
         if not Q.later_part or Q.needs_before or P.multifile or P.stop or P.oom or Q.oom:
             return False
-        if (P.strict != Q.strict or P.mark_lines != Q.mark_lines
+        if (P.strict != Q.strict or P.mark_lines != Q.mark_lines or P.keep_text != Q.keep_text
+                or P.no_records != Q.no_records
                 or P.has_comm_filter != Q.has_comm_filter or P.all_events != Q.all_events):
             raise ValueError("absorb: the parsers were made with different options")
         lut_comm = <int32_t*>malloc((Q.comms.count + 1) * sizeof(int32_t))
@@ -2954,14 +2986,13 @@ cdef class Parser:
         arrays = {}
         for i in range(P.ntypes):
             t = &P.types[i]
-            if t.count == 0 and not t.wanted:
-                g_free(&t.recs)
-                continue
-            if t.count == 0:
+            if t.count == 0 or P.no_records:
                 g_free(&t.recs)
                 continue
             raw = take_grow(&t.recs)
             arrays[names[i]] = raw.view(_ev.dtype_for(layout_names[t.layout]))
+        if P.no_records:
+            g_free(&P.text)
         lost_dtype = np.dtype([("line", "i8"), ("ts", "i8"), ("count", "i8"), ("cpu", "i4"),
                                ("pad", "i4")])
         lost = take_grow(&P.lost).view(lost_dtype)
@@ -2977,6 +3008,7 @@ cdef class Parser:
             "error_counts": {ERROR_CODES[c]: P.err_count[c] for c in range(1, NCODES)
                              if P.err_count[c]},
             "line_kinds": take_grow(&P.line_kinds) if P.mark_lines else None,
+            "kept_text": take_grow(&P.kept_text) if P.keep_text else None,
             "lines": P.lines, "events_count": P.events, "headers": P.headers,
             "filtered": P.filtered, "malformed": P.malformed,
             "clock_counts": clock_counts, "max_int_ts": P.max_int_ts,
@@ -3041,6 +3073,9 @@ cdef int absorb_records(PState *P, PState *Q, int32_t *lut_type, int32_t *lut_co
         if Q.types[j].count == 0:
             continue
         t = &P.types[lut_type[j]]
+        if P.no_records:
+            t.count += Q.types[j].count
+            continue
         layout = t.layout
         rs = <size_t>t.rec_size
         base = t.recs.size
@@ -3088,6 +3123,8 @@ cdef int absorb_tables(PState *P, PState *Q, int32_t *lut_type) noexcept nogil:
         P.err_count[c] += Q.err_count[c]
     if append_grow(&P.line_kinds, &Q.line_kinds) < 0:
         return -1
+    if append_grow(&P.kept_text, &Q.kept_text) < 0:
+        return -1
     P.lines += Q.lines
     P.events += Q.events
     P.headers += Q.headers
@@ -3114,6 +3151,7 @@ cdef int absorb_tables(PState *P, PState *Q, int32_t *lut_type) noexcept nogil:
 
 cdef void parse_last(PState *P, const char *buf, size_t n) noexcept nogil:
     cdef const char *last = buf + n
+    cdef uint8_t kind
     while last > buf and last[-1] != c'\n':
         last -= 1
     if last > buf:
@@ -3122,35 +3160,8 @@ cdef void parse_last(PState *P, const char *buf, size_t n) noexcept nogil:
             return
     P.final_piece = 1
     P.lines += 1
-    parse_line(P, last, buf + n)
+    kind = parse_line(P, last, buf + n)
+    if P.keep_text:
+        keep_text(P, kind, last, buf + n)
     P.offset += (buf + n) - last
     P.final_piece = 0
-
-
-def copy_lines(const unsigned char[::1] buf, Py_ssize_t n, long long first_line,
-               const unsigned char[::1] keep, unsigned char[::1] out):
-    """Copy into `out` (at least n bytes) the lines of buf[:n] whose number (first_line for
-    the first) has keep[number] != 0.  Returns (bytes written, lines seen)."""
-    cdef const unsigned char *p
-    cdef const unsigned char *end
-    cdef const unsigned char *nl
-    cdef long long ln = first_line
-    cdef Py_ssize_t nkeep = keep.shape[0], w = 0, k
-    if n <= 0:
-        return 0, 0
-    if out.shape[0] < n or buf.shape[0] < n:
-        raise ValueError("buffers too small")
-    p = &buf[0]
-    end = p + n
-    with nogil:
-        while p < end:
-            nl = <const unsigned char*>memchr(p, c'\n', <size_t>(end - p))
-            if nl == NULL:
-                nl = end - 1
-            k = nl + 1 - p
-            if ln < nkeep and keep[ln]:
-                memcpy(&out[w], p, <size_t>k)
-                w += k
-            ln += 1
-            p = nl + 1
-    return w, ln - first_line

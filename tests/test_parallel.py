@@ -71,10 +71,12 @@ def assert_same_trace(a, b, why=""):
     assert a.clock == b.clock, why
     assert a.format == b.format, why
     assert list(a._layouts.items()) == list(b._layouts.items()), why
-    if a.line_kinds is None or b.line_kinds is None:
-        assert a.line_kinds is None and b.line_kinds is None, why
-    else:
-        assert np.array_equal(a.line_kinds, b.line_kinds), why
+    for f in ("line_kinds", "kept_text"):
+        x, y = getattr(a, f), getattr(b, f)
+        if x is None or y is None:
+            assert x is None and y is None, (why, f)
+        else:
+            assert np.array_equal(x, y), (why, f)
 
 
 def _line_starts(data):
@@ -96,10 +98,11 @@ def _awkward_offsets(data, rng, n_random=12):
 
 OPTIONS = [
     {},
-    {"mark_lines": True, "comm": "KVM|qemu|a"},
+    {"mark_lines": True, "keep_text": True, "comm": "KVM|qemu|a"},
     {"events": ["sched_switch", "sched_wakeup", "kernel_stack", "stack_frame"], "cpus": [0, 1]},
     {"pids": [0, 1, 2, 100, 1000, 1234], "start": 0, "end": 10**19 // 10},
     {"strict": True},
+    {"keep_text": True, "records": False, "comm": "KVM|qemu|a", "pids": [1234]},
 ]
 
 
@@ -233,3 +236,31 @@ def test_real_files_cut_in_the_middle_merge_unless_state_crosses_the_cut():
         merged = trace_mod.PART_COUNTS["merged"] - before["merged"]
         if not re.search("graph|stack|multifile|kstack", path.name):
             assert merged == 1, path.name
+
+
+@pytest.mark.parametrize("kw", OPTIONS[1:], ids=str)
+def test_kept_text_is_the_header_and_kept_event_lines(kw, tmp_path):
+    """keep_text copies exactly the lines marked event or header, line ends included."""
+    for path in _files()[:25]:
+        plain = _plain(path, tmp_path)
+        data = plain.read_bytes()
+        t = _load(plain, [len(data) // 2], **dict(kw, mark_lines=True, keep_text=True))
+        if isinstance(t, tuple):
+            continue
+        lines = re.findall(b"[^\\n]*\\n|[^\\n]+$", data)
+        keep = (t.line_kinds == trace_mod.LINE_KINDS["event"]) | \
+            (t.line_kinds == trace_mod.LINE_KINDS["header"])
+        assert len(lines) == len(keep) == t.stats.lines
+        want = b"".join(ln for ln, k in zip(lines, keep) if k)
+        assert t.kept_text.tobytes() == want, path.name
+
+
+def test_records_false_counts_the_same_and_keeps_the_same_text(tmp_path):
+    for path in _files()[:25]:
+        plain = _plain(path, tmp_path)
+        for kw in ({}, {"comm": "KVM|qemu|a"}, {"events": ["sched_switch"], "cpus": [1]}):
+            full = _load(plain, keep_text=True, **kw)
+            bare = _load(plain, keep_text=True, records=False, **kw)
+            assert bare.events == {} and len(bare.text_arena) == 0
+            assert bare.stats == full.stats and bare.errors == full.errors, (path.name, kw)
+            assert bare.kept_text.tobytes() == full.kept_text.tobytes(), (path.name, kw)

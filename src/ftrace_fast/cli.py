@@ -735,60 +735,12 @@ def _check_output(output, src):
         raise CliError(f"cannot write {output}: permission denied", EXIT_OUTPUT)
 
 
-def _copy_kept(path, compressed, keep, dst):
-    """Write to dst the input lines whose number n has keep[n]: from a memory map of a plain
-    file (no read copy), else from decompressed blocks."""
-    import mmap
-    from . import _ftparse
-    outbuf = bytearray(1 << 20)
-    line = 1
-
-    def copy(view, n):
-        nonlocal outbuf, line
-        if len(outbuf) < n:
-            outbuf = bytearray(n)
-        nbytes, nlines = _ftparse.copy_lines(view, n, line, keep, outbuf)
-        line += nlines
-        dst.write(memoryview(outbuf)[:nbytes])
-
-    if not compressed and os.path.isfile(path) and os.path.getsize(path) > 0:
-        chunk = 16 << 20
-        with open(path, "rb") as f:
-            size = os.fstat(f.fileno()).st_size
-            mm = mmap.mmap(f.fileno(), 0, prot=mmap.PROT_READ)
-            try:
-                pos = 0
-                while pos < size:
-                    end = min(pos + chunk, size)
-                    if end < size:
-                        cut = mm.rfind(b"\n", pos, end)
-                        if cut < 0:
-                            cut = mm.find(b"\n", end)
-                        end = size if cut < 0 else cut + 1
-                    with memoryview(mm)[pos:end] as view:
-                        copy(view, end - pos)
-                    pos = end
-            finally:
-                mm.close()
-        return
-    from ._source import Source, blocks
-    src = Source(path)
-    try:
-        for view, n, _ in blocks(src.stream):
-            copy(view, n)
-    finally:
-        src.close()
-
-
 def cmd_filter(args, out):
-    from .trace import LINE_KINDS
     sel = Selection(args)
     _check_output(args.output, args.file)
-    with _input_path(args.file, twice=True) as path:
-        t = _load_filtered(path, sel, args, mark_lines=True)
-        kinds = t.line_kinds
-        keep = np.zeros(len(kinds) + 1, np.uint8)
-        keep[1:] = (kinds == LINE_KINDS["event"]) | (kinds == LINE_KINDS["header"])
+    # the kept lines are copied while parsing: the input is read twice only for --tgid
+    with _input_path(args.file, twice=sel.tgids is not None) as path:
+        t = _load_filtered(path, sel, args, keep_text=True, records=False)
         to_stdout = args.output == "-"
         created = not to_stdout and not os.path.exists(args.output)
         try:
@@ -798,7 +750,7 @@ def cmd_filter(args, out):
         try:
             if to_stdout:
                 out.flush()
-            _copy_kept(path, t.compression is not None, keep, dst)
+            dst.write(memoryview(t.kept_text))
             dst.flush()
         except BrokenPipeError:
             raise
@@ -812,7 +764,7 @@ def cmd_filter(args, out):
         finally:
             if not to_stdout and not dst.closed:
                 dst.close()
-    kept = int(keep.sum())
+    kept = t.stats.events + t.stats.headers
     if not args.quiet:
         print(f"ftfast filter: kept {kept} of {t.stats.lines} lines ({t.stats.events} events, "
               f"{t.stats.headers} header lines); {t.stats.filtered} filtered out, "

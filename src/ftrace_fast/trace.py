@@ -186,7 +186,7 @@ def _default_threads():
 
 def load(source, *, events=None, cpus=None, pids=None, comm=None, start=None, end=None,
          strict=False, chunk_size=None, progress=None, warn=True, mark_lines=False,
-         threads=None) -> "Trace":
+         keep_text=False, records=True, threads=None) -> "Trace":
     """Load every event of an ftrace text log into NumPy arrays.
 
     source: a path (plain, .gz, .xz, .bz2, .zst; detected by magic bytes), an open binary
@@ -202,18 +202,23 @@ def load(source, *, events=None, cpus=None, pids=None, comm=None, start=None, en
         is over 256 MB).
     mark_lines: also keep what each line was (Trace.line_kinds: one byte per line, see
         LINE_KINDS), e.g. to write a filtered copy of the text.
+    keep_text: also keep a copy of the header lines and the kept event lines as they were
+        (Trace.kept_text, uint8, line ends included): the filtered text, in one pass.
+    records: False counts the events (Trace.stats) without keeping them (Trace.events is
+        empty); with keep_text, a filtered copy at the least cost.
     threads: parsers run at once on parts of a plain (uncompressed) file of at least
         PARALLEL_MIN_BYTES given by path (default: the CPUs this process may use, at most 4).
         The result is identical to a one-thread parse.
     """
     return _load(source, events=events, cpus=cpus, pids=pids, comm=comm, start=start, end=end,
                  strict=strict, chunk_size=chunk_size, progress=progress, warn=warn,
-                 mark_lines=mark_lines, threads=threads)
+                 mark_lines=mark_lines, keep_text=keep_text, records=records,
+                 threads=threads)
 
 
 def _load(source, *, events=None, cpus=None, pids=None, comm=None, start=None, end=None,
           strict=False, chunk_size=None, progress=None, warn=True, mark_lines=False,
-          threads=None, part_offsets=None):
+          keep_text=False, records=True, threads=None, part_offsets=None):
     """load(); part_offsets (tests): cut a plain file into parts at the first line start
     at or after each of these byte offsets, whatever its size."""
     comm_re = _compile_comm(comm)
@@ -228,7 +233,8 @@ def _load(source, *, events=None, cpus=None, pids=None, comm=None, start=None, e
     def make_parser(later_part=False):
         return _ftparse.Parser(events=events, cpus=cpus, pids=pids, comm=comm_re,
                                start=t_start, end=t_end, strict=strict, mark_lines=mark_lines,
-                               later_part=later_part, comm_verdicts=verdicts)
+                               keep_text=keep_text, records=records, later_part=later_part,
+                               comm_verdicts=verdicts)
     parser = make_parser()
     src = Source(source)
     if progress is None:
@@ -369,6 +375,7 @@ class Trace:
         self._comm_index = None
         self.format = {}
         self.line_kinds = None
+        self.kept_text = None
 
     @classmethod
     def _from_parser(cls, r, src):
@@ -400,6 +407,7 @@ class Trace:
         t.compression = src.compression
         t.format = r["format"]
         t.line_kinds = r["line_kinds"]
+        t.kept_text = r["kept_text"]
         return t
 
     def format_description(self):
