@@ -485,18 +485,26 @@ def _switch_rows(t, sel, task):
     a = t.events.get("sched_switch")
     if a is None or not len(a):
         return []
+    n = len(a)
     lines = _line_mask(a, sel)
     idx, pair_comm, pair_pid = _pair_index(np.concatenate([a["next_comm"], a["prev_comm"]]),
                                            np.concatenate([a["next_pid"], a["prev_pid"]]))
-    nxt, prv = idx[:len(a)], idx[len(a):]
+    npairs = len(pair_comm)
+    nxt, prv = idx[:n], idx[n:]
     st = a["prev_state"]
-    runnable = ((st & 0xffff) | (st & 0x40000)) == 0
+    voluntary = ((st & 0xffff) | (st & 0x40000)) != 0
+
+    def kept(k, x):
+        # without a filter every line counts: no mask to apply
+        return x if k.all() else x[k]
     prev = lines & task(a["prev_pid"], a["prev_comm"])
-    count = lambda idx, k: np.bincount(idx[k], minlength=len(pair_comm))  # noqa: E731
-    cols = {"switches_in": count(nxt, lines & task(a["next_pid"], a["next_comm"])),
-            "voluntary": count(prv, prev & ~runnable),
-            "involuntary": count(prv, prev & runnable),
-            "switches_out_D": count(prv, prev & ((st & 0x2) != 0))}
+    # switches out: one count per (pair, voluntary) from a single bincount
+    out = np.bincount(kept(prev, prv * 2 + voluntary), minlength=2 * npairs).reshape(npairs, 2)
+    cols = {"switches_in": np.bincount(kept(lines & task(a["next_pid"], a["next_comm"]), nxt),
+                                       minlength=npairs),
+            "voluntary": out[:, 1],
+            "involuntary": out[:, 0],
+            "switches_out_D": np.bincount(prv[prev & ((st & 0x2) != 0)], minlength=npairs)}
     shown = np.flatnonzero(cols["switches_in"] + cols["voluntary"] + cols["involuntary"])
     cols = {k: v[shown].tolist() for k, v in cols.items()}
     rows = []
