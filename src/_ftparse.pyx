@@ -2602,6 +2602,9 @@ cdef uint8_t parse_line(PState *P, const char *s, const char *e) noexcept nogil:
             return LK_HEADER
     cdef int64_t ev0 = P.events, hd0 = P.headers, fl0 = P.filtered
     cdef uint8_t kind
+    # an error names the event of its own line only (not one left by a line before it, which
+    # a part parsed on its own would not have seen)
+    P.err_event = -1
     if classify(P, s, p, e) < 0 and not P.oom:
         record_error(P, s, e)
     kind = (LK_EVENT if P.events != ev0 else LK_HEADER if P.headers != hd0

@@ -264,3 +264,20 @@ def test_records_false_counts_the_same_and_keeps_the_same_text(tmp_path):
             assert bare.events == {} and len(bare.text_arena) == 0
             assert bare.stats == full.stats and bare.errors == full.errors, (path.name, kw)
             assert bare.kept_text.tobytes() == full.kept_text.tobytes(), (path.name, kw)
+
+
+def test_error_records_name_only_their_own_line_event(tmp_path):
+    """Found by fuzzing: an orphan stack frame's error named the event id left by an earlier
+    line (or the initial 0, sched_switch), which a part parsed on its own could not know."""
+    data = (b"=> tty_write (ffffffffa8fee3e1)\nnot a line\n"
+            b"   bash-1234  [001] d..2.   100.000001: sched_switch: prev_comm=bash\n"
+            b"=> schedule (ffffffff81000010)\n=> f (ffff)\n")
+    p = tmp_path / "orphans.txt"
+    p.write_bytes(data)
+    whole = _load(p, events=["sched_switch"])
+    assert [(e.line, e.code, e.event) for e in whole.errors] == [
+        (1, "orphan_stack_frame", None), (2, "no_prefix", None),
+        (3, "bad_field", "sched_switch"), (4, "orphan_stack_frame", None),
+        (5, "orphan_stack_frame", None)]
+    for s in _line_starts(data)[1:]:
+        assert_same_trace(whole, _load(p, [s], events=["sched_switch"]), f"cut at {s}")
