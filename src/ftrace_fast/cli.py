@@ -457,23 +457,23 @@ def _wakeup_rows(t, name, sel, task):
 
 def _pair_index(comm, pid):
     """Dense index of (comm id, pid) pairs: (index per row, comm of each pair, pid of each
-    pair).  Sort-free (lookup tables) when pids and comm ids are small, as they are."""
-    comm = comm.astype(np.int64)
-    pid = pid.astype(np.int64)
+    pair).  Sort-free (lookup tables) when pids and comm ids are small, as they are; in int32
+    then, since every fresh array costs its first-touch page faults."""
     if len(pid) and pid.min() >= 0 and comm.min() >= 0 and pid.max() < 1 << 24:
         present = np.zeros(int(pid.max()) + 1, bool)
         present[pid] = True
         upid = np.flatnonzero(present)
-        lut = np.zeros(len(present), np.int64)
-        lut[upid] = np.arange(len(upid))
-        key = comm * len(upid) + lut[pid]
         if (int(comm.max()) + 1) * len(upid) < 1 << 26:
-            used = np.bincount(key, minlength=0) > 0
+            lut = np.zeros(len(present), np.int32)
+            lut[upid] = np.arange(len(upid), dtype=np.int32)
+            key = lut[pid]
+            key += comm.astype(np.int32, copy=False) * np.int32(len(upid))
+            used = np.bincount(key) > 0
             ukey = np.flatnonzero(used)
-            klut = np.zeros(len(used), np.int64)
-            klut[ukey] = np.arange(len(ukey))
+            klut = np.zeros(len(used), np.int32)
+            klut[ukey] = np.arange(len(ukey), dtype=np.int32)
             return klut[key], ukey // len(upid), upid[ukey % len(upid)]
-    key = comm << 32 | (pid & 0xffffffff)
+    key = comm.astype(np.int64) << 32 | (pid.astype(np.int64) & 0xffffffff)
     ukey, inv = np.unique(key, return_inverse=True)
     p = ukey & 0xffffffff
     return inv.reshape(-1), ukey >> 32, np.where(p >= 1 << 31, p - (1 << 32), p)

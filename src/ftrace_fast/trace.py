@@ -468,10 +468,15 @@ class Trace:
         lo, hi = None, None
         for a in self.events.values():
             ts = a["ts"]
-            ts = ts[ts >= 0]
-            if len(ts):
-                lo = ts.min() if lo is None else min(lo, ts.min())
-                hi = ts.max() if hi is None else max(hi, ts.max())
+            if not len(ts):
+                continue
+            # -1 marks a missing time stamp; min/max with `where` copy nothing
+            a_hi = ts.max()
+            if a_hi < 0:
+                continue
+            a_lo = ts.min(where=ts >= 0, initial=a_hi)
+            lo = a_lo if lo is None else min(lo, a_lo)
+            hi = a_hi if hi is None else max(hi, a_hi)
         return None if lo is None else (int(lo), int(hi))
 
     def cpus(self):
