@@ -204,8 +204,13 @@ class Region(io.RawIOBase):
         n = min(len(b), self.end - self.pos)
         if n <= 0:
             return 0
-        with memoryview(b) as m:
-            got = os.preadv(self.fd, [m[:n]], self.pos)
+        if hasattr(os, "preadv"):
+            with memoryview(b) as m:
+                got = os.preadv(self.fd, [m[:n]], self.pos)
+        else:  # pragma: no cover - systems without preadv
+            data = os.pread(self.fd, n, self.pos)
+            got = len(data)
+            b[:got] = data
         self.pos += got
         return got
 

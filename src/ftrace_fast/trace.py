@@ -277,7 +277,7 @@ PART_COUNTS = {"merged": 0, "parsed_again": 0}
 def _part_starts(src, threads, offsets=None):
     """Start offsets of the parts of a plain file to parse in parallel (the first is 0), or
     None for a one-thread parse of the stream."""
-    if src.path is None or src.compression is not None or not src.size:
+    if src.path is None or src.compression is not None or not src.size or not hasattr(os, "pread"):
         return None
     try:
         fd = src.raw.fileno()
