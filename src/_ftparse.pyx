@@ -2702,6 +2702,7 @@ cdef class Parser:
     cdef PState *P
     cdef object comm_regex
     cdef dict _verdicts
+    cdef list _kept_pieces  # kept text taken over from absorbed parts, in input order
 
     def __cinit__(self):
         self.P = <PState*>calloc(1, sizeof(PState))
@@ -2712,7 +2713,8 @@ cdef class Parser:
                  strict=False, mark_lines=False, keep_text=False, records=True,
                  later_part=False, comm_verdicts=None):
         """keep_text: keep a copy of the header and kept event lines, line ends included
-        (finish()'s "kept_text"), e.g. to write a filtered copy of the input.
+        (finish()'s "kept_text": uint8 arrays in input order, one per merged part, whose
+        concatenation is the text), e.g. to write a filtered copy of the input.
         records=False: count the events, keep no records (finish()'s "events" is empty).
         later_part: this parser reads a part of the input that does not start at its
         beginning, to be merged into the parser of the part before it with absorb().
@@ -2729,6 +2731,7 @@ cdef class Parser:
         P.mark_lines = 1 if mark_lines else 0
         P.later_part = 1 if later_part else 0
         P.keep_text = 1 if keep_text else 0
+        self._kept_pieces = []
         P.no_records = 0 if records else 1
         self._verdicts = comm_verdicts if comm_verdicts is not None else {}
         P.all_events = 1 if events is None else 0
@@ -2885,6 +2888,9 @@ cdef class Parser:
                 or P.no_records != Q.no_records
                 or P.has_comm_filter != Q.has_comm_filter or P.all_events != Q.all_events):
             raise ValueError("absorb: the parsers were made with different options")
+        if P.keep_text:
+            # the kept text stays in pieces: a copy would only be written out again
+            self._kept_pieces = self._take_kept() + other._take_kept()
         lut_comm = <int32_t*>malloc((Q.comms.count + 1) * sizeof(int32_t))
         lut_sym = <int32_t*>malloc((Q.syms.count + 1) * sizeof(int32_t))
         lut_type = <int32_t*>malloc((Q.ntypes + 1) * sizeof(int32_t))
@@ -2939,6 +2945,11 @@ cdef class Parser:
             free(lut_type)
             free(name)
         return True
+
+    def _take_kept(self):
+        pieces = self._kept_pieces + [take_grow(&self.P.kept_text)]
+        self._kept_pieces = []
+        return [x for x in pieces if len(x)]
 
     @property
     def stopped(self):
@@ -3011,7 +3022,7 @@ cdef class Parser:
             "error_counts": {ERROR_CODES[c]: P.err_count[c] for c in range(1, NCODES)
                              if P.err_count[c]},
             "line_kinds": take_grow(&P.line_kinds) if P.mark_lines else None,
-            "kept_text": take_grow(&P.kept_text) if P.keep_text else None,
+            "kept_text": self._take_kept() if P.keep_text else None,
             "lines": P.lines, "events_count": P.events, "headers": P.headers,
             "filtered": P.filtered, "malformed": P.malformed,
             "clock_counts": clock_counts, "max_int_ts": P.max_int_ts,
@@ -3125,8 +3136,6 @@ cdef int absorb_tables(PState *P, PState *Q, int32_t *lut_type) noexcept nogil:
     for c in range(NCODES):
         P.err_count[c] += Q.err_count[c]
     if append_grow(&P.line_kinds, &Q.line_kinds) < 0:
-        return -1
-    if append_grow(&P.kept_text, &Q.kept_text) < 0:
         return -1
     P.lines += Q.lines
     P.events += Q.events

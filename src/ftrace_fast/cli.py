@@ -758,7 +758,8 @@ def cmd_filter(args, out):
         try:
             if to_stdout:
                 out.flush()
-            dst.write(memoryview(t.kept_text))
+            for piece in t.kept_text:
+                dst.write(memoryview(piece))
             dst.flush()
         except BrokenPipeError:
             raise

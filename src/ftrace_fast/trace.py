@@ -203,7 +203,8 @@ def load(source, *, events=None, cpus=None, pids=None, comm=None, start=None, en
     mark_lines: also keep what each line was (Trace.line_kinds: one byte per line, see
         LINE_KINDS), e.g. to write a filtered copy of the text.
     keep_text: also keep a copy of the header lines and the kept event lines as they were
-        (Trace.kept_text, uint8, line ends included): the filtered text, in one pass.
+        (Trace.kept_text: a list of uint8 arrays, one per part parsed in parallel, whose
+        concatenation is the text, line ends included): the filtered text, in one pass.
     records: False counts the events (Trace.stats) without keeping them (Trace.events is
         empty); with keep_text, a filtered copy at the least cost.
     threads: parsers run at once on parts of a plain (uncompressed) file of at least
