@@ -353,11 +353,14 @@ class Exits:
                 return
             p = a[pidf]
             k = lut[np.clip(p, 0, len(lut) - 1)] & (a["ts"] >= 0)
-            if not k.any():
+            if k.all():
+                k = slice(None)         # kvm lines: their own task is a vCPU thread (K1)
+            elif not k.any():
                 return
+            m_ = len(p) if isinstance(k, slice) else int(k.sum())
             parts.append((p[k].astype(np.int64), a["ts"][k], a["line"][k], a["cpu"][k],
-                          np.full(int(k.sum()), code, np.int8),
-                          a[reason][k].astype(np.int32) if reason else np.full(int(k.sum()), -1, np.int32)))
+                          np.full(m_, code, np.int8),
+                          a[reason][k].astype(np.int32) if reason else np.full(m_, -1, np.int32)))
         add(en, _E, "pid")
         add(ex, _X, "pid", "reason")
         sw = ev.get("sched_switch")
@@ -588,13 +591,11 @@ def neighbours(trace, pids=None, *, start=None, end=None, cpus=None):
     r = m.r
     # each CPU's occupancy intervals (D5, D6) are written in time order: one mask per CPU
     co_cpu = r["co_cpu"]
-    occ_pid = np.where(r["co_occ"] >= 0, m.pids[np.clip(r["co_occ"], 0, max(m.ntasks - 1, 0))]
-                       if m.ntasks else -1, np.where(r["co_occ"] == sched.IDLE, 0, -1))
     out_p, out_n, out_c, out_d = [], [], [], []
     for c in np.unique(w["cpu"]).tolist():
         ww = w[w["cpu"] == c]
-        kc = co_cpu == int(np.searchsorted(m.cpus, c))
-        s, e, who = r["co_start"][kc], r["co_end"][kc], occ_pid[kc]
+        kc = np.flatnonzero(co_cpu == int(np.searchsorted(m.cpus, c)))
+        s, e = r["co_start"][kc], r["co_end"][kc]
         a, b = ww["start_ns"], ww["end_ns"]
         j0 = np.searchsorted(e, a, side="right")
         j1 = np.searchsorted(s, b, side="left")
@@ -607,7 +608,9 @@ def neighbours(trace, pids=None, *, start=None, end=None, cpus=None):
         d = np.minimum(b[rep], e[idx]) - np.maximum(a[rep], s[idx])
         pos = d > 0
         out_p.append(ww["pid"][rep][pos])
-        out_n.append(who[idx][pos])
+        occ = r["co_occ"][kc[idx[pos]]]
+        out_n.append(np.where(occ >= 0, m.pids[np.clip(occ, 0, max(m.ntasks - 1, 0))]
+                              if m.ntasks else -1, np.where(occ == sched.IDLE, 0, -1)))
         out_c.append(np.full(int(pos.sum()), c, np.int32))
         out_d.append(d[pos])
     if not out_p:
