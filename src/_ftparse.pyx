@@ -294,6 +294,39 @@ def _init_states():
 
 _init_states()
 
+# columns that hold ids or arena offsets, which Parser.absorb() rebases: per layout, the byte
+# offsets of its comm-id columns (the common `comm` first), sym-id columns and text offsets
+cdef enum:
+    MAX_FIX = 8
+cdef int32_t FIX_COMM[NLAYOUTS][MAX_FIX]
+cdef int32_t FIX_SYM[NLAYOUTS][MAX_FIX]
+cdef int32_t FIX_TEXT[NLAYOUTS][MAX_FIX]
+cdef int32_t NFIX_COMM[NLAYOUTS]
+cdef int32_t NFIX_SYM[NLAYOUTS]
+cdef int32_t NFIX_TEXT[NLAYOUTS]
+
+def _init_fixups():
+    cdef int i
+    if len(_ev.LAYOUTS) != NLAYOUTS:
+        raise ImportError("layout table size mismatch")
+    for i, name in enumerate(_ev.LAYOUTS):
+        kinds = _ev.field_kinds(name)
+        offs = {c[0]: c[2] for c in _ev.layout_columns(name)}
+        comm = [offs["comm"]] + [offs[f] for f, k in kinds.items() if k == "comm"]
+        sym = [offs[f] for f, k in kinds.items() if k == "sym"]
+        text = [offs[f + "_off"] for f, k in kinds.items() if k == "text"]
+        if max(len(comm), len(sym), len(text)) > MAX_FIX:
+            raise ImportError("too many id columns in layout " + name)
+        NFIX_COMM[i], NFIX_SYM[i], NFIX_TEXT[i] = len(comm), len(sym), len(text)
+        for j, o in enumerate(comm):
+            FIX_COMM[i][j] = o
+        for j, o in enumerate(sym):
+            FIX_SYM[i][j] = o
+        for j, o in enumerate(text):
+            FIX_TEXT[i][j] = o
+
+_init_fixups()
+
 # ---------------------------------------------------------------------------------------------
 # small helpers
 
@@ -668,6 +701,18 @@ cdef struct PState:
     # optional per-line classification (for `ftfast filter`): one LK_* byte per line
     int mark_lines
     Grow line_kinds
+    # optional copy of the text of the header and kept event lines (for `ftfast filter`)
+    int keep_text
+    Grow kept_text
+    # count events without keeping their records: each record (and payload text) is built
+    # in the same place, so a payload is still checked and its tasks still filter the line
+    int no_records
+    # a later part of the input parsed on its own (in another thread): a line that reads state
+    # the lines before the part would have left (the event a stack frame belongs to, the time
+    # of a LOST marker, function_graph's per-CPU stacks) sets needs_before, and
+    # Parser.absorb() then refuses the part, which is parsed again in sequence
+    int later_part
+    int needs_before
     # event-name ids fixed at start-up
     int32_t et_function
     int32_t et_kstack
@@ -769,6 +814,9 @@ cdef int32_t event_type(PState *P, const char *p, size_t n) noexcept nogil:
 cdef inline char *new_record(PState *P, int32_t et) noexcept nogil:
     cdef EvType *t = &P.types[et]
     cdef char *rec
+    if P.no_records:
+        t.recs.size = 0
+        P.text.size = 0
     if g_reserve(&t.recs, <size_t>t.rec_size) < 0:
         P.oom = 1
         return NULL
@@ -1642,6 +1690,8 @@ cdef const char *fg_duration(const char *p, const char *e, int64_t *dur) noexcep
 cdef int32_t *fg_cpu_slot(PState *P, int64_t cpu) noexcept nogil:
     """Function stack of one CPU (FG_MAXDEPTH ids), growing the per-CPU tables on demand."""
     cdef size_t need, old, i
+    if P.later_part:
+        P.needs_before = 1
     if cpu < 0 or cpu >= MAX_CPU:
         return NULL
     need = <size_t>(cpu + 1)
@@ -2212,6 +2262,8 @@ cdef int parse_stack_frame(PState *P, const char *p, const char *e) noexcept nog
     cdef int32_t s
     e = rtrim(q, e)
     if not P.has_last:
+        if P.later_part:
+            P.needs_before = 1
         set_err(P, E_ORPHAN_FRAME, p, b"an event line before the stack frame")
         return -1
     if not P.last_kept or not P.types[P.et_frame].wanted:
@@ -2436,6 +2488,8 @@ cdef int parse_lost(PState *P, const char *p, const char *e) noexcept nogil:
         return 0
     r = <LostRec*>(P.lost.data + P.lost.size)
     P.lost.size += sizeof(LostRec)
+    if P.later_part and not P.has_last:
+        P.needs_before = 1
     r.line = P.lines
     r.ts = P.last_any_ts
     r.count = n
@@ -2516,7 +2570,8 @@ cdef enum:
 LINE_KINDS = {"event": LK_EVENT, "header": LK_HEADER, "filtered": LK_FILTERED,
               "malformed": LK_MALFORMED}
 
-cdef void parse_line(PState *P, const char *s, const char *e) noexcept nogil:
+cdef uint8_t parse_line(PState *P, const char *s, const char *e) noexcept nogil:
+    """Parse one line (without its line end); returns what it was (LK_*)."""
     cdef const char *p
     cdef const char *q
     cdef const char *t
@@ -2544,15 +2599,29 @@ cdef void parse_line(PState *P, const char *s, const char *e) noexcept nogil:
             P.headers += 1
             if P.mark_lines:
                 mark_line(P, LK_HEADER)
-            return
+            return LK_HEADER
     cdef int64_t ev0 = P.events, hd0 = P.headers, fl0 = P.filtered
     cdef uint8_t kind
+    # an error names the event of its own line only (not one left by a line before it, which
+    # a part parsed on its own would not have seen)
+    P.err_event = -1
     if classify(P, s, p, e) < 0 and not P.oom:
         record_error(P, s, e)
+    kind = (LK_EVENT if P.events != ev0 else LK_HEADER if P.headers != hd0
+            else LK_FILTERED if P.filtered != fl0 else LK_MALFORMED)
     if P.mark_lines:
-        kind = (LK_EVENT if P.events != ev0 else LK_HEADER if P.headers != hd0
-                else LK_FILTERED if P.filtered != fl0 else LK_MALFORMED)
         mark_line(P, kind)
+    return kind
+
+cdef inline void keep_text(PState *P, uint8_t kind, const char *s, const char *e) noexcept nogil:
+    """Copy a header or kept event line [s, e), its line end included."""
+    if kind != LK_EVENT and kind != LK_HEADER:
+        return
+    if g_reserve(&P.kept_text, <size_t>(e - s)) < 0:
+        P.oom = 1
+        return
+    memcpy(P.kept_text.data + P.kept_text.size, s, <size_t>(e - s))
+    P.kept_text.size += <size_t>(e - s)
 
 cdef inline void mark_line(PState *P, uint8_t kind) noexcept nogil:
     if g_reserve(&P.line_kinds, 1) < 0:
@@ -2565,12 +2634,15 @@ cdef void parse_block(PState *P, const char *buf, size_t n) noexcept nogil:
     cdef const char *s = buf
     cdef const char *end = buf + n
     cdef const char *nl
+    cdef uint8_t kind
     while s < end:
         nl = <const char*>memchr(s, c'\n', <size_t>(end - s))
         if nl == NULL:
             nl = end
         P.lines += 1
-        parse_line(P, s, nl)
+        kind = parse_line(P, s, nl)
+        if P.keep_text:
+            keep_text(P, kind, s, nl + 1 if nl < end else end)
         P.offset += (nl - s) + 1
         s = nl + 1
         if P.stop or P.oom:
@@ -2610,12 +2682,27 @@ cdef object take_grow(Grow *g):
     return np.frombuffer(b, np.uint8)
 
 
+_TEMPLATES = []
+
+def _templates():
+    """The empty record of each layout (absent values -1), built once: a load may make
+    several parsers, one per part of its input."""
+    if not _TEMPLATES:
+        for name in _ev.LAYOUTS:
+            tmpl = np.zeros(1, _ev.dtype_for(name))
+            for col, kind in _ev.field_kinds(name).items():
+                if kind in ("i1", "i4", "i8", "comm", "sym", "state"):
+                    tmpl[col] = -1
+            _TEMPLATES.append(tmpl.tobytes())
+    return _TEMPLATES
+
+
 cdef class Parser:
     """Streaming parser: feed() it line-aligned blocks, then finish() for the columns."""
     cdef PState *P
     cdef object comm_regex
-    cdef list _comm_cache
-    cdef dict _layouts
+    cdef dict _verdicts
+    cdef list _kept_pieces  # kept text taken over from absorbed parts, in input order
 
     def __cinit__(self):
         self.P = <PState*>calloc(1, sizeof(PState))
@@ -2623,7 +2710,16 @@ cdef class Parser:
             raise MemoryError()
 
     def __init__(self, events=None, cpus=None, pids=None, comm=None, start=None, end=None,
-                 strict=False, mark_lines=False):
+                 strict=False, mark_lines=False, keep_text=False, records=True,
+                 later_part=False, comm_verdicts=None):
+        """keep_text: keep a copy of the header and kept event lines, line ends included
+        (finish()'s "kept_text": uint8 arrays in input order, one per merged part, whose
+        concatenation is the text), e.g. to write a filtered copy of the input.
+        records=False: count the events, keep no records (finish()'s "events" is empty).
+        later_part: this parser reads a part of the input that does not start at its
+        beginning, to be merged into the parser of the part before it with absorb().
+        comm_verdicts: a dict (comm -> bool) shared by the parsers of one input, so the comm
+        regex runs once per distinct comm across them."""
         cdef PState *P = self.P
         cdef int i
         cdef bint is_new
@@ -2633,13 +2729,13 @@ cdef class Parser:
             raise MemoryError()
         P.strict = 1 if strict else 0
         P.mark_lines = 1 if mark_lines else 0
+        P.later_part = 1 if later_part else 0
+        P.keep_text = 1 if keep_text else 0
+        self._kept_pieces = []
+        P.no_records = 0 if records else 1
+        self._verdicts = comm_verdicts if comm_verdicts is not None else {}
         P.all_events = 1 if events is None else 0
-        for i, name in enumerate(_ev.LAYOUTS):
-            tmpl = np.zeros(1, _ev.dtype_for(name))
-            for col, kind in _ev.field_kinds(name).items():
-                if kind in ("i1", "i4", "i8", "comm", "sym", "state"):
-                    tmpl[col] = -1
-            b = tmpl.tobytes()
+        for i, b in enumerate(_templates()):
             P.rec_size[i] = len(b)
             P.tmpl[i] = <char*>malloc(len(b))
             if P.tmpl[i] == NULL:
@@ -2705,10 +2801,14 @@ cdef class Parser:
         cdef int64_t *offs = <int64_t*>self.P.comms.offs.data
         cdef int32_t *lens = <int32_t*>self.P.comms.lens.data
         s = self.P.comms.chars.data[offs[id_]:offs[id_] + lens[id_]].decode("utf-8", "backslashreplace")
-        try:
-            return 1 if self.comm_regex.search(s) else 0
-        except BaseException:
-            return 0
+        v = self._verdicts.get(s)
+        if v is None:
+            try:
+                v = self.comm_regex.search(s) is not None
+            except BaseException:
+                v = False
+            self._verdicts[s] = v
+        return 1 if v else 0
 
     def __dealloc__(self):
         cdef int i
@@ -2731,6 +2831,7 @@ cdef class Parser:
         g_free(&P.fg_comm)
         g_free(&P.fg_stack)
         g_free(&P.line_kinds)
+        g_free(&P.kept_text)
         free(P.cpu_ok)
         free(P.pid_ok)
         free(P)
@@ -2760,6 +2861,100 @@ cdef class Parser:
         if P.oom:
             raise MemoryError("out of memory while parsing")
         return not P.stop
+
+    def absorb(self, Parser other):
+        """Merge into this parser what `other` (made with later_part=True and the same
+        filters) parsed from the text right after this one's, as if this parser had read it
+        too: line numbers, byte offsets, comm / symbol / event-name ids and text offsets are
+        rebased, and the tables keep the order of first appearance.  `other` is emptied.
+
+        Returns False, changing nothing, when the result could differ from one parser reading
+        both parts: a line of `other` needed state from before its part (see needs_before),
+        this parser is in trace-cmd's multi-file mode, or it has stopped (strict mode)."""
+        cdef PState *P = self.P
+        cdef PState *Q = other.P
+        cdef int32_t *lut_comm = NULL
+        cdef int32_t *lut_sym = NULL
+        cdef int32_t *lut_type = NULL
+        cdef char *name = NULL
+        cdef int32_t j, i
+        cdef int rc = 0
+        cdef int64_t *offs
+        cdef int32_t *lens
+        cdef bint is_new
+        if not Q.later_part or Q.needs_before or P.multifile or P.stop or P.oom or Q.oom:
+            return False
+        if (P.strict != Q.strict or P.mark_lines != Q.mark_lines or P.keep_text != Q.keep_text
+                or P.no_records != Q.no_records
+                or P.has_comm_filter != Q.has_comm_filter or P.all_events != Q.all_events):
+            raise ValueError("absorb: the parsers were made with different options")
+        if P.keep_text:
+            # the kept text stays in pieces: a copy would only be written out again
+            self._kept_pieces = self._take_kept() + other._take_kept()
+        lut_comm = <int32_t*>malloc((Q.comms.count + 1) * sizeof(int32_t))
+        lut_sym = <int32_t*>malloc((Q.syms.count + 1) * sizeof(int32_t))
+        lut_type = <int32_t*>malloc((Q.ntypes + 1) * sizeof(int32_t))
+        # event_type() reads PAD bytes past a name, as in a parse buffer
+        name = <char*>calloc(Q.names.chars.size + PAD, 1)
+        try:
+            if lut_comm == NULL or lut_sym == NULL or lut_type == NULL or name == NULL:
+                raise MemoryError()
+            with nogil:
+                # event names in Q's order of first appearance; a name new to P takes Q's
+                # layout and wanted flag (both come from the same options)
+                offs = <int64_t*>Q.names.offs.data
+                lens = <int32_t*>Q.names.lens.data
+                for j in range(Q.ntypes):
+                    memcpy(name, Q.names.chars.data + offs[j], <size_t>lens[j])
+                    memset(name + lens[j], 0, PAD)
+                    i = event_type(P, name, <size_t>lens[j])
+                    if i < 0:
+                        rc = -1
+                        break
+                    lut_type[j] = i
+                    P.types[i].layout = Q.types[j].layout
+                    P.types[i].rec_size = Q.types[j].rec_size
+                    P.types[i].wanted = Q.types[j].wanted
+                if rc == 0:
+                    rc = intern_lut(&P.comms, &Q.comms, lut_comm,
+                                    &P.comm_ok if P.has_comm_filter else NULL, &Q.comm_ok)
+                if rc == 0:
+                    rc = intern_lut(&P.syms, &Q.syms, lut_sym, NULL, NULL)
+                if rc == 0:
+                    rc = absorb_records(P, Q, lut_type, lut_comm, lut_sym)
+                if rc == 0:
+                    rc = append_grow(&P.text, &Q.text)
+                if rc == 0:
+                    if Q.has_last:
+                        P.has_last = 1
+                        P.last_kept = Q.last_kept
+                        P.last_ts = Q.last_ts
+                        P.last_any_ts = Q.last_any_ts
+                        P.last_cpu = Q.last_cpu
+                        P.last_pid = Q.last_pid
+                        P.last_tgid = Q.last_tgid
+                        P.last_comm = lut_comm[Q.last_comm] if Q.last_comm >= 0 else Q.last_comm
+                        P.last_flagw = Q.last_flagw
+                    rc = absorb_tables(P, Q, lut_type)
+            if rc < 0:
+                P.oom = 1
+                raise MemoryError("out of memory while merging parsed parts")
+        finally:
+            free(lut_comm)
+            free(lut_sym)
+            free(lut_type)
+            free(name)
+        return True
+
+    def _take_kept(self):
+        pieces = self._kept_pieces + [take_grow(&self.P.kept_text)]
+        self._kept_pieces = []
+        return [x for x in pieces if len(x)]
+
+    @property
+    def stopped(self):
+        """Strict mode met a malformed line: the rest of the input is not to be parsed."""
+        return bool(self.P.stop)
 
     @property
     def lines(self):
@@ -2805,14 +3000,13 @@ cdef class Parser:
         arrays = {}
         for i in range(P.ntypes):
             t = &P.types[i]
-            if t.count == 0 and not t.wanted:
-                g_free(&t.recs)
-                continue
-            if t.count == 0:
+            if t.count == 0 or P.no_records:
                 g_free(&t.recs)
                 continue
             raw = take_grow(&t.recs)
             arrays[names[i]] = raw.view(_ev.dtype_for(layout_names[t.layout]))
+        if P.no_records:
+            g_free(&P.text)
         lost_dtype = np.dtype([("line", "i8"), ("ts", "i8"), ("count", "i8"), ("cpu", "i4"),
                                ("pad", "i4")])
         lost = take_grow(&P.lost).view(lost_dtype)
@@ -2828,6 +3022,7 @@ cdef class Parser:
             "error_counts": {ERROR_CODES[c]: P.err_count[c] for c in range(1, NCODES)
                              if P.err_count[c]},
             "line_kinds": take_grow(&P.line_kinds) if P.mark_lines else None,
+            "kept_text": self._take_kept() if P.keep_text else None,
             "lines": P.lines, "events_count": P.events, "headers": P.headers,
             "filtered": P.filtered, "malformed": P.malformed,
             "clock_counts": clock_counts, "max_int_ts": P.max_int_ts,
@@ -2840,8 +3035,135 @@ cdef class Parser:
         }
 
 
+cdef int intern_lut(Intern *dst, Intern *src, int32_t *lut, Grow *verdicts,
+                    Grow *src_verdicts) noexcept nogil:
+    """lut[id in src] = id in dst, adding src's strings dst lacks in src's order (the order
+    a sequential parse would have met them in); their comm-filter verdicts go along."""
+    cdef int32_t i
+    cdef bint is_new
+    cdef int64_t *offs = <int64_t*>src.offs.data
+    cdef int32_t *lens = <int32_t*>src.lens.data
+    for i in range(src.count):
+        lut[i] = intern(dst, src.chars.data + offs[i], <size_t>lens[i], &is_new)
+        if lut[i] < 0:
+            return -1
+        if is_new and verdicts != NULL:
+            if g_reserve(verdicts, 1) < 0:
+                return -1
+            verdicts.data[verdicts.size] = src_verdicts.data[i] if <size_t>i < src_verdicts.size else 0
+            verdicts.size += 1
+    return 0
+
+cdef inline void remap_i32(char *rec, int32_t o, int32_t *lut) noexcept nogil:
+    cdef int32_t *v = <int32_t*>(rec + o)
+    if v[0] >= 0:
+        v[0] = lut[v[0]]
+
+cdef int append_grow(Grow *dst, Grow *src) noexcept nogil:
+    """dst += src; src is emptied (its buffer taken over when dst is empty)."""
+    if dst.size == 0:
+        g_free(dst)
+        dst[0] = src[0]
+        src.data = NULL
+        src.size = 0
+        src.cap = 0
+        return 0
+    if src.size:
+        if g_reserve(dst, src.size) < 0:
+            return -1
+        memcpy(dst.data + dst.size, src.data, src.size)
+        dst.size += src.size
+    g_free(src)
+    return 0
+
+cdef int absorb_records(PState *P, PState *Q, int32_t *lut_type, int32_t *lut_comm,
+                        int32_t *lut_sym) noexcept nogil:
+    """Q's records appended to P's, with line numbers, ids and text offsets rebased."""
+    cdef int32_t j, k, layout
+    cdef size_t base, rs, r
+    cdef EvType *t
+    cdef char *rec
+    for j in range(Q.ntypes):
+        if Q.types[j].count == 0:
+            continue
+        t = &P.types[lut_type[j]]
+        if P.no_records:
+            t.count += Q.types[j].count
+            continue
+        layout = t.layout
+        rs = <size_t>t.rec_size
+        base = t.recs.size
+        if append_grow(&t.recs, &Q.types[j].recs) < 0:
+            return -1
+        t.count += Q.types[j].count
+        r = base
+        while r < t.recs.size:
+            rec = t.recs.data + r
+            (<int64_t*>(rec + C_LINE))[0] += P.lines
+            for k in range(NFIX_COMM[layout]):
+                remap_i32(rec, FIX_COMM[layout][k], lut_comm)
+            for k in range(NFIX_SYM[layout]):
+                remap_i32(rec, FIX_SYM[layout][k], lut_sym)
+            for k in range(NFIX_TEXT[layout]):
+                (<int64_t*>(rec + FIX_TEXT[layout][k]))[0] += <int64_t>P.text.size
+            r += rs
+    return 0
+
+cdef int absorb_tables(PState *P, PState *Q, int32_t *lut_type) noexcept nogil:
+    """Q's LOST markers, error records and line kinds after P's, and its counters added."""
+    cdef size_t i, nq, room
+    cdef LostRec *lr
+    cdef ErrRec *er
+    cdef int c
+    for i in range(Q.lost.size // sizeof(LostRec)):
+        (<LostRec*>Q.lost.data)[i].line += P.lines
+    if append_grow(&P.lost, &Q.lost) < 0:
+        return -1
+    # the first MAX_ERRORS records of the whole input, as one parser would have kept
+    nq = Q.errs.size // sizeof(ErrRec)
+    room = MAX_ERRORS - P.errs.size // sizeof(ErrRec) if P.errs.size // sizeof(ErrRec) < MAX_ERRORS else 0
+    if nq > room:
+        nq = room
+    for i in range(nq):
+        er = <ErrRec*>Q.errs.data + i
+        er.line += P.lines
+        er.offset += P.offset
+        if er.event >= 0:
+            er.event = lut_type[er.event]
+    Q.errs.size = nq * sizeof(ErrRec)
+    if append_grow(&P.errs, &Q.errs) < 0:
+        return -1
+    for c in range(NCODES):
+        P.err_count[c] += Q.err_count[c]
+    if append_grow(&P.line_kinds, &Q.line_kinds) < 0:
+        return -1
+    P.lines += Q.lines
+    P.events += Q.events
+    P.headers += Q.headers
+    P.filtered += Q.filtered
+    P.malformed += Q.malformed
+    P.offset += Q.offset
+    for c in range(4):
+        P.n_ts[c] += Q.n_ts[c]
+    if Q.max_int_ts > P.max_int_ts:
+        P.max_int_ts = Q.max_int_ts
+    P.n_tracecmd_hdr += Q.n_tracecmd_hdr
+    P.n_latency += Q.n_latency
+    P.n_tgid += Q.n_tgid
+    P.n_flags += Q.n_flags
+    P.n_noflags += Q.n_noflags
+    if Q.flags_width_max > P.flags_width_max:
+        P.flags_width_max = Q.flags_width_max
+    P.n_funcgraph += Q.n_funcgraph
+    P.n_dmesg += Q.n_dmesg
+    P.n_prefixed += Q.n_prefixed
+    P.multifile = Q.multifile
+    P.stop = Q.stop
+    return 0
+
 cdef void parse_last(PState *P, const char *buf, size_t n) noexcept nogil:
     cdef const char *last = buf + n
+    cdef uint8_t kind
     while last > buf and last[-1] != c'\n':
         last -= 1
     if last > buf:
@@ -2850,35 +3172,8 @@ cdef void parse_last(PState *P, const char *buf, size_t n) noexcept nogil:
             return
     P.final_piece = 1
     P.lines += 1
-    parse_line(P, last, buf + n)
+    kind = parse_line(P, last, buf + n)
+    if P.keep_text:
+        keep_text(P, kind, last, buf + n)
     P.offset += (buf + n) - last
     P.final_piece = 0
-
-
-def copy_lines(const unsigned char[::1] buf, Py_ssize_t n, long long first_line,
-               const unsigned char[::1] keep, unsigned char[::1] out):
-    """Copy into `out` (at least n bytes) the lines of buf[:n] whose number (first_line for
-    the first) has keep[number] != 0.  Returns (bytes written, lines seen)."""
-    cdef const unsigned char *p
-    cdef const unsigned char *end
-    cdef const unsigned char *nl
-    cdef long long ln = first_line
-    cdef Py_ssize_t nkeep = keep.shape[0], w = 0, k
-    if n <= 0:
-        return 0, 0
-    if out.shape[0] < n or buf.shape[0] < n:
-        raise ValueError("buffers too small")
-    p = &buf[0]
-    end = p + n
-    with nogil:
-        while p < end:
-            nl = <const unsigned char*>memchr(p, c'\n', <size_t>(end - p))
-            if nl == NULL:
-                nl = end - 1
-            k = nl + 1 - p
-            if ln < nkeep and keep[ln]:
-                memcpy(&out[w], p, <size_t>k)
-                w += k
-            ln += 1
-            p = nl + 1
-    return w, ln - first_line

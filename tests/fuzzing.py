@@ -13,8 +13,10 @@ AddressSanitizer and UBSan build a sanitized extension and preload the runtimes:
 import argparse
 import gzip
 import io
+import os
 import random
 import sys
+import tempfile
 import time
 import warnings
 from pathlib import Path
@@ -22,6 +24,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import ftrace_fast  # noqa: E402
+from ftrace_fast import trace as trace_mod  # noqa: E402
 from helpers import DATA, corpus_dir  # noqa: E402
 
 ALPHABET = b" -:[]()=|.0123456789abcdefxX>\t\r\n\x00\xff+!#<>,/"
@@ -77,14 +80,53 @@ def make_case(rnd, seeds):
         kw["start"], kw["end"] = 1.0, 1e6
     elif r < 0.55:
         kw["cpus"] = [0, 1]
+    if rnd.random() < 0.2:
+        kw["keep_text"] = True
+        if rnd.random() < 0.5:
+            kw["records"] = False
+    if rnd.random() < 0.3 and data:
+        # parsed in parts (threads), compared with the one-thread parse
+        kw["part_offsets"] = sorted(rnd.randrange(len(data)) for _ in range(rnd.randint(1, 3)))
     return data, kw
+
+
+def _same(a, b):
+    assert list(a.events) == list(b.events)
+    for k in a.events:
+        assert a.events[k].tobytes() == b.events[k].tobytes(), k
+    assert (a.comms, a.symbols, a.stats, a.errors, a.clock, a.format) == \
+        (b.comms, b.symbols, b.stats, b.errors, b.clock, b.format)
+    assert a.text_arena.tobytes() == b.text_arena.tobytes()
+    assert a.lost.tobytes() == b.lost.tobytes()
+    assert list(a._layouts.items()) == list(b._layouts.items())
+    assert (a.kept_text is None) == (b.kept_text is None)
+    assert a.kept_text is None or b"".join(a.kept_text) == b"".join(b.kept_text)
+
+
+def _load_parts(data, kw):
+    """The same input from a file, parsed in parts; must equal the one-thread parse."""
+    kw = dict(kw)
+    offsets = kw.pop("part_offsets")
+    fd, path = tempfile.mkstemp(prefix="ftfast-fuzz-")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        whole = ftrace_fast.load(io.BytesIO(data), **kw)
+        parts = trace_mod._load(path, part_offsets=offsets, **kw)
+    finally:
+        os.unlink(path)
+    _same(whole, parts)
+    return parts
 
 
 def check_case(data, kw):
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            t = ftrace_fast.load(io.BytesIO(data), **kw)
+            if "part_offsets" in kw:
+                t = _load_parts(data, kw)
+            else:
+                t = ftrace_fast.load(io.BytesIO(data), **kw)
     except ftrace_fast.InputError:
         # only inputs that start like a compressed or foreign binary file may be refused
         assert data.startswith(MAGICS), data[:16]
@@ -92,7 +134,12 @@ def check_case(data, kw):
     s = t.stats
     assert s.lines == s.events + s.headers + s.filtered + s.malformed, (data, s)
     assert s.lines == data.count(b"\n") + (0 if data.endswith(b"\n") or not data else 1)
-    assert s.events == sum(len(a) for a in t.events.values())
+    if kw.get("records", True):
+        assert s.events == sum(len(a) for a in t.events.values())
+    else:
+        assert t.events == {}
+    if kw.get("keep_text"):
+        assert sum(len(x) for x in t.kept_text) <= len(data)
     for a in t.events.values():
         assert a["line"].min() >= 1 and a["line"].max() <= s.lines
         for f in ("payload", "text"):

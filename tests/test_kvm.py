@@ -390,3 +390,17 @@ def test_exit_and_io_findings_follow_the_truth():
     got = {x["subject"]["device"] for x in f if x["kind"] == "block_latency"}
     assert got == {d for d, lat in devs.items() if len(lat) >= 5
                    and sched.latency_stats(lat)["p99_ns"] >= 500_000}
+
+
+@pytest.mark.parametrize("spread", [10, 1 << 40])
+def test_grouping_helpers_equal_numpy_unique(spread):
+    rng = np.random.default_rng(spread % 97)
+    a = rng.integers(-3, spread, 5000)
+    b = rng.integers(0, 7, 5000)
+    u, inv = kvm._dense(a)
+    nu, ninv = np.unique(a, return_inverse=True)
+    assert np.array_equal(u, nu) and np.array_equal(inv, ninv)
+    (ga, gb), ginv = kvm._group(a, b)
+    pairs = np.unique(np.c_[a, b], axis=0)
+    assert np.array_equal(ga, pairs[:, 0]) and np.array_equal(gb, pairs[:, 1])
+    assert np.array_equal(ga[ginv], a) and np.array_equal(gb[ginv], b)

@@ -106,6 +106,7 @@ class Source:
 
     def __init__(self, source):
         self._close = []
+        self.path = None      # set when the input was opened here, from a path
         if isinstance(source, (str, os.PathLike)) and os.fspath(source) == "-":
             raw = sys.stdin.buffer
             self.name = "<stdin>"
@@ -121,6 +122,7 @@ class Source:
             except PermissionError:
                 raise InputError(f"{self.name}: permission denied") from None
             self._close.append(raw)
+            self.path = path
         elif hasattr(source, "read"):
             raw = source
             self.name = getattr(source, "name", "<stream>")
@@ -184,6 +186,55 @@ class _RawAdapter(io.RawIOBase):
         n = len(data)
         b[:n] = data
         return n
+
+
+class Region(io.RawIOBase):
+    """Bytes [start, end) of an open file, read with pread (no shared file position, so one
+    thread per region)."""
+
+    def __init__(self, fd, start, end):
+        self.fd = fd
+        self.pos = start
+        self.end = end
+
+    def readable(self):
+        return True
+
+    def readinto(self, b):
+        n = min(len(b), self.end - self.pos)
+        if n <= 0:
+            return 0
+        if hasattr(os, "preadv"):
+            with memoryview(b) as m:
+                got = os.preadv(self.fd, [m[:n]], self.pos)
+        else:  # pragma: no cover - systems without preadv
+            data = os.pread(self.fd, n, self.pos)
+            got = len(data)
+            b[:got] = data
+        self.pos += got
+        return got
+
+
+def line_starts(fd, size, offsets):
+    """For each offset, the start of the first line that begins at or after it (size when
+    none does), found with small preads."""
+    out = []
+    for off in offsets:
+        if off <= 0:
+            out.append(0)
+            continue
+        pos = off - 1          # a line starts at off when the byte before it ends a line
+        while pos < size:
+            data = os.pread(fd, 1 << 16, pos)
+            if not data:
+                break
+            i = data.find(b"\n")
+            if i >= 0:
+                pos += i + 1
+                break
+            pos += len(data)
+        out.append(min(pos, size))
+    return out
 
 
 def blocks(stream, chunk_size=DEFAULT_CHUNK):

@@ -458,23 +458,23 @@ def _wakeup_rows(t, name, sel, task):
 
 def _pair_index(comm, pid):
     """Dense index of (comm id, pid) pairs: (index per row, comm of each pair, pid of each
-    pair).  Sort-free (lookup tables) when pids and comm ids are small, as they are."""
-    comm = comm.astype(np.int64)
-    pid = pid.astype(np.int64)
+    pair).  Sort-free (lookup tables) when pids and comm ids are small, as they are; in int32
+    then, since every fresh array costs its first-touch page faults."""
     if len(pid) and pid.min() >= 0 and comm.min() >= 0 and pid.max() < 1 << 24:
         present = np.zeros(int(pid.max()) + 1, bool)
         present[pid] = True
         upid = np.flatnonzero(present)
-        lut = np.zeros(len(present), np.int64)
-        lut[upid] = np.arange(len(upid))
-        key = comm * len(upid) + lut[pid]
         if (int(comm.max()) + 1) * len(upid) < 1 << 26:
-            used = np.bincount(key, minlength=0) > 0
+            lut = np.zeros(len(present), np.int32)
+            lut[upid] = np.arange(len(upid), dtype=np.int32)
+            key = lut[pid]
+            key += comm.astype(np.int32, copy=False) * np.int32(len(upid))
+            used = np.bincount(key) > 0
             ukey = np.flatnonzero(used)
-            klut = np.zeros(len(used), np.int64)
-            klut[ukey] = np.arange(len(ukey))
+            klut = np.zeros(len(used), np.int32)
+            klut[ukey] = np.arange(len(ukey), dtype=np.int32)
             return klut[key], ukey // len(upid), upid[ukey % len(upid)]
-    key = comm << 32 | (pid & 0xffffffff)
+    key = comm.astype(np.int64) << 32 | (pid.astype(np.int64) & 0xffffffff)
     ukey, inv = np.unique(key, return_inverse=True)
     p = ukey & 0xffffffff
     return inv.reshape(-1), ukey >> 32, np.where(p >= 1 << 31, p - (1 << 32), p)
@@ -486,18 +486,26 @@ def _switch_rows(t, sel, task):
     a = t.events.get("sched_switch")
     if a is None or not len(a):
         return []
+    n = len(a)
     lines = _line_mask(a, sel)
     idx, pair_comm, pair_pid = _pair_index(np.concatenate([a["next_comm"], a["prev_comm"]]),
                                            np.concatenate([a["next_pid"], a["prev_pid"]]))
-    nxt, prv = idx[:len(a)], idx[len(a):]
+    npairs = len(pair_comm)
+    nxt, prv = idx[:n], idx[n:]
     st = a["prev_state"]
-    runnable = ((st & 0xffff) | (st & 0x40000)) == 0
+    voluntary = ((st & 0xffff) | (st & 0x40000)) != 0
+
+    def kept(k, x):
+        # without a filter every line counts: no mask to apply
+        return x if k.all() else x[k]
     prev = lines & task(a["prev_pid"], a["prev_comm"])
-    count = lambda idx, k: np.bincount(idx[k], minlength=len(pair_comm))  # noqa: E731
-    cols = {"switches_in": count(nxt, lines & task(a["next_pid"], a["next_comm"])),
-            "voluntary": count(prv, prev & ~runnable),
-            "involuntary": count(prv, prev & runnable),
-            "switches_out_D": count(prv, prev & ((st & 0x2) != 0))}
+    # switches out: one count per (pair, voluntary) from a single bincount
+    out = np.bincount(kept(prev, prv * 2 + voluntary), minlength=2 * npairs).reshape(npairs, 2)
+    cols = {"switches_in": np.bincount(kept(lines & task(a["next_pid"], a["next_comm"]), nxt),
+                                       minlength=npairs),
+            "voluntary": out[:, 1],
+            "involuntary": out[:, 0],
+            "switches_out_D": np.bincount(prv[prev & ((st & 0x2) != 0)], minlength=npairs)}
     shown = np.flatnonzero(cols["switches_in"] + cols["voluntary"] + cols["involuntary"])
     cols = {k: v[shown].tolist() for k, v in cols.items()}
     rows = []
@@ -966,60 +974,12 @@ def _check_output(output, src):
         raise CliError(f"cannot write {output}: permission denied", EXIT_OUTPUT)
 
 
-def _copy_kept(path, compressed, keep, dst):
-    """Write to dst the input lines whose number n has keep[n]: from a memory map of a plain
-    file (no read copy), else from decompressed blocks."""
-    import mmap
-    from . import _ftparse
-    outbuf = bytearray(1 << 20)
-    line = 1
-
-    def copy(view, n):
-        nonlocal outbuf, line
-        if len(outbuf) < n:
-            outbuf = bytearray(n)
-        nbytes, nlines = _ftparse.copy_lines(view, n, line, keep, outbuf)
-        line += nlines
-        dst.write(memoryview(outbuf)[:nbytes])
-
-    if not compressed and os.path.isfile(path) and os.path.getsize(path) > 0:
-        chunk = 16 << 20
-        with open(path, "rb") as f:
-            size = os.fstat(f.fileno()).st_size
-            mm = mmap.mmap(f.fileno(), 0, prot=mmap.PROT_READ)
-            try:
-                pos = 0
-                while pos < size:
-                    end = min(pos + chunk, size)
-                    if end < size:
-                        cut = mm.rfind(b"\n", pos, end)
-                        if cut < 0:
-                            cut = mm.find(b"\n", end)
-                        end = size if cut < 0 else cut + 1
-                    with memoryview(mm)[pos:end] as view:
-                        copy(view, end - pos)
-                    pos = end
-            finally:
-                mm.close()
-        return
-    from ._source import Source, blocks
-    src = Source(path)
-    try:
-        for view, n, _ in blocks(src.stream):
-            copy(view, n)
-    finally:
-        src.close()
-
-
 def cmd_filter(args, out):
-    from .trace import LINE_KINDS
     sel = Selection(args)
     _check_output(args.output, args.file)
-    with _input_path(args.file, twice=True) as path:
-        t = _load_filtered(path, sel, args, mark_lines=True)
-        kinds = t.line_kinds
-        keep = np.zeros(len(kinds) + 1, np.uint8)
-        keep[1:] = (kinds == LINE_KINDS["event"]) | (kinds == LINE_KINDS["header"])
+    # the kept lines are copied while parsing: the input is read twice only for --tgid
+    with _input_path(args.file, twice=sel.tgids is not None) as path:
+        t = _load_filtered(path, sel, args, keep_text=True, records=False)
         to_stdout = args.output == "-"
         created = not to_stdout and not os.path.exists(args.output)
         try:
@@ -1029,7 +989,8 @@ def cmd_filter(args, out):
         try:
             if to_stdout:
                 out.flush()
-            _copy_kept(path, t.compression is not None, keep, dst)
+            for piece in t.kept_text:
+                dst.write(memoryview(piece))
             dst.flush()
         except BrokenPipeError:
             raise
@@ -1043,7 +1004,7 @@ def cmd_filter(args, out):
         finally:
             if not to_stdout and not dst.closed:
                 dst.close()
-    kept = int(keep.sum())
+    kept = t.stats.events + t.stats.headers
     if not args.quiet:
         print(f"ftfast filter: kept {kept} of {t.stats.lines} lines ({t.stats.events} events, "
               f"{t.stats.headers} header lines); {t.stats.filtered} filtered out, "

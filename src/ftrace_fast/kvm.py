@@ -78,13 +78,45 @@ ROLE_VCPU, ROLE_IO, ROLE_VHOST, ROLE_MAIN, ROLE_OTHER = "vcpu", "iothread", "vho
 _E, _X, _S, _I = 0, 1, 2, 3  # kvm_entry, kvm_exit, switch-out, switch-in
 
 
+def _dense(x):
+    """(sorted distinct values, index of each element among them): np.unique(x,
+    return_inverse=True) without a sort when the values span a small range."""
+    x = np.asarray(x)
+    if not len(x):
+        return x[:0], np.zeros(0, np.intp)
+    lo, hi = int(x.min()), int(x.max())
+    if hi - lo < max(4 * len(x), 1 << 16) and hi - lo < (1 << 26):
+        present = np.zeros(hi - lo + 1, bool)
+        present[x - lo] = True
+        rank = np.cumsum(present) - 1
+        return (np.flatnonzero(present) + lo).astype(x.dtype), rank[x - lo]
+    return np.unique(x, return_inverse=True)
+
+
+def _group(*cols):
+    """Group rows by several integer columns: (a list of each group's values per column,
+    the group of each row), groups in lexicographic order of the columns."""
+    n = len(cols[0])
+    key = np.zeros(n, np.int64)
+    us = []
+    for c in cols:
+        u, i = _dense(c)
+        us.append(u)
+        key = key * max(len(u), 1) + i
+    uk, inv = _dense(key)
+    vals = []
+    k = uk.copy()
+    for u in reversed(us):
+        vals.append(u[k % max(len(u), 1)] if len(u) else u[:0])
+        k = k // max(len(u), 1)
+    return vals[::-1], inv
+
+
 def _pair_counts(a, b):
     """(a, b, count) for each distinct pair of two int32 columns."""
-    key = (a.astype(np.int64) << 32) | (b.astype(np.int64) & 0xffffffff)
-    u, c = np.unique(key, return_counts=True)
-    hi = (u >> 32).tolist()
-    lo = ((u & 0xffffffff).astype(np.uint32).view(np.int32)).tolist()
-    return list(zip(hi, lo, c.tolist()))
+    (ua, ub), inv = _group(a, b)
+    c = np.bincount(inv, minlength=len(ua))
+    return list(zip(ua.tolist(), ub.tolist(), c.tolist()))
 
 
 def _unique_pairs(a, b):
@@ -321,11 +353,14 @@ class Exits:
                 return
             p = a[pidf]
             k = lut[np.clip(p, 0, len(lut) - 1)] & (a["ts"] >= 0)
-            if not k.any():
+            if k.all():
+                k = slice(None)         # kvm lines: their own task is a vCPU thread (K1)
+            elif not k.any():
                 return
+            m_ = len(p) if isinstance(k, slice) else int(k.sum())
             parts.append((p[k].astype(np.int64), a["ts"][k], a["line"][k], a["cpu"][k],
-                          np.full(int(k.sum()), code, np.int8),
-                          a[reason][k].astype(np.int32) if reason else np.full(int(k.sum()), -1, np.int32)))
+                          np.full(m_, code, np.int8),
+                          a[reason][k].astype(np.int32) if reason else np.full(m_, -1, np.int32)))
         add(en, _E, "pid")
         add(ex, _X, "pid", "reason")
         sw = ev.get("sched_switch")
@@ -402,7 +437,7 @@ class Exits:
         time order (the usual file), else a lexsort."""
         if not len(pid):
             return np.zeros(0, np.int64)
-        up, ip = np.unique(pid, return_inverse=True)
+        up, ip = _dense(pid)
         lo, hi = int(line.min()), int(line.max())
         if (hi - lo + 1) * len(up) < (1 << 62):
             o = np.argsort(ip.astype(np.int64) * (hi - lo + 1) + (line - lo), kind="stable")
@@ -486,10 +521,10 @@ class Exits:
         x_pid, x_reason, x_so = self.x_pid[k], self.x_reason[k], self.x_switched_out[k]
         x_h, x_hd = self.x_handled[k], self.x_handling[k]
         key = np.asarray(group(x_pid))
-        uk, ginv = np.unique(key, return_inverse=True)
-        ur, rinv = np.unique(x_reason, return_inverse=True)
+        uk, ginv = _dense(key)
+        ur, rinv = _dense(x_reason)
         comb = ginv.astype(np.int64) * len(ur) + rinv
-        uc, cinv = np.unique(comb, return_inverse=True)
+        uc, cinv = _dense(comb)
         cnt = np.bincount(cinv)
         swo = np.bincount(cinv, weights=x_so, minlength=len(uc)).astype(np.int64)
         pc = sched._percentiles(cinv[x_h], x_hd[x_h], len(uc))
@@ -556,13 +591,11 @@ def neighbours(trace, pids=None, *, start=None, end=None, cpus=None):
     r = m.r
     # each CPU's occupancy intervals (D5, D6) are written in time order: one mask per CPU
     co_cpu = r["co_cpu"]
-    occ_pid = np.where(r["co_occ"] >= 0, m.pids[np.clip(r["co_occ"], 0, max(m.ntasks - 1, 0))]
-                       if m.ntasks else -1, np.where(r["co_occ"] == sched.IDLE, 0, -1))
     out_p, out_n, out_c, out_d = [], [], [], []
     for c in np.unique(w["cpu"]).tolist():
         ww = w[w["cpu"] == c]
-        kc = co_cpu == int(np.searchsorted(m.cpus, c))
-        s, e, who = r["co_start"][kc], r["co_end"][kc], occ_pid[kc]
+        kc = np.flatnonzero(co_cpu == int(np.searchsorted(m.cpus, c)))
+        s, e = r["co_start"][kc], r["co_end"][kc]
         a, b = ww["start_ns"], ww["end_ns"]
         j0 = np.searchsorted(e, a, side="right")
         j1 = np.searchsorted(s, b, side="left")
@@ -575,23 +608,19 @@ def neighbours(trace, pids=None, *, start=None, end=None, cpus=None):
         d = np.minimum(b[rep], e[idx]) - np.maximum(a[rep], s[idx])
         pos = d > 0
         out_p.append(ww["pid"][rep][pos])
-        out_n.append(who[idx][pos])
+        occ = r["co_occ"][kc[idx[pos]]]
+        out_n.append(np.where(occ >= 0, m.pids[np.clip(occ, 0, max(m.ntasks - 1, 0))]
+                              if m.ntasks else -1, np.where(occ == sched.IDLE, 0, -1)))
         out_c.append(np.full(int(pos.sum()), c, np.int32))
         out_d.append(d[pos])
     if not out_p:
         return np.zeros(0, dt)
     p, nb, cp, d = (np.concatenate(x) for x in (out_p, out_n, out_c, out_d))
     # group by (vCPU, neighbour, CPU) through dense indices: ids of any width pack safely
-    up, ip = np.unique(p, return_inverse=True)
-    un, inn = np.unique(nb, return_inverse=True)
-    uc, ic = np.unique(cp, return_inverse=True)
-    key = (ip.astype(np.int64) * len(un) + inn) * len(uc) + ic
-    uk, inv = np.unique(key, return_inverse=True)
-    out = np.zeros(len(uk), dt)
-    out["pid"] = up[uk // (len(un) * len(uc))]
-    out["neighbour_pid"] = un[(uk // len(uc)) % len(un)]
-    out["cpu"] = uc[uk % len(uc)]
-    out["stolen_ns"] = sched._sum_by(inv, d, len(uk))
+    (gp, gn, gc), inv = _group(p, nb, cp)
+    out = np.zeros(len(gp), dt)
+    out["pid"], out["neighbour_pid"], out["cpu"] = gp, gn, gc
+    out["stolen_ns"] = sched._sum_by(inv, d, len(gp))
     return out
 
 
@@ -689,15 +718,13 @@ def placement(trace, pids=None, *, start=None, end=None, cpus=None):
     if iv is None:
         return np.zeros(0, dt)
     iv = iv[((iv["state"] == RUNNING) | (iv["state"] == RUNNABLE)) & (iv["cpu"] >= 0)]
-    key = (iv["pid"].astype(np.int64) << 32) | iv["cpu"].astype(np.int64)
-    uk, inv = np.unique(key, return_inverse=True)
+    (gp, gc), inv = _group(iv["pid"], iv["cpu"])
     d = iv["end_ns"] - iv["start_ns"]
     run = iv["state"] == RUNNING
-    out = np.zeros(len(uk), dt)
-    out["pid"] = uk >> 32
-    out["cpu"] = uk & 0xffffffff
-    out["run_ns"] = sched._sum_by(inv[run], d[run], len(uk))
-    out["wait_ns"] = sched._sum_by(inv[~run], d[~run], len(uk))
+    out = np.zeros(len(gp), dt)
+    out["pid"], out["cpu"] = gp, gc
+    out["run_ns"] = sched._sum_by(inv[run], d[run], len(gp))
+    out["wait_ns"] = sched._sum_by(inv[~run], d[~run], len(gp))
     return out
 
 

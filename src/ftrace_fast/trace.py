@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import sys
 import time
@@ -12,7 +13,7 @@ from decimal import Decimal, InvalidOperation
 import numpy as np
 
 from . import events as _ev
-from ._source import DEFAULT_CHUNK, InputError, Source, blocks
+from ._source import DEFAULT_CHUNK, InputError, Region, Source, blocks, line_starts
 
 try:
     from . import _ftparse
@@ -171,8 +172,21 @@ class _Progress:
             sys.stderr.flush()
 
 
+#: a plain file smaller than this is parsed in one thread: a second would not pay for itself
+PARALLEL_MIN_BYTES = 8 << 20
+
+
+def _default_threads():
+    try:
+        n = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        n = os.cpu_count() or 1
+    return max(1, min(n, 4))
+
+
 def load(source, *, events=None, cpus=None, pids=None, comm=None, start=None, end=None,
-         strict=False, chunk_size=None, progress=None, warn=True, mark_lines=False) -> "Trace":
+         strict=False, chunk_size=None, progress=None, warn=True, mark_lines=False,
+         keep_text=False, records=True, threads=None) -> "Trace":
     """Load every event of an ftrace text log into NumPy arrays.
 
     source: a path (plain, .gz, .xz, .bz2, .zst; detected by magic bytes), an open binary
@@ -188,7 +202,26 @@ def load(source, *, events=None, cpus=None, pids=None, comm=None, start=None, en
         is over 256 MB).
     mark_lines: also keep what each line was (Trace.line_kinds: one byte per line, see
         LINE_KINDS), e.g. to write a filtered copy of the text.
+    keep_text: also keep a copy of the header lines and the kept event lines as they were
+        (Trace.kept_text: a list of uint8 arrays, one per part parsed in parallel, whose
+        concatenation is the text, line ends included): the filtered text, in one pass.
+    records: False counts the events (Trace.stats) without keeping them (Trace.events is
+        empty); with keep_text, a filtered copy at the least cost.
+    threads: parsers run at once on parts of a plain (uncompressed) file of at least
+        PARALLEL_MIN_BYTES given by path (default: the CPUs this process may use, at most 4).
+        The result is identical to a one-thread parse.
     """
+    return _load(source, events=events, cpus=cpus, pids=pids, comm=comm, start=start, end=end,
+                 strict=strict, chunk_size=chunk_size, progress=progress, warn=warn,
+                 mark_lines=mark_lines, keep_text=keep_text, records=records,
+                 threads=threads)
+
+
+def _load(source, *, events=None, cpus=None, pids=None, comm=None, start=None, end=None,
+          strict=False, chunk_size=None, progress=None, warn=True, mark_lines=False,
+          keep_text=False, records=True, threads=None, part_offsets=None):
+    """load(); part_offsets (tests): cut a plain file into parts at the first line start
+    at or after each of these byte offsets, whatever its size."""
     comm_re = _compile_comm(comm)
     t_start = _time_arg(start, "start")
     t_end = _time_arg(end, "end")
@@ -196,19 +229,30 @@ def load(source, *, events=None, cpus=None, pids=None, comm=None, start=None, en
         raise ValueError(f"start ({start}) is after end ({end})")
     if isinstance(events, str):
         events = [events]
-    parser = _ftparse.Parser(events=events, cpus=cpus, pids=pids, comm=comm_re,
-                             start=t_start, end=t_end, strict=strict, mark_lines=mark_lines)
+    verdicts = {}
+
+    def make_parser(later_part=False):
+        return _ftparse.Parser(events=events, cpus=cpus, pids=pids, comm=comm_re,
+                               start=t_start, end=t_end, strict=strict, mark_lines=mark_lines,
+                               keep_text=keep_text, records=records, later_part=later_part,
+                               comm_verdicts=verdicts)
+    parser = make_parser()
     src = Source(source)
     if progress is None:
         progress = sys.stderr.isatty() and (src.size or 0) > (256 << 20)
     bar = _Progress(src, progress)
-    done = 0
     try:
-        for view, n, final in blocks(src.stream, chunk_size or DEFAULT_CHUNK):
-            if not parser.feed(view, n, final):
-                break
-            done += n
-            bar.update(done)
+        starts = _part_starts(src, threads, part_offsets)
+        if starts is None:
+            done = 0
+            for view, n, final in blocks(src.stream, chunk_size or DEFAULT_CHUNK):
+                if not parser.feed(view, n, final):
+                    break
+                done += n
+                bar.update(done)
+        else:
+            chunk = chunk_size or max(DEFAULT_CHUNK // len(starts), 1 << 20)
+            parser = _parse_parts(src, parser, make_parser, starts, chunk, bar)
     except (OSError, EOFError) as exc:
         raise InputError(f"{src.name}: read error: {exc}") from None
     finally:
@@ -224,6 +268,87 @@ def load(source, *, events=None, cpus=None, pids=None, comm=None, start=None, en
             f"{trace.source}: {trace.stats.malformed} malformed line(s) of {trace.stats.lines} "
             f"(see Trace.errors): {first}", stacklevel=2)
     return trace
+
+
+#: parts parsed in parallel so far in this process: merged, or parsed again in sequence
+#: because a line of the part needed the lines before it
+PART_COUNTS = {"merged": 0, "parsed_again": 0}
+
+
+def _part_starts(src, threads, offsets=None):
+    """Start offsets of the parts of a plain file to parse in parallel (the first is 0), or
+    None for a one-thread parse of the stream."""
+    if src.path is None or src.compression is not None or not src.size or not hasattr(os, "pread"):
+        return None
+    try:
+        fd = src.raw.fileno()
+        if src.raw.tell() != 0:
+            return None
+    except (OSError, AttributeError, ValueError):
+        return None
+    if offsets is None:
+        n = _default_threads() if threads is None else int(threads)
+        if n < 2 or src.size < PARALLEL_MIN_BYTES:
+            return None
+        offsets = [src.size * k // n for k in range(1, n)]
+    starts = [0]
+    for s in line_starts(fd, src.size, sorted(offsets)):
+        if starts[-1] < s < src.size:
+            starts.append(s)
+    return starts if len(starts) > 1 else None
+
+
+def _parse_parts(src, first, make_parser, starts, chunk, bar):
+    """Parse the parts [starts[i], starts[i+1]) of a plain file at once, one thread each
+    (the first in this thread, into `first`), then merge them in order with
+    Parser.absorb().  A part that needed state from the lines before it is parsed again by
+    the merged parser, in sequence, so the result is always that of one parser reading the
+    whole file."""
+    import threading
+    fd = src.raw.fileno()
+    ends = starts[1:] + [src.size]
+    done = [0] * len(starts)
+    failed = [None] * len(starts)
+
+    def run(i, parser):
+        try:
+            for view, n, final in blocks(Region(fd, starts[i], ends[i]), chunk):
+                if not parser.feed(view, n, final):
+                    break
+                done[i] += n
+        except BaseException as exc:  # re-raised in the calling thread
+            failed[i] = exc
+
+    parts = [first] + [make_parser(later_part=True) for _ in starts[1:]]
+    workers = [threading.Thread(target=run, args=(i, parts[i]), daemon=True)
+               for i in range(1, len(starts))]
+    for w in workers:
+        w.start()
+    try:
+        for view, n, final in blocks(Region(fd, starts[0], ends[0]), chunk):
+            if not first.feed(view, n, final):
+                break
+            done[0] += n
+            bar.update(sum(done))
+    finally:
+        for w in workers:
+            w.join()
+    for exc in failed:
+        if exc is not None:
+            raise exc
+    for i in range(1, len(starts)):
+        if first.stopped:
+            break
+        if first.absorb(parts[i]):
+            PART_COUNTS["merged"] += 1
+        else:
+            PART_COUNTS["parsed_again"] += 1
+            # parse this part again after the ones before it
+            for view, n, final in blocks(Region(fd, starts[i], ends[i]), chunk):
+                if not first.feed(view, n, final):
+                    break
+        parts[i] = None
+    return first
 
 
 class Trace:
@@ -251,6 +376,7 @@ class Trace:
         self._comm_index = None
         self.format = {}
         self.line_kinds = None
+        self.kept_text = None
 
     @classmethod
     def _from_parser(cls, r, src):
@@ -282,6 +408,7 @@ class Trace:
         t.compression = src.compression
         t.format = r["format"]
         t.line_kinds = r["line_kinds"]
+        t.kept_text = r["kept_text"]
         return t
 
     def format_description(self):
@@ -342,10 +469,15 @@ class Trace:
         lo, hi = None, None
         for a in self.events.values():
             ts = a["ts"]
-            ts = ts[ts >= 0]
-            if len(ts):
-                lo = ts.min() if lo is None else min(lo, ts.min())
-                hi = ts.max() if hi is None else max(hi, ts.max())
+            if not len(ts):
+                continue
+            # -1 marks a missing time stamp; min/max with `where` copy nothing
+            a_hi = ts.max()
+            if a_hi < 0:
+                continue
+            a_lo = ts.min(where=ts >= 0, initial=a_hi)
+            lo = a_lo if lo is None else min(lo, a_lo)
+            hi = a_hi if hi is None else max(hi, a_hi)
         return None if lo is None else (int(lo), int(hi))
 
     def cpus(self):
