@@ -684,7 +684,7 @@ def _kvm_section(t, sel, pids, unit):
     --cpu/--start/--end restrict the figures as for the other sections."""
     from . import kvm
     rk = dict(start=sel.start, end=sel.end, cpus=sel.cpus)
-    top = kvm.topology(t)
+    top = kvm.prepare(t)
     vs = kvm.vcpu_summary(t, **rk)
     keep = np.ones(len(vs), bool)
     if pids is not None:

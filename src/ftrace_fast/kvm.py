@@ -339,8 +339,11 @@ class Exits:
     """The exits of every vCPU thread, paired as K6 says (computed once per trace)."""
 
     def __init__(self, trace, vcpu_pids):
+        # no scheduling model is needed here unless the trace lost events (K6's broken pairs),
+        # so that diagnose can build this while the model is built (see prepare())
+        self.trace = trace
+        self._window = None
         ev = trace.events
-        w0, w1 = _window(trace)
         parts = []
         en, ex = ev.get("kvm_entry"), ev.get("kvm_exit")
         pidset = np.asarray(vcpu_pids, np.int64)
@@ -375,7 +378,6 @@ class Exits:
         n = len(pid)
         self.symbols = trace.symbols
         self.unit = "ns" if trace.time_unit == "ns" else "ticks"
-        self.window = (w0, w1)
         nxt_same = np.r_[pid[1:] == pid[:-1], False] if n else np.zeros(0, bool)
         prv_same = np.r_[False, pid[1:] == pid[:-1]] if n else np.zeros(0, bool)
         ncode = np.r_[code[1:], -1] if n else code
@@ -391,13 +393,12 @@ class Exits:
         self.g_pid = pid[g]
         self.g_start = ts[g]
         self.g_end = nts[g]
-        # partial guest spans at the window edges
+        # partial guest spans at the window edges: from W's start to a first exit, from a last
+        # entry to W's end (the window is read when they are summed)
         lead = is_x & ~prv_same
         trail = is_e & ~nxt_same
-        self.edge_pid = np.r_[pid[lead], pid[trail]]
-        self.edge_start = np.r_[np.full(int(lead.sum()), w0, np.int64), ts[trail]]
-        self.edge_end = np.r_[ts[lead], np.full(int(trail.sum()), w1, np.int64)]
-        self.edge_cpu = np.r_[cpu[lead], cpu[trail]]
+        self._lead = (pid[lead], ts[lead], cpu[lead])
+        self._trail = (pid[trail], ts[trail], cpu[trail])
         self.g_cpu = cpu[g]
         # exits
         self.x_pid = pid[is_x]
@@ -471,6 +472,18 @@ class Exits:
             br[np.flatnonzero(k)[hit]] = True
         return br
 
+    @property
+    def window(self):
+        if self._window is None:
+            self._window = _window(self.trace)
+        return self._window
+
+    def _edges(self):
+        w0, w1 = self.window
+        (lp, lt, lc), (tp, tt, tc) = self._lead, self._trail
+        return (np.r_[lp, tp], np.r_[np.full(len(lp), w0, np.int64), tt],
+                np.r_[lt, np.full(len(tp), w1, np.int64)], np.r_[lc, tc])
+
     def _mask(self, ts, cpu, start, end, cpus):
         k = np.ones(len(ts), bool)
         if start is not None:
@@ -490,13 +503,19 @@ class Exits:
         return sched._sum_by(self._pi(pid[k], self.vcpu_pids), d[k], len(self.vcpu_pids)), \
             np.bincount(self._pi(pid[k & meet], self.vcpu_pids), minlength=len(self.vcpu_pids))
 
-    def per_vcpu(self, start=None, end=None, cpus=None):
-        """Per vCPU thread (in vcpu_pids order): guest, handling, counts (K6, K7).  Exits count
-        where their kvm_exit line is (time, CPU); guest spans are clipped to [start, end]."""
+    def per_vcpu(self, start=None, end=None, cpus=None, pids=None):
+        """Per vCPU thread (in vcpu_pids order, or in the order of ``pids``, zeros for a thread
+        without kvm lines): guest, handling, counts (K6, K7).  Exits count where their
+        kvm_exit line is (time, CPU); guest spans are clipped to [start, end]."""
+        if pids is not None:
+            mine = self.per_vcpu(start, end, cpus)
+            pids = np.asarray(pids, np.int64)
+            i = np.minimum(np.searchsorted(self.vcpu_pids, pids), max(len(self.vcpu_pids) - 1, 0))
+            ok = (self.vcpu_pids[i] == pids) if len(self.vcpu_pids) else np.zeros(len(pids), bool)
+            return {k: np.where(ok, v[i] if len(v) else 0, 0) for k, v in mine.items()}
         n = len(self.vcpu_pids)
         guest, spans = self._spans(self.g_pid, self.g_start, self.g_end, self.g_cpu, start, end, cpus)
-        edge, _ = self._spans(self.edge_pid, self.edge_start, self.edge_end, self.edge_cpu, start,
-                              end, cpus)
+        edge, _ = self._spans(*self._edges(), start, end, cpus)
         k = self._mask(self.x_ts, self.x_cpu, start, end, cpus)
         xi = self._pi(self.x_pid, self.vcpu_pids)
         cnt = lambda m: np.bincount(xi[k & m], minlength=n)  # noqa: E731
@@ -552,12 +571,50 @@ class Exits:
         return rows
 
 
+def _kvm_line_pids(trace):
+    """The threads with kvm_entry / kvm_exit lines of their own (K1's first kind of vCPU)."""
+    ps = [a["pid"] for n in ("kvm_entry", "kvm_exit") for a in [trace.events.get(n)]
+          if a is not None and len(a)]
+    if not ps:
+        return np.zeros(0, np.int64)
+    u, _ = _dense(np.concatenate(ps).astype(np.int64))
+    return u[u > 0]
+
+
 def exits(trace) -> Exits:
-    """The paired exits of every vCPU thread (K6), computed once and cached on the trace."""
+    """The paired exits of every thread with kvm lines (K6), computed once and cached on the
+    trace.  Threads named ``CPU n/KVM`` without kvm lines have none (per_vcpu(pids=) gives
+    them zeros)."""
     x = getattr(trace, "_kvm_exits", None)
     if x is None:
-        x = trace._kvm_exits = Exits(trace, topology(trace).vcpu_pids)
+        x = trace._kvm_exits = Exits(trace, _kvm_line_pids(trace))
     return x
+
+
+def prepare(trace):
+    """Build what the KVM figures read: the scheduling model with its intervals and the exit
+    pairs, the two at once on two threads (the model's walk and NumPy's sorts run without
+    the GIL) when the trace has both and lost no events (broken pairs read the model)."""
+    if getattr(trace, "_kvm_exits", None) is not None or not _has_sched(trace) or \
+            "kvm_exit" not in trace.events or len(trace.lost):
+        return topology(trace)
+    import threading
+    err = []
+
+    def build():
+        try:
+            exits(trace)
+        except BaseException as exc:  # re-raised below, in the caller's thread
+            err.append(exc)
+    th = threading.Thread(target=build, name="ftrace_fast-kvm-exits")
+    th.start()
+    try:
+        top = topology(trace)
+    finally:
+        th.join()
+    if err:
+        raise err[0]
+    return top
 
 
 # ---------------------------------------------------------------------------------------------
@@ -685,7 +742,7 @@ def vcpu_summary(trace, *, start=None, end=None, cpus=None):
             out["cpus_used"][j] = len(r)
             out["main_cpu"][j] = r["cpu"][np.argmax(r["run_ns"])] if len(r) else -1
     if n and ("kvm_entry" in trace.events or "kvm_exit" in trace.events):
-        x = exits(trace).per_vcpu(**rk)
+        x = exits(trace).per_vcpu(**rk, pids=pids)
         for name, v in x.items():
             out[name] = v
         run = out["run_ns"]
@@ -747,7 +804,8 @@ def overcommit(trace, pids=None, bin_ns=None, *, start=None, end=None):
     w1 = w1 if end is None else max(min(w1, end), w0)
     t = np.r_[iv["start_ns"], iv["end_ns"], w0, w1]
     dlt = np.r_[np.ones(len(iv), np.int64), -np.ones(len(iv), np.int64), 0, 0]
-    o = np.lexsort((dlt, t))
+    # one sort of (time, start after end) keys: ends before starts at equal times
+    o = np.argsort((t - t.min()) * 2 + (dlt > 0), kind="stable")
     t, dlt = t[o], dlt[o]
     cnt = np.cumsum(dlt)
     seg = np.diff(t)
@@ -898,7 +956,7 @@ def diagnose(trace, thresholds: Thresholds | None = None, *, start=None, end=Non
     start, end = _restriction(start, end)
     rk = dict(start=start, end=end, cpus=cpus)
     th = thresholds or Thresholds()
-    top = topology(trace)
+    top = prepare(trace)
     unit = "ns" if trace.time_unit == "ns" else "ticks"
     timed = unit == "ns"
     found = []
