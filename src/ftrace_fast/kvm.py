@@ -51,6 +51,7 @@ K9. Rates are per second of W (``None`` with integer clocks, whose ticks are not
 
 from __future__ import annotations
 
+import inspect
 import re
 from dataclasses import dataclass, fields
 
@@ -294,9 +295,13 @@ def _memo(fn):
             return v
         return tuple(np.asarray(v).ravel().tolist())
 
+    sig = inspect.signature(fn)
+
     def wrapper(trace, *args, **kw):
         cache = trace.__dict__.setdefault("_kvm_memo", {})
-        k = (name, tuple(key(a) for a in args), tuple(sorted((n, key(v)) for n, v in kw.items())))
+        bound = sig.bind(trace, *args, **kw)
+        bound.apply_defaults()
+        k = (name, tuple((n, key(v)) for n, v in list(bound.arguments.items())[1:]))
         if k not in cache:
             cache[k] = fn(trace, *args, **kw)
         return cache[k]
@@ -793,7 +798,7 @@ def overcommit(trace, pids=None, bin_ns=None, *, start=None, end=None):
     start, end = _restriction(start, end)
     top = topology(trace)
     pids = top.vcpu_pids if pids is None else np.asarray(pids, np.int64)
-    iv = _intervals(trace, pids, start, end)
+    iv = _intervals(trace, pids, start, end, None)
     ncpus = len(sched.model(trace).cpus) if _has_sched(trace) else len(trace.cpus())
     if iv is None:
         return None
