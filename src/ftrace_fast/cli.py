@@ -899,6 +899,15 @@ _THRESHOLD_OPTS = {
 }
 
 
+def _add_thresholds(parser, title):
+    """The diagnose thresholds as options (diagnose, report)."""
+    g = parser.add_argument_group(title)
+    defaults = _threshold_defaults()
+    for opt, (field, hlp) in _THRESHOLD_OPTS.items():
+        g.add_argument(opt, dest=field, type=float, metavar="X",
+                       help=f"{hlp} (default {getattr(defaults, field):g})")
+
+
 def _threshold_defaults():
     from .kvm import Thresholds
     return Thresholds()
@@ -1269,10 +1278,7 @@ def _add_report_parser(sub):
     s.add_argument("-o", "--output", required=True, metavar="OUT.html",
                    help="the HTML file, or - for stdout")
     s.add_argument("--top", type=int, metavar="N", help="rows per table (default 20; 0: all)")
-    g = s.add_argument_group("thresholds of the findings (as 'ftfast diagnose')")
-    for opt, (field, hlp) in _THRESHOLD_OPTS.items():
-        g.add_argument(opt, dest=field, type=float, metavar="X",
-                       help=f"{hlp} (default {getattr(_threshold_defaults(), field):g})")
+    _add_thresholds(s, "thresholds of the findings (as 'ftfast diagnose')")
     _add_filters(s)
     s.set_defaults(func=cmd_report)
 
@@ -1325,10 +1331,7 @@ def build_parser():
     s.add_argument("file", help="ftrace text (plain or compressed), or - for stdin")
     s.add_argument("--format", choices=("table", "json"), default="table")
     s.add_argument("--top", type=int, metavar="N", help="show the N most severe findings")
-    g = s.add_argument_group("thresholds")
-    for opt, (field, hlp) in _THRESHOLD_OPTS.items():
-        g.add_argument(opt, dest=field, type=float, metavar="X",
-                       help=f"{hlp} (default {getattr(_threshold_defaults(), field):g})")
+    _add_thresholds(s, "thresholds")
     _add_filters(s)
     s.set_defaults(func=cmd_diagnose)
 

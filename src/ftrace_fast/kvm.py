@@ -695,7 +695,8 @@ VCPU_FIELDS = (
     ("lat_count", "i8"), ("lat_mean_ns", "f8"), ("lat_p50_ns", "i8"), ("lat_p90_ns", "i8"),
     ("lat_p99_ns", "i8"), ("lat_max_ns", "i8"), ("lat_max_ts", "i8"),
     ("stacked_ns", "i8"), ("cpus_used", "i4"), ("main_cpu", "i4"),
-    ("guest_ns", "i8"), ("guest_spans", "i8"), ("guest_edge_ns", "i8"), ("guest_pct", "f8"), ("handling_ns", "i8"),
+    ("guest_ns", "i8"), ("guest_spans", "i8"), ("guest_edge_ns", "i8"), ("guest_pct", "f8"),
+    ("handling_ns", "i8"),
     ("exits", "i8"), ("exits_handled", "i8"), ("exits_switched_out", "i8"),
     ("exits_broken", "i8"), ("halts", "i8"), ("halt_ns", "i8"), ("halts_slept", "i8"),
     ("halts_polled", "i8"), ("wakeup_waits", "i8"), ("wakeup_wait_ns", "i8"),
@@ -828,7 +829,8 @@ def overcommit(trace, pids=None, bin_ns=None, *, start=None, end=None):
         # integral of the count up to each edge
         cum = np.r_[0, np.cumsum(c * seg)]
         j = np.clip(np.searchsorted(t, edges, side="right") - 1, 0, len(t) - 1)
-        area = cum[np.minimum(j, len(cum) - 1)] + np.where(j < len(c), c[np.minimum(j, len(c) - 1)], 0) * (edges - t[j])
+        count_at = np.where(j < len(c), c[np.minimum(j, len(c) - 1)], 0)
+        area = cum[np.minimum(j, len(cum) - 1)] + count_at * (edges - t[j])
         res["series"] = (edges, np.diff(area) / np.maximum(np.diff(edges), 1))
     return res
 
@@ -927,7 +929,8 @@ def _sev(value, low, medium, high):
     return "high" if value >= high else "medium" if value >= medium else "low" if value >= low else None
 
 
-def _fmt_t(v, unit):
+def format_duration(v, unit):
+    """A time for a sentence: '4.2 ms' (3 significant digits), or 'N ticks' for tick clocks."""
     if v is None:
         return "?"
     if unit != "ns":
@@ -1002,7 +1005,7 @@ def diagnose(trace, thresholds: Thresholds | None = None, *, start=None, end=Non
                 who = ", ".join(f"{name_of(q)} (pid {q}) {100.0 * s / wait:.0f}%" for q, s in tops[:3])
                 add("vcpu_steal", sev, pct / th.steal_pct, _subject(top, p), evid,
                     f"{r['comm']} (pid {p}) waited {pct:.1f}% of its runnable time "
-                    f"({_fmt_t(wait, unit)} runnable vs {_fmt_t(run, unit)} running); "
+                    f"({format_duration(wait, unit)} runnable vs {format_duration(run, unit)} running); "
                     f"its CPU went to: {who}")
             stacked = int(r["stacked_ns"])
             if stacked > 0 and wait > 0:
@@ -1011,12 +1014,14 @@ def diagnose(trace, thresholds: Thresholds | None = None, *, start=None, end=Non
                 if sev2:
                     sib = [(q, s) for q, s in tops if q in top.vm_of and top.vm_of[q] == top.vm_of.get(p)
                            and top.threads.get(q, [None])[0] == ROLE_VCPU]
-                    cpus = sorted(set(mine["cpu"][np.isin(mine["neighbour_pid"], [q for q, _ in sib])].tolist()))
+                    sib_rows = np.isin(mine["neighbour_pid"], [q for q, _ in sib])
+                    cpus = sorted(set(mine["cpu"][sib_rows].tolist()))
                     add("vcpu_stacking", sev2, spct / th.stack_pct, _subject(top, p),
                         {"wait_ns": wait, "stacked_ns": stacked, "stacked_pct": round(spct, 1),
                          "cpus": cpus, "siblings": [{"pid": q, "comm": name_of(q), "vcpu": top.threads[q][1],
                                                      "stolen_ns": s} for q, s in sib]},
-                        f"{r['comm']} (pid {p}) spent {spct:.0f}% of its wait ({_fmt_t(stacked, unit)}) "
+                        f"{r['comm']} (pid {p}) spent {spct:.0f}% of its wait "
+                        f"({format_duration(stacked, unit)}) "
                         f"behind vCPUs of its own VM on CPU {', '.join(map(str, cpus))}: "
                         "they share a physical CPU")
             lp99 = int(r["lat_p99_ns"])
@@ -1025,8 +1030,8 @@ def diagnose(trace, thresholds: Thresholds | None = None, *, start=None, end=Non
                 add("vcpu_wakeup_latency", sev3, lp99 / (th.wakeup_p99_us * 1e3), _subject(top, p),
                     {"count": int(r["lat_count"]), "p50_ns": int(r["lat_p50_ns"]), "p99_ns": lp99,
                      "max_ns": int(r["lat_max_ns"]), "max_at_ns": int(r["lat_max_ts"])},
-                    f"{r['comm']} (pid {p}): wakeup-to-run latency p99 {_fmt_t(lp99, unit)}, max "
-                    f"{_fmt_t(r['lat_max_ns'], unit)} ({int(r['lat_count'])} wakeups)")
+                    f"{r['comm']} (pid {p}): wakeup-to-run latency p99 {format_duration(lp99, unit)}, max "
+                    f"{format_duration(r['lat_max_ns'], unit)} ({int(r['lat_count'])} wakeups)")
         oc = overcommit(trace, start=start, end=end)
         if oc and oc["overcommit_ns"] > 0:
             pct = 100.0 * oc["overcommit_ns"] / dur
@@ -1055,8 +1060,9 @@ def diagnose(trace, thresholds: Thresholds | None = None, *, start=None, end=Non
                 add("exit_latency", _sev(ratio, 1, 2, 10), ratio, _subject(top, p),
                     {k: row[k] for k in ("reason", "count", "handled", "switched_out", "mean_ns", "p50_ns",
                                          "p99_ns", "max_ns", "total_ns")},
-                    f"{comm} (pid {p}): {row['reason']} exits take {_fmt_t(row['p99_ns'], unit)} at p99 "
-                    f"to handle (mean {_fmt_t(row['mean_ns'], unit)}, {row['handled']} timed, "
+                    f"{comm} (pid {p}): {row['reason']} exits take "
+                    f"{format_duration(row['p99_ns'], unit)} at p99 "
+                    f"to handle (mean {format_duration(row['mean_ns'], unit)}, {row['handled']} timed, "
                     f"{row['switched_out']} preempted before re-entry)")
     # I/O
     io = io_summary(trace, **rk)
@@ -1073,7 +1079,7 @@ def diagnose(trace, thresholds: Thresholds | None = None, *, start=None, end=Non
                 {k: r[k] for k in ("blocked_ns", "blocked_count", "longest_blocked_ns", "longest_blocked_at",
                                    "wakeups")} | {"blocked_pct": round(bpct, 1)},
                 f"{r['comm']} (pid {r['pid']}) was blocked (D) {bpct:.1f}% of the trace, "
-                f"{r['blocked_count']} times, longest {_fmt_t(lb, unit)}")
+                f"{r['blocked_count']} times, longest {format_duration(lb, unit)}")
     for d in io["devices"]:
         p99 = d.get("latency_p99_ns")
         if timed and p99 is not None and d["paired"] >= 5 and p99 >= th.block_p99_ms * 1e6:
@@ -1081,7 +1087,7 @@ def diagnose(trace, thresholds: Thresholds | None = None, *, start=None, end=Non
             add("block_latency", _sev(ratio, 1, 2, 10), ratio, {"device": d["device"]},
                 {k: d[k] for k in ("issued", "completed", "paired", "latency_mean_ns", "latency_p50_ns",
                                    "latency_p99_ns", "latency_max_ns")},
-                f"block device {d['device']}: issue-to-complete p99 {_fmt_t(p99, unit)} over "
+                f"block device {d['device']}: issue-to-complete p99 {format_duration(p99, unit)} over "
                 f"{d['paired']} requests")
     # CPUs
     if has_sched:
@@ -1097,9 +1103,11 @@ def diagnose(trace, thresholds: Thresholds | None = None, *, start=None, end=Non
                         int(cs["cpu"][lo]) != c and waits.get(c, 0) > 0:
                     wpct = 100.0 * waits[c] / dur
                     add("cpu_imbalance", _sev(wpct, 1, 10, 50) or "low", wpct, {"cpu": c},
-                        {"utilization_pct": round(float(r["utilization_pct"]), 2), "runnable_wait_ns": waits[c],
+                        {"utilization_pct": round(float(r["utilization_pct"]), 2),
+                         "runnable_wait_ns": waits[c],
                          "idle_cpu": int(cs["cpu"][lo]), "idle_cpu_idle_pct": round(float(idle_pct[lo]), 2)},
-                        f"CPU {c} was {r['utilization_pct']:.0f}% busy with {_fmt_t(waits[c], unit)} of "
+                        f"CPU {c} was {r['utilization_pct']:.0f}% busy with "
+                        f"{format_duration(waits[c], unit)} of "
                         f"runnable waiting on it while CPU {int(cs['cpu'][lo])} idled "
                         f"{idle_pct[lo]:.0f}% of the trace")
         for text in sched.caveats(trace):

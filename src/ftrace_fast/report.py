@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 
 from . import __version__
 from . import plot as plotmod
+from .kvm import format_duration
 
 #: the charts a report shows, in page order (``kvm-exits`` only when the trace has kvm_exit)
 CHART_KINDS = ("cpu-util", "timeline", "latency", "switches", "wakeups", "kvm-exits")
@@ -157,14 +158,6 @@ def _table(columns, rows, unit):
     return "".join(out)
 
 
-def _fmt_time(v, unit):
-    if unit != "ns":
-        return f"{int(v)} ticks"
-    v = float(v)
-    for div, u in ((1e9, "s"), (1e6, "ms"), (1e3, "µs")):
-        if abs(v) >= div:
-            return f"{v / div:.3g} {u}"
-    return f"{v:.0f} ns"
 
 
 # -- sections ------------------------------------------------------------------------------------
@@ -180,7 +173,7 @@ def _info(trace, max_errors):
             ("CPUs", f"{len(cpus)} ({_ranges(cpus)})")]
     if span:
         f = (lambda v: f"{v / 1e9:.6f} s") if unit == "ns" else (lambda v: f"{v} ticks")
-        rows.append(("span", f"{f(span[0])} .. {f(span[1])} ({_fmt_time(span[1] - span[0], unit)})"))
+        rows.append(("span", f"{f(span[0])} .. {f(span[1])} ({format_duration(span[1] - span[0], unit)})"))
     rows.append(("lines", f"{s.lines:,}: {s.events:,} events, {s.headers:,} header/comment, "
                           f"{s.filtered:,} filtered, {s.malformed:,} malformed"))
     if len(trace.lost):
@@ -380,7 +373,7 @@ def render(trace, *, tables=(), findings=(), charts=(), caveats=(), filters=None
 
 def _latency_summary(g, unit):
     """The line under the latency table: every sample of the selection together."""
-    parts = [f"count {g['count']}"] + [f"{k[:-3]} {_fmt_time(g[k], unit)}" for k in
+    parts = [f"count {g['count']}"] + [f"{k[:-3]} {format_duration(g[k], unit)}" for k in
                                        ("mean_ns", "p50_ns", "p90_ns", "p99_ns", "max_ns")
                                        if g.get(k) is not None]
     return (f'<p class="note">All samples ({_e(g.get("source", ""))}): '
