@@ -404,3 +404,27 @@ def test_grouping_helpers_equal_numpy_unique(spread):
     pairs = np.unique(np.c_[a, b], axis=0)
     assert np.array_equal(ga, pairs[:, 0]) and np.array_equal(gb, pairs[:, 1])
     assert np.array_equal(ga[ginv], a) and np.array_equal(gb[ginv], b)
+
+
+def test_cpu_imbalance_finding():
+    """CPU 0 saturated with a task waiting for it while CPU 1 idles (hand-made trace)."""
+    L = "          <idle>-0     [001] d....   %s: sched_switch: prev_comm=swapper/1 prev_pid=0 " \
+        "prev_prio=120 prev_state=R ==> next_comm=swapper/1 next_pid=0 next_prio=120"
+    lines = [
+        "             hog-500   [000] d....   1.000000: sched_waking: comm=waiter pid=600 prio=120 target_cpu=000",
+        "             hog-500   [000] d....   1.000000: sched_wakeup: comm=waiter pid=600 prio=120 target_cpu=000",
+        L % "1.000000",
+        "             hog-500   [000] d....   1.080000: sched_switch: prev_comm=hog prev_pid=500 prev_prio=120 "
+        "prev_state=R ==> next_comm=waiter next_pid=600 next_prio=120",
+        "          waiter-600   [000] d....   1.081000: sched_switch: prev_comm=waiter prev_pid=600 prev_prio=120 "
+        "prev_state=S ==> next_comm=hog next_pid=500 next_prio=120",
+        L % "1.100000",
+    ]
+    t = ftrace_fast.load(io.BytesIO(("\n".join(lines) + "\n").encode()))
+    f = [x for x in kvm.diagnose(t) if x["kind"] == "cpu_imbalance"]
+    assert len(f) == 1 and f[0]["subject"] == {"cpu": 0}
+    ev = f[0]["evidence"]
+    # the waiter from its wakeup to 1.08, then the preempted hog until 1.081
+    assert ev["runnable_wait_ns"] == 81_000_000 and ev["idle_cpu"] == 1
+    assert ev["utilization_pct"] == 100.0 and ev["idle_cpu_idle_pct"] == 100.0
+    assert not [x for x in kvm.diagnose(t, kvm.Thresholds(busy_pct=100.1)) if x["kind"] == "cpu_imbalance"]
