@@ -195,6 +195,19 @@ def _cpu_colors(cpus):
     return {int(c): palette[int(c) % len(palette)] for c in cpus}
 
 
+def _label_distribution(ax_h, ax_c, quantity, items, prefix, counted=None):
+    """Axes of a log-scale histogram (ax_h) beside its cumulative distribution (ax_c)."""
+    ax_h.set_xlabel(f"{quantity}, log scale")
+    ax_h.set_ylabel(f"{items} per bin (log scale)")
+    ax_h.set_title(prefix + "histogram", fontsize=9)
+    ax_c.set_xlabel(f"{quantity}, log scale")
+    ax_c.set_ylabel(f"fraction of {counted or items} ≤ x")
+    ax_c.set_ylim(0, 1.02)
+    ax_c.set_title(prefix + "cumulative distribution", fontsize=9)
+    for a in (ax_h, ax_c):
+        a.grid(True, which="major", alpha=0.3)
+
+
 def natural_key(s):
     """'CPU 10/KVM' after 'CPU 9/KVM'."""
     return [int(x) if x.isdigit() else x for x in re.split(r"(\d+)", s)]
@@ -565,15 +578,7 @@ def latency(trace, *, source="wakeup", group="comm", top=8, start=None, end=None
                     title=f"group by {group} (nearest-rank percentiles)", title_fontsize=7)
     else:
         _nothing(ax_h, "no wakeup latency samples in the selection")
-    ax_h.set_xlabel(f"wakeup latency ({unit}), log scale")
-    ax_h.set_ylabel("samples per bin (log scale)")
-    ax_h.set_title("histogram", fontsize=9)
-    ax_c.set_xlabel(f"wakeup latency ({unit}), log scale")
-    ax_c.set_ylabel("fraction of samples ≤ x")
-    ax_c.set_ylim(0, 1.02)
-    ax_c.set_title("cumulative distribution", fontsize=9)
-    for a in (ax_h, ax_c):
-        a.grid(True, which="major", alpha=0.3)
+    _label_distribution(ax_h, ax_c, f"wakeup latency ({unit})", "samples", "")
     _title(fig, "Wakeup latency", trace, notes,
            f"sched_{source} to switch-in (D4), {len(v)} samples, grouped by {group}")
     return Plot("latency", fig, {"groups": groups, "samples": samples, "bin_edges": edges,
@@ -839,15 +844,8 @@ def kvm_exits(trace, *, top=8, bins=200, bin_ns=None, start=None, end=None, cpus
     ax.grid(True, alpha=0.3)
     tx.apply(ax)
     ax.set_title("exit rate by reason (stacked)", fontsize=9)
-    ax_h.set_xlabel(f"handling time ({hunit}), log scale")
-    ax_h.set_ylabel("exits per bin (log scale)")
-    ax_h.set_title("handling time: histogram", fontsize=9)
-    ax_c.set_xlabel(f"handling time ({hunit}), log scale")
-    ax_c.set_ylabel("fraction of timed exits ≤ x")
-    ax_c.set_ylim(0, 1.02)
-    ax_c.set_title("handling time: cumulative distribution", fontsize=9)
-    for a in (ax_h, ax_c):
-        a.grid(True, which="major", alpha=0.3)
+    _label_distribution(ax_h, ax_c, f"handling time ({hunit})", "exits", "handling time: ",
+                        counted="timed exits")
     nthreads = len(np.unique(x.x_pid[k]))
     _title(fig, "VM exits", trace, notes,
            f"{len(ts)} kvm_exit lines of {nthreads} vCPU threads; bins of "
