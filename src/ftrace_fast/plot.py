@@ -289,19 +289,23 @@ def timeline_tasks(trace, *, pids=None, comm=None, top=20, start=None, end=None,
     Returns (pids, labels, selected, intervals): selected is how many tasks the restrictions
     matched, intervals the ``sched.task_intervals`` rows of the tasks shown."""
     m = sched.model(trace)
-    iv = sched.task_intervals(trace, start=start, end=end, cpus=cpus, pids=pids, comm=comm)
+    iv = None
+    if pids is None and comm is None:
+        # vCPU threads by K1 (kvm_entry/kvm_exit lines of their own, or a `CPU n/KVM` name):
+        # QEMU without debug-threads names every thread `qemu-system-x86`.  Their rows alone
+        # are read when some fall in the window; else every task's
+        from . import kvm
+        vp = kvm.topology(trace).vcpu_pids
+        if len(vp):
+            iv = sched.task_intervals(trace, start=start, end=end, cpus=cpus, pids=vp)
+            iv = iv if len(iv) else None
+    if iv is None:
+        iv = sched.task_intervals(trace, start=start, end=end, cpus=cpus, pids=pids, comm=comm)
     ti = np.searchsorted(m.pids, iv["pid"])
     present = np.bincount(ti, minlength=m.ntasks) > 0
     run = iv["state"] == sched.RUNNING
     run_ns = sched._sum_by(ti[run], (iv["end_ns"] - iv["start_ns"])[run], m.ntasks)
     cand = np.flatnonzero(present)
-    if pids is None and comm is None and len(cand):
-        # vCPU threads by K1 (kvm_entry/kvm_exit lines of their own, or a `CPU n/KVM` name):
-        # QEMU without debug-threads names every thread `qemu-system-x86`
-        from . import kvm
-        vcpu = np.isin(m.pids[cand], kvm.topology(trace).vcpu_pids)
-        if vcpu.any():
-            cand = cand[vcpu]
     selected = len(cand)
     if top and len(cand) > top:
         cand = cand[np.lexsort((m.pids[cand], -run_ns[cand]))[:top]]
