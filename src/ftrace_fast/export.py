@@ -132,7 +132,7 @@ def perfetto(trace, path_or_file, *, pids=None, comm=None, top=20, start=None, e
     start, end = _time_arg(start, "start"), _time_arg(end, "end")
     if max_events is not None and max_events < 1:
         raise ValueError("max_events must be at least 1")
-    m = sched.model(trace)
+    m = sched.model(trace, intervals=True)  # one walk: the export reads the intervals
     r = m.r
     lo, hi = sched.window(trace)
     lo = lo if start is None else max(lo, start)
