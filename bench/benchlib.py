@@ -103,6 +103,17 @@ def run_timed(benchmark, fn, rounds: int = ROUNDS):
     return result, min(times)
 
 
+class Untimed:
+    """Runs a function like pytest-benchmark's ``pedantic``, outside the benchmark record
+    (for the second time of a ratio)."""
+
+    def pedantic(self, fn, rounds, iterations, warmup_rounds):
+        r = None
+        for _ in range(rounds):
+            r = fn()
+        return r
+
+
 def record_floor(bf: BenchFile, seconds: float, measured_by: str) -> dict:
     RESULTS["floor"] = r = {
         "seconds": seconds,

@@ -13,14 +13,14 @@ import time
 
 import pytest
 
-from benchlib import RESULTS, run_timed, set_extra_info
+from benchlib import RESULTS, Untimed, run_timed, set_extra_info
 
 pytestmark = pytest.mark.benchmark(group="plot")
 
 
 @pytest.fixture(scope="module")
 def loaded(bench_file, ftrace_fast):
-    trace, load_s = run_timed(_Null(), lambda: ftrace_fast.load(bench_file.path))
+    trace, load_s = run_timed(Untimed(), lambda: ftrace_fast.load(bench_file.path))
     t0 = time.perf_counter()
     import matplotlib.figure  # noqa: F401
     from ftrace_fast import plot
@@ -39,7 +39,7 @@ def test_plot(benchmark, loaded, kind, tmp_path):
         trace._sched_model = None
         return plot.plot(trace, kind, out)
 
-    _, fresh_s = run_timed(_Null(), fresh)
+    _, fresh_s = run_timed(Untimed(), fresh)
     sched.model(trace)
     p, seconds = run_timed(benchmark, lambda: plot.plot(trace, kind, out))
     with open(out, "rb") as f:
@@ -52,13 +52,3 @@ def test_plot(benchmark, loaded, kind, tmp_path):
         r["tasks"] = len(p.data["pids"])
     set_extra_info(benchmark, r)
     RESULTS.setdefault("plot", {})[kind] = r
-
-
-class _Null:
-    """Times a function like pytest-benchmark's pedantic, outside the benchmark record."""
-
-    def pedantic(self, fn, rounds, iterations, warmup_rounds):
-        r = None
-        for _ in range(rounds):
-            r = fn()
-        return r

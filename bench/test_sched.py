@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from benchlib import RESULTS, run_timed, set_extra_info
+from benchlib import RESULTS, Untimed, run_timed, set_extra_info
 
 pytestmark = pytest.mark.benchmark(group="sched")
 
@@ -14,7 +14,7 @@ pytestmark = pytest.mark.benchmark(group="sched")
 def test_sched_analysis(benchmark, bench_file, ftrace_fast):
     from ftrace_fast import sched
 
-    trace, load_s = run_timed(_Null(), lambda: ftrace_fast.load(bench_file.path))
+    trace, load_s = run_timed(Untimed(), lambda: ftrace_fast.load(bench_file.path))
 
     def analysis():
         trace._sched_model = None
@@ -28,13 +28,3 @@ def test_sched_analysis(benchmark, bench_file, ftrace_fast):
          "events": int(trace.stats.events)}
     set_extra_info(benchmark, r)
     RESULTS["sched"] = r
-
-
-class _Null:
-    """Times a function like pytest-benchmark's pedantic, outside the benchmark record."""
-
-    def pedantic(self, fn, rounds, iterations, warmup_rounds):
-        r = None
-        for _ in range(rounds):
-            r = fn()
-        return r
