@@ -428,3 +428,43 @@ def test_cpu_imbalance_finding():
     assert ev["runnable_wait_ns"] == 81_000_000 and ev["idle_cpu"] == 1
     assert ev["utilization_pct"] == 100.0 and ev["idle_cpu_idle_pct"] == 100.0
     assert not [x for x in kvm.diagnose(t, kvm.Thresholds(busy_pct=100.1)) if x["kind"] == "cpu_imbalance"]
+
+
+def test_overcommit_series_and_bad_bins():
+    sim = _sim(2, "kernel_ns")
+    t = _load(sim)
+    w0, w1 = sim.truth.window
+    oc = kvm.overcommit(t, bin_ns=(w1 - w0) // 7 + 1)
+    edges, mean = oc["series"]
+    # the per-bin mean count integrates back to the exact time per count
+    total = sum(k * v for k, v in sim.kvm.runnable_hist.items())
+    assert abs(float((mean * np.diff(edges)).sum()) - total) <= 1e-6 * total
+    with pytest.raises(ValueError, match="wider bin"):
+        kvm.overcommit(t, bin_ns=1)          # some 10**7 bins of 1 ns
+    with pytest.raises(ValueError, match="positive"):
+        kvm.overcommit(t, bin_ns=-5)
+
+
+def test_hostile_traces_never_raise():
+    """Generated traces of every text variant, mutated at random: the KVM figures, the findings
+    and the --kvm section are computed without an exception (tests/fuzzing.py style; the
+    parser's own fuzzing is tests/test_fuzz.py)."""
+    import random
+
+    import tracegen
+    from ftrace_fast import cli
+    for seed in range(40):
+        rng = random.Random(seed)
+        data = tracegen.generate(rng, rng.choice(tracegen.VARIANTS), n_events=rng.randint(0, 300)).data
+        if seed % 2:
+            data = tracegen.mutate(rng, data)
+        t = ftrace_fast.load(io.BytesIO(data), warn=False)
+        if not t.stats.events:
+            continue
+        json.dumps(kvm.diagnose(t))
+        kvm.io_summary(t)
+        if "kvm_exit" in t.events:
+            kvm.exits(t).by_reason(lambda p: p)
+        if "sched_switch" in t.events:
+            doc, _ = cli._kvm_section(t, cli.Selection(type("Args", (), {})()), None, "ns")
+            json.dumps(doc, default=cli._py, allow_nan=False)
