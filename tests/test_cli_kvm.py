@@ -139,3 +139,15 @@ def test_diagnose_errors(argv, code, message):
     p = run(*argv)
     assert p.returncode == code and message in p.err and "Traceback" not in p.err
     assert p.err.count("\n") == 1
+
+
+@pytest.mark.parametrize("kind", ["cpu-util", "switches", "wakeups"])
+def test_plot_refuses_absurd_bins(tmp_path, kind):
+    """--bin 1ns over a 0.4 s trace would be 4*10**8 bins (gigabytes): a usage error instead."""
+    p = run("plot", SMP4, "--kind", kind, "--bin", "1ns", "-o", tmp_path / "x.png")
+    assert p.returncode == 2 and "choose a wider bin" in p.err and "Traceback" not in p.err
+    assert not (tmp_path / "x.png").exists()
+    from ftrace_fast import sched
+    t = ftrace_fast.load(SMP4)
+    with pytest.raises(ValueError, match="wider bin"):
+        sched.cpu_utilization(t, 1)

@@ -824,12 +824,7 @@ def overcommit(trace, pids=None, bin_ns=None, *, start=None, end=None):
            "max": int(c[seg > 0].max()) if (seg > 0).any() else 0,
            "overcommit_ns": int(hist[ncpus + 1:].sum())}
     if bin_ns:
-        if int(bin_ns) <= 0:
-            raise ValueError("bin width must be positive")
-        nb = max(1, -(-dur // int(bin_ns)))
-        if nb > 10_000_000:
-            raise ValueError(f"bin width {int(bin_ns)} gives {nb} bins over the window: choose a "
-                             "wider bin")
+        nb = sched.bin_count(dur, bin_ns, limit=10_000_000)
         edges = w0 + int(bin_ns) * np.arange(nb + 1, dtype=np.int64)
         edges[-1] = min(edges[-1], w1) if w1 > w0 else w0 + int(bin_ns)
         # integral of the count up to each edge

@@ -609,7 +609,7 @@ def _rates(trace, what, ts, cpu, pid, comm_id, *, top, bins, bin_ns, start, end,
     lo, hi = _span_range(trace, start, end)
     if bin_ns is None:
         bin_ns = nice_bin(hi - lo, bins)
-    nb = max(1, -(-(hi - lo) // bin_ns))
+    nb = sched.bin_count(hi - lo, bin_ns, limit=1_000_000)   # a chart: no more than 10**6 bins
     edges = lo + bin_ns * np.arange(nb + 1, dtype=np.int64)
     k = (ts >= lo) & (ts <= hi) & (pid > 0) & _task_mask(trace, pid, comm_id, pids, comm)
     if cpus is not None:
@@ -741,7 +741,7 @@ def kvm_exits(trace, *, top=8, bins=200, bin_ns=None, start=None, end=None, cpus
         bin_ns = nice_bin(hi - lo, bins)
     if bin_ns <= 0:
         raise ValueError("bin width must be positive")
-    nb = max(1, -(-(hi - lo) // bin_ns))
+    nb = sched.bin_count(hi - lo, bin_ns, limit=1_000_000)   # a chart: no more than 10**6 bins
     edges = lo + bin_ns * np.arange(nb + 1, dtype=np.int64)
     x = kvm.exits(trace)
     k = (x.x_ts >= lo) & (x.x_ts <= hi)

@@ -820,6 +820,23 @@ def cpu_summary(trace, *, start=None, end=None, cpus=None):
     return out
 
 
+#: the most cells (bins x rows) a binned series may have: 400 MB of int64
+MAX_BIN_CELLS = 50_000_000
+
+
+def bin_count(span, bin_ns, rows=1, limit=MAX_BIN_CELLS):
+    """How many bins of ``bin_ns`` cover ``span``; a ValueError (not an allocation of many GB)
+    when that times ``rows`` exceeds ``limit``."""
+    bin_ns = int(bin_ns)
+    if bin_ns <= 0:
+        raise ValueError("bin width must be positive")
+    nb = max(1, -(-int(span) // bin_ns))
+    if nb * max(int(rows), 1) > limit:
+        raise ValueError(f"a bin width of {bin_ns} gives {nb:,} bins over {int(span)}: choose a "
+                         "wider bin")
+    return nb
+
+
 def cpu_utilization(trace, bin_ns, *, start=None, end=None):
     """Busy time per CPU per time bin, exact (time-weighted from the intervals, not sampled).
 
@@ -836,7 +853,7 @@ def cpu_utilization(trace, bin_ns, *, start=None, end=None):
     hi = m.w1 if end is None else min(int(end), m.w1)
     if hi < lo:
         hi = lo
-    nb = max(1, -(-(hi - lo) // bin_ns))
+    nb = bin_count(hi - lo, bin_ns, rows=m.ncpus)
     edges = lo + bin_ns * np.arange(nb + 1, dtype=np.int64)
     edges[-1] = min(edges[-1], hi) if hi > lo else lo + bin_ns
     r = m.r
