@@ -75,6 +75,8 @@ class KvmTruth:
 
 
 class KvmSim(simsched.Sim):
+    random_kvm_lines = False   # the vCPUs' kvm lines are the guest entries and exits below
+
     def __init__(self, seed=0, variant="kernel5", exit_layout=None, svm=None, debug_threads=None,
                  **kw):
         import random
@@ -132,17 +134,6 @@ class KvmSim(simsched.Sim):
         return v
 
     # -- behaviours -----------------------------------------------------------------------
-    def noise(self, cpu, again=True):
-        rng = self.rng
-        c = self.cpus[cpu]
-        if c.cur is None:
-            self.emit(cpu, rng.choice(("irq_handler_entry", "softirq_entry", "cpu_idle")))
-        else:
-            self.emit(cpu, rng.choice(("irq_handler_entry", "irq_handler_exit", "softirq_entry",
-                                       "softirq_exit", "kvm_pio", "sched_stat_runtime")))
-        if again:
-            self.at(self.now + self.d(5, 250), self.noise, cpu)
-
     def _exit(self, cpu, t, reason):
         """t leaves the guest now with this reason."""
         self.emit(cpu, "kvm_exit", vcpu=t.vcpu, reason=reason, rip=self.rng.getrandbits(48))

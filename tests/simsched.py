@@ -290,6 +290,9 @@ def merge(ivs):
 
 
 class Sim:
+    #: noise() writes bare kvm_exit/kvm_entry lines on a running vCPU (simkvm writes real ones)
+    random_kvm_lines = True
+
     def __init__(self, seed=0, variant="kernel5", ncpu=None, duration=None, lost=False,
                  missing_idle=False, forks=True, preempt=True, hog=None, n_vcpu=None,
                  redundant_wakeups=True, remote_wakeups=True, malformed=False,
@@ -659,7 +662,7 @@ class Sim:
         rng = self.rng
         c = self.cpus[cpu]
         cur = c.cur
-        if cur is not None and cur.kind == "vcpu":
+        if cur is not None and cur.kind == "vcpu" and self.random_kvm_lines:
             self.emit(cpu, "kvm_exit")
             if rng.random() < 0.8:
                 self.emit(cpu, "kvm_entry")
