@@ -993,3 +993,250 @@ cdef _analyze(Stream st, order, const int32_t[::1] lost_cpu, tmap, cmap, int nta
             if name.startswith(key + "_"):
                 out[name] = r[name][:cnt]
     return out
+
+
+# ---------------------------------------------------------------------------------------------
+# helpers of the KVM analysis (ftrace_fast/kvm.py says what they compute)
+
+cdef struct PidMap:
+    const int64_t *vals      # sorted distinct pids
+    int64_t n
+    int32_t *lut             # pid -> index, -1 absent (NULL: binary search)
+    int64_t lut_n
+
+
+cdef int pidmap_init(PidMap *m, const int64_t[::1] vals) except -1:
+    cdef int64_t i, hi
+    m.n = vals.shape[0]
+    m.vals = &vals[0] if m.n else NULL
+    m.lut = NULL
+    m.lut_n = 0
+    hi = vals[m.n - 1] if m.n else -1
+    if m.n and 0 <= vals[0] and hi < (1 << 24):
+        m.lut_n = hi + 1
+        m.lut = <int32_t*>malloc(m.lut_n * sizeof(int32_t))
+        if m.lut == NULL:
+            raise MemoryError()
+        for i in range(m.lut_n):
+            m.lut[i] = -1
+        for i in range(m.n):
+            m.lut[vals[i]] = <int32_t>i
+    return 0
+
+
+cdef inline int32_t pid_index(const PidMap *m, int64_t p) noexcept nogil:
+    cdef int64_t lo = 0, hi = m.n, mid
+    if m.lut != NULL:
+        return m.lut[p] if 0 <= p < m.lut_n else -1
+    while lo < hi:
+        mid = (lo + hi) >> 1
+        if m.vals[mid] < p:
+            lo = mid + 1
+        else:
+            hi = mid
+    return <int32_t>lo if lo < m.n and m.vals[lo] == p else -1
+
+
+# codes of the per-thread stream of pair_exits
+cdef enum:
+    C_NONE = -1
+    C_ENTRY = 0
+    C_EXIT = 1
+    C_OUT = 2      # sched_switch away from the thread
+    C_IN = 3       # sched_switch to the thread
+
+
+cdef struct ExitState:
+    int8_t code              # of the thread's previous record, C_NONE before its first
+    int64_t ts
+    int32_t cpu
+    int64_t last_x           # output slot of its last exit
+    int64_t wpos             # next output slot of its exits
+    int64_t pend             # first exit still waiting for its next entry
+    int64_t last_out         # wpos at its last switch-out
+    int64_t gpos             # next output slot of its guest spans
+
+
+def pair_exits(const int32_t[:] en_pid, const int64_t[:] en_ts, const int64_t[:] en_line,
+               const int32_t[:] en_cpu,
+               const int32_t[:] ex_pid, const int64_t[:] ex_ts, const int64_t[:] ex_line,
+               const int32_t[:] ex_cpu, const int32_t[:] ex_reason,
+               const int32_t[:] sw_prev, const int32_t[:] sw_next, const int64_t[:] sw_ts,
+               const int64_t[:] sw_line, const int32_t[:] sw_cpu,
+               const int64_t[::1] vcpu_pids):
+    """K6 and K7 for a trace without lost events: each thread's kvm_entry, kvm_exit and
+    switches, merged in line order, in one pass.  Returns None when a thread's time goes back
+    in the file (the caller sorts instead); else a dict of the exit and guest-span columns,
+    grouped by thread (vcpu_pids order), in time order within each."""
+    cdef PidMap pm
+    pidmap_init(&pm, vcpu_pids)
+    cdef int64_t nv = pm.n, i, nx = ex_pid.shape[0], total = 0
+    cdef int32_t q
+    cdef int status = 0
+    xoff_a = np.zeros(nv + 1, np.int64)
+    cdef int64_t[::1] xoff = xoff_a
+    cdef ExitState *E = <ExitState*>calloc(max(nv, 1), sizeof(ExitState))
+    if E == NULL:
+        free(pm.lut)
+        raise MemoryError()
+    try:
+        with nogil:
+            for i in range(nx):
+                if ex_ts[i] >= 0:
+                    q = pid_index(&pm, ex_pid[i])
+                    if q >= 0:
+                        xoff[q + 1] += 1
+            for q in range(nv):
+                xoff[q + 1] += xoff[q]
+            total = xoff[nv]
+        x_ts_a = np.empty(total, np.int64)
+        x_cpu_a = np.empty(total, np.int32)
+        x_reason_a = np.empty(total, np.int32)
+        x_handled_a = np.zeros(total, np.bool_)
+        x_handling_a = np.full(total, -1, np.int64)
+        x_out_a = np.zeros(total, np.bool_)
+        x_next_a = np.full(total, -1, np.int64)
+        x_slept_a = np.zeros(total, np.bool_)
+        g_start_a = np.empty(total, np.int64)
+        g_end_a = np.empty(total, np.int64)
+        g_cpu_a = np.empty(total, np.int32)
+        lead_a = np.full((3, max(nv, 1)), -1, np.int64)
+        trail_a = np.full((3, max(nv, 1)), -1, np.int64)
+        status = _pair_kernel(&pm, E, en_pid, en_ts, en_line, en_cpu, ex_pid, ex_ts, ex_line,
+                              ex_cpu, ex_reason, sw_prev, sw_next, sw_ts, sw_line, sw_cpu, xoff,
+                              x_ts_a, x_cpu_a, x_reason_a, x_handled_a.view(np.uint8),
+                              x_handling_a, x_out_a.view(np.uint8), x_next_a,
+                              x_slept_a.view(np.uint8), g_start_a, g_end_a, g_cpu_a, lead_a,
+                              trail_a)
+        if status:
+            return None
+        gn = np.array([E[q].gpos - xoff[q] for q in range(nv)], np.int64)
+    finally:
+        free(E)
+        free(pm.lut)
+    xo = np.asarray(xoff_a)
+    vp = np.asarray(vcpu_pids)
+    gsel = np.concatenate([np.arange(xo[q], xo[q] + gn[q]) for q in range(nv)]) if nv \
+        else np.zeros(0, np.int64)
+    lead = lead_a[:, :nv][:, lead_a[0, :nv] >= 0]
+    trail = trail_a[:, :nv][:, trail_a[0, :nv] >= 0]
+    return {
+        "x_pid": np.repeat(vp, np.diff(xo)), "x_ts": x_ts_a, "x_cpu": x_cpu_a,
+        "x_reason": x_reason_a, "x_handled": x_handled_a, "x_handling": x_handling_a,
+        "x_switched_out": x_out_a, "x_next_entry": x_next_a, "x_slept": x_slept_a,
+        "g_pid": np.repeat(vp, gn), "g_start": g_start_a[gsel], "g_end": g_end_a[gsel],
+        "g_cpu": g_cpu_a[gsel],
+        "lead": (vp[lead[0]], lead[1], lead[2].astype(np.int32)),
+        "trail": (vp[trail[0]], trail[1], trail[2].astype(np.int32)),
+    }
+
+
+cdef int _pair_kernel(PidMap *pm, ExitState *E,
+                      const int32_t[:] en_pid, const int64_t[:] en_ts, const int64_t[:] en_line,
+                      const int32_t[:] en_cpu,
+                      const int32_t[:] ex_pid, const int64_t[:] ex_ts, const int64_t[:] ex_line,
+                      const int32_t[:] ex_cpu, const int32_t[:] ex_reason,
+                      const int32_t[:] sw_prev, const int32_t[:] sw_next, const int64_t[:] sw_ts,
+                      const int64_t[:] sw_line, const int32_t[:] sw_cpu,
+                      const int64_t[::1] xoff,
+                      int64_t[::1] x_ts, int32_t[::1] x_cpu, int32_t[::1] x_reason,
+                      uint8_t[::1] x_handled, int64_t[::1] x_handling, uint8_t[::1] x_out,
+                      int64_t[::1] x_next, uint8_t[::1] x_slept,
+                      int64_t[::1] g_start, int64_t[::1] g_end, int32_t[::1] g_cpu,
+                      int64_t[:, ::1] lead, int64_t[:, ::1] trail) except -1:
+    cdef int64_t nv = pm.n, ne = en_pid.shape[0], nx = ex_pid.shape[0], ns = sw_prev.shape[0]
+    cdef int64_t ie = 0, ix = 0, isw = 0, le, lx, ls, ts, j
+    cdef int64_t BIG = 1LL << 62
+    cdef int32_t q, cpu, reason
+    cdef int8_t code, role
+    cdef ExitState *e
+    with nogil:
+        for q in range(nv):
+            E[q].code = C_NONE
+            E[q].wpos = E[q].pend = E[q].last_out = E[q].gpos = xoff[q]
+            E[q].last_x = -1
+        while True:
+            le = en_line[ie] if ie < ne else BIG
+            lx = ex_line[ix] if ix < nx else BIG
+            ls = sw_line[isw] if isw < ns else BIG
+            if le == BIG and lx == BIG and ls == BIG:
+                break
+            for role in range(2):
+                # one record, or the two roles of a sched_switch line (out first)
+                q = -1
+                reason = -1
+                if le < lx and le < ls:
+                    if role:
+                        ie += 1
+                        break
+                    ts = en_ts[ie]
+                    cpu = en_cpu[ie]
+                    code = C_ENTRY
+                    q = pid_index(pm, en_pid[ie])
+                elif lx < ls:
+                    if role:
+                        ix += 1
+                        break
+                    ts = ex_ts[ix]
+                    cpu = ex_cpu[ix]
+                    reason = ex_reason[ix]
+                    code = C_EXIT
+                    q = pid_index(pm, ex_pid[ix])
+                else:
+                    ts = sw_ts[isw]
+                    cpu = sw_cpu[isw]
+                    if role == 0:
+                        code = C_OUT
+                        q = pid_index(pm, sw_prev[isw])
+                    else:
+                        code = C_IN
+                        q = pid_index(pm, sw_next[isw])
+                if q < 0 or ts < 0:
+                    if role == 1:
+                        isw += 1
+                    continue
+                e = &E[q]
+                if e.code != C_NONE and ts < e.ts:
+                    return 1
+                if e.code == C_EXIT:
+                    # the previous record was an exit: this is what followed it
+                    j = e.last_x
+                    if code == C_ENTRY and cpu == e.cpu:
+                        x_handled[j] = 1
+                        x_handling[j] = ts - e.ts
+                    elif code == C_OUT or (code == C_ENTRY and cpu != e.cpu):
+                        x_out[j] = 1
+                elif e.code == C_ENTRY and code == C_EXIT and cpu == e.cpu:
+                    g_start[e.gpos] = e.ts
+                    g_end[e.gpos] = ts
+                    g_cpu[e.gpos] = e.cpu
+                    e.gpos += 1
+                if e.code == C_NONE and code == C_EXIT:
+                    lead[0, q] = q
+                    lead[1, q] = ts
+                    lead[2, q] = cpu
+                if code == C_EXIT:
+                    j = e.wpos
+                    x_ts[j] = ts
+                    x_cpu[j] = cpu
+                    x_reason[j] = reason
+                    e.last_x = j
+                    e.wpos += 1
+                elif code == C_ENTRY:
+                    for j in range(e.pend, e.wpos):
+                        x_next[j] = ts
+                        x_slept[j] = e.last_out > j or x_cpu[j] != cpu
+                    e.pend = e.wpos
+                elif code == C_OUT:
+                    e.last_out = e.wpos
+                e.code = code
+                e.ts = ts
+                e.cpu = cpu
+                if role == 1:
+                    isw += 1
+        for q in range(nv):
+            if E[q].code == C_ENTRY:
+                trail[0, q] = q
+                trail[1, q] = E[q].ts
+                trail[2, q] = E[q].cpu
+    return 0

@@ -57,7 +57,7 @@ from dataclasses import dataclass, fields
 
 import numpy as np
 
-from . import sched
+from . import _ftsched, sched
 from .sched import RUNNABLE, RUNNING, SLEEP_D, latency_stats
 
 #: events the analysis reads (sched ones for the scheduling parts)
@@ -348,6 +348,38 @@ class Exits:
         # so that diagnose can build this while the model is built (see prepare())
         self.trace = trace
         self._window = None
+        self.symbols = trace.symbols
+        self.unit = "ns" if trace.time_unit == "ns" else "ticks"
+        self.vcpu_pids = np.asarray(vcpu_pids, np.int64)
+        r = self._paired(trace, self.vcpu_pids) if not len(trace.lost) else None
+        if r is None:
+            self._pair_sorted(trace, self.vcpu_pids)
+        else:
+            self._lead, self._trail = r.pop("lead"), r.pop("trail")
+            for k, v in r.items():
+                setattr(self, k, v)
+            self.x_broken = np.zeros(len(self.x_pid), bool)
+        self.x_is_hlt = np.isin(self.x_reason, [i for i, s in enumerate(trace.symbols) if _is_hlt(s)])
+
+    @staticmethod
+    def _paired(trace, vcpu_pids):
+        """The one-pass pairing (_ftsched.pair_exits) of a trace that lost no events; None
+        when a thread's time goes back in the file."""
+        ev = trace.events
+
+        def cols(name, *fields):
+            a = ev.get(name)
+            dts = {"ts": np.int64, "line": np.int64}
+            if a is None or not len(a):
+                return [np.zeros(0, dts.get(f, np.int32)) for f in fields]
+            return [a[f].astype(dts.get(f, np.int32), copy=False) for f in fields]
+        return _ftsched.pair_exits(*cols("kvm_entry", "pid", "ts", "line", "cpu"),
+                                   *cols("kvm_exit", "pid", "ts", "line", "cpu", "reason"),
+                                   *cols("sched_switch", "prev_pid", "next_pid", "ts", "line", "cpu"),
+                                   np.ascontiguousarray(vcpu_pids, np.int64))
+
+    def _pair_sorted(self, trace, vcpu_pids):
+        """K6 and K7 by sorting each thread's records (any trace)."""
         ev = trace.events
         parts = []
         en, ex = ev.get("kvm_entry"), ev.get("kvm_exit")
@@ -381,8 +413,6 @@ class Exits:
         o = self._order(pid, ts, line)
         pid, ts, line, cpu, code, reason = (x[o] for x in (pid, ts, line, cpu, code, reason))
         n = len(pid)
-        self.symbols = trace.symbols
-        self.unit = "ns" if trace.time_unit == "ns" else "ticks"
         nxt_same = np.r_[pid[1:] == pid[:-1], False] if n else np.zeros(0, bool)
         prv_same = np.r_[False, pid[1:] == pid[:-1]] if n else np.zeros(0, bool)
         ncode = np.r_[code[1:], -1] if n else code
@@ -394,7 +424,6 @@ class Exits:
         is_e = code == _E
         # guest: E followed by X of the same thread
         g = is_e & nxt_same & (ncode == _X) & ~broken
-        self.vcpu_pids = np.asarray(vcpu_pids, np.int64)
         self.g_pid = pid[g]
         self.g_start = ts[g]
         self.g_end = nts[g]
@@ -435,7 +464,6 @@ class Exits:
         self.x_slept = has & (so_next >= 0) & (so_next < np.where(has, e_idx[jj] if len(e_idx) else 0, -1))
         if len(e_idx):
             self.x_slept |= has & (cpu[e_idx[jj]] != cpu[xi])   # re-entered elsewhere (K6)
-        self.x_is_hlt = np.isin(self.x_reason, [i for i, s in enumerate(trace.symbols) if _is_hlt(s)])
 
     @staticmethod
     def _order(pid, ts, line):
