@@ -107,6 +107,7 @@ cdef struct Out:
     int64_t *si_inf_n        # of which inferred
     int64_t *so_n            # [task * 5 + switch-out class]
     int64_t *cpu_ns          # [cpu * 3 + (0 busy, 1 idle, 2 unknown)]
+    int64_t *cpu_wait        # RUNNABLE time of the tasks waiting for each CPU
     # task intervals
     int32_t *iv_task
     int8_t *iv_state
@@ -151,6 +152,8 @@ cdef inline void emit_iv(Out *o, int32_t task, int8_t st, int64_t a, int64_t b, 
     if st >= S_UNSEEN:
         return
     o.task_ns[task * 8 + st] += b - a
+    if st == S_RUNNABLE and cpu >= 0:
+        o.cpu_wait[cpu] += b - a
     if st == S_RUNNING:
         o.slices[task] += 1
         if b - a > o.max_slice[task]:
@@ -882,6 +885,7 @@ cdef _analyze(Stream st, order, const int32_t[::1] lost_cpu, tmap, cmap, int nta
         "inferred": np.zeros(max(ntasks, 1), np.int64),
         "switches_out": np.zeros((max(ntasks, 1), 5), np.int64),
         "cpu_ns": np.zeros((max(ncpus, 1), 3), np.int64),
+        "cpu_wait_ns": np.zeros(max(ncpus, 1), np.int64),
     }
     cdef int64_t[:, ::1] task_ns = sums["task_ns"]
     cdef int64_t[::1] slices = sums["slices"]
@@ -890,6 +894,7 @@ cdef _analyze(Stream st, order, const int32_t[::1] lost_cpu, tmap, cmap, int nta
     cdef int64_t[::1] si_inf_n = sums["inferred"]
     cdef int64_t[:, ::1] so_n = sums["switches_out"]
     cdef int64_t[:, ::1] cpu_ns = sums["cpu_ns"]
+    cdef int64_t[::1] cpu_wait = sums["cpu_wait_ns"]
     cdef int32_t[::1] comm_id = sums["comm_id"]
     cdef int64_t[::1] comm_ts = sums["comm_ts"]
     cdef int64_t[::1] comm_rank = sums["comm_rank"]
@@ -926,6 +931,7 @@ cdef _analyze(Stream st, order, const int32_t[::1] lost_cpu, tmap, cmap, int nta
     o.switches = &switches[0]
     o.task_ns = &task_ns[0, 0]; o.slices = &slices[0]; o.max_slice = &max_slice[0]
     o.si_n = &si_n[0]; o.si_inf_n = &si_inf_n[0]; o.so_n = &so_n[0, 0]; o.cpu_ns = &cpu_ns[0, 0]
+    o.cpu_wait = &cpu_wait[0]
     o.iv_task = &iv_task[0]; o.iv_state = &iv_state[0]; o.iv_start = &iv_start[0]
     o.iv_end = &iv_end[0]; o.iv_cpu = &iv_cpu[0]; o.n_iv = 0
     o.co_cpu = &co_cpu[0]; o.co_occ = &co_occ[0]; o.co_start = &co_start[0]
@@ -981,8 +987,10 @@ cdef _analyze(Stream st, order, const int32_t[::1] lost_cpu, tmap, cmap, int nta
                            "(a bug: please report it with the trace)")
     # views of the used part: the pages past it were never touched, so they cost no memory
     out = {name: v[:ntasks] for name, v in sums.items()
-           if name not in ("cpu_ns", "switches", "counts", "comm_ts", "comm_rank", "tgid_rank")}
+           if name not in ("cpu_ns", "cpu_wait_ns", "switches", "counts", "comm_ts", "comm_rank",
+                           "tgid_rank")}
     out["cpu_ns"] = sums["cpu_ns"][:ncpus]
+    out["cpu_wait_ns"] = sums["cpu_wait_ns"][:ncpus]
     out["switches"] = sums["switches"][:ncpus]
     out["counts"] = sums["counts"][:, :ntasks]
     for key, cnt in (("iv", o.n_iv), ("co", o.n_co), ("si", o.n_si), ("so", o.n_so),
@@ -1240,3 +1248,124 @@ cdef int _pair_kernel(PidMap *pm, ExitState *E,
                 trail[1, q] = E[q].ts
                 trail[2, q] = E[q].cpu
     return 0
+
+
+def by_key(const int32_t[::1] key, int32_t n):
+    """A stable counting sort of key values in [0, n): (perm, off), the rows of value v being
+    perm[off[v]:off[v + 1]], in their original order.  Values outside [0, n) are left out."""
+    cdef int64_t m = key.shape[0], i
+    cdef int32_t v
+    off_a = np.zeros(n + 1, np.int64)
+    cdef int64_t[::1] off = off_a
+    with nogil:
+        for i in range(m):
+            v = key[i]
+            if 0 <= v < n:
+                off[v + 1] += 1
+        for v in range(n):
+            off[v + 1] += off[v]
+    perm_a = np.empty(off[n], np.int64)
+    cdef int64_t[::1] perm = perm_a
+    cdef int64_t *pos = <int64_t*>malloc(max(n, 1) * sizeof(int64_t))
+    if pos == NULL:
+        raise MemoryError()
+    with nogil:
+        for v in range(n):
+            pos[v] = off[v]
+        for i in range(m):
+            v = key[i]
+            if 0 <= v < n:
+                perm[pos[v]] = i
+                pos[v] += 1
+    free(pos)
+    return perm_a, off_a
+
+
+def overlap_join(const int64_t[:] a, const int64_t[:] b, const int32_t[:] key,
+                 const int64_t[::1] s, const int64_t[::1] e, const int64_t[::1] perm,
+                 const int64_t[::1] off):
+    """For each interval [a[i], b[i]) and the intervals [s[j], e[j]) of group key[i] (rows
+    perm[off[k]:off[k + 1]], each group in time order and disjoint), every overlap of positive
+    length: (i, j, length), in the order of i then time."""
+    cdef int64_t n = a.shape[0], ng = off.shape[0] - 1, i, j, cnt = 0, w = 0, x, y, lo, g_end
+    cdef int32_t k
+    cdef int pass_
+    oi_a = oj_a = od_a = None
+    cdef int64_t[::1] oi, oj, od
+    # where the previous interval of each group started: the next one is usually near it
+    cdef int64_t *hint = <int64_t*>malloc(max(ng, 1) * sizeof(int64_t))
+    if hint == NULL:
+        raise MemoryError()
+    try:
+        for pass_ in range(2):
+            if pass_ == 1:
+                oi_a = np.empty(cnt, np.int64)
+                oj_a = np.empty(cnt, np.int64)
+                od_a = np.empty(cnt, np.int64)
+                oi, oj, od = oi_a, oj_a, od_a
+            with nogil:
+                for k in range(ng):
+                    hint[k] = off[k]
+                for i in range(n):
+                    k = key[i]
+                    if k < 0 or k >= ng or b[i] <= a[i]:
+                        continue
+                    g_end = off[k + 1]
+                    lo = first_end_after(e, perm, off[k], g_end, hint[k], a[i])
+                    hint[k] = lo
+                    while lo < g_end:
+                        j = perm[lo]
+                        if s[j] >= b[i]:
+                            break
+                        x = s[j] if s[j] > a[i] else a[i]
+                        y = e[j] if e[j] < b[i] else b[i]
+                        if y > x:
+                            if pass_ == 0:
+                                cnt += 1
+                            else:
+                                oi[w] = i
+                                oj[w] = j
+                                od[w] = y - x
+                                w += 1
+                        lo += 1
+    finally:
+        free(hint)
+    return oi_a, oj_a, od_a
+
+
+cdef inline int64_t first_end_after(const int64_t[::1] e, const int64_t[::1] perm, int64_t g0,
+                                    int64_t g1, int64_t h, int64_t t) noexcept nogil:
+    """The first position p in [g0, g1) with e[perm[p]] > t (e non-decreasing there), by a
+    galloping search from position h."""
+    cdef int64_t lo, hi, step = 1, mid
+    if h >= g1:
+        h = g1 - 1
+    if h < g0 or e[perm[h]] > t:
+        # answer at or before h: gallop back
+        hi = h if h >= g0 else g0
+        lo = hi
+        while lo > g0:
+            lo = hi - step if hi - step > g0 else g0
+            if e[perm[lo]] <= t:
+                lo += 1
+                break
+            hi = lo
+            step <<= 1
+    else:
+        # answer after h: gallop forward
+        lo = h + 1
+        hi = lo
+        while hi < g1:
+            hi = lo + step if lo + step < g1 else g1
+            if hi < g1 and e[perm[hi]] <= t:
+                lo = hi + 1
+                step <<= 1
+            else:
+                break
+    while lo < hi:
+        mid = (lo + hi) >> 1
+        if e[perm[mid]] <= t:
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo

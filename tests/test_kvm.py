@@ -531,3 +531,59 @@ def test_one_pass_pairing_refuses_time_going_back():
     assert kvm.Exits._paired(t, kvm._kvm_line_pids(t)) is None
     x = kvm.exits(t)     # in time order: entry, entry, exit, exit
     assert (x.g_start.tolist(), x.g_end.tolist()) == ([10**10 + 200_000], [10**10 + 300_000])
+
+
+@pytest.mark.parametrize("seed,variant", CASES[::4])
+def test_runnable_wait_per_cpu_sum_equals_the_intervals(seed, variant):
+    """The walk adds up each CPU's runnable wait (cpu_wait_ns); the restricted path sums the
+    RUNNABLE intervals: over the whole window they agree, and with the simulator's truth."""
+    sim = _sim(seed, variant)
+    t = _load(sim)
+    w0, w1 = sched.window(t)
+    fast = kvm._runnable_per_cpu(t, None, None)
+    assert fast == kvm._runnable_per_cpu(t, w0, w1), (seed, variant)
+    iv = sched.task_intervals(t)
+    iv = iv[(iv["state"] == sched.RUNNABLE) & (iv["cpu"] >= 0)]
+    want = {c: int((iv["end_ns"] - iv["start_ns"])[iv["cpu"] == c].sum()) for c in fast}
+    assert fast == want
+    assert sum(fast.values()) > 0
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_overlap_join_and_by_key_equal_brute_force(seed):
+    """The neighbour join's kernels: by_key is a stable counting sort; overlap_join finds
+    every positive overlap of each query with its group's disjoint, time-ordered intervals,
+    whatever the order of the queries (its galloping search starts from the last answer)."""
+    from ftrace_fast import _ftsched
+    rng = np.random.default_rng(seed)
+    ng = int(rng.integers(1, 6))
+    key = rng.integers(-1, ng + 1, 400).astype(np.int32)        # some out of range
+    perm, off = _ftsched.by_key(key, ng)
+    want = np.concatenate([np.flatnonzero(key == g) for g in range(ng)])
+    assert np.array_equal(perm, want) and off.tolist() == [0] + np.cumsum(
+        [int((key == g).sum()) for g in range(ng)]).tolist()
+    # per group, back-to-back intervals (some empty) in time order
+    s = np.zeros(len(key), np.int64)
+    e = np.zeros(len(key), np.int64)
+    for g in range(ng):
+        rows = perm[off[g]:off[g + 1]]
+        lens = rng.integers(0, 50, len(rows))
+        ends = np.cumsum(lens) + int(rng.integers(0, 100))
+        s[rows], e[rows] = ends - lens, ends
+    nq = 300
+    qk = rng.integers(-1, ng + 1, nq).astype(np.int32)
+    qa = rng.integers(-20, 3000, nq)
+    qb = qa + rng.integers(-5, 400, nq)
+    if seed % 2:
+        o = np.argsort(qa, kind="stable")            # mostly in time order, like real waits
+        qk, qa, qb = qk[o], qa[o], qb[o]
+    got = list(zip(*(x.tolist() for x in _ftsched.overlap_join(qa, qb, qk, s, e, perm, off))))
+    brute = []
+    for i in range(nq):
+        if not 0 <= qk[i] < ng or qb[i] <= qa[i]:
+            continue
+        for j in perm[off[qk[i]]:off[qk[i] + 1]].tolist():
+            d = min(qb[i], e[j]) - max(qa[i], s[j])
+            if d > 0:
+                brute.append((i, j, int(d)))
+    assert got == brute

@@ -314,6 +314,8 @@ def _memo(fn):
 def _runnable_per_cpu(trace, start, end):
     """CPU number -> time tasks spent RUNNABLE waiting for it (D2), in [start, end]."""
     m = sched.model(trace)
+    if start is None and end is None:      # added up by the walk
+        return dict(zip(m.cpus.tolist(), m.sums["cpu_wait_ns"].tolist()))
     r = m.r
     k = (r["iv_state"] == RUNNABLE) & (r["iv_cpu"] >= 0)
     _, _, d = sched._clip(start, end, r["iv_start"][k], r["iv_end"][k])
@@ -664,6 +666,14 @@ def _restriction(start, end):
     return sched._time_arg(start, "start"), sched._time_arg(end, "end")
 
 
+def _co_by_cpu(m):
+    """(perm, off): the CPU occupancy rows of each CPU index, in time order (cached on the
+    model)."""
+    if getattr(m, "_co_by_cpu", None) is None:
+        m._co_by_cpu = _ftsched.by_key(np.ascontiguousarray(m.r["co_cpu"], np.int32), m.ncpus)
+    return m._co_by_cpu
+
+
 @_memo
 def neighbours(trace, pids=None, *, start=None, end=None, cpus=None):
     """Stolen time (K4): rows (pid, neighbour_pid, cpu, stolen_ns), pid a vCPU thread (or any
@@ -679,33 +689,19 @@ def neighbours(trace, pids=None, *, start=None, end=None, cpus=None):
     w = iv[(iv["state"] == RUNNABLE) & (iv["cpu"] >= 0) & (iv["end_ns"] > iv["start_ns"])]
     m = sched.model(trace)
     r = m.r
-    # each CPU's occupancy intervals (D5, D6) are written in time order: one mask per CPU
-    co_cpu = r["co_cpu"]
-    out_p, out_n, out_c, out_d = [], [], [], []
-    for c in np.unique(w["cpu"]).tolist():
-        ww = w[w["cpu"] == c]
-        kc = np.flatnonzero(co_cpu == int(np.searchsorted(m.cpus, c)))
-        s, e = r["co_start"][kc], r["co_end"][kc]
-        a, b = ww["start_ns"], ww["end_ns"]
-        j0 = np.searchsorted(e, a, side="right")
-        j1 = np.searchsorted(s, b, side="left")
-        k = np.maximum(j1 - j0, 0)
-        tot = int(k.sum())
-        if not tot:
-            continue
-        rep = np.repeat(np.arange(len(ww)), k)
-        idx = np.repeat(j0, k) + (np.arange(tot) - np.repeat(np.cumsum(k) - k, k))
-        d = np.minimum(b[rep], e[idx]) - np.maximum(a[rep], s[idx])
-        pos = d > 0
-        out_p.append(ww["pid"][rep][pos])
-        occ = r["co_occ"][kc[idx[pos]]]
-        out_n.append(np.where(occ >= 0, m.pids[np.clip(occ, 0, max(m.ntasks - 1, 0))]
-                              if m.ntasks else -1, np.where(occ == sched.IDLE, 0, -1)))
-        out_c.append(np.full(int(pos.sum()), c, np.int32))
-        out_d.append(d[pos])
-    if not out_p:
+    # each CPU's occupancy intervals (D5, D6) are written in time order: grouped by CPU once,
+    # every wait meets the occupants of its CPU by a binary search and a forward walk
+    perm, off = _co_by_cpu(m)
+    ci = np.searchsorted(m.cpus, w["cpu"]).astype(np.int32)
+    wi, oj, d = _ftsched.overlap_join(w["start_ns"], w["end_ns"], ci, r["co_start"], r["co_end"],
+                                      perm, off)
+    if not len(wi):
         return np.zeros(0, dt)
-    p, nb, cp, d = (np.concatenate(x) for x in (out_p, out_n, out_c, out_d))
+    occ = r["co_occ"][oj]
+    p = w["pid"][wi]
+    nb = np.where(occ >= 0, m.pids[np.clip(occ, 0, max(m.ntasks - 1, 0))] if m.ntasks else -1,
+                  np.where(occ == sched.IDLE, 0, -1))
+    cp = w["cpu"][wi]
     # group by (vCPU, neighbour, CPU) through dense indices: ids of any width pack safely
     (gp, gn, gc), inv = _group(p, nb, cp)
     out = np.zeros(len(gp), dt)
