@@ -1369,3 +1369,46 @@ cdef inline int64_t first_end_after(const int64_t[::1] e, const int64_t[::1] per
         else:
             hi = mid
     return lo
+
+
+def count_sweep(const int64_t[::1] a, const int64_t[::1] b, int64_t w0, int64_t w1):
+    """How long k of the intervals [a[i], b[i]) were open at once, for each k, through
+    [min(w0, first), max(w1, last)]: a and b each sorted (starts and ends of the same
+    intervals, a[i] < b[i] before sorting).  Returns (time per count, the largest count
+    held for a positive time; 0 when none)."""
+    cdef int64_t na = a.shape[0], nb = b.shape[0], i = 0, j = 0, cnt = 0, mx = 0, top = 0
+    cdef int64_t cur, nxt, BIG = 0x7fffffffffffffff
+    hist_a = np.zeros(na + 1, np.int64)
+    cdef int64_t[::1] hist = hist_a
+    with nogil:
+        cur = w0
+        if na and a[0] < cur:
+            cur = a[0]
+        if nb and b[0] < cur:
+            cur = b[0]
+        while True:
+            while j < nb and b[j] == cur:
+                cnt -= 1
+                j += 1
+            while i < na and a[i] == cur:
+                cnt += 1
+                i += 1
+            if cnt > top:
+                top = cnt
+            nxt = BIG
+            if i < na:
+                nxt = a[i]
+            if j < nb and b[j] < nxt:
+                nxt = b[j]
+            if w0 > cur and w0 < nxt:
+                nxt = w0
+            if w1 > cur and w1 < nxt:
+                nxt = w1
+            if nxt == BIG:
+                break
+            if cnt >= 0 and nxt > cur:
+                hist[cnt] += nxt - cur
+                if cnt > mx:
+                    mx = cnt
+            cur = nxt
+    return hist_a[:top + 1], mx

@@ -587,3 +587,22 @@ def test_overlap_join_and_by_key_equal_brute_force(seed):
             if d > 0:
                 brute.append((i, j, int(d)))
     assert got == brute
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_count_sweep_equals_a_brute_force_count(seed):
+    """overcommit's sweep: the time spent at each number of open intervals, against a count
+    over every elementary segment."""
+    from ftrace_fast import _ftsched
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(0, 60))
+    a = rng.integers(0, 1000, n)
+    b = a + rng.integers(1, 300, n)
+    w0, w1 = int(rng.integers(-50, 100)), int(rng.integers(900, 1400))
+    hist, most = _ftsched.count_sweep(np.sort(a), np.sort(b), w0, w1)
+    cuts = np.unique(np.r_[a, b, w0, w1])
+    want = defaultdict(int)
+    for lo, hi in zip(cuts[:-1].tolist(), cuts[1:].tolist()):
+        want[int(((a <= lo) & (b > lo)).sum())] += hi - lo
+    assert {k: int(v) for k, v in enumerate(hist.tolist()) if v} == {k: v for k, v in want.items() if v}
+    assert most == max((k for k, v in want.items() if v), default=0)

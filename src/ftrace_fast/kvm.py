@@ -657,9 +657,10 @@ def prepare(trace):
 
 @_memo
 def _intervals(trace, pids, start=None, end=None, cpus=None):
+    """sched.interval_columns of the tasks of ``pids`` (task and CPU as model indices)."""
     if not _has_sched(trace) or not len(pids):
         return None
-    return sched.task_intervals(trace, pids=pids, start=start, end=end, cpus=cpus)
+    return sched.interval_columns(sched.model(trace), pids=pids, start=start, end=end, cpus=cpus)
 
 
 def _restriction(start, end):
@@ -683,30 +684,35 @@ def neighbours(trace, pids=None, *, start=None, end=None, cpus=None):
     start, end = _restriction(start, end)
     top = topology(trace)
     pids = top.vcpu_pids if pids is None else np.asarray(pids, np.int64)
-    iv = _intervals(trace, pids, start, end, cpus)
-    if iv is None:
+    c = _intervals(trace, pids, start, end, cpus)
+    if c is None:
         return np.zeros(0, dt)
-    w = iv[(iv["state"] == RUNNABLE) & (iv["cpu"] >= 0) & (iv["end_ns"] > iv["start_ns"])]
     m = sched.model(trace)
     r = m.r
+    w = (c["state"] == RUNNABLE) & (c["cpu"] >= 0) & (c["end"] > c["start"])
+    task, ci = c["task"][w], c["cpu"][w]
     # each CPU's occupancy intervals (D5, D6) are written in time order: grouped by CPU once,
     # every wait meets the occupants of its CPU by a binary search and a forward walk
     perm, off = _co_by_cpu(m)
-    ci = np.searchsorted(m.cpus, w["cpu"]).astype(np.int32)
-    wi, oj, d = _ftsched.overlap_join(w["start_ns"], w["end_ns"], ci, r["co_start"], r["co_end"],
-                                      perm, off)
+    wi, oj, d = _ftsched.overlap_join(c["start"][w], c["end"][w], ci.astype(np.int32, copy=False),
+                                      r["co_start"], r["co_end"], perm, off)
     if not len(wi):
         return np.zeros(0, dt)
-    occ = r["co_occ"][oj]
-    p = w["pid"][wi]
-    nb = np.where(occ >= 0, m.pids[np.clip(occ, 0, max(m.ntasks - 1, 0))] if m.ntasks else -1,
-                  np.where(occ == sched.IDLE, 0, -1))
-    cp = w["cpu"][wi]
-    # group by (vCPU, neighbour, CPU) through dense indices: ids of any width pack safely
-    (gp, gn, gc), inv = _group(p, nb, cp)
-    out = np.zeros(len(gp), dt)
-    out["pid"], out["neighbour_pid"], out["cpu"] = gp, gn, gc
-    out["stolen_ns"] = sched._sum_by(inv, d, len(gp))
+    # one key per (vCPU, occupant, CPU), in the order of (pid, neighbour pid, CPU): occupant
+    # rank 0 unknown (-1), 1 idle (0), 2 + task index (pids are sorted)
+    occ = r["co_occ"][oj].astype(np.int64)
+    rank = np.where(occ >= 0, occ + 2, np.where(occ == sched.IDLE, 1, 0))
+    nocc = m.ntasks + 2
+    key = (task[wi].astype(np.int64) * nocc + rank) * max(m.ncpus, 1) + ci[wi]
+    uk, inv = _dense(key)
+    gc = uk % max(m.ncpus, 1)
+    rest = uk // max(m.ncpus, 1)
+    gr, gt = rest % nocc, rest // nocc
+    out = np.zeros(len(uk), dt)
+    out["pid"] = m.pids[gt]
+    out["neighbour_pid"] = np.where(gr >= 2, m.pids[np.maximum(gr - 2, 0)], gr - 1)
+    out["cpu"] = m.cpus[gc]
+    out["stolen_ns"] = sched._sum_by(inv, d, len(uk))
     return out
 
 
@@ -801,17 +807,20 @@ def placement(trace, pids=None, *, start=None, end=None, cpus=None):
     dt = [("pid", "i4"), ("cpu", "i4"), ("run_ns", "i8"), ("wait_ns", "i8")]
     start, end = _restriction(start, end)
     pids = topology(trace).vcpu_pids if pids is None else np.asarray(pids, np.int64)
-    iv = _intervals(trace, pids, start, end, cpus)
-    if iv is None:
+    c = _intervals(trace, pids, start, end, cpus)
+    if c is None:
         return np.zeros(0, dt)
-    iv = iv[((iv["state"] == RUNNING) | (iv["state"] == RUNNABLE)) & (iv["cpu"] >= 0)]
-    (gp, gc), inv = _group(iv["pid"], iv["cpu"])
-    d = iv["end_ns"] - iv["start_ns"]
-    run = iv["state"] == RUNNING
-    out = np.zeros(len(gp), dt)
-    out["pid"], out["cpu"] = gp, gc
-    out["run_ns"] = sched._sum_by(inv[run], d[run], len(gp))
-    out["wait_ns"] = sched._sum_by(inv[~run], d[~run], len(gp))
+    m = sched.model(trace)
+    st = c["state"]
+    k = ((st == RUNNING) | (st == RUNNABLE)) & (c["cpu"] >= 0)
+    nc = max(m.ncpus, 1)
+    uk, inv = _dense(c["task"][k].astype(np.int64) * nc + c["cpu"][k])
+    d = (c["end"] - c["start"])[k]
+    run = st[k] == RUNNING
+    out = np.zeros(len(uk), dt)
+    out["pid"], out["cpu"] = m.pids[uk // nc], m.cpus[uk % nc]
+    out["run_ns"] = sched._sum_by(inv[run], d[run], len(uk))
+    out["wait_ns"] = sched._sum_by(inv[~run], d[~run], len(uk))
     return out
 
 
@@ -823,31 +832,35 @@ def overcommit(trace, pids=None, bin_ns=None, *, start=None, end=None):
     start, end = _restriction(start, end)
     top = topology(trace)
     pids = top.vcpu_pids if pids is None else np.asarray(pids, np.int64)
-    iv = _intervals(trace, pids, start, end, None)
+    c = _intervals(trace, pids, start, end, None)
     ncpus = len(sched.model(trace).cpus) if _has_sched(trace) else len(trace.cpus())
-    if iv is None:
+    if c is None:
         return None
     # zero-length intervals change nothing; ends sort before starts at equal times
-    iv = iv[((iv["state"] == RUNNING) | (iv["state"] == RUNNABLE)) & (iv["end_ns"] > iv["start_ns"])]
+    st = c["state"]
+    k = ((st == RUNNING) | (st == RUNNABLE)) & (c["end"] > c["start"])
+    a, b = c["start"][k], c["end"][k]
     w0, w1 = sched.window(trace)
     w0 = w0 if start is None else min(max(w0, start), w1)
     w1 = w1 if end is None else max(min(w1, end), w0)
-    t = np.r_[iv["start_ns"], iv["end_ns"], w0, w1]
-    dlt = np.r_[np.ones(len(iv), np.int64), -np.ones(len(iv), np.int64), 0, 0]
-    # one sort of (time, start after end) keys: ends before starts at equal times
-    o = np.argsort((t - t.min()) * 2 + (dlt > 0), kind="stable")
-    t, dlt = t[o], dlt[o]
-    cnt = np.cumsum(dlt)
-    seg = np.diff(t)
-    c = cnt[:-1]
-    hist = np.bincount(c, weights=seg, minlength=1).astype(np.int64) if len(seg) else np.zeros(1, np.int64)
+    # starts and ends sorted apart (timsort: the rows come nearly in time order), then one
+    # merged sweep adds up the time spent at each count
+    hist, most = _ftsched.count_sweep(np.sort(a, kind="stable"), np.sort(b, kind="stable"),
+                                      int(w0), int(w1))
     dur = max(w1 - w0, 0)
     res = {"ncpus": ncpus, "vcpus": len(pids),
            "time_by_count": {k: int(v) for k, v in enumerate(hist.tolist()) if v},
            "mean": float((np.arange(len(hist)) * hist).sum() / dur) if dur else 0.0,
-           "max": int(c[seg > 0].max()) if (seg > 0).any() else 0,
+           "max": int(most),
            "overcommit_ns": int(hist[ncpus + 1:].sum())}
     if bin_ns:
+        t = np.r_[a, b, w0, w1]
+        dlt = np.r_[np.ones(len(a), np.int64), -np.ones(len(a), np.int64), 0, 0]
+        # one sort of (time, start after end) keys: ends before starts at equal times
+        o = np.argsort((t - t.min()) * 2 + (dlt > 0), kind="stable")
+        t, dlt = t[o], dlt[o]
+        c = np.cumsum(dlt)[:-1]
+        seg = np.diff(t)
         nb = sched.bin_count(dur, bin_ns, limit=10_000_000)
         edges = w0 + int(bin_ns) * np.arange(nb + 1, dtype=np.int64)
         edges[-1] = min(edges[-1], w1) if w1 > w0 else w0 + int(bin_ns)

@@ -637,30 +637,41 @@ def task_intervals(trace, *, start=None, end=None, cpus=None, pids=None, comm=No
     ``cpu`` is the CPU a task runs or waits on, -1 while it sleeps."""
     start, end = _time_arg(start, "start"), _time_arg(end, "end")
     m = model(trace)
+    c = interval_columns(m, start=start, end=end, cpus=cpus, pids=pids, comm=comm)
+    t, cpu = c["task"], c["cpu"]
+    out = np.zeros(len(t), dtype=[("pid", "i4"), ("tgid", "i4"), ("state", "i1"),
+                                  ("start_ns", "i8"), ("end_ns", "i8"), ("cpu", "i4")])
+    out["pid"] = m.pids[t]
+    out["tgid"] = m.tgid[t]
+    out["state"] = c["state"]
+    out["start_ns"] = c["start"]
+    out["end_ns"] = c["end"]
+    out["cpu"] = np.where(cpu >= 0, m.cpus[np.clip(cpu, 0, max(m.ncpus - 1, 0))] if m.ncpus else -1, -1)
+    return out
+
+
+def interval_columns(m, *, start=None, end=None, cpus=None, pids=None, comm=None):
+    """task_intervals as columns of indices: {"task": index into m.pids, "state", "start",
+    "end", "cpu": index into m.cpus or -1}, for the analyses that group by task and CPU."""
     r = m.r
     rows = None
     if pids is not None or comm is not None:
         rows = _task_rows_of(m, _select(m, pids, comm))
     iv = {f: (r[f] if rows is None else r[f][rows])
           for f in ("iv_start", "iv_end", "iv_task", "iv_state", "iv_cpu")}
-    a, b, d = _clip(start, end, iv["iv_start"], iv["iv_end"])
-    k = np.ones(len(a), bool)
+    a, b, _ = _clip(start, end, iv["iv_start"], iv["iv_end"])
+    k = None
     if start is not None or end is not None:
-        k &= (b > a) | ((iv["iv_start"] == iv["iv_end"]) & _in_window(iv["iv_start"], start, end))
+        k = (b > a) | ((iv["iv_start"] == iv["iv_end"]) & _in_window(iv["iv_start"], start, end))
     ci = _cpu_filter(m, cpus)
     if ci is not None:
-        k &= np.isin(iv["iv_cpu"], ci)
-    t = iv["iv_task"][k]
-    out = np.zeros(int(k.sum()), dtype=[("pid", "i4"), ("tgid", "i4"), ("state", "i1"),
-                                         ("start_ns", "i8"), ("end_ns", "i8"), ("cpu", "i4")])
-    out["pid"] = m.pids[t]
-    out["tgid"] = m.tgid[t]
-    out["state"] = iv["iv_state"][k]
-    out["start_ns"] = a[k]
-    out["end_ns"] = b[k]
-    cpu = iv["iv_cpu"][k]
-    out["cpu"] = np.where(cpu >= 0, m.cpus[np.clip(cpu, 0, max(m.ncpus - 1, 0))] if m.ncpus else -1, -1)
-    return out
+        kc = np.isin(iv["iv_cpu"], ci)
+        k = kc if k is None else k & kc
+    if k is None:
+        return {"task": iv["iv_task"], "state": iv["iv_state"], "start": a, "end": b,
+                "cpu": iv["iv_cpu"]}
+    return {"task": iv["iv_task"][k], "state": iv["iv_state"][k], "start": a[k], "end": b[k],
+            "cpu": iv["iv_cpu"][k]}
 
 
 def wakeup_latencies(trace, *, source="wakeup", start=None, end=None, cpus=None, pids=None,
