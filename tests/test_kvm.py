@@ -404,6 +404,13 @@ def test_grouping_helpers_equal_numpy_unique(spread):
     pairs = np.unique(np.c_[a, b], axis=0)
     assert np.array_equal(ga, pairs[:, 0]) and np.array_equal(gb, pairs[:, 1])
     assert np.array_equal(ga[ginv], a) and np.array_equal(gb[ginv], b)
+    # three columns whose ranges multiply past 2**62: grouped column by column instead
+    c = rng.integers(-spread, spread, 5000)
+    (ga, gb, gc), ginv = kvm._group(a, b, c)
+    triples = np.unique(np.c_[a, b, c], axis=0)
+    assert [x.tolist() for x in (ga, gb, gc)] == triples.T.tolist()
+    assert np.array_equal(gc[ginv], c) and np.array_equal(ga[ginv], a)
+    assert [len(x) for x in kvm._group(a[:0], b[:0])[0]] == [0, 0]
 
 
 def test_cpu_imbalance_finding():
