@@ -11,9 +11,10 @@ each line (each array is in file order), or, when the time goes back in the file
 list of (array, record) pairs.
 The kernel adds up, as it goes, what the unrestricted summaries need (time per task and state,
 slices, switch counts, CPU busy / idle / unknown time) and emits the wakeup-latency samples;
-with ``full`` it also emits every interval and switch, which restricted queries (start / end /
-cpus) and the interval table are computed from with NumPy.  Both modes add the same numbers in
-the same order, so the sums equal the sums of the emitted intervals.
+with ``full`` (TABLES bits) it also emits the task intervals, the CPU occupancy intervals and
+the switches, which restricted queries (start / end / cpus) and the interval tables are
+computed from with NumPy.  Every mode adds the same numbers in the same order, so the sums
+equal the sums of the emitted intervals.
 """
 
 from libc.stdint cimport int8_t, int16_t, int32_t, int64_t, uint8_t, uintptr_t
@@ -86,8 +87,18 @@ cdef struct Cpu:
     int8_t in_gap
 
 
+# the tables a walk emits besides its sums and latency samples (sched.py: IV, CO, SW)
+cdef enum:
+    TABLE_IV = 1             # task intervals
+    TABLE_CO = 2             # CPU occupancy intervals
+    TABLE_SW = 4             # switch-ins and switch-outs
+    TABLE_ALL = 7
+
+TABLES = dict(iv=TABLE_IV, co=TABLE_CO, sw=TABLE_SW, all=TABLE_ALL)
+
+
 cdef struct Out:
-    int full                 # 0: sums and latency samples only
+    int full                 # the tables emitted (TABLE_* bits); 0: sums and latency samples
     int32_t ntasks
     int32_t ncpus
     # per task: the comm of its latest line (ties: the later source, see Stream.analyze),
@@ -158,7 +169,7 @@ cdef inline void emit_iv(Out *o, int32_t task, int8_t st, int64_t a, int64_t b, 
         o.slices[task] += 1
         if b - a > o.max_slice[task]:
             o.max_slice[task] = b - a
-    if not o.full:
+    if not (o.full & TABLE_IV):
         return
     if o.n_iv >= o.cap_iv:
         o.overflow = 1
@@ -185,7 +196,7 @@ cdef inline void set_occ(Out *o, Cpu *C, int32_t c, int32_t occ, int64_t ts) noe
     if ts < k.since:
         ts = k.since
     o.cpu_ns[c * 3 + (0 if k.occ >= 0 else (1 if k.occ == T_IDLE else 2))] += ts - k.since
-    if not o.full:
+    if not (o.full & TABLE_CO):
         k.occ = occ
         k.since = ts
         return
@@ -214,7 +225,7 @@ cdef inline void switch_in(Out *o, Task *T, int32_t i, int64_t ts, int32_t cpu, 
     set_state(o, T, i, S_RUNNING, ts, cpu)
     o.si_n[i] += 1
     o.si_inf_n[i] += inferred
-    if o.full:
+    if o.full & TABLE_SW:
         if o.n_si >= o.cap_si:
             o.overflow = 1
             return
@@ -528,7 +539,7 @@ cdef int run_kernel(Cursor *cur, const Seg *S, int32_t nseg, const int32_t *lost
                 s = state_of(opt32(rec, g.o_st, -1))
                 set_state(o, T, p, s, t, c if s == S_RUNNABLE else -1)
                 o.so_n[p * 5 + out_class(s)] += 1
-                if not o.full:
+                if not (o.full & TABLE_SW):
                     pass
                 elif o.n_so < o.cap_so:
                     o.so_task[o.n_so] = p
@@ -805,9 +816,10 @@ cdef class Stream:
         return ts
 
     def analyze(self, order, const int32_t[::1] lost_cpu, tmap, cmap, int ntasks, int ncpus,
-                long long w0, long long w1, bint full):
+                long long w0, long long w1, int full):
         """Walk the stream and return what it implies: the sums, per-task attributes and
-        latency samples, and with full every interval and switch.
+        latency samples, and the tables of the TABLES bits in full (every task interval, CPU
+        occupancy interval, switch-in and switch-out).
 
         order: the int16 slot array of scan() (the lines in file order; None is returned if
         the time ever goes back), or (seq_seg, seq_idx) in time order.  Per task, comm_id is
@@ -819,7 +831,7 @@ cdef class Stream:
 
 
 cdef _analyze(Stream st, order, const int32_t[::1] lost_cpu, tmap, cmap, int ntasks, int ncpus,
-              long long w0, long long w1, bint full):
+              long long w0, long long w1, int full):
     cdef IdMap tm, cm
     idmap_init(&tm, tmap)
     idmap_init(&cm, cmap)
@@ -854,10 +866,10 @@ cdef _analyze(Stream st, order, const int32_t[::1] lost_cpu, tmap, cmap, int nta
             n += st.S[k].n
     # upper bounds: a line ends at most 4 intervals (prev, next, an inferred pair) and changes
     # at most 3 CPU occupants; a LOST marker may end the state of every task
-    cdef int64_t cap_iv = 4 * n + ntasks * (n_lost + 1) + 8 if full else 1
-    cdef int64_t cap_co = 3 * n + 2 * ncpus + 8 if full else 1
-    cdef int64_t cap_x = 2 * n + 1 if full else 1
-    cdef int64_t cap_so = n + 1 if full else 1
+    cdef int64_t cap_iv = 4 * n + ntasks * (n_lost + 1) + 8 if full & TABLE_IV else 1
+    cdef int64_t cap_co = 3 * n + 2 * ncpus + 8 if full & TABLE_CO else 1
+    cdef int64_t cap_x = 2 * n + 1 if full & TABLE_SW else 1
+    cdef int64_t cap_so = n + 1 if full & TABLE_SW else 1
     r = {
         "iv_task": np.empty(cap_iv, np.int32), "iv_state": np.empty(cap_iv, np.int8),
         "iv_start": np.empty(cap_iv, np.int64), "iv_end": np.empty(cap_iv, np.int64),
@@ -993,9 +1005,9 @@ cdef _analyze(Stream st, order, const int32_t[::1] lost_cpu, tmap, cmap, int nta
     out["cpu_wait_ns"] = sums["cpu_wait_ns"][:ncpus]
     out["switches"] = sums["switches"][:ncpus]
     out["counts"] = sums["counts"][:, :ntasks]
-    for key, cnt in (("iv", o.n_iv), ("co", o.n_co), ("si", o.n_si), ("so", o.n_so),
-                     ("wl", o.n_wl)):
-        if key != "wl" and not full:
+    for key, cnt, bit in (("iv", o.n_iv, TABLE_IV), ("co", o.n_co, TABLE_CO),
+                          ("si", o.n_si, TABLE_SW), ("so", o.n_so, TABLE_SW), ("wl", o.n_wl, 0)):
+        if bit and not (full & bit):
             continue
         for name in list(r):
             if name.startswith(key + "_"):

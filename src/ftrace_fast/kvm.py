@@ -158,8 +158,8 @@ class Topology:
         have_sched = "sched_switch" in ev and len(ev["sched_switch"])
         self._model = None
         if have_sched:
-            # the KVM figures read the intervals: one full walk
-            m = self._model = sched.model(trace, intervals=True)
+            # the KVM figures read the task intervals and the CPU occupancy: one walk
+            m = self._model = sched.model(trace, intervals=sched.IV | sched.CO)
             # only the names that can make a thread part of a QEMU process matter here, and a
             # thread's name at its last line is the one QEMU gave it (a new thread carries its
             # creator's name only until it renames itself)
@@ -332,7 +332,7 @@ def _runnable_per_cpu(trace, start, end):
     m = sched.model(trace)
     if start is None and end is None:      # added up by the walk
         return dict(zip(m.cpus.tolist(), m.sums["cpu_wait_ns"].tolist()))
-    r = m.r
+    r = m.tables(sched.IV)
     k = (r["iv_state"] == RUNNABLE) & (r["iv_cpu"] >= 0)
     _, _, d = sched._clip(start, end, r["iv_start"][k], r["iv_end"][k])
     w = sched._sum_by(r["iv_cpu"][k], d, m.ncpus)
@@ -687,7 +687,8 @@ def _co_by_cpu(m):
     """(perm, off): the CPU occupancy rows of each CPU index, in time order (cached on the
     model)."""
     if getattr(m, "_co_by_cpu", None) is None:
-        m._co_by_cpu = _ftsched.by_key(np.ascontiguousarray(m.r["co_cpu"], np.int32), m.ncpus)
+        m._co_by_cpu = _ftsched.by_key(np.ascontiguousarray(m.tables(sched.CO)["co_cpu"], np.int32),
+                                       m.ncpus)
     return m._co_by_cpu
 
 
@@ -704,7 +705,7 @@ def neighbours(trace, pids=None, *, start=None, end=None, cpus=None):
     if c is None:
         return np.zeros(0, dt)
     m = sched.model(trace)
-    r = m.r
+    r = m.tables(sched.CO)
     w = (c["state"] == RUNNABLE) & (c["cpu"] >= 0) & (c["end"] > c["start"])
     task, ci = c["task"][w], c["cpu"][w]
     # each CPU's occupancy intervals (D5, D6) are written in time order: grouped by CPU once,

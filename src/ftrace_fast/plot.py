@@ -225,7 +225,7 @@ def cpu_util(trace, *, bins=400, bin_ns=None, start=None, end=None, cpus=None):
     drawn: busy / bin length), ``overall_pct`` (the curve: summed busy / (CPUs x bin length)).
     """
     start, end = _time_arg(start, "start"), _time_arg(end, "end")
-    m = sched.model(trace, intervals=True)  # one walk: the chart reads the intervals
+    m = sched.model(trace, intervals=sched.CO)  # one walk: the chart reads CPU occupancy
     lo, hi = _range(trace, start, end)
     if bin_ns is None:
         bin_ns = nice_bin(hi - lo, bins)
@@ -288,7 +288,7 @@ def timeline_tasks(trace, *, pids=None, comm=None, top=20, start=None, end=None,
 
     Returns (pids, labels, selected, intervals): selected is how many tasks the restrictions
     matched, intervals the ``sched.task_intervals`` rows of the tasks shown."""
-    m = sched.model(trace, intervals=True)  # one walk: the chart reads the intervals
+    m = sched.model(trace, intervals=sched.IV)  # one walk: the chart reads task intervals
     iv = None
     if pids is None and comm is None:
         # vCPU threads by K1 (kvm_entry/kvm_exit lines of their own, or a `CPU n/KVM` name):
@@ -361,7 +361,7 @@ def timeline(trace, *, pids=None, comm=None, top=20, start=None, end=None, cpus=
     not run), ``image`` (the RGBA array drawn), ``intervals`` (how many were accumulated).
     """
     start, end = _time_arg(start, "start"), _time_arg(end, "end")
-    sched.model(trace, intervals=True)  # one walk: the chart reads the intervals
+    sched.model(trace, intervals=sched.IV)  # one walk: the chart reads task intervals
     lo, hi = _range(trace, start, end)
     pids_shown, labels, selected, iv = timeline_tasks(trace, pids=pids, comm=comm, top=top,
                                                       start=start, end=end, cpus=cpus)

@@ -72,6 +72,9 @@ STATE_NAMES = ("running", "runnable", "sleep_S", "blocked_D", "sleep_other", "de
 IDLE = -2
 
 _K = _ftsched.KINDS
+#: the tables of a model (SchedModel.tables): task intervals, CPU occupancy, switches
+IV, CO, SW = (_ftsched.TABLES[k] for k in ("iv", "co", "sw"))
+ALL = IV | CO | SW
 _EVENT_KIND = {
     "sched_switch": _K["switch"], "sched_wakeup": _K["wakeup"],
     "sched_wakeup_new": _K["wakeup_new"], "sched_waking": _K["waking"],
@@ -170,16 +173,18 @@ _CPU_MARK = 1 << 16
 class SchedModel:
     """The result of one walk over a trace's scheduler events (cached on the Trace).
 
-    The walk adds up what the unrestricted summaries need (``sums``); the intervals and
-    switches that restricted queries and task_intervals need (``r``) come from a second,
-    full walk made the first time one asks for them.  Results per restriction are cached
-    (``_rows``), so latency_table after task_summary does not repeat the work."""
+    The walk adds up what the unrestricted summaries need (``sums``); the tables that
+    restricted queries and task_intervals need (``r``: task intervals IV, CPU occupancy CO,
+    switches SW) come from another walk made the first time one asks for them, unless the
+    model was built with them (``tables``).  Results per restriction are cached (``_rows``), so
+    latency_table after task_summary does not repeat the work."""
 
-    def __init__(self, trace, full=False):
+    def __init__(self, trace, tables=0):
         self.trace = trace
         self.unit = "ns" if trace.time_unit == "ns" else "ticks"
         self._r = None
-        self._full = full
+        self._have = 0
+        self._full = tables
         self._rows = {}
         self._names = None
         self._events = {}
@@ -244,7 +249,8 @@ class SchedModel:
             self._order = (seq_seg[o], seq_idx[o])
             sums = self._walk(self._full)
         if self._full:
-            self._r = sums      # a full walk adds up the same sums
+            self._r = sums      # a walk with tables adds up the same sums
+            self._have = self._full
         self.sums = sums
         self.comm_id = sums["comm_id"]
         self.tgid = sums["tgid"]
@@ -276,10 +282,20 @@ class SchedModel:
 
     @property
     def r(self):
-        """Every interval, CPU occupancy, switch and latency sample (the full walk, on first
-        use)."""
-        if self._r is None:
-            self._r = self._walk(True)
+        """Every table: task intervals, CPU occupancy, switches and latency samples (a walk
+        on first use)."""
+        return self.tables(ALL)
+
+    def tables(self, need):
+        """The walk's output with at least the tables of ``need`` (IV, CO, SW bits), walking
+        again for the missing ones only (a walk emits each table whatever else it emits, so
+        the arrays handed out before stay valid)."""
+        missing = need & ~self._have
+        if self._r is None or missing:
+            r = self._walk(missing)
+            if self._r is not None:
+                r.update(self._r)
+            self._r, self._have = r, self._have | missing
         return self._r
 
     def _gather(self, fields):
@@ -349,14 +365,16 @@ class SchedModel:
 
 def model(trace, intervals=False) -> SchedModel:
     """The scheduling model of a trace, computed once and cached on it.  ``intervals``: the
-    caller will need every interval (task_intervals, cpu_intervals, restricted queries), so
-    one full walk does it all instead of a walk for the sums and another on first use."""
+    tables the caller will read (True: all; or IV | CO | SW bits: task intervals for
+    task_intervals, CPU occupancy for cpu_intervals and cpu_utilization, switches for
+    restricted summaries), so that one walk does it all instead of a walk for the sums and
+    another on first use."""
     m = getattr(trace, "_sched_model", None)
     if m is None:
         if "sched_switch" not in trace.events:
             raise ValueError(f"{trace.source}: no sched_switch events: the scheduling analysis "
                              "needs sched:sched_switch (and sched_wakeup/sched_waking for latency)")
-        m = SchedModel(trace, full=intervals)
+        m = SchedModel(trace, tables=ALL if intervals is True else int(intervals or 0))
         trace._sched_model = m
     return m
 
@@ -618,7 +636,7 @@ def _task_rows_of(m, sel):
     if not len(ti):
         return np.zeros(0, np.int64)
     if getattr(m, "_iv_by_task", None) is None:
-        task = m.r["iv_task"]
+        task = m.tables(IV)["iv_task"]
         if len(ti) * 64 >= m.ntasks or getattr(m, "_iv_queries", 0) < 2:
             # a first query or a large share of the tasks: one gather, no sort
             m._iv_queries = getattr(m, "_iv_queries", 0) + 1
@@ -653,7 +671,7 @@ def task_intervals(trace, *, start=None, end=None, cpus=None, pids=None, comm=No
 def interval_columns(m, *, start=None, end=None, cpus=None, pids=None, comm=None):
     """task_intervals as columns of indices: {"task": index into m.pids, "state", "start",
     "end", "cpu": index into m.cpus or -1}, for the analyses that group by task and CPU."""
-    r = m.r
+    r = m.tables(IV)
     rows = None
     if pids is not None or comm is not None:
         rows = _task_rows_of(m, _select(m, pids, comm))
@@ -803,7 +821,7 @@ def cpu_summary(trace, *, start=None, end=None, cpus=None):
         busy, idle, unk = (m.sums["cpu_ns"][:, i].copy() for i in range(3))
         swc = m._switches
     else:
-        r = m.r
+        r = m.tables(CO)
         a, b, d = _clip(start, end, r["co_start"], r["co_end"])
         occ, cpu = r["co_occ"], r["co_cpu"]
         busy = _sum_by(cpu[occ >= 0], d[occ >= 0], m.ncpus)
@@ -867,7 +885,7 @@ def cpu_utilization(trace, bin_ns, *, start=None, end=None):
     nb = bin_count(hi - lo, bin_ns, rows=m.ncpus)
     edges = lo + bin_ns * np.arange(nb + 1, dtype=np.int64)
     edges[-1] = min(edges[-1], hi) if hi > lo else lo + bin_ns
-    r = m.r
+    r = m.tables(CO)
     busy = np.zeros((m.ncpus, nb), np.int64)
     k = r["co_occ"] >= 0
     for c in range(m.ncpus):
@@ -894,7 +912,7 @@ def cpu_intervals(trace):
     m = model(trace)
     if getattr(m, "_cpu_intervals", None) is not None:
         return m._cpu_intervals
-    r = m.r
+    r = m.tables(CO)
     occ = r["co_occ"]
     out = np.zeros(len(occ), dtype=[("cpu", "i4"), ("pid", "i4"), ("start_ns", "i8"),
                                     ("end_ns", "i8")])
