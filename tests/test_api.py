@@ -177,6 +177,14 @@ def test_dataframe_like_trappy_and_lisa():
 def test_trace_introspection():
     t = load_text(TEXT)
     assert t.span == (1000000100000, 1000000800000)
+    assert t.span == (1000000100000, 1000000800000)          # cached
+    sw = t.events["sched_switch"]
+    later = sw.copy()
+    later["ts"] += 10**9
+    t.events["sched_switch"] = later                           # the cache follows the arrays
+    assert t.span[1] == int(later["ts"].max())
+    t.events["sched_switch"] = sw
+    assert t.span == (1000000100000, 1000000800000)
     assert t.cpus() == [0, 1]
     assert t.comm_id("CPU 1/KVM") >= 0 and t.comm_id("nope") == -1
     assert t.nbytes == sum(a.nbytes for a in t.events.values()) + t.text_arena.nbytes

@@ -64,15 +64,21 @@ class Plot:
     def save(self, path, format=None):
         """Write the figure; the format comes from ``format`` or the file name's suffix."""
         fmt = format or output_format(path)
-        self.figure.savefig(path, format=fmt, dpi=DPI)
+        self.figure.savefig(path, format=fmt, dpi=DPI, **_save_options(fmt))
         return path
 
     def to_bytes(self, format="png"):
         """The image as bytes (an HTML report embeds these)."""
         import io
         buf = io.BytesIO()
-        self.figure.savefig(buf, format=format, dpi=DPI)
+        self.figure.savefig(buf, format=format, dpi=DPI, **_save_options(format))
         return buf.getvalue()
+
+
+def _save_options(fmt):
+    # zlib level 1: the charts are mostly flat colour, so the file grows some 5-20% while the
+    # encoding takes half the time of the default level 6
+    return {"pil_kwargs": {"compress_level": 1}} if fmt == "png" else {}
 
 
 def output_format(path):
@@ -289,7 +295,22 @@ def timeline_tasks(trace, *, pids=None, comm=None, top=20, start=None, end=None,
     Returns (pids, labels, selected, intervals): selected is how many tasks the restrictions
     matched, intervals the ``sched.task_intervals`` rows of the tasks shown."""
     m = sched.model(trace, intervals=sched.IV)  # one walk: the chart reads task intervals
-    iv = None
+    pids_shown, labels, selected, c = _timeline_rows(trace, pids=pids, comm=comm, top=top,
+                                                     start=start, end=end, cpus=cpus)
+    t, cpu = c["task"], c["cpu"]
+    iv = np.zeros(len(t), dtype=[("pid", "i4"), ("tgid", "i4"), ("state", "i1"),
+                                 ("start_ns", "i8"), ("end_ns", "i8"), ("cpu", "i4")])
+    iv["pid"], iv["tgid"], iv["state"] = m.pids[t], m.tgid[t], c["state"]
+    iv["start_ns"], iv["end_ns"] = c["start"], c["end"]
+    iv["cpu"] = np.where(cpu >= 0, m.cpus[np.clip(cpu, 0, max(m.ncpus - 1, 0))] if m.ncpus else -1, -1)
+    return pids_shown, labels, selected, iv
+
+
+def _timeline_rows(trace, *, pids, comm, top, start, end, cpus):
+    """timeline_tasks with the intervals as sched.interval_columns plus "row" (the display
+    row of each)."""
+    m = sched.model(trace, intervals=sched.IV)
+    c = None
     if pids is None and comm is None:
         # vCPU threads by K1 (kvm_entry/kvm_exit lines of their own, or a `CPU n/KVM` name):
         # QEMU without debug-threads names every thread `qemu-system-x86`.  Their rows alone
@@ -297,24 +318,30 @@ def timeline_tasks(trace, *, pids=None, comm=None, top=20, start=None, end=None,
         from . import kvm
         vp = kvm.topology(trace).vcpu_pids
         if len(vp):
-            iv = sched.task_intervals(trace, start=start, end=end, cpus=cpus, pids=vp)
-            iv = iv if len(iv) else None
-    if iv is None:
-        iv = sched.task_intervals(trace, start=start, end=end, cpus=cpus, pids=pids, comm=comm)
-    ti = np.searchsorted(m.pids, iv["pid"])
+            c = sched.interval_columns(m, start=start, end=end, cpus=cpus, pids=vp)
+            c = c if len(c["task"]) else None
+    if c is None:
+        c = sched.interval_columns(m, start=start, end=end, cpus=cpus, pids=pids, comm=comm)
+    ti = c["task"]
     present = np.bincount(ti, minlength=m.ntasks) > 0
-    run = iv["state"] == sched.RUNNING
-    run_ns = sched._sum_by(ti[run], (iv["end_ns"] - iv["start_ns"])[run], m.ntasks)
+    run = c["state"] == sched.RUNNING
+    run_ns = sched._sum_by(ti[run], (c["end"] - c["start"])[run], m.ntasks)
     cand = np.flatnonzero(present)
     selected = len(cand)
     if top and len(cand) > top:
         cand = cand[np.lexsort((m.pids[cand], -run_ns[cand]))[:top]]
     cand = np.array(sorted(cand.tolist(), key=lambda i: (natural_key(m.comm[i]), int(m.pids[i]))),
                     np.int64)
-    shown = np.zeros(m.ntasks, bool)
-    shown[cand] = True
-    labels = [f"{c} ({p})" for c, p in zip(m.comm[cand].tolist(), m.pids[cand].tolist())]
-    return m.pids[cand].astype(np.int64), labels, selected, iv[shown[ti]] if len(ti) else iv
+    row_of = np.full(m.ntasks, -1, np.int64)
+    row_of[cand] = np.arange(len(cand))
+    labels = [f"{cm} ({p})" for cm, p in zip(m.comm[cand].tolist(), m.pids[cand].tolist())]
+    row = row_of[ti] if len(ti) else np.zeros(0, np.int64)
+    if len(cand) < selected:
+        k = row >= 0
+        c = {n: v[k] for n, v in c.items()}
+        row = row[k]
+    c = dict(c, row=row)
+    return m.pids[cand].astype(np.int64), labels, selected, c
 
 
 def _accumulate(row, cls, a, b, lo, hi, nrows, ncls, width):
@@ -363,8 +390,8 @@ def timeline(trace, *, pids=None, comm=None, top=20, start=None, end=None, cpus=
     start, end = _time_arg(start, "start"), _time_arg(end, "end")
     sched.model(trace, intervals=sched.IV)  # one walk: the chart reads task intervals
     lo, hi = _range(trace, start, end)
-    pids_shown, labels, selected, iv = timeline_tasks(trace, pids=pids, comm=comm, top=top,
-                                                      start=start, end=end, cpus=cpus)
+    pids_shown, labels, selected, c = _timeline_rows(trace, pids=pids, comm=comm, top=top,
+                                                     start=start, end=end, cpus=cpus)
     nrows = len(pids_shown)
     notes = _caveats(trace)
     if top and selected > nrows:
@@ -376,16 +403,16 @@ def timeline(trace, *, pids=None, comm=None, top=20, start=None, end=None, cpus=
         width_px = int(round(WIDTH_IN * DPI * (right - left)))
     width = max(int(width_px), 1)
     # the row of each interval (rows are in display order, not sorted by pid)
-    by_pid = np.argsort(pids_shown, kind="stable")
-    row = by_pid[np.searchsorted(pids_shown[by_pid], iv["pid"])] if nrows else \
-        np.zeros(0, np.int64)
-    a, b = iv["start_ns"], iv["end_ns"]
-    acc = _accumulate(row, iv["state"].astype(np.int64), a, b, lo, hi, nrows, NSTATES, width)
+    row, a, b, st = c["row"], c["start"], c["end"], c["state"]
+    acc = _accumulate(row, st.astype(np.int64), a, b, lo, hi, nrows, NSTATES, width)
     states = _dominant(acc).astype(np.int8)
-    # the CPU strip: time running per used CPU
-    run = iv["state"] == RUNNING
-    used = np.unique(iv["cpu"][run])
-    cpu_idx = np.searchsorted(used, iv["cpu"][run])
+    # the CPU strip: time running per used CPU (model CPU indices, sorted like the numbers)
+    from .kvm import _dense
+    m = sched.model(trace)
+    run = st == RUNNING
+    used_i, cpu_idx = _dense(c["cpu"][run])
+    used = np.where(used_i >= 0, m.cpus[np.clip(used_i, 0, max(m.ncpus - 1, 0))] if m.ncpus else -1,
+                    -1) if len(used_i) else np.zeros(0, np.int64)
     acc_cpu = _accumulate(row[run], cpu_idx, a[run], b[run], lo, hi, nrows, max(len(used), 1),
                           width)
     dom = _dominant(acc_cpu)
@@ -431,7 +458,7 @@ def timeline(trace, *, pids=None, comm=None, top=20, start=None, end=None, cpus=
     edges = lo + (hi - lo) * np.arange(width + 1, dtype=np.float64) / width
     return Plot("timeline", fig, {"pids": pids_shown, "labels": labels, "column_edges": edges,
                                   "states": states, "cpus": cpu_cols, "image": image,
-                                  "intervals": len(iv)}, notes)
+                                  "intervals": len(row)}, notes)
 
 
 #: rows of one task in the timeline image: state band, CPU strip, gap

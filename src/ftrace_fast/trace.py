@@ -465,7 +465,17 @@ class Trace:
 
     @property
     def span(self):
-        """(first, last) timestamp over all events with a timestamp, or None."""
+        """(first, last) timestamp over all events with a timestamp, or None (computed once
+        for the arrays the trace holds)."""
+        key = tuple((id(a), len(a)) for a in self.events.values())
+        got = self.__dict__.get("_span_cache")
+        if got is not None and got[0] == key:
+            return got[1]
+        span = self._span()
+        self.__dict__["_span_cache"] = (key, span)
+        return span
+
+    def _span(self):
         lo, hi = None, None
         for a in self.events.values():
             ts = a["ts"]
