@@ -1424,3 +1424,51 @@ def count_sweep(const int64_t[::1] a, const int64_t[::1] b, int64_t w0, int64_t 
                     mx = cnt
             cur = nxt
     return hist_a[:top + 1], mx
+
+
+def pixel_accumulate(const int64_t[:] row, const int64_t[:] cls, const int64_t[:] a,
+                     const int64_t[:] b, int64_t lo, int64_t hi, int64_t nrows, int64_t ncls,
+                     int64_t width):
+    """Time of the intervals [a, b) per (row, class, pixel column), in units of one column's
+    duration: float64 (nrows, ncls, width).  Column j is [lo + j*w, lo + (j+1)*w) with
+    w = (hi - lo) / width; the partial end columns of an interval are added directly and the
+    whole ones between through a difference array (ftrace_fast.plot's timeline).  Rows or
+    classes outside the table are left out."""
+    cdef int64_t n = a.shape[0], i, j, cell, ca, cb
+    cdef double span = <double>(hi - lo if hi - lo > 1 else 1), fa, fb, run
+    out = np.zeros((max(nrows, 0), max(ncls, 0), max(width, 1)), np.float64)
+    diff_a = np.zeros((max(nrows, 0) * max(ncls, 0), max(width, 1) + 1), np.int64)
+    cdef double[:, :, ::1] acc = out
+    cdef int64_t[:, ::1] diff = diff_a
+    if width < 1 or nrows < 1 or ncls < 1:
+        return out
+    with nogil:
+        for i in range(n):
+            if row[i] < 0 or row[i] >= nrows or cls[i] < 0 or cls[i] >= ncls:
+                continue
+            fa = (<double>(a[i] - lo)) / span * width
+            fb = (<double>(b[i] - lo)) / span * width
+            fa = 0.0 if fa < 0 else (<double>width if fa > width else fa)
+            fb = 0.0 if fb < 0 else (<double>width if fb > width else fb)
+            ca = <int64_t>fa
+            cb = <int64_t>fb
+            if ca > width - 1:
+                ca = width - 1
+            if cb > width - 1:
+                cb = width - 1
+            if ca == cb:
+                acc[row[i], cls[i], ca] += fb - fa
+            else:
+                acc[row[i], cls[i], ca] += ca + 1 - fa
+                acc[row[i], cls[i], cb] += fb - cb
+                cell = row[i] * ncls + cls[i]
+                diff[cell, ca + 1] += 1
+                diff[cell, cb] -= 1
+        for i in range(nrows):
+            for j in range(ncls):
+                cell = i * ncls + j
+                run = 0
+                for ca in range(width):
+                    run += diff[cell, ca]
+                    acc[i, j, ca] += run
+    return out

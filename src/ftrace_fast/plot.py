@@ -348,24 +348,11 @@ def _accumulate(row, cls, a, b, lo, hi, nrows, ncls, width):
     """Time of intervals [a, b) per (row, class, pixel column): float (nrows, ncls, width) in
     units of one column's duration.  A column is [lo + j*w, lo + (j+1)*w) with w = (hi-lo)/width;
     whole columns an interval spans go through a difference array, its partial end columns
-    directly, so the cost is one bincount over the intervals whatever their lengths."""
-    span = max(hi - lo, 1)
-    fa = np.clip((a - lo) / span * width, 0, width)
-    fb = np.clip((b - lo) / span * width, 0, width)
-    ca = np.minimum(np.floor(fa).astype(np.int64), width - 1)
-    cb = np.minimum(np.floor(fb).astype(np.int64), width - 1)
-    cell = (row.astype(np.int64) * ncls + cls)
-    n = nrows * ncls
-    same = ca == cb
-    part = np.bincount(cell[same] * width + ca[same], weights=(fb - fa)[same], minlength=n * width)
-    d = ~same
-    part += np.bincount(cell[d] * width + ca[d], weights=(ca[d] + 1 - fa[d]), minlength=n * width)
-    part += np.bincount(cell[d] * width + cb[d], weights=(fb[d] - cb[d]), minlength=n * width)
-    # columns strictly between ca and cb are covered whole
-    diff = np.bincount(cell[d] * (width + 1) + ca[d] + 1, minlength=n * (width + 1)) \
-        - np.bincount(cell[d] * (width + 1) + cb[d], minlength=n * (width + 1))
-    full = np.cumsum(diff.reshape(n, width + 1), axis=1)[:, :width]
-    return (part.reshape(n, width) + full).reshape(nrows, ncls, width)
+    directly, so the cost is one pass over the intervals whatever their lengths."""
+    from . import _ftsched
+    i8 = lambda x: np.ascontiguousarray(x, np.int64)  # noqa: E731
+    return _ftsched.pixel_accumulate(i8(row), i8(cls), i8(a), i8(b), int(lo), int(hi),
+                                     int(nrows), int(ncls), int(width))
 
 
 def _dominant(acc):
