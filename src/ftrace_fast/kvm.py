@@ -683,15 +683,6 @@ def _restriction(start, end):
     return sched._time_arg(start, "start"), sched._time_arg(end, "end")
 
 
-def _co_by_cpu(m):
-    """(perm, off): the CPU occupancy rows of each CPU index, in time order (cached on the
-    model)."""
-    if getattr(m, "_co_by_cpu", None) is None:
-        m._co_by_cpu = _ftsched.by_key(np.ascontiguousarray(m.tables(sched.CO)["co_cpu"], np.int32),
-                                       m.ncpus)
-    return m._co_by_cpu
-
-
 @_memo
 def neighbours(trace, pids=None, *, start=None, end=None, cpus=None):
     """Stolen time (K4): rows (pid, neighbour_pid, cpu, stolen_ns), pid a vCPU thread (or any
@@ -710,7 +701,7 @@ def neighbours(trace, pids=None, *, start=None, end=None, cpus=None):
     task, ci = c["task"][w], c["cpu"][w]
     # each CPU's occupancy intervals (D5, D6) are written in time order: grouped by CPU once,
     # every wait meets the occupants of its CPU by a binary search and a forward walk
-    perm, off = _co_by_cpu(m)
+    perm, off = m.co_by_cpu()
     wi, oj, d = _ftsched.overlap_join(c["start"][w], c["end"][w], ci.astype(np.int32, copy=False),
                                       r["co_start"], r["co_end"], perm, off)
     if not len(wi):

@@ -298,6 +298,14 @@ class SchedModel:
             self._r, self._have = r, self._have | missing
         return self._r
 
+    def co_by_cpu(self):
+        """(perm, off): the CPU occupancy rows of CPU index c are perm[off[c]:off[c + 1]], in
+        time order (a counting sort, kept on the model)."""
+        if getattr(self, "_co_by_cpu", None) is None:
+            cpu = np.ascontiguousarray(self.tables(CO)["co_cpu"], np.int32)
+            self._co_by_cpu = _ftsched.by_key(cpu, self.ncpus)
+        return self._co_by_cpu
+
     def _gather(self, fields):
         """The given stream fields ("pid", "a", "comm", ...; see _ftsched.FIELDS) of every
         time-stamped record, array by array, then field by field, as one row.  A tuple of
@@ -887,12 +895,12 @@ def cpu_utilization(trace, bin_ns, *, start=None, end=None):
     edges[-1] = min(edges[-1], hi) if hi > lo else lo + bin_ns
     r = m.tables(CO)
     busy = np.zeros((m.ncpus, nb), np.int64)
-    k = r["co_occ"] >= 0
+    perm, off = m.co_by_cpu()
     for c in range(m.ncpus):
-        kk = k & (r["co_cpu"] == c)
-        s, e = r["co_start"][kk], r["co_end"][kk]
-        o = np.argsort(s, kind="stable")
-        s, e = s[o], e[o]
+        rows = perm[off[c]:off[c + 1]]
+        rows = rows[r["co_occ"][rows] >= 0]
+        # each CPU's rows are in time order (the walk writes them so)
+        s, e = r["co_start"][rows], r["co_end"][rows]
         # cumulative busy time at each edge: full intervals before it plus the open one
         cum = np.r_[0, np.cumsum(e - s)]
         def busy_until(t):
@@ -922,10 +930,8 @@ def cpu_intervals(trace):
                           np.where(occ == IDLE, 0, -1))
     out["start_ns"] = r["co_start"]
     out["end_ns"] = r["co_end"]
-    # the kernel writes each CPU's intervals in time order: a stable sort by CPU (a radix
-    # sort for int32) groups them
-    o = np.argsort(out["cpu"], kind="stable")
-    m._cpu_intervals = out[o]
+    # the kernel writes each CPU's intervals in time order: grouped by CPU, stably
+    m._cpu_intervals = out[m.co_by_cpu()[0]]
     return m._cpu_intervals
 
 
