@@ -1098,6 +1098,15 @@ def pair_exits(const int32_t[:] en_pid, const int64_t[:] en_ts, const int64_t[:]
     switches, merged in line order, in one pass.  Returns None when a thread's time goes back
     in the file (the caller sorts instead); else a dict of the exit and guest-span columns,
     grouped by thread (vcpu_pids order), in time order within each."""
+    if not (en_pid.shape[0] == en_ts.shape[0] == en_line.shape[0] == en_cpu.shape[0]) or \
+            not (ex_pid.shape[0] == ex_ts.shape[0] == ex_line.shape[0] == ex_cpu.shape[0]
+                 == ex_reason.shape[0]) or \
+            not (sw_prev.shape[0] == sw_next.shape[0] == sw_ts.shape[0] == sw_line.shape[0]
+                 == sw_cpu.shape[0]):
+        raise ValueError("pair_exits: the columns of an event differ in length")
+    if vcpu_pids.shape[0] > 1 and not all(vcpu_pids[k] < vcpu_pids[k + 1]
+                                          for k in range(vcpu_pids.shape[0] - 1)):
+        raise ValueError("pair_exits: vcpu_pids must be sorted and distinct")
     cdef PidMap pm
     pidmap_init(&pm, vcpu_pids)
     cdef int64_t nv = pm.n, i, nx = ex_pid.shape[0], total = 0
@@ -1177,6 +1186,7 @@ cdef int _pair_kernel(PidMap *pm, ExitState *E,
     cdef int64_t nv = pm.n, ne = en_pid.shape[0], nx = ex_pid.shape[0], ns = sw_prev.shape[0]
     cdef int64_t ie = 0, ix = 0, isw = 0, le, lx, ls, ts, j
     cdef int64_t BIG = 1LL << 62
+    cdef int src
     cdef int32_t q, cpu, reason
     cdef int8_t code, role
     cdef ExitState *e
@@ -1185,17 +1195,32 @@ cdef int _pair_kernel(PidMap *pm, ExitState *E,
             E[q].code = C_NONE
             E[q].wpos = E[q].pend = E[q].last_out = E[q].gpos = xoff[q]
             E[q].last_x = -1
-        while True:
+        # each array in line order (the parser writes them so), else the caller sorts
+        for j in range(1, ne):
+            if en_line[j] < en_line[j - 1]:
+                return 1
+        for j in range(1, nx):
+            if ex_line[j] < ex_line[j - 1]:
+                return 1
+        for j in range(1, ns):
+            if sw_line[j] < sw_line[j - 1]:
+                return 1
+        while ie < ne or ix < nx or isw < ns:
+            # the next line; on equal lines entries, then exits, then switches, as the
+            # sorting path orders them
             le = en_line[ie] if ie < ne else BIG
             lx = ex_line[ix] if ix < nx else BIG
             ls = sw_line[isw] if isw < ns else BIG
-            if le == BIG and lx == BIG and ls == BIG:
-                break
+            src = 2
+            if ie < ne and (ix >= nx or le <= lx) and (isw >= ns or le <= ls):
+                src = 0
+            elif ix < nx and (isw >= ns or lx <= ls):
+                src = 1
             for role in range(2):
                 # one record, or the two roles of a sched_switch line (out first)
                 q = -1
                 reason = -1
-                if le < lx and le < ls:
+                if src == 0:
                     if role:
                         ie += 1
                         break
@@ -1203,7 +1228,7 @@ cdef int _pair_kernel(PidMap *pm, ExitState *E,
                     cpu = en_cpu[ie]
                     code = C_ENTRY
                     q = pid_index(pm, en_pid[ie])
-                elif lx < ls:
+                elif src == 1:
                     if role:
                         ix += 1
                         break
@@ -1310,8 +1335,24 @@ def overlap_join(const int64_t[:] a, const int64_t[:] b, const int32_t[:] key,
     perm[off[k]:off[k + 1]], each group in time order and disjoint), every overlap of positive
     length: (i, j, length), in the order of i then time."""
     cdef int64_t n = a.shape[0], ng = off.shape[0] - 1, i, j, cnt = 0, w = 0, x, y, lo, g_end
+    cdef int64_t ns = s.shape[0], npm = perm.shape[0]
     cdef int32_t k
     cdef int pass_
+    if b.shape[0] != n or key.shape[0] != n or e.shape[0] != ns or ng < 0:
+        raise ValueError("overlap_join: columns of different lengths")
+    with nogil:
+        for i in range(ng):
+            if off[i] < 0 or off[i] > off[i + 1] or off[i + 1] > npm:
+                break
+        else:
+            i = -1
+        for j in range(npm):
+            if perm[j] < 0 or perm[j] >= ns:
+                break
+        else:
+            j = -1
+    if i >= 0 or j >= 0:
+        raise ValueError("overlap_join: off / perm do not index the intervals")
     oi_a = oj_a = od_a = None
     cdef int64_t[::1] oi, oj, od
     # where the previous interval of each group started: the next one is usually near it
@@ -1450,6 +1491,8 @@ def pixel_accumulate(const int64_t[:] row, const int64_t[:] cls, const int64_t[:
     diff_a = np.zeros((max(nrows, 0) * max(ncls, 0), max(width, 1) + 1), np.int64)
     cdef double[:, :, ::1] acc = out
     cdef int64_t[:, ::1] diff = diff_a
+    if row.shape[0] != n or cls.shape[0] != n or b.shape[0] != n:
+        raise ValueError("pixel_accumulate: columns of different lengths")
     if width < 1 or nrows < 1 or ncls < 1:
         return out
     with nogil:

@@ -1,0 +1,91 @@
+"""The analysis kernels of _ftsched besides the walk (the walk is fuzzed through whole traces in
+test_fuzz.py and test_kvm.py): they run without bounds checks, so hostile arguments (unsorted,
+negative, extreme or mismatched) must give a ValueError or a correct answer, never a crash."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from ftrace_fast import _ftsched
+
+I64 = np.iinfo(np.int64)
+
+
+def _ints(rng, n, lo, hi, dtype=np.int64):
+    return rng.integers(lo, hi, n, dtype=np.int64).astype(dtype)
+
+
+def _hostile(rng, n, dtype=np.int64):
+    """Small, negative, huge and extreme values, in any order."""
+    pools = [_ints(rng, n, -3, 5), _ints(rng, n, -10**6, 10**6), _ints(rng, n, I64.min // 4, I64.max // 4)]
+    x = pools[int(rng.integers(0, 3))]
+    if rng.random() < 0.3 and n:
+        x[int(rng.integers(0, n))] = I64.max if dtype == np.int64 else np.iinfo(dtype).max
+    return x.astype(dtype) if dtype == np.int64 else np.clip(x, np.iinfo(dtype).min, np.iinfo(dtype).max).astype(dtype)
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_pair_exits_survives_hostile_columns(seed):
+    rng = np.random.default_rng(seed)
+    n = [int(rng.integers(0, 40)) for _ in range(3)]
+
+    def cols(k, fields):
+        c = {"pid": _ints(rng, n[k], -1, 6, np.int32), "prev": _ints(rng, n[k], -1, 6, np.int32),
+             "next": _ints(rng, n[k], -1, 6, np.int32), "ts": _hostile(rng, n[k]),
+             "line": np.sort(_ints(rng, n[k], 0, 200)) if rng.random() < 0.8 else _hostile(rng, n[k]),
+             "cpu": _ints(rng, n[k], -1, 3, np.int32), "reason": _ints(rng, n[k], -1, 4, np.int32)}
+        return [c[f] for f in fields]
+    vp = np.unique(_ints(rng, int(rng.integers(0, 6)), -2, 8))
+    args = cols(0, ("pid", "ts", "line", "cpu")) + cols(1, ("pid", "ts", "line", "cpu", "reason")) + \
+        cols(2, ("prev", "next", "ts", "line", "cpu"))
+    r = _ftsched.pair_exits(*args, vp)
+    if r is not None:
+        nx = len(r["x_ts"])
+        assert all(len(r[k]) == nx for k in r if k.startswith("x_"))
+        assert np.isin(r["x_pid"], vp).all() and np.isin(r["g_pid"], vp).all()
+        assert (r["g_end"] >= r["g_start"]).all()
+    short = list(args)
+    if n[1]:
+        short[5] = short[5][:-1]       # kvm_exit's pid one shorter than its ts
+        with pytest.raises(ValueError):
+            _ftsched.pair_exits(*short, vp)
+    if len(vp) > 1:
+        with pytest.raises(ValueError):
+            _ftsched.pair_exits(*args, vp[::-1].copy())
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_join_sweep_and_pixels_survive_hostile_arguments(seed):
+    rng = np.random.default_rng(100 + seed)
+    n, m, ng = (int(rng.integers(0, 50)) for _ in range(3))
+    key = _ints(rng, m, -2, ng + 2, np.int32)
+    perm, off = _ftsched.by_key(key, ng)
+    assert len(perm) == off[-1] == int(((key >= 0) & (key < ng)).sum())
+    s, e = _hostile(rng, m), _hostile(rng, m)
+    a, b = _hostile(rng, n), _hostile(rng, n)
+    qk = _ints(rng, n, -2, ng + 2, np.int32)
+    wi, oj, d = _ftsched.overlap_join(a, b, qk, s, e, perm, off)     # unsorted groups: any answer
+    assert len(wi) == len(oj) == len(d)
+    assert ((wi >= 0) & (wi < max(n, 1))).all() and ((oj >= 0) & (oj < max(m, 1))).all()
+    if max(np.abs(np.r_[a, b, s, e, 0]).max(), 0) < 2**61:        # lengths that do not overflow
+        assert (d > 0).all()
+    bad = perm.copy()
+    if len(bad):
+        bad[0] = m + 5
+        with pytest.raises(ValueError):
+            _ftsched.overlap_join(a, b, qk, s, e, bad, off)
+    with pytest.raises(ValueError):
+        _ftsched.overlap_join(a, b[:-1] if n else b[:0], qk if n else qk[:0] + 1, s, e[:-1] if m else
+                              np.zeros(1, np.int64), perm, off)
+    hist, most = _ftsched.count_sweep(np.sort(_ints(rng, n, -100, 100)), _hostile(rng, m),
+                                      int(rng.integers(-200, 200)), int(rng.integers(-200, 200)))
+    assert 0 <= most < len(hist) and (hist >= 0).all()
+    w = int(rng.integers(1, 40))
+    nr, nc = int(rng.integers(0, 4)), int(rng.integers(0, 4))
+    acc = _ftsched.pixel_accumulate(_ints(rng, n, -1, nr + 2), _ints(rng, n, -1, nc + 2), a, b,
+                                    int(rng.integers(-10**6, 10**6)), int(rng.integers(-10**6, 10**6)),
+                                    nr, nc, w)
+    assert acc.shape == (nr, nc, w) and np.isfinite(acc).all()
+    with pytest.raises(ValueError):
+        _ftsched.pixel_accumulate(_ints(rng, n + 1, 0, 1), _ints(rng, n, 0, 1), a, b, 0, 10, 1, 1, w)
