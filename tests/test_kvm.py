@@ -613,3 +613,26 @@ def test_count_sweep_equals_a_brute_force_count(seed):
         want[int(((a <= lo) & (b > lo)).sum())] += hi - lo
     assert {k: int(v) for k, v in enumerate(hist.tolist()) if v} == {k: v for k, v in want.items() if v}
     assert most == max((k for k, v in want.items() if v), default=0)
+
+
+def test_background_work_and_cached_exit_figures():
+    """diagnose adds up the stolen time and the exit figures on a second thread: its errors
+    reach the caller, and the cached per-thread exit rows equal a fresh computation."""
+    join = kvm._background(lambda: None, lambda: 1 // 0)
+    with pytest.raises(ZeroDivisionError):
+        join()
+    t = _load(_sim(4, "kernel5_tgid"))
+    found = kvm.diagnose(t)
+    x = kvm.exits(t)
+    assert x.by_reason(None) == x.by_reason(lambda p: p)
+    assert x.by_reason(None) is x.by_reason(None)
+    w0, w1 = sched.window(t)
+    mid = (w0 + w1) // 2
+    assert x.by_reason(None, start=mid) == x.by_reason(lambda p: p, start=mid)
+    got = x.per_vcpu(pids=x.vcpu_pids)
+    fresh = kvm.Exits(t, kvm._kvm_line_pids(t)).per_vcpu()
+    assert all(np.array_equal(got[k], fresh[k]) for k in fresh)
+    # the same findings from a trace whose figures were computed on one thread
+    t2 = _load(_sim(4, "kernel5_tgid"))
+    kvm.vcpu_summary(t2)
+    assert kvm.diagnose(t2) == found

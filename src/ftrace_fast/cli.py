@@ -697,7 +697,7 @@ def _kvm_section(t, sel, pids, unit):
     x = kvm.exits(t) if has_x else None
     by_vcpu = {}
     if x is not None:
-        for r in x.by_reason(lambda p: p, **rk):
+        for r in x.by_reason(None, **rk):
             by_vcpu.setdefault(r["group"], {})[r["reason"]] = {k: v for k, v in r.items()
                                                               if k not in ("group", "reason")}
     nb = kvm.neighbours(t, **rk)

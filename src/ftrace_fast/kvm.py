@@ -554,12 +554,20 @@ class Exits:
         return sched._sum_by(self._pi(pid[k], self.vcpu_pids), d[k], len(self.vcpu_pids)), \
             np.bincount(self._pi(pid[k & meet], self.vcpu_pids), minlength=len(self.vcpu_pids))
 
+    def _cached(self, key, fn):
+        c = self.__dict__.setdefault("_cache", {})
+        if key not in c:
+            c[key] = fn()
+        return c[key]
+
     def per_vcpu(self, start=None, end=None, cpus=None, pids=None):
         """Per vCPU thread (in vcpu_pids order, or in the order of ``pids``, zeros for a thread
         without kvm lines): guest, handling, counts (K6, K7).  Exits count where their
-        kvm_exit line is (time, CPU); guest spans are clipped to [start, end]."""
+        kvm_exit line is (time, CPU); guest spans are clipped to [start, end].  Computed once
+        per restriction: callers must not modify the arrays."""
         if pids is not None:
-            mine = self.per_vcpu(start, end, cpus)
+            mine = self._cached(("per_vcpu", start, end, _cpu_key(cpus)),
+                                lambda: self.per_vcpu(start, end, cpus))
             pids = np.asarray(pids, np.int64)
             i = np.minimum(np.searchsorted(self.vcpu_pids, pids), max(len(self.vcpu_pids) - 1, 0))
             ok = (self.vcpu_pids[i] == pids) if len(self.vcpu_pids) else np.zeros(len(pids), bool)
@@ -582,9 +590,13 @@ class Exits:
                 "halts_slept": cnt(halt_has & self.x_slept),
                 "halts_polled": cnt(halt_has & ~self.x_slept)}
 
-    def by_reason(self, group, start=None, end=None, cpus=None):
+    def by_reason(self, group=None, start=None, end=None, cpus=None):
         """Exit figures per (group, reason): group maps each exit's pid to a key (a vCPU pid,
-        a VM id, or one key for all).  Returns rows sorted by group then count."""
+        a VM id, or one key for all; None: per thread, computed once per restriction, rows
+        the caller must not modify).  Returns rows sorted by group then count."""
+        if group is None:
+            return self._cached(("by_reason", start, end, _cpu_key(cpus)),
+                                lambda: self.by_reason(lambda p: p, start, end, cpus))
         k = self._mask(self.x_ts, self.x_cpu, start, end, cpus)
         if not k.any():
             return []
@@ -622,6 +634,10 @@ class Exits:
         return rows
 
 
+def _cpu_key(cpus):
+    return None if cpus is None else tuple(sorted(int(c) for c in cpus))
+
+
 def _kvm_line_pids(trace):
     """The threads with kvm_entry / kvm_exit lines of their own (K1's first kind of vCPU)."""
     ps = [a["pid"] for n in ("kvm_entry", "kvm_exit") for a in [trace.events.get(n)]
@@ -649,23 +665,35 @@ def prepare(trace):
     if getattr(trace, "_kvm_exits", None) is not None or not _has_sched(trace) or \
             "kvm_exit" not in trace.events or len(trace.lost):
         return topology(trace)
-    import threading
-    err = []
-
-    def build():
-        try:
-            exits(trace)
-        except BaseException as exc:  # re-raised below, in the caller's thread
-            err.append(exc)
-    th = threading.Thread(target=build, name="ftrace_fast-kvm-exits")
-    th.start()
+    join = _background(lambda: exits(trace))
     try:
         top = topology(trace)
     finally:
-        th.join()
-    if err:
-        raise err[0]
+        join()
     return top
+
+
+def _background(*fns):
+    """Run fns in order on another thread; returns a join() that waits for them and re-raises
+    their exception in the caller's thread.  The figures are memoised per trace, so work done
+    there is found, not repeated, by the caller once joined."""
+    import threading
+    err = []
+
+    def run():
+        try:
+            for fn in fns:
+                fn()
+        except BaseException as exc:  # re-raised by join(), in the caller's thread
+            err.append(exc)
+    th = threading.Thread(target=run, name="ftrace_fast-kvm")
+    th.start()
+
+    def join():
+        th.join()
+        if err:
+            raise err[0]
+    return join
 
 
 # ---------------------------------------------------------------------------------------------
@@ -1022,6 +1050,23 @@ def diagnose(trace, thresholds: Thresholds | None = None, *, start=None, end=Non
         found.append({"kind": kind, "severity": sev, "score": round(float(score), 4),
                       "subject": subject, "evidence": evidence, "explanation": text})
 
+    if has_sched and len(top.vcpu_pids):
+        # the vCPU figures read the same interval columns: built once here, then the stolen
+        # time and the exit figures are added up on another thread (the join, the sorts and
+        # most of NumPy run without the GIL) while this one adds up the rest
+        _intervals(trace, top.vcpu_pids, start, end, cpus)
+        _window(trace)
+        bg = [lambda: neighbours(trace, **rk)]
+        if "kvm_exit" in trace.events:
+            bg += [lambda: exits(trace).per_vcpu(**rk, pids=top.vcpu_pids),
+                   lambda: exits(trace).by_reason(None, **rk)]
+        join = _background(*bg)
+        try:
+            sched.task_summary(trace, pids=top.vcpu_pids, **rk)
+            placement(trace, **rk)
+            overcommit(trace, start=start, end=end)
+        finally:
+            join()
     vs = vcpu_summary(trace, **rk)
     w0, w1 = _window(trace)
     w0 = w0 if start is None else min(max(w0, start), w1)
@@ -1092,7 +1137,7 @@ def diagnose(trace, thresholds: Thresholds | None = None, *, start=None, end=Non
     # exits
     if len(vs) and ("kvm_exit" in trace.events):
         x = exits(trace)
-        for row in x.by_reason(lambda p: p, **rk):
+        for row in x.by_reason(None, **rk):
             p = int(row["group"])
             comm = top.comm(p)
             rate = row["rate_per_s"]
