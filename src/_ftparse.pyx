@@ -1952,7 +1952,7 @@ cdef int parse_prefix(PState *P, const char *p, const char *e, Prefix *x) noexce
             x.has_tgid = True
         if z[0] == c'[':
             t = parse_i64(z + 1, e, &v)
-            if t == NULL or not is_digit(z[1]) or t >= e or t[0] != c']':
+            if t == NULL or not is_digit(z[1]) or t >= e or t[0] != c']' or v > MAX_CPU:
                 continue
             x.cpu = v
             t += 1
@@ -2470,7 +2470,7 @@ cdef int parse_lost(PState *P, const char *p, const char *e) noexcept nogil:
     if q == NULL:
         return 1
     q = parse_i64(q, e, &cpu)
-    if q == NULL:
+    if q == NULL or cpu > MAX_CPU:
         return 1
     q = skip_ws(q, e)
     if starts(q, e, b"[LOST ") != NULL:

@@ -444,7 +444,7 @@ class RefParser:
             return False
         cpu = int(m.group("cpu"))
         n = int(m.group("n1") if m.group("n1") is not None else m.group("n2"))
-        if abs(cpu) > INT64_MAX or abs(n) > INT64_MAX:
+        if abs(cpu) > INT64_MAX or cpu > MAX_CPU or abs(n) > INT64_MAX:
             return False
         self.lost.append((i32(cpu), lineno, n))
         return True
@@ -645,7 +645,8 @@ class RefParser:
             if not m or int(m.group("pid")) > INT64_MAX:
                 continue
             if m.group("cpu") is not None:
-                if int(m.group("cpu")) > INT64_MAX:
+                # NOTE: a CPU number over 2**20 is no anchor (as in the latency format)
+                if int(m.group("cpu")) > MAX_CPU:
                     continue
                 if m.group("tgid") is not None and int(m.group("tgid")) > INT64_MAX:
                     continue

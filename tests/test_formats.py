@@ -470,3 +470,17 @@ def test_function_graph_cpu_out_of_range_is_malformed_not_a_crash():
     # found by fuzzing under ASan: a function_graph CPU number past the per-CPU tables
     t = load_text(" 99999999999)   0.100 us    |  foo();\n 4294967296) | bar() {\n")
     assert (t.stats.events, t.stats.malformed) == (0, 2)
+
+
+def test_cpu_numbers_past_the_limit_are_malformed_not_wrapped():
+    # a CPU of 2**32 used to wrap to CPU 0 in the int32 column: now no prefix anchor, and no
+    # LOST marker, in the bracket form as in the latency form
+    t = load_text("a-1 [4294967296] .... 1.000001: sched_wakeup: comm=b pid=2 prio=120 target_cpu=000\n"
+                  "CPU:4294967296 [LOST 3 EVENTS]\n"
+                  "a-1 [1048577] .... 1.000002: sched_wakeup: comm=b pid=2 prio=120 target_cpu=000\n"
+                  "a-1 [1048576] .... 1.000003: sched_wakeup: comm=b pid=2 prio=120 target_cpu=000\n"
+                  "CPU:3 [LOST 3 EVENTS]\n")
+    assert (t.stats.events, t.stats.malformed) == (1, 3)
+    assert t.events["sched_wakeup"]["cpu"].tolist() == [1 << 20]
+    assert t.lost["cpu"].tolist() == [3]
+    assert [e.line for e in t.errors] == [1, 2, 3]
