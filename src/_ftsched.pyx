@@ -1477,6 +1477,47 @@ def count_sweep(const int64_t[::1] a, const int64_t[::1] b, int64_t w0, int64_t 
     return hist_a[:top + 1], mx
 
 
+cdef inline void pixel_add(double *acc, int64_t *diff, int64_t r, int64_t k,
+                           int64_t ncls, int64_t a, int64_t b, int64_t lo, double span,
+                           int64_t width) noexcept nogil:
+    """Add the interval [a, b) to acc[r, k]: its partial end columns directly, the whole
+    columns between through diff (prefix-summed by pixel_finish)."""
+    cdef double fa = (<double>(a - lo)) / span * width, fb = (<double>(b - lo)) / span * width
+    cdef int64_t ca, cb, cell
+    fa = 0.0 if fa < 0 else (<double>width if fa > width else fa)
+    fb = 0.0 if fb < 0 else (<double>width if fb > width else fb)
+    ca = <int64_t>fa
+    cb = <int64_t>fb
+    if ca > width - 1:
+        ca = width - 1
+    if cb > width - 1:
+        cb = width - 1
+    cell = r * ncls + k
+    if ca == cb:
+        acc[cell * width + ca] += fb - fa
+    else:
+        acc[cell * width + ca] += ca + 1 - fa
+        acc[cell * width + cb] += fb - cb
+        diff[cell * (width + 1) + ca + 1] += 1
+        diff[cell * (width + 1) + cb] -= 1
+
+
+cdef void pixel_finish(double *acc, int64_t *diff, int64_t nrows, int64_t ncls,
+                       int64_t width) noexcept nogil:
+    cdef int64_t c, cell
+    cdef double run
+    for cell in range(nrows * ncls):
+        run = 0
+        for c in range(width):
+            run += diff[cell * (width + 1) + c]
+            acc[cell * width + c] += run
+
+
+def _pixel_tables(int64_t nrows, int64_t ncls, int64_t width):
+    return (np.zeros((max(nrows, 0), max(ncls, 0), max(width, 1)), np.float64),
+            np.zeros((max(nrows, 0) * max(ncls, 0), max(width, 1) + 1), np.int64))
+
+
 def pixel_accumulate(const int64_t[:] row, const int64_t[:] cls, const int64_t[:] a,
                      const int64_t[:] b, int64_t lo, int64_t hi, int64_t nrows, int64_t ncls,
                      int64_t width):
@@ -1485,10 +1526,9 @@ def pixel_accumulate(const int64_t[:] row, const int64_t[:] cls, const int64_t[:
     w = (hi - lo) / width; the partial end columns of an interval are added directly and the
     whole ones between through a difference array (ftrace_fast.plot's timeline).  Rows or
     classes outside the table are left out."""
-    cdef int64_t n = a.shape[0], i, j, cell, ca, cb
-    cdef double span = <double>(hi - lo if hi - lo > 1 else 1), fa, fb, run
-    out = np.zeros((max(nrows, 0), max(ncls, 0), max(width, 1)), np.float64)
-    diff_a = np.zeros((max(nrows, 0) * max(ncls, 0), max(width, 1) + 1), np.int64)
+    cdef int64_t n = a.shape[0], i
+    cdef double span = <double>(hi - lo if hi - lo > 1 else 1)
+    out, diff_a = _pixel_tables(nrows, ncls, width)
     cdef double[:, :, ::1] acc = out
     cdef int64_t[:, ::1] diff = diff_a
     if row.shape[0] != n or cls.shape[0] != n or b.shape[0] != n:
@@ -1497,31 +1537,53 @@ def pixel_accumulate(const int64_t[:] row, const int64_t[:] cls, const int64_t[:
         return out
     with nogil:
         for i in range(n):
-            if row[i] < 0 or row[i] >= nrows or cls[i] < 0 or cls[i] >= ncls:
-                continue
-            fa = (<double>(a[i] - lo)) / span * width
-            fb = (<double>(b[i] - lo)) / span * width
-            fa = 0.0 if fa < 0 else (<double>width if fa > width else fa)
-            fb = 0.0 if fb < 0 else (<double>width if fb > width else fb)
-            ca = <int64_t>fa
-            cb = <int64_t>fb
-            if ca > width - 1:
-                ca = width - 1
-            if cb > width - 1:
-                cb = width - 1
-            if ca == cb:
-                acc[row[i], cls[i], ca] += fb - fa
-            else:
-                acc[row[i], cls[i], ca] += ca + 1 - fa
-                acc[row[i], cls[i], cb] += fb - cb
-                cell = row[i] * ncls + cls[i]
-                diff[cell, ca + 1] += 1
-                diff[cell, cb] -= 1
-        for i in range(nrows):
-            for j in range(ncls):
-                cell = i * ncls + j
-                run = 0
-                for ca in range(width):
-                    run += diff[cell, ca]
-                    acc[i, j, ca] += run
+            if 0 <= row[i] < nrows and 0 <= cls[i] < ncls:
+                pixel_add(&acc[0, 0, 0], &diff[0, 0], row[i], cls[i], ncls, a[i], b[i], lo,
+                          span, width)
+        pixel_finish(&acc[0, 0, 0], &diff[0, 0], nrows, ncls, width)
     return out
+
+
+def pixel_accumulate_tasks(const int32_t[:] task, const int64_t[::1] row_of,
+                           const int8_t[:] state, const int32_t[:] cpu, const int64_t[:] a,
+                           const int64_t[:] b, int64_t lo, int64_t hi, int64_t nstates,
+                           int64_t ncpus, int64_t width, int8_t running):
+    """pixel_accumulate over a model's interval table as it is, for the tasks with a row
+    (row_of[task] >= 0): per (row, state, column), and per (row, CPU index, column) for the
+    ``running`` intervals.  Returns (by state, by CPU, intervals read)."""
+    cdef int64_t n = a.shape[0], nt = row_of.shape[0], nrows = 0, i, r, used = 0
+    cdef double span = <double>(hi - lo if hi - lo > 1 else 1)
+    if task.shape[0] != n or state.shape[0] != n or cpu.shape[0] != n or b.shape[0] != n:
+        raise ValueError("pixel_accumulate_tasks: columns of different lengths")
+    for i in range(nt):
+        if row_of[i] + 1 > nrows:
+            nrows = row_of[i] + 1
+    by_state, diff_s_a = _pixel_tables(nrows, nstates, width)
+    by_cpu, diff_c_a = _pixel_tables(nrows, ncpus, width)
+    cdef double[:, :, ::1] acc_s = by_state
+    cdef double[:, :, ::1] acc_c = by_cpu
+    cdef int64_t[:, ::1] diff_s = diff_s_a
+    cdef int64_t[:, ::1] diff_c = diff_c_a
+    if width < 1 or nrows < 1:
+        return by_state, by_cpu, 0
+    cdef double *ps = &acc_s[0, 0, 0] if nstates > 0 else NULL
+    cdef int64_t *pds = &diff_s[0, 0] if nstates > 0 else NULL
+    cdef double *pc = &acc_c[0, 0, 0] if ncpus > 0 else NULL
+    cdef int64_t *pdc = &diff_c[0, 0] if ncpus > 0 else NULL
+    with nogil:
+        for i in range(n):
+            if task[i] < 0 or task[i] >= nt:
+                continue
+            r = row_of[task[i]]
+            if r < 0:
+                continue
+            used += 1
+            if 0 <= state[i] < nstates:
+                pixel_add(ps, pds, r, state[i], nstates, a[i], b[i], lo, span, width)
+            if state[i] == running and 0 <= cpu[i] < ncpus:
+                pixel_add(pc, pdc, r, cpu[i], ncpus, a[i], b[i], lo, span, width)
+        if ps != NULL:
+            pixel_finish(ps, pds, nrows, nstates, width)
+        if pc != NULL:
+            pixel_finish(pc, pdc, nrows, ncpus, width)
+    return by_state, by_cpu, used

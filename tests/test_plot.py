@@ -488,3 +488,17 @@ def test_visualize_script_writes_the_standard_set(tmp_path, capsys):
     out, err = capsys.readouterr()
     assert out.split("\n")[:-1] == [str(tmp_path / "kvmonly.kvm-exits.png")]
     assert "no sched_switch events: timeline chart skipped" in err
+
+
+def test_timeline_from_the_whole_table_equals_the_selected_rows(sims, kvm_sim, smp4):
+    """Without a time or CPU restriction the timeline accumulates the model's interval table
+    as it is; with one (here the window's own start, which clips nothing) it selects the rows
+    first: the same rows, pixels, CPUs and counts either way."""
+    for t in [t for _, t in sims] + [kvm_sim[1], smp4]:
+        w0, _ = sched.window(t)
+        for kw in ({}, {"top": 3}, {"comm": "", "top": 0}, {"comm": "KVM|qemu"}, {"pids": [0]}):
+            fast = plot.timeline(t, width_px=257, **kw)
+            slow = plot.timeline(t, width_px=257, start=w0, **kw)
+            for k in ("pids", "labels", "states", "cpus", "intervals", "image"):
+                assert np.array_equal(np.asarray(fast.data[k]), np.asarray(slow.data[k])), (k, kw)
+            assert fast.data["intervals"] > 0 or not len(fast.data["pids"])

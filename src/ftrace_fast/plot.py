@@ -28,7 +28,7 @@ import re
 
 import numpy as np
 
-from . import sched
+from . import _ftsched, sched
 from .sched import DEAD, RUNNABLE, RUNNING, SLEEP_D, SLEEP_OTHER, SLEEP_S, UNKNOWN
 from .trace import _time_arg
 
@@ -340,15 +340,7 @@ def _timeline_rows(trace, *, pids, comm, top, start, end, cpus):
     present = np.bincount(ti, minlength=m.ntasks) > 0
     run = c["state"] == sched.RUNNING
     run_ns = sched._sum_by(ti[run], (c["end"] - c["start"])[run], m.ntasks)
-    cand = np.flatnonzero(present)
-    selected = len(cand)
-    if top and len(cand) > top:
-        cand = cand[np.lexsort((m.pids[cand], -run_ns[cand]))[:top]]
-    cand = np.array(sorted(cand.tolist(), key=lambda i: (natural_key(m.comm[i]), int(m.pids[i]))),
-                    np.int64)
-    row_of = np.full(m.ntasks, -1, np.int64)
-    row_of[cand] = np.arange(len(cand))
-    labels = [f"{cm} ({p})" for cm, p in zip(m.comm[cand].tolist(), m.pids[cand].tolist())]
+    cand, selected, labels, row_of = _rank_rows(m, present, run_ns, top)
     row = row_of[ti] if len(ti) else np.zeros(0, np.int64)
     if len(cand) < selected:
         k = row >= 0
@@ -358,12 +350,78 @@ def _timeline_rows(trace, *, pids, comm, top, start, end, cpus):
     return m.pids[cand].astype(np.int64), labels, selected, c
 
 
+def _rank_rows(m, present, run_ns, top):
+    """The rows shown among the tasks present (a bool per task): the ``top`` busiest by run
+    time (0: all), sorted by name.  Returns (task indices, how many were present, labels,
+    the row of each task or -1)."""
+    cand = np.flatnonzero(present)
+    selected = len(cand)
+    if top and len(cand) > top:
+        cand = cand[np.lexsort((m.pids[cand], -run_ns[cand]))[:top]]
+    cand = np.array(sorted(cand.tolist(), key=lambda i: (natural_key(m.comm[i]), int(m.pids[i]))),
+                    np.int64)
+    row_of = np.full(m.ntasks, -1, np.int64)
+    row_of[cand] = np.arange(len(cand))
+    labels = [f"{cm} ({p})" for cm, p in zip(m.comm[cand].tolist(), m.pids[cand].tolist())]
+    return cand, selected, labels, row_of
+
+
+def _timeline_whole(trace, m, *, pids, comm, top, lo, hi, width):
+    """The timeline's rows and pixels without a time or CPU restriction, read from the
+    model's interval table as it is (no selection copied out of it): (pids, labels, selected,
+    states accumulator, CPU accumulator, intervals read), or None when the per-CPU
+    accumulator would be large (many CPUs): the caller then selects the rows first."""
+    r = m.tables(sched.IV)
+    has = np.bincount(r["iv_task"], minlength=m.ntasks) > 0          # a state in W
+    present = None
+    if pids is None and comm is None:
+        from . import kvm
+        vp = kvm.topology(trace).vcpu_pids
+        if len(vp):
+            present = np.isin(m.pids, vp) & has
+            present = present if present.any() else None
+    if present is None:
+        present = sched._select(m, pids, comm) & has
+    # run time per task: the walk's sums equal the sums of its RUNNING intervals
+    cand, selected, labels, row_of = _rank_rows(m, present, m.sums["task_ns"][:, RUNNING], top)
+    if len(cand) * max(m.ncpus, 1) * width > 16_000_000:
+        return None
+    by_state, by_cpu, n = _ftsched.pixel_accumulate_tasks(
+        r["iv_task"], row_of, r["iv_state"], r["iv_cpu"], r["iv_start"], r["iv_end"],
+        int(lo), int(hi), NSTATES, m.ncpus, width, RUNNING)
+    return m.pids[cand].astype(np.int64), labels, selected, by_state, by_cpu, n
+
+
+def _timeline_selected(trace, m, *, pids, comm, top, start, end, cpus, lo, hi, width):
+    """The timeline's rows and pixels from the selected tasks' intervals, clipped and filtered
+    as the restrictions say: (pids, labels, selected, states, cpu columns, intervals)."""
+    pids_shown, labels, selected, c = _timeline_rows(trace, pids=pids, comm=comm, top=top,
+                                                     start=start, end=end, cpus=cpus)
+    nrows = len(pids_shown)
+    # the row of each interval (rows are in display order, not sorted by pid)
+    row, a, b, st = c["row"], c["start"], c["end"], c["state"]
+    acc = _accumulate(row, st.astype(np.int64), a, b, lo, hi, nrows, NSTATES, width)
+    states = _dominant(acc).astype(np.int8)
+    # the CPU strip: time running per used CPU (model CPU indices, sorted like the numbers)
+    from .kvm import _dense
+    m = sched.model(trace)
+    run = st == RUNNING
+    used_i, cpu_idx = _dense(c["cpu"][run])
+    used = np.where(used_i >= 0, m.cpus[np.clip(used_i, 0, max(m.ncpus - 1, 0))] if m.ncpus else -1,
+                    -1) if len(used_i) else np.zeros(0, np.int64)
+    acc_cpu = _accumulate(row[run], cpu_idx, a[run], b[run], lo, hi, nrows, max(len(used), 1),
+                          width)
+    dom = _dominant(acc_cpu)
+    cpu_cols = np.where(dom >= 0, used[np.clip(dom, 0, max(len(used) - 1, 0))] if len(used) else -1,
+                        -1).astype(np.int32)
+    return pids_shown, labels, selected, states, cpu_cols, len(row)
+
+
 def _accumulate(row, cls, a, b, lo, hi, nrows, ncls, width):
     """Time of intervals [a, b) per (row, class, pixel column): float (nrows, ncls, width) in
     units of one column's duration.  A column is [lo + j*w, lo + (j+1)*w) with w = (hi-lo)/width;
     whole columns an interval spans go through a difference array, its partial end columns
     directly, so the cost is one pass over the intervals whatever their lengths."""
-    from . import _ftsched
     i8 = lambda x: np.ascontiguousarray(x, np.int64)  # noqa: E731
     return _ftsched.pixel_accumulate(i8(row), i8(cls), i8(a), i8(b), int(lo), int(hi),
                                      int(nrows), int(ncls), int(width))
@@ -389,36 +447,32 @@ def timeline(trace, *, pids=None, comm=None, top=20, start=None, end=None, cpus=
     not run), ``image`` (the RGBA array drawn), ``intervals`` (how many were accumulated).
     """
     start, end = _time_arg(start, "start"), _time_arg(end, "end")
-    sched.model(trace, intervals=sched.IV)  # one walk: the chart reads task intervals
+    m = sched.model(trace, intervals=sched.IV)  # one walk: the chart reads task intervals
     lo, hi = _range(trace, start, end)
-    pids_shown, labels, selected, c = _timeline_rows(trace, pids=pids, comm=comm, top=top,
-                                                     start=start, end=end, cpus=cpus)
+    left, right = 0.17, 0.80
+    if width_px is None:
+        width_px = int(round(WIDTH_IN * DPI * (right - left)))
+    width = max(int(width_px), 1)
+    whole = None
+    if start is None and end is None and cpus is None:
+        whole = _timeline_whole(trace, m, pids=pids, comm=comm, top=top, lo=lo, hi=hi,
+                                width=width)
+    if whole is not None:
+        pids_shown, labels, selected, acc, acc_cpu, n_iv = whole
+        states = _dominant(acc).astype(np.int8)
+        dom = _dominant(acc_cpu)
+        cpu_cols = np.where(dom >= 0, m.cpus[np.clip(dom, 0, max(m.ncpus - 1, 0))] if m.ncpus else -1,
+                            -1).astype(np.int32)
+    else:
+        pids_shown, labels, selected, states, cpu_cols, n_iv = _timeline_selected(
+            trace, m, pids=pids, comm=comm, top=top, start=start, end=end, cpus=cpus, lo=lo,
+            hi=hi, width=width)
     nrows = len(pids_shown)
     notes = _caveats(trace)
     if top and selected > nrows:
         notes.append(f"showing the {nrows} busiest of {selected} selected tasks (top={top})")
     if not nrows:
         notes.append("no task selected: no task that the filters match has a state in the window")
-    left, right = 0.17, 0.80
-    if width_px is None:
-        width_px = int(round(WIDTH_IN * DPI * (right - left)))
-    width = max(int(width_px), 1)
-    # the row of each interval (rows are in display order, not sorted by pid)
-    row, a, b, st = c["row"], c["start"], c["end"], c["state"]
-    acc = _accumulate(row, st.astype(np.int64), a, b, lo, hi, nrows, NSTATES, width)
-    states = _dominant(acc).astype(np.int8)
-    # the CPU strip: time running per used CPU (model CPU indices, sorted like the numbers)
-    from .kvm import _dense
-    m = sched.model(trace)
-    run = st == RUNNING
-    used_i, cpu_idx = _dense(c["cpu"][run])
-    used = np.where(used_i >= 0, m.cpus[np.clip(used_i, 0, max(m.ncpus - 1, 0))] if m.ncpus else -1,
-                    -1) if len(used_i) else np.zeros(0, np.int64)
-    acc_cpu = _accumulate(row[run], cpu_idx, a[run], b[run], lo, hi, nrows, max(len(used), 1),
-                          width)
-    dom = _dominant(acc_cpu)
-    cpu_cols = np.where(dom >= 0, used[np.clip(dom, 0, max(len(used) - 1, 0))] if len(used) else -1,
-                        -1).astype(np.int32)
     image = _timeline_image(states, cpu_cols)
 
     h = 2.2 + max(nrows, 2) * 0.32
@@ -459,7 +513,7 @@ def timeline(trace, *, pids=None, comm=None, top=20, start=None, end=None, cpus=
     edges = lo + (hi - lo) * np.arange(width + 1, dtype=np.float64) / width
     return Plot("timeline", fig, {"pids": pids_shown, "labels": labels, "column_edges": edges,
                                   "states": states, "cpus": cpu_cols, "image": image,
-                                  "intervals": len(row)}, notes)
+                                  "intervals": n_iv}, notes)
 
 
 #: rows of one task in the timeline image: state band, CPU strip, gap
