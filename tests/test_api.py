@@ -13,7 +13,7 @@ import pytest
 
 import ftrace_fast
 from ftrace_fast import events as ev
-from helpers import DATA, arrays_equal, load_text, rows
+from helpers import DATA, arrays_equal, load_text
 
 TEXT = (
     "# tracer: nop\n"

@@ -6,7 +6,6 @@ arrays (chunk invariance on real text).
 """
 
 import gzip
-import io
 import warnings
 
 import numpy as np

@@ -4,7 +4,6 @@ schedstat accounting."""
 
 import json
 
-import numpy as np
 import pytest
 
 import ftrace_fast
