@@ -18,7 +18,7 @@ equal the sums of the emitted intervals.
 """
 
 from libc.stdint cimport int8_t, int16_t, int32_t, int64_t, uint8_t, uintptr_t
-from libc.stdlib cimport malloc, calloc, free
+from libc.stdlib cimport malloc, calloc, free, realloc
 from libc.string cimport memcpy
 
 import numpy as np
@@ -789,6 +789,73 @@ cdef class Stream:
                     sorted_ = 0
         return (nv, ts_lo, ts_hi, pid_hi, bool(pid_big), cpu_hi, bool(cpu_big), bool(sorted_),
                 unstamped[:self.nseg])
+
+    def name_pairs(self, int64_t pid_hi):
+        """The (pid, comm) pairs of the time-stamped records (a line's own task, ``a`` and
+        ``b`` with their comms; pid > 0, comm >= 0) as int64 keys pid << 32 | comm, each pair
+        at least once: a pair is left out when the pid's previous pair was the same (a task
+        keeps its name for long), so the keys are few; np.unique makes them distinct.
+        pid_hi: pids up to it are remembered in a table, larger ones always kept."""
+        cdef int64_t cap = 1024, n = 0, i, key
+        cdef int64_t nt = pid_hi + 1 if 0 <= pid_hi < (1 << 24) else 0
+        cdef int64_t offs[3]
+        cdef int64_t coffs[3]
+        cdef int s, k
+        cdef int32_t p, c
+        cdef const Seg *g
+        cdef const char *rec
+        cdef int64_t *out = <int64_t*>malloc(cap * sizeof(int64_t))
+        cdef int64_t *grown
+        cdef int64_t[::1] kv
+        cdef int32_t *last = <int32_t*>malloc(max(nt, 1) * sizeof(int32_t))
+        if out == NULL or last == NULL:
+            free(out)
+            free(last)
+            raise MemoryError()
+        try:
+            with nogil:
+                for i in range(nt):
+                    last[i] = -1
+                for s in range(self.nseg):
+                    g = &self.S[s]
+                    offs[0] = g.o_pid
+                    coffs[0] = g.o_comm
+                    offs[1] = g.o_a
+                    coffs[1] = g.o_acomm
+                    offs[2] = g.o_b
+                    coffs[2] = g.o_bcomm
+                    for i in range(g.n):
+                        rec = g.base + i * g.isz
+                        if rd64(rec + g.o_ts) < 0:
+                            continue
+                        for k in range(3):
+                            if offs[k] < 0 or coffs[k] < 0:
+                                continue
+                            p = rd32(rec + offs[k])
+                            c = rd32(rec + coffs[k])
+                            if p <= 0 or c < 0:
+                                continue
+                            if p < nt:
+                                if last[p] == c:
+                                    continue
+                                last[p] = c
+                            if n == cap:
+                                grown = <int64_t*>realloc(out, 2 * cap * sizeof(int64_t))
+                                if grown == NULL:
+                                    with gil:
+                                        raise MemoryError()
+                                out = grown
+                                cap *= 2
+                            out[n] = (<int64_t>p << 32) | <int64_t>c
+                            n += 1
+            keys = np.empty(n, np.int64)
+            kv = keys
+            if n:
+                memcpy(&kv[0], out, n * sizeof(int64_t))
+            return keys
+        finally:
+            free(out)
+            free(last)
 
     def times(self, const int16_t[::1] seq_seg, const int32_t[::1] seq_idx,
               const int32_t[::1] lost_cpu, cmap, int64_t w0, int64_t ncpus):

@@ -574,3 +574,42 @@ def test_models_built_with_some_tables_answer_like_a_full_one(variant):
         assert m._have == sched.ALL
         for k, v in before.items():
             assert m._r[k] is v, (k, first)
+
+
+def _names_reference(m):
+    p_, c_ = m._gather((("pid", "comm"), ("a", "acomm"), ("b", "bcomm")))
+    keep = (p_ > 0) & (c_ >= 0)
+    out = {}
+    for p, c in sorted(set(zip(p_[keep].tolist(), c_[keep].tolist()))):
+        out.setdefault(p, []).append(m.trace.comms[c])
+    return out
+
+
+def test_every_name_of_a_task_equals_a_gather_of_all_pairs():
+    """SchedModel.names keeps a (pid, comm) pair in one pass only where the task's name
+    changes: the same names as every pair of every record, on simulated traces in every
+    variant, on mutated ones, and with a renamed task whose pid is past the lookup table."""
+    import random
+
+    import tracegen
+    from ftrace_fast import sched
+    for i, variant in enumerate(simsched.VARIANTS):
+        t = _load(simsched.simulate(20 + i, variant, **OPTIONS["damaged"]))
+        m = sched.model(t)
+        assert m.names == _names_reference(m), variant
+    for seed in range(30):
+        rng = random.Random(500 + seed)
+        data = tracegen.generate(rng, rng.choice(tracegen.VARIANTS), n_events=rng.randint(1, 300)).data
+        t = ftrace_fast.load(io.BytesIO(tracegen.mutate(rng, data) if seed % 2 else data), warn=False)
+        if "sched_switch" in t.events and len(t.events["sched_switch"]):
+            m = sched.model(t)
+            assert m.names == _names_reference(m), seed
+    big = 1 << 23
+    text = (f"a-{big} [000] .... 1.000001: sched_switch: prev_comm=a prev_pid={big} prev_prio=120 "
+            f"prev_state=S ==> next_comm=b next_pid=7 next_prio=120\n"
+            f"b-7 [000] .... 1.000002: sched_switch: prev_comm=b prev_pid=7 prev_prio=120 "
+            f"prev_state=S ==> next_comm=c next_pid={big} next_prio=120\n"
+            f"c-{big} [000] .... 1.000003: sched_switch: prev_comm=a prev_pid={big} prev_prio=120 "
+            f"prev_state=S ==> next_comm=b next_pid=7 next_prio=120\n")
+    m = sched.model(ftrace_fast.load(io.BytesIO(text.encode())))
+    assert m.names == _names_reference(m) and m.names[big] == ["a", "c"]

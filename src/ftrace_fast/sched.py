@@ -354,10 +354,9 @@ class SchedModel:
     def names(self):
         """pid -> every comm the task had (exec renames a task), computed on first use."""
         if self._names is None:
-            p_, c_ = self._gather((("pid", "comm"), ("a", "acomm"), ("b", "bcomm")))
-            keep = (p_ > 0) & (c_ >= 0)
-            p_, c_ = p_[keep], c_[keep]
-            pairs = _unique_ints(p_.astype(np.int64) << 32 | c_.astype(np.int64))
+            # one pass over the records keeps a pair only where a task's name changes
+            hi = int(self.pids[-1]) if self.ntasks else 0
+            pairs = _unique_ints(self._stream.name_pairs(hi if hi < _PID_MARK else _PID_MARK))
             self._names = {}
             comms = self.trace.comms
             for key in pairs.tolist():
