@@ -763,7 +763,10 @@ def _kvm_section(t, sel, pids, unit):
     vms = []
     vm_exits = {}
     if x is not None:
-        for r in x.by_reason(lambda ps: np.array([top.vm_of.get(int(q), -1) for q in ps.tolist()]), **rk):
+        def vm_of(ps):
+            u, inv = kvm._dense(ps)          # a few threads: look each up once
+            return np.array([top.vm_of.get(int(q), -1) for q in u.tolist()], np.int64)[inv]
+        for r in x.by_reason(vm_of, **rk):
             vm_exits.setdefault(r["group"], {})[r["reason"]] = {k: v for k, v in r.items()
                                                                if k not in ("group", "reason")}
     for vm, info in sorted(top.vms.items()):
