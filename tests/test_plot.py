@@ -215,6 +215,23 @@ def test_latency_histogram_and_cdf(smp4):
     assert ax_h.get_xscale() == "log" and ax_c.get_xscale() == "log"
     q = plot.latency(smp4, group="task", top=0)
     assert len(q.data["groups"]) == len(np.unique(sched.wakeup_latencies(smp4)["pid"]))
+    # every grouping against a key made sample by sample
+    m = sched.model(smp4)
+    w = sched.wakeup_latencies(smp4)
+    ti = m.task_index(w["pid"])
+    keys = {"comm": [plot.task_group(m.comm[i]) for i in ti],
+            "task": [f"{m.comm[i]} ({m.pids[i]})" for i in ti],
+            "process": [f"tgid {m.tgid[i] if m.tgid[i] >= 0 else m.pids[i]}" for i in ti],
+            "all": ["all tasks"] * len(ti)}
+    for group, key in keys.items():
+        want = {}
+        for k, x in zip(key, w["latency_ns"].tolist()):
+            want.setdefault(k, []).append(x)
+        r = plot.latency(smp4, group=group, top=0)
+        assert {g: s.tolist() for g, s in zip(r.data["groups"], r.data["samples"])} == \
+            {k: sorted(x) for k, x in want.items()}, group
+        counts = [len(s) for s in r.data["samples"]]
+        assert counts == sorted(counts, reverse=True)
     with pytest.raises(ValueError, match="group must be"):
         plot.latency(smp4, group="bogus")
 

@@ -600,22 +600,21 @@ def latency(trace, *, source="wakeup", group="comm", top=8, start=None, end=None
     lat = sched.wakeup_latencies(trace, source=source, start=start, end=end, cpus=cpus,
                                  pids=pids, comm=comm)
     v = lat["latency_ns"]
-    ti = m.task_index(lat["pid"])
+    ti = m.task_index(lat["pid"])          # every sample's task is in the model
+    # the group of each task, then of each sample through its task (no string per sample)
+    comms, tpids = m.comm.tolist(), m.pids.tolist()
     if group == "comm":
-        names = np.array([task_group(c) for c in m.comm.tolist()], dtype=object)
-        key = names[ti] if len(ti) else np.zeros(0, object)
+        tkey = [task_group(c) for c in comms]
     elif group == "task":
-        key = np.array([f"{c} ({p})" for c, p in zip(m.comm[ti].tolist(), lat["pid"].tolist())],
-                       dtype=object)
+        tkey = [f"{c} ({p})" for c, p in zip(comms, tpids)]
     elif group == "process":
-        tg = m.tgid[ti]
-        pidk = np.where(tg >= 0, tg, lat["pid"])
-        key = np.array([f"tgid {p}" for p in pidk.tolist()], dtype=object)
+        tkey = [f"tgid {g if g >= 0 else p}" for g, p in zip(m.tgid.tolist(), tpids)]
     else:
-        key = np.full(len(v), "all tasks", dtype=object)
-    uk, inv, cnt = (np.unique(key.astype(str), return_inverse=True, return_counts=True)
-                    if len(v) else (np.zeros(0, str), np.zeros(0, np.int64), np.zeros(0, np.int64)))
-    order = sorted(range(len(uk)), key=lambda i: (-cnt[i], str(uk[i])))
+        tkey = ["all tasks"] * m.ntasks
+    uk, gid = np.unique(np.array(tkey + [""], dtype=str), return_inverse=True)
+    inv = gid[ti] if len(v) else np.zeros(0, np.int64)
+    cnt = np.bincount(inv, minlength=len(uk))
+    order = sorted((i for i in range(len(uk)) if cnt[i]), key=lambda i: (-cnt[i], str(uk[i])))
     shown = order[:top] if top else order
     groups = [str(uk[i]) for i in shown]
     samples = [np.sort(v[inv == i]) for i in shown]
