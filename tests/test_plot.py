@@ -244,6 +244,19 @@ def test_task_group():
 
 # -- switches / wakeups ---------------------------------------------------------------------------
 
+def test_rate_labels_name_a_task_by_its_latest_line_in_time():
+    sw = ("{c}-9 [000] .... {t}: sched_switch: prev_comm={c} prev_pid=9 prev_prio=120 "
+          "prev_state=S ==> next_comm={n} next_pid={p} next_prio=120\n")
+    text = "".join(sw.format(c="x", t=t, n=n, p=p) for t, n, p in
+                   (("1.000003", "late", 7), ("1.000001", "early", 7), ("1.000002", "mid", 7),
+                    ("1.000004", "y", 8)))
+    t = ftrace_fast.load(io.BytesIO(text.encode()), warn=False)
+    p = plot.switches(t, top=0)
+    assert p.data["labels"] == ["late (7)", "y (8)"]
+    t2 = ftrace_fast.load(io.BytesIO(text.replace("1.000003", "1.0000005").encode()), warn=False)
+    assert plot.switches(t2, top=0).data["labels"] == ["mid (7)", "y (8)"]
+
+
 def test_switch_and_wakeup_rates_count_the_lines(smp4):
     sw = smp4.events["sched_switch"]
     p = plot.switches(smp4, top=3)
@@ -255,6 +268,9 @@ def test_switch_and_wakeup_rates_count_the_lines(smp4):
     assert [int(lab.rsplit("(", 1)[1][:-1]) for lab in p.data["labels"]] == top3.tolist()
     for i, pid in enumerate(top3.tolist()):
         assert counts[i].sum() == (nxt == pid).sum()
+        # the name shown: the comm of the pid's latest line
+        last = sw[sw["next_pid"] == pid][-1]
+        assert p.data["labels"][i] == f"{smp4.comms[last['next_comm']]} ({pid})"
     # the bins: every line in the bin its time stamp falls in
     e = p.data["edges"]
     pid0 = top3[0]

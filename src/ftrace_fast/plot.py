@@ -695,12 +695,18 @@ def _rates(trace, what, ts, cpu, pid, comm_id, *, top, bins, bin_ns, start, end,
         k &= np.isin(cpu, np.asarray(list(cpus)))
     ts, pid, comm_id = ts[k], pid[k], comm_id[k]
     col = np.minimum((ts - lo) // bin_ns, nb - 1)
-    upid, inv, tot = np.unique(pid, return_inverse=True, return_counts=True)
+    from .kvm import _dense
+    upid, inv = _dense(pid)
+    tot = np.bincount(inv, minlength=len(upid))
     order = np.lexsort((upid, -tot))
     shown = order[:top] if top else order
-    # the name of a pid: its comm at its latest line here
+    # the name of a pid: its comm at its latest line here (the later line on equal times)
     last = np.full(len(upid), -1, np.int64)
-    if len(ts):
+    if len(ts) and (np.diff(ts) >= 0).all():
+        at = np.full(len(upid), -1, np.int64)
+        np.maximum.at(at, inv, np.arange(len(ts)))
+        last[:] = comm_id[at]
+    elif len(ts):
         o = np.lexsort((ts, inv))
         ends = np.r_[np.flatnonzero(np.diff(inv[o])), len(o) - 1]
         last[inv[o][ends]] = comm_id[o][ends]
