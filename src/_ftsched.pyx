@@ -1095,45 +1095,6 @@ cdef _analyze(Stream st, order, const int32_t[::1] lost_cpu, tmap, cmap, int nta
 # ---------------------------------------------------------------------------------------------
 # helpers of the KVM analysis (ftrace_fast/kvm.py says what they compute)
 
-cdef struct PidMap:
-    const int64_t *vals      # sorted distinct pids
-    int64_t n
-    int32_t *lut             # pid -> index, -1 absent (NULL: binary search)
-    int64_t lut_n
-
-
-cdef int pidmap_init(PidMap *m, const int64_t[::1] vals) except -1:
-    cdef int64_t i, hi
-    m.n = vals.shape[0]
-    m.vals = &vals[0] if m.n else NULL
-    m.lut = NULL
-    m.lut_n = 0
-    hi = vals[m.n - 1] if m.n else -1
-    if m.n and 0 <= vals[0] and hi < (1 << 24):
-        m.lut_n = hi + 1
-        m.lut = <int32_t*>malloc(m.lut_n * sizeof(int32_t))
-        if m.lut == NULL:
-            raise MemoryError()
-        for i in range(m.lut_n):
-            m.lut[i] = -1
-        for i in range(m.n):
-            m.lut[vals[i]] = <int32_t>i
-    return 0
-
-
-cdef inline int32_t pid_index(const PidMap *m, int64_t p) noexcept nogil:
-    cdef int64_t lo = 0, hi = m.n, mid
-    if m.lut != NULL:
-        return m.lut[p] if 0 <= p < m.lut_n else -1
-    while lo < hi:
-        mid = (lo + hi) >> 1
-        if m.vals[mid] < p:
-            lo = mid + 1
-        else:
-            hi = mid
-    return <int32_t>lo if lo < m.n and m.vals[lo] == p else -1
-
-
 # codes of the per-thread stream of pair_exits
 cdef enum:
     C_NONE = -1
@@ -1159,12 +1120,13 @@ def pair_exits(const int32_t[:] en_pid, const int64_t[:] en_ts, const int64_t[:]
                const int32_t[:] ex_pid, const int64_t[:] ex_ts, const int64_t[:] ex_line,
                const int32_t[:] ex_cpu, const int32_t[:] ex_reason,
                const int32_t[:] sw_prev, const int32_t[:] sw_next, const int64_t[:] sw_ts,
-               const int64_t[:] sw_line, const int32_t[:] sw_cpu,
-               const int64_t[::1] vcpu_pids):
+               const int64_t[:] sw_line, const int32_t[:] sw_cpu, tmap):
     """K6 and K7 for a trace without lost events: each thread's kvm_entry, kvm_exit and
-    switches, merged in line order, in one pass.  Returns None when a thread's time goes back
-    in the file (the caller sorts instead); else a dict of the exit and guest-span columns,
-    grouped by thread (vcpu_pids order), in time order within each."""
+    switches, merged in line order, in one pass.  tmap: the vCPU threads (sched._Ids of their
+    pids).  Returns None when a thread's time goes back in the file (the caller sorts
+    instead); else a dict of the exit and guest-span columns, grouped by thread (in pid
+    order), in time order within each."""
+    cdef const int32_t[::1] vcpu_pids = tmap.values
     if not (en_pid.shape[0] == en_ts.shape[0] == en_line.shape[0] == en_cpu.shape[0]) or \
             not (ex_pid.shape[0] == ex_ts.shape[0] == ex_line.shape[0] == ex_cpu.shape[0]
                  == ex_reason.shape[0]) or \
@@ -1174,8 +1136,8 @@ def pair_exits(const int32_t[:] en_pid, const int64_t[:] en_ts, const int64_t[:]
     if vcpu_pids.shape[0] > 1 and not all(vcpu_pids[k] < vcpu_pids[k + 1]
                                           for k in range(vcpu_pids.shape[0] - 1)):
         raise ValueError("pair_exits: vcpu_pids must be sorted and distinct")
-    cdef PidMap pm
-    pidmap_init(&pm, vcpu_pids)
+    cdef IdMap pm
+    idmap_init(&pm, tmap)
     cdef int64_t nv = pm.n, i, nx = ex_pid.shape[0], total = 0
     cdef int32_t q
     cdef int status = 0
@@ -1183,13 +1145,12 @@ def pair_exits(const int32_t[:] en_pid, const int64_t[:] en_ts, const int64_t[:]
     cdef int64_t[::1] xoff = xoff_a
     cdef ExitState *E = <ExitState*>calloc(max(nv, 1), sizeof(ExitState))
     if E == NULL:
-        free(pm.lut)
         raise MemoryError()
     try:
         with nogil:
             for i in range(nx):
                 if ex_ts[i] >= 0:
-                    q = pid_index(&pm, ex_pid[i])
+                    q = map_id(&pm, ex_pid[i])
                     if q >= 0:
                         xoff[q + 1] += 1
             for q in range(nv):
@@ -1219,9 +1180,8 @@ def pair_exits(const int32_t[:] en_pid, const int64_t[:] en_ts, const int64_t[:]
         gn = np.array([E[q].gpos - xoff[q] for q in range(nv)], np.int64)
     finally:
         free(E)
-        free(pm.lut)
     xo = np.asarray(xoff_a)
-    vp = np.asarray(vcpu_pids)
+    vp = np.asarray(vcpu_pids, np.int64)
     gsel = np.concatenate([np.arange(xo[q], xo[q] + gn[q]) for q in range(nv)]) if nv \
         else np.zeros(0, np.int64)
     lead = lead_a[:, :nv][:, lead_a[0, :nv] >= 0]
@@ -1237,7 +1197,7 @@ def pair_exits(const int32_t[:] en_pid, const int64_t[:] en_ts, const int64_t[:]
     }
 
 
-cdef int _pair_kernel(PidMap *pm, ExitState *E,
+cdef int _pair_kernel(const IdMap *pm, ExitState *E,
                       const int32_t[:] en_pid, const int64_t[:] en_ts, const int64_t[:] en_line,
                       const int32_t[:] en_cpu,
                       const int32_t[:] ex_pid, const int64_t[:] ex_ts, const int64_t[:] ex_line,
@@ -1294,7 +1254,7 @@ cdef int _pair_kernel(PidMap *pm, ExitState *E,
                     ts = en_ts[ie]
                     cpu = en_cpu[ie]
                     code = C_ENTRY
-                    q = pid_index(pm, en_pid[ie])
+                    q = map_id(pm, en_pid[ie])
                 elif src == 1:
                     if role:
                         ix += 1
@@ -1303,16 +1263,16 @@ cdef int _pair_kernel(PidMap *pm, ExitState *E,
                     cpu = ex_cpu[ix]
                     reason = ex_reason[ix]
                     code = C_EXIT
-                    q = pid_index(pm, ex_pid[ix])
+                    q = map_id(pm, ex_pid[ix])
                 else:
                     ts = sw_ts[isw]
                     cpu = sw_cpu[isw]
                     if role == 0:
                         code = C_OUT
-                        q = pid_index(pm, sw_prev[isw])
+                        q = map_id(pm, sw_prev[isw])
                     else:
                         code = C_IN
-                        q = pid_index(pm, sw_next[isw])
+                        q = map_id(pm, sw_next[isw])
                 if q < 0 or ts < 0:
                     if role == 1:
                         isw += 1

@@ -394,7 +394,7 @@ class Exits:
         return _ftsched.pair_exits(*cols("kvm_entry", "pid", "ts", "line", "cpu"),
                                    *cols("kvm_exit", "pid", "ts", "line", "cpu", "reason"),
                                    *cols("sched_switch", "prev_pid", "next_pid", "ts", "line", "cpu"),
-                                   np.ascontiguousarray(vcpu_pids, np.int64))
+                                   sched._Ids(vcpu_pids))
 
     def _pair_sorted(self, trace, vcpu_pids):
         """K6 and K7 by sorting each thread's records (any trace)."""
