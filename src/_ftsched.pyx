@@ -1355,18 +1355,26 @@ def by_key(const int32_t[::1] key, int32_t n):
     return perm_a, off_a
 
 
-def overlap_join(const int64_t[:] a, const int64_t[:] b, const int32_t[:] key,
-                 const int64_t[::1] s, const int64_t[::1] e, const int64_t[::1] perm,
-                 const int64_t[::1] off):
-    """For each interval [a[i], b[i]) and the intervals [s[j], e[j]) of group key[i] (rows
-    perm[off[k]:off[k + 1]], each group in time order and disjoint), every overlap of positive
-    length: (i, j, length), in the order of i then time."""
-    cdef int64_t n = a.shape[0], ng = off.shape[0] - 1, i, j, cnt = 0, w = 0, x, y, lo, g_end
-    cdef int64_t ns = s.shape[0], npm = perm.shape[0]
-    cdef int32_t k
-    cdef int pass_
-    if b.shape[0] != n or key.shape[0] != n or e.shape[0] != ns or ng < 0:
-        raise ValueError("overlap_join: columns of different lengths")
+def stolen_keys(const int32_t[:] task, const int8_t[:] state, const int64_t[:] a,
+                const int64_t[:] b, const int32_t[:] cpu, int8_t runnable,
+                const int64_t[::1] s, const int64_t[::1] e, const int32_t[::1] occ,
+                const int64_t[::1] perm, const int64_t[::1] off, int64_t ntasks):
+    """K4's join: every ``runnable`` interval [a, b) of a task waiting for CPU index cpu meets
+    the occupancy intervals [s, e) of that CPU (rows perm[off[c]:off[c + 1]], in time order),
+    and each overlap of positive length gives (key, length) with key = (task * (ntasks + 2) +
+    rank) * ncpus + cpu, rank 0 for unknown time (occ -1), 1 for idle (occ -2), 2 + the
+    occupant's task index.  The caller adds up the lengths per key."""
+    cdef int64_t n = a.shape[0], ng = off.shape[0] - 1, ns = s.shape[0], npm = perm.shape[0]
+    cdef int64_t i, j, lo, g_end, x, y, cap = 1024, w = 0, nocc = ntasks + 2, rank
+    cdef int32_t c, o
+    cdef int64_t *kbuf
+    cdef int64_t *dbuf
+    cdef int64_t *grown
+    cdef int64_t *hint
+    cdef int64_t[::1] kv, dv
+    if b.shape[0] != n or task.shape[0] != n or state.shape[0] != n or cpu.shape[0] != n or \
+            e.shape[0] != ns or occ.shape[0] != ns or ng < 0:
+        raise ValueError("stolen_keys: columns of different lengths")
     with nogil:
         for i in range(ng):
             if off[i] < 0 or off[i] > off[i + 1] or off[i + 1] > npm:
@@ -1379,48 +1387,62 @@ def overlap_join(const int64_t[:] a, const int64_t[:] b, const int32_t[:] key,
         else:
             j = -1
     if i >= 0 or j >= 0:
-        raise ValueError("overlap_join: off / perm do not index the intervals")
-    oi_a = oj_a = od_a = None
-    cdef int64_t[::1] oi, oj, od
-    # where the previous interval of each group started: the next one is usually near it
-    cdef int64_t *hint = <int64_t*>malloc(max(ng, 1) * sizeof(int64_t))
-    if hint == NULL:
-        raise MemoryError()
+        raise ValueError("stolen_keys: off / perm do not index the intervals")
+    kbuf = <int64_t*>malloc(cap * sizeof(int64_t))
+    dbuf = <int64_t*>malloc(cap * sizeof(int64_t))
+    # where the previous wait on each CPU started: the next one is usually near it
+    hint = <int64_t*>malloc(max(ng, 1) * sizeof(int64_t))
     try:
-        for pass_ in range(2):
-            if pass_ == 1:
-                oi_a = np.empty(cnt, np.int64)
-                oj_a = np.empty(cnt, np.int64)
-                od_a = np.empty(cnt, np.int64)
-                oi, oj, od = oi_a, oj_a, od_a
-            with nogil:
-                for k in range(ng):
-                    hint[k] = off[k]
-                for i in range(n):
-                    k = key[i]
-                    if k < 0 or k >= ng or b[i] <= a[i]:
-                        continue
-                    g_end = off[k + 1]
-                    lo = first_end_after(e, perm, off[k], g_end, hint[k], a[i])
-                    hint[k] = lo
-                    while lo < g_end:
-                        j = perm[lo]
-                        if s[j] >= b[i]:
-                            break
-                        x = s[j] if s[j] > a[i] else a[i]
-                        y = e[j] if e[j] < b[i] else b[i]
-                        if y > x:
-                            if pass_ == 0:
-                                cnt += 1
-                            else:
-                                oi[w] = i
-                                oj[w] = j
-                                od[w] = y - x
-                                w += 1
-                        lo += 1
+        if kbuf == NULL or dbuf == NULL or hint == NULL:
+            raise MemoryError()
+        with nogil:
+            for c in range(ng):
+                hint[c] = off[c]
+            for i in range(n):
+                c = cpu[i]
+                if state[i] != runnable or c < 0 or c >= ng or b[i] <= a[i] or \
+                        task[i] < 0 or task[i] >= ntasks:
+                    continue
+                g_end = off[c + 1]
+                lo = first_end_after(e, perm, off[c], g_end, hint[c], a[i])
+                hint[c] = lo
+                while lo < g_end:
+                    j = perm[lo]
+                    if s[j] >= b[i]:
+                        break
+                    x = s[j] if s[j] > a[i] else a[i]
+                    y = e[j] if e[j] < b[i] else b[i]
+                    if y > x:
+                        if w == cap:
+                            grown = <int64_t*>realloc(kbuf, 2 * cap * sizeof(int64_t))
+                            if grown == NULL:
+                                with gil:
+                                    raise MemoryError()
+                            kbuf = grown
+                            grown = <int64_t*>realloc(dbuf, 2 * cap * sizeof(int64_t))
+                            if grown == NULL:
+                                with gil:
+                                    raise MemoryError()
+                            dbuf = grown
+                            cap *= 2
+                        o = occ[j]
+                        rank = o + 2 if o >= 0 else (1 if o == T_IDLE else 0)
+                        kbuf[w] = (task[i] * nocc + rank) * ng + c
+                        dbuf[w] = y - x
+                        w += 1
+                    lo += 1
+        keys = np.empty(w, np.int64)
+        lens = np.empty(w, np.int64)
+        if w:
+            kv = keys
+            dv = lens
+            memcpy(&kv[0], kbuf, w * sizeof(int64_t))
+            memcpy(&dv[0], dbuf, w * sizeof(int64_t))
+        return keys, lens
     finally:
+        free(kbuf)
+        free(dbuf)
         free(hint)
-    return oi_a, oj_a, od_a
 
 
 cdef inline int64_t first_end_after(const int64_t[::1] e, const int64_t[::1] perm, int64_t g0,

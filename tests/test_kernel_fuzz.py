@@ -65,19 +65,21 @@ def test_join_sweep_and_pixels_survive_hostile_arguments(seed):
     s, e = _hostile(rng, m), _hostile(rng, m)
     a, b = _hostile(rng, n), _hostile(rng, n)
     qk = _ints(rng, n, -2, ng + 2, np.int32)
-    wi, oj, d = _ftsched.overlap_join(a, b, qk, s, e, perm, off)     # unsorted groups: any answer
-    assert len(wi) == len(oj) == len(d)
-    assert ((wi >= 0) & (wi < max(n, 1))).all() and ((oj >= 0) & (oj < max(m, 1))).all()
+    task = _ints(rng, n, -2, 6, np.int32)
+    state = _ints(rng, n, -1, 3, np.int8)
+    occ = _ints(rng, m, -3, 6, np.int32)
+    keys, d = _ftsched.stolen_keys(task, state, a, b, qk, 1, s, e, occ, perm, off, 5)
+    assert len(keys) == len(d)                       # unsorted groups: any answer, no crash
     if max(np.abs(np.r_[a, b, s, e, 0]).max(), 0) < 2**61:        # lengths that do not overflow
         assert (d > 0).all()
     bad = perm.copy()
     if len(bad):
         bad[0] = m + 5
         with pytest.raises(ValueError):
-            _ftsched.overlap_join(a, b, qk, s, e, bad, off)
+            _ftsched.stolen_keys(task, state, a, b, qk, 1, s, e, occ, bad, off, 5)
     with pytest.raises(ValueError):
-        _ftsched.overlap_join(a, b[:-1] if n else b[:0], qk if n else qk[:0] + 1, s, e[:-1] if m else
-                              np.zeros(1, np.int64), perm, off)
+        _ftsched.stolen_keys(task, state, a, b, qk, 1, s, e, occ[:-1] if m else np.zeros(1, np.int32),
+                             perm, off, 5)
     hist, most = _ftsched.count_sweep(np.sort(_ints(rng, n, -100, 100)), _hostile(rng, m),
                                       int(rng.integers(-200, 200)), int(rng.integers(-200, 200)))
     assert 0 <= most < len(hist) and (hist >= 0).all()

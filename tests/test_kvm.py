@@ -557,10 +557,11 @@ def test_runnable_wait_per_cpu_sum_equals_the_intervals(seed, variant):
 
 
 @pytest.mark.parametrize("seed", range(6))
-def test_overlap_join_and_by_key_equal_brute_force(seed):
-    """The neighbour join's kernels: by_key is a stable counting sort; overlap_join finds
-    every positive overlap of each query with its group's disjoint, time-ordered intervals,
-    whatever the order of the queries (its galloping search starts from the last answer)."""
+def test_stolen_keys_and_by_key_equal_brute_force(seed):
+    """The neighbour join's kernels: by_key is a stable counting sort; stolen_keys finds
+    every positive overlap of each runnable wait with its CPU's disjoint, time-ordered
+    occupancy intervals, whatever the order of the waits (its galloping search starts from
+    the last answer), and keys it by (task, occupant, CPU)."""
     from ftrace_fast import _ftsched
     rng = np.random.default_rng(seed)
     ng = int(rng.integers(1, 6))
@@ -577,23 +578,29 @@ def test_overlap_join_and_by_key_equal_brute_force(seed):
         lens = rng.integers(0, 50, len(rows))
         ends = np.cumsum(lens) + int(rng.integers(0, 100))
         s[rows], e[rows] = ends - lens, ends
+    ntasks = 7
+    occ = rng.integers(-2, ntasks, len(key)).astype(np.int32)
     nq = 300
-    qk = rng.integers(-1, ng + 1, nq).astype(np.int32)
+    qc = rng.integers(-1, ng + 1, nq).astype(np.int32)
     qa = rng.integers(-20, 3000, nq)
     qb = qa + rng.integers(-5, 400, nq)
+    qt = rng.integers(-1, ntasks + 1, nq).astype(np.int32)
+    qs = rng.integers(0, 3, nq).astype(np.int8)
     if seed % 2:
         o = np.argsort(qa, kind="stable")            # mostly in time order, like real waits
-        qk, qa, qb = qk[o], qa[o], qb[o]
-    got = list(zip(*(x.tolist() for x in _ftsched.overlap_join(qa, qb, qk, s, e, perm, off))))
+        qc, qa, qb, qt, qs = qc[o], qa[o], qb[o], qt[o], qs[o]
+    got = list(zip(*(x.tolist() for x in _ftsched.stolen_keys(qt, qs, qa, qb, qc, 1, s, e, occ,
+                                                               perm, off, ntasks))))
     brute = []
     for i in range(nq):
-        if not 0 <= qk[i] < ng or qb[i] <= qa[i]:
+        if qs[i] != 1 or not 0 <= qc[i] < ng or qb[i] <= qa[i] or not 0 <= qt[i] < ntasks:
             continue
-        for j in perm[off[qk[i]]:off[qk[i] + 1]].tolist():
+        for j in perm[off[qc[i]]:off[qc[i] + 1]].tolist():
             d = min(qb[i], e[j]) - max(qa[i], s[j])
             if d > 0:
-                brute.append((i, j, int(d)))
-    assert got == brute
+                rank = occ[j] + 2 if occ[j] >= 0 else (1 if occ[j] == -2 else 0)
+                brute.append(((int(qt[i]) * (ntasks + 2) + int(rank)) * ng + int(qc[i]), int(d)))
+    assert got == brute and len(brute) > 10
 
 
 @pytest.mark.parametrize("seed", range(8))

@@ -725,21 +725,17 @@ def neighbours(trace, pids=None, *, start=None, end=None, cpus=None):
         return np.zeros(0, dt)
     m = sched.model(trace)
     r = m.tables(sched.CO)
-    w = (c["state"] == RUNNABLE) & (c["cpu"] >= 0) & (c["end"] > c["start"])
-    task, ci = c["task"][w], c["cpu"][w]
     # each CPU's occupancy intervals (D5, D6) are written in time order: grouped by CPU once,
-    # every wait meets the occupants of its CPU by a binary search and a forward walk
+    # every wait meets the occupants of its CPU by a galloping search and a forward walk, and
+    # each overlap gives one key per (vCPU, occupant, CPU), in the order of (pid, neighbour
+    # pid, CPU): occupant rank 0 unknown (-1), 1 idle (0), 2 + task index (pids are sorted)
     perm, off = m.co_by_cpu()
-    wi, oj, d = _ftsched.overlap_join(c["start"][w], c["end"][w], ci.astype(np.int32, copy=False),
-                                      r["co_start"], r["co_end"], perm, off)
-    if not len(wi):
+    key, d = _ftsched.stolen_keys(c["task"], c["state"], c["start"], c["end"],
+                                  c["cpu"].astype(np.int32, copy=False), RUNNABLE, r["co_start"],
+                                  r["co_end"], r["co_occ"], perm, off, m.ntasks)
+    if not len(key):
         return np.zeros(0, dt)
-    # one key per (vCPU, occupant, CPU), in the order of (pid, neighbour pid, CPU): occupant
-    # rank 0 unknown (-1), 1 idle (0), 2 + task index (pids are sorted)
-    occ = r["co_occ"][oj].astype(np.int64)
-    rank = np.where(occ >= 0, occ + 2, np.where(occ == sched.IDLE, 1, 0))
     nocc = m.ntasks + 2
-    key = (task[wi].astype(np.int64) * nocc + rank) * max(m.ncpus, 1) + ci[wi]
     uk, inv = _dense(key)
     gc = uk % max(m.ncpus, 1)
     rest = uk // max(m.ncpus, 1)
