@@ -657,6 +657,36 @@ cdef int run_kernel(Cursor *cur, const Seg *S, int32_t nseg, const int32_t *lost
     return 0
 
 
+cdef struct I64Buf:
+    # a growing int64 array (the kernels' outputs of unknown length)
+    int64_t *p
+    int64_t n
+    int64_t cap
+
+
+cdef int buf_push(I64Buf *b, int64_t v) noexcept nogil:
+    """Append v; -1 when memory runs out."""
+    cdef int64_t *grown
+    if b.n == b.cap:
+        grown = <int64_t*>realloc(b.p, max(2 * b.cap, 1024) * sizeof(int64_t))
+        if grown == NULL:
+            return -1
+        b.p = grown
+        b.cap = max(2 * b.cap, 1024)
+    b.p[b.n] = v
+    b.n += 1
+    return 0
+
+
+cdef object buf_array(I64Buf *b):
+    """A NumPy copy of the buffer's values."""
+    out = np.empty(b.n, np.int64)
+    cdef int64_t[::1] v = out
+    if b.n:
+        memcpy(&v[0], b.p, b.n * sizeof(int64_t))
+    return out
+
+
 cdef class Stream:
     """The scheduler-relevant event arrays of a trace, read in place.
 
@@ -796,7 +826,7 @@ cdef class Stream:
         at least once: a pair is left out when the pid's previous pair was the same (a task
         keeps its name for long), so the keys are few; np.unique makes them distinct.
         pid_hi: pids up to it are remembered in a table, larger ones always kept."""
-        cdef int64_t cap = 1024, n = 0, i, key
+        cdef int64_t i
         cdef int64_t nt = pid_hi + 1 if 0 <= pid_hi < (1 << 24) else 0
         cdef int64_t offs[3]
         cdef int64_t coffs[3]
@@ -804,13 +834,12 @@ cdef class Stream:
         cdef int32_t p, c
         cdef const Seg *g
         cdef const char *rec
-        cdef int64_t *out = <int64_t*>malloc(cap * sizeof(int64_t))
-        cdef int64_t *grown
-        cdef int64_t[::1] kv
+        cdef I64Buf out
+        cdef int full = 0
         cdef int32_t *last = <int32_t*>malloc(max(nt, 1) * sizeof(int32_t))
-        if out == NULL or last == NULL:
-            free(out)
-            free(last)
+        out.p = NULL
+        out.n = out.cap = 0
+        if last == NULL:
             raise MemoryError()
         try:
             with nogil:
@@ -839,22 +868,14 @@ cdef class Stream:
                                 if last[p] == c:
                                     continue
                                 last[p] = c
-                            if n == cap:
-                                grown = <int64_t*>realloc(out, 2 * cap * sizeof(int64_t))
-                                if grown == NULL:
-                                    with gil:
-                                        raise MemoryError()
-                                out = grown
-                                cap *= 2
-                            out[n] = (<int64_t>p << 32) | <int64_t>c
-                            n += 1
-            keys = np.empty(n, np.int64)
-            kv = keys
-            if n:
-                memcpy(&kv[0], out, n * sizeof(int64_t))
-            return keys
+                            if buf_push(&out, (<int64_t>p << 32) | <int64_t>c) < 0:
+                                full = 1
+                                break
+            if full:
+                raise MemoryError()
+            return buf_array(&out)
         finally:
-            free(out)
+            free(out.p)
             free(last)
 
     def times(self, const int16_t[::1] seq_seg, const int32_t[::1] seq_idx,
@@ -1365,13 +1386,11 @@ def stolen_keys(const int32_t[:] task, const int8_t[:] state, const int64_t[:] a
     rank) * ncpus + cpu, rank 0 for unknown time (occ -1), 1 for idle (occ -2), 2 + the
     occupant's task index.  The caller adds up the lengths per key."""
     cdef int64_t n = a.shape[0], ng = off.shape[0] - 1, ns = s.shape[0], npm = perm.shape[0]
-    cdef int64_t i, j, lo, g_end, x, y, cap = 1024, w = 0, nocc = ntasks + 2, rank
+    cdef int64_t i, j, lo, g_end, x, y, nocc = ntasks + 2, rank
     cdef int32_t c, o
-    cdef int64_t *kbuf
-    cdef int64_t *dbuf
-    cdef int64_t *grown
+    cdef int full = 0
+    cdef I64Buf kbuf, dbuf
     cdef int64_t *hint
-    cdef int64_t[::1] kv, dv
     if b.shape[0] != n or task.shape[0] != n or state.shape[0] != n or cpu.shape[0] != n or \
             e.shape[0] != ns or occ.shape[0] != ns or ng < 0:
         raise ValueError("stolen_keys: columns of different lengths")
@@ -1388,12 +1407,12 @@ def stolen_keys(const int32_t[:] task, const int8_t[:] state, const int64_t[:] a
             j = -1
     if i >= 0 or j >= 0:
         raise ValueError("stolen_keys: off / perm do not index the intervals")
-    kbuf = <int64_t*>malloc(cap * sizeof(int64_t))
-    dbuf = <int64_t*>malloc(cap * sizeof(int64_t))
+    kbuf.p = dbuf.p = NULL
+    kbuf.n = kbuf.cap = dbuf.n = dbuf.cap = 0
     # where the previous wait on each CPU started: the next one is usually near it
     hint = <int64_t*>malloc(max(ng, 1) * sizeof(int64_t))
     try:
-        if kbuf == NULL or dbuf == NULL or hint == NULL:
+        if hint == NULL:
             raise MemoryError()
         with nogil:
             for c in range(ng):
@@ -1413,35 +1432,21 @@ def stolen_keys(const int32_t[:] task, const int8_t[:] state, const int64_t[:] a
                     x = s[j] if s[j] > a[i] else a[i]
                     y = e[j] if e[j] < b[i] else b[i]
                     if y > x:
-                        if w == cap:
-                            grown = <int64_t*>realloc(kbuf, 2 * cap * sizeof(int64_t))
-                            if grown == NULL:
-                                with gil:
-                                    raise MemoryError()
-                            kbuf = grown
-                            grown = <int64_t*>realloc(dbuf, 2 * cap * sizeof(int64_t))
-                            if grown == NULL:
-                                with gil:
-                                    raise MemoryError()
-                            dbuf = grown
-                            cap *= 2
                         o = occ[j]
                         rank = o + 2 if o >= 0 else (1 if o == T_IDLE else 0)
-                        kbuf[w] = (task[i] * nocc + rank) * ng + c
-                        dbuf[w] = y - x
-                        w += 1
+                        if buf_push(&kbuf, (task[i] * nocc + rank) * ng + c) < 0 or \
+                                buf_push(&dbuf, y - x) < 0:
+                            full = 1
+                            break
                     lo += 1
-        keys = np.empty(w, np.int64)
-        lens = np.empty(w, np.int64)
-        if w:
-            kv = keys
-            dv = lens
-            memcpy(&kv[0], kbuf, w * sizeof(int64_t))
-            memcpy(&dv[0], dbuf, w * sizeof(int64_t))
-        return keys, lens
+                if full:
+                    break
+        if full:
+            raise MemoryError()
+        return buf_array(&kbuf), buf_array(&dbuf)
     finally:
-        free(kbuf)
-        free(dbuf)
+        free(kbuf.p)
+        free(dbuf.p)
         free(hint)
 
 
