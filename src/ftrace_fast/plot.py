@@ -404,7 +404,6 @@ def _timeline_selected(trace, m, *, pids, comm, top, start, end, cpus, lo, hi, w
     states = _dominant(acc).astype(np.int8)
     # the CPU strip: time running per used CPU (model CPU indices, sorted like the numbers)
     from .kvm import _dense
-    m = sched.model(trace)
     run = st == RUNNING
     used_i, cpu_idx = _dense(c["cpu"][run])
     used = np.where(used_i >= 0, m.cpus[np.clip(used_i, 0, max(m.ncpus - 1, 0))] if m.ncpus else -1,
