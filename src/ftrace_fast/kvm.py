@@ -59,6 +59,7 @@ from dataclasses import dataclass, fields
 import numpy as np
 
 from . import _ftsched, sched
+from . import machines as _machines
 from .sched import RUNNABLE, RUNNING, SLEEP_D, latency_stats
 
 #: events the analysis reads (sched ones for the scheduling parts)
@@ -297,6 +298,7 @@ def topology(trace) -> Topology:
     """The QEMU topology of a trace (K1, K2), computed once and cached on it."""
     t = getattr(trace, "_kvm_topology", None)
     if t is None:
+        _machines.check_one(trace, "the KVM analysis")
         t = trace._kvm_topology = Topology(trace)
     return t
 
@@ -654,6 +656,7 @@ def exits(trace) -> Exits:
     them zeros)."""
     x = getattr(trace, "_kvm_exits", None)
     if x is None:
+        _machines.check_one(trace, "the KVM analysis")
         x = trace._kvm_exits = Exits(trace, _kvm_line_pids(trace))
     return x
 

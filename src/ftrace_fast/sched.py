@@ -65,6 +65,7 @@ import re
 import numpy as np
 
 from . import _ftsched
+from . import machines as _machines
 from .trace import _time_arg
 
 RUNNING, RUNNABLE, SLEEP_S, SLEEP_D, SLEEP_OTHER, DEAD, UNKNOWN = range(7)
@@ -378,6 +379,7 @@ def model(trace, intervals=False) -> SchedModel:
     another on first use."""
     m = getattr(trace, "_sched_model", None)
     if m is None:
+        _machines.check_one(trace, "the scheduling analysis")
         if "sched_switch" not in trace.events:
             raise ValueError(f"{trace.source}: no sched_switch events: the scheduling analysis "
                              "needs sched:sched_switch (and sched_wakeup/sched_waking for latency)")
