@@ -225,7 +225,8 @@ def findings(trace, th, sel, pids=None):
             found.append(f)
     found += guest.findings(trace, start=sel.start, end=sel.end)
     found = cli._select_findings(found, pids, sel.comm)
-    found.sort(key=lambda f: (-kvm._SEV[f["severity"]], kvm.KINDS.index(f["kind"]), -f["score"]))
+    kinds = ("guest_host_loss",) + kvm.KINDS
+    found.sort(key=lambda f: (-kvm._SEV[f["severity"]], kinds.index(f["kind"]), -f["score"]))
     return found
 
 
@@ -282,7 +283,7 @@ def cmd_report(args, st, trace, th, sel):
         except CliError as exc:
             caveats.append(f"{name}: {exc}")
             continue
-        tables += [(sec, f"{name}: {title}", cols, rows) for sec, title, cols, rows in tb]
+        tables += [(f"{sec}@{name}", f"{name}: {title}", cols, rows) for sec, title, cols, rows in tb]
         caveats += [f"{name}: {c}" for c in doc["caveats"]]
     g = guest_document(trace, st)
     if g is not None:
