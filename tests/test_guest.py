@@ -318,6 +318,16 @@ def test_cli(pair, capsys, tmp_path):
     assert rc == 2 and "no machine 'nope'" in err
     rc, _, err = _run(capsys, "stats", "--guest", gfile)
     assert rc == 3 and "one machine" in err
+    # filter copies every machine's lines as before; export reads one machine
+    rc, _, _ = _run(capsys, "filter", merged, "--pid", "100", "-o", tmp_path / "f.txt", "-q")
+    kept = (tmp_path / "f.txt").read_text().splitlines()
+    assert rc == 0 and kept[0].endswith("trace.dat: cpus=2") and len(kept) > 10
+    rc, _, err = _run(capsys, "filter", merged, "--machine", "trace.dat", "-o", tmp_path / "g.txt")
+    assert rc == 2 and "--machine" in err
+    rc, _, _ = _run(capsys, "export", merged, "--perfetto", tmp_path / "p.json", "-q")
+    assert rc == 2
+    rc, _, _ = _run(capsys, "export", merged, "--machine", GUEST_NAME, "--perfetto", tmp_path / "p.json", "-q")
+    assert rc == 0
     # diagnose, report, timeline
     rc, out, _ = _run(capsys, "diagnose", merged, "--format", "json")
     found = json.loads(out)["findings"]

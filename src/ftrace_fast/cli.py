@@ -1014,6 +1014,10 @@ def _check_output(output, src):
 
 def cmd_filter(args, out):
     sel = Selection(args)
+    if args.machine is not None or args.more_files:
+        raise CliError("ftfast filter copies lines of one input as they are, every machine's: "
+                       "--machine and more input files do not apply", EXIT_USAGE)
+    args._ftfast_all = True
     _check_output(args.output, args.file)
     # the kept lines are copied while parsing: the input is read twice only for --tgid
     with _input_path(args.file, twice=sel.tgids is not None) as path:
