@@ -286,6 +286,9 @@ def _load(source, *, events=None, cpus=None, pids=None, comm=None, start=None, e
 PART_COUNTS = {"merged": 0, "parsed_again": 0}
 
 
+_MULTIFILE_HEAD = re.compile(rb"(?m)^[ \t]*\S+\.dat: ")
+
+
 def _part_starts(src, threads, offsets=None):
     """Start offsets of the parts of a plain file to parse in parallel (the first is 0), or
     None for a one-thread parse of the stream."""
@@ -300,6 +303,10 @@ def _part_starts(src, threads, offsets=None):
     if offsets is None:
         n = _default_threads() if threads is None else int(threads)
         if n < 2 or src.size < PARALLEL_MIN_BYTES:
+            return None
+        # a multi-file report's parts cannot be merged (the machine runs follow the lines in
+        # order, see Parser.absorb): parsed in parallel they would be parsed twice
+        if _MULTIFILE_HEAD.search(os.pread(fd, 65536, 0)):
             return None
         offsets = [src.size * k // n for k in range(1, n)]
     starts = [0]
