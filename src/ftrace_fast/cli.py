@@ -294,10 +294,12 @@ def cmd_info(args, out):
     w(f"clock:     {t.clock} (times in {'seconds' if t.time_unit == 'ns' else 'ticks'})\n")
     if args.machine is not None:
         w(f"machine:   {args.machine}\n")
-    if len(t.machines) > 1:
-        climachine.write_machines(out, t)
-    w(f"cpus:      {len(cpus)} ({_ranges(cpus)})\n")
-    if span:
+    multi = len(t.machines) > 1
+    if multi:
+        climachine.write_machines(out, t)    # CPUs and spans per machine: never merged
+    else:
+        w(f"cpus:      {len(cpus)} ({_ranges(cpus)})\n")
+    if span and not multi:
         w(f"span:      {_fmt_ts(t, span[0])} .. {_fmt_ts(t, span[1])} "
           f"({_fmt_ts(t, span[1] - span[0])}{' s' if t.time_unit == 'ns' else ' ticks'})\n")
     s = t.stats
