@@ -86,14 +86,24 @@ def test_machines_are_kept_apart(pair):
 
 
 def test_one_machine_is_itself(pair):
-    """M2: a trace of one machine is {name: trace}; a trace of several refuses analyses."""
+    """M2: a trace of one machine is {name: trace}; of several, the scheduling analysis reads
+    the machine with the most sched_switch lines and says so, the KVM analysis refuses."""
     _, paths, forms = pair
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         t = ftrace_fast.load(paths["guest.txt"])
     assert list(t.machines) == ["guest.txt"] and t.machines["guest.txt"] is t
     merged, _ = forms["merged"]
-    for fn in (sched.task_summary, kvm.topology, kvm.exits):
+    # the simulated host switches its vCPU threads more often than the guest its tasks
+    most = max(merged.machines.values(), key=lambda m: m.count("sched_switch"))
+    assert most.count("sched_switch") > min(m.count("sched_switch") for m in merged.machines.values())
+    for fn in (sched.task_summary, sched.cpu_summary, sched.task_intervals):
+        assert repr(fn(merged).tolist()) == repr(fn(most).tolist())   # nan == nan here
+    assert sched.model(merged).trace is most
+    note = sched.caveats(merged)[0]
+    assert note.startswith(f"{merged.source} holds 2 machines (trace.dat, trace-guest.dat): the "
+                           f"scheduling figures are those of {most.machine}")
+    for fn in (kvm.topology, kvm.exits):
         with pytest.raises(ValueError, match=r"holds 2 machines \(trace.dat, trace-guest.dat\)"):
             fn(merged)
 

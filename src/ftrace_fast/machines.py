@@ -12,9 +12,11 @@ M1. A line's machine is its file-name prefix; a line without one (a stack frame,
     and lines before the first prefixed line to the first machine.  ``load([a, b])`` loads
     each file as a machine named by its file name (its own machines when it holds several).
 M2. A trace with one machine is the machine: ``Trace.machines`` is ``{name: trace}``.  A trace
-    with several keeps its merged arrays for line-level uses (``ftfast filter``, counts), but
-    the analyses refuse it (``sched.model``, ``kvm.topology``): one asks
-    ``trace.machines[name]``.
+    with several keeps its merged arrays for line-level uses (``ftfast filter``, counts), and
+    no analysis mixes its machines: the scheduling analysis (``sched``) reads one machine, the
+    one with the most sched_switch lines (the first of equals), and says so first in
+    ``sched.caveats``; the KVM analysis (``kvm.topology``, ``kvm.exits``), which joins kvm and
+    scheduling lines, refuses it.  One asks ``trace.machines[name]`` for any machine.
 M3. A machine's Trace shares its parent's intern tables (comm, symbol ids mean the same) and
     text arena; its ``stats`` count the lines of its runs (lines, events and malformed lines
     exact, malformed lines as far as the parser keeps error records; header and filtered
@@ -131,3 +133,19 @@ def check_one(trace, what="this analysis"):
         raise ValueError(f"{trace.source}: holds {len(ms)} machines ({', '.join(ms)}): "
                          f"{what} reads one machine at a time: use trace.machines[NAME] "
                          "(ftfast: --machine NAME)")
+
+
+def scoped(trace):
+    """The machine the scheduling analysis of ``trace`` reads (M2): the trace itself when it
+    has one machine."""
+    ms = trace.machines
+    if len(ms) <= 1:
+        return trace
+    names = list(ms)
+    return max(ms.values(), key=lambda m: (m.count("sched_switch"), -names.index(m.machine)))
+
+
+def scope_note(trace, machine):
+    return (f"{trace.source} holds {len(trace.machines)} machines ({', '.join(trace.machines)}): "
+            f"the scheduling figures are those of {machine.machine} (the most sched_switch "
+            "lines); trace.machines[NAME] (ftfast --machine NAME) for another")
