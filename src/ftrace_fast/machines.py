@@ -60,7 +60,8 @@ def split(trace):
     names, first, ids = _runs(trace)
     present = np.unique(ids) if len(ids) else ids
     if len(present) <= 1:
-        trace.machine = names[int(present[0])] if len(present) else _default_name(trace)
+        if trace.machine is None:      # a machine of another trace keeps its name
+            trace.machine = names[int(present[0])] if len(present) else _default_name(trace)
         return {trace.machine: trace}
     # lines per machine from the runs: run i covers [first[i], first[i + 1])
     total = trace.stats.lines
