@@ -15,8 +15,9 @@ M2. A trace with one machine is the machine: ``Trace.machines`` is ``{name: trac
     with several keeps its merged arrays for line-level uses (``ftfast filter``, counts), and
     no analysis mixes its machines: the scheduling analysis (``sched``) reads one machine, the
     one with the most sched_switch lines (the first of equals), and says so first in
-    ``sched.caveats``; the KVM analysis (``kvm.topology``, ``kvm.exits``), which joins kvm and
-    scheduling lines, refuses it.  One asks ``trace.machines[name]`` for any machine.
+    ``sched.caveats`` (the charts drawn from sched lines read the same machine); the KVM
+    analysis (``kvm.topology``, ``kvm.exits``, the kvm-exits chart) and the Perfetto export,
+    which join kvm and scheduling lines, refuse it.  One asks ``trace.machines[name]`` for any machine.
 M3. A machine's Trace shares its parent's intern tables (comm, symbol ids mean the same) and
     text arena; its ``stats`` count the lines of its runs (lines, events and malformed lines
     exact, malformed lines as far as the parser keeps error records; header and filtered

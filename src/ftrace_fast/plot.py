@@ -29,6 +29,7 @@ import re
 import numpy as np
 
 from . import _ftsched, sched
+from . import machines as _machines
 from .sched import DEAD, RUNNABLE, RUNNING, SLEEP_D, SLEEP_OTHER, SLEEP_S, UNKNOWN
 from .trace import _time_arg
 
@@ -763,6 +764,7 @@ def switches(trace, *, top=8, bins=200, bin_ns=None, start=None, end=None, cpus=
     """Context switches over time: switch-ins (sched_switch lines per next task, the idle task
     left out) per second, the ``top`` tasks stacked and the rest pooled.  ``data``: ``edges``,
     ``counts`` (tasks shown + 1 "other" row, x bins), ``labels``."""
+    trace = _machines.scoped(trace)    # one machine, as the scheduling analysis (M2)
     sw = trace.events.get("sched_switch")
     if sw is None:
         raise ValueError(f"{trace.source}: no sched_switch events: the switches chart needs "
@@ -781,6 +783,7 @@ def wakeups(trace, *, source="waking", top=8, bins=200, bin_ns=None, start=None,
     default, as ``ftfast stats --wakeup-stats``; sched_wakeup when the trace has no
     sched_waking) or sched_wakeup lines, the ``top`` tasks stacked.  ``data`` as
     :func:`switches`, and ``event``: the event counted."""
+    trace = _machines.scoped(trace)    # one machine, as the scheduling analysis (M2)
     if source not in ("waking", "wakeup"):
         raise ValueError("source must be 'waking' or 'wakeup'")
     ev = "sched_" + source
@@ -815,6 +818,7 @@ def kvm_exits(trace, *, top=8, bins=200, bin_ns=None, start=None, end=None, cpus
     trace units), ``hist`` (per reason, the histogram drawn), ``exits`` / ``handled`` /
     ``switched_out`` (per reason drawn: how many).
     """
+    _machines.check_one(trace, "the kvm-exits chart")
     from . import kvm
     if not trace.count("kvm_exit"):
         raise ValueError(f"{trace.source}: no kvm_exit events: the kvm-exits chart needs "
