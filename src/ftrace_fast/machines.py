@@ -13,11 +13,11 @@ M1. A line's machine is its file-name prefix; a line without one (a stack frame,
     each file as a machine named by its file name (its own machines when it holds several).
 M2. A trace with one machine is the machine: ``Trace.machines`` is ``{name: trace}``.  A trace
     with several keeps its merged arrays for line-level uses (``ftfast filter``, counts), and
-    no analysis mixes its machines: the scheduling analysis (``sched``) reads one machine, the
-    one with the most sched_switch lines (the first of equals), and says so first in
-    ``sched.caveats`` (the charts drawn from sched lines read the same machine); the KVM
-    analysis (``kvm.topology``, ``kvm.exits``, the kvm-exits chart) and the Perfetto export,
-    which join kvm and scheduling lines, refuse it.  One asks ``trace.machines[name]`` for any machine.
+    no analysis mixes its machines: every analysis given the whole (``sched``, ``kvm``, the
+    charts, the Perfetto export) reads one machine, the same for all: the one with the most
+    sched_switch lines, then the most kvm_entry/kvm_exit lines, then the first; it says so
+    first in ``sched.caveats`` and in a caveat of ``kvm.diagnose``.  One asks
+    ``trace.machines[name]`` for any machine (``ftfast``: ``--machine NAME``).
 M3. A machine's Trace shares its parent's intern tables (comm, symbol ids mean the same) and
     text arena; its ``stats`` count the lines of its runs (lines, events and malformed lines
     exact, malformed lines as far as the parser keeps error records; header and filtered
@@ -128,15 +128,6 @@ def combine(traces):
     return top
 
 
-def check_one(trace, what="this analysis"):
-    """Refuse a trace of several machines (M2)."""
-    ms = trace.machines
-    if len(ms) > 1:
-        raise ValueError(f"{trace.source}: holds {len(ms)} machines ({', '.join(ms)}): "
-                         f"{what} reads one machine at a time: use trace.machines[NAME] "
-                         "(ftfast: --machine NAME)")
-
-
 def scoped(trace):
     """The machine the scheduling analysis of ``trace`` reads (M2): the trace itself when it
     has one machine."""
@@ -144,10 +135,12 @@ def scoped(trace):
     if len(ms) <= 1:
         return trace
     names = list(ms)
-    return max(ms.values(), key=lambda m: (m.count("sched_switch"), -names.index(m.machine)))
+    return max(ms.values(), key=lambda m: (m.count("sched_switch"),
+                                           m.count("kvm_entry") + m.count("kvm_exit"),
+                                           -names.index(m.machine)))
 
 
 def scope_note(trace, machine):
     return (f"{trace.source} holds {len(trace.machines)} machines ({', '.join(trace.machines)}): "
-            f"the scheduling figures are those of {machine.machine} (the most sched_switch "
-            "lines); trace.machines[NAME] (ftfast --machine NAME) for another")
+            f"the figures are those of {machine.machine} (the most sched_switch, then kvm lines); "
+            "trace.machines[NAME] (ftfast --machine NAME) for another")

@@ -818,7 +818,7 @@ def kvm_exits(trace, *, top=8, bins=200, bin_ns=None, start=None, end=None, cpus
     trace units), ``hist`` (per reason, the histogram drawn), ``exits`` / ``handled`` /
     ``switched_out`` (per reason drawn: how many).
     """
-    _machines.check_one(trace, "the kvm-exits chart")
+    trace = _machines.scoped(trace)    # one machine, as the KVM analysis (M2)
     from . import kvm
     if not trace.count("kvm_exit"):
         raise ValueError(f"{trace.source}: no kvm_exit events: the kvm-exits chart needs "
