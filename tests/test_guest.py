@@ -25,8 +25,18 @@ GUEST_NAME = "trace-guest.dat"
 
 @pytest.fixture(scope="module", params=SEEDS)
 def pair(request, tmp_path_factory):
-    sim = simguest.simulate(seed=request.param)
-    d = tmp_path_factory.mktemp(f"pair{request.param}")
+    return _make_pair(request.param, tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def pair1(tmp_path_factory):
+    """One run for the command line (its charts and page cost more than the figures)."""
+    return _make_pair(SEEDS[0], tmp_path_factory)
+
+
+def _make_pair(seed, tmp_path_factory):
+    sim = simguest.simulate(seed=seed)
+    d = tmp_path_factory.mktemp(f"pair{seed}")
     paths = {}
     for name, text in (("merged.txt", sim.merged_text()), ("host.txt", sim.host_text()),
                        ("guest.txt", sim.guest_text())):
@@ -289,8 +299,8 @@ def _run(capsys, *argv):
     return rc, cap.out, cap.err
 
 
-def test_cli(pair, capsys, tmp_path):
-    sim, paths, forms = pair
+def test_cli(pair1, capsys, tmp_path):
+    sim, paths, forms = pair1
     merged, host, gfile = paths["merged.txt"], paths["host.txt"], paths["guest.txt"]
     rc, out, _ = _run(capsys, "info", merged, "--format", "json")
     doc = json.loads(out)
@@ -350,11 +360,11 @@ def test_cli(pair, capsys, tmp_path):
     assert rc == 0 and (tmp_path / "t.png").stat().st_size > 1000
 
 
-def test_timeline_rows(pair):
+def test_timeline_rows(pair1):
     """The timeline: each guest CPU's tasks right above its vCPU thread's host row, whose
     columns show G3's states."""
     from ftrace_fast import plot
-    sim, _, forms = pair
+    sim, _, forms = pair1
     t, g = forms["merged"]
     p = plot.guest_timeline(t, guest=g, width_px=600)
     d = p.data

@@ -88,7 +88,7 @@ def roles(trace, host=None):
                          "'CPU n/KVM' threads): no host to correlate with")
     if len(hosts) > 1:
         raise ValueError(f"{trace.source}: several machines have vCPU threads ({', '.join(hosts)}): "
-                         "name the host (host=..., ftfast --host NAME)")
+                         "name the host (guest.correlate(trace, host=NAME))")
     return hosts[0], [n for n in ms if n != hosts[0]]
 
 
