@@ -414,3 +414,26 @@ def test_corpus_pair():
     assert ((ts["guest_ns"] + ts["exit_ns"] + ts["steal_ns"] + ts["halted_ns"] + ts["unknown_ns"])
             == ts["run_ns"]).all()
     assert (ts["steal_ns"] == 0).all()      # G3: no host sched_switch, no steal to see
+
+
+def test_restricted_split_exact(pair):
+    """G5 with D10's restrictions: start/end clip the guest slices, pids keep tasks; the split
+    of what is left is still exact."""
+    sim, _, forms = pair
+    t, g = forms["merged"]
+    c = guest.correlate(t, guest=g)
+    a, b = simguest.T0 + 5_000_000, simguest.T0 + 17_000_000
+    want = {}
+    for p, v, lo, hi, _ in sim.truth_slices():
+        x, y = max(lo, a), min(hi, b)
+        if y <= x:
+            continue
+        w = want.setdefault((p, v), _split_of({}))
+        for k, ns in _split_of(sim.state_split(v, x, y)).items():
+            w[k] += ns
+    ts = c.task_split(start=f"{a}ns", end=f"{b}ns")
+    got = {(int(r["pid"]), int(r["cpu"])): {k: int(r[k + "_ns"]) for k in _split_of({})}
+           for r in ts if r["run_ns"] > 0}
+    assert got == want
+    one = c.task_split(pids=[100])
+    assert set(one["pid"].tolist()) == {100}
