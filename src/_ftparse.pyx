@@ -688,6 +688,11 @@ cdef struct PState:
     int stop
     int final_piece
     int multifile          # trace-cmd multi-file report: lines carry a `file.dat: ` prefix
+    # the machine of a multi-file report's lines: its file-name prefixes interned, and a run
+    # (first line, prefix id) each time the prefix changes; a line without one keeps the last
+    Intern machines
+    Grow machine_runs
+    int32_t cur_machine    # id + 1 of the last prefix (0: none yet)
     # what the input looked like (for `ftfast info`)
     int64_t n_tracecmd_hdr
     int64_t n_latency
@@ -2561,6 +2566,25 @@ cdef int classify(PState *P, const char *s, const char *p, const char *e) noexce
     P.err_event = event
     return -1
 
+cdef void note_machine(PState *P, const char *p, const char *e) noexcept nogil:
+    """A line prefixed with the file name [p, e): a new run when it is not the last one."""
+    cdef int32_t id_
+    cdef bint is_new
+    cdef int64_t *run
+    cdef int32_t c = P.cur_machine - 1
+    if (c >= 0 and (<int32_t*>P.machines.lens.data)[c] == e - p and
+            memcmp(P.machines.chars.data + (<int64_t*>P.machines.offs.data)[c], p, <size_t>(e - p)) == 0):
+        return
+    id_ = intern(&P.machines, p, <size_t>(e - p), &is_new)
+    if id_ < 0 or g_reserve(&P.machine_runs, 16) < 0:
+        P.oom = 1
+        return
+    run = <int64_t*>(P.machine_runs.data + P.machine_runs.size)
+    run[0] = P.lines
+    run[1] = id_
+    P.machine_runs.size += 16
+    P.cur_machine = id_ + 1
+
 cdef enum:
     LK_EVENT = 0
     LK_HEADER = 1
@@ -2590,10 +2614,12 @@ cdef uint8_t parse_line(PState *P, const char *s, const char *e) noexcept nogil:
     if t - p >= 2 and t[-1] == c':' and t < e:
         q = skip_ws(t, e)
         if P.multifile or (t - p > 5 and memcmp(t - 5, b".dat:", 5) == 0):
+            note_machine(P, p, t - 1)
             p = q
             P.n_prefixed += 1
         elif starts(q, e, b"cpus=") != NULL:
             P.multifile = 1
+            note_machine(P, p, t - 1)
             P.n_prefixed += 1
             P.n_tracecmd_hdr += 1
             P.headers += 1
@@ -2823,6 +2849,8 @@ cdef class Parser:
         intern_free(&P.comms)
         intern_free(&P.syms)
         intern_free(&P.names)
+        intern_free(&P.machines)
+        g_free(&P.machine_runs)
         g_free(&P.comm_ok)
         g_free(&P.text)
         g_free(&P.lost)
@@ -2870,7 +2898,8 @@ cdef class Parser:
 
         Returns False, changing nothing, when the result could differ from one parser reading
         both parts: a line of `other` needed state from before its part (see needs_before),
-        this parser is in trace-cmd's multi-file mode, or it has stopped (strict mode)."""
+        either part has file-name prefixes (trace-cmd's multi-file mode: the machine runs
+        follow the lines in order), or this parser has stopped (strict mode)."""
         cdef PState *P = self.P
         cdef PState *Q = other.P
         cdef int32_t *lut_comm = NULL
@@ -2882,7 +2911,8 @@ cdef class Parser:
         cdef int64_t *offs
         cdef int32_t *lens
         cdef bint is_new
-        if not Q.later_part or Q.needs_before or P.multifile or P.stop or P.oom or Q.oom:
+        if (not Q.later_part or Q.needs_before or P.multifile or P.n_prefixed or Q.n_prefixed
+                or P.stop or P.oom or Q.oom):
             return False
         if (P.strict != Q.strict or P.mark_lines != Q.mark_lines or P.keep_text != Q.keep_text
                 or P.no_records != Q.no_records
@@ -3021,6 +3051,8 @@ cdef class Parser:
             "errors": self._errors(),
             "error_counts": {ERROR_CODES[c]: P.err_count[c] for c in range(1, NCODES)
                              if P.err_count[c]},
+            "machines": intern_strings(&P.machines),
+            "machine_runs": take_grow(&P.machine_runs).view(np.int64).reshape(-1, 2),
             "line_kinds": take_grow(&P.line_kinds) if P.mark_lines else None,
             "kept_text": self._take_kept() if P.keep_text else None,
             "lines": P.lines, "events_count": P.events, "headers": P.headers,

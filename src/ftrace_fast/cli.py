@@ -138,7 +138,11 @@ class Selection:
 
 
 def _add_filters(p):
+    p.add_argument("more_files", nargs="*", metavar="MORE",
+                   help="more traces on the same clock, each its own machine (a host and its guest)")
     g = p.add_argument_group("filters")
+    g.add_argument("--machine", metavar="NAME",
+                   help="one machine of a host+guest trace (see 'ftfast info')")
     g.add_argument("--comm", metavar="REGEX",
                    help="tasks whose comm the regex finds (searched anywhere in the name)")
     g.add_argument("--pid", metavar="LIST", help="threads by pid, e.g. 1234,1240-1250")
@@ -162,8 +166,9 @@ def _read(path, args, **kw):
     kw.setdefault("progress", False if getattr(args, "quiet", False) else None)
     spooled = args.file == "-" and path != "-"
     name = "<stdin>" if args.file == "-" else path
+    from . import climachine
     try:
-        t = load(path, warn=False, **kw)
+        t = climachine.load_cached(args, path, kw)
     except InputError as exc:
         raise CliError(str(exc).replace(path, name) if spooled else str(exc), EXIT_INPUT) from None
     except ParseError as exc:
@@ -178,7 +183,7 @@ def _read(path, args, **kw):
         first = t.errors[0].message if t.errors else ""
         raise CliError(f"{name}: not ftrace text: no line of {t.stats.lines} is an event "
                        f"({first})", EXIT_INPUT)
-    return t
+    return climachine.select(t, args)
 
 
 @contextlib.contextmanager
@@ -251,7 +256,9 @@ def _fmt_ts(t, v):
 # -- info ----------------------------------------------------------------------------------------
 
 def cmd_info(args, out):
+    from . import climachine
     sel = Selection(args)
+    args._ftfast_all = True      # a trace of several machines lists them
     with _input_path(args.file, twice=sel.tgids is not None) as path:
         t = _load_filtered(path, sel, args)
     span = t.span
@@ -273,6 +280,10 @@ def cmd_info(args, out):
                  for r in t.lost],
         "malformed": [{"line": e.line, "message": e.message} for e in t.errors[:args.errors]],
     }
+    if args.machine is not None:
+        info["source"]["machine"] = args.machine
+    if len(t.machines) > 1:
+        info["machines"] = climachine.machines_table(t)
     if args.format == "json":
         json.dump(info, out, indent=1, default=_py, allow_nan=False)
         out.write("\n")
@@ -281,8 +292,14 @@ def cmd_info(args, out):
     w(f"file:      {t.source}" + (f" ({t.compression})" if t.compression else "") + "\n")
     w(f"format:    {t.format_description()}\n")
     w(f"clock:     {t.clock} (times in {'seconds' if t.time_unit == 'ns' else 'ticks'})\n")
-    w(f"cpus:      {len(cpus)} ({_ranges(cpus)})\n")
-    if span:
+    if args.machine is not None:
+        w(f"machine:   {args.machine}\n")
+    multi = len(t.machines) > 1
+    if multi:
+        climachine.write_machines(out, t)    # CPUs and spans per machine: never merged
+    else:
+        w(f"cpus:      {len(cpus)} ({_ranges(cpus)})\n")
+    if span and not multi:
         w(f"span:      {_fmt_ts(t, span[0])} .. {_fmt_ts(t, span[1])} "
           f"({_fmt_ts(t, span[1] - span[0])}{' s' if t.time_unit == 'ns' else ' ticks'})\n")
     s = t.stats
@@ -843,7 +860,14 @@ def _sortable(key, table_columns, doc):
 
 
 def cmd_stats(args, out):
-    t, doc, tables = stats_document(args)
+    from . import climachine
+    if args.guest:
+        return climachine.cmd_guest_stats(args, out)
+    try:
+        t, doc, tables = stats_document(args)
+    except climachine.MultiMachine as exc:
+        return climachine.cmd_stats(args, out, exc.trace)
+    climachine.mark(args, doc)
     if args.format == "json":
         json.dump(doc, out, indent=1, default=_py, allow_nan=False)
         out.write("\n")
@@ -922,7 +946,11 @@ def cmd_diagnose(args, out):
     th = _thresholds(args)
     # the analysis needs every task's lines (who ran while a vCPU waited): filters select
     # findings, they do not thin the input
-    t = _read(args.file, args, events=sel.events)
+    from . import climachine
+    try:
+        t = _read(args.file, args, events=sel.events)
+    except climachine.MultiMachine as exc:
+        return climachine.cmd_diagnose(args, out, exc.trace, th, sel)
     pids = sel.pids
     if sel.tgids is not None:
         tp = _tgid_pids(t, sel.tgids)
@@ -988,6 +1016,10 @@ def _check_output(output, src):
 
 def cmd_filter(args, out):
     sel = Selection(args)
+    if args.machine is not None or args.more_files:
+        raise CliError("ftfast filter copies lines of one input as they are, every machine's: "
+                       "--machine and more input files do not apply", EXIT_USAGE)
+    args._ftfast_all = True
     _check_output(args.output, args.file)
     # the kept lines are copied while parsing: the input is read twice only for --tgid
     with _input_path(args.file, twice=sel.tgids is not None) as path:
@@ -1089,7 +1121,11 @@ def cmd_plot(args, out):
     bin_ns = _bin_ns(args.bin) if args.bin is not None else None
     _check_output(args.output, args.file)
     need = plotmod.NEEDS[args.kind]
-    t, pids = _analysis_input(args, sel, need)
+    from . import climachine
+    try:
+        t, pids = _analysis_input(args, sel, need)
+    except climachine.MultiMachine as exc:
+        return climachine.cmd_plot(args, exc.trace, sel)
     kw = dict(start=sel.start, end=sel.end, cpus=sel.cpus)
     if "tasks" in takes:
         kw.update(pids=pids, comm=sel.comm)
@@ -1230,9 +1266,13 @@ def cmd_report(args, out):
     for dest in SECTIONS.values():
         setattr(st, dest, False)
     st.sort, st.latency_from, st.latency_sort, st.wakeups_from = None, "wakeup", "max", "waking"
+    from . import climachine
     with _input_path(args.file, twice=sel.tgids is not None) as path:
         st.file = path
-        t, doc, tables = stats_document(st)
+        try:
+            t, doc, tables = stats_document(st)
+        except climachine.MultiMachine as exc:
+            return climachine.cmd_report(args, st, exc.trace, th, sel)
     if args.file == "-":
         t.source = "<stdin>"
     pids = sel.pids
@@ -1313,6 +1353,9 @@ def build_parser():
     g.add_argument("--kvm", action="store_true",
                    help="vCPU threads: run / wait (steal) / halt, exits per reason, noisy "
                         "neighbours, I/O threads and block latency (in the overview on KVM hosts)")
+    g.add_argument("--guest", action="store_true",
+                   help="host + guest trace: each guest task's running time and wakeup latency "
+                        "split by what the host did to its vCPU (in the overview of such a trace)")
     s.add_argument("--top", type=int, metavar="N",
                    help="rows per table (default 20 in tables, all in json/csv; 0: all)")
     s.add_argument("--sort", metavar="KEY",

@@ -34,6 +34,7 @@ import json
 
 import numpy as np
 
+from . import machines as _machines
 from . import sched
 from .plot import STATE_STYLE, nice_bin, timeline_tasks
 from .trace import _time_arg
@@ -129,6 +130,7 @@ def perfetto(trace, path_or_file, *, pids=None, comm=None, top=20, start=None, e
     task); ``cpus`` keeps those CPUs' tracks and the tasks' time on them; ``start``/``end`` clip
     every slice.  Returns a summary dict: events written per kind, ``truncated_at`` (or None).
     """
+    trace = _machines.scoped(trace)    # one machine, as every analysis (machines.M2)
     start, end = _time_arg(start, "start"), _time_arg(end, "end")
     if max_events is not None and max_events < 1:
         raise ValueError("max_events must be at least 1")

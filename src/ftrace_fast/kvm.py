@@ -59,6 +59,7 @@ from dataclasses import dataclass, fields
 import numpy as np
 
 from . import _ftsched, sched
+from . import machines as _machines
 from .sched import RUNNABLE, RUNNING, SLEEP_D, latency_stats
 
 #: events the analysis reads (sched ones for the scheduling parts)
@@ -295,6 +296,7 @@ class Topology:
 
 def topology(trace) -> Topology:
     """The QEMU topology of a trace (K1, K2), computed once and cached on it."""
+    trace = _machines.scoped(trace)      # several machines: one of them (machines.M2)
     t = getattr(trace, "_kvm_topology", None)
     if t is None:
         t = trace._kvm_topology = Topology(trace)
@@ -314,6 +316,7 @@ def _memo(fn):
     sig = inspect.signature(fn)
 
     def wrapper(trace, *args, **kw):
+        trace = _machines.scoped(trace)
         cache = trace.__dict__.setdefault("_kvm_memo", {})
         bound = sig.bind(trace, *args, **kw)
         bound.apply_defaults()
@@ -345,6 +348,7 @@ def _has_sched(trace):
 
 
 def _window(trace):
+    trace = _machines.scoped(trace)
     if _has_sched(trace):
         return sched.window(trace)
     s = trace.span
@@ -652,6 +656,7 @@ def exits(trace) -> Exits:
     """The paired exits of every thread with kvm lines (K6), computed once and cached on the
     trace.  Threads named ``CPU n/KVM`` without kvm lines have none (per_vcpu(pids=) gives
     them zeros)."""
+    trace = _machines.scoped(trace)
     x = getattr(trace, "_kvm_exits", None)
     if x is None:
         x = trace._kvm_exits = Exits(trace, _kvm_line_pids(trace))
@@ -662,6 +667,7 @@ def prepare(trace):
     """Build what the KVM figures read: the scheduling model with its intervals and the exit
     pairs, the two at once on two threads (the model's walk and NumPy's sorts run without
     the GIL) when the trace has both and lost no events (broken pairs read the model)."""
+    trace = _machines.scoped(trace)
     if getattr(trace, "_kvm_exits", None) is not None or not _has_sched(trace) or \
             "kvm_exit" not in trace.events or len(trace.lost):
         return topology(trace)
@@ -1034,6 +1040,7 @@ def diagnose(trace, thresholds: Thresholds | None = None, *, start=None, end=Non
     start, end = _restriction(start, end)
     rk = dict(start=start, end=end, cpus=cpus)
     th = thresholds or Thresholds()
+    whole, trace = trace, _machines.scoped(trace)
     top = prepare(trace)
     unit = "ns" if trace.time_unit == "ns" else "ticks"
     timed = unit == "ns"
@@ -1209,5 +1216,7 @@ def diagnose(trace, thresholds: Thresholds | None = None, *, start=None, end=Non
     if not len(vs):
         add("caveat", "info", 0, {}, {}, "no vCPU thread found (no kvm_entry/kvm_exit lines and no "
             "'CPU n/KVM' thread): nothing KVM-specific to diagnose")
+    if trace is not whole:
+        add("caveat", "info", 0, {}, {}, _machines.scope_note(whole, trace))
     found.sort(key=lambda f: (-_SEV[f["severity"]], KINDS.index(f["kind"]), -f["score"]))
     return found

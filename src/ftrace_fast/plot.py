@@ -29,6 +29,7 @@ import re
 import numpy as np
 
 from . import _ftsched, sched
+from . import machines as _machines
 from .sched import DEAD, RUNNABLE, RUNNING, SLEEP_D, SLEEP_OTHER, SLEEP_S, UNKNOWN
 from .trace import _time_arg
 
@@ -763,6 +764,7 @@ def switches(trace, *, top=8, bins=200, bin_ns=None, start=None, end=None, cpus=
     """Context switches over time: switch-ins (sched_switch lines per next task, the idle task
     left out) per second, the ``top`` tasks stacked and the rest pooled.  ``data``: ``edges``,
     ``counts`` (tasks shown + 1 "other" row, x bins), ``labels``."""
+    trace = _machines.scoped(trace)    # one machine, as the scheduling analysis (M2)
     sw = trace.events.get("sched_switch")
     if sw is None:
         raise ValueError(f"{trace.source}: no sched_switch events: the switches chart needs "
@@ -781,6 +783,7 @@ def wakeups(trace, *, source="waking", top=8, bins=200, bin_ns=None, start=None,
     default, as ``ftfast stats --wakeup-stats``; sched_wakeup when the trace has no
     sched_waking) or sched_wakeup lines, the ``top`` tasks stacked.  ``data`` as
     :func:`switches`, and ``event``: the event counted."""
+    trace = _machines.scoped(trace)    # one machine, as the scheduling analysis (M2)
     if source not in ("waking", "wakeup"):
         raise ValueError("source must be 'waking' or 'wakeup'")
     ev = "sched_" + source
@@ -815,6 +818,7 @@ def kvm_exits(trace, *, top=8, bins=200, bin_ns=None, start=None, end=None, cpus
     trace units), ``hist`` (per reason, the histogram drawn), ``exits`` / ``handled`` /
     ``switched_out`` (per reason drawn: how many).
     """
+    trace = _machines.scoped(trace)    # one machine, as the KVM analysis (M2)
     from . import kvm
     if not trace.count("kvm_exit"):
         raise ValueError(f"{trace.source}: no kvm_exit events: the kvm-exits chart needs "
@@ -973,3 +977,120 @@ def plot(trace, kind, path=None, **kw):
     if path is not None:
         p.save(path)
     return p
+
+
+# -- host + guest timeline -------------------------------------------------------------------------
+
+#: the host states of a vCPU thread (guest.G3) in the host+guest timeline: label, colour
+HOST_STYLE = {
+    1: ("vCPU in guest mode", "#74c476"),
+    4: ("host handling an exit", "#fd8d3c"),
+    2: ("steal: vCPU runnable in the host", "#d62728"),
+    3: ("vCPU halted in the host", "#9ecae1"),
+    0: ("host: unknown", "#fdd0a2"),
+}
+
+
+def _column_dominant(edges, a, b, code, ncodes):
+    """Per pixel column [edges[i], edges[i+1]), the code covering most of it (-1: none)."""
+    from .guest import _pieces
+    width = len(edges) - 1
+    lo = np.concatenate([[np.iinfo(np.int64).min // 2], edges[:-1].astype(np.int64)])
+    hi = np.concatenate([edges[:1].astype(np.int64), edges[1:].astype(np.int64)])
+    iv, col, ns = _pieces(lo, hi, np.arange(-1, width), a, b)
+    k = col >= 0
+    acc = np.bincount(col[k] * ncodes + code[iv[k]], ns[k], minlength=width * ncodes)
+    acc = acc.reshape(width, ncodes)
+    return np.where(acc.max(axis=1) > 0, acc.argmax(axis=1), -1)
+
+
+def guest_timeline(trace, *, guest=None, pids=None, comm=None, top=4, start=None, end=None,
+                   width_px=None):
+    """The host+guest timeline: for every guest CPU, its busiest guest tasks' rows (the guest's
+    task states) right above the row of its vCPU thread in the host (guest.G3: in guest mode,
+    handling an exit, steal, halted, unknown), on one time axis.
+
+    ``data``: ``labels`` (rows, top to bottom), ``kinds`` ("guest" or "host" per row),
+    ``column_edges``, ``states`` (int8 rows x columns: sched state codes on guest rows, G3
+    codes with every exit as 4 on host rows, -1 where nothing covers the column)."""
+    from . import guest as _guest
+    c = _guest.correlate(trace, guest=guest) if guest is not None else None
+    if c is None:
+        corr = _guest.correlate(trace)
+        if not corr:
+            raise ValueError(f"{trace.source}: no guest machine with sched_switch events")
+        c = next(iter(corr.values()))
+    start, end = _time_arg(start, "start"), _time_arg(end, "end")
+    gm = c.gm
+    lo = min(c.states.window[0], gm.w0)
+    hi = max(c.states.window[1], gm.w1)
+    lo, hi = (lo if start is None else max(lo, start)), (hi if end is None else min(hi, end))
+    hi = max(hi, lo + 1)
+    left, right = 0.17, 0.80
+    width = max(int(width_px or round(WIDTH_IN * DPI * (right - left))), 1)
+    edges = lo + (hi - lo) * np.arange(width + 1, dtype=np.float64) / width
+    edges = np.round(edges).astype(np.int64)
+    ts = c.task_split(pids=pids, comm=comm)
+    labels, kinds, rows = [], [], []
+    for r in c.mapping:
+        cpu, hp = int(r["guest_cpu"]), int(r["host_pid"])
+        mine = ts[ts["cpu"] == cpu]
+        mine = mine[np.argsort(-mine["run_ns"], kind="stable")][:top or None]
+        for t in mine:
+            iv = sched.task_intervals(c.guest, pids=[int(t["pid"])])
+            rows.append(_column_dominant(edges, iv["start_ns"], iv["end_ns"],
+                                         iv["state"].astype(np.int64), NSTATES))
+            labels.append(f"{t['comm']} ({int(t['pid'])}) CPU {cpu}")
+            kinds.append("guest")
+        if hp > 0:
+            slo, shi, code = c.states.segments(hp)
+            rows.append(_column_dominant(edges, np.maximum(slo, lo - 1), np.minimum(shi, hi + 1),
+                                         np.minimum(code, 4), 5))
+            labels.append(f"host pid {hp}: vCPU {int(r['vcpu'])}")
+            kinds.append("host")
+    states = np.array(rows, np.int8).reshape(len(rows), width)
+    per = _BAND + _GAP
+    img = np.zeros((len(rows) * per, width, 4), np.uint8)
+    glut = np.zeros((NSTATES + 1, 4), np.uint8)
+    for s, (_, col) in STATE_STYLE.items():
+        glut[s] = _rgba(col)
+    hlut = np.zeros((6, 4), np.uint8)
+    for s, (_, col) in HOST_STYLE.items():
+        hlut[s] = _rgba(col)
+    for i, (k, st) in enumerate(zip(kinds, states)):
+        lut, none = (glut, NSTATES) if k == "guest" else (hlut, 5)
+        band = lut[np.where(st >= 0, st, none)]
+        for j in range(_BAND):
+            img[i * per + j] = band
+    nrows = len(rows)
+    notes = []
+    amb = [int(r["guest_cpu"]) for r in c.mapping if r["ambiguous"]]
+    if amb:
+        notes.append(f"the vCPU of guest CPU {', '.join(map(str, amb))} is ambiguous (G2)")
+    h = 2.2 + max(nrows, 2) * 0.32
+    fig = _figure(h)
+    bottom, top_ = _margins(h, notes)
+    ax = fig.add_axes((left, bottom, right - left, top_ - bottom))
+    tx = _TimeAxis(c.guest, lo, hi)
+    if nrows:
+        ax.imshow(img, aspect="auto", interpolation="nearest", extent=(tx(lo), tx(hi), nrows, 0))
+        ax.set_yticks(np.arange(nrows) + 0.4)
+        ax.set_yticklabels(labels, fontsize=8)
+        ax.set_ylim(nrows, 0)
+    else:
+        _nothing(ax, "no guest task selected")
+    tx.apply(ax)
+    ax.grid(True, axis="x", alpha=0.3)
+    from matplotlib.patches import Patch
+    gs = sorted(set(np.unique(states[np.array(kinds) == "guest"]).tolist()) - {-1}) if nrows else []
+    hs = sorted(set(np.unique(states[np.array(kinds) == "host"]).tolist()) - {-1}) if nrows else []
+    hd = [Patch(facecolor=STATE_STYLE[s][1], edgecolor="#888888", label="guest: " + STATE_STYLE[s][0])
+          for s in gs] + [Patch(facecolor=HOST_STYLE[s][1], edgecolor="#888888", label=HOST_STYLE[s][0])
+                          for s in hs]
+    if hd:
+        ax.legend(handles=hd, loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8,
+                  title="state (most of each pixel)", title_fontsize=8, frameon=False)
+    _title(fig, f"Guest {c.guest_name} over host {c.host_name}", c.guest, notes,
+           "each guest CPU's tasks above its vCPU thread's host row")
+    return Plot("guest-timeline", fig, {"labels": labels, "kinds": kinds, "column_edges": edges,
+                                        "states": states, "image": img}, notes)

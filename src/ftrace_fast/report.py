@@ -41,6 +41,9 @@ CHART_TEXT = {
     "wakeups": "Wakeups per second, per woken task.",
     "kvm-exits": "VM exits per second by reason, and how long the host took to handle each "
                  "reason (kvm_exit to the next kvm_entry).",
+    "guest-timeline": "Each guest CPU's busiest tasks above its vCPU thread in the host: when a "
+                      "guest task runs while its vCPU is not in guest mode, the host took that "
+                      "time (steal, exits).",
 }
 #: the charts that draw CPUs, not tasks: task filters do not apply to them
 _CPU_CHARTS = ("cpu-util",)
@@ -97,6 +100,18 @@ def charts(trace, *, kinds=CHART_KINDS, start=None, end=None, cpus=None, pids=No
         out.append(Chart(kind, p.to_bytes("png"), list(p.notes)))
         p.figure.clear()       # the figure's memory goes now, not with the next collection
     return out
+
+
+def guest_chart(trace, *, start=None, end=None):
+    """The host+guest timeline (plot.guest_timeline) of a trace of several machines, or None
+    when it has no host and guest to correlate."""
+    try:
+        p = plotmod.guest_timeline(trace, start=start, end=end)
+    except ValueError:
+        return None
+    c = Chart("guest-timeline", p.to_bytes("png"), list(p.notes))
+    p.figure.clear()
+    return c
 
 
 # -- cells ---------------------------------------------------------------------------------------
@@ -315,10 +330,13 @@ def render(trace, *, tables=(), findings=(), charts=(), caveats=(), filters=None
                                                 if f["kind"] == "caveat"]))
     has_sched = trace.count("sched_switch") > 0
     kvm_tables = [t for t in tables if t[0].startswith("kvm_")]
-    sched_tables = [t for t in tables if not t[0].startswith("kvm_")]
+    guest_tables = [t for t in tables if t[0].startswith("guest_")]
+    sched_tables = [t for t in tables if not t[0].startswith(("kvm_", "guest_"))]
     nav = [("info", "Trace"), ("findings", "Findings"), ("scheduling", "Scheduling")]
     if kvm_tables:
         nav.append(("kvm", "KVM"))
+    if guest_tables:
+        nav.append(("guest", "Host and guest"))
     nav.append(("charts", "Charts"))
     w = []
     w.append(f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
@@ -350,10 +368,10 @@ def render(trace, *, tables=(), findings=(), charts=(), caveats=(), filters=None
     cut = (lambda rows: rows[:top]) if top else (lambda rows: rows)
     for section, t_title, cols, rows in sched_tables:
         w.append(_section(section, t_title, cols, rows, cut, unit))
-        if section == "tasks":
+        if section.partition("@")[0] == "tasks":
             # the second question about tasks: who waited for a CPU the longest
             by_wait = sorted(rows, key=lambda r: (-(r.get("wait_ns") or 0), r.get("pid", 0)))
-            w.append(_section("tasks_wait", t_title, cols, by_wait, cut, unit))
+            w.append(_section("tasks_wait" + section[5:], t_title, cols, by_wait, cut, unit))
         if section == "latency" and latency:
             w.append(_latency_summary(latency, unit))
     if not sched_tables:
@@ -361,6 +379,14 @@ def render(trace, *, tables=(), findings=(), charts=(), caveats=(), filters=None
     if kvm_tables:
         w.append('<h2 id="kvm">KVM</h2>')
         for section, t_title, cols, rows in kvm_tables:
+            w.append(_section(section, t_title, cols, rows, cut, unit))
+    if guest_tables:
+        w.append('<h2 id="guest">Host and guest</h2>')
+        w.append('<p class="note">Each guest task\'s running time and wakeup latency split by what '
+                 "its vCPU thread was doing in the host at that instant (definitions G1-G7 of "
+                 "<code>ftrace_fast.guest</code>): in guest mode, handling an exit, steal "
+                 "(runnable in the host), halted, unknown.</p>")
+        for section, t_title, cols, rows in guest_tables:
             w.append(_section(section, t_title, cols, rows, cut, unit))
     w.append('<h2 id="charts">Charts</h2>')
     w.append('<p class="note">Time axes count from the trace\'s first event, given in each '
@@ -381,7 +407,11 @@ def _latency_summary(g, unit):
 
 
 def _section(section, t_title, cols, rows, cut, unit):
-    head = SECTION_TITLES.get(section, t_title)
+    # `section@machine`: a table of one machine of a host+guest trace
+    base, _, machine = section.partition("@")
+    head = SECTION_TITLES.get(base, t_title) + (f" ({machine})" if machine else "")
+    if base.startswith("guest_"):
+        head = t_title
     shown = cut(rows)
     more = f" (top {len(shown)} of {len(rows)})" if len(shown) < len(rows) else ""
     return f'<h3 id="t-{_e(section)}">{_e(head)}{_e(more)}</h3>' + _table(cols, shown, unit)

@@ -65,6 +65,7 @@ import re
 import numpy as np
 
 from . import _ftsched
+from . import machines as _machines
 from .trace import _time_arg
 
 RUNNING, RUNNABLE, SLEEP_S, SLEEP_D, SLEEP_OTHER, DEAD, UNKNOWN = range(7)
@@ -378,6 +379,11 @@ def model(trace, intervals=False) -> SchedModel:
     another on first use."""
     m = getattr(trace, "_sched_model", None)
     if m is None:
+        scope = _machines.scoped(trace)
+        if scope is not trace:
+            # several machines: one of them, never their mix (machines.M2)
+            m = trace._sched_model = model(scope, intervals)
+            return m
         if "sched_switch" not in trace.events:
             raise ValueError(f"{trace.source}: no sched_switch events: the scheduling analysis "
                              "needs sched:sched_switch (and sched_wakeup/sched_waking for latency)")
@@ -834,10 +840,10 @@ def cpu_summary(trace, *, start=None, end=None, cpus=None):
         busy = _sum_by(cpu[occ >= 0], d[occ >= 0], m.ncpus)
         idle = _sum_by(cpu[occ == IDLE], d[occ == IDLE], m.ncpus)
         unk = _sum_by(cpu[occ == -1], d[occ == -1], m.ncpus)
-        sw = trace.events["sched_switch"]
+        sw = m.trace.events["sched_switch"]
         k = _in_window(sw["ts"], start, end)
         swc = np.bincount(np.searchsorted(m.cpus, sw["cpu"][k & (sw["cpu"] >= 0)]), minlength=m.ncpus)
-    ev = trace.events
+    ev = m.trace.events
     tw = lambda x: None if x is None else x[_in_window(x["ts"], start, end)]  # noqa: E731
     irq = _pair_time(tw(ev.get("irq_handler_entry")), tw(ev.get("irq_handler_exit")))
     sirq = _pair_time(tw(ev.get("softirq_entry")), tw(ev.get("softirq_exit")))
@@ -939,6 +945,9 @@ def caveats(trace):
     switch-ins (D7), tick units (D8)."""
     m = model(trace)
     out = []
+    if m.trace is not trace:
+        out.append(_machines.scope_note(trace, m.trace))
+    trace = m.trace
     if len(trace.lost):
         per_cpu = {}
         for r in trace.lost:

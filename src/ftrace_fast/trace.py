@@ -210,7 +210,18 @@ def load(source, *, events=None, cpus=None, pids=None, comm=None, start=None, en
     threads: parsers run at once on parts of a plain (uncompressed) file of at least
         PARALLEL_MIN_BYTES given by path (default: the CPUs this process may use, at most 4).
         The result is identical to a one-thread parse.
+
+    A list of sources loads each as its own machine (a host and a guest trace): the result's
+    ``machines`` maps each machine's name to its Trace (see ``ftrace_fast.machines``).
     """
+    if isinstance(source, (list, tuple)):
+        from . import machines as _machines
+        kw = dict(events=events, cpus=cpus, pids=pids, comm=comm, start=start, end=end,
+                  strict=strict, chunk_size=chunk_size, progress=progress, warn=warn,
+                  mark_lines=mark_lines, keep_text=keep_text, records=records, threads=threads)
+        if len(source) == 1:
+            return _load(source[0], **kw)
+        return _machines.combine([_load(s, **kw) for s in source])
     return _load(source, events=events, cpus=cpus, pids=pids, comm=comm, start=start, end=end,
                  strict=strict, chunk_size=chunk_size, progress=progress, warn=warn,
                  mark_lines=mark_lines, keep_text=keep_text, records=records,
@@ -275,6 +286,9 @@ def _load(source, *, events=None, cpus=None, pids=None, comm=None, start=None, e
 PART_COUNTS = {"merged": 0, "parsed_again": 0}
 
 
+_MULTIFILE_HEAD = re.compile(rb"(?m)^[ \t]*\S+\.dat: ")
+
+
 def _part_starts(src, threads, offsets=None):
     """Start offsets of the parts of a plain file to parse in parallel (the first is 0), or
     None for a one-thread parse of the stream."""
@@ -289,6 +303,10 @@ def _part_starts(src, threads, offsets=None):
     if offsets is None:
         n = _default_threads() if threads is None else int(threads)
         if n < 2 or src.size < PARALLEL_MIN_BYTES:
+            return None
+        # a multi-file report's parts cannot be merged (the machine runs follow the lines in
+        # order, see Parser.absorb): parsed in parallel they would be parsed twice
+        if _MULTIFILE_HEAD.search(os.pread(fd, 65536, 0)):
             return None
         offsets = [src.size * k // n for k in range(1, n)]
     starts = [0]
@@ -377,6 +395,9 @@ class Trace:
         self.format = {}
         self.line_kinds = None
         self.kept_text = None
+        self.machine = None
+        self._machine_names = []
+        self._machine_runs = None
 
     @classmethod
     def _from_parser(cls, r, src):
@@ -409,7 +430,19 @@ class Trace:
         t.format = r["format"]
         t.line_kinds = r["line_kinds"]
         t.kept_text = r["kept_text"]
+        t._machine_names = r.get("machines", [])
+        t._machine_runs = r.get("machine_runs")
         return t
+
+    @property
+    def machines(self):
+        """{machine name: Trace}: the machines of a multi-file report or of a load of several
+        files, each its own Trace; a one-machine trace is ``{name: self}`` (machines.M1-M3)."""
+        m = self.__dict__.get("_machines")
+        if m is None:
+            from . import machines as _machines
+            m = self._machines = _machines.split(self)
+        return m
 
     def format_description(self):
         """What the text looked like, in words (kernel trace / trace-cmd report, columns)."""
