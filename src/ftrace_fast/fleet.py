@@ -67,14 +67,18 @@ class FleetError(Exception):
         self.code = code
 
 
+def _installed(mod):
+    import importlib.util
+    try:
+        return importlib.util.find_spec(mod) is not None
+    except (ImportError, ValueError):      # ValueError: a module set to None in sys.modules
+        return False
+
+
 def require():
-    """Import the fleet extra's modules, or FleetError(2) saying what to install."""
-    missing = []
-    for mod in ("dask.distributed", "duckdb", "pyarrow.parquet"):
-        try:
-            __import__(mod)
-        except ImportError:
-            missing.append(mod.split(".")[0])
+    """FleetError(2) saying what to install when a module of the fleet extra is missing (found,
+    not imported: importing dask.distributed alone takes a second)."""
+    missing = [m for m in ("dask", "distributed", "duckdb", "pyarrow") if not _installed(m)]
     if missing:
         raise FleetError(f"ftfast fleet needs {', '.join(missing)}: {INSTALL}", 2)
 
@@ -214,7 +218,7 @@ TABLES = {
     ]),
     "block": ("block requests per device, issue to complete", [
         ("device", "s", "major,minor"), ("issued", "i", ""), ("completed", "i", ""), ("paired", "i", ""),
-        ("bytes", "i", ""), ("latency_mean_ns", "f", ""), ("latency_p50_ns", "i", ""),
+        ("bytes", "i", ""), ("latency_mean_ns", "f", ""), ("latency_p50_ns", "i", ""), ("latency_p90_ns", "i", ""),
         ("latency_p99_ns", "i", ""), ("latency_max_ns", "i", ""),
     ]),
     "findings": ("'diagnose' findings, most severe first", [

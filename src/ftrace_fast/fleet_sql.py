@@ -66,14 +66,15 @@ def _empty(cols):
     return "SELECT " + ", ".join(f"CAST(NULL AS {_duck_type(t)}) AS {c}" for c, t, _ in cols) + " WHERE false"
 
 
-def connect(store_url, *, tables=None, must_exist=True):
-    """A DuckDB connection with the store's views.  FleetError(3) when the store holds no
-    trace and no failure (``must_exist``)."""
+def connect(store_url, *, tables=None, con=None, must_exist=True):
+    """A DuckDB connection with the store's views.  FleetError(3) when ``store_url`` is not a
+    store (``must_exist``).  ``tables`` ({view: relation of ``con``}) builds the views over
+    relations already in ``con`` instead (a trace's tables, for diff)."""
     require()
     import duckdb
-    store = Store(store_url)
-    con = duckdb.connect(":memory:")
-    remote = store.local_root() is None
+    store = Store(store_url) if tables is None else None
+    con = con or duckdb.connect(":memory:")
+    remote = store is not None and store.local_root() is None
     if remote:
         con.register_filesystem(store.fs)
     base = tables or {}
@@ -81,15 +82,20 @@ def connect(store_url, *, tables=None, must_exist=True):
     def source(name, cols):
         if name in base:
             return f"SELECT * FROM {base[name]}"
-        files = store.files(name)
+        files = store.files(name) if store is not None else []
         if not files:
             return _empty(cols)
         if remote:
             proto = store.fs.protocol if isinstance(store.fs.protocol, str) else store.fs.protocol[0]
             files = [f if "://" in f else f"{proto}://{f}" for f in files]
         lst = "[" + ", ".join(_quote(f) for f in files) + "]"
-        names = ", ".join(c for c, _, _ in cols)
-        return f"SELECT {names} FROM read_parquet({lst}, hive_partitioning=false, union_by_name=true)"
+        # one schema for all the files of a table (the first file's: reading every footer to
+        # unify them costs more than the report); a column the store's version of ftrace_fast
+        # did not write yet is null
+        rel = f"read_parquet({lst}, hive_partitioning=false)"
+        have = {r[0] for r in con.execute(f"DESCRIBE SELECT * FROM {rel}").fetchall()}
+        names = ", ".join(c if c in have else f"CAST(NULL AS {_duck_type(t)}) AS {c}" for c, t, _ in cols)
+        return f"SELECT {names} FROM {rel}"
 
     key_cols = [("host", "s", ""), ("trace_id", "s", "")]
     tr = source("traces", key_cols + TABLES["traces"][1])
