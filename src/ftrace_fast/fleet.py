@@ -6,7 +6,8 @@ The store
 ---------
 ``STORE/<table>/host=<H>/trace=<ID>/part.parquet`` for each table of :data:`TABLES`, where
 ``<H>`` is the trace's host (from its path) and ``<ID>`` a content hash of the trace file (the
-first 32 hex digits of its BLAKE2b digest): the same bytes under any name or host are one
+first 32 hex digits of its SHA-256 digest: twice as fast as BLAKE2b where the CPU has SHA
+instructions): the same bytes under any name or host are one
 trace.  Every row also holds ``host`` and ``trace_id`` as columns (the directory names are
 escaped and never read back).  Failures are ``STORE/failures/<key>.parquet``, one file per
 input path that could not be analysed, removed when a later run succeeds on it.
@@ -322,15 +323,15 @@ def host_of(path, pattern=None):
 
 
 def content_id(path):
-    """The trace's id: the first 32 hex digits of the BLAKE2b digest of the file's bytes."""
-    h = hashlib.blake2b(digest_size=16)
+    """The trace's id: the first 32 hex digits of the SHA-256 digest of the file's bytes."""
+    h = hashlib.sha256()
     with open(path, "rb") as f:
         while True:
             b = f.read(_HASH_BLOCK)
             if not b:
                 break
             h.update(b)
-    return h.hexdigest()
+    return h.hexdigest()[:32]
 
 
 # ---------------------------------------------------------------------------------------------
