@@ -480,3 +480,17 @@ def test_worker_killed_mid_run(traces, client, tmp_path):
     assert not s["failed"] and len(s["done"]) + len(s["skipped"]) == len(ps)
     _once(st, len(ps))
     assert killed[0][0] not in client.run(os.getpid).values()
+
+
+def test_host_names_are_escaped_in_paths_and_kept_in_columns(traces, tmp_path):
+    root, paths = traces
+    st = str(tmp_path / "store")
+    p = sorted(paths)[0]
+    for host in ("a b/c", ".."):
+        r = fleet.analyse(p if host == ".." else p, host, st, skip_done=False)
+        assert r["status"] == "done"
+    dirs = sorted(os.listdir(os.path.join(st, "traces")))
+    assert dirs == ["host=%2E%2E", "host=a%20b%2Fc"]
+    # one trace (same content under two hosts): the views show it once, under the first host
+    assert [r["host"] for r in _q(st, "SELECT host FROM traces")] == [".."]
+    assert {r["host"] for r in _q(st, "SELECT DISTINCT host FROM tasks")} == {".."}

@@ -338,9 +338,10 @@ def content_id(path):
 # the store
 
 def _escape(v):
-    """A value as a directory name: percent-escaped (hive style), never empty or dotted."""
+    """A value as a directory name: percent-escaped (hive style); never empty, '.' or '..'
+    (quote() leaves dots alone)."""
     s = urllib.parse.quote(str(v), safe="-_.,+@:")
-    return s if s not in ("", ".", "..") else urllib.parse.quote(str(v) or "-", safe="") or "%2D"
+    return s if s not in ("", ".", "..") else ("%2E" * len(s) or "%00")
 
 
 class Store:
@@ -862,4 +863,5 @@ def cmd_run(args, out):
         print(f"ftfast fleet: interrupted: {left} trace(s) not analysed; run the same command "
               "again to finish", file=sys.stderr)
         return 130
-    return 0
+    # some unreadable traces among good ones are the fleet's normal state; none readable is not
+    return 3 if s["failed"] and not s["done"] and not s["skipped"] else 0

@@ -99,8 +99,10 @@ def connect(store_url, *, tables=None, con=None, must_exist=True):
 
     key_cols = [("host", "s", ""), ("trace_id", "s", "")]
     tr = source("traces", key_cols + TABLES["traces"][1])
-    con.execute(f"CREATE VIEW traces AS SELECT * FROM ({tr}) QUALIFY row_number() OVER "
+    # read once: every other view and most report queries join with it
+    con.execute(f"CREATE TEMP TABLE _traces AS SELECT * FROM ({tr}) QUALIFY row_number() OVER "
                 "(PARTITION BY trace_id ORDER BY host) = 1")
+    con.execute("CREATE VIEW traces AS SELECT * FROM _traces")
     for name, (_, cols) in TABLES.items():
         if name == "traces":
             continue
