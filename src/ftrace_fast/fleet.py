@@ -742,8 +742,17 @@ def client_for(workers=None, scheduler=None):
             workers = len(os.sched_getaffinity(0))
         except (AttributeError, OSError):
             workers = os.cpu_count() or 1
-    cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                           dashboard_address=None, silence_logs=logging.CRITICAL)
+    # the worker processes start with SIGINT ignored (kept across exec; Python and asyncio then
+    # install no handler): Ctrl-C on the terminal reaches every process of the group, and only
+    # this one should act on it, cancelling the tasks and closing the cluster
+    import signal
+    old = signal.signal(signal.SIGINT, signal.SIG_IGN) if _main_thread() else None
+    try:
+        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                               dashboard_address=None, silence_logs=logging.CRITICAL)
+    finally:
+        if old is not None:
+            signal.signal(signal.SIGINT, old)
     client = Client(cluster)
     try:
         yield client
@@ -752,6 +761,11 @@ def client_for(workers=None, scheduler=None):
             client.close()
         with contextlib.suppress(Exception):
             cluster.close()
+
+
+def _main_thread():
+    import threading
+    return threading.current_thread() is threading.main_thread()
 
 
 def run(inputs, store_url, *, workers=None, scheduler=None, client=None, host_from=None,
