@@ -391,9 +391,15 @@ def test_rerun_over_a_half_finished_store(traces, client, tmp_path):
     _once(st, 8)
     assert _q(st, f"SELECT count(*) AS n FROM tasks WHERE trace_id = '{tid}'")[0]["n"] == n_tasks
     assert not os.path.exists(stale)
-    # and a third run does nothing
-    s = fleet.run(ps, st, client=client, progress=False)
-    assert len(s["skipped"]) == 8 and not s["done"]
+    # a third run reads nothing again: every file has the size and mtime it was stored with
+    tasks = []
+    s = fleet.run(ps, st, client=client, progress=False, on_result=tasks.append)
+    assert len(s["skipped"]) == 8 and not s["done"] and tasks == []
+    # a touched file is hashed again by a task, and found in the store by its content
+    os.utime(ps[0], None)
+    s = fleet.run(ps, st, client=client, progress=False, on_result=tasks.append)
+    assert len(s["skipped"]) == 8 and [(r["path"], r["status"]) for r in tasks] == [(ps[0], "skipped")]
+    _once(st, 8)
 
 
 def test_interrupt_stops_and_a_rerun_finishes(traces, client, tmp_path):
@@ -422,13 +428,26 @@ def test_fsspec_store_url(traces, client, tmp_path):
     root, paths = traces
     ps = sorted(paths)[:3]
     url = "file://" + str(tmp_path / "remote")
-    s = fleet.run(ps, url, client=client, progress=False)
+    # through --scheduler: a client of its own on the running cluster, as from another machine
+    s = fleet.run(ps, url, scheduler=client.scheduler.address, progress=False)
     assert len(s["done"]) == 3
     con = fleet_sql.connect(url)
     assert fleet_sql.rows(con, "SELECT count(*) AS n FROM traces")[0]["n"] == 3
     assert len(fleet_sql.report(con)["steal"]) > 0
     s = fleet.run(ps, url, client=client, progress=False)
     assert len(s["skipped"]) == 3
+
+
+def test_the_command_on_its_own_local_cluster(traces, tmp_path):
+    root, paths = traces
+    ps = sorted(paths)[:2]
+    st = str(tmp_path / "store")
+    rc, out, err = _main("fleet", "run", *ps, "--store", st, "--workers", "1")
+    assert rc == 0 and out == ""
+    assert err.strip().splitlines()[-1].startswith("ftfast fleet: 2 analysed (")
+    _once(st, 2)
+    rc, _, err = _main("fleet", "run", *ps, "--store", st, "--workers", "0")
+    assert rc == 2 and "--workers must be at least 1" in err
 
 
 def test_without_the_extra_fleet_exits_2_with_the_install_line(tmp_path):

@@ -16,7 +16,9 @@ Each partition is written to a temporary name beside it and renamed; the ``trace
 is written last and is the trace's commit record: a trace counts in the store when (and only
 when) its ``traces`` row exists, so a task killed half way leaves nothing that a query sees,
 and its retry or a re-run replaces the same files (same names) instead of adding a second
-copy.  A re-run skips every trace whose ``traces`` row exists.
+copy.  A re-run skips every trace whose ``traces`` row exists; a file whose size and
+modification time are those recorded when it was stored (``STORE/_index/<key>.json``) is not
+even read again.
 
 The store is a local directory or any URL fsspec opens (``s3://``, ``gs://``, ``file://`` ...,
 with the filesystem's package installed).  On an object store the rename is a copy: the
@@ -400,29 +402,31 @@ class Store:
     def exists(self, path):
         return os.path.exists(path) if self.fs is None else self.fs.exists(path)
 
-    def done_ids(self):
-        """{trace_id: host} of the traces committed to the store."""
-        pat = self.join("traces", "host=*", "trace=*", "part.parquet")
-        hits = globmod.glob(pat) if self.fs is None else self.fs.glob(pat)
-        out = {}
-        for h in hits:
-            parts = h.replace("\\", "/").split("/")
-            out[parts[-2][len("trace="):]] = urllib.parse.unquote(parts[-3][len("host="):])
-        return out
+    def glob(self, *parts):
+        """The paths matching a pattern under the root (the root's own characters literal)."""
+        if self.fs is None:
+            return globmod.glob(os.path.join(globmod.escape(self.root), *parts), recursive=True)
+        return self.fs.glob(self.join(*parts))
+
+    def pattern(self, table):
+        """The glob of a table's part files."""
+        if table == "failures":
+            return ("failures", "*.parquet")
+        return (table, "host=*", "trace=*", "part.parquet")
 
     def committed(self, trace_id):
-        pat = self.join("traces", "host=*", f"trace={trace_id}", "part.parquet")
-        return bool(globmod.glob(pat) if self.fs is None else self.fs.glob(pat))
+        return bool(self.glob("traces", "host=*", f"trace={trace_id}", "part.parquet"))
 
-    def write_table(self, path, table):
-        """Write an Arrow table as Parquet: a temporary file beside ``path``, renamed."""
-        import pyarrow.parquet as pq
+    def publish(self, path, write):
+        """Write a file by ``write(binary file)`` under a temporary name beside ``path``, then
+        rename it to ``path``."""
         d = os.path.dirname(path) if self.fs is None else path.rsplit("/", 1)[0]
         tmp = f"{path}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
         if self.fs is None:
             os.makedirs(d, exist_ok=True)
             try:
-                pq.write_table(table, tmp, compression="zstd")
+                with open(tmp, "wb") as f:
+                    write(f)
                 os.replace(tmp, path)
             except BaseException:
                 with contextlib.suppress(OSError):
@@ -432,12 +436,31 @@ class Store:
             self.fs.makedirs(d, exist_ok=True)
             try:
                 with self.fs.open(tmp, "wb") as f:
-                    pq.write_table(table, f, compression="zstd")
+                    write(f)
                 self.fs.mv(tmp, path)
             except BaseException:
                 with contextlib.suppress(Exception):
                     self.fs.rm(tmp)
                 raise
+
+    def write_table(self, path, table):
+        """An Arrow table as Parquet at ``path`` (published)."""
+        import pyarrow.parquet as pq
+        self.publish(path, lambda f: pq.write_table(table, f, compression="zstd"))
+
+    def index_path(self, key):
+        return self.join("_index", f"{key}.json")
+
+    def read_json(self, path):
+        """A small JSON file of the store, or None when missing or unreadable."""
+        try:
+            if self.fs is None:
+                with open(path, "rb") as f:
+                    return json.loads(f.read())
+            with self.fs.open(path, "rb") as f:
+                return json.loads(f.read())
+        except (OSError, ValueError, FileNotFoundError):
+            return None
 
     def remove(self, path):
         with contextlib.suppress(OSError, FileNotFoundError):
@@ -448,12 +471,7 @@ class Store:
 
     def files(self, table):
         """The committed part files of a table (traces committed, or every failure file)."""
-        if table == "failures":
-            pat = self.join("failures", "*.parquet")
-        else:
-            pat = self.join(table, "host=*", "trace=*", "part.parquet")
-        hits = globmod.glob(pat) if self.fs is None else self.fs.glob(pat)
-        return sorted(h for h in hits if ".tmp-" not in h)
+        return sorted(h for h in self.glob(*self.pattern(table)) if ".tmp-" not in h)
 
     def clean_temporaries(self, older_than_s=3600.0):
         """Remove temporary files left by killed tasks (older than an hour: a task of this
@@ -462,7 +480,7 @@ class Store:
             return 0
         n = 0
         now = time.time()
-        for p in globmod.glob(os.path.join(self.root, "**", "*.tmp-*"), recursive=True):
+        for p in self.glob("**", "*.tmp-*"):
             with contextlib.suppress(OSError):
                 if now - os.path.getmtime(p) > older_than_s:
                     os.unlink(p)
@@ -637,15 +655,20 @@ def analyse(path, host, store_url, *, skip_done=True):
     from .trace import ParseError
     t0 = time.time()
     store = Store(store_url)
-    fkey = hashlib.blake2b(path.encode("utf-8", "surrogateescape"), digest_size=12).hexdigest()
+    fkey = path_key(path)
     res = {"path": path, "host": host, "trace_id": None, "bytes": None, "status": None,
            "error": None, "seconds": 0.0}
     try:
-        res["bytes"] = os.path.getsize(path)
+        # stat before hashing: a file changed meanwhile gets another stamp, read again next run
+        st = os.stat(path)
+        res["bytes"] = st.st_size
         res["trace_id"] = tid = content_id(path)
+        stamp = json.dumps({"path": path, "size": st.st_size, "mtime_ns": st.st_mtime_ns,
+                            "trace_id": tid}).encode()
         if skip_done and store.committed(tid):
             res["status"] = "skipped"
             store.remove(store.failure_path(fkey))
+            store.publish(store.index_path(fkey), lambda f: f.write(stamp))
             return res
         t, doc, found = documents(path)
         rows = tables_of(t, doc, found, path=path, size=res["bytes"])
@@ -657,6 +680,7 @@ def analyse(path, host, store_url, *, skip_done=True):
         rows["traces"][0]["analysis_s"] = round(time.time() - t0, 6)
         store.write_table(store.partition("traces", host, tid), _arrow("traces", host, tid, rows["traces"]))
         store.remove(store.failure_path(fkey))
+        store.publish(store.index_path(fkey), lambda f: f.write(stamp))
         res["status"] = "done"
     except MemoryError:
         res["status"], res["error"] = "failed", f"{path}: out of memory"
@@ -677,9 +701,27 @@ def analyse(path, host, store_url, *, skip_done=True):
     return res
 
 
+def path_key(path):
+    """The name of a path's failure and index files."""
+    return hashlib.blake2b(path.encode("utf-8", "surrogateescape"), digest_size=12).hexdigest()
+
+
+def _unchanged(store, path, committed):
+    """The trace id of a path whose size and modification time are those it had when it was
+    stored (the index), its trace still committed; else None."""
+    idx = store.read_json(store.index_path(path_key(path)))
+    if not idx or idx.get("trace_id") not in committed or idx.get("path") != path:
+        return None
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return idx["trace_id"] if (idx.get("size"), idx.get("mtime_ns")) == (st.st_size, st.st_mtime_ns) else None
+
+
 def record_failure(store, path, host, trace_id, error, size, key=None):
     import pyarrow as pa
-    key = key or hashlib.blake2b(path.encode("utf-8", "surrogateescape"), digest_size=12).hexdigest()
+    key = key or path_key(path)
     tbl = pa.Table.from_pylist([{"host": host, "path": path, "trace_id": trace_id, "error": error,
                                  "bytes": size, "failed_at": time.time()}], schema=schema("failures"))
     store.write_table(store.failure_path(key), tbl)
@@ -795,6 +837,18 @@ def run(inputs, store_url, *, workers=None, scheduler=None, client=None, host_fr
         except OSError:
             sizes[p] = 0
     summary = {"done": [], "skipped": [], "failed": [], "interrupted": False, "nohost": nohost}
+    # a file unchanged since it was stored (size, mtime) is not read again: no task, and no
+    # cluster at all when every trace is done
+    committed = {f.replace("\\", "/").split("/")[-2][len("trace="):] for f in store.files("traces")}
+    todo = []
+    for p, h in jobs:
+        tid = _unchanged(store, p, committed) if committed else None
+        if tid is None:
+            todo.append((p, h))
+        else:
+            summary["skipped"].append({"path": p, "host": h, "trace_id": tid, "bytes": sizes[p],
+                                       "status": "skipped", "error": None, "seconds": 0.0})
+    jobs = todo
     if not jobs:
         return summary
     if progress is None:

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 
 from .fleet import FAILURES, TABLES, FleetError, Store, require
 
@@ -88,7 +89,12 @@ def connect(store_url, *, tables=None, con=None, must_exist=True):
         if remote:
             proto = store.fs.protocol if isinstance(store.fs.protocol, str) else store.fs.protocol[0]
             files = [f if "://" in f else f"{proto}://{f}" for f in files]
-        lst = "[" + ", ".join(_quote(f) for f in files) + "]"
+            lst = "[" + ", ".join(_quote(f) for f in files) + "]"
+        elif not any(ch in store.root for ch in "*?[]{}"):
+            # a local store: DuckDB lists the files itself (no SQL text of every path)
+            lst = _quote(os.path.join(store.root, *store.pattern(name)))
+        else:
+            lst = "[" + ", ".join(_quote(f) for f in files) + "]"
         # one schema for all the files of a table (the first file's: reading every footer to
         # unify them costs more than the report); a column the store's version of ftrace_fast
         # did not write yet is null
