@@ -675,7 +675,8 @@ def analyse(path, host, store_url, *, skip_done=True):
         del t
         # the traces row commits the trace: every other table first
         for name in TABLES:
-            if name != "traces":
+            # an empty table is no file (a trace without KVM has no vCPU tables)
+            if name != "traces" and rows[name]:
                 store.write_table(store.partition(name, host, tid), _arrow(name, host, tid, rows[name]))
         rows["traces"][0]["analysis_s"] = round(time.time() - t0, 6)
         store.write_table(store.partition("traces", host, tid), _arrow("traces", host, tid, rows["traces"]))
