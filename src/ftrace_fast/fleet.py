@@ -818,7 +818,9 @@ def run(inputs, store_url, *, workers=None, scheduler=None, client=None, host_fr
 
     ``client``: an existing dask.distributed Client (tests); else one is made from
     ``scheduler`` or ``workers``.  ``host_from``: a compiled regex (see :func:`host_of`).
-    ``on_result(result)``: called in the driver as each trace finishes."""
+    ``on_result(result)``: called in the driver as each task finishes.  ``retries``: Dask
+    retries of a task that raised (a task records a bad trace instead of raising; a task whose
+    worker died is given to another worker by the scheduler, up to its allowed-failures)."""
     require()
     store = Store(store_url)
     store.check_writable()
@@ -871,7 +873,8 @@ def run(inputs, store_url, *, workers=None, scheduler=None, client=None, host_fr
                 try:
                     r = fut.result()
                 except KilledWorker:
-                    err = f"{p}: the worker processing it died {retries + 1} times or more (out of memory?)"
+                    err = (f"{p}: every worker that took it died (Dask's allowed-failures; out of "
+                           "memory?)")
                     record_failure(store, p, h, None, err, sizes.get(p))
                     r = {"path": p, "host": h, "trace_id": None, "bytes": sizes.get(p),
                          "status": "failed", "error": err, "seconds": 0.0}
