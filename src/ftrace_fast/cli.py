@@ -1356,12 +1356,12 @@ def build_parser():
 # -- fleet and diff (ftrace_fast.fleet, fleet_sql, diff: parsing here, the work there) ----------
 
 def _fleet_call(fn):
-    """Run a fleet/diff command: the extra's import errors and FleetError become CliError."""
+    """Run a fleet/diff command: without the [fleet] extra, exit 2 with the install line;
+    FleetError becomes CliError."""
     def run(args, out):
         from .fleet import FleetError, require
         try:
-            if getattr(args, "fleet_needs_extra", True):
-                require()
+            require()
             return fn(args, out)
         except FleetError as exc:
             raise CliError(str(exc), exc.code) from None
