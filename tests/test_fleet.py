@@ -455,7 +455,7 @@ def test_without_the_extra_fleet_exits_2_with_the_install_line(tmp_path):
             f"sys.exit(cli.main(['fleet', 'run', {str(tmp_path)!r}, '--store', {str(tmp_path / 's')!r}]))")
     p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert p.returncode == 2 and p.stdout == ""
-    assert p.stderr.splitlines() == ["ftfast: ftfast fleet needs duckdb: pip install 'ftrace_fast[fleet]'"]
+    assert p.stderr.splitlines() == ["ftfast: ftfast fleet and diff need duckdb: pip install 'ftrace_fast[fleet]'"]
 
 
 def test_inputs_globs_dirs_lists_and_hosts(traces, tmp_path):

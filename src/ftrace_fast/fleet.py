@@ -83,7 +83,7 @@ def require():
     not imported: importing dask.distributed alone takes a second)."""
     missing = [m for m in ("dask", "distributed", "duckdb", "pyarrow") if not _installed(m)]
     if missing:
-        raise FleetError(f"ftfast fleet needs {', '.join(missing)}: {INSTALL}", 2)
+        raise FleetError(f"ftfast fleet and diff need {', '.join(missing)}: {INSTALL}", 2)
 
 
 # ---------------------------------------------------------------------------------------------
