@@ -1392,7 +1392,103 @@ def build_parser():
     s.set_defaults(func=cmd_filter)
     _add_plot_parsers(sub)
     _add_report_parser(sub)
+    _add_fleet_parsers(sub)
     return p
+
+
+# -- fleet and diff (ftrace_fast.fleet, fleet_sql, diff: parsing here, the work there) ----------
+
+def _fleet_call(fn):
+    """Run a fleet/diff command: without the [fleet] extra, exit 2 with the install line;
+    FleetError becomes CliError."""
+    def run(args, out):
+        from .fleet import FleetError, require
+        try:
+            require()
+            return fn(args, out)
+        except FleetError as exc:
+            raise CliError(str(exc), exc.code) from None
+    return run
+
+
+def _fleet_dispatch(name):
+    def call(args, out):
+        if name == "run":
+            from .fleet import cmd_run as f
+        elif name == "report":
+            from .fleet_sql import cmd_report as f
+        elif name == "query":
+            from .fleet_sql import cmd_query as f
+        else:
+            from .diff import cmd_diff as f
+        return f(args, out)
+    return _fleet_call(call)
+
+
+def _add_fleet_parsers(sub):
+    s = sub.add_parser("fleet", help="many traces: analyse them on Dask into a Parquet store, rank "
+                                     "them with DuckDB (needs the [fleet] extra)",
+                       description="Analyse fleets of traces: 'run' writes each trace's stats and "
+                                   "diagnose figures to a Parquet store (one Dask task per trace), "
+                                   "'report' ranks the store, 'query' runs SQL on it.  Needs "
+                                   "pip install 'ftrace_fast[fleet]'.")
+    fs = s.add_subparsers(dest="fleet_command", metavar="SUBCOMMAND")
+
+    def usage(args, out):
+        s.print_help(sys.stderr)
+        return EXIT_USAGE
+    s.set_defaults(func=_fleet_call(usage))
+    r = fs.add_parser("run", help="analyse traces into a store",
+                      description="One Dask task per trace: load it, compute what 'ftfast stats "
+                                  "--format json' and 'ftfast diagnose --format json' print, and "
+                                  "write it as Parquet partitions STORE/<table>/host=<H>/trace=<ID>/"
+                                  "part.parquet (ID: content hash).  Traces already in the store are "
+                                  "skipped; a trace that cannot be read is a row of the failures view.")
+    r.add_argument("traces", nargs="+", metavar="TRACE",
+                   help="trace files, globs, directories (every file under them) or @list.txt")
+    r.add_argument("--store", required=True, metavar="DIR",
+                   help="the store: a directory, or an fsspec URL (s3://bucket/fleet, ...)")
+    r.add_argument("--workers", type=int, metavar="N",
+                   help="worker processes of the local Dask cluster (default: the CPUs)")
+    r.add_argument("--scheduler", metavar="ADDRESS",
+                   help="use an existing Dask cluster, e.g. tcp://host:8786")
+    r.add_argument("--host-from", metavar="REGEX",
+                   help="the host of a trace: the regex's 'host' group, first group or match in "
+                        "its path (default: the name of its directory)")
+    r.add_argument("-q", "--quiet", action="store_true", help="no progress bar, no summary")
+    r.set_defaults(func=_fleet_dispatch("run"))
+    r = fs.add_parser("report", help="fleet-wide rankings (DuckDB over the store)",
+                      description="Worst vCPUs by steal and who took their CPU, hosts by overcommit "
+                                  "and stacking, exit reasons that stand out (robust z-score), "
+                                  "wakeup latency per host, findings per host and kind, failures.")
+    r.add_argument("--store", required=True, metavar="DIR")
+    r.add_argument("--top", type=int, metavar="N", help="rows per ranking (default 10; 0: all)")
+    r.add_argument("--format", choices=("table", "json", "csv", "html"), default="table")
+    r.set_defaults(func=_fleet_dispatch("report"))
+    r = fs.add_parser("query", help="SQL over the store's views",
+                      description="Run DuckDB SQL over the store's views (traces, tasks, cpus, "
+                                  "vcpus, neighbours, exits, vm_exits, vms, findings, failures, "
+                                  "...); --schema lists them with their columns and units.")
+    r.add_argument("sql", nargs="?", help="the statement")
+    r.add_argument("--store", required=True, metavar="DIR")
+    r.add_argument("--format", choices=("table", "json", "csv"), default="table")
+    r.add_argument("--schema", action="store_true", help="list the views and their columns")
+    r.set_defaults(func=_fleet_dispatch("query"))
+
+    d = sub.add_parser("diff", help="compare two traces (or two fleet stores) figure by figure",
+                       description="Every figure of the per-task (matched by comm), per-comm-group, "
+                                   "per-vCPU (VM and vCPU number), per-CPU and per-exit-reason "
+                                   "tables of A and B side by side with the absolute and relative "
+                                   "change, the largest change in time first; rows with fewer than "
+                                   "--min-samples samples are flagged, not ranked.")
+    d.add_argument("a", metavar="A", help="a trace file, or a fleet store")
+    d.add_argument("b", metavar="B", help="a trace file, or a fleet store")
+    d.add_argument("--format", choices=("table", "json", "csv"), default="table")
+    d.add_argument("--top", type=int, metavar="N", help="rows shown in the table (default 30; 0: all)")
+    d.add_argument("--min-samples", type=int, default=10, metavar="N",
+                   help="rows with fewer samples (switches, wakeups, exits) in A or B are flagged")
+    d.add_argument("-q", "--quiet", action="store_true")
+    d.set_defaults(func=_fleet_dispatch("diff"))
 
 
 class _Out:
