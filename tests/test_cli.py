@@ -19,7 +19,7 @@ import pytest
 
 import ftrace_fast
 from ftrace_fast import sched
-from helpers import DATA
+from helpers import DATA, SCHEMA_COMMANDS, loads_checked
 
 ROOT = Path(__file__).resolve().parent.parent
 SMP2 = DATA / "kvm_smp2_small.txt.gz"          # comms with spaces: CPU n/KVM, IO io1
@@ -39,10 +39,22 @@ def run(*args, stdin=None, cmd=None):
     return p
 
 
+def _json_command(args):
+    """The command of an ``ftfast info|stats|diagnose ... --format json`` argument list, else None."""
+    a = [str(x) for x in args]
+    fmt = [a[i + 1] for i in range(len(a) - 1) if a[i] == "--format"]
+    return a[0] if a and a[0] in SCHEMA_COMMANDS and fmt[-1:] == ["json"] else None
+
+
 def ok(*args, **kw):
+    """Run ftfast, assert success; every --format json document it writes is checked against
+    docs/schema (tests/helpers.check_json), whichever test reads it."""
     p = run(*args, **kw)
     assert p.returncode == 0, p.err
     assert "Traceback" not in p.err
+    command = _json_command(args) if kw.get("cmd") is None else None
+    if command:
+        loads_checked(command, p.out)
     return p
 
 
@@ -525,7 +537,7 @@ def test_stats_script_sections_and_passthrough(plain):
     p = script("ftrace_stats.py", SMP2, "--switch-stats", "--comm", "KVM")
     assert _uniq(p.out) == {"CPU 1/KVM": 854, "CPU 0/KVM": 822}
     p = script("ftrace_stats.py", SMP2, "--wakeup-stats", "--format", "json")
-    assert p.returncode == 0 and set(json.loads(p.out)) >= {"schema", "wakeups"}
+    assert p.returncode == 0 and set(loads_checked("stats", p.out)) >= {"schema", "wakeups"}
     p = script("ftrace_stats.py", SMP2, "--wakeup-stats", "--top", "3")
     assert len(p.out.splitlines()) == 3
     p = script("ftrace_stats.py", "/no/such/file", "--wakeup-stats")
