@@ -114,26 +114,84 @@ SECTION_FLAGS = {"tasks": "--task-stats", "cpus": "--cpu-stats", "wakeups": "--w
                  "migrations": "--migrations"}
 
 
+@pytest.fixture(scope="module")
+def section_json():
+    """Each section's --format json document (SMP4), once."""
+    return {s: json.loads(ok("stats", SMP4, flag, "--format", "json").out)
+            for s, flag in SECTION_FLAGS.items()}
+
+
+def _json_rows(doc, section):
+    """The JSON rows a table or csv block shows: wakeups tidy per (comm, pid) in csv."""
+    if section == "latency":
+        return doc["latency"]["tasks"]
+    return doc[section]
+
+
+def _cell(v):
+    """A JSON value as the table prints it (floats to 0.1, null as -)."""
+    return "-" if v is None else f"{v:.1f}" if isinstance(v, float) else str(v)
+
+
+def _table(text):
+    """The one aligned table of a --format table output: (title, header, rows as dicts of
+    cells), cut at the column boundaries its dashed rule shows (comms may hold spaces)."""
+    lines = text.split("\n\n", 1)[1].rstrip("\n").split("\n")
+    title, header, rule, body = lines[0], lines[1], lines[2], lines[3:]
+    starts = [m.start() for m in re.finditer(r"-+", rule)]
+    bounds = list(zip(starts, starts[1:] + [None]))
+    cut = lambda line: [line[a:b].strip() for a, b in bounds]  # noqa: E731
+    names = cut(header)
+    return title, names, [dict(zip(names, cut(line))) for line in body]
+
+
 @pytest.mark.parametrize("fmt", ["table", "json", "csv"])
 @pytest.mark.parametrize("section", sorted(SECTION_FLAGS))
-def test_stats_section_formats(section, fmt):
+def test_stats_section_formats(section, fmt, section_json):
+    """Each section in each format: the table and csv rows are the JSON rows, cell by cell, in
+    the same order (the table cut to --top's default 20, csv whole)."""
     p = ok("stats", SMP4, SECTION_FLAGS[section], "--format", fmt)
     assert p.err == ""
+    doc = section_json[section]
     if fmt == "json":
         d = json.loads(p.out)
         assert {k for k in SECTION_FLAGS if k in d} == {section}
-        assert d[section]
+        assert d[section] and d == dict(doc, source=d["source"])
     elif fmt == "csv":
         blocks = _csv_blocks(p.out)
         want = {"latency": {"latency_global", "latency_tasks"}}.get(section, {section})
         assert set(blocks) == want
-        assert all(rows for rows in blocks.values())
+        if section == "latency":
+            (g,) = blocks["latency_global"]
+            assert g == {k: "" if doc["latency"][k] is None else str(doc["latency"][k]) for k in g}
+            assert set(g) == {"source", "count", "mean_ns", "p50_ns", "p90_ns", "p99_ns", "max_ns"}
+            section = "latency_tasks"
+        rows = blocks[section]
+        jrows = _json_rows(doc, "latency" if section == "latency_tasks" else section)
+        if section == "wakeups":
+            jrows = [{"comm": r["comm"], "pid": x["pid"], "count": x["count"]} for r in jrows for x in r["pids"]]
+        assert rows and len(rows) == len(jrows)
+        for got, want in zip(rows, jrows):
+            assert set(got) <= set(want) and len(got) >= 3
+            assert got == {k: "" if want[k] is None else str(want[k]) for k in got}
+        if section == "tasks":     # every flat column of the JSON rows
+            assert set(rows[0]) == {k for k, v in jrows[0].items() if not isinstance(v, (dict, list))}
     else:
         title = {"tasks": "Tasks", "cpus": "CPUs", "wakeups": "Wakeups",
                  "switches": "Context switches", "latency": "Wakeup latency",
                  "migrations": "Migrations"}[section]
-        assert f"\n{title}" in p.out
         assert p.out.count("\n\n") == 1  # one table
+        head, names, rows = _table(p.out)
+        assert head.startswith(title)
+        jrows = _json_rows(doc, section)
+        shown = min(len(jrows), 20)
+        assert len(rows) == shown and (f"top 20 of {len(jrows)}" in head) == (len(jrows) > 20)
+        assert len(names) >= 3
+        for got, want in zip(rows, jrows):
+            assert got == {k: _cell(want[k]) for k in names}
+        if section == "latency":
+            g = doc["latency"]
+            assert f"{g['count']} samples" in head and f"max {_cell(g['max_ns'])}" in head
 
 
 def _csv_blocks(text):
