@@ -34,6 +34,14 @@ def _load(sim):
     return ftrace_fast.load(io.BytesIO(sim.data))
 
 
+def _findings(found):
+    """kvm.diagnose's findings, each checked against the JSON contract (docs/schema, the
+    "finding" of diagnose) after a JSON round trip; returns them unchanged."""
+    for x in json.loads(json.dumps(found, allow_nan=False)):
+        check_json("diagnose", x, "finding")
+    return found
+
+
 def _sim(seed, variant, **kw):
     kw.setdefault("missing_idle", seed % 3 == 1)
     return simkvm.simulate(seed=seed, variant=variant, **kw)
@@ -298,7 +306,7 @@ def test_real_kvm_host_exits_against_reference(name):
     vs = kvm.vcpu_summary(t)
     assert {int(r["pid"]): int(r["guest_ns"]) for r in vs if r["guest_ns"]} == \
         {p: g * scale for p, g in guest.items() if g}
-    json.dumps(kvm.diagnose(t))
+    _findings(kvm.diagnose(t))
 
 
 CONTENDED = [os.path.join(HERE, "data", "kvm_smp4_contended_small.txt.gz"),
@@ -321,7 +329,7 @@ def test_real_contention_is_named(path):
     assert len(vs) == 4 and set(vs) <= set(gt)
     lossy = len(t.lost) > 0
     unknown_cpu_ns = int(sched.cpu_summary(t)["unknown_ns"].sum())
-    f = kvm.diagnose(t)
+    f = _findings(kvm.diagnose(t))
     steal = {x["subject"]["pid"]: x for x in f if x["kind"] == "vcpu_steal"}
     for p, r in vs.items():
         run, wait, th = int(r["run_ns"]), int(r["wait_ns"]), gt[p]
@@ -376,15 +384,13 @@ def test_uncontended_vm_has_no_steal_finding(seed):
         if stacked and 100.0 * stacked / st.tasks[p].wait_ns >= th.stack_pct:
             want_stack.add(p)
     assert {x["subject"]["pid"] for x in f if x["kind"] == "vcpu_stacking"} == want_stack
-    assert {x["kind"] for x in f} <= set(kvm.KINDS)
-    for x in json.loads(json.dumps(f)):
-        check_json("diagnose", x, "finding")
+    assert {x["kind"] for x in _findings(f)} <= set(kvm.KINDS)
 
 
 def test_findings_rank_and_explain():
     sim = _sim(5, "kernel5_tgid", hog=True, n_vcpu=4, ncpu=2)
     t = _load(sim)
-    f = kvm.diagnose(t, kvm.Thresholds(steal_pct=1.0, min_wait_ms=0))
+    f = _findings(kvm.diagnose(t, kvm.Thresholds(steal_pct=1.0, min_wait_ms=0)))
     sev = [kvm._SEV[x["severity"]] for x in f]
     assert sev == sorted(sev, reverse=True)
     vs = {int(r["pid"]): r for r in kvm.vcpu_summary(t)}
@@ -411,7 +417,7 @@ def test_exit_and_io_findings_follow_the_truth():
     t = _load(sim)
     th = kvm.Thresholds(exit_p99_us=20, min_exits=5, exit_rate=300, io_blocked_ms=0.5,
                         io_blocked_pct=99, block_p99_ms=0.5)
-    f = kvm.diagnose(t, th)
+    f = _findings(kvm.diagnose(t, th))
     w0, w1 = sim.truth.window
     want_lat, want_rate = set(), set()
     for p, v in sim.kvm.vcpus.items():
@@ -474,13 +480,13 @@ def test_cpu_imbalance_finding():
         L % "1.100000",
     ]
     t = ftrace_fast.load(io.BytesIO(("\n".join(lines) + "\n").encode()))
-    f = [x for x in kvm.diagnose(t) if x["kind"] == "cpu_imbalance"]
+    f = [x for x in _findings(kvm.diagnose(t)) if x["kind"] == "cpu_imbalance"]
     assert len(f) == 1 and f[0]["subject"] == {"cpu": 0}
     ev = f[0]["evidence"]
     # the waiter from its wakeup to 1.08, then the preempted hog until 1.081
     assert ev["runnable_wait_ns"] == 81_000_000 and ev["idle_cpu"] == 1
     assert ev["utilization_pct"] == 100.0 and ev["idle_cpu_idle_pct"] == 100.0
-    assert not [x for x in kvm.diagnose(t, kvm.Thresholds(busy_pct=100.1)) if x["kind"] == "cpu_imbalance"]
+    assert not [x for x in _findings(kvm.diagnose(t, kvm.Thresholds(busy_pct=100.1))) if x["kind"] == "cpu_imbalance"]
 
 
 def test_overcommit_series_and_bad_bins():
