@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import time
 
+import numpy as np
 import pytest
 
 from benchlib import RESULTS, Untimed, run_timed, set_extra_info
@@ -50,5 +51,11 @@ def test_plot(benchmark, loaded, kind, tmp_path):
     if kind == "timeline":
         r["intervals"] = int(p.data["intervals"])
         r["tasks"] = len(p.data["pids"])
+        assert r["intervals"] > 0 and r["tasks"] > 0
+    else:
+        # the bins integrate back to each CPU's busy time (D5)
+        cs = sched.cpu_summary(trace)
+        busy = np.asarray(p.data["busy_ns"]).sum(axis=-1)
+        assert busy.tolist() == cs["busy_ns"][np.isin(cs["cpu"], p.data["cpus"])].tolist()
     set_extra_info(benchmark, r)
     RESULTS.setdefault("plot", {})[kind] = r

@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import os
 import time
+from html import escape
 
 import pytest
 
@@ -51,8 +52,12 @@ def test_report(benchmark, bench_file, ftrace_fast, tmp_path):
         charts += report.charts(t, kinds=(kind,))
         stages[f"chart {kind}"] = time.perf_counter() - t0
     t0 = time.perf_counter()
-    report.render(t, tables=tables, findings=found, charts=charts, caveats=doc["caveats"])
+    html = report.render(t, tables=tables, findings=found, charts=charts, caveats=doc["caveats"])
     stages["render"] = time.perf_counter() - t0
+    # the page of the command holds the findings computed here, in order
+    real = [escape(f["explanation"], quote=True) for f in found if f["kind"] != "caveat"]
+    assert real and [page.find(e) for e in real] == sorted(page.find(e) for e in real)
+    assert min(page.find(e) for e in real) >= 0 and len(html) > 0 and len(charts) == 6
     r = {"seconds": seconds, "load_process_seconds": load_proc, "ratio": seconds / load_proc,
          "html_bytes": size, "stages": stages}
     set_extra_info(benchmark, {k: v for k, v in r.items() if k != "stages"})

@@ -18,12 +18,19 @@ def test_sched_analysis(benchmark, bench_file, ftrace_fast):
 
     def analysis():
         trace._sched_model = None
-        sched.task_summary(trace)
-        sched.cpu_summary(trace)
-        return sched.latency_table(trace)
+        return sched.task_summary(trace), sched.cpu_summary(trace), sched.latency_table(trace)
 
-    table, seconds = run_timed(benchmark, analysis)
-    assert len(table) > 0
+    (tasks, cpus, table), seconds = run_timed(benchmark, analysis)
+    # the figures timed are the analysis's (cheap checks of D1-D7 against the arrays):
+    # every CPU's busy + idle + unknown is the window, a task runs only while it is a CPU's
+    # current task, the switch-ins are the sched_switch lines to a task (plus inferred ones)
+    w0, w1 = sched.window(trace)
+    assert (cpus["busy_ns"] + cpus["idle_ns"] + cpus["unknown_ns"] == w1 - w0).all()
+    assert int(tasks["run_ns"].sum()) == int(cpus["busy_ns"].sum())
+    sw = trace.events["sched_switch"]
+    assert int(tasks["switches_in"].sum() - tasks["inferred_switch_ins"].sum()) == \
+        int((sw["next_pid"] != 0).sum())
+    assert len(table) == len(tasks) and int(table["lat_count"].sum()) > 0
     r = {"seconds": seconds, "load_seconds": load_s, "ratio_to_load": seconds / load_s,
          "events": int(trace.stats.events)}
     set_extra_info(benchmark, r)

@@ -1,6 +1,8 @@
 """Small helpers shared by the tests."""
 
+import functools
 import io
+import json
 import os
 import warnings
 from pathlib import Path
@@ -11,6 +13,9 @@ import ftrace_fast
 from ftrace_fast import events as ev
 
 DATA = Path(__file__).resolve().parent / "data"
+SCHEMA_DIR = Path(__file__).resolve().parent.parent / "docs" / "schema"
+#: the commands whose --format json documents docs/schema describes
+SCHEMA_COMMANDS = ("info", "stats", "diagnose")
 
 
 def corpus_dir():
@@ -83,3 +88,44 @@ def arrays_equal(t1, t2):
             t1.stats.malformed) == (t2.stats.lines, t2.stats.events, t2.stats.headers,
                                     t2.stats.filtered, t2.stats.malformed)
     assert [(e.line, e.code) for e in t1.errors] == [(e.line, e.code) for e in t2.errors]
+
+
+@functools.lru_cache(maxsize=None)
+def json_validator(command, part=None):
+    """A draft 2020-12 validator of ``ftfast COMMAND --format json`` documents
+    (docs/schema/COMMAND.schema.json, its references resolved in docs/schema), whose
+    "integer" is a JSON integer only: 3.0 where the contract says an integer is a mistyped key.
+    With ``part``, a validator of that definition of the schema (e.g. stats' "kvm" section,
+    diagnose's "finding")."""
+    import jsonschema
+    from referencing import Registry, Resource
+
+    schemas = {p.name: json.loads(p.read_text()) for p in SCHEMA_DIR.glob("*.schema.json")}
+    registry = Registry().with_resources(
+        (s["$id"], Resource.from_contents(s)) for s in schemas.values())
+    cls = jsonschema.validators.extend(
+        jsonschema.Draft202012Validator,
+        type_checker=jsonschema.Draft202012Validator.TYPE_CHECKER.redefine(
+            "integer", lambda _, v: isinstance(v, int) and not isinstance(v, bool)))
+    schema = schemas[f"{command}.schema.json"]
+    cls.check_schema(schema)
+    if part:
+        schema = {"$ref": f"{schema['$id']}#/$defs/{part}"}
+    return cls(schema, registry=registry, format_checker=cls.FORMAT_CHECKER)
+
+
+def check_json(command, doc, part=None):
+    """Assert a parsed ``ftfast COMMAND --format json`` document (or the ``part`` of one, after
+    a JSON round trip) follows docs/schema; returns it.  Every error is listed, each with the
+    path of the offending key."""
+    errors = sorted(json_validator(command, part).iter_errors(doc), key=lambda e: list(e.absolute_path))
+    where = f"$defs/{part} of " if part else ""
+    assert not errors, f"ftfast {command} --format json breaks {where}docs/schema/{command}.schema.json:\n" + \
+        "\n".join(f"  {'/'.join(map(str, e.absolute_path)) or '<root>'}: {e.message[:300]}"
+                  for e in errors[:20])
+    return doc
+
+
+def loads_checked(command, text):
+    """json.loads of ``ftfast COMMAND --format json`` output, checked against docs/schema."""
+    return check_json(command, json.loads(text))

@@ -55,6 +55,8 @@ class VcpuTruth:
     wait_ns: int = 0
     polls: int = 0
     poll_ns: int = 0
+    spans: list = dataclasses.field(default_factory=list)   # complete guest spans [(entry, exit)]
+    exit_at: list = dataclasses.field(default_factory=list)  # every exit [(time, cpu)]
 
     @property
     def handling(self):
@@ -139,11 +141,13 @@ class KvmSim(simsched.Sim):
         self.emit(cpu, "kvm_exit", vcpu=t.vcpu, reason=reason, rip=self.rng.getrandbits(48))
         v = self.log(t)
         v.exits[reason] = v.exits.get(reason, 0) + 1
+        v.exit_at.append((self.now, cpu))
         if t.guest_start is None:
             v.lead_exit = self.now  # in the guest since before the trace: a leading edge span
         else:
             v.guest += self.now - t.guest_start
             v.guest_spans += 1
+            v.spans.append((t.guest_start, self.now))
         t.guest = False
         t.guest_start = None
         t.exit_open = [self.now, reason, False]
@@ -276,6 +280,8 @@ class KvmSim(simsched.Sim):
             out.halt_ns = v.halt_ns * sc
             out.halts_slept, out.halts_polled = v.halts_slept, v.halts_polled
             out.waits, out.wait_ns, out.polls, out.poll_ns = v.waits, v.wait_ns, v.polls, v.poll_ns
+            out.spans = [(a * sc, b * sc) for a, b in v.spans]
+            out.exit_at = [(x * sc, c) for x, c in v.exit_at]
             vcpus[pid] = out
         # K6/K7: an HLT exit not re-entered within the trace still counts as a halt (no time)
         for pid, out in vcpus.items():

@@ -195,11 +195,49 @@ def test_trace_introspection():
     assert a["next_pid"].tolist() == [3000, 2025, 4000]
 
 
+#: the numpy type of each field kind, as events.py's docstring declares it (written here
+#: independently of events.dtype_for)
+_KIND_TYPE = {"i1": np.int8, "i4": np.int32, "i8": np.int64, "u8": np.uint64, "comm": np.int32,
+              "sym": np.int32, "state": np.int32}
+
+
+def _declared_dtype(layout):
+    """The record an event's declaration describes, laid out as a C struct would be (numpy's
+    align=True): the common columns, then each field (a text field as <name>_off int64 and
+    <name>_len int32), every one at a multiple of its size, the record padded to 8 bytes."""
+    cols = [(name, typ) for name, typ, _ in ev.COMMON]
+    for field in ev.LAYOUTS[layout]:
+        name, kind = field[0], field[1]
+        cols += [(name + "_off", np.int64), (name + "_len", np.int32)] if kind == "text" else \
+            [(name, _KIND_TYPE[kind])]
+    return np.dtype(cols, align=True)
+
+
 def test_dtype_matches_layout_declaration():
-    t = load_text(TEXT)
-    for name, a in t.events.items():
-        assert a.dtype == ev.dtype_for(t.layout(name))
-        assert a.dtype.itemsize % 8 == 0
+    """The arrays the parser hands over have the columns, types and byte offsets events.py
+    declares, for every layout met in the fixtures (each event mapped to its layout by
+    EVENT_LAYOUT, any other to generic)."""
+    seen = set()
+    traces = [load_text(TEXT)] + [ftrace_fast.load(p, warn=False) for p in [
+        DATA / "kvm_smp4_contended_small.txt.gz", *sorted((DATA / "public").glob("*.txt"))]]
+    for t in traces:
+        for name, a in t.events.items():
+            layout = ev.EVENT_LAYOUT.get(name, "generic")
+            assert t.layout(name) == layout, name
+            want = _declared_dtype(layout)
+            assert a.dtype.names == want.names, name
+            assert {k: (v[0], v[1]) for k, v in a.dtype.fields.items()} == \
+                {k: (v[0], v[1]) for k, v in want.fields.items()}, name
+            assert a.dtype.itemsize == want.itemsize and a.dtype.itemsize % 8 == 0, name
+            assert ev.COMMON_SIZE == want.fields["flags"][1] + 8
+            seen.add(layout)
+    # most layouts are met (the fixtures hold no sched_process_exec, kvm_entry/exit lines)
+    assert len(seen) >= 12, sorted(set(ev.LAYOUTS) - seen)
+    for layout in ev.LAYOUTS:
+        want = _declared_dtype(layout)
+        got = ev.dtype_for(layout)
+        assert got.names == want.names and got.itemsize == want.itemsize, layout
+        assert {k: v[:2] for k, v in got.fields.items()} == {k: v[:2] for k, v in want.fields.items()}, layout
 
 
 def test_bundled_example_loads():

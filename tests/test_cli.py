@@ -19,7 +19,7 @@ import pytest
 
 import ftrace_fast
 from ftrace_fast import sched
-from helpers import DATA
+from helpers import DATA, SCHEMA_COMMANDS, loads_checked
 
 ROOT = Path(__file__).resolve().parent.parent
 SMP2 = DATA / "kvm_smp2_small.txt.gz"          # comms with spaces: CPU n/KVM, IO io1
@@ -39,10 +39,22 @@ def run(*args, stdin=None, cmd=None):
     return p
 
 
+def _json_command(args):
+    """The command of an ``ftfast info|stats|diagnose ... --format json`` argument list, else None."""
+    a = [str(x) for x in args]
+    fmt = [a[i + 1] for i in range(len(a) - 1) if a[i] == "--format"]
+    return a[0] if a and a[0] in SCHEMA_COMMANDS and fmt[-1:] == ["json"] else None
+
+
 def ok(*args, **kw):
+    """Run ftfast, assert success; every --format json document it writes is checked against
+    docs/schema (tests/helpers.check_json), whichever test reads it."""
     p = run(*args, **kw)
     assert p.returncode == 0, p.err
     assert "Traceback" not in p.err
+    command = _json_command(args) if kw.get("cmd") is None else None
+    if command:
+        loads_checked(command, p.out)
     return p
 
 
@@ -102,26 +114,84 @@ SECTION_FLAGS = {"tasks": "--task-stats", "cpus": "--cpu-stats", "wakeups": "--w
                  "migrations": "--migrations"}
 
 
+@pytest.fixture(scope="module")
+def section_json():
+    """Each section's --format json document (SMP4), once."""
+    return {s: json.loads(ok("stats", SMP4, flag, "--format", "json").out)
+            for s, flag in SECTION_FLAGS.items()}
+
+
+def _json_rows(doc, section):
+    """The JSON rows a table or csv block shows: wakeups tidy per (comm, pid) in csv."""
+    if section == "latency":
+        return doc["latency"]["tasks"]
+    return doc[section]
+
+
+def _cell(v):
+    """A JSON value as the table prints it (floats to 0.1, null as -)."""
+    return "-" if v is None else f"{v:.1f}" if isinstance(v, float) else str(v)
+
+
+def _table(text):
+    """The one aligned table of a --format table output: (title, header, rows as dicts of
+    cells), cut at the column boundaries its dashed rule shows (comms may hold spaces)."""
+    lines = text.split("\n\n", 1)[1].rstrip("\n").split("\n")
+    title, header, rule, body = lines[0], lines[1], lines[2], lines[3:]
+    starts = [m.start() for m in re.finditer(r"-+", rule)]
+    bounds = list(zip(starts, starts[1:] + [None]))
+    cut = lambda line: [line[a:b].strip() for a, b in bounds]  # noqa: E731
+    names = cut(header)
+    return title, names, [dict(zip(names, cut(line))) for line in body]
+
+
 @pytest.mark.parametrize("fmt", ["table", "json", "csv"])
 @pytest.mark.parametrize("section", sorted(SECTION_FLAGS))
-def test_stats_section_formats(section, fmt):
+def test_stats_section_formats(section, fmt, section_json):
+    """Each section in each format: the table and csv rows are the JSON rows, cell by cell, in
+    the same order (the table cut to --top's default 20, csv whole)."""
     p = ok("stats", SMP4, SECTION_FLAGS[section], "--format", fmt)
     assert p.err == ""
+    doc = section_json[section]
     if fmt == "json":
         d = json.loads(p.out)
         assert {k for k in SECTION_FLAGS if k in d} == {section}
-        assert d[section]
+        assert d[section] and d == dict(doc, source=d["source"])
     elif fmt == "csv":
         blocks = _csv_blocks(p.out)
         want = {"latency": {"latency_global", "latency_tasks"}}.get(section, {section})
         assert set(blocks) == want
-        assert all(rows for rows in blocks.values())
+        if section == "latency":
+            (g,) = blocks["latency_global"]
+            assert g == {k: "" if doc["latency"][k] is None else str(doc["latency"][k]) for k in g}
+            assert set(g) == {"source", "count", "mean_ns", "p50_ns", "p90_ns", "p99_ns", "max_ns"}
+            section = "latency_tasks"
+        rows = blocks[section]
+        jrows = _json_rows(doc, "latency" if section == "latency_tasks" else section)
+        if section == "wakeups":
+            jrows = [{"comm": r["comm"], "pid": x["pid"], "count": x["count"]} for r in jrows for x in r["pids"]]
+        assert rows and len(rows) == len(jrows)
+        for got, want in zip(rows, jrows):
+            assert set(got) <= set(want) and len(got) >= 3
+            assert got == {k: "" if want[k] is None else str(want[k]) for k in got}
+        if section == "tasks":     # every flat column of the JSON rows
+            assert set(rows[0]) == {k for k, v in jrows[0].items() if not isinstance(v, (dict, list))}
     else:
         title = {"tasks": "Tasks", "cpus": "CPUs", "wakeups": "Wakeups",
                  "switches": "Context switches", "latency": "Wakeup latency",
                  "migrations": "Migrations"}[section]
-        assert f"\n{title}" in p.out
         assert p.out.count("\n\n") == 1  # one table
+        head, names, rows = _table(p.out)
+        assert head.startswith(title)
+        jrows = _json_rows(doc, section)
+        shown = min(len(jrows), 20)
+        assert len(rows) == shown and (f"top 20 of {len(jrows)}" in head) == (len(jrows) > 20)
+        assert len(names) >= 3
+        for got, want in zip(rows, jrows):
+            assert got == {k: _cell(want[k]) for k in names}
+        if section == "latency":
+            g = doc["latency"]
+            assert f"{g['count']} samples" in head and f"max {_cell(g['max_ns'])}" in head
 
 
 def _csv_blocks(text):
@@ -525,7 +595,7 @@ def test_stats_script_sections_and_passthrough(plain):
     p = script("ftrace_stats.py", SMP2, "--switch-stats", "--comm", "KVM")
     assert _uniq(p.out) == {"CPU 1/KVM": 854, "CPU 0/KVM": 822}
     p = script("ftrace_stats.py", SMP2, "--wakeup-stats", "--format", "json")
-    assert p.returncode == 0 and set(json.loads(p.out)) >= {"schema", "wakeups"}
+    assert p.returncode == 0 and set(loads_checked("stats", p.out)) >= {"schema", "wakeups"}
     p = script("ftrace_stats.py", SMP2, "--wakeup-stats", "--top", "3")
     assert len(p.out.splitlines()) == 3
     p = script("ftrace_stats.py", "/no/such/file", "--wakeup-stats")

@@ -29,7 +29,7 @@ def test_stats_kvm_json_contract(kvm_json):
     assert set(k) >= {"vms", "vcpus", "threads", "io", "runnable_vcpus"}
     t = ftrace_fast.load(SMP4)
     vs = kvm.vcpu_summary(t)
-    assert [r["pid"] for r in k["vcpus"]] == vs["pid"].tolist()
+    assert [r["pid"] for r in k["vcpus"]] == vs["pid"].tolist() and len(vs) == 4
     for r, a in zip(k["vcpus"], vs):
         assert VCPU_KEYS <= set(r)
         assert (r["run_ns"], r["wait_ns"], r["vcpu"], r["tgid"]) == \
@@ -83,6 +83,15 @@ def test_stats_kvm_table_csv_and_overview():
         blocks[lines[0][2:]] = list(csv.DictReader(io.StringIO("\n".join(lines[1:]))))
     assert {"kvm_vcpus", "kvm_neighbours", "kvm_io_threads", "kvm_block"} <= set(blocks)
     assert len(blocks["kvm_vcpus"]) == 4
+    # the csv rows are the JSON's, row by row
+    k = json.loads(ok("stats", SMP4, "--kvm", "--format", "json").out)["kvm"]
+    assert [int(r["pid"]) for r in blocks["kvm_vcpus"]] == [r["pid"] for r in k["vcpus"]]
+    for row, r in zip(blocks["kvm_vcpus"], k["vcpus"]):
+        assert (int(row["run_ns"]), int(row["wait_ns"]), row["comm"]) == (r["run_ns"], r["wait_ns"], r["comm"])
+    want = [(r["pid"], n["pid"], n["stolen_ns"]) for r in k["vcpus"] for n in r["neighbours"][:5]]
+    assert [(int(x["vcpu_pid"]), int(x["pid"]), int(x["stolen_ns"])) for x in blocks["kvm_neighbours"]] == want
+    assert [int(x["pid"]) for x in blocks["kvm_io_threads"]] == [r["pid"] for r in k["io"]["threads"]]
+    assert [x["device"] for x in blocks["kvm_block"]] == [d["device"] for d in k["io"]["devices"]]
     # the overview shows the KVM section on a KVM host, not elsewhere
     assert "kvm" in json.loads(ok("stats", SMP2, "--format", "json").out)
     assert "kvm" not in json.loads(ok("stats", NO_SWITCH, "--format", "json").out)
@@ -93,8 +102,16 @@ def test_stats_kvm_filters():
     assert [r["comm"] for r in d["kvm"]["vcpus"]] == ["CPU 0/KVM", "CPU 1/KVM"]
     full = json.loads(ok("stats", SMP4, "--kvm", "--format", "json").out)
     d = json.loads(ok("stats", SMP4, "--kvm", "--format", "json", "--cpu", "0").out)
+    # --cpu restricts the figures, not the rows: the same four vCPUs, in the same order
+    assert [r["pid"] for r in d["kvm"]["vcpus"]] == [r["pid"] for r in full["kvm"]["vcpus"]]
+    assert len(full["kvm"]["vcpus"]) == 4
+    ran = 0
     for a, b in zip(d["kvm"]["vcpus"], full["kvm"]["vcpus"]):
         assert a["run_ns"] == b["cpus"].get("0", {}).get("run_ns", 0)
+        assert a["wait_ns"] == b["cpus"].get("0", {}).get("wait_ns", 0)
+        assert set(a["cpus"]) <= {"0"}
+        ran += a["run_ns"] > 0
+    assert ran == 4 and sum(r["run_ns"] for r in d["kvm"]["vcpus"]) < sum(r["run_ns"] for r in full["kvm"]["vcpus"])
 
 
 def test_diagnose_names_the_contention():

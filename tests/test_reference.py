@@ -1,10 +1,11 @@
 """ftrace_fast.load() against the plain-Python reference parser (tests/refparser.py).
 
-Every file of the shared corpus (../shared/corpus/*/*.txt[.gz], or $FTFAST_CORPUS) is loaded by
-both and compared exactly: every column of every event, the line accounting, the error codes
+Every fixture of tests/data (licensed copies: they run everywhere) and every file of the shared
+corpus (../shared/corpus/*/*.txt[.gz], or $FTFAST_CORPUS) is loaded by both and compared exactly: every column of every event, the line accounting, the error codes
 of malformed lines and the LOST markers.  Files longer than $FTFAST_REF_MAX_LINES lines (20000
 by default; 0 = no limit) are compared on a truncated copy of their first lines.  A few inline
-texts exercise the filters.  The corpus tests skip when the corpus is absent (a user's clone).
+texts and the fixtures exercise the filters.  The corpus tests skip when the corpus is absent
+(a user's clone); the fixtures' do not.
 
 Run:  cd /work/main && python -m pytest tests/test_reference.py -q
 """
@@ -25,15 +26,10 @@ from refparser import refparse  # noqa: E402
 
 import ftrace_fast  # noqa: E402
 from ftrace_fast import events as ev  # noqa: E402
+from helpers import DATA, corpus_dir  # noqa: E402
 
-
-def _corpus():
-    env = os.environ.get("FTFAST_CORPUS")
-    d = Path(env) if env else Path(__file__).resolve().parents[2] / "shared" / "corpus"
-    return d if d.is_dir() else None
-
-
-CORPUS = _corpus()
+CORPUS = corpus_dir()
+DATA_FILES = sorted(DATA.glob("*.txt.gz")) + sorted((DATA / "public").glob("*.txt"))
 CORPUS_FILES = (sorted(CORPUS.glob("*/*.txt")) + sorted(CORPUS.glob("*/*.txt.gz"))) if CORPUS else []
 MAX_LINES = int(os.environ.get("FTFAST_REF_MAX_LINES", "20000"))
 needs_corpus = pytest.mark.skipif(CORPUS is None, reason="shared corpus absent")
@@ -140,10 +136,16 @@ def _read(path):
 # corpus
 
 
-@needs_corpus
-@pytest.mark.parametrize("path", CORPUS_FILES,
-                         ids=[f"{p.parent.name}/{p.name}" for p in CORPUS_FILES])
-def test_corpus_file(path, tmp_path):
+def test_data_fixtures_exist():
+    assert len(DATA_FILES) >= 17
+
+
+@pytest.mark.parametrize("path", DATA_FILES, ids=[f"{p.parent.name}/{p.name}" for p in DATA_FILES])
+def test_data_file(path, tmp_path):
+    _compare_file(path, tmp_path)
+
+
+def _compare_file(path, tmp_path):
     data = _read(path)
     lines = data.split(b"\n")
     if MAX_LINES and len(lines) > MAX_LINES + 1:
@@ -154,6 +156,13 @@ def test_corpus_file(path, tmp_path):
     else:
         src = path
     assert_same(load_fast(src), refparse(src), lines)
+
+
+@needs_corpus
+@pytest.mark.parametrize("path", CORPUS_FILES,
+                         ids=[f"{p.parent.name}/{p.name}" for p in CORPUS_FILES])
+def test_corpus_file(path, tmp_path):
+    _compare_file(path, tmp_path)
 
 
 # filters over a few corpus files (first 5000 lines)
@@ -170,6 +179,16 @@ FILTERS = [
 ]
 
 
+DATA_FILTER_FILES = ["kvm_smp4_contended_small.txt.gz", "public/tracecompass-tracecmd-raw-funcgraph.txt",
+                     "public/kunalb-panopticon-sched-events-function-header.txt"]
+
+
+@pytest.mark.parametrize("name", DATA_FILTER_FILES)
+@pytest.mark.parametrize("flt", FILTERS, ids=lambda f: ",".join(f))
+def test_data_filters(name, flt):
+    _compare_filtered(DATA / name, flt)
+
+
 @needs_corpus
 @pytest.mark.parametrize("name", FILTER_FILES)
 @pytest.mark.parametrize("flt", FILTERS, ids=lambda f: ",".join(f))
@@ -177,6 +196,10 @@ def test_corpus_filters(name, flt):
     path = CORPUS / name
     if not path.exists():
         pytest.skip(f"{name} not in the corpus")
+    _compare_filtered(path, flt)
+
+
+def _compare_filtered(path, flt):
     data = b"\n".join(_read(path).split(b"\n")[:5000]) + b"\n"
     flt = dict(flt)
     if "start" in flt:

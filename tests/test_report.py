@@ -335,6 +335,10 @@ def test_chromium_renders_every_image(smp4_page, tmp_path):
     the others means something), and the screenshot shows the charts."""
     browser = _chromium()
     if browser is None:
+        if os.environ.get("CI"):
+            # .ci/run installs Chromium: a CI machine without it would pass this test unseen
+            pytest.fail("CI is set but Chromium is not installed (.ci/run installs Debian's "
+                        "chromium package; apt-get install chromium)")
         pytest.skip("Chromium is not installed (Debian: apt-get install chromium)")
     text, _ = smp4_page
     imgs = Page(text).imgs

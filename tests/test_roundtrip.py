@@ -5,8 +5,7 @@ Run:  cd /work/main && python -m pytest tests/test_roundtrip.py -q
       (ROUNDTRIP_PROFILE=thorough: 10x the examples; =shrink: minimal failing traces)
       python tests/test_roundtrip.py [N] [variant...]   # survey: every distinct difference
 
-The tests that need the compiled parser skip cleanly when ``ftrace_fast._ftparse`` cannot be
-imported; the writer self-checks run always.
+A package or parser that cannot be imported is a failure, not a skip.
 """
 
 from __future__ import annotations
@@ -25,19 +24,9 @@ sys.path.insert(0, os.path.dirname(__file__))
 import tracegen  # noqa: E402
 from tracegen import ANY, VARIANTS  # noqa: E402
 
-try:
-    import ftrace_fast._ftparse  # noqa: F401
-    import ftrace_fast
-    from ftrace_fast import events as ev_mod
-
-    HAVE_PARSER = True
-    _WHY = ""
-except Exception as e:  # pragma: no cover - depends on the build state
-    HAVE_PARSER = False
-    _WHY = "ftrace_fast._ftparse not importable: %r" % (e,)
-    ev_mod = tracegen._events
-
-needs_parser = pytest.mark.skipif(not HAVE_PARSER, reason=_WHY)
+import ftrace_fast  # noqa: E402
+import ftrace_fast._ftparse  # noqa: E402,F401
+from ftrace_fast import events as ev_mod  # noqa: E402
 
 # Settings are applied per test (no global profile: other test files keep theirs).
 # By default a failure is reported unshrunk: the message already names the input line, the
@@ -331,7 +320,6 @@ def test_writer_comm_constraints():
 # round trip
 
 
-@needs_parser
 @pytest.mark.parametrize("variant", VARIANTS)
 @_settings(_MAX)
 @given(rng=st.randoms(use_true_random=False))
@@ -341,7 +329,6 @@ def test_roundtrip(variant, rng):
     assert_same(g, t)
 
 
-@needs_parser
 @_settings(max(10, _MAX // 3))
 @given(rng=st.randoms(use_true_random=False), variant=st.sampled_from(VARIANTS))
 def test_roundtrip_no_final_newline(rng, variant):
@@ -350,7 +337,6 @@ def test_roundtrip_no_final_newline(rng, variant):
     assert_same(g, _load(g.data))
 
 
-@needs_parser
 @_settings(max(10, _MAX // 3))
 @given(rng=st.randoms(use_true_random=False), variant=st.sampled_from(("kernel5", "tracecmd", "trace_pipe", "kernel_tgid")))
 def test_roundtrip_unicode_text(rng, variant):
@@ -359,7 +345,6 @@ def test_roundtrip_unicode_text(rng, variant):
     assert_same(g, _load(g.data))
 
 
-@needs_parser
 @_settings(max(10, _MAX // 3))
 @given(rng=st.randoms(use_true_random=False), variant=st.sampled_from(VARIANTS))
 def test_roundtrip_hash_in_comm(rng, variant):
@@ -369,7 +354,6 @@ def test_roundtrip_hash_in_comm(rng, variant):
     assert_same(g, _load(g.data))
 
 
-@needs_parser
 @_settings(max(10, _MAX // 6))
 @given(rng=st.randoms(use_true_random=False), variant=st.sampled_from(VARIANTS))
 def test_roundtrip_from_path(tmp_path_factory, rng, variant):
@@ -379,7 +363,6 @@ def test_roundtrip_from_path(tmp_path_factory, rng, variant):
     assert_same(g, ftrace_fast.load(str(p), strict=True))  # valid input: strict never raises
 
 
-@needs_parser
 @pytest.mark.parametrize("variant", VARIANTS)
 def test_roundtrip_large(variant):
     """one longer trace per variant (several parser blocks at the default chunk size)."""
@@ -426,7 +409,6 @@ def _assert_chunk_invariant(data: bytes, sizes=(1, 7, 4096)):
     return base
 
 
-@needs_parser
 @pytest.mark.parametrize("variant", VARIANTS)
 @_settings(max(5, _MAX // 6))
 @given(seed=st.integers(0, 2**32 - 1))
@@ -435,7 +417,6 @@ def test_chunk_invariance(variant, seed):
     _assert_chunk_invariant(g.data)
 
 
-@needs_parser
 @pytest.mark.filterwarnings("ignore")
 @_settings(max(10, _MAX // 2))
 @given(seed=st.integers(0, 2**32 - 1), variant=st.sampled_from(VARIANTS))
@@ -486,7 +467,6 @@ def _check_sane(data: bytes, t):
         assert 1 <= int(r["line"]) <= n_lines
 
 
-@needs_parser
 @pytest.mark.filterwarnings("ignore")
 @_settings(max(40, 4 * _MAX))
 @given(seed=st.integers(0, 2**32 - 1), variant=st.sampled_from(VARIANTS))
@@ -506,7 +486,6 @@ def test_fuzz_mutations(seed, variant):
         assert (raised is not None) == (t.stats.malformed > 0), (raised, t.stats)
 
 
-@needs_parser
 @pytest.mark.filterwarnings("ignore")
 @_settings(max(40, 2 * _MAX))
 @given(data=st.binary(max_size=2000))
@@ -514,7 +493,6 @@ def test_fuzz_random_bytes(data):
     _check_sane(data, _load_fuzz(data))
 
 
-@needs_parser
 @pytest.mark.filterwarnings("ignore")
 @_settings(max(20, _MAX))
 @given(seed=st.integers(0, 2**32 - 1))
@@ -536,7 +514,6 @@ def test_fuzz_line_soup(seed):
 # filters: a filtered load returns exactly the matching subset; the rest counts as filtered
 
 
-@needs_parser
 @_settings(max(10, _MAX // 2))
 @given(rng=st.randoms(use_true_random=False), variant=st.sampled_from(VARIANTS))
 def test_filters_subset(rng, variant):

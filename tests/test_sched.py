@@ -33,8 +33,8 @@ import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
-sched = pytest.importorskip("ftrace_fast.sched")
 import ftrace_fast  # noqa: E402
+from ftrace_fast import sched  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(__file__))
 import simsched  # noqa: E402

@@ -22,7 +22,8 @@ K3. vCPU scheduling = the per-task figures of D1-D10 for vCPU threads: run (RUNN
 K4. Noisy neighbours.  While a vCPU thread is RUNNABLE on CPU c, the task current on c
     (D5) took that time from it: stolen time is summed by (vCPU thread, current task), the
     idle task (pid 0) and unknown CPU time (pid -1) included, so each vCPU's neighbours' times
-    add up to its wait.  A neighbour that is a vCPU thread of the same VM is "stacked" there.
+    add up to its wait.  A wait on no known CPU (a wakeup that names none) is unknown time
+    (pid -1) on CPU -1.  A neighbour that is a vCPU thread of the same VM is "stacked" there.
 K5. Placement: run time of each vCPU thread per physical CPU.  Overcommit: the number of
     vCPU threads RUNNING or RUNNABLE at each instant, as exact time per count; overcommitted
     time is when it exceeds the number of CPUs of the trace.
@@ -739,8 +740,6 @@ def neighbours(trace, pids=None, *, start=None, end=None, cpus=None):
     key, d = _ftsched.stolen_keys(c["task"], c["state"], c["start"], c["end"],
                                   c["cpu"].astype(np.int32, copy=False), RUNNABLE, r["co_start"],
                                   r["co_end"], r["co_occ"], perm, off, m.ntasks)
-    if not len(key):
-        return np.zeros(0, dt)
     nocc = m.ntasks + 2
     uk, inv = _dense(key)
     gc = uk % max(m.ncpus, 1)
@@ -751,6 +750,16 @@ def neighbours(trace, pids=None, *, start=None, end=None, cpus=None):
     out["neighbour_pid"] = np.where(gr >= 2, m.pids[np.maximum(gr - 2, 0)], gr - 1)
     out["cpu"] = m.cpus[gc]
     out["stolen_ns"] = sched._sum_by(inv, d, len(uk))
+    # a wait on no known CPU (its wakeup did not name one) was taken by no known task: unknown
+    # time (-1) on CPU -1, so that the rows still add up to the wait
+    nc = (c["state"] == RUNNABLE) & (c["cpu"] < 0) & (c["end"] > c["start"])
+    if nc.any():
+        ut, tinv = _dense(c["task"][nc])
+        extra = np.zeros(len(ut), dt)
+        extra["pid"], extra["neighbour_pid"], extra["cpu"] = m.pids[ut], -1, -1
+        extra["stolen_ns"] = sched._sum_by(tinv, (c["end"] - c["start"])[nc], len(ut))
+        out = np.concatenate([out, extra])
+        out = out[np.lexsort((out["cpu"], out["neighbour_pid"], out["pid"]))]
     return out
 
 
