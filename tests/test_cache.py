@@ -76,8 +76,12 @@ def assert_same_trace(fresh, cached):
                 assert len(a) == len(b) and all(np.array_equal(x, y) for x, y in zip(a, b))
         elif isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
             assert a.dtype == b.dtype and np.array_equal(a, b), name
+        elif isinstance(a, dict):
+            assert list(a.items()) == list(b.items()), name     # order too
         else:
             assert a == b, name
+    if fresh.stats.error_counts is not None:
+        assert list(fresh.stats.error_counts.items()) == list(cached.stats.error_counts.items())
     assert repr(fresh) == repr(cached) and fresh.span == cached.span
 
 

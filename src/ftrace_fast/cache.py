@@ -248,14 +248,17 @@ class _Reader:
 def _trace_body(t, w):
     """The manifest's part about a Trace, its arrays written with w."""
     stats = dataclasses.asdict(t.stats)
+    # dicts as lists of pairs: the manifest's JSON sorts keys, the Trace keeps their order
+    stats["error_counts"] = None if t.stats.error_counts is None else \
+        list(t.stats.error_counts.items())
     return {
         "events": [[name, t._layouts.get(name), w.array(a)] for name, a in t.events.items()],
-        "layouts": t._layouts,
+        "layouts": list(t._layouts.items()),
         "comms": list(t.comms), "symbols": list(t.symbols),
         "text_arena": w.array(t.text_arena), "lost": w.array(t.lost),
         "errors": [dataclasses.asdict(e) for e in t.errors], "stats": stats,
         "clock": t.clock, "source": t.source, "compression": t.compression,
-        "format": t.format,
+        "format": list(t.format.items()),
         "line_kinds": None if t.line_kinds is None else w.array(t.line_kinds),
         "kept_text": None if t.kept_text is None else [w.array(x) for x in t.kept_text],
     }
@@ -271,7 +274,10 @@ def _trace_from(body, r):
     t.text_arena = r.array(body["text_arena"])
     t.lost = r.array(body["lost"])
     t.errors = [LineError(**e) for e in body["errors"]]
-    t.stats = Stats(**body["stats"])
+    stats = dict(body["stats"])
+    if stats["error_counts"] is not None:
+        stats["error_counts"] = dict(stats["error_counts"])
+    t.stats = Stats(**stats)
     t.clock = body["clock"]
     t.source = body["source"]
     t.compression = body["compression"]

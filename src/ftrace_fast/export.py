@@ -357,7 +357,7 @@ def _guest_slices(trace, sel_pids, lo, hi, start, end):
 
 # -- tables: Parquet, CSV and Arrow ------------------------------------------------------------
 #
-# One table per event name (the record columns; comm and symbol ids as dictionary-encoded
+# One table per event name (the record columns by their names in events.py; comm and symbol ids as dictionary-encoded
 # strings, prev_state as its letters, text fields as strings, ts as int64 in the trace's unit
 # with the clock in the metadata), the analysis tables (tasks, cpus, latency; on KVM hosts
 # vcpus, exits, neighbours, findings) and meta.json.
@@ -414,7 +414,6 @@ def event_table(trace, name, mask=None):
         a = a[mask]
     layout = trace.layout(name)
     kinds = _ev.field_kinds(layout)
-    kernel = _ev.kernel_names(layout)
     cols, fields = [], []
 
     def add(col, arr, meta=None):
@@ -426,7 +425,8 @@ def event_table(trace, name, mask=None):
     add("comm", _dictionary(pa, a["comm"], trace.comms))
     add("flags", pa.array(a["flags"]).cast(pa.string()))
     for field, kind in kinds.items():
-        col = kernel.get(field, field)
+        # the record's own names: the kernel's (sched_waking's comm, pid) repeat the common ones
+        col = field
         if kind == "comm":
             add(col, _dictionary(pa, a[field], trace.comms))
         elif kind == "sym":
