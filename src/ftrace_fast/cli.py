@@ -1168,7 +1168,7 @@ def _export_tables(args, sel):
     """export --parquet DIR / --csv DIR: the event and analysis tables (ftrace_fast.export)."""
     from . import export
     try:
-        export._pyarrow()
+        export._pyarrow("parquet" if args.parquet is not None else "csv")
     except ImportError:
         raise CliError(f"export --parquet/--csv needs pyarrow: {export.PARQUET_HINT}",
                        EXIT_USAGE) from None

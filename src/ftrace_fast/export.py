@@ -365,11 +365,14 @@ def _guest_slices(trace, sel_pids, lo, hi, start, end):
 PARQUET_HINT = "pip install 'ftrace_fast[parquet]'"
 
 
-def _pyarrow():
+def _pyarrow(fmt=None):
+    """pyarrow, with the writer of fmt ("parquet" or "csv") imported (each costs imports)."""
     try:
         import pyarrow
-        import pyarrow.csv  # noqa: F401
-        import pyarrow.parquet  # noqa: F401
+        if fmt == "csv":
+            import pyarrow.csv  # noqa: F401
+        elif fmt == "parquet":
+            import pyarrow.parquet  # noqa: F401
     except ImportError:
         raise ImportError(f"Parquet, CSV and Arrow tables need pyarrow: {PARQUET_HINT}") from None
     return pyarrow
@@ -382,6 +385,14 @@ def _dictionary(pa, ids, table):
     return pa.DictionaryArray.from_arrays(pa.array(np.where(bad, 0, ids), pa.int32(),
                                                    mask=bad if bad.any() else None),
                                           pa.array(list(table) or [""], pa.string()))
+
+
+def _coded(pa, values, names):
+    """A column of few distinct values as a dictionary of their names(distinct values):
+    sorted distinct values and a binary search (np.unique's inverse sorts every row)."""
+    values = np.ascontiguousarray(values)
+    u = np.unique(values)
+    return _dictionary(pa, np.searchsorted(u, values).astype(np.int32), names(u))
 
 
 def _texts(pa, arena, offs, lens):
@@ -423,7 +434,8 @@ def event_table(trace, name, mask=None):
     for c in ("line", "cpu", "pid", "tgid"):
         add(c, pa.array(np.ascontiguousarray(a[c])))
     add("comm", _dictionary(pa, a["comm"], trace.comms))
-    add("flags", pa.array(a["flags"]).cast(pa.string()))
+    add("flags", _coded(pa, np.ascontiguousarray(a["flags"]).view(np.uint64),
+                        lambda u: [x.decode("latin-1") for x in u.view("S8").tolist()]))
     for field, kind in kinds.items():
         # the record's own names: the kernel's (sched_waking's comm, pid) repeat the common ones
         col = field
@@ -432,9 +444,7 @@ def event_table(trace, name, mask=None):
         elif kind == "sym":
             add(col, _dictionary(pa, a[field], trace.symbols))
         elif kind == "state":
-            u, inv = np.unique(a[field], return_inverse=True)
-            add(col, _dictionary(pa, inv.astype(np.int32),
-                                 [_ev.state_string(int(x)) for x in u.tolist()]))
+            add(col, _coded(pa, a[field], lambda u: [_ev.state_string(int(x)) for x in u.tolist()]))
         elif kind == "text":
             add(col, _texts(pa, trace.text_arena, a[field + "_off"], a[field + "_len"]))
         else:
@@ -518,7 +528,7 @@ def write_tables(trace, out_dir, fmt="parquet", *, start=None, end=None, cpus=No
     """Write every event table, the analysis tables and meta.json into out_dir (Parquet or
     CSV), through a temporary directory beside it renamed on success (an existing out_dir is
     replaced only then).  Returns meta.json's content."""
-    pa = _pyarrow()
+    pa = _pyarrow(fmt)
     import os
     import shutil
     import tempfile
