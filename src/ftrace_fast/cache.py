@@ -10,6 +10,8 @@ Where: ``$FTFAST_CACHE_DIR``, else ``$XDG_CACHE_HOME/ftrace_fast``, else
                                  dtype and shape
     entries/<key>/a<N>.npy       the arrays: event records, text arena, LOST markers, ...
     entries/<key>/model/         the scheduling model's tables, with a manifest of their own
+                                 (integer index columns stored in int8/int16 when they fit,
+                                 widened when read)
 
 Arrays are plain ``.npy`` files read back with ``np.load(mmap_mode="r",
 allow_pickle=False)``: zero copy, never unpickled.  An entry is used only when its manifest's
@@ -22,8 +24,9 @@ Entries are written into a ``tmp-*`` directory beside ``entries/`` and published
 never leave a half entry where a reader looks (the loser of a race drops its copy).  A cache
 directory that cannot be written means no cache and one warning, never a failure.  Past
 ``FTFAST_CACHE_MAX`` bytes (default 10 GiB; suffixes K, M, G, T) the least recently used
-entries are removed.  Inputs smaller than ``MIN_BYTES`` (64 MiB) and stdin are cached only
-when asked (``load(cache=True)``, ``--cache``); stdin is then hashed whole.
+entries are removed.  Inputs smaller than ``MIN_BYTES`` (64 MiB, ``FTFAST_CACHE_MIN``), stdin
+and loads that keep the text (``keep_text``: ``ftfast filter``) are cached only when asked
+(``load(cache=True)``, ``--cache``); stdin is then hashed whole.
 """
 
 from __future__ import annotations
@@ -421,8 +424,14 @@ class Entry:
             body = read_manifest(d)
             r = _Reader(d, body["files"])
             r.check()
-            state = {k: (r.array(v) if isinstance(v, str) and v.endswith(".npy") else v)
-                     for k, v in body["state"].items()}
+            wide = body.get("narrowed", {})
+            state = {}
+            for k, v in body["state"].items():
+                if isinstance(v, str) and v.endswith(".npy"):
+                    v = r.array(v)
+                    if k in wide:
+                        v = v.astype(np.dtype(wide[k]))
+                state[k] = v
             m = SchedModel._restore(trace, state)
         except FileNotFoundError:
             return None
@@ -451,15 +460,35 @@ class Entry:
         state = m._stored()
 
         def fill(w):
+            narrowed, files = {}, {}
+            for k, v in state.items():
+                if isinstance(v, np.ndarray):
+                    small = _narrow(v)
+                    if small is not v:
+                        narrowed[k] = v.dtype.str
+                    v = w.array(small)
+                files[k] = v
             return {"layout": LAYOUT_VERSION, "version": _version(), "have": int(m._have),
-                    "state": {k: (w.array(v) if isinstance(v, np.ndarray) else v)
-                              for k, v in state.items()}}
+                    "state": files, "narrowed": narrowed}
         if _write_dir(self.root, os.path.join(self.dir, "model"), True, fill):
             self.model_have = m._have
             evict(self.root, keep=self.dir)
 
 
 _PENDING = []
+
+
+def _narrow(a):
+    """An integer table column (task, CPU indices) in the smallest integer type that holds
+    it: the model's index columns fit in int8 or int16 and would make most of an entry's
+    bytes past the event arrays.  Read back widened (a copy of a few MB)."""
+    if a.dtype.kind != "i" or a.dtype.itemsize < 4 or a.size < 4096:
+        return a
+    lo, hi = int(a.min()), int(a.max())
+    for t in (np.int8, np.int16):
+        if np.iinfo(t).min <= lo and hi <= np.iinfo(t).max:
+            return a.astype(t)
+    return a
 
 
 def flush():

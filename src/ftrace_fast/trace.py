@@ -212,9 +212,11 @@ def load(source, *, events=None, cpus=None, pids=None, comm=None, start=None, en
         The result is identical to a one-thread parse.
     cache: keep the arrays in the on-disk cache (``ftrace_fast.cache``) and read them back
         from it on a later load of the same input with the same options.  None (default):
-        files of at least cache.MIN_BYTES given by path; True: any path, and stdin; False:
-        never.
+        files of at least cache.MIN_BYTES given by path, unless keep_text (a copy of the
+        text is no parse worth keeping); True: any path, and stdin; False: never.
     """
+    if cache is None and keep_text:
+        cache = False
     if cache is not False:
         from . import cache as _cache
         opts = _cache.options_key(events=events, cpus=cpus, pids=pids,
