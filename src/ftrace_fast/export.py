@@ -545,7 +545,13 @@ def write_tables(trace, out_dir, fmt="parquet", *, start=None, end=None, cpus=No
         def put(name, table):
             path = os.path.join(tmp, f"{name}.{fmt}")
             if fmt == "parquet":
-                pa.parquet.write_table(table, path)
+                # dictionary pages for the dictionary columns only, min/max statistics for
+                # the time stamps only (what a time-range query prunes on): half the time
+                # of the defaults
+                coded = [f.name for f in table.schema if pa.types.is_dictionary(f.type)]
+                pa.parquet.write_table(table, path, use_dictionary=coded,
+                                       write_statistics=[c for c in ("ts",)
+                                                         if c in table.column_names])
             else:
                 # CSV has no dictionary type: the strings are written out
                 table = table.cast(pa.schema([pa.field(f.name, f.type.value_type
