@@ -132,6 +132,18 @@ def test_default_rule(cdir, kvm_text, monkeypatch):
     assert cache.MIN_BYTES == 64 << 20
 
 
+def test_compressed_input_counts_sixteen_times_its_size(cdir, monkeypatch):
+    gz = DATA / "kvm_smp2_small.txt.gz"
+    size = gz.stat().st_size
+    monkeypatch.setenv("FTFAST_CACHE_MIN", str(size * 16 + 1))
+    quiet_load(gz)
+    assert entry_dirs(cdir) == []
+    monkeypatch.setenv("FTFAST_CACHE_MIN", str(size * 16))
+    quiet_load(gz)
+    t = quiet_load(gz)
+    assert len(entry_dirs(cdir)) == 1 and t._cache is not None and t.compression == "gzip"
+
+
 def test_strict_and_warnings_on_a_hit(cdir, kvm_text):
     quiet_load(kvm_text, cache=True)
     with pytest.warns(UserWarning, match="1 malformed line"):

@@ -24,7 +24,8 @@ Entries are written into a ``tmp-*`` directory beside ``entries/`` and published
 never leave a half entry where a reader looks (the loser of a race drops its copy).  A cache
 directory that cannot be written means no cache and one warning, never a failure.  Past
 ``FTFAST_CACHE_MAX`` bytes (default 10 GiB; suffixes K, M, G, T) the least recently used
-entries are removed.  Inputs smaller than ``MIN_BYTES`` (64 MiB, ``FTFAST_CACHE_MIN``), stdin
+entries are removed.  Inputs smaller than ``MIN_BYTES`` (64 MiB, ``FTFAST_CACHE_MIN``; a
+compressed file counts 16 times its size), stdin
 and loads that keep the text (``keep_text``: ``ftfast filter``) are cached only when asked
 (``load(cache=True)``, ``--cache``); stdin is then hashed whole.
 """
@@ -54,6 +55,10 @@ MIN_BYTES = 64 << 20
 DEFAULT_MAX_BYTES = 10 << 30
 _EDGE_BYTES = 1 << 20
 _MAGIC = "ftfast-cache"
+# gzip, xz, bzip2, zstd: such a file holds about 16 times its size in text, so it is cached
+# from MIN_BYTES / 16 on
+_COMPRESSED = (b"\x1f\x8b", b"\xfd7zXZ\x00", b"BZh", b"\x28\xb5\x2f\xfd")
+_COMPRESSION_RATIO = 16
 # a tmp-* directory this old whose writer is gone is a leftover of a killed writer
 _STALE_TMP_S = 60.0
 
@@ -137,11 +142,12 @@ def options_key(*, events, cpus, pids, comm, start, end, mark_lines, keep_text, 
 
 def _edges_hash(fd, size):
     h = hashlib.sha256()
-    h.update(os.pread(fd, min(size, _EDGE_BYTES), 0))
+    head = os.pread(fd, min(size, _EDGE_BYTES), 0)
+    h.update(head)
     if size > _EDGE_BYTES:
         tail = max(_EDGE_BYTES, size - _EDGE_BYTES)
         h.update(os.pread(fd, size - tail, tail))
-    return h.hexdigest()
+    return h.hexdigest(), head.startswith(_COMPRESSED)
 
 
 def fingerprint(path):
@@ -156,8 +162,10 @@ def fingerprint(path):
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
             return None
+        sha, compressed = _edges_hash(fd, st.st_size)
         return {"path": real, "size": st.st_size, "mtime_ns": st.st_mtime_ns,
-                "inode": st.st_ino, "device": st.st_dev, "edges_sha256": _edges_hash(fd, st.st_size)}
+                "inode": st.st_ino, "device": st.st_dev, "edges_sha256": sha,
+                "compressed": compressed}
     finally:
         os.close(fd)
 
@@ -545,7 +553,8 @@ def load(source, options, *, cache, parse, strict, warn):
             name = "<stdin>"
         elif is_path:
             fp = fingerprint(source)
-            if fp is None or (cache is not True and fp["size"] < min_bytes()):
+            scale = _COMPRESSION_RATIO if fp is not None and fp["compressed"] else 1
+            if fp is None or (cache is not True and fp["size"] * scale < min_bytes()):
                 return parse(source)
             ident = {"kind": "file", **fp}
             name = os.fsdecode(source)
