@@ -389,3 +389,11 @@ def test_trace_attributes_are_listed():
     assert json.dumps(cache.options_key(events=None, cpus={2, 1}, pids=np.array([3]), comm=None,
                                         start=None, end=5, mark_lines=False, keep_text=False,
                                         records=True))
+
+
+def test_a_racing_writer_keeps_the_published_entry(cdir, kvm_text):
+    t = quiet_load(kvm_text, cache=True)
+    d = entry_dirs(cdir)[0]
+    ino = os.stat(d).st_ino
+    t._cache.write(t)              # the loser of a race: its copy is dropped
+    assert entry_dirs(cdir) == [d] and os.stat(d).st_ino == ino and leftovers(cdir) == []

@@ -414,7 +414,8 @@ class Entry:
             return {"layout": LAYOUT_VERSION, "version": _version(), "input": self.ident,
                     "options": self.options, "created": time.time(),
                     "trace": _trace_body(t, w)}
-        if _write_dir(self.root, self.dir, True, fill):
+        # read() removed a stale entry: one there now is a racing writer's, equal to ours
+        if _write_dir(self.root, self.dir, False, fill):
             evict(self.root, keep=self.dir)
 
     # -- the scheduling model --------------------------------------------------------------------
