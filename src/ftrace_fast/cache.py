@@ -366,7 +366,7 @@ def _write_dir(root, final, replace, fill):
         ok = _publish(root, tmp, final, replace)
         tmp = None
         return ok
-    except OSError as exc:
+    except Exception as exc:  # the cache never fails a command
         _warn(f"{root}: {_describe_os_error(exc)}: not cached")
         return False
     finally:
@@ -410,7 +410,7 @@ class Entry:
                 t = _trace_from(body["trace"], r)
         except FileNotFoundError:
             return None
-        except (Damaged, KeyError, TypeError, OSError) as exc:
+        except (Damaged, KeyError, TypeError, ValueError, OSError) as exc:
             reason = f"the entry is damaged ({exc})" if isinstance(exc, Damaged) else \
                 f"the entry cannot be read ({type(exc).__name__}: {exc})"
         if reason is not None:
@@ -568,7 +568,10 @@ def load(source, options, *, cache, parse, strict, warn):
             ident = {"kind": "stdin", "sha256": sha}
             name = "<stdin>"
         elif is_path:
-            fp = fingerprint(source)
+            try:
+                fp = fingerprint(source)
+            except OSError:
+                fp = None      # the parser says what is wrong with the input
             scale = _COMPRESSION_RATIO if fp is not None and fp["compressed"] else 1
             if fp is None or (cache is not True and fp["size"] * scale < min_bytes()):
                 return parse(source)
