@@ -1256,10 +1256,14 @@ def _add_plot_parsers(sub):
     _add_filters(s)
     s.set_defaults(func=cmd_plot)
 
-    s = sub.add_parser("export", help="write a Chrome trace-event JSON for ui.perfetto.dev",
-                       description="Write CPU tracks, task state tracks, vCPU guest slices, "
-                                   "utilization counters and wakeup flows as Chrome "
-                                   "trace-event JSON (ui.perfetto.dev, chrome://tracing).")
+    s = sub.add_parser("export", help="write a Chrome trace-event JSON for ui.perfetto.dev, or "
+                                      "the events and analysis tables as Parquet or CSV",
+                       description="--perfetto: CPU tracks, task state tracks, vCPU guest "
+                                   "slices, utilization counters and wakeup flows as Chrome "
+                                   "trace-event JSON (ui.perfetto.dev, chrome://tracing).  "
+                                   "--parquet / --csv: a directory with one table per event, "
+                                   "the analysis tables and meta.json (for DuckDB, pandas, "
+                                   "Spark).")
     s.add_argument("file", help="ftrace text (plain or compressed), or - for stdin")
     dest = s.add_mutually_exclusive_group(required=True)
     dest.add_argument("--perfetto", metavar="OUT.json", help="output file, or - for stdout")
