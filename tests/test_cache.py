@@ -34,6 +34,7 @@ def cdir(tmp_path, monkeypatch):
     monkeypatch.setenv("FTFAST_CACHE_DIR", str(d))
     monkeypatch.delenv("FTFAST_CACHE_MAX", raising=False)
     monkeypatch.delenv("FTFAST_CACHE_MIN", raising=False)
+    monkeypatch.setattr(cache, "BACKGROUND", False)   # cli.main() run in process sets it
     cache._warned.clear()
     return d
 
@@ -397,3 +398,12 @@ def test_a_racing_writer_keeps_the_published_entry(cdir, kvm_text):
     ino = os.stat(d).st_ino
     t._cache.write(t)              # the loser of a race: its copy is dropped
     assert entry_dirs(cdir) == [d] and os.stat(d).st_ino == ino and leftovers(cdir) == []
+
+
+def test_background_write_of_the_cli(cdir, kvm_text, monkeypatch):
+    monkeypatch.setattr(cache, "BACKGROUND", True)
+    t = quiet_load(kvm_text, cache=True)
+    sched.task_summary(t)
+    cache.flush()                  # what the process does at exit: the entry, then the model
+    assert len(entry_dirs(cdir)) == 1 and (entry_dirs(cdir)[0] / "model").is_dir()
+    assert_same_trace(quiet_load(kvm_text, cache=False), quiet_load(kvm_text, cache=True))

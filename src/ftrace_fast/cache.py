@@ -45,6 +45,7 @@ import shutil
 import stat
 import sys
 import tempfile
+import threading
 import time
 import weakref
 
@@ -500,6 +501,10 @@ class Entry:
 
 
 _PENDING = []
+#: write a new entry on a thread while the command goes on (the CLI sets it): the process
+#: waits for it before it exits, then stores the model (flush)
+BACKGROUND = False
+_WRITERS = []
 
 
 def _narrow(a):
@@ -516,7 +521,10 @@ def _narrow(a):
 
 
 def flush():
-    """Store the scheduling models built on cached traces (called at exit)."""
+    """Finish the entries being written, then store the scheduling models built on cached
+    traces (called at exit)."""
+    while _WRITERS:
+        _WRITERS.pop().join()
     while _PENDING:
         e = _PENDING.pop()
         try:
@@ -585,9 +593,15 @@ def load(source, options, *, cache, parse, strict, warn):
         if t is None:
             t = parse(spool or source)
             t.source = name
-            entry.write(t)
-            if os.path.isdir(entry.dir):
+            if BACKGROUND:
                 t._cache = entry
+                w = threading.Thread(target=entry.write, args=(t,), name="ftfast-cache-write")
+                w.start()
+                _WRITERS.append(w)
+            else:
+                entry.write(t)
+                if os.path.isdir(entry.dir):
+                    t._cache = entry
         else:
             t._cache = entry
             if strict and t.errors:

@@ -1489,6 +1489,8 @@ def main(argv=None):
         parser.print_help(sys.stderr)
         return EXIT_USAGE
     warnings.simplefilter("ignore")
+    from . import cache
+    cache.BACKGROUND = True       # a new cache entry is written while the command runs
     out = _Out(sys.stdout)
     try:
         rc = args.func(args, out)
