@@ -407,3 +407,31 @@ def test_background_write_of_the_cli(cdir, kvm_text, monkeypatch):
     cache.flush()                  # what the process does at exit: the entry, then the model
     assert len(entry_dirs(cdir)) == 1 and (entry_dirs(cdir)[0] / "model").is_dir()
     assert_same_trace(quiet_load(kvm_text, cache=False), quiet_load(kvm_text, cache=True))
+
+
+_RACING_WRITER = textwrap.dedent("""
+    import sys, time
+    from ftrace_fast import cache
+    import ftrace_fast
+    real = cache._Writer.array
+    def slow(self, a):
+        if not self.files:
+            time.sleep(1.0)       # both writers are inside their temporary directories
+        return real(self, a)
+    cache._Writer.array = slow
+    t = ftrace_fast.load(sys.argv[1], cache=True, warn=False)
+    print(t.stats.events, len(t.comms))
+""")
+
+
+def test_two_writers_inside_their_writes_at_once(cdir, kvm_text):
+    env = dict(os.environ, FTFAST_CACHE_DIR=str(cdir))
+    procs = [subprocess.Popen([sys.executable, "-c", _RACING_WRITER, str(kvm_text)], env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE) for _ in range(2)]
+    outs = [p.communicate(timeout=120) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outs
+    assert outs[0] == outs[1] and outs[0][1] == b""
+    assert len(entry_dirs(cdir)) == 1 and leftovers(cdir) == []
+    t = quiet_load(kvm_text, cache=True)
+    assert t._cache is not None
+    assert_same_trace(quiet_load(kvm_text, cache=False), t)
