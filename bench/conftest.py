@@ -17,6 +17,9 @@ import sys
 import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+# the benchmarks measure parsing: the parse cache is off for them (bench/test_cache.py measures
+# it in a directory of its own)
+os.environ.setdefault("FTFAST_CACHE_MIN", str(1 << 62))
 import benchlib  # noqa: E402
 import gen_trace  # noqa: E402
 

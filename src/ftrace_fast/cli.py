@@ -156,6 +156,16 @@ def _add_filters(p):
     g.add_argument("--events", metavar="LIST", help="event names, comma separated")
     p.add_argument("--strict", action="store_true", help="stop at the first malformed line (exit 5)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar, no summary on stderr")
+    _add_cache_options(p)
+
+
+def _add_cache_options(p):
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--cache", dest="cache", action="store_const", const=True, default=None,
+                   help="keep the parsed arrays in the cache even for stdin and files under "
+                        "64 MiB (see 'ftfast cache')")
+    g.add_argument("--no-cache", dest="cache", action="store_const", const=False,
+                   help="neither read nor write the cache")
 
 
 # -- input ---------------------------------------------------------------------------------------
@@ -166,6 +176,8 @@ def _read(path, args, **kw):
     kw.setdefault("progress", False if getattr(args, "quiet", False) else None)
     spooled = args.file == "-" and path != "-"
     name = "<stdin>" if args.file == "-" else path
+    # a spooled copy of stdin has a temporary name: no key to find it by later
+    kw.setdefault("cache", False if spooled else getattr(args, "cache", None))
     from . import climachine
     try:
         t = climachine.load_cached(args, path, kw)
@@ -1160,6 +1172,8 @@ def cmd_export(args, out):
         raise CliError("--max-events must be at least 1", EXIT_USAGE)
     if args.top is not None and args.top < 0:
         raise CliError("--top must be 0 (all) or more", EXIT_USAGE)
+    if args.parquet is not None or args.csv is not None:
+        return _export_tables(args, sel)
     _check_output(args.perfetto, args.file)
     t, pids = _analysis_input(args, sel, ("sched_switch",))
     kw = dict(pids=pids, comm=sel.comm, start=sel.start, end=sel.end, cpus=sel.cpus,
@@ -1184,6 +1198,72 @@ def cmd_export(args, out):
               f"{r['guest_slices']} guest slices, {r['flows']} wakeup flows, "
               f"{r['counters']} counter samples)", file=sys.stderr)
     return 0
+
+
+def _export_tables(args, sel):
+    """export --parquet DIR / --csv DIR: the event and analysis tables (ftrace_fast.export)."""
+    from . import export
+    try:
+        export._pyarrow("parquet" if args.parquet is not None else "csv")
+    except ImportError:
+        raise CliError(f"export --parquet/--csv needs pyarrow: {export.PARQUET_HINT}",
+                       EXIT_USAGE) from None
+    fmt, out_dir = ("parquet", args.parquet) if args.parquet is not None else ("csv", args.csv)
+    if os.path.exists(out_dir) and not os.path.isdir(out_dir):
+        raise CliError(f"cannot write {out_dir}: not a directory", EXIT_OUTPUT)
+    t = _read(args.file, args, events=sel.events)
+    pids = sel.pids
+    if sel.tgids is not None:
+        tp = _tgid_pids(t, sel.tgids)
+        pids = tp if pids is None else sorted(set(tp) & set(pids))
+    try:
+        meta = export.write_tables(t, out_dir, fmt, start=sel.start, end=sel.end, cpus=sel.cpus,
+                                   pids=pids, comm=sel.comm)
+    except OSError as exc:
+        raise CliError(f"cannot write {out_dir}: {exc.strerror or exc}", EXIT_OUTPUT) from None
+    if not args.quiet:
+        print(f"ftfast export: wrote {len(meta['events'])} event tables and "
+              f"{len(meta['tables'])} analysis tables to {out_dir}", file=sys.stderr)
+    return 0
+
+
+def cmd_cache(args, out):
+    from . import cache
+    root = cache.cache_dir()
+    if args.action == "clear":
+        removed = cache.clear(args.target)
+        freed = sum(r["bytes"] for r in removed)
+        out.write(f"removed {len(removed)} entr{'y' if len(removed) == 1 else 'ies'} "
+                  f"({freed / 2**20:.1f} MiB) from {root}\n")
+        return 0
+    rows = cache.entries()
+    now = __import__("time").time()
+    total = sum(r["bytes"] for r in rows)
+    out.write(f"{root}: {len(rows)} entr{'y' if len(rows) == 1 else 'ies'}, "
+              f"{total / 2**20:.1f} MiB (limit {cache.max_bytes() / 2**30:.1f} GiB)\n")
+    if not rows:
+        return 0
+    table = []
+    for r in sorted(rows, key=lambda r: -r["used"]):
+        opts = r["options"] or {}
+        shown = ", ".join(f"{k}={v}" for k, v in sorted(opts.items())
+                          if v not in (None, False) and k != "records") or "-"
+        if opts.get("records") is False:
+            shown = "no records" if shown == "-" else shown + ", no records"
+        age = now - (r["created"] or r["used"])
+        table.append({"input": r["input"] or "(damaged entry)", "MiB": round(r["bytes"] / 2**20, 1),
+                      "age": _age(age), "last used": _age(now - r["used"]),
+                      "model": "yes" if r["model"] else "no", "options": shown})
+    _write_table(out, None, ["input", "MiB", "age", "last used", "model", "options"], table)
+    return 0
+
+
+def _age(s):
+    s = max(s, 0)
+    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
+        if s >= size:
+            return f"{s / size:.1f} {unit}"
+    return f"{s:.0f} s"
 
 
 def _add_plot_parsers(sub):
@@ -1212,12 +1292,22 @@ def _add_plot_parsers(sub):
     _add_filters(s)
     s.set_defaults(func=cmd_plot)
 
-    s = sub.add_parser("export", help="write a Chrome trace-event JSON for ui.perfetto.dev",
-                       description="Write CPU tracks, task state tracks, vCPU guest slices, "
-                                   "utilization counters and wakeup flows as Chrome "
-                                   "trace-event JSON (ui.perfetto.dev, chrome://tracing).")
+    s = sub.add_parser("export", help="write a Chrome trace-event JSON for ui.perfetto.dev, or "
+                                      "the events and analysis tables as Parquet or CSV",
+                       description="--perfetto: CPU tracks, task state tracks, vCPU guest "
+                                   "slices, utilization counters and wakeup flows as Chrome "
+                                   "trace-event JSON (ui.perfetto.dev, chrome://tracing).  "
+                                   "--parquet / --csv: a directory with one table per event, "
+                                   "the analysis tables and meta.json (for DuckDB, pandas, "
+                                   "Spark).")
     s.add_argument("file", help="ftrace text (plain or compressed), or - for stdin")
-    s.add_argument("--perfetto", required=True, metavar="OUT.json", help="output file, or - for stdout")
+    dest = s.add_mutually_exclusive_group(required=True)
+    dest.add_argument("--perfetto", metavar="OUT.json", help="output file, or - for stdout")
+    dest.add_argument("--parquet", metavar="DIR",
+                      help="one Parquet file per event, the analysis tables (tasks, cpus, "
+                           "latency; vcpus, exits, neighbours, findings on KVM hosts) and "
+                           "meta.json (needs pyarrow: pip install 'ftrace_fast[parquet]')")
+    dest.add_argument("--csv", metavar="DIR", help="the same tables as CSV files")
     s.add_argument("--top", type=int, metavar="N",
                    help="task tracks: the N busiest selected tasks (default 20; 0: all)")
     s.add_argument("--max-events", type=int, metavar="N",
@@ -1393,6 +1483,16 @@ def build_parser():
     _add_plot_parsers(sub)
     _add_report_parser(sub)
     _add_fleet_parsers(sub)
+    s = sub.add_parser("cache", help="list or remove the cached parsed traces",
+                       description="Parsed traces are kept in $FTFAST_CACHE_DIR (else "
+                                   "$XDG_CACHE_HOME/ftrace_fast, else ~/.cache/ftrace_fast), "
+                                   "least recently used removed past FTFAST_CACHE_MAX "
+                                   "(default 10G).")
+    s.add_argument("action", choices=("info", "clear"),
+                   help="info: the entries (input, size, age); clear: remove them")
+    s.add_argument("target", nargs="?", metavar="FILE",
+                   help="clear: only the entries of this input")
+    s.set_defaults(func=cmd_cache)
     return p
 
 
@@ -1528,6 +1628,8 @@ def main(argv=None):
         parser.print_help(sys.stderr)
         return EXIT_USAGE
     warnings.simplefilter("ignore")
+    from . import cache
+    cache.BACKGROUND = True       # a new cache entry is written while the command runs
     out = _Out(sys.stdout)
     try:
         rc = args.func(args, out)

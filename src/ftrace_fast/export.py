@@ -355,3 +355,252 @@ def _guest_slices(trace, sel_pids, lo, hi, start, end):
     names = [syms[x] if 0 <= x < len(syms) else None for x in rs[k].tolist()]
     o = np.lexsort((s[k], p[k]))
     return s[k][o], e[k][o], p[k][o], [names[i] for i in o.tolist()]
+
+
+# -- tables: Parquet, CSV and Arrow ------------------------------------------------------------
+#
+# One table per event name (the record columns by their names in events.py; comm and symbol ids as dictionary-encoded
+# strings, prev_state as its letters, text fields as strings, ts as int64 in the trace's unit
+# with the clock in the metadata), the analysis tables (tasks, cpus, latency; on KVM hosts
+# vcpus, exits, neighbours, findings) and meta.json.
+
+PARQUET_HINT = "pip install 'ftrace_fast[parquet]'"
+
+
+def _pyarrow(fmt=None):
+    """pyarrow, with the writer of fmt ("parquet" or "csv") imported (each costs imports)."""
+    try:
+        import pyarrow
+        if fmt == "csv":
+            import pyarrow.csv  # noqa: F401
+        elif fmt == "parquet":
+            import pyarrow.parquet  # noqa: F401
+    except ImportError:
+        raise ImportError(f"Parquet, CSV and Arrow tables need pyarrow: {PARQUET_HINT}") from None
+    return pyarrow
+
+
+def _dictionary(pa, ids, table):
+    """int32 ids into a list of str (-1: null) as a dictionary-encoded string column."""
+    ids = np.ascontiguousarray(ids, np.int32)
+    bad = (ids < 0) | (ids >= len(table))
+    return pa.DictionaryArray.from_arrays(pa.array(np.where(bad, 0, ids), pa.int32(),
+                                                   mask=bad if bad.any() else None),
+                                          pa.array(list(table) or [""], pa.string()))
+
+
+def _coded(pa, values, names):
+    """A column of few distinct values as a dictionary of their names(distinct values):
+    sorted distinct values and a binary search (np.unique's inverse sorts every row)."""
+    values = np.ascontiguousarray(values)
+    u = np.unique(values)
+    return _dictionary(pa, np.searchsorted(u, values).astype(np.int32), names(u))
+
+
+def _texts(pa, arena, offs, lens):
+    """Strings arena[off:off + len] as one Arrow column, gathered without a loop per row."""
+    lens = np.maximum(np.asarray(lens, np.int64), 0)
+    ends = np.cumsum(lens)
+    total = int(ends[-1]) if len(ends) else 0
+    starts = np.asarray(offs, np.int64)
+    gather = np.repeat(starts - (ends - lens), lens) + np.arange(total, dtype=np.int64)
+    data = np.asarray(arena)[gather] if total else np.zeros(0, np.uint8)
+    offsets = np.concatenate([[0], ends]).astype(np.int64)
+    arr = pa.LargeBinaryArray.from_buffers(pa.large_binary(), len(lens),
+                                           [None, pa.py_buffer(offsets), pa.py_buffer(data)])
+    try:
+        return arr.cast(pa.large_string())   # checks the UTF-8
+    except pa.ArrowInvalid:
+        return arr                            # bytes that are no UTF-8 stay bytes
+
+
+def _time_field_meta(trace):
+    return {b"unit": trace.time_unit.encode(), b"clock": trace.clock.encode()}
+
+
+def event_table(trace, name, mask=None):
+    """One event's records as a pyarrow.Table (see the section comment), rows where mask."""
+    pa = _pyarrow()
+    from . import events as _ev
+    a = trace.events[name]
+    if mask is not None:
+        a = a[mask]
+    layout = trace.layout(name)
+    kinds = _ev.field_kinds(layout)
+    cols, fields = [], []
+
+    def add(col, arr, meta=None):
+        cols.append(arr)
+        fields.append(pa.field(col, arr.type, metadata=meta))
+    add("ts", pa.array(np.ascontiguousarray(a["ts"])), _time_field_meta(trace))
+    for c in ("line", "cpu", "pid", "tgid"):
+        add(c, pa.array(np.ascontiguousarray(a[c])))
+    add("comm", _dictionary(pa, a["comm"], trace.comms))
+    add("flags", _coded(pa, np.ascontiguousarray(a["flags"]).view(np.uint64),
+                        lambda u: [x.decode("latin-1") for x in u.view("S8").tolist()]))
+    for field, kind in kinds.items():
+        # the record's own names: the kernel's (sched_waking's comm, pid) repeat the common ones
+        col = field
+        if kind == "comm":
+            add(col, _dictionary(pa, a[field], trace.comms))
+        elif kind == "sym":
+            add(col, _dictionary(pa, a[field], trace.symbols))
+        elif kind == "state":
+            add(col, _coded(pa, a[field], lambda u: [_ev.state_string(int(x)) for x in u.tolist()]))
+        elif kind == "text":
+            add(col, _texts(pa, trace.text_arena, a[field + "_off"], a[field + "_len"]))
+        else:
+            add(col, pa.array(np.ascontiguousarray(a[field])))
+    return pa.Table.from_arrays(cols, schema=pa.schema(fields, metadata=_table_meta(trace, name)))
+
+
+def _table_meta(trace, name):
+    from . import __version__
+    return {b"ftrace_fast.table": name.encode(), b"ftrace_fast.clock": trace.clock.encode(),
+            b"ftrace_fast.time_unit": trace.time_unit.encode(),
+            b"ftrace_fast.version": __version__.encode()}
+
+
+def _json_cell(v):
+    if isinstance(v, (dict, list, tuple)):
+        return json.dumps(v, default=lambda x: x.item() if hasattr(x, "item") else str(x))
+    return v.item() if isinstance(v, np.generic) else v
+
+
+def _array_table(pa, rows, trace, name):
+    """A structured array (str columns: object) or a list of dicts as a pyarrow.Table."""
+    if isinstance(rows, np.ndarray):
+        cols = {}
+        for c in rows.dtype.names:
+            v = rows[c]
+            cols[c] = pa.array(v.tolist(), pa.string()) if v.dtype == object else \
+                pa.array(np.ascontiguousarray(v))
+        t = pa.table(cols)
+    else:
+        names = []
+        for r in rows:
+            names += [k for k in r if k not in names]
+        t = pa.table({k: [_json_cell(r.get(k)) for r in rows] for k in names}) if rows \
+            else pa.table({})
+    return t.replace_schema_metadata(_table_meta(trace, name))
+
+
+def analysis_tables(trace, *, start=None, end=None, cpus=None, pids=None, comm=None):
+    """{name: pyarrow.Table} of the analyses: tasks, cpus, latency, and on a KVM host vcpus,
+    exits, neighbours and findings (the figures of ``ftfast stats`` and ``diagnose``)."""
+    pa = _pyarrow()
+    out = {}
+    rk = dict(start=start, end=end, cpus=cpus)
+    if trace.count("sched_switch"):
+        out["tasks"] = sched.task_summary(trace, pids=pids, comm=comm, **rk)
+        out["cpus"] = sched.cpu_summary(trace, **rk)
+        out["latency"] = sched.latency_table(trace, pids=pids, comm=comm, **rk)
+    from . import kvm
+    if len(kvm.topology(trace).vcpu_pids):
+        kvm.prepare(trace)
+        out["vcpus"] = kvm.vcpu_summary(trace, **rk)
+        if trace.count("kvm_exit"):
+            out["exits"] = [dict(r, vcpu_pid=r["group"]) for r in kvm.exits(trace).by_reason(None, **rk)]
+            for r in out["exits"]:
+                r.pop("group", None)
+        if trace.count("sched_switch"):
+            out["neighbours"] = kvm.neighbours(trace, **rk)
+        found = kvm.diagnose(trace, **rk)
+        if pids is not None or comm is not None:
+            found = [f for f in found if f["subject"].get("pid") is None
+                     or ((pids is None or f["subject"]["pid"] in pids)
+                         and (comm is None or comm.search(f["subject"].get("comm", ""))))]
+        out["findings"] = found
+    return {k: _array_table(pa, v, trace, k) for k, v in out.items()}
+
+
+def _event_mask(a, start, end, cpus):
+    k = np.ones(len(a), bool)
+    if cpus is not None:
+        k &= np.isin(a["cpu"], np.asarray(cpus))
+    if start is not None:
+        k &= a["ts"] >= start
+    if end is not None:
+        k &= a["ts"] <= end
+    return None if k.all() else k
+
+
+def write_tables(trace, out_dir, fmt="parquet", *, start=None, end=None, cpus=None, pids=None,
+                 comm=None):
+    """Write every event table, the analysis tables and meta.json into out_dir (Parquet or
+    CSV), through a temporary directory beside it renamed on success (an existing out_dir is
+    replaced only then).  Returns meta.json's content."""
+    pa = _pyarrow(fmt)
+    import os
+    import shutil
+    import tempfile
+    from . import __version__
+    import re
+    start, end = _time_arg(start, "start"), _time_arg(end, "end")
+    comm = re.compile(comm) if isinstance(comm, str) else comm
+    if fmt not in ("parquet", "csv"):
+        raise ValueError(f"format must be 'parquet' or 'csv', not {fmt!r}")
+    out_dir = os.path.abspath(os.fspath(out_dir))
+    parent = os.path.dirname(out_dir)
+    tmp = tempfile.mkdtemp(prefix=f".{os.path.basename(out_dir)}.part", dir=parent)
+    try:
+        def put(name, table):
+            path = os.path.join(tmp, f"{name}.{fmt}")
+            if fmt == "parquet":
+                # dictionary pages for the dictionary columns only, min/max statistics for
+                # the time stamps only (what a time-range query prunes on): half the time
+                # of the defaults
+                coded = [f.name for f in table.schema if pa.types.is_dictionary(f.type)]
+                pa.parquet.write_table(table, path, use_dictionary=coded,
+                                       write_statistics=[c for c in ("ts",)
+                                                         if c in table.column_names])
+            else:
+                # CSV has no dictionary type: the strings are written out
+                table = table.cast(pa.schema([pa.field(f.name, f.type.value_type
+                                                       if pa.types.is_dictionary(f.type)
+                                                       else f.type) for f in table.schema]))
+                pa.csv.write_csv(table, path)
+            return table.num_rows
+        counts = {}
+        for name in trace.events:
+            a = trace.events[name]
+            mask = _event_mask(a, start, end, cpus)
+            counts[name] = put(_file_name(name), event_table(trace, name, mask))
+        tables = analysis_tables(trace, start=start, end=end, cpus=cpus, pids=pids, comm=comm)
+        rows = {name: put(name, t) for name, t in tables.items()}
+        span = trace.span
+        meta = {"input": trace.source, "format": trace.format_description(),
+                "clock": trace.clock, "time_unit": trace.time_unit,
+                "span": None if span is None else {"start": span[0], "end": span[1]},
+                "events": counts, "tables": rows,
+                "lines": trace.stats.lines, "malformed": trace.stats.malformed,
+                "lost_markers": int(len(trace.lost)),
+                "filters": {"start": start, "end": end, "cpus": cpus, "pids": pids,
+                            "comm": None if comm is None else comm.pattern},
+                "file_format": fmt, "ftrace_fast_version": __version__}
+        with open(os.path.join(tmp, "meta.json"), "w", encoding="utf-8") as f:
+            json.dump(meta, f, indent=1, default=lambda x: x.item() if hasattr(x, "item") else str(x))
+        if os.path.isdir(out_dir):
+            old = tempfile.mkdtemp(prefix=f".{os.path.basename(out_dir)}.old", dir=parent)
+            os.rename(out_dir, os.path.join(old, "x"))
+            os.rename(tmp, out_dir)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.rename(tmp, out_dir)
+        tmp = None
+        return meta
+    finally:
+        if tmp is not None:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _file_name(event):
+    """The file name of an event's table: its name, made safe (and never an analysis
+    table's name)."""
+    import re
+    safe = re.sub(r"[^A-Za-z0-9_.-]", "_", event).lstrip(".") or "_"
+    return f"event_{safe}" if safe in _ANALYSIS_NAMES or safe != event else safe
+
+
+# event names that would take an analysis table's file name
+_ANALYSIS_NAMES = ("tasks", "cpus", "latency", "vcpus", "exits", "neighbours", "findings", "meta")

@@ -191,16 +191,21 @@ class SchedModel:
         self._events = {}
         self._build(trace)
 
-    def _build(self, trace):
+    def _open_stream(self, trace):
         # the stream: one entry per event line (any event: every line shows its CPU's current
         # task), read in place from the event arrays in (ts, line) order
         segs = [(name, np.ascontiguousarray(a)) for name, a in trace.events.items()
                 if name not in _SKIP and len(a)]
         self._segs = segs
-        stream = _ftsched.Stream([(a, _EVENT_KIND.get(name, _K["other"]), _offsets(name, a),
-                                   _COUNTED.index(name) if name in _COUNTED else -1)
-                                  for name, a in segs])
-        self._stream = stream
+        self._stream = _ftsched.Stream([(a, _EVENT_KIND.get(name, _K["other"]),
+                                         _offsets(name, a),
+                                         _COUNTED.index(name) if name in _COUNTED else -1)
+                                        for name, a in segs])
+        return self._stream
+
+    def _build(self, trace):
+        stream = self._open_stream(trace)
+        segs = self._segs
         lost = trace.lost
         lost_line = np.ascontiguousarray(lost["line"], np.int64)
         self._lost_cpu = lost_cpu = np.ascontiguousarray(lost["cpu"], np.int32)
@@ -261,6 +266,50 @@ class SchedModel:
             self._add_unstamped(unstamped)
         comms = np.asarray(list(trace.comms) + [""], dtype=object)
         self.comm = comms[np.where(self.comm_id >= 0, self.comm_id, len(trace.comms))]
+
+    def _stored(self):
+        """What restores this model without a walk (ftrace_fast.cache): figures and arrays."""
+        st = {"w0": int(self.w0), "w1": int(self.w1), "have": int(self._have),
+              "full": int(self._full), "pids": self.pids, "cpus": self.cpus,
+              "switches": self._switches, "r_is_sums": self._r is self.sums}
+        if isinstance(self._order, tuple):
+            st["order_seg"], st["order_idx"] = self._order
+        else:
+            st["order_slot"] = self._order
+        for k, v in self._counts.items():
+            st["count." + k] = v
+        for k, v in self.sums.items():
+            st["sums." + k] = v
+        if self._r is not None and self._r is not self.sums:
+            for k, v in self._r.items():
+                st["r." + k] = v
+        return st
+
+    @classmethod
+    def _restore(cls, trace, st):
+        """The model _stored() describes, for this trace (its event arrays are read again in
+        place: the stream needs no walk to open)."""
+        m = cls.__new__(cls)
+        m.trace = trace
+        m.unit = "ns" if trace.time_unit == "ns" else "ticks"
+        m._rows, m._names, m._events = {}, None, {}
+        m._open_stream(trace)
+        m._lost_cpu = np.ascontiguousarray(trace.lost["cpu"], np.int32)
+        m.w0, m.w1 = int(st["w0"]), int(st["w1"])
+        m.pids, m.cpus = st["pids"], st["cpus"]
+        m.ntasks, m.ncpus = len(m.pids), len(m.cpus)
+        m._tids, m._cids = _Ids(m.pids, IDLE), _Ids(m.cpus)
+        m._order = (st["order_seg"], st["order_idx"]) if "order_seg" in st else st["order_slot"]
+        m.sums = {k[5:]: v for k, v in st.items() if k.startswith("sums.")}
+        m._full, m._have = int(st["full"]), int(st["have"])
+        m._r = m.sums if st["r_is_sums"] else \
+            ({k[2:]: v for k, v in st.items() if k.startswith("r.")} or None)
+        m.comm_id, m.tgid = m.sums["comm_id"], m.sums["tgid"]
+        m._counts = {k: st["count." + k] for k in _COUNTED}
+        m._switches = st["switches"]
+        comms = np.asarray(list(trace.comms) + [""], dtype=object)
+        m.comm = comms[np.where(m.comm_id >= 0, m.comm_id, len(trace.comms))]
+        return m
 
     def _add_unstamped(self, unstamped):
         """Lines without a time stamp are no part of the stream, but their wakeups,
@@ -387,7 +436,12 @@ def model(trace, intervals=False) -> SchedModel:
         if "sched_switch" not in trace.events:
             raise ValueError(f"{trace.source}: no sched_switch events: the scheduling analysis "
                              "needs sched:sched_switch (and sched_wakeup/sched_waking for latency)")
-        m = SchedModel(trace, tables=ALL if intervals is True else int(intervals or 0))
+        entry = getattr(trace, "_cache", None)   # ftrace_fast.cache: the stored model
+        m = entry.load_model(trace) if entry is not None else None
+        if m is None:
+            m = SchedModel(trace, tables=ALL if intervals is True else int(intervals or 0))
+        if entry is not None:
+            entry.keep_model(m)
         trace._sched_model = m
     return m
 

@@ -186,7 +186,7 @@ def _default_threads():
 
 def load(source, *, events=None, cpus=None, pids=None, comm=None, start=None, end=None,
          strict=False, chunk_size=None, progress=None, warn=True, mark_lines=False,
-         keep_text=False, records=True, threads=None) -> "Trace":
+         keep_text=False, records=True, threads=None, cache=None) -> "Trace":
     """Load every event of an ftrace text log into NumPy arrays.
 
     source: a path (plain, .gz, .xz, .bz2, .zst; detected by magic bytes), an open binary
@@ -210,6 +210,10 @@ def load(source, *, events=None, cpus=None, pids=None, comm=None, start=None, en
     threads: parsers run at once on parts of a plain (uncompressed) file of at least
         PARALLEL_MIN_BYTES given by path (default: the CPUs this process may use, at most 4).
         The result is identical to a one-thread parse.
+    cache: keep the arrays in the on-disk cache (``ftrace_fast.cache``) and read them back
+        from it on a later load of the same input with the same options.  None (default):
+        files of at least cache.MIN_BYTES given by path, unless keep_text (a copy of the
+        text is no parse worth keeping); True: any path, and stdin; False: never.
 
     A list of sources loads each as its own machine (a host and a guest trace): the result's
     ``machines`` maps each machine's name to its Trace (see ``ftrace_fast.machines``).
@@ -218,10 +222,23 @@ def load(source, *, events=None, cpus=None, pids=None, comm=None, start=None, en
         from . import machines as _machines
         kw = dict(events=events, cpus=cpus, pids=pids, comm=comm, start=start, end=end,
                   strict=strict, chunk_size=chunk_size, progress=progress, warn=warn,
-                  mark_lines=mark_lines, keep_text=keep_text, records=records, threads=threads)
+                  mark_lines=mark_lines, keep_text=keep_text, records=records, threads=threads,
+                  cache=cache)
         if len(source) == 1:
-            return _load(source[0], **kw)
-        return _machines.combine([_load(s, **kw) for s in source])
+            return load(source[0], **kw)
+        return _machines.combine([load(s, **kw) for s in source])
+    if cache is None and keep_text:
+        cache = False
+    if cache is not False:
+        from . import cache as _cache
+        opts = _cache.options_key(events=events, cpus=cpus, pids=pids,
+                                  comm=_compile_comm(comm), start=_time_arg(start, "start"),
+                                  end=_time_arg(end, "end"), mark_lines=mark_lines,
+                                  keep_text=keep_text, records=records)
+        return _cache.load(source, opts, cache=cache, strict=strict, warn=warn, parse=lambda src: _load(
+            src, events=events, cpus=cpus, pids=pids, comm=comm, start=start, end=end,
+            strict=strict, chunk_size=chunk_size, progress=progress, warn=warn,
+            mark_lines=mark_lines, keep_text=keep_text, records=records, threads=threads))
     return _load(source, events=events, cpus=cpus, pids=pids, comm=comm, start=start, end=end,
                  strict=strict, chunk_size=chunk_size, progress=progress, warn=warn,
                  mark_lines=mark_lines, keep_text=keep_text, records=records,
@@ -592,6 +609,20 @@ class Trace:
         for k, vals in cols.items():
             out[k] = _typed(vals)
         return out
+
+    # -- Arrow and Parquet (pyarrow: pip install 'ftrace_fast[parquet]') ----------------------
+    def to_arrow(self, name):
+        """One event's records as a pyarrow.Table: comm and symbol columns dictionary-encoded
+        strings, ts int64 in the trace's unit (clock in the metadata); see export.py."""
+        from . import export
+        return export.event_table(self, name)
+
+    def to_parquet(self, out_dir, **filters):
+        """Write one Parquet file per event, the analysis tables and meta.json into out_dir
+        (written beside it and renamed); filters: start, end, cpus, pids, comm.  Returns
+        meta.json's content."""
+        from . import export
+        return export.write_tables(self, out_dir, "parquet", **filters)
 
     # -- pandas -----------------------------------------------------------------------------
     def df(self, name):
