@@ -52,7 +52,7 @@ import weakref
 import numpy as np
 
 #: version of the entry layout: bump it when what is stored, or how, changes
-LAYOUT_VERSION = 1
+LAYOUT_VERSION = 2
 #: inputs smaller than this are parsed again rather than cached (unless asked)
 MIN_BYTES = 64 << 20
 DEFAULT_MAX_BYTES = 10 << 30
@@ -68,9 +68,9 @@ _STALE_TMP_S = 60.0
 #: the Trace attributes an entry stores (tests hold this list to Trace's own)
 TRACE_ATTRIBUTES = ("events", "comms", "symbols", "text_arena", "_layouts", "errors", "lost",
                     "stats", "clock", "source", "compression", "format", "line_kinds",
-                    "kept_text")
+                    "kept_text", "_machine_names", "_machine_runs")
 # Trace attributes that are caches of other attributes, not state
-TRACE_DERIVED = ("_comm_index", "_span_cache", "_sched_model", "_cache")
+TRACE_DERIVED = ("_comm_index", "_span_cache", "_sched_model", "_cache", "machine", "_machines")
 
 
 def cache_dir():
@@ -288,6 +288,8 @@ def _trace_body(t, w):
         "format": list(t.format.items()),
         "line_kinds": None if t.line_kinds is None else w.array(t.line_kinds),
         "kept_text": None if t.kept_text is None else [w.array(x) for x in t.kept_text],
+        "machine_names": list(t._machine_names),
+        "machine_runs": None if t._machine_runs is None else w.array(t._machine_runs),
     }
 
 
@@ -311,6 +313,8 @@ def _trace_from(body, r):
     t.format = dict(body["format"])
     t.line_kinds = None if body["line_kinds"] is None else r.array(body["line_kinds"])
     t.kept_text = None if body["kept_text"] is None else [r.array(f) for f in body["kept_text"]]
+    t._machine_names = list(body["machine_names"])
+    t._machine_runs = None if body["machine_runs"] is None else r.array(body["machine_runs"])
     return t
 
 
