@@ -35,6 +35,7 @@ import json
 import numpy as np
 
 from . import sched
+from ._output import atomic_output
 from .plot import STATE_STYLE, nice_bin, timeline_tasks
 from .trace import _time_arg
 
@@ -285,7 +286,9 @@ def _write(dst, meta, lines, other):
     if hasattr(dst, "write"):
         body(dst)
     else:
-        with open(dst, "w", encoding="utf-8") as f:
+        # beside the target and renamed on success; a device, FIFO or symlink target written
+        # through: an interrupted export leaves no invalid JSON behind
+        with atomic_output(dst, "w") as f:
             body(f)
     return n - len(meta)
 

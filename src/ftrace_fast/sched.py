@@ -351,17 +351,36 @@ class SchedModel:
         return self._events[name]
 
     @property
-    def names(self):
-        """pid -> every comm the task had (exec renames a task), computed on first use."""
-        if self._names is None:
+    def name_pairs(self):
+        """(pid, comm id) of every name each task had (exec renames a task), sorted by pid then
+        comm id; computed on first use."""
+        if getattr(self, "_name_pairs", None) is None:
             # one pass over the records keeps a pair only where a task's name changes
             hi = int(self.pids[-1]) if self.ntasks else 0
             pairs = _unique_ints(self._stream.name_pairs(hi if hi < _PID_MARK else _PID_MARK))
+            pairs = pairs.astype(np.int64, copy=False)
+            self._name_pairs = (pairs >> 32, pairs & 0xffffffff)
+        return self._name_pairs
+
+    @property
+    def names(self):
+        """pid -> every comm the task had (exec renames a task), computed on first use."""
+        if self._names is None:
+            pid, cid = self.name_pairs
             self._names = {}
             comms = self.trace.comms
-            for key in pairs.tolist():
-                self._names.setdefault(key >> 32, []).append(comms[key & 0xffffffff])
+            for p, c in zip(pid.tolist(), cid.tolist()):
+                self._names.setdefault(p, []).append(comms[c])
         return self._names
+
+    def names_of(self, pids):
+        """Every comm of each of ``pids`` (a list per pid; [] for a pid without a name),
+        without building the whole pid -> names table."""
+        pid, cid = self.name_pairs
+        lo = np.searchsorted(pid, pids, "left").tolist()
+        hi = np.searchsorted(pid, pids, "right").tolist()
+        comms, cids = self.trace.comms, cid
+        return [[comms[c] for c in cids[a:b].tolist()] for a, b in zip(lo, hi)]
 
     def task_index(self, pids):
         pids = np.asarray(pids)
@@ -606,15 +625,68 @@ TASK_FIELDS = (
 )
 
 
+class CommMatch:
+    """A --comm regex evaluated once per distinct comm of a trace (:func:`comm_match`).
+
+    ``ids``: one bool per comm id (``trace.comms``); ``empty``: whether it finds the empty
+    name (a task the trace never names)."""
+
+    def __init__(self, trace, rx):
+        self.trace, self.rx = trace, rx
+        self.ids = np.fromiter((rx.search(c) is not None for c in trace.comms), bool,
+                               len(trace.comms))
+        self.empty = rx.search("") is not None
+        self._other = {}
+
+    def of_ids(self, cid):
+        """A bool per comm id of an array (-1 or unknown ids: the empty name)."""
+        cid = np.asarray(cid)
+        known = (cid >= 0) & (cid < len(self.ids))
+        out = np.full(len(cid), self.empty, bool)
+        out[known] = self.ids[cid[known]]
+        return out
+
+    def name(self, name):
+        """Whether the regex finds ``name`` (a comm string)."""
+        if not name:
+            return self.empty
+        i = self.trace.comm_id(name)
+        if i >= 0:
+            return bool(self.ids[i])
+        if name not in self._other:
+            self._other[name] = self.rx.search(name) is not None
+        return self._other[name]
+
+
+def comm_match(trace, comm):
+    """The :class:`CommMatch` of ``comm`` (a regex string or compiled pattern) on ``trace``,
+    computed once per trace and pattern and shared by every table, chart and finding."""
+    rx = re.compile(comm) if isinstance(comm, str) else comm
+    cache = trace.__dict__.setdefault("_comm_matches", {})
+    key = (rx.pattern, rx.flags)
+    if key not in cache:
+        cache[key] = CommMatch(trace, rx)
+    return cache[key]
+
+
 def _select(m, pids=None, comm=None):
     sel = np.ones(m.ntasks, bool)
     if pids is not None:
-        sel &= np.isin(m.pids, np.asarray(list(pids)))
+        sel &= np.isin(m.pids, np.asarray(list(pids), np.int64))
     if comm is not None:
-        rx = re.compile(comm) if isinstance(comm, str) else comm
-        names = m.names
-        sel &= np.array([any(rx.search(n) for n in names.get(int(p), [""])) for p in m.pids.tolist()],
-                        dtype=bool) if m.ntasks else np.zeros(0, bool)
+        cm = comm_match(m.trace, comm)
+        pid, cid = m.name_pairs
+        # a task is selected when the regex finds any name it had; a task never named is
+        # the empty name
+        hit = np.zeros(m.ntasks, bool)
+        named = np.zeros(m.ntasks, bool)
+        ti = m.task_index(pid)
+        ok = ti >= 0
+        named[ti[ok]] = True
+        hit[ti[ok & cm.of_ids(cid)]] = True
+        if cm.empty:
+            hit |= ~named
+        sel &= hit
     return sel
 
 
