@@ -454,6 +454,24 @@ def _dicts(cols, idx):
     return [dict(zip(names, vals)) for vals in zip(*lists)]
 
 
+def _id_rank(names, ids):
+    """The rank of each comm id of ``ids`` in the string order of their names (``names``:
+    trace.comms), sorting only the distinct ids present."""
+    if not len(ids):
+        return np.zeros(0, np.int64)
+    u, inv = np.unique(ids, return_inverse=True)
+    text = [names[i] if 0 <= i < len(names) else "" for i in u.tolist()]
+    by_text = sorted(range(len(u)), key=text.__getitem__)
+    rank = np.empty(len(u), np.int64)
+    # equal names (an id -1 and "") share a rank
+    r = 0
+    for k, j in enumerate(by_text):
+        if k and text[j] != text[by_text[k - 1]]:
+            r += 1
+        rank[j] = r
+    return rank[inv.reshape(-1)]
+
+
 def _text_rank(values):
     """Each string's rank in Python's string order (equal strings, equal ranks)."""
     if not len(values):
@@ -462,17 +480,22 @@ def _text_rank(values):
     return np.unique(np.where(v == None, "", v), return_inverse=True)[1].reshape(-1)  # noqa: E711
 
 
-def _ordered(cols, key, tiebreak, nulls=None):
+def _ordered(cols, key, tiebreak, nulls=None, ranks=None):
     """Row order of a table held as columns, as _sort orders dicts: by ``key`` descending
     (numbers; NaN and ``nulls[key]`` rows last) or ascending (text), then the ``tiebreak``
-    columns ascending.  One lexsort."""
+    columns ascending.  One lexsort; ``ranks``: the string order of text columns when the
+    caller has it (from comm ids, see _id_rank)."""
     n = len(next(iter(cols.values())))
-    keys = [_text_rank(cols[c]) if np.asarray(cols[c]).dtype == object else cols[c]
+    ranks = ranks or {}
+
+    def text(c):
+        return ranks[c] if c in ranks else _text_rank(cols[c])
+    keys = [text(c) if np.asarray(cols[c]).dtype == object else cols[c]
             for c in reversed(tiebreak)]
     if key is not None:
         v = np.asarray(cols[key])
         if v.dtype == object:
-            keys.append(_text_rank(v))
+            keys.append(text(key))
         else:
             null = np.isnan(v) if v.dtype.kind == "f" else np.zeros(n, bool)
             if nulls and key in nulls:
@@ -597,6 +620,7 @@ def _wakeup_rows(t, name, sel, task, sort=None):
         return _no_rows(comm=object, count=np.int64, threads=np.int64)
     ucid, start, threads = np.unique(cid, return_index=True, return_counts=True)
     cols = {"comm": t.comm_names(ucid), "count": np.add.reduceat(n, start), "threads": threads}
+    ranks = {"comm": _id_rank(t.comms, ucid)}
     by_count = np.lexsort((pid, -n, cid))     # each comm's pairs stay where they were
 
     def finish(rows, idx):
@@ -604,7 +628,7 @@ def _wakeup_rows(t, name, sel, task, sort=None):
             seg = by_count[lo:lo + m]
             r["pids"] = [{"pid": p, "count": c} for p, c in zip(pid[seg].tolist(),
                                                                  n[seg].tolist())]
-    return _Rows(cols, _ordered(cols, sort or "count", ["comm"]), finish)
+    return _Rows(cols, _ordered(cols, sort or "count", ["comm"], ranks=ranks), finish)
 
 
 def _pair_index(comm, pid):
@@ -661,7 +685,8 @@ def _switch_rows(t, sel, task, sort=None):
     shown = np.flatnonzero(cols["switches_in"] + cols["voluntary"] + cols["involuntary"])
     table = {"comm": t.comm_names(pair_comm[shown]), "pid": pair_pid[shown],
              **{k: v[shown] for k, v in cols.items()}}
-    return _Rows(table, _ordered(table, sort or "switches_in", ["comm", "pid"]))
+    ranks = {"comm": _id_rank(t.comms, pair_comm[shown])}
+    return _Rows(table, _ordered(table, sort or "switches_in", ["comm", "pid"], ranks=ranks))
 
 
 def _migration_rows(t, sel, task, sort=None):
@@ -673,7 +698,8 @@ def _migration_rows(t, sel, task, sort=None):
     k = _line_mask(a, sel) & task(a["task_pid"], a["task_comm"])
     cid, pid, n = _comm_pid_counts(a["task_comm"][k], a["task_pid"][k])
     table = {"count": n, "pid": pid, "comm": t.comm_names(cid)}
-    return _Rows(table, _ordered(table, sort or "count", ["pid", "comm"]))
+    return _Rows(table, _ordered(table, sort or "count", ["pid", "comm"],
+                                 ranks={"comm": _id_rank(t.comms, cid)}))
 
 
 def _sort(rows, key, tiebreak):
@@ -751,8 +777,12 @@ def stats_document(args):
         tables.append(("cpus", "CPUs (times in " + unit + ")",
                        ["cpu", "busy_ns", "idle_ns", "unknown_ns", "utilization_pct",
                         "switches", "irq_ns", "softirq_ns"], rows))
+    summary = None
+    if "tasks" in chosen or "latency" in chosen:
+        # one pass over every task, shared by the task and latency tables
+        summary = sched.task_summary(t, cpus=sel.cpus, pids=pids, comm=sel.comm, **rng)
     if "tasks" in chosen:
-        s = sched.task_summary(t, cpus=sel.cpus, pids=pids, comm=sel.comm, **rng)
+        s = summary
         m = sched.model(t)
 
         def finish(rows, idx):
@@ -780,12 +810,19 @@ def stats_document(args):
     if "latency" in chosen:
         lat = sched.wakeup_latencies(t, source=args.latency_from, cpus=sel.cpus, pids=pids,
                                      comm=sel.comm, **rng)
-        lt = sched.latency_table(t, source=args.latency_from, sort=args.latency_sort,
-                                 cpus=sel.cpus, pids=pids, comm=sel.comm, **rng)
-        lt = lt[lt["lat_count"] > 0]
         cols = ["pid", "comm", "run_ns", "switches_in", "lat_count", "lat_mean_ns",
                 "lat_p50_ns", "lat_p90_ns", "lat_p99_ns", "lat_max_ns", "lat_max_ts"]
-        table = {c: lt[c] for c in cols}
+        if args.latency_from == "wakeup":
+            # latency_table's rows and order, without copying every column of every task
+            order = sched.latency_order(summary, args.latency_sort)
+            order = order[summary["lat_count"][order] > 0]
+            table = {c: summary[c][order] for c in cols}
+        else:
+            lt = sched.latency_table(t, source=args.latency_from, sort=args.latency_sort,
+                                     cpus=sel.cpus, pids=pids, comm=sel.comm, summary=summary,
+                                     **rng)
+            lt = lt[lt["lat_count"] > 0]
+            table = {c: lt[c] for c in cols}
         rows = _Rows(table, _ordered(table, args.sort, ["pid"]) if args.sort in cols else None)
         g = dict(sched.latency_stats(lat["latency_ns"]), source="sched_" + args.latency_from)
         doc["latency"] = dict(g, tasks=rows)

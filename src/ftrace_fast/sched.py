@@ -357,8 +357,10 @@ class SchedModel:
         if getattr(self, "_name_pairs", None) is None:
             # one pass over the records keeps a pair only where a task's name changes
             hi = int(self.pids[-1]) if self.ntasks else 0
-            pairs = _unique_ints(self._stream.name_pairs(hi if hi < _PID_MARK else _PID_MARK))
-            pairs = pairs.astype(np.int64, copy=False)
+            pairs = np.sort(self._stream.name_pairs(hi if hi < _PID_MARK else _PID_MARK)
+                            .astype(np.int64, copy=False))
+            # distinct by a sort (a hash unique of a million keys is several times slower)
+            pairs = pairs[np.r_[True, pairs[1:] != pairs[:-1]]] if len(pairs) else pairs
             self._name_pairs = (pairs >> 32, pairs & 0xffffffff)
         return self._name_pairs
 
@@ -811,11 +813,16 @@ def latency_stats(values):
 
 
 def latency_table(trace, *, source="wakeup", sort="max", start=None, end=None, cpus=None,
-                  pids=None, comm=None):
+                  pids=None, comm=None, summary=None):
     """Per task, like `perf sched latency`: runtime, switches, delays (count, mean, max and
-    when the max happened), sorted by "max", "mean", "runtime", "switches" or "count"."""
+    when the max happened), sorted by "max", "mean", "runtime", "switches" or "count".
+    ``summary``: the task_summary of the same arguments when the caller has it (it costs a
+    pass over every task)."""
     start, end = _time_arg(start, "start"), _time_arg(end, "end")
-    s = task_summary(trace, start=start, end=end, cpus=cpus, pids=pids, comm=comm)
+    if summary is None:
+        s = task_summary(trace, start=start, end=end, cpus=cpus, pids=pids, comm=comm)
+    else:
+        s = summary.copy() if source == "waking" else summary
     if source == "waking":
         lat = wakeup_latencies(trace, source="waking", start=start, end=end, cpus=cpus,
                                pids=pids, comm=comm)
@@ -826,13 +833,22 @@ def latency_table(trace, *, source="wakeup", sort="max", start=None, end=None, c
         s["lat_max_ns"] = pc["max"]
         s["lat_p50_ns"], s["lat_p90_ns"], s["lat_p99_ns"] = pc[50], pc[90], pc[99]
         s["lat_max_ts"] = _at_argmax(pc, lat["ts"])
-    keys = {"max": "lat_max_ns", "mean": "lat_mean_ns", "runtime": "run_ns",
-            "switches": "switches_in", "count": "lat_count"}
-    if sort not in keys:
-        raise ValueError(f"sort must be one of {sorted(keys)}")
-    col = s[keys[sort]].astype(np.float64)
-    order = np.lexsort((s["pid"], -np.nan_to_num(col, nan=-1.0)))
-    return s[order]
+    return s[latency_order(s, sort)]
+
+
+#: latency_table's sort keys -> the task_summary column
+LATENCY_SORT = {"max": "lat_max_ns", "mean": "lat_mean_ns", "runtime": "run_ns",
+                "switches": "switches_in", "count": "lat_count"}
+
+
+def latency_order(summary, sort="max"):
+    """The row order of latency_table over a task summary: the ``sort`` column descending
+    (no samples last), then pid (a caller that reads a few columns of many tasks orders them
+    without copying every column)."""
+    if sort not in LATENCY_SORT:
+        raise ValueError(f"sort must be one of {sorted(LATENCY_SORT)}")
+    col = summary[LATENCY_SORT[sort]].astype(np.float64)
+    return np.lexsort((summary["pid"], -np.nan_to_num(col, nan=-1.0)))
 
 
 def _group(trace, summary, key, start=None, end=None, cpus=None, **_):
