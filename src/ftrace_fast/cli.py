@@ -421,10 +421,11 @@ def _py(v):
 
 
 def _dump_json(doc, out):
-    """``doc`` as indented JSON and a newline, written in blocks of about 1 MiB (json.dump
-    writes every token on its own: millions of calls for a large table)."""
+    """``doc`` as indented JSON and a newline, written in blocks of about 1 MiB.  A table (a
+    list of row objects) has one row per line, each encoded by the C encoder: the indenting
+    encoder is pure Python, some 100 s for the 385 MB document of 300,000 tasks."""
     buf, size = [], 0
-    for chunk in json.JSONEncoder(indent=1, default=_py, allow_nan=False).iterencode(doc):
+    for chunk in _json_chunks(doc, 0):
         buf.append(chunk)
         size += len(chunk)
         if size >= 1 << 20:
@@ -432,6 +433,39 @@ def _dump_json(doc, out):
             buf, size = [], 0
     buf.append("\n")
     out.write("".join(buf))
+
+
+#: compact, C-accelerated (no indent): one table row per call
+_ROW_JSON = json.JSONEncoder(default=lambda v: _py(v), allow_nan=False, separators=(", ", ": "))
+
+
+def _json_chunks(v, level):
+    """The JSON text of ``v`` at indentation ``level``, as json.dump(indent=1) lays it out,
+    except that the rows of a table take one line each."""
+    pad = " " * (level + 1)
+    if isinstance(v, _Rows) or (isinstance(v, list) and len(v) > 1 and
+                                all(isinstance(r, dict) for r in v)):
+        rows = v.all() if isinstance(v, _Rows) else v
+        if not rows:
+            yield "[]"
+            return
+        yield "[\n"
+        last = len(rows) - 1
+        for i, r in enumerate(rows):
+            yield pad + _ROW_JSON.encode(r) + (",\n" if i < last else "\n")
+        yield " " * level + "]"
+    elif isinstance(v, dict) and v:
+        yield "{\n"
+        last = len(v) - 1
+        for i, (k, x) in enumerate(v.items()):
+            yield pad + json.dumps(str(k)) + ": "
+            yield from _json_chunks(x, level + 1)
+            yield ",\n" if i < last else "\n"
+        yield " " * level + "}"
+    else:
+        # a scalar or a small value: the standard layout, shifted to this level (a JSON
+        # string holds no raw newline, so every newline is layout)
+        yield json.dumps(v, indent=1, default=_py, allow_nan=False).replace("\n", "\n" + " " * level)
 
 
 def _records(arr, names=None):
@@ -1047,7 +1081,8 @@ def cmd_stats(args, out):
                 cols = ["pid", "comm", "run_ns", "switches_in", "lat_count", "lat_mean_ns",
                         "lat_p50_ns", "lat_p90_ns", "lat_p99_ns", "lat_max_ns", "lat_max_ts"]
             elif section == "tasks":
-                cols = [c for c in rows[0] if not isinstance(rows[0][c], (dict, list))] if rows \
+                first = rows[0] if rows else None
+                cols = [c for c in first if not isinstance(first[c], (dict, list))] if first \
                     else cols
             elif section == "wakeups":
                 # tidy: one row per (comm, pid)
