@@ -603,7 +603,7 @@ def test_output_symlink_fifo_and_device_are_written_through(tmp_path, capsys, kv
     fifo = tmp_path / "fifo"
     os.mkfifo(fifo)
     got = []
-    reader = threading.Thread(target=lambda: got.append(fifo.read_bytes()))
+    reader = threading.Thread(target=lambda: got.append(fifo.read_bytes()), daemon=True)
     reader.start()
     rc = _main(capsys, "filter", SMP2, "--comm", "KVM", "-o", fifo, "-q")[0]
     reader.join(30)
