@@ -811,3 +811,33 @@ def test_table_rows_are_made_only_when_shown(capsys):
     assert rows._all is None and [r["pid"] for r in top] == [r["pid"] for r in list(rows)[:3]]
     full = json.loads(json.dumps(doc, default=cli._py))
     assert full["tasks"] == [dict(r) for r in rows]
+
+
+def _script_module(name):
+    import importlib.util
+    spec = importlib.util.spec_from_file_location(name[:-3], ROOT / "scripts" / name)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_scripts_follow_the_same_output_and_option_rules(tmp_path, capsys):
+    """ftrace_visualize.py writes its charts as ftfast does (a symlink is followed, a full
+    device is exit 4, nothing half-written); ftrace_stats.py refuses a negative --top."""
+    vis = _script_module("ftrace_visualize.py")
+    (tmp_path / "real.png").write_bytes(b"old")
+    link = tmp_path / "kvm_smp2_small.cpu-util.png"
+    link.symlink_to("real.png")
+    assert vis.main([str(SMP2), "--outdir", str(tmp_path), "-q"]) == 0
+    assert link.is_symlink() and (tmp_path / "real.png").read_bytes()[:4] == b"\x89PNG"
+    full = device(tmp_path, "full")
+    link.unlink()
+    link.symlink_to(full)
+    capsys.readouterr()
+    rc = vis.main([str(SMP2), "--outdir", str(tmp_path), "-q"])
+    err = capsys.readouterr().err
+    assert rc == 4 and _one_line(err) and err.startswith("ftrace_visualize.py: cannot write")
+    assert _leftovers(tmp_path) == []
+    st = _script_module("ftrace_stats.py")
+    assert st.main([str(SMP2), "--top", "-1"]) == 2
+    assert capsys.readouterr().err == "ftrace_stats.py: --top must be 0 (all) or more\n"
