@@ -37,7 +37,6 @@ import json
 import math
 import os
 import re
-import signal
 import sys
 import warnings
 
