@@ -26,8 +26,9 @@ four, like the original script) print a ``== title ==`` line before each.
 
 Other options go to ``ftfast stats`` (filters --comm/--pid/--tgid/--cpu/--start/--end/--events,
 --strict, -q); with ``--format json`` or ``--format csv`` this script is ``ftfast stats``
-itself.  Exit codes are ftfast's (0 success, 2 bad usage, 3 unreadable or non-ftrace input,
-4 output not writable, 5 malformed line with --strict).
+itself.  Exit codes are ftfast's (0 success, 1 internal error, 2 bad usage, 3 unreadable or
+non-ftrace input, 4 output not writable, 5 malformed line with --strict, 6 out of memory,
+130 interrupted, 143 terminated).
 """
 
 import argparse
@@ -45,6 +46,8 @@ except ImportError:  # a checkout built in place (pip install -e .) but not on s
               "repository", file=sys.stderr)
         sys.exit(1)
 
+from ftrace_fast._text import printable  # noqa: E402
+
 SECTIONS = ("wakeup", "switch", "blocking", "cpu")
 TITLES = {"wakeup": "Top woken threads (sched_waking lines per woken comm)",
           "switch": "Top scheduled threads (sched_switch lines per next_comm)",
@@ -58,7 +61,8 @@ def uniq_c(counts, top):
                    key=lambda x: (x[0], x[1].encode("utf-8", "surrogateescape")), reverse=True)
     if top and top > 0:
         items = items[:top]
-    return [f"{n:7d} {c}" for n, c in items]
+    # a comm is trace text: its control characters escaped before they reach a terminal
+    return [f"{n:7d} {printable(c)}" for n, c in items]
 
 
 def by_comm(rows, field):
@@ -95,10 +99,14 @@ def main(argv=None):
     if args.format != "table":
         return cli.main(ft_argv + ["--format", args.format]
                         + (["--top", str(args.top)] if "--top" in (argv or sys.argv) else []))
+    if args.top < 0:
+        print("ftrace_stats.py: --top must be 0 (all) or more", file=sys.stderr)
+        return cli.EXIT_USAGE
     ft = cli.build_parser().parse_args(ft_argv)
-    try:
+    out = cli._Out(sys.stdout)
+
+    def run():
         t, doc, tables = cli.stats_document(ft)
-        out = cli._Out(sys.stdout)
         for s in chosen:
             if len(chosen) > 1:
                 out.write(f"== {TITLES[s]} ==\n")
@@ -122,16 +130,9 @@ def main(argv=None):
                 out.write(line + "\n")
             if len(chosen) > 1:
                 out.write("\n")
-        out.flush()
-    except cli.CliError as exc:
-        print(f"ftrace_stats.py: {exc}", file=sys.stderr)
-        return exc.code
-    except BrokenPipeError:
-        cli._drop_stdout()
         return 0
-    except KeyboardInterrupt:
-        return cli.EXIT_INTERRUPTED
-    return 0
+    # the exit codes and one-line errors of ftfast (a closed pipe is success, SIGTERM 143)
+    return cli.guarded(run, "ftrace_stats.py", out)
 
 
 if __name__ == "__main__":

@@ -16,8 +16,11 @@ switch and wakeup charts' tasks and the exit chart's vCPU threads (the CPU heat 
 CPUs, so it ignores them).  A chart
 whose events the trace lacks (wakeups without sched_waking/sched_wakeup) is skipped with a
 note on stderr (a KVM host traced with kvm_exit but without sched_switch gets its exit chart
-alone).  Exit codes are ftfast's (0 success, 2 bad usage, 3 unreadable or non-ftrace input or
-neither sched_switch nor kvm_exit, 4 output not writable, 5 malformed line with --strict).
+alone).  Each chart is written to a temporary file beside its name and renamed on success (a
+device, FIFO or symlink target is written through).  Exit codes are ftfast's (0 success,
+1 internal error, 2 bad usage, 3 unreadable or non-ftrace input or neither sched_switch nor
+kvm_exit, 4 output not writable, 5 malformed line with --strict, 6 out of memory,
+130 interrupted, 143 terminated).
 """
 
 import argparse
@@ -34,6 +37,8 @@ except ImportError:  # a checkout built in place (pip install -e .) but not on s
         print(f"ftrace_visualize.py: ftrace_fast is not installed ({exc}): run 'pip install .' in "
               "the repository", file=sys.stderr)
         sys.exit(1)
+
+from ftrace_fast._text import printable  # noqa: E402
 
 _SUFFIXES = (".gz", ".xz", ".bz2", ".zst", ".txt", ".log", ".trace")
 
@@ -81,18 +86,17 @@ def run(args):
             continue
         kw = dict(rng) if kind == "cpu-util" else dict(rng, **tasks)
         p = plot.plot(t, kind, **kw)
-        try:
-            p.save(paths[kind])
-        except OSError as exc:
-            raise cli.CliError(f"cannot write {paths[kind]}: {exc.strerror or exc}",
-                               cli.EXIT_OUTPUT) from None
+        # a temporary file beside it renamed on success; a device, FIFO or symlink target
+        # written through; a failed write is exit 4
+        with cli._output(paths[kind], "wb", None) as f:
+            p.save(f, format=args.format)
         for n in p.notes:
             if n not in notes:
                 notes.append(n)
-        print(paths[kind], flush=True)
+        print(printable(paths[kind]), flush=True)
     if not args.quiet:
         for n in notes:
-            print(f"ftrace_visualize.py: note: {n}", file=sys.stderr)
+            print(printable(f"ftrace_visualize.py: note: {n}"), file=sys.stderr)
     return 0
 
 
@@ -106,14 +110,8 @@ def main(argv=None):
     p.add_argument("--format", choices=("png", "svg", "pdf"), default="png")
     cli._add_filters(p)
     args = p.parse_args(argv)
-    try:
-        return run(args)
-    except cli.CliError as exc:
-        print(f"ftrace_visualize.py: {exc}", file=sys.stderr)
-        return exc.code
-    except KeyboardInterrupt:
-        print("ftrace_visualize.py: interrupted", file=sys.stderr)
-        return cli.EXIT_INTERRUPTED
+    # the exit codes and one-line errors of ftfast (SIGTERM 143, out of memory 6, ...)
+    return cli.guarded(lambda: run(args), "ftrace_visualize.py")
 
 
 if __name__ == "__main__":

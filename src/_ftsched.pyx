@@ -1407,6 +1407,10 @@ def stolen_keys(const int32_t[:] task, const int8_t[:] state, const int64_t[:] a
             j = -1
     if i >= 0 or j >= 0:
         raise ValueError("stolen_keys: off / perm do not index the intervals")
+    # every key is below ntasks * (ntasks + 2) * ncpus: checked in Python integers, as the
+    # other group keys are, so that it cannot wrap in int64
+    if ntasks < 0 or <object>ntasks * (<object>ntasks + 2) * max(<object>ng, 1) > (1 << 63) - 1:
+        raise OverflowError(f"stolen_keys: {ntasks} tasks x {ng} CPUs do not fit an int64 key")
     kbuf.p = dbuf.p = NULL
     kbuf.n = kbuf.cap = dbuf.n = dbuf.cap = 0
     # where the previous wait on each CPU started: the next one is usually near it

@@ -600,3 +600,314 @@ def test_stats_script_sections_and_passthrough(plain):
     assert len(p.out.splitlines()) == 3
     p = script("ftrace_stats.py", "/no/such/file", "--wakeup-stats")
     assert p.returncode == 3 and p.err.count("\n") == 1 and "Traceback" not in p.err
+
+
+# -- hostile use (issue 11): output paths, exit codes, escapes, options ------------------------
+# in-process (cli.main) where a subprocess would only add start-up time; tests/test_hostile.py
+# runs the generated hostile inputs and the signals as subprocesses
+
+import stat  # noqa: E402
+import threading  # noqa: E402
+import warnings  # noqa: E402
+
+from ftrace_fast import _ftsched, cli  # noqa: E402
+
+_CTRL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")   # what must not reach a terminal
+
+
+def _main(capsys, *argv):
+    rc = cli.main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return rc, out, err
+
+
+def _one_line(err):
+    return err.count("\n") == 1 and "Traceback" not in err
+
+
+def device(tmp_path, name):
+    """A character device to write to (null or full): a node made in tmp_path when we are root
+    (a regression that replaced the node would then only harm the test's copy), else the
+    system's, which a non-root process cannot replace."""
+    minor = {"null": 3, "full": 7}[name]
+    if os.geteuid() != 0:
+        return Path(f"/dev/{name}")
+    p = tmp_path / f"dev-{name}"
+    try:
+        os.mknod(p, 0o666 | stat.S_IFCHR, os.makedev(1, minor))
+        with open(p, "wb"):
+            pass
+    except OSError:
+        pytest.skip("cannot make or open a device node here (a nodev file system)")
+    return p
+
+
+def _leftovers(d):
+    return sorted(p.name for p in Path(d).iterdir() if p.name.endswith(".part"))
+
+
+@pytest.fixture(scope="module")
+def kvm_lines(tmp_path_factory):
+    """What `filter --comm KVM` writes (the reference for the write-through cases)."""
+    p = tmp_path_factory.mktemp("ref") / "kvm.txt"
+    assert cli.main(["filter", str(SMP2), "--comm", "KVM", "-o", str(p), "-q"]) == 0
+    return p.read_bytes()
+
+
+def test_output_symlink_fifo_and_device_are_written_through(tmp_path, capsys, kvm_lines):
+    """A symlink keeps pointing where it did and its target gets the bytes; a FIFO gets them
+    and stays a FIFO; a device node stays the device (report -o /dev/null had replaced it with a
+    regular file)."""
+    target = tmp_path / "target.txt"
+    target.write_bytes(b"old")
+    link = tmp_path / "link.txt"
+    link.symlink_to(target.name)
+    assert _main(capsys, "filter", SMP2, "--comm", "KVM", "-o", link, "-q")[0] == 0
+    assert link.is_symlink() and os.readlink(link) == target.name
+    assert target.read_bytes() == kvm_lines
+    dangling = tmp_path / "dangling.json"
+    dangling.symlink_to("made.json")
+    assert _main(capsys, "export", SMP2, "--perfetto", dangling, "-q")[0] == 0
+    assert dangling.is_symlink() and json.loads((tmp_path / "made.json").read_text())
+
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    got = []
+    reader = threading.Thread(target=lambda: got.append(fifo.read_bytes()), daemon=True)
+    reader.start()
+    rc = _main(capsys, "filter", SMP2, "--comm", "KVM", "-o", fifo, "-q")[0]
+    reader.join(30)
+    assert rc == 0 and got == [kvm_lines] and stat.S_ISFIFO(os.stat(fifo).st_mode)
+
+    null = device(tmp_path, "null")
+    for argv in (("filter", SMP2, "-o", null), ("export", SMP2, "--perfetto", null)):
+        rc, _, err = _main(capsys, *argv)
+        assert rc == 0 and "Traceback" not in err
+        assert stat.S_ISCHR(os.stat(null).st_mode)
+    assert _leftovers(tmp_path) == []
+
+
+def test_output_full_device_is_exit_4_not_wrote(tmp_path, capsys):
+    """No space (ENOSPC at write or close) is exit 4 and one line, never 'wrote ...' and 0."""
+    full = device(tmp_path, "full")
+    for argv in (("filter", SMP2, "-o", full), ("export", SMP2, "--perfetto", full),
+                 ("report", SMP2, "-o", full)):
+        rc, _, err = _main(capsys, *argv)
+        assert rc == 4 and _one_line(err) and "No space left on device" in err, (argv, err)
+        assert "wrote" not in err and stat.S_ISCHR(os.stat(full).st_mode)
+    link = tmp_path / "chart.png"
+    link.symlink_to(full)
+    rc, _, err = _main(capsys, "plot", SMP2, "--kind", "switches", "-o", link)
+    assert rc == 4 and _one_line(err) and link.is_symlink()
+    assert _leftovers(tmp_path) == []
+
+
+def test_regular_output_keeps_its_mode_and_old_bytes_on_interrupt(tmp_path, capsys, kvm_lines,
+                                                                  monkeypatch):
+    out = tmp_path / "out.txt"
+    out.write_bytes(b"old")
+    out.chmod(0o640)
+    assert _main(capsys, "filter", SMP2, "--comm", "KVM", "-o", out, "-q")[0] == 0
+    assert out.read_bytes() == kvm_lines and stat.S_IMODE(out.stat().st_mode) == 0o640
+    fresh = tmp_path / "fresh.txt"
+    assert _main(capsys, "filter", SMP2, "-o", fresh, "-q")[0] == 0
+    umask = os.umask(0)
+    os.umask(umask)
+    assert stat.S_IMODE(fresh.stat().st_mode) == 0o666 & ~umask
+    # Ctrl-C after the events were written, before the JSON is closed: the old file stays
+    from ftrace_fast import export
+
+    def interrupted(*a, **k):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(export.json, "dumps", interrupted)
+    rc, _, err = _main(capsys, "export", SMP2, "--perfetto", out)
+    assert rc == 130 and err == "ftfast: interrupted\n"
+    assert out.read_bytes() == kvm_lines and _leftovers(tmp_path) == []
+
+
+def test_every_exception_is_one_line_and_a_documented_code(capsys, monkeypatch):
+    for cmd in ("stats", "info", "filter", "diagnose"):
+        argv = [cmd, SMP2, "--pid", "9223372036854775808"] + (["-o", "-"] if cmd == "filter" else [])
+        rc, _, err = _main(capsys, *argv)
+        assert rc == 2 and _one_line(err) and "out of range" in err, (cmd, err)
+
+    def oom(args):
+        raise MemoryError
+    monkeypatch.setattr(cli, "stats_document", oom)
+    rc, _, err = _main(capsys, "stats", SMP2)
+    assert rc == cli.EXIT_NOMEM == 6 and _one_line(err) and "out of memory" in err
+
+    def bug(args):
+        raise RuntimeError("boom")
+    monkeypatch.setattr(cli, "stats_document", bug)
+    rc, _, err = _main(capsys, "stats", SMP2)
+    assert rc == 1 and _one_line(err) and "internal error: RuntimeError: boom" in err
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-inf", "NaN"])
+def test_thresholds_must_be_finite(capsys, value):
+    for cmd, opt in (("diagnose", "--steal-pct"), ("diagnose", "--min-wait-ms"),
+                     ("report", "--busy-pct")):
+        argv = [cmd, SMP2, f"{opt}={value}"] + (["-o", "-"] if cmd == "report" else [])
+        rc, out, err = _main(capsys, *argv)
+        assert rc == 2 and _one_line(err) and "must be a finite number" in err and out == ""
+
+
+def test_top_has_one_rule_for_every_command(tmp_path, capsys):
+    """--top 0 is all, a negative --top is refused by every command (stats and diagnose took
+    -1 as all, plot, report and export refused it)."""
+    for argv in (("stats", SMP2), ("diagnose", SMP2), ("report", SMP2, "-o", tmp_path / "r.html"),
+                 ("export", SMP2, "--perfetto", tmp_path / "e.json"),
+                 ("plot", SMP2, "--kind", "timeline", "-o", tmp_path / "p.png")):
+        rc, out, err = _main(capsys, *argv, "--top", "-1")
+        assert rc == 2 and err == "ftfast: --top must be 0 (all) or more\n" and out == "", argv
+    assert list(tmp_path.iterdir()) == []
+    rc, _, err = _main(capsys, "info", SMP2, "--errors", "-1")
+    assert rc == 2 and _one_line(err)
+    rc, out, _ = _main(capsys, "stats", SMP2, "--switch-stats", "--top", "0")
+    doc = json.loads(_main(capsys, "stats", SMP2, "--switch-stats", "--format", "json")[1])
+    assert rc == 0 and len(doc["switches"]) > 20
+    lines = out.splitlines()
+    dashes = next(i for i, ln in enumerate(lines) if ln.startswith("-----"))
+    assert len(lines) - dashes - 1 == len(doc["switches"]) and "; top " not in out
+
+
+ESC_TRACE = ("# tracer: nop\n#\n"
+             "  a\x1b]0;pwn\x07b-100   [000] d..2.  1000.000001: sched_switch: prev_comm=a\x1b]0;pwn\x07b "
+             "prev_pid=100 prev_prio=120 prev_state=S ==> next_comm=x\x1b[2Jy next_pid=200 next_prio=120\n"
+             "  x\x1b[2Jy-200   [001] d..2.  1000.000002: sched_waking: comm=a\x1b]0;pwn\x07b pid=100 "
+             "prio=120 target_cpu=000\n"
+             "  x\x1b[2Jy-200   [001] d..2.  1000.000003: sched_switch: prev_comm=x\x1b[2Jy prev_pid=200 "
+             "prev_prio=120 prev_state=R ==> next_comm=a\x1b]0;pwn\x07b next_pid=100 next_prio=120\n"
+             "bad \x1b[31m line\x00 here \x9b\n")
+
+
+def test_control_characters_are_escaped_in_human_output_only(tmp_path, capsys):
+    f = tmp_path / "esc.txt"
+    f.write_text(ESC_TRACE)
+    for argv in (("info", f), ("stats", f), ("diagnose", f), ("stats", f, "--format", "csv"),
+                 ("info", f, "--strict"), ("filter", f, "-o", tmp_path / "o.txt")):
+        rc, out, err = _main(capsys, *argv)
+        assert "Traceback" not in err and not _CTRL.search(err), (argv, err)
+        if "csv" not in argv:
+            assert not _CTRL.search(out), (argv, out)
+    rc, out, _ = _main(capsys, "stats", f)
+    assert "a\\x1b]0;pwn\\x07b" in out and "x\\x1b[2Jy" in out
+    doc = json.loads(_main(capsys, "stats", f, "--format", "json")[1])
+    assert {r["comm"] for r in doc["switches"]} == {"a\x1b]0;pwn\x07b", "x\x1b[2Jy"}
+    rc, out, _ = _main(capsys, "stats", f, "--format", "csv", "--switch-stats")
+    assert "a\x1b]0;pwn\x07b" in out
+
+
+def test_malformed_lines_are_counted_on_stderr_and_in_json(tmp_path, capsys):
+    text = gzip.decompress(SMP2.read_bytes()).splitlines(keepends=True)
+    text[30:30] = [b"garbage one\n", b"garbage two\n"]
+    f = tmp_path / "bad.txt"
+    f.write_bytes(b"".join(text))
+    total = len(text)
+    for argv in (("stats", f), ("diagnose", f), ("export", f, "--perfetto", tmp_path / "e.json"),
+                 ("plot", f, "--kind", "cpu-util", "-o", tmp_path / "c.png")):
+        rc, _, err = _main(capsys, *argv)
+        notes = [ln for ln in err.splitlines() if "lines are malformed" in ln]
+        assert rc == 0 and len(notes) == 1, (argv, err)
+        assert f"note: 2 of {total} lines are malformed and were skipped (first: line 31:" in notes[0]
+        assert _main(capsys, *argv, "-q")[2] == ""
+    for cmd in ("stats", "diagnose"):
+        doc = json.loads(_main(capsys, cmd, f, "--format", "json", "-q")[1])
+        assert doc["lines"]["malformed"] == 2 and doc["lines"]["total"] == total
+        assert sum(v for k, v in doc["lines"].items() if k != "total") == total
+
+
+def test_comm_regex_is_evaluated_once_per_distinct_comm(capsys, monkeypatch):
+    calls = Counter()
+    real = re.compile
+
+    class Counting:
+        def __init__(self, rx):
+            self.rx, self.pattern, self.flags = rx, rx.pattern, rx.flags
+
+        def search(self, s, *a):
+            calls[s] += 1
+            return self.rx.search(s, *a)
+
+    monkeypatch.setattr(cli.re, "compile", lambda p, flags=0: Counting(real(p, flags))
+                        if p == "K(V)+M" else real(p, flags))
+    for argv in (("stats", SMP2), ("diagnose", SMP2), ("stats", SMP4, "--kvm")):
+        calls.clear()
+        assert _main(capsys, *argv, "--comm", "K(V)+M")[0] == 0
+        assert calls and max(calls.values()) == 1, (argv, calls.most_common(3))
+
+
+def test_stdout_closed_is_exit_4():
+    p = subprocess.run(["sh", "-c", " ".join(FTFAST) + f" stats {SMP2} >&-"], capture_output=True,
+                       env=ENV, timeout=120)
+    assert p.returncode == 4 and p.stderr == b"ftfast: cannot write the output: stdout is closed\n"
+
+
+def test_export_to_a_closed_pipe_is_success():
+    """As every other command: a reader (head) that closes the pipe early is no error."""
+    p = subprocess.Popen(FTFAST + ["export", str(SMP2), "--perfetto", "-", "-q"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=ENV)
+    assert p.stdout.read(10) == b'{"traceEve'
+    p.stdout.close()
+    err = p.stderr.read()
+    assert p.wait(120) == 0 and err == b""
+
+
+def test_main_leaves_the_warning_filters_as_it_found_them(capsys):
+    before = list(warnings.filters)
+    assert _main(capsys, "stats", SMP2, "--cpu-stats")[0] == 0
+    assert warnings.filters == before
+
+
+def test_stolen_keys_refuses_a_key_that_would_wrap():
+    z32, z8, z64 = np.zeros(1, np.int32), np.zeros(1, np.int8), np.zeros(1, np.int64)
+    off, perm = np.array([0, 1], np.int64), np.zeros(1, np.int64)
+    args = (z32, z8, z64, z64 + 1, z32, 0, z64, z64 + 1, z32, perm, off)
+    with pytest.raises(OverflowError, match="do not fit an int64 key"):
+        _ftsched.stolen_keys(*args, 1 << 32)
+    key, length = _ftsched.stolen_keys(*args, 1)
+    assert key.tolist() == [2] and length.tolist() == [1]      # (0 * 3 + rank 2) * 1 + 0
+
+
+def test_table_rows_are_made_only_when_shown(capsys):
+    """The table format of a large trace shows the top rows: only those become dicts (a
+    dict per task made stats 20x slower than info on 10**6 tasks)."""
+    args = cli.build_parser().parse_args(["stats", str(SMP2)])
+    t, doc, tables = cli.stats_document(args)
+    rows = doc["tasks"]
+    assert isinstance(rows, cli._Rows) and len(rows) > 3
+    top = rows[:3]
+    assert rows._all is None and [r["pid"] for r in top] == [r["pid"] for r in list(rows)[:3]]
+    full = json.loads(json.dumps(doc, default=cli._py))
+    assert full["tasks"] == [dict(r) for r in rows]
+
+
+def _script_module(name):
+    import importlib.util
+    spec = importlib.util.spec_from_file_location(name[:-3], ROOT / "scripts" / name)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_scripts_follow_the_same_output_and_option_rules(tmp_path, capsys):
+    """ftrace_visualize.py writes its charts as ftfast does (a symlink is followed, a full
+    device is exit 4, nothing half-written); ftrace_stats.py refuses a negative --top."""
+    vis = _script_module("ftrace_visualize.py")
+    (tmp_path / "real.png").write_bytes(b"old")
+    link = tmp_path / "kvm_smp2_small.cpu-util.png"
+    link.symlink_to("real.png")
+    assert vis.main([str(SMP2), "--outdir", str(tmp_path), "-q"]) == 0
+    assert link.is_symlink() and (tmp_path / "real.png").read_bytes()[:4] == b"\x89PNG"
+    full = device(tmp_path, "full")
+    link.unlink()
+    link.symlink_to(full)
+    capsys.readouterr()
+    rc = vis.main([str(SMP2), "--outdir", str(tmp_path), "-q"])
+    err = capsys.readouterr().err
+    assert rc == 4 and _one_line(err) and err.startswith("ftrace_visualize.py: cannot write")
+    assert _leftovers(tmp_path) == []
+    st = _script_module("ftrace_stats.py")
+    assert st.main([str(SMP2), "--top", "-1"]) == 2
+    assert capsys.readouterr().err == "ftrace_stats.py: --top must be 0 (all) or more\n"

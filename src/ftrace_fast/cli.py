@@ -4,27 +4,37 @@
 Exit codes:
 
 0   success (also when a reader such as ``head`` closes the output pipe early)
-1   out of memory
-2   bad usage: unknown option, bad --comm regex, bad --pid/--tgid/--cpu list, bad time or
-    --start after --end, --sort column that no table has, --tgid on a trace without a TGID
-    column
+1   internal error: an unexpected exception (a bug: the line names it; please report it)
+2   bad usage: unknown option, bad --comm regex, bad --pid/--tgid/--cpu list (or a number out
+    of range), bad time or --start after --end, --sort column that no table has, --tgid on a
+    trace without a TGID column, a negative --top, a threshold that is NaN, infinite or
+    negative
 3   the input cannot be read as ftrace text: missing, a directory, unreadable, empty, binary
     (a trace-cmd ``trace.dat``, a ``perf.data``), no line is an event, or a section needs
     sched_switch and the trace has none
 4   the output cannot be written (a missing directory, a directory, no space, the input file
-    itself)
+    itself, stdout closed)
 5   a malformed line with --strict
-130 interrupted (Ctrl-C)
+6   out of memory
+130 interrupted (Ctrl-C, SIGINT)
+143 terminated (SIGTERM)
 
-Errors are one line on stderr (``ftfast: ...``), never a traceback.  The JSON written by
-``--format json`` is documented in docs/json-schema.md.
+Errors are one line on stderr (``ftfast: ...``), never a traceback; text from the trace in
+any human-readable output (tables, errors, notes) has its control characters escaped
+(``ftrace_fast._text.printable``), JSON and CSV keep it exact.  Output files are written to
+a temporary name beside the target and renamed on success (``ftrace_fast._output``): an
+error, Ctrl-C or SIGTERM leaves the old file or none, never half of one; a device, FIFO or
+symlink target is written through.  The JSON written by ``--format json`` is documented in
+docs/json-schema.md.
 """
 
 from __future__ import annotations
 
 import argparse
+import collections.abc
 import contextlib
 import json
+import math
 import os
 import re
 import sys
@@ -33,15 +43,21 @@ import warnings
 import numpy as np
 
 from . import __version__
+from ._output import Terminated, atomic_output, remove_temporaries, terminate_as_exception
 from ._source import InputError
+from ._text import printable
 from .trace import ParseError, _time_arg, load
 
-EXIT_NOMEM = 1
+EXIT_INTERNAL = 1
 EXIT_USAGE = 2
 EXIT_INPUT = 3
 EXIT_OUTPUT = 4
 EXIT_STRICT = 5
-EXIT_INTERRUPTED = 130
+EXIT_NOMEM = 6
+EXIT_INTERRUPTED = 130          # 128 + SIGINT
+EXIT_TERMINATED = 143           # 128 + SIGTERM
+#: the largest pid or tgid load() takes (larger numbers cannot be in a trace)
+PID_MAX = 1 << 30
 
 #: version of the --format json documents (docs/json-schema.md)
 JSON_SCHEMA = 1
@@ -57,13 +73,22 @@ class _Parser(argparse.ArgumentParser):
     """argparse with one-line errors (no usage block) and exit code 2."""
 
     def error(self, message):
-        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {printable(message)} (see '{self.prog} --help')\n")
+
+
+def _check_counts(args):
+    """--top and --errors: one rule for every command: 0 means all (--top) or none (--errors),
+    a negative count is refused (it meant "all" to stats and diagnose, an error to the rest)."""
+    for name, what in (("top", "0 (all)"), ("errors", "0")):
+        v = getattr(args, name, None)
+        if v is not None and v < 0:
+            raise CliError(f"--{name} must be {what} or more", EXIT_USAGE)
 
 
 # -- filters -------------------------------------------------------------------------------------
 
-def _int_list(s, what):
-    """`0,2-4` -> [0, 2, 3, 4]; CliError on anything else."""
+def _int_list(s, what, maximum=None):
+    """`0,2-4` -> [0, 2, 3, 4]; CliError on anything else (numbers past ``maximum`` too)."""
     out = []
     for part in s.split(","):
         part = part.strip()
@@ -77,6 +102,9 @@ def _int_list(s, what):
         b = int(m.group(2)) if m.group(2) is not None else a
         if b < a:
             raise CliError(f"bad {what} list {s!r}: empty range {part!r}", EXIT_USAGE)
+        if maximum is not None and b > maximum:
+            raise CliError(f"bad {what} list {s!r}: {b} out of range (at most {maximum})",
+                           EXIT_USAGE)
         if b - a > 1 << 22:
             raise CliError(f"bad {what} list {s!r}: range {part!r} too large", EXIT_USAGE)
         out.extend(range(a, b + 1))
@@ -97,8 +125,8 @@ class Selection:
 
     def __init__(self, args):
         g = lambda name: getattr(args, name, None)  # noqa: E731
-        self.pids = _int_list(g("pid"), "--pid") if g("pid") is not None else None
-        self.tgids = _int_list(g("tgid"), "--tgid") if g("tgid") is not None else None
+        self.pids = _int_list(g("pid"), "--pid", PID_MAX) if g("pid") is not None else None
+        self.tgids = _int_list(g("tgid"), "--tgid", PID_MAX) if g("tgid") is not None else None
         self.cpus = _int_list(g("cpu"), "--cpu") if g("cpu") is not None else None
         if self.cpus is not None and self.cpus[-1] >= 1 << 16:
             raise CliError(f"bad --cpu list {g('cpu')!r}: CPU {self.cpus[-1]} out of range",
@@ -170,8 +198,17 @@ def _add_cache_options(p):
 
 # -- input ---------------------------------------------------------------------------------------
 
-def _read(path, args, **kw):
-    """load() with the command line's errors: InputError -> 3, ParseError -> 5."""
+def _lines_json(t):
+    """The line accounting of a trace as the JSON documents carry it."""
+    s = t.stats
+    return {"total": s.lines, "events": s.events, "headers": s.headers, "filtered": s.filtered,
+            "malformed": s.malformed}
+
+
+def _read(path, args, note_malformed=False, **kw):
+    """load() with the command line's errors: InputError -> 3, ParseError -> 5.
+    ``note_malformed``: say on stderr (one line) how many lines were malformed, since the
+    analyses' output does not show it."""
     kw.setdefault("strict", getattr(args, "strict", False))
     kw.setdefault("progress", False if getattr(args, "quiet", False) else None)
     spooled = args.file == "-" and path != "-"
@@ -195,6 +232,11 @@ def _read(path, args, **kw):
         first = t.errors[0].message if t.errors else ""
         raise CliError(f"{name}: not ftrace text: no line of {t.stats.lines} is an event "
                        f"({first})", EXIT_INPUT)
+    if note_malformed and t.stats.malformed and not getattr(args, "quiet", False):
+        first = f" (first: {t.errors[0].message})" if t.errors else ""
+        print(printable(f"ftfast {args.command}: note: {t.stats.malformed} of {t.stats.lines} "
+                        f"lines are malformed and were skipped{first}; 'ftfast info' lists "
+                        "them"), file=sys.stderr)
     return climachine.select(t, args)
 
 
@@ -284,9 +326,7 @@ def cmd_info(args, out):
         "cpus": cpus,
         "span": None if span is None else {"first": span[0], "last": span[1],
                                            "duration": span[1] - span[0]},
-        "lines": {"total": t.stats.lines, "events": t.stats.events,
-                  "headers": t.stats.headers, "filtered": t.stats.filtered,
-                  "malformed": t.stats.malformed},
+        "lines": _lines_json(t),
         "events": {k: len(v) for k, v in sorted(t.events.items(), key=lambda kv: (-len(kv[1]), kv[0]))},
         "lost": [{"cpu": int(r["cpu"]), "line": int(r["line"]), "count": int(r["count"])}
                  for r in t.lost],
@@ -297,12 +337,12 @@ def cmd_info(args, out):
     if len(t.machines) > 1:
         info["machines"] = climachine.machines_table(t)
     if args.format == "json":
-        json.dump(info, out, indent=1, default=_py, allow_nan=False)
-        out.write("\n")
+        _dump_json(info, out)
         return 0
     w = out.write
-    w(f"file:      {t.source}" + (f" ({t.compression})" if t.compression else "") + "\n")
-    w(f"format:    {t.format_description()}\n")
+    w(f"file:      {printable(t.source)}" + (f" ({t.compression})" if t.compression else "")
+      + "\n")
+    w(f"format:    {printable(t.format_description())}\n")
     w(f"clock:     {t.clock} (times in {'seconds' if t.time_unit == 'ns' else 'ticks'})\n")
     if args.machine is not None:
         w(f"machine:   {args.machine}\n")
@@ -326,11 +366,11 @@ def cmd_info(args, out):
         w("lost:      none\n")
     w("\n  count  event\n")
     for name, n in info["events"].items():
-        w(f"{n:7d}  {name}\n")
+        w(f"{n:7d}  {printable(name)}\n")
     if t.errors:
         w(f"\nmalformed lines (first {min(len(t.errors), args.errors)} of {s.malformed}):\n")
         for e in t.errors[:args.errors]:
-            w(f"  {e.message}\n")
+            w(f"  {printable(e.message)}\n")
     return 0
 
 
@@ -351,11 +391,12 @@ def _ranges(xs):
 # -- tables ------------------------------------------------------------------------------------
 
 def _fmt_cell(v):
+    """A table cell as text; trace text (comms) with its control characters escaped."""
     if isinstance(v, float):
         return f"{v:.1f}" if v == v else "-"
     if v is None:
         return "-"
-    return str(v)
+    return printable(str(v))
 
 
 def _write_table(out, title, columns, rows):
@@ -364,7 +405,7 @@ def _write_table(out, title, columns, rows):
     widths = [max([len(c)] + [len(row[i]) for row in cells]) for i, c in enumerate(columns)]
     numeric = [all(isinstance(r[c], (int, float)) or r[c] is None for r in rows) for c in columns]
     if title:
-        out.write(f"\n{title}\n")
+        out.write(f"\n{printable(title)}\n")
     out.write("  ".join(c.rjust(w) if n else c.ljust(w) for c, w, n in zip(columns, widths, numeric)).rstrip() + "\n")
     out.write("  ".join("-" * w for w in widths) + "\n")
     for row in cells:
@@ -398,6 +439,8 @@ _LAT_KEYS = ("lat_count", "lat_mean_ns", "lat_p50_ns", "lat_p90_ns", "lat_p99_ns
 
 
 def _py(v):
+    if isinstance(v, _Rows):
+        return v.all()
     if isinstance(v, np.generic):
         v = v.item()
     if isinstance(v, float) and v != v:
@@ -405,11 +448,169 @@ def _py(v):
     return v
 
 
+def _dump_json(doc, out):
+    """``doc`` as indented JSON and a newline, written in blocks of about 1 MiB.  A table (a
+    list of row objects) has one row per line, each encoded by the C encoder: the indenting
+    encoder is pure Python, some 100 s for the 385 MB document of 300,000 tasks."""
+    buf, size = [], 0
+    for chunk in _json_chunks(doc, 0):
+        buf.append(chunk)
+        size += len(chunk)
+        if size >= 1 << 20:
+            out.write("".join(buf))
+            buf, size = [], 0
+    buf.append("\n")
+    out.write("".join(buf))
+
+
+#: compact, C-accelerated (no indent): one table row per call
+_ROW_JSON = json.JSONEncoder(default=lambda v: _py(v), allow_nan=False, separators=(", ", ": "))
+
+
+def _json_chunks(v, level):
+    """The JSON text of ``v`` at indentation ``level``, as json.dump(indent=1) lays it out,
+    except that the rows of a table take one line each."""
+    pad = " " * (level + 1)
+    if isinstance(v, _Rows) or (isinstance(v, list) and len(v) > 1 and
+                                all(isinstance(r, dict) for r in v)):
+        rows = v.all() if isinstance(v, _Rows) else v
+        if not rows:
+            yield "[]"
+            return
+        yield "[\n"
+        last = len(rows) - 1
+        for i, r in enumerate(rows):
+            yield pad + _ROW_JSON.encode(r) + (",\n" if i < last else "\n")
+        yield " " * level + "]"
+    elif isinstance(v, dict) and v:
+        yield "{\n"
+        last = len(v) - 1
+        for i, (k, x) in enumerate(v.items()):
+            yield pad + json.dumps(str(k)) + ": "
+            yield from _json_chunks(x, level + 1)
+            yield ",\n" if i < last else "\n"
+        yield " " * level + "}"
+    else:
+        # a scalar or a small value: the standard layout, shifted to this level (a JSON
+        # string holds no raw newline, so every newline is layout)
+        yield json.dumps(v, indent=1, default=_py, allow_nan=False).replace("\n", "\n" + " " * level)
+
+
 def _records(arr, names=None):
-    names = names or arr.dtype.names
-    cols = {n: arr[n].tolist() for n in names}
-    return [{n: (None if isinstance(cols[n][i], float) and cols[n][i] != cols[n][i] else cols[n][i])
-             for n in names} for i in range(len(arr))]
+    """Rows of a structured array as dicts (NaN -> None)."""
+    names = list(names or arr.dtype.names)
+    return _dicts({n: arr[n] for n in names}, np.arange(len(arr)))
+
+
+def _dicts(cols, idx):
+    """The rows ``idx`` of a table held as columns, as dicts (NaN -> None): one tolist per
+    column and one zip per row, not a Python test per cell."""
+    names = list(cols)
+    lists = []
+    for n in names:
+        v = np.asarray(cols[n])[idx]
+        x = v.tolist()
+        if v.dtype.kind == "f" and np.isnan(v).any():
+            x = [None if e != e else e for e in x]
+        lists.append(x)
+    return [dict(zip(names, vals)) for vals in zip(*lists)]
+
+
+def _id_rank(names, ids):
+    """The rank of each comm id of ``ids`` in the string order of their names (``names``:
+    trace.comms), sorting only the distinct ids present."""
+    if not len(ids):
+        return np.zeros(0, np.int64)
+    u, inv = np.unique(ids, return_inverse=True)
+    text = [names[i] if 0 <= i < len(names) else "" for i in u.tolist()]
+    by_text = sorted(range(len(u)), key=text.__getitem__)
+    rank = np.empty(len(u), np.int64)
+    # equal names (an id -1 and "") share a rank
+    r = 0
+    for k, j in enumerate(by_text):
+        if k and text[j] != text[by_text[k - 1]]:
+            r += 1
+        rank[j] = r
+    return rank[inv.reshape(-1)]
+
+
+def _text_rank(values):
+    """Each string's rank in Python's string order (equal strings, equal ranks)."""
+    if not len(values):
+        return np.zeros(0, np.int64)
+    v = np.asarray(values, dtype=object)
+    return np.unique(np.where(v == None, "", v), return_inverse=True)[1].reshape(-1)  # noqa: E711
+
+
+def _ordered(cols, key, tiebreak, nulls=None, ranks=None):
+    """Row order of a table held as columns, as _sort orders dicts: by ``key`` descending
+    (numbers; NaN and ``nulls[key]`` rows last) or ascending (text), then the ``tiebreak``
+    columns ascending.  One lexsort; ``ranks``: the string order of text columns when the
+    caller has it (from comm ids, see _id_rank)."""
+    n = len(next(iter(cols.values())))
+    ranks = ranks or {}
+
+    def text(c):
+        return ranks[c] if c in ranks else _text_rank(cols[c])
+    keys = [text(c) if np.asarray(cols[c]).dtype == object else cols[c]
+            for c in reversed(tiebreak)]
+    if key is not None:
+        v = np.asarray(cols[key])
+        if v.dtype == object:
+            keys.append(text(key))
+        else:
+            null = np.isnan(v) if v.dtype.kind == "f" else np.zeros(n, bool)
+            if nulls and key in nulls:
+                null = null | nulls[key]
+            keys.append(-np.where(null, 0, v))
+            keys.append(null)
+    return np.lexsort(keys) if keys else np.arange(n)
+
+
+class _Rows(collections.abc.Sequence):
+    """A table's rows, made into dicts only when read: a table of a million tasks prints its
+    top 20 rows without building a million dicts (JSON and csv read them all).
+
+    ``cols``: name -> array (object arrays for text); ``order``: row positions in table
+    order; ``finish(rows, idx)``: fills the derived keys of freshly made rows in place."""
+
+    def __init__(self, cols, order=None, finish=None):
+        self.cols = cols
+        n = len(next(iter(cols.values()))) if cols else 0
+        self.order = np.arange(n) if order is None else np.asarray(order)
+        self.finish = finish
+        self._all = None
+
+    def _make(self, idx):
+        rows = _dicts(self.cols, idx) if len(idx) else []
+        if self.finish is not None and rows:
+            self.finish(rows, idx)
+        return rows
+
+    def all(self):
+        if self._all is None:
+            self._all = self._make(self.order)
+        return self._all
+
+    def __len__(self):
+        return len(self.order)
+
+    def __getitem__(self, i):
+        if self._all is not None:
+            return self._all[i]
+        if isinstance(i, slice):
+            return self._make(self.order[i])
+        return self._make(self.order[[i]])[0]
+
+    def __iter__(self):
+        return iter(self.all())
+
+    def __eq__(self, other):
+        return list(self) == list(other)
+
+    def sorted_by(self, key, tiebreak, nulls=None):
+        """The same rows in another order (see _ordered)."""
+        return _Rows(self.cols, _ordered(self.cols, key, tiebreak, nulls), self.finish)
 
 
 def _no_latency(r):
@@ -426,11 +627,11 @@ class _TaskMask:
     the regex is evaluated once per distinct comm."""
 
     def __init__(self, t, pids, comm):
+        from .sched import comm_match
         self.pids = None if pids is None else np.asarray(pids, np.int64)
         self.comm_ok = None
         if comm is not None:
-            self.comm_ok = np.fromiter((comm.search(c) is not None for c in t.comms), bool,
-                                       len(t.comms))
+            self.comm_ok = comm_match(t, comm).ids
 
     def __call__(self, pid, comm):
         k = np.ones(len(pid), bool)
@@ -456,33 +657,40 @@ def _line_mask(a, sel):
     return k
 
 
-def _counts_by_comm_pid(t, comm_ids, pids):
-    """[{comm, count, pids: [{pid, count}]}] of (comm, pid) pairs as printed in the events."""
-    if not len(comm_ids):
-        return []
+def _comm_pid_counts(comm_ids, pids):
+    """(comm id, pid, count) of each distinct (comm, pid) pair of event columns, sorted by
+    comm id then pid."""
     key = comm_ids.astype(np.int64) << 32 | (pids.astype(np.int64) & 0xffffffff)
     u, n = np.unique(key, return_counts=True)
-    by = {}
-    for k, c in zip(u.tolist(), n.tolist()):
-        cid, pid = k >> 32, k & 0xffffffff
-        if pid >= 1 << 31:
-            pid -= 1 << 32
-        name = t.comms[cid] if cid >= 0 else ""
-        e = by.setdefault(name, {"comm": name, "count": 0, "pids": []})
-        e["count"] += c
-        e["pids"].append({"pid": pid, "count": c})
-    rows = sorted(by.values(), key=lambda r: (-r["count"], r["comm"]))
-    for r in rows:
-        r["pids"].sort(key=lambda x: (-x["count"], x["pid"]))
-    return rows
+    p = u & 0xffffffff
+    return u >> 32, np.where(p >= 1 << 31, p - (1 << 32), p), n
 
 
-def _wakeup_rows(t, name, sel, task):
+def _no_rows(**cols):
+    return _Rows({c: np.zeros(0, dtype) for c, dtype in cols.items()})
+
+
+def _wakeup_rows(t, name, sel, task, sort=None):
+    """{comm, count, threads, pids: [{pid, count}]} per woken comm as printed, by count
+    (or ``sort``: count, comm, threads), then comm."""
     a = t.events.get(name)
     if a is None or not len(a):
-        return []
+        return _no_rows(comm=object, count=np.int64, threads=np.int64)
     k = _line_mask(a, sel) & task(a["task_pid"], a["task_comm"])
-    return _counts_by_comm_pid(t, a["task_comm"][k], a["task_pid"][k])
+    cid, pid, n = _comm_pid_counts(a["task_comm"][k], a["task_pid"][k])
+    if not len(n):
+        return _no_rows(comm=object, count=np.int64, threads=np.int64)
+    ucid, start, threads = np.unique(cid, return_index=True, return_counts=True)
+    cols = {"comm": t.comm_names(ucid), "count": np.add.reduceat(n, start), "threads": threads}
+    ranks = {"comm": _id_rank(t.comms, ucid)}
+    by_count = np.lexsort((pid, -n, cid))     # each comm's pairs stay where they were
+
+    def finish(rows, idx):
+        for r, lo, m in zip(rows, start[idx].tolist(), threads[idx].tolist()):
+            seg = by_count[lo:lo + m]
+            r["pids"] = [{"pid": p, "count": c} for p, c in zip(pid[seg].tolist(),
+                                                                 n[seg].tolist())]
+    return _Rows(cols, _ordered(cols, sort or "count", ["comm"], ranks=ranks), finish)
 
 
 def _pair_index(comm, pid):
@@ -509,12 +717,13 @@ def _pair_index(comm, pid):
     return inv.reshape(-1), ukey >> 32, np.where(p >= 1 << 31, p - (1 << 32), p)
 
 
-def _switch_rows(t, sel, task):
+def _switch_rows(t, sel, task, sort=None):
     """Per (comm, pid) as printed in sched_switch: switches in (as next), out voluntarily
     (prev_state not R/R+), involuntarily (R/R+: preempted) and into D."""
     a = t.events.get("sched_switch")
     if a is None or not len(a):
-        return []
+        return _no_rows(comm=object, pid=np.int64, switches_in=np.int64, voluntary=np.int64,
+                        involuntary=np.int64, switches_out_D=np.int64)
     n = len(a)
     lines = _line_mask(a, sel)
     idx, pair_comm, pair_pid = _pair_index(np.concatenate([a["next_comm"], a["prev_comm"]]),
@@ -536,23 +745,23 @@ def _switch_rows(t, sel, task):
             "involuntary": out[:, 0],
             "switches_out_D": np.bincount(prv[prev & ((st & 0x2) != 0)], minlength=npairs)}
     shown = np.flatnonzero(cols["switches_in"] + cols["voluntary"] + cols["involuntary"])
-    cols = {k: v[shown].tolist() for k, v in cols.items()}
-    rows = []
-    for i, (cid, pid) in enumerate(zip(pair_comm[shown].tolist(), pair_pid[shown].tolist())):
-        rows.append({"comm": t.comms[cid] if cid >= 0 else "", "pid": pid,
-                     **{c: v[i] for c, v in cols.items()}})
-    return rows
+    table = {"comm": t.comm_names(pair_comm[shown]), "pid": pair_pid[shown],
+             **{k: v[shown] for k, v in cols.items()}}
+    ranks = {"comm": _id_rank(t.comms, pair_comm[shown])}
+    return _Rows(table, _ordered(table, sort or "switches_in", ["comm", "pid"], ranks=ranks))
 
 
-def _migration_rows(t, sel, task):
+def _migration_rows(t, sel, task, sort=None):
+    """{count, pid, comm} per task as printed in sched_migrate_task, by count (or ``sort``),
+    then pid and comm."""
     a = t.events.get("sched_migrate_task")
     if a is None or not len(a):
-        return []
+        return _no_rows(count=np.int64, pid=np.int64, comm=object)
     k = _line_mask(a, sel) & task(a["task_pid"], a["task_comm"])
-    rows = []
-    for r in _counts_by_comm_pid(t, a["task_comm"][k], a["task_pid"][k]):
-        rows.extend({"count": x["count"], "pid": x["pid"], "comm": r["comm"]} for x in r["pids"])
-    return rows
+    cid, pid, n = _comm_pid_counts(a["task_comm"][k], a["task_pid"][k])
+    table = {"count": n, "pid": pid, "comm": t.comm_names(cid)}
+    return _Rows(table, _ordered(table, sort or "count", ["pid", "comm"],
+                                 ranks={"comm": _id_rank(t.comms, cid)}))
 
 
 def _sort(rows, key, tiebreak):
@@ -581,7 +790,7 @@ def stats_document(args):
         events = sorted(want if events is None else (want & set(events)) or events)
     # every other filter restricts the figures, not what is read: the analysis needs every
     # task's and CPU's lines to know who runs where (a filtered load changes run/wait times)
-    t = _read(args.file, args, events=events)
+    t = _read(args.file, args, note_malformed=True, events=events)
     has_sched = "sched_switch" in t.events and len(t.events["sched_switch"]) > 0
     if overview and "kvm" in chosen:
         from . import kvm
@@ -606,7 +815,7 @@ def stats_document(args):
            "source": {"file": t.source, "format": t.format_description(), "clock": t.clock,
                       "time_unit": unit,
                       "window": {"start": w[0], "end": w[1], "duration": w[1] - w[0]}},
-           "filters": sel.as_json()}
+           "filters": sel.as_json(), "lines": _lines_json(t)}
     caveats = list(sched.caveats(t)) if need_model else []
     if not need_model and len(t.lost):
         caveats.append(f"{int(t.lost['count'].sum())} events were lost "
@@ -630,20 +839,31 @@ def stats_document(args):
         tables.append(("cpus", "CPUs (times in " + unit + ")",
                        ["cpu", "busy_ns", "idle_ns", "unknown_ns", "utilization_pct",
                         "switches", "irq_ns", "softirq_ns"], rows))
+    summary = None
+    if "tasks" in chosen or "latency" in chosen:
+        # one pass over every task, shared by the task and latency tables
+        summary = sched.task_summary(t, cpus=sel.cpus, pids=pids, comm=sel.comm, **rng)
     if "tasks" in chosen:
-        s = sched.task_summary(t, cpus=sel.cpus, pids=pids, comm=sel.comm, **rng)
-        names = sched.model(t).names
-        rows = [_no_latency(r) for r in _records(s)]
-        for r in rows:
-            if r["tgid"] < 0:
-                r["tgid"] = None
-            r["comms"] = names.get(r["pid"], [r["comm"]])
-            r["wakeup_latency"] = {"count": r["lat_count"], "mean_ns": r["lat_mean_ns"],
-                                   "p50_ns": r["lat_p50_ns"], "p90_ns": r["lat_p90_ns"],
-                                   "p99_ns": r["lat_p99_ns"], "max_ns": r["lat_max_ns"],
-                                   "max_at": r["lat_max_ts"]}
+        s = summary
+        m = sched.model(t)
+
+        def finish(rows, idx):
+            names = m.names_of([r["pid"] for r in rows])
+            for r, nm in zip(rows, names):
+                _no_latency(r)
+                if r["tgid"] < 0:
+                    r["tgid"] = None
+                r["comms"] = nm or [r["comm"]]
+                r["wakeup_latency"] = {"count": r["lat_count"], "mean_ns": r["lat_mean_ns"],
+                                       "p50_ns": r["lat_p50_ns"], "p90_ns": r["lat_p90_ns"],
+                                       "p99_ns": r["lat_p99_ns"], "max_ns": r["lat_max_ns"],
+                                       "max_at": r["lat_max_ts"]}
+        cols = {n: s[n] for n in s.dtype.names}
+        # the values the rows show as null sort last, as null
+        nulls = {k: s["lat_count"] == 0 for k in _LAT_KEYS[1:]}
+        nulls["tgid"] = s["tgid"] < 0
         key = args.sort if args.sort in dict(sched.TASK_FIELDS) else "run_ns"
-        rows = _sort(rows, key, lambda r: r["pid"])
+        rows = _Rows(cols, _ordered(cols, key, ["pid"], nulls), finish)
         doc["tasks"] = rows
         tables.append(("tasks", "Tasks (times in " + unit + ")",
                        ["pid", "tgid", "comm", "run_ns", "wait_ns", "sleep_ns", "blocked_ns",
@@ -652,14 +872,20 @@ def stats_document(args):
     if "latency" in chosen:
         lat = sched.wakeup_latencies(t, source=args.latency_from, cpus=sel.cpus, pids=pids,
                                      comm=sel.comm, **rng)
-        lt = sched.latency_table(t, source=args.latency_from, sort=args.latency_sort,
-                                 cpus=sel.cpus, pids=pids, comm=sel.comm, **rng)
-        lt = lt[lt["lat_count"] > 0]
         cols = ["pid", "comm", "run_ns", "switches_in", "lat_count", "lat_mean_ns",
                 "lat_p50_ns", "lat_p90_ns", "lat_p99_ns", "lat_max_ns", "lat_max_ts"]
-        rows = _records(lt, cols)
-        if args.sort in cols:
-            rows = _sort(rows, args.sort, lambda r: r["pid"])
+        if args.latency_from == "wakeup":
+            # latency_table's rows and order, without copying every column of every task
+            order = sched.latency_order(summary, args.latency_sort)
+            order = order[summary["lat_count"][order] > 0]
+            table = {c: summary[c][order] for c in cols}
+        else:
+            lt = sched.latency_table(t, source=args.latency_from, sort=args.latency_sort,
+                                     cpus=sel.cpus, pids=pids, comm=sel.comm, summary=summary,
+                                     **rng)
+            lt = lt[lt["lat_count"] > 0]
+            table = {c: lt[c] for c in cols}
+        rows = _Rows(table, _ordered(table, args.sort, ["pid"]) if args.sort in cols else None)
         g = dict(sched.latency_stats(lat["latency_ns"]), source="sched_" + args.latency_from)
         doc["latency"] = dict(g, tasks=rows)
         tables.append(("latency", f"Wakeup latency from sched_{args.latency_from}: {g['count']} "
@@ -672,28 +898,23 @@ def stats_document(args):
         ev = "sched_waking" if args.wakeups_from == "waking" else "sched_wakeup"
         if ev == "sched_waking" and not t.count("sched_waking") and t.count("sched_wakeup"):
             ev = "sched_wakeup"      # a trace without sched_waking: count what there is
-        rows = _wakeup_rows(t, ev, sel, task)
-        for r in rows:
-            r["threads"] = len(r["pids"])
-        if args.sort in ("count", "comm", "threads"):
-            rows = _sort(rows, args.sort, lambda r: r["comm"])
+        rows = _wakeup_rows(t, ev, sel, task,
+                            args.sort if args.sort in ("count", "comm", "threads") else None)
         doc["wakeups"] = rows
         doc["wakeups_event"] = ev
         tables.append(("wakeups", f"Wakeups ({ev} lines per woken comm)",
                        ["count", "threads", "comm"], rows))
     if "switches" in chosen:
-        rows = _switch_rows(t, sel, task)
-        rows = _sort(rows, args.sort if args.sort in ("switches_in", "voluntary", "involuntary",
-                                                      "switches_out_D", "pid", "comm")
-                     else "switches_in", lambda r: (r["comm"], r["pid"]))
+        rows = _switch_rows(t, sel, task, args.sort if args.sort in (
+            "switches_in", "voluntary", "involuntary", "switches_out_D", "pid", "comm") else None)
         doc["switches"] = rows
         tables.append(("switches", "Context switches (sched_switch lines per comm and pid as "
                        "printed; out: voluntary = prev_state not R/R+, involuntary = R/R+)",
                        ["switches_in", "voluntary", "involuntary", "switches_out_D", "pid", "comm"],
                        rows))
     if "migrations" in chosen:
-        rows = _sort(_migration_rows(t, sel, task), args.sort if args.sort in ("count", "pid", "comm")
-                     else "count", lambda r: (r["pid"], r["comm"]))
+        rows = _migration_rows(t, sel, task, args.sort if args.sort in ("count", "pid", "comm")
+                               else None)
         doc["migrations"] = rows
         tables.append(("migrations", "Migrations (sched_migrate_task lines per task)",
                        ["count", "pid", "comm"], rows))
@@ -711,7 +932,7 @@ def stats_document(args):
 def _kvm_section(t, sel, pids, unit):
     """The --kvm section: (JSON object, tables).  --pid/--tgid/--comm select vCPU and I/O rows;
     --cpu/--start/--end restrict the figures as for the other sections."""
-    from . import kvm
+    from . import kvm, sched
     rk = dict(start=sel.start, end=sel.end, cpus=sel.cpus)
     top = kvm.prepare(t)
     vs = kvm.vcpu_summary(t, **rk)
@@ -719,7 +940,8 @@ def _kvm_section(t, sel, pids, unit):
     if pids is not None:
         keep &= np.isin(vs["pid"], np.asarray(pids, np.int64))
     if sel.comm is not None:
-        keep &= np.array([any(sel.comm.search(n) for n in top.names.get(int(p), [""]))
+        cm = sched.comm_match(t, sel.comm)
+        keep &= np.array([any(cm.name(n) for n in top.names.get(int(p), [""]))
                           for p in vs["pid"].tolist()], bool)
     vs = vs[keep]
     has_x = "kvm_exit" in t.events and len(t.events["kvm_exit"]) > 0
@@ -733,7 +955,6 @@ def _kvm_section(t, sel, pids, unit):
     pl = kvm.placement(t, **rk)
     m = None
     try:
-        from . import sched
         m = sched.model(t) if "sched_switch" in t.events else None
     except ValueError:
         m = None
@@ -823,7 +1044,7 @@ def _kvm_section(t, sel, pids, unit):
     io = kvm.io_summary(t, **rk)
     if pids is not None or sel.comm is not None:
         io["threads"] = [r for r in io["threads"] if (pids is None or r["pid"] in pids) and
-                         (sel.comm is None or sel.comm.search(r["comm"]))]
+                         (sel.comm is None or sched.comm_match(t, sel.comm).name(r["comm"]))]
     oc = kvm.overcommit(t, start=sel.start, end=sel.end)
     doc = {"vms": vms, "vcpus": rows, "threads": _records(top.table()), "io": io,
            "runnable_vcpus": None if oc is None else {k: v for k, v in oc.items() if k != "series"}}
@@ -881,8 +1102,7 @@ def cmd_stats(args, out):
         return climachine.cmd_stats(args, out, exc.trace)
     climachine.mark(args, doc)
     if args.format == "json":
-        json.dump(doc, out, indent=1, default=_py, allow_nan=False)
-        out.write("\n")
+        _dump_json(doc, out)
         return 0
     top = args.top if args.top is not None else (20 if args.format == "table" else 0)
     cut = (lambda rows: rows[:top]) if top and top > 0 else (lambda rows: rows)
@@ -896,7 +1116,8 @@ def cmd_stats(args, out):
                 cols = ["pid", "comm", "run_ns", "switches_in", "lat_count", "lat_mean_ns",
                         "lat_p50_ns", "lat_p90_ns", "lat_p99_ns", "lat_max_ns", "lat_max_ts"]
             elif section == "tasks":
-                cols = [c for c in rows[0] if not isinstance(rows[0][c], (dict, list))] if rows \
+                first = rows[0] if rows else None
+                cols = [c for c in first if not isinstance(first[c], (dict, list))] if first \
                     else cols
             elif section == "wakeups":
                 # tidy: one row per (comm, pid)
@@ -906,10 +1127,10 @@ def cmd_stats(args, out):
             _write_csv(out, section, cols, cut(rows))
         return 0
     w = doc["source"]["window"]
-    out.write(f"{t.source}: {t.format_description()}; clock {t.clock}; window "
+    out.write(f"{printable(t.source)}: {printable(t.format_description())}; clock {t.clock}; window "
               f"{_fmt_ts(t, w['start'])} .. {_fmt_ts(t, w['end'])}\n")
     for c in doc["caveats"]:
-        out.write(f"note: {c}\n")
+        out.write(f"note: {printable(c)}\n")
     for _, title, cols, rows in tables:
         shown = cut(rows)
         if len(shown) < len(rows):
@@ -960,14 +1181,14 @@ def cmd_diagnose(args, out):
     # findings, they do not thin the input
     from . import climachine
     try:
-        t = _read(args.file, args, events=sel.events)
+        t = _read(args.file, args, note_malformed=True, events=sel.events)
     except climachine.MultiMachine as exc:
         return climachine.cmd_diagnose(args, out, exc.trace, th, sel)
     pids = sel.pids
     if sel.tgids is not None:
         tp = _tgid_pids(t, sel.tgids)
         pids = tp if pids is None else sorted(set(tp) & set(pids))
-    found = _select_findings(kvm.diagnose(t, th, start=sel.start, end=sel.end, cpus=sel.cpus),
+    found = _select_findings(t, kvm.diagnose(t, th, start=sel.start, end=sel.end, cpus=sel.cpus),
                              pids, sel.comm)
     if args.top:
         found = found[:args.top]
@@ -978,11 +1199,11 @@ def cmd_diagnose(args, out):
                "source": {"file": t.source, "format": t.format_description(), "clock": t.clock,
                           "time_unit": unit, "window": {"start": w[0], "end": w[1],
                                                         "duration": w[1] - w[0]}},
-               "filters": sel.as_json(), "thresholds": vars(th), "findings": found}
-        json.dump(doc, out, indent=1, default=_py, allow_nan=False)
-        out.write("\n")
+               "filters": sel.as_json(), "lines": _lines_json(t), "thresholds": vars(th),
+               "findings": found}
+        _dump_json(doc, out)
         return 0
-    out.write(f"{t.source}: {t.format_description()}; clock {t.clock}; window "
+    out.write(f"{printable(t.source)}: {printable(t.format_description())}; clock {t.clock}; window "
               f"{_fmt_ts(t, w[0])} .. {_fmt_ts(t, w[1])}\n")
     real = [f for f in found if f["kind"] != "caveat"]
     out.write(f"\n{len(real)} finding{'s' if len(real) != 1 else ''}, most severe first"
@@ -992,7 +1213,7 @@ def cmd_diagnose(args, out):
         if f["kind"] == "caveat":
             continue
         n += 1
-        out.write(f"\n{n:2d}. [{f['severity']}] {f['kind']}: {f['explanation']}\n")
+        out.write(f"\n{n:2d}. [{f['severity']}] {f['kind']}: {printable(f['explanation'])}\n")
         ev = ", ".join(f"{k}={_fmt_cell(v)}" for k, v in f["evidence"].items()
                        if not isinstance(v, (list, dict)))
         if ev:
@@ -1001,7 +1222,7 @@ def cmd_diagnose(args, out):
     if notes:
         out.write("\n")
         for f in notes:
-            out.write(f"note: {f['explanation']}\n")
+            out.write(f"note: {printable(f['explanation'])}\n")
     return 0
 
 
@@ -1026,6 +1247,29 @@ def _check_output(output, src):
         raise CliError(f"cannot write {output}: permission denied", EXIT_OUTPUT)
 
 
+@contextlib.contextmanager
+def _output(path, mode, out):
+    """The file a command writes: stdout for "-" (``out``, the command's stdout), else
+    :func:`ftrace_fast._output.atomic_output` (a temporary file beside the target renamed on
+    success; a device, FIFO or symlink target written through).  A failed write is exit 4;
+    a reader closing the pipe is left to main (exit 0)."""
+    if path == "-":
+        if out is None:
+            raise CliError("cannot write an image to stdout: give a file name", EXIT_USAGE)
+        out.flush()
+        f = out.binary() if "b" in mode else out
+        yield f
+        f.flush()
+        return
+    try:
+        with atomic_output(path, mode) as f:
+            yield f
+    except BrokenPipeError:
+        raise                       # a FIFO whose reader went away: as a closed stdout pipe
+    except OSError as exc:
+        raise CliError(f"cannot write {path}: {exc.strerror or exc}", EXIT_OUTPUT) from None
+
+
 def cmd_filter(args, out):
     sel = Selection(args)
     if args.machine is not None or args.more_files:
@@ -1036,30 +1280,9 @@ def cmd_filter(args, out):
     # the kept lines are copied while parsing: the input is read twice only for --tgid
     with _input_path(args.file, twice=sel.tgids is not None) as path:
         t = _load_filtered(path, sel, args, keep_text=True, records=False)
-        to_stdout = args.output == "-"
-        created = not to_stdout and not os.path.exists(args.output)
-        try:
-            dst = sys.stdout.buffer if to_stdout else open(args.output, "wb")
-        except OSError as exc:
-            raise CliError(f"cannot write {args.output}: {exc.strerror}", EXIT_OUTPUT) from None
-        try:
-            if to_stdout:
-                out.flush()
-            for piece in t.kept_text:
-                dst.write(memoryview(piece))
-            dst.flush()
-        except BrokenPipeError:
-            raise
-        except OSError as exc:
-            if not to_stdout:
-                with contextlib.suppress(OSError):
-                    dst.close()
-                if created and os.path.isfile(args.output):
-                    os.unlink(args.output)
-            raise CliError(f"cannot write {args.output}: {exc.strerror or exc}", EXIT_OUTPUT) from None
-        finally:
-            if not to_stdout and not dst.closed:
-                dst.close()
+    with _output(args.output, "wb", out) as dst:
+        for piece in t.kept_text:
+            dst.write(memoryview(piece))
     kept = t.stats.events + t.stats.headers
     if not args.quiet:
         print(f"ftfast filter: kept {kept} of {t.stats.lines} lines ({t.stats.events} events, "
@@ -1073,7 +1296,7 @@ def cmd_filter(args, out):
 def _analysis_input(args, sel, need):
     """The whole trace for a plot or an export (the filters restrict the figures, as in
     ``stats``) and the pids of --pid/--tgid; CliError 3 when an event it ``need``s is absent."""
-    t = _read(args.file, args, events=sel.events)
+    t = _read(args.file, args, note_malformed=True, events=sel.events)
     present = [e for e in need if t.count(e)]
     if not present:
         what = f"ftfast {args.command}" + (f" --kind {args.kind}" if args.command == "plot" else "")
@@ -1101,7 +1324,7 @@ def _bin_ns(v):
 def _notes(args, notes):
     if not getattr(args, "quiet", False):
         for n in notes:
-            print(f"ftfast {args.command}: note: {n}", file=sys.stderr)
+            print(printable(f"ftfast {args.command}: note: {n}"), file=sys.stderr)
 
 
 #: the options each plot kind takes beyond the time and CPU filters (a kind not listed takes
@@ -1128,8 +1351,6 @@ def cmd_plot(args, out):
     for k, v in given.items():
         if v and k not in takes:
             raise CliError(f"--kind {args.kind} does not take {flag[k]}", EXIT_USAGE)
-    if args.top is not None and args.top < 0:
-        raise CliError("--top must be 0 (all) or more", EXIT_USAGE)
     bin_ns = _bin_ns(args.bin) if args.bin is not None else None
     _check_output(args.output, args.file)
     need = plotmod.NEEDS[args.kind]
@@ -1155,13 +1376,11 @@ def cmd_plot(args, out):
         p = plotmod.plot(t, args.kind, **kw)
     except ValueError as exc:
         raise CliError(str(exc), EXIT_USAGE) from None
-    try:
-        p.save(args.output)
-    except OSError as exc:
-        raise CliError(f"cannot write {args.output}: {exc.strerror or exc}", EXIT_OUTPUT) from None
+    with _output(args.output, "wb", None) as f:
+        p.save(f, format=plotmod.output_format(args.output))
     _notes(args, p.notes)
     if not args.quiet:
-        print(f"ftfast plot: wrote {args.output}", file=sys.stderr)
+        print(printable(f"ftfast plot: wrote {args.output}"), file=sys.stderr)
     return 0
 
 
@@ -1170,8 +1389,6 @@ def cmd_export(args, out):
     sel = Selection(args)
     if args.max_events is not None and args.max_events < 1:
         raise CliError("--max-events must be at least 1", EXIT_USAGE)
-    if args.top is not None and args.top < 0:
-        raise CliError("--top must be 0 (all) or more", EXIT_USAGE)
     if args.parquet is not None or args.csv is not None:
         return _export_tables(args, sel)
     _check_output(args.perfetto, args.file)
@@ -1180,23 +1397,17 @@ def cmd_export(args, out):
               max_events=args.max_events or export.MAX_EVENTS)
     if args.top is not None:
         kw["top"] = args.top
-    try:
-        if args.perfetto == "-":
-            out.flush()
-            r = export.perfetto(t, out, **kw)
-        else:
-            r = export.perfetto(t, args.perfetto, **kw)
-    except OSError as exc:
-        raise CliError(f"cannot write {args.perfetto}: {exc.strerror or exc}", EXIT_OUTPUT) from None
+    with _output(args.perfetto, "w", out) as f:
+        r = export.perfetto(t, f, **kw)
     if r["truncated_at"] is not None:
         print(f"ftfast export: note: {r['would_have']} events exceed --max-events "
               f"{kw['max_events']}: the file stops at {_fmt_ts(t, r['truncated_at'])} "
               "(choose a part with --start/--end, or raise --max-events)", file=sys.stderr)
     if not args.quiet:
-        print(f"ftfast export: wrote {r['events']} events to {args.perfetto} "
-              f"({r['cpu_slices']} CPU slices, {r['task_slices']} task state slices, "
-              f"{r['guest_slices']} guest slices, {r['flows']} wakeup flows, "
-              f"{r['counters']} counter samples)", file=sys.stderr)
+        print(printable(f"ftfast export: wrote {r['events']} events to {args.perfetto} "
+                        f"({r['cpu_slices']} CPU slices, {r['task_slices']} task state slices, "
+                        f"{r['guest_slices']} guest slices, {r['flows']} wakeup flows, "
+                        f"{r['counters']} counter samples)"), file=sys.stderr)
     return 0
 
 
@@ -1319,16 +1530,19 @@ def _add_plot_parsers(sub):
 
 # -- report --------------------------------------------------------------------------------------
 
-def _select_findings(found, pids, comm):
+def _select_findings(t, found, pids, comm):
     """The findings about the selected tasks (--pid/--tgid/--comm), caveats kept."""
     if pids is None and comm is None:
         return found
+    from .sched import comm_match
+    cm = comm_match(t, comm) if comm is not None else None
+    pids = None if pids is None else set(pids)
 
     def wanted(f):
         p = f["subject"].get("pid")
         if p is None:
             return f["kind"] == "caveat"
-        return (pids is None or p in pids) and (comm is None or comm.search(f["subject"]["comm"]))
+        return (pids is None or p in pids) and (cm is None or cm.name(f["subject"]["comm"]))
     return [f for f in found if wanted(f)]
 
 
@@ -1338,6 +1552,9 @@ def _thresholds(args):
     for opt, (field, _) in _THRESHOLD_OPTS.items():
         v = getattr(args, field)
         if v is not None:
+            if not math.isfinite(v):
+                # NaN turns every comparison false: the findings would silently change
+                raise CliError(f"bad {opt} {v}: must be a finite number", EXIT_USAGE)
             if v < 0:
                 raise CliError(f"bad {opt} {v}: must not be negative", EXIT_USAGE)
             setattr(th, field, v)
@@ -1347,8 +1564,6 @@ def _thresholds(args):
 def cmd_report(args, out):
     from . import kvm, report
     sel = Selection(args)
-    if args.top is not None and args.top < 0:
-        raise CliError("--top must be 0 (all) or more", EXIT_USAGE)
     th = _thresholds(args)
     _check_output(args.output, args.file)
     # the tables are the `ftfast stats` overview's, from the same code
@@ -1369,32 +1584,21 @@ def cmd_report(args, out):
     if sel.tgids is not None:
         tp = _tgid_pids(t, sel.tgids)
         pids = tp if pids is None else sorted(set(tp) & set(pids))
-    found = _select_findings(kvm.diagnose(t, th, start=sel.start, end=sel.end, cpus=sel.cpus),
+    found = _select_findings(t, kvm.diagnose(t, th, start=sel.start, end=sel.end, cpus=sel.cpus),
                              pids, sel.comm)
     charts = report.charts(t, start=sel.start, end=sel.end, cpus=sel.cpus, pids=pids,
                            comm=sel.comm)
     page = report.render(t, tables=tables, findings=found, charts=charts, caveats=doc["caveats"],
                          filters=sel.as_json(), top=20 if args.top is None else args.top,
                          latency=doc.get("latency"))
-    if args.output == "-":
-        out.write(page)
-    else:
-        # written beside the target and renamed: a full disk leaves no half page behind
-        tmp = f"{args.output}.part{os.getpid()}"
-        try:
-            with open(tmp, "w", encoding="utf-8") as f:
-                f.write(page)
-            os.replace(tmp, args.output)
-        except OSError as exc:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-            raise CliError(f"cannot write {args.output}: {exc.strerror or exc}",
-                           EXIT_OUTPUT) from None
+    with _output(args.output, "w", out) as f:
+        f.write(page)
     if not args.quiet:
         drawn = [c.kind for c in charts if c.png is not None]
         real = [f for f in found if f["kind"] != "caveat"]
-        print(f"ftfast report: wrote {args.output} ({len(real)} findings, {len(tables)} tables, "
-              f"charts: {', '.join(drawn) or 'none'})", file=sys.stderr)
+        print(printable(f"ftfast report: wrote {args.output} ({len(real)} findings, "
+                        f"{len(tables)} tables, charts: {', '.join(drawn) or 'none'})"),
+              file=sys.stderr)
     return 0
 
 
@@ -1418,8 +1622,9 @@ def _add_report_parser(sub):
 
 def build_parser():
     p = _Parser(prog="ftfast", description="Fast, exact analysis of ftrace text logs.",
-                epilog="Exit codes: 0 success, 2 bad usage, 3 unreadable or non-ftrace input, "
-                       "4 output not writable, 5 malformed line with --strict.")
+                epilog="Exit codes: 0 success, 1 internal error, 2 bad usage, 3 unreadable or "
+                       "non-ftrace input, 4 output not writable, 5 malformed line with --strict, "
+                       "6 out of memory, 130 interrupted (SIGINT), 143 terminated (SIGTERM).")
     p.add_argument("--version", action="version", version=f"ftfast {__version__}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
     s = sub.add_parser("info", help="format, clock, CPUs, span, events per name, lost and malformed lines")
@@ -1466,7 +1671,7 @@ def build_parser():
                                    "the analysis reads every task's lines.")
     s.add_argument("file", help="ftrace text (plain or compressed), or - for stdin")
     s.add_argument("--format", choices=("table", "json"), default="table")
-    s.add_argument("--top", type=int, metavar="N", help="show the N most severe findings")
+    s.add_argument("--top", type=int, metavar="N", help="show the N most severe findings (0: all)")
     _add_thresholds(s, "thresholds")
     _add_filters(s)
     s.set_defaults(func=cmd_diagnose)
@@ -1592,61 +1797,109 @@ def _add_fleet_parsers(sub):
 
 
 class _Out:
-    """stdout for the commands: a failed write (no space, I/O error) becomes exit code 4."""
+    """stdout for the commands: a failed write (no space, I/O error, stdout closed) becomes
+    exit code 4; EPIPE stays BrokenPipeError (main: exit 0)."""
 
     def __init__(self, f):
         self.f = f
 
-    def write(self, s):
+    def _call(self, fn, *a):
+        if self.f is None:
+            # the shell closed stdout (`>&-`): the output would be lost without a word
+            raise CliError("cannot write the output: stdout is closed", EXIT_OUTPUT)
         try:
-            return self.f.write(s)
+            return getattr(self.f, fn)(*a)
         except BrokenPipeError:
             raise
-        except OSError as exc:
-            raise CliError(f"cannot write the output: {exc.strerror or exc}", EXIT_OUTPUT) from None
+        except (OSError, ValueError) as exc:
+            # ValueError: "I/O operation on closed file"
+            _drop_stdout()
+            raise CliError(f"cannot write the output: {getattr(exc, 'strerror', None) or exc}",
+                           EXIT_OUTPUT) from None
+
+    def write(self, s):
+        return self._call("write", s)
 
     def flush(self):
-        try:
-            self.f.flush()
-        except BrokenPipeError:
-            raise
-        except OSError as exc:
-            raise CliError(f"cannot write the output: {exc.strerror or exc}", EXIT_OUTPUT) from None
+        return self._call("flush")
+
+    def binary(self):
+        """The same stdout for bytes (filter -o -)."""
+        return _Out(getattr(self.f, "buffer", None) if self.f is not None else None)
 
 
 def _drop_stdout():
-    """After EPIPE: point stdout at /dev/null so the interpreter's final flush is quiet."""
-    with contextlib.suppress(OSError, ValueError):
+    """After EPIPE or a failed write: point stdout at /dev/null so the interpreter's final
+    flush of what is still buffered is quiet."""
+    with contextlib.suppress(OSError, ValueError, AttributeError):
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+
+
+def _fail(prog, message, code):
+    print(f"{prog}: {printable(message)}", file=sys.stderr)
+    return code
+
+
+def guarded(run, prog="ftfast", out=None):
+    """``run()`` (which returns an exit code) with every way out turned into a documented exit
+    code and one line on stderr: the ftfast commands and the scripts/ front ends share it.
+    ``out``: the _Out whose buffered output must reach stdout before success is claimed."""
+    try:
+        # numpy's empty-slice and matplotlib's layout warnings are no news to a command-line
+        # user and would break the one-line error contract; scoped to this call
+        with warnings.catch_warnings(), terminate_as_exception():
+            warnings.simplefilter("ignore")
+            rc = run()
+            if out is not None:
+                out.flush()
+        return rc
+    except CliError as exc:
+        return _fail(prog, str(exc), exc.code)
+    except BrokenPipeError:
+        _drop_stdout()
+        return 0
+    except KeyboardInterrupt:
+        return _fail(prog, "interrupted", EXIT_INTERRUPTED)
+    except Terminated as exc:
+        return _fail(prog, "terminated", 128 + exc.signum)
+    except MemoryError:
+        return _fail(prog, "out of memory (--events, --start/--end or a smaller input loads "
+                     "less)", EXIT_NOMEM)
+    except Exception as exc:  # noqa: BLE001 - the contract: one line and a code, never a traceback
+        if os.environ.get("FTFAST_TRACEBACK"):
+            raise
+        return _fail(prog, f"internal error: {type(exc).__name__}: {exc}{_where(exc)} (please "
+                     "report it; FTFAST_TRACEBACK=1 shows the traceback)", EXIT_INTERNAL)
+    finally:
+        remove_temporaries()
 
 
 def main(argv=None):
+    """Run one command; every way out is a documented exit code, errors one line on stderr."""
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help(sys.stderr)
         return EXIT_USAGE
-    warnings.simplefilter("ignore")
     from . import cache
     cache.BACKGROUND = True       # a new cache entry is written while the command runs
     out = _Out(sys.stdout)
-    try:
-        rc = args.func(args, out)
-        out.flush()
-        return rc
-    except CliError as exc:
-        print(f"ftfast: {exc}", file=sys.stderr)
-        return exc.code
-    except BrokenPipeError:
-        _drop_stdout()
-        return 0
-    except KeyboardInterrupt:
-        print("ftfast: interrupted", file=sys.stderr)
-        return EXIT_INTERRUPTED
-    except MemoryError:
-        print("ftfast: out of memory (--events loads less)", file=sys.stderr)
-        return EXIT_NOMEM
+
+    def run():
+        _check_counts(args)
+        return args.func(args, out)
+    return guarded(run, "ftfast", out)
+
+
+def _where(exc):
+    """' at FILE:LINE' of the innermost frame of an exception."""
+    tb = exc.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    return "" if tb is None else \
+        f" at {os.path.basename(tb.tb_frame.f_code.co_filename)}:{tb.tb_lineno}"
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -36,6 +36,7 @@ import numpy as np
 
 from . import machines as _machines
 from . import sched
+from ._output import atomic_output
 from .plot import STATE_STYLE, nice_bin, timeline_tasks
 from .trace import _time_arg
 
@@ -287,7 +288,9 @@ def _write(dst, meta, lines, other):
     if hasattr(dst, "write"):
         body(dst)
     else:
-        with open(dst, "w", encoding="utf-8") as f:
+        # beside the target and renamed on success; a device, FIFO or symlink target written
+        # through: an interrupted export leaves no invalid JSON behind
+        with atomic_output(dst, "w") as f:
             body(f)
     return n - len(meta)
 

@@ -30,6 +30,7 @@ import numpy as np
 
 from . import _ftsched, sched
 from . import machines as _machines
+from ._output import atomic_output
 from .sched import DEAD, RUNNABLE, RUNNING, SLEEP_D, SLEEP_OTHER, SLEEP_S, UNKNOWN
 from .trace import _time_arg
 
@@ -65,7 +66,12 @@ class Plot:
     def save(self, path, format=None):
         """Write the figure; the format comes from ``format`` or the file name's suffix."""
         fmt = format or output_format(path)
-        self.figure.savefig(path, format=fmt, dpi=DPI, **_save_options(fmt))
+        if hasattr(path, "write"):
+            self.figure.savefig(path, format=fmt, dpi=DPI, **_save_options(fmt))
+            return path
+        # a temporary file renamed on success; devices, FIFOs and symlink targets written through
+        with atomic_output(path, "wb") as f:
+            self.figure.savefig(f, format=fmt, dpi=DPI, **_save_options(fmt))
         return path
 
     def to_bytes(self, format="png"):
@@ -676,8 +682,7 @@ def _task_mask(trace, pid, comm_id, pids, comm):
     if pids is not None:
         k &= np.isin(pid, np.asarray(list(pids)))
     if comm is not None:
-        rx = re.compile(comm) if isinstance(comm, str) else comm
-        ok = np.fromiter((rx.search(c) is not None for c in trace.comms), bool, len(trace.comms))
+        ok = sched.comm_match(trace, comm).ids       # once per distinct comm, shared
         k &= (comm_id >= 0) & (ok[np.clip(comm_id, 0, max(len(ok) - 1, 0))] if len(ok) else False)
     return k
 
@@ -838,9 +843,9 @@ def kvm_exits(trace, *, top=8, bins=200, bin_ns=None, start=None, end=None, cpus
     if pids is not None:
         k &= np.isin(x.x_pid, np.asarray(list(pids)))
     if comm is not None:
-        rx = re.compile(comm) if isinstance(comm, str) else comm
+        cm = sched.comm_match(trace, comm)
         names = kvm.topology(trace).names
-        ok = [p for p in np.unique(x.x_pid).tolist() if any(rx.search(n) for n in names.get(p, [""]))]
+        ok = [p for p in np.unique(x.x_pid).tolist() if any(cm.name(n) for n in names.get(p, [""]))]
         k &= np.isin(x.x_pid, np.asarray(ok, np.int64))
     ts, reason = x.x_ts[k], x.x_reason[k]
     handled, handling, swo = x.x_handled[k], x.x_handling[k], x.x_switched_out[k]

@@ -370,7 +370,8 @@ def render(trace, *, tables=(), findings=(), charts=(), caveats=(), filters=None
         w.append(_section(section, t_title, cols, rows, cut, unit))
         if section.partition("@")[0] == "tasks":
             # the second question about tasks: who waited for a CPU the longest
-            by_wait = sorted(rows, key=lambda r: (-(r.get("wait_ns") or 0), r.get("pid", 0)))
+            by_wait = rows.sorted_by("wait_ns", ["pid"]) if hasattr(rows, "sorted_by") else \
+                sorted(rows, key=lambda r: (-(r.get("wait_ns") or 0), r.get("pid", 0)))
             w.append(_section("tasks_wait" + section[5:], t_title, cols, by_wait, cut, unit))
         if section == "latency" and latency:
             w.append(_latency_summary(latency, unit))

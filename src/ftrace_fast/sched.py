@@ -401,17 +401,38 @@ class SchedModel:
         return self._events[name]
 
     @property
+    def name_pairs(self):
+        """(pid, comm id) of every name each task had (exec renames a task), sorted by pid then
+        comm id; computed on first use."""
+        if getattr(self, "_name_pairs", None) is None:
+            # one pass over the records keeps a pair only where a task's name changes
+            hi = int(self.pids[-1]) if self.ntasks else 0
+            pairs = np.sort(self._stream.name_pairs(hi if hi < _PID_MARK else _PID_MARK)
+                            .astype(np.int64, copy=False))
+            # distinct by a sort (a hash unique of a million keys is several times slower)
+            pairs = pairs[np.r_[True, pairs[1:] != pairs[:-1]]] if len(pairs) else pairs
+            self._name_pairs = (pairs >> 32, pairs & 0xffffffff)
+        return self._name_pairs
+
+    @property
     def names(self):
         """pid -> every comm the task had (exec renames a task), computed on first use."""
         if self._names is None:
-            # one pass over the records keeps a pair only where a task's name changes
-            hi = int(self.pids[-1]) if self.ntasks else 0
-            pairs = _unique_ints(self._stream.name_pairs(hi if hi < _PID_MARK else _PID_MARK))
+            pid, cid = self.name_pairs
             self._names = {}
             comms = self.trace.comms
-            for key in pairs.tolist():
-                self._names.setdefault(key >> 32, []).append(comms[key & 0xffffffff])
+            for p, c in zip(pid.tolist(), cid.tolist()):
+                self._names.setdefault(p, []).append(comms[c])
         return self._names
+
+    def names_of(self, pids):
+        """Every comm of each of ``pids`` (a list per pid; [] for a pid without a name),
+        without building the whole pid -> names table."""
+        pid, cid = self.name_pairs
+        lo = np.searchsorted(pid, pids, "left").tolist()
+        hi = np.searchsorted(pid, pids, "right").tolist()
+        comms, cids = self.trace.comms, cid
+        return [[comms[c] for c in cids[a:b].tolist()] for a, b in zip(lo, hi)]
 
     def task_index(self, pids):
         pids = np.asarray(pids)
@@ -666,15 +687,68 @@ TASK_FIELDS = (
 )
 
 
+class CommMatch:
+    """A --comm regex evaluated once per distinct comm of a trace (:func:`comm_match`).
+
+    ``ids``: one bool per comm id (``trace.comms``); ``empty``: whether it finds the empty
+    name (a task the trace never names)."""
+
+    def __init__(self, trace, rx):
+        self.trace, self.rx = trace, rx
+        self.ids = np.fromiter((rx.search(c) is not None for c in trace.comms), bool,
+                               len(trace.comms))
+        self.empty = rx.search("") is not None
+        self._other = {}
+
+    def of_ids(self, cid):
+        """A bool per comm id of an array (-1 or unknown ids: the empty name)."""
+        cid = np.asarray(cid)
+        known = (cid >= 0) & (cid < len(self.ids))
+        out = np.full(len(cid), self.empty, bool)
+        out[known] = self.ids[cid[known]]
+        return out
+
+    def name(self, name):
+        """Whether the regex finds ``name`` (a comm string)."""
+        if not name:
+            return self.empty
+        i = self.trace.comm_id(name)
+        if i >= 0:
+            return bool(self.ids[i])
+        if name not in self._other:
+            self._other[name] = self.rx.search(name) is not None
+        return self._other[name]
+
+
+def comm_match(trace, comm):
+    """The :class:`CommMatch` of ``comm`` (a regex string or compiled pattern) on ``trace``,
+    computed once per trace and pattern and shared by every table, chart and finding."""
+    rx = re.compile(comm) if isinstance(comm, str) else comm
+    cache = trace.__dict__.setdefault("_comm_matches", {})
+    key = (rx.pattern, rx.flags)
+    if key not in cache:
+        cache[key] = CommMatch(trace, rx)
+    return cache[key]
+
+
 def _select(m, pids=None, comm=None):
     sel = np.ones(m.ntasks, bool)
     if pids is not None:
-        sel &= np.isin(m.pids, np.asarray(list(pids)))
+        sel &= np.isin(m.pids, np.asarray(list(pids), np.int64))
     if comm is not None:
-        rx = re.compile(comm) if isinstance(comm, str) else comm
-        names = m.names
-        sel &= np.array([any(rx.search(n) for n in names.get(int(p), [""])) for p in m.pids.tolist()],
-                        dtype=bool) if m.ntasks else np.zeros(0, bool)
+        cm = comm_match(m.trace, comm)
+        pid, cid = m.name_pairs
+        # a task is selected when the regex finds any name it had; a task never named is
+        # the empty name
+        hit = np.zeros(m.ntasks, bool)
+        named = np.zeros(m.ntasks, bool)
+        ti = m.task_index(pid)
+        ok = ti >= 0
+        named[ti[ok]] = True
+        hit[ti[ok & cm.of_ids(cid)]] = True
+        if cm.empty:
+            hit |= ~named
+        sel &= hit
     return sel
 
 
@@ -799,11 +873,16 @@ def latency_stats(values):
 
 
 def latency_table(trace, *, source="wakeup", sort="max", start=None, end=None, cpus=None,
-                  pids=None, comm=None):
+                  pids=None, comm=None, summary=None):
     """Per task, like `perf sched latency`: runtime, switches, delays (count, mean, max and
-    when the max happened), sorted by "max", "mean", "runtime", "switches" or "count"."""
+    when the max happened), sorted by "max", "mean", "runtime", "switches" or "count".
+    ``summary``: the task_summary of the same arguments when the caller has it (it costs a
+    pass over every task)."""
     start, end = _time_arg(start, "start"), _time_arg(end, "end")
-    s = task_summary(trace, start=start, end=end, cpus=cpus, pids=pids, comm=comm)
+    if summary is None:
+        s = task_summary(trace, start=start, end=end, cpus=cpus, pids=pids, comm=comm)
+    else:
+        s = summary.copy() if source == "waking" else summary
     if source == "waking":
         lat = wakeup_latencies(trace, source="waking", start=start, end=end, cpus=cpus,
                                pids=pids, comm=comm)
@@ -814,13 +893,22 @@ def latency_table(trace, *, source="wakeup", sort="max", start=None, end=None, c
         s["lat_max_ns"] = pc["max"]
         s["lat_p50_ns"], s["lat_p90_ns"], s["lat_p99_ns"] = pc[50], pc[90], pc[99]
         s["lat_max_ts"] = _at_argmax(pc, lat["ts"])
-    keys = {"max": "lat_max_ns", "mean": "lat_mean_ns", "runtime": "run_ns",
-            "switches": "switches_in", "count": "lat_count"}
-    if sort not in keys:
-        raise ValueError(f"sort must be one of {sorted(keys)}")
-    col = s[keys[sort]].astype(np.float64)
-    order = np.lexsort((s["pid"], -np.nan_to_num(col, nan=-1.0)))
-    return s[order]
+    return s[latency_order(s, sort)]
+
+
+#: latency_table's sort keys -> the task_summary column
+LATENCY_SORT = {"max": "lat_max_ns", "mean": "lat_mean_ns", "runtime": "run_ns",
+                "switches": "switches_in", "count": "lat_count"}
+
+
+def latency_order(summary, sort="max"):
+    """The row order of latency_table over a task summary: the ``sort`` column descending
+    (no samples last), then pid (a caller that reads a few columns of many tasks orders them
+    without copying every column)."""
+    if sort not in LATENCY_SORT:
+        raise ValueError(f"sort must be one of {sorted(LATENCY_SORT)}")
+    col = summary[LATENCY_SORT[sort]].astype(np.float64)
+    return np.lexsort((summary["pid"], -np.nan_to_num(col, nan=-1.0)))
 
 
 def _group(trace, summary, key, start=None, end=None, cpus=None, **_):
