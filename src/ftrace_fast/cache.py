@@ -70,7 +70,8 @@ TRACE_ATTRIBUTES = ("events", "comms", "symbols", "text_arena", "_layouts", "err
                     "stats", "clock", "source", "compression", "format", "line_kinds",
                     "kept_text", "_machine_names", "_machine_runs")
 # Trace attributes that are caches of other attributes, not state
-TRACE_DERIVED = ("_comm_index", "_span_cache", "_sched_model", "_cache", "machine", "_machines")
+TRACE_DERIVED = ("_comm_index", "_span_cache", "_sched_model", "_cache", "machine", "_machines",
+                 "_comm_matches")
 
 
 def cache_dir():

@@ -224,7 +224,7 @@ def findings(trace, th, sel, pids=None):
             f["subject"] = dict(f["subject"], machine=host)
             found.append(f)
     found += guest.findings(trace, start=sel.start, end=sel.end)
-    found = cli._select_findings(found, pids, sel.comm)
+    found = cli._select_findings(trace, found, pids, sel.comm)
     kinds = ("guest_host_loss",) + kvm.KINDS
     found.sort(key=lambda f: (-kvm._SEV[f["severity"]], kinds.index(f["kind"]), -f["score"]))
     return found
