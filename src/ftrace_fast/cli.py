@@ -967,6 +967,7 @@ def cmd_diagnose(args, out):
                           "time_unit": unit, "window": {"start": w[0], "end": w[1],
                                                         "duration": w[1] - w[0]}},
                "filters": sel.as_json(), "thresholds": vars(th), "findings": found}
+        climachine.mark(args, doc)
         json.dump(doc, out, indent=1, default=_py, allow_nan=False)
         out.write("\n")
         return 0
