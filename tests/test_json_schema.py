@@ -49,6 +49,13 @@ def test_every_fixture_follows_the_schema(capsys, path):
     assert info["lines"]["total"] == sum(info["lines"][k] for k in ("events", "headers", "filtered",
                                                                     "malformed"))
     assert stats["source"]["time_unit"] == info["source"]["time_unit"] == diag["source"]["time_unit"]
+    if "machines" in info:
+        # a trace of several machines: each machine's stats document, on the trace's one clock
+        assert stats["source"]["machines"] == diag["source"]["machines"] == \
+            [m["machine"] for m in info["machines"]]
+        assert sorted(stats["machines"]) + sorted(stats.get("errors", ())) == sorted(stats["source"]["machines"])
+        assert all(d["source"]["machine"] == name and d["source"]["time_unit"] == info["source"]["time_unit"]
+                   for name, d in stats["machines"].items())
 
 
 @pytest.mark.parametrize("flags", [
@@ -192,8 +199,11 @@ def _resolve(schemas, file, node):
         return file, node
 
 
-def _node(schemas, file, path):
-    file, node = _resolve(schemas, file, schemas[file])
+def _node(schemas, where, path):
+    """The node at ``path`` (property names, "[]" for items) below ``where``: a schema file,
+    or a file#pointer."""
+    file = where.partition("#")[0]
+    file, node = _resolve(schemas, file, {"$ref": where} if "#" in where else schemas[file])
     for step in path:
         file, node = _resolve(schemas, file, node["items"] if step == "[]" else node["properties"][step])
     return file, node
@@ -258,18 +268,35 @@ def _braced(cell):
 
 #: the Markdown tables and the schema node whose keys they list
 TABLES = {
-    ("`source`", 0): ("stats.schema.json", ["source"]),
-    ("`cpus`: list, one object per CPU, by CPU number", 0): ("stats.schema.json", ["cpus", "[]"]),
-    ("`tasks`: list, one object per thread, by `run_ns` descending", 0): ("stats.schema.json", ["tasks", "[]"]),
-    ("`latency`: object", 0): ("stats.schema.json", ["latency"]),
-    ("`wakeups`: list, one object per woken comm, by `count` descending", 0): ("stats.schema.json", ["wakeups", "[]"]),
+    ("`source`", 0): ("stats.schema.json#/$defs/document", ["source"]),
+    ("`cpus`: list, one object per CPU, by CPU number", 0): ("stats.schema.json#/$defs/document", ["cpus", "[]"]),
+    ("`tasks`: list, one object per thread, by `run_ns` descending", 0): ("stats.schema.json#/$defs/document", ["tasks", "[]"]),
+    ("`latency`: object", 0): ("stats.schema.json#/$defs/document", ["latency"]),
+    ("`wakeups`: list, one object per woken comm, by `count` descending", 0): ("stats.schema.json#/$defs/document", ["wakeups", "[]"]),
     ("`switches`: list, one object per (comm, pid) as printed in sched_switch, by `switches_in` descending", 0):
-        ("stats.schema.json", ["switches", "[]"]),
-    ("`kvm`: object (`--kvm`, and the overview of a trace with vCPU threads)", 0): ("stats.schema.json", ["kvm"]),
+        ("stats.schema.json#/$defs/document", ["switches", "[]"]),
+    ("`kvm`: object (`--kvm`, and the overview of a trace with vCPU threads)", 0): ("stats.schema.json#/$defs/document", ["kvm"]),
     ("`kvm`: object (`--kvm`, and the overview of a trace with vCPU threads)", 1):
-        ("stats.schema.json", ["kvm", "vcpus", "[]"]),
-    ("`ftfast diagnose --format json`", 0): ("diagnose.schema.json", []),
+        ("stats.schema.json#/$defs/document", ["kvm", "vcpus", "[]"]),
+    ("`ftfast diagnose --format json`", 0): ("diagnose.schema.json#/$defs/document", []),
     ("`ftfast info --format json`", 0): ("info.schema.json", []),
+    ("`info`: `machines`, one object per machine", 0): ("info.schema.json", ["machines", "[]"]),
+    ("`stats` of several machines", 0): ("stats.schema.json#/$defs/machines_document", []),
+    ("`stats --guest`: the guest split only", 0): ("stats.schema.json#/$defs/guest_document", []),
+    ("`guest`: object, one split per guest machine (definitions G1-G7 in `ftrace_fast/guest.py`)", 0):
+        ("stats.schema.json#/$defs/guest_split", []),
+    ("`guest` `mapping`: list, one object per guest CPU", 0): ("stats.schema.json#/$defs/guest_split", ["mapping", "[]"]),
+    ("`guest` `tasks`: list, one object per (guest task, guest CPU)", 0):
+        ("stats.schema.json#/$defs/guest_split", ["tasks", "[]"]),
+    ("`guest` `latency`: list, one object per guest task with samples", 0):
+        ("stats.schema.json#/$defs/guest_split", ["latency", "[]"]),
+    ("`diagnose` of several machines", 0): ("diagnose.schema.json#/$defs/machines_document", []),
+}
+#: the tables of finding kinds: (heading, n) -> the finding definition whose kinds they list, and
+#: the kinds a table leaves to another (a several-machine finding is also every kind above)
+KIND_TABLES = {
+    ("`ftfast diagnose --format json`", 1): ("finding", ()),
+    ("`diagnose` of several machines", 1): ("machine_finding", ("finding",)),
 }
 
 
@@ -285,7 +312,7 @@ def test_markdown_tables_list_the_schema_keys():
     text = DOC.read_text()
     seen = set()
     for heading, n, rows in _tables(text):
-        if heading.startswith("Exit codes") or (heading, n) == ("`ftfast diagnose --format json`", 1):
+        if heading.startswith("Exit codes") or (heading, n) in KIND_TABLES:
             continue
         assert (heading, n) in TABLES, f"docs/json-schema.md: a table under {heading!r} the test does not map"
         seen.add((heading, n))
@@ -305,22 +332,51 @@ def test_markdown_tables_list_the_schema_keys():
 
 def test_markdown_kinds_and_evidence_follow_the_schema():
     schemas = _schemas()
-    (rows,) = [rows for h, n, rows in _tables(DOC.read_text()) if (h, n) == ("`ftfast diagnose --format json`", 1)]
-    _, finding = _node(schemas, "diagnose.schema.json", ["findings", "[]"])
-    assert [_names(r[0])[0] for r in rows] == finding["properties"]["kind"]["enum"]
-    for r in rows:
-        kind = _names(r[0])[0]
-        (rule,) = [a for a in finding["allOf"] if a["if"]["properties"]["kind"]["const"] == kind]
-        _, ev = _resolve(schemas, "diagnose.schema.json", rule["then"]["properties"]["evidence"])
-        keys = set(ev.get("properties", {}))
-        documented = [] if r[2] == "(none)" else _names(r[2])
-        unknown, undocumented = _matches(documented, keys)
-        assert not unknown and not undocumented, (kind, unknown, undocumented)
-        nested = [x for x in _braced(r[2]) if not fnmatch.filter(_property_names(schemas, "diagnose.schema.json",
-                                                                                 ev), x)]
-        assert not nested, (kind, nested)
-    finding_line = re.search(r"A finding is `\{([^}]*)\}`", DOC.read_text()).group(1)
+    text = DOC.read_text()
+    tables = {(h, n): rows for h, n, rows in _tables(text)}
+    kinds = {}
+    for (heading, n), (name, inherited) in KIND_TABLES.items():
+        rows = tables[heading, n]
+        _, finding = _node(schemas, f"diagnose.schema.json#/$defs/{name}", [])
+        kinds[name] = finding["properties"]["kind"]["enum"]
+        documented = [_names(r[0])[0] for r in rows] + [k for i in inherited for k in kinds[i]]
+        assert documented == finding["properties"]["kind"]["enum"], (heading, documented)
+        for r in rows:
+            kind = _names(r[0])[0]
+            (rule,) = [a for a in finding["allOf"] if a["if"]["properties"]["kind"]["const"] == kind]
+            _, ev = _resolve(schemas, "diagnose.schema.json", rule["then"]["properties"]["evidence"])
+            keys = set(ev.get("properties", {}))
+            documented = [] if r[2] == "(none)" else _names(r[2])
+            unknown, undocumented = _matches(documented, keys)
+            assert not unknown and not undocumented, (kind, unknown, undocumented)
+            nested = [x for x in _braced(r[2]) if not fnmatch.filter(
+                _property_names(schemas, "diagnose.schema.json", ev), x)]
+            assert not nested, (kind, nested)
+        # every rule of a several-machine finding but the guest's is a rule of a finding, with
+        # the same evidence and the subject's machine subject
+        for rule in finding["allOf"]:
+            kind = rule["if"]["properties"]["kind"]["const"]
+            for i in inherited:
+                (same,) = [a for a in schemas["diagnose.schema.json"]["$defs"][i]["allOf"]
+                           if a["if"]["properties"]["kind"]["const"] == kind] or [None]
+                if same is None:
+                    assert kind in [_names(r[0])[0] for r in rows]
+                    continue
+                got, want = rule["then"]["properties"], same["then"]["properties"]
+                assert got["evidence"] == want["evidence"], kind
+                defs = schemas["diagnose.schema.json"]["$defs"]
+                subject, single = (defs[x["subject"]["$ref"].rpartition("/")[2]] for x in (got, want))
+                # the same keys, closed, and machine required; a caveat's empty subject: machine only
+                assert subject["required"] == ["machine"] and set(subject["properties"]) == {"machine"}
+                assert subject.get("$ref") == single.get("$ref") and (
+                    subject.get("unevaluatedProperties") is False if "$ref" in single
+                    else single["maxProperties"] == 0 and subject["additionalProperties"] is False), kind
+    _, finding = _node(schemas, "diagnose.schema.json#/$defs/document", ["findings", "[]"])
+    finding_line = re.search(r"A finding is `\{([^}]*)\}`", text).group(1)
     assert [k.strip() for k in finding_line.split(",")] == list(finding["properties"])
+    guest_line = re.search(r"A guest finding has subject\s+`\{([^}]*)\}`", text).group(1)
+    assert [k.strip() for k in guest_line.split(",")] == \
+        list(schemas["diagnose.schema.json"]["$defs"]["guest_subject"]["properties"])
 
 
 def test_markdown_names_every_schema_key():
@@ -330,7 +386,7 @@ def test_markdown_names_every_schema_key():
     text = DOC.read_text()
     block = re.search(r"## `ftfast stats --format json`\s+```json\n(.*?)```", text, re.S).group(1)
     shown = set(re.findall(r'"(\w+)":', block)) | {"kvm"}     # kvm has its own section
-    assert shown == set(schemas["stats.schema.json"]["properties"])
+    assert shown == set(schemas["stats.schema.json"]["$defs"]["document"]["properties"])
     filters = text.split("### `filters`")[1].split("###")[0]
     fkeys = set(schemas["common.schema.json"]["$defs"]["filters"]["properties"])
     assert fkeys <= set(re.findall(r"`(\w+)`", filters))
