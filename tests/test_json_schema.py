@@ -17,6 +17,7 @@ import pytest
 
 from ftrace_fast import cli
 
+import simguest
 import simkvm
 import simsched
 from helpers import DATA, SCHEMA_DIR, check_json, json_validator
@@ -116,7 +117,8 @@ def _trim(doc, key=None):
     """A document cut to one row per list and one entry per map: each mutation is then
     validated in a moment."""
     if isinstance(doc, list):
-        return [_trim(v) for v in doc[:1]]
+        # the machines of a trace of several: at least two
+        return [_trim(v) for v in (doc if key == "machines" else doc[:1])]
     if isinstance(doc, dict):
         items = list(doc.items())[:1] if key in _OPEN else doc.items()
         return {k: _trim(v, k) for k, v in items}
@@ -129,8 +131,8 @@ def _at(doc, path):
     return doc
 
 
-# map keys: their names are data (a reason, an event, a CPU number, a count of vCPUs)
-_OPEN = {"events", "exits", "time_by_count", "cpus"}
+# map keys: their names are data (a reason, an event, a CPU number, a count of vCPUs, a machine)
+_OPEN = {"events", "exits", "time_by_count", "cpus", "machines", "errors", "guest"}
 # keys a document may leave out: the stats sections not asked for
 _OPTIONAL = {(k,) for k in ("cpus", "tasks", "latency", "switches", "migrations", "kvm")}
 
@@ -143,6 +145,42 @@ def test_schema_rejects_renamed_and_mistyped_keys(capsys, tmp_path, command):
     sim.write(p)
     doc = _json(capsys, command, p, *(["--steal-pct", "1", "--min-wait-ms", "0"] if command == "diagnose"
                                       else []))
+    assert _rejected_mutations(command, doc) > {"info": 20, "stats": 150, "diagnose": 40}[command]
+
+
+@pytest.mark.parametrize("command", ["info", "stats", "diagnose"])
+def test_schema_rejects_renamed_and_mistyped_keys_of_several_machines(capsys, tmp_path, command):
+    """The same over the documents of a host and its guest: each machine's stats, the guest
+    split, the guest findings (simguest: two vCPUs, guest tasks losing time to steal and exits)."""
+    p = tmp_path / "merged.txt"
+    p.write_text(simguest.simulate(seed=1).merged_text())
+    doc = _json(capsys, command, p)
+    assert len(doc["source"]["machines"] if command != "info" else doc["machines"]) == 2
+    if command == "stats":
+        assert doc["guest"]["trace-guest.dat"]["latency"] and doc["guest"]["trace-guest.dat"]["exits"]
+    if command == "diagnose":
+        assert {f["kind"] for f in doc["findings"]} >= {"guest_host_loss", "vcpu_steal"}
+    tried = _rejected_mutations(command, doc)
+    if command == "diagnose":
+        # _trim keeps the first finding (a guest one): the host's ones, whose subjects name the host, too
+        host = [f for f in doc["findings"] if f["kind"] != "guest_host_loss"]
+        assert host[0]["subject"]["machine"] == "trace.dat"
+        tried += _rejected_mutations(command, dict(doc, findings=host))
+    assert tried > {"info": 25, "stats": 250, "diagnose": 70}[command]
+
+
+def _may_drop(command, path):
+    """A key a document may leave out: a stats section not asked for, source.machine (only
+    with --machine), and the optional parts of a several-machine document."""
+    if command == "stats" and path[:1] == ("machines",) and len(path) > 2:
+        return path[2:] in _OPTIONAL           # a machine's document: its source.machine is required
+    return path in _OPTIONAL or path == ("source", "machine") or path in {
+        "info": {("machines",)}, "stats": {("guest",), ("errors",)}, "diagnose": set()}[command]
+
+
+def _rejected_mutations(command, doc):
+    """Each key of the document (cut by _trim) renamed, dropped or mistyped in turn must make
+    it invalid; returns how many mutations were tried."""
     v = json_validator(command)
     doc = _trim(doc)
     assert v.is_valid(doc)
@@ -153,7 +191,7 @@ def test_schema_rejects_renamed_and_mistyped_keys(capsys, tmp_path, command):
             continue
         # one mutation per key, in turn (each validation of a whole document takes a while)
         how = ("renamed", "dropped", "mistyped")[tried % 3]
-        if how == "dropped" and path in _OPTIONAL:
+        if how == "dropped" and _may_drop(command, path):
             how = "renamed"
         bad = copy.deepcopy(doc)
         holder = _at(bad, path)
@@ -170,7 +208,7 @@ def test_schema_rejects_renamed_and_mistyped_keys(capsys, tmp_path, command):
             holder[path[-1]] = "x" if isinstance(value, float) else 1.5
         assert not v.is_valid(bad), (how, path, value)
         tried += 1
-    assert tried > {"info": 20, "stats": 150, "diagnose": 40}[command]
+    return tried
 
 
 # -- docs/json-schema.md against the schema -----------------------------------------------------
@@ -266,30 +304,32 @@ def _braced(cell):
     return [n for n in out if re.fullmatch(r"[a-z_][a-z0-9_*]*", n)]
 
 
+#: the single-machine stats document, one guest's split
+_STATS, _GUEST = "stats.schema.json#/$defs/document", "stats.schema.json#/$defs/guest_split"
 #: the Markdown tables and the schema node whose keys they list
 TABLES = {
-    ("`source`", 0): ("stats.schema.json#/$defs/document", ["source"]),
-    ("`cpus`: list, one object per CPU, by CPU number", 0): ("stats.schema.json#/$defs/document", ["cpus", "[]"]),
-    ("`tasks`: list, one object per thread, by `run_ns` descending", 0): ("stats.schema.json#/$defs/document", ["tasks", "[]"]),
-    ("`latency`: object", 0): ("stats.schema.json#/$defs/document", ["latency"]),
-    ("`wakeups`: list, one object per woken comm, by `count` descending", 0): ("stats.schema.json#/$defs/document", ["wakeups", "[]"]),
+    ("`source`", 0): (_STATS, ["source"]),
+    ("`cpus`: list, one object per CPU, by CPU number", 0): (_STATS, ["cpus", "[]"]),
+    ("`tasks`: list, one object per thread, by `run_ns` descending", 0): (_STATS, ["tasks", "[]"]),
+    ("`latency`: object", 0): (_STATS, ["latency"]),
+    ("`wakeups`: list, one object per woken comm, by `count` descending", 0): (_STATS, ["wakeups", "[]"]),
     ("`switches`: list, one object per (comm, pid) as printed in sched_switch, by `switches_in` descending", 0):
-        ("stats.schema.json#/$defs/document", ["switches", "[]"]),
-    ("`kvm`: object (`--kvm`, and the overview of a trace with vCPU threads)", 0): ("stats.schema.json#/$defs/document", ["kvm"]),
+        (_STATS, ["switches", "[]"]),
+    ("`kvm`: object (`--kvm`, and the overview of a trace with vCPU threads)", 0): (_STATS, ["kvm"]),
     ("`kvm`: object (`--kvm`, and the overview of a trace with vCPU threads)", 1):
-        ("stats.schema.json#/$defs/document", ["kvm", "vcpus", "[]"]),
+        (_STATS, ["kvm", "vcpus", "[]"]),
     ("`ftfast diagnose --format json`", 0): ("diagnose.schema.json#/$defs/document", []),
     ("`ftfast info --format json`", 0): ("info.schema.json", []),
     ("`info`: `machines`, one object per machine", 0): ("info.schema.json", ["machines", "[]"]),
     ("`stats` of several machines", 0): ("stats.schema.json#/$defs/machines_document", []),
     ("`stats --guest`: the guest split only", 0): ("stats.schema.json#/$defs/guest_document", []),
     ("`guest`: object, one split per guest machine (definitions G1-G7 in `ftrace_fast/guest.py`)", 0):
-        ("stats.schema.json#/$defs/guest_split", []),
-    ("`guest` `mapping`: list, one object per guest CPU", 0): ("stats.schema.json#/$defs/guest_split", ["mapping", "[]"]),
+        (_GUEST, []),
+    ("`guest` `mapping`: list, one object per guest CPU", 0): (_GUEST, ["mapping", "[]"]),
     ("`guest` `tasks`: list, one object per (guest task, guest CPU)", 0):
-        ("stats.schema.json#/$defs/guest_split", ["tasks", "[]"]),
+        (_GUEST, ["tasks", "[]"]),
     ("`guest` `latency`: list, one object per guest task with samples", 0):
-        ("stats.schema.json#/$defs/guest_split", ["latency", "[]"]),
+        (_GUEST, ["latency", "[]"]),
     ("`diagnose` of several machines", 0): ("diagnose.schema.json#/$defs/machines_document", []),
 }
 #: the tables of finding kinds: (heading, n) -> the finding definition whose kinds they list, and
