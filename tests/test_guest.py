@@ -3,7 +3,6 @@
 multi-file report form and as two files; the HIP24 corpus pair against its single-file
 reports."""
 
-import json
 import os
 import sys
 import warnings
@@ -17,7 +16,7 @@ import simguest  # noqa: E402
 import ftrace_fast  # noqa: E402
 from ftrace_fast import cli, guest, kvm, sched  # noqa: E402
 from ftrace_fast.trace import _load  # noqa: E402
-from helpers import corpus_dir  # noqa: E402
+from helpers import corpus_dir, loads_checked  # noqa: E402
 
 SEEDS = (1, 4)
 GUEST_NAME = "trace-guest.dat"
@@ -299,34 +298,36 @@ def _run(capsys, *argv):
     return rc, cap.out, cap.err
 
 
+def _json(capsys, *argv):
+    """``ftfast ARGV --format json``, exit 0, its document checked against docs/schema."""
+    rc, out, err = _run(capsys, *argv, "--format", "json")
+    assert rc == 0, err
+    return loads_checked(str(argv[0]), out)
+
+
 def test_cli(pair1, capsys, tmp_path):
     sim, paths, forms = pair1
     merged, host, gfile = paths["merged.txt"], paths["host.txt"], paths["guest.txt"]
-    rc, out, _ = _run(capsys, "info", merged, "--format", "json")
-    doc = json.loads(out)
-    assert rc == 0 and [m["machine"] for m in doc["machines"]] == ["trace.dat", GUEST_NAME]
+    doc = _json(capsys, "info", merged)
+    assert [m["machine"] for m in doc["machines"]] == ["trace.dat", GUEST_NAME]
     assert doc["machines"][1]["span"]["first"] == sim.g0 and doc["machines"][0]["ncpus"] == sim.nvcpu
     rc, out, _ = _run(capsys, "info", merged)
     assert "trace-guest.dat: 2 cpus (0-1)" in out
     # stats of every machine, and the guest split, in one document
-    rc, out, _ = _run(capsys, "stats", merged, "--format", "json")
-    doc = json.loads(out)
-    assert rc == 0 and list(doc["machines"]) == ["trace.dat", GUEST_NAME]
+    doc = _json(capsys, "stats", merged)
+    assert list(doc["machines"]) == ["trace.dat", GUEST_NAME]
     assert doc["machines"][GUEST_NAME]["source"]["machine"] == GUEST_NAME
     tasks = doc["guest"][GUEST_NAME]["tasks"]
     ref = guest.correlate(forms["merged"][0], guest=GUEST_NAME).task_split()
     assert [(r["pid"], r["steal_ns"], r["exit_ns"]) for r in tasks] == \
         [(int(r["pid"]), int(r["steal_ns"]), int(r["exit_ns"])) for r in ref]
     # two files give the same split
-    rc, out, _ = _run(capsys, "stats", "--guest", host, gfile, "--format", "json")
-    two = json.loads(out)["guest"]["guest.txt"]["tasks"]
-    assert rc == 0 and [(r["pid"], r["steal_ns"], r["run_ns"]) for r in two] == \
+    two = _json(capsys, "stats", "--guest", host, gfile)["guest"]["guest.txt"]["tasks"]
+    assert [(r["pid"], r["steal_ns"], r["run_ns"]) for r in two] == \
         [(r["pid"], r["steal_ns"], r["run_ns"]) for r in tasks]
     # --machine picks one: the same as the file alone
-    rc, out, _ = _run(capsys, "stats", merged, "--task-stats", "--machine", GUEST_NAME, "--format", "json")
-    one = json.loads(out)
-    rc2, out2, _ = _run(capsys, "stats", gfile, "--task-stats", "--format", "json")
-    alone = json.loads(out2)
+    one = _json(capsys, "stats", merged, "--task-stats", "--machine", GUEST_NAME)
+    alone = _json(capsys, "stats", gfile, "--task-stats")
     assert one["source"]["machine"] == GUEST_NAME and "machine" not in alone["source"]
     assert one["tasks"] == alone["tasks"]
     rc, out, _ = _run(capsys, "stats", merged)
@@ -349,15 +350,43 @@ def test_cli(pair1, capsys, tmp_path):
     rc, _, _ = _run(capsys, "export", merged, "--machine", GUEST_NAME, "--perfetto", tmp_path / "p.json", "-q")
     assert rc == 0
     # diagnose, report, timeline
-    rc, out, _ = _run(capsys, "diagnose", merged, "--format", "json")
-    found = json.loads(out)["findings"]
-    assert rc == 0 and any(f["kind"] == "guest_host_loss" and f["subject"]["machine"] == GUEST_NAME
+    found = _json(capsys, "diagnose", merged)["findings"]
+    assert any(f["kind"] == "guest_host_loss" and f["subject"]["machine"] == GUEST_NAME
                            for f in found)
     rc, _, _ = _run(capsys, "report", merged, "-o", tmp_path / "r.html", "-q")
     page = (tmp_path / "r.html").read_text()
     assert rc == 0 and 'id="guest"' in page and "guest-timeline" in page
     rc, _, _ = _run(capsys, "plot", merged, "--kind", "timeline", "-o", tmp_path / "t.png", "-q")
     assert rc == 0 and (tmp_path / "t.png").stat().st_size > 1000
+
+
+def test_cli_json_documents(pair1, capsys):
+    """The other JSON documents of several machines, each checked against docs/schema: one
+    machine picked (source.machine in info, stats and diagnose alike), section flags (no guest
+    split), the guest split restricted, filtered findings."""
+    _, paths, forms = pair1
+    merged = paths["merged.txt"]
+    t, g = forms["merged"]
+    for name in ("trace.dat", GUEST_NAME):
+        docs = [_json(capsys, cmd, merged, "--machine", name) for cmd in ("info", "stats", "diagnose")]
+        assert [d["source"]["machine"] for d in docs] == [name] * 3
+        assert "machines" not in docs[0] and docs[0]["cpus"] == t.machines[name].cpus()
+    assert all(f["kind"] == "caveat" for f in docs[2]["findings"])    # the guest alone: no vCPU threads
+    doc = _json(capsys, "stats", merged, "--kvm", "--latency")
+    assert "guest" not in doc and "errors" not in doc and doc["source"]["time_unit"] == "ns"
+    assert doc["machines"]["trace.dat"]["kvm"]["vcpus"] and doc["machines"][GUEST_NAME]["latency"]["count"]
+    a, b = simguest.T0 + 5_000_000, simguest.T0 + 17_000_000
+    doc = _json(capsys, "stats", "--guest", merged, "--start", f"{a}ns", "--end", f"{b}ns", "--pid", "100,110")
+    assert doc["filters"]["pids"] == [100, 110] and doc["source"]["clock"] == "ns"
+    c = guest.correlate(t, guest=g)
+    want = c.task_split(start=f"{a}ns", end=f"{b}ns", pids=[100, 110])
+    got = doc["guest"][GUEST_NAME]
+    assert [(r["pid"], r["cpu"], r["run_ns"], r["lost_ns"]) for r in got["tasks"]] == \
+        [(int(r["pid"]), int(r["cpu"]), int(r["run_ns"]), int(r["lost_ns"])) for r in want]
+    assert {r["pid"] for r in got["latency"]} == {100, 110} and got["mapping"][1]["host_pid"] == 4002
+    doc = _json(capsys, "diagnose", merged, "--pid", "100", "--steal-pct", "1")
+    assert {(f["kind"], f["subject"]["machine"]) for f in doc["findings"] if f["kind"] != "caveat"} == \
+        {("guest_host_loss", GUEST_NAME)}
 
 
 def test_timeline_rows(pair1):
@@ -414,6 +443,19 @@ def test_corpus_pair():
     assert ((ts["guest_ns"] + ts["exit_ns"] + ts["steal_ns"] + ts["halted_ns"] + ts["unknown_ns"])
             == ts["run_ns"]).all()
     assert (ts["steal_ns"] == 0).all()      # G3: no host sched_switch, no steal to see
+
+
+@pytest.mark.skipif(CORPUS is None, reason="no ../shared/corpus")
+def test_corpus_pair_json(capsys):
+    """The HIP24 pair's documents follow docs/schema; the host has no sched_switch, so its
+    task table is an error of the several-machine document, not a missing machine."""
+    f = CORPUS / "tracecmd" / "hip24-kvm-host-guest-merged.txt.gz"
+    info = _json(capsys, "info", f)
+    assert [m["ncpus"] for m in info["machines"]] == [15, 1]
+    doc = _json(capsys, "stats", f, "--task-stats")
+    assert list(doc["machines"]) == ["trace-Salamander4.dat"] and "no sched_switch" in doc["errors"]["trace.dat"]
+    assert _json(capsys, "stats", f)["guest"]["trace-Salamander4.dat"]["mapping"][0]["host_pid"] == 483882
+    assert _json(capsys, "diagnose", f)["source"]["machines"] == ["trace.dat", "trace-Salamander4.dat"]
 
 
 def test_restricted_split_exact(pair):

@@ -17,6 +17,7 @@ import pytest
 
 from ftrace_fast import cli
 
+import simguest
 import simkvm
 import simsched
 from helpers import DATA, SCHEMA_DIR, check_json, json_validator
@@ -49,6 +50,13 @@ def test_every_fixture_follows_the_schema(capsys, path):
     assert info["lines"]["total"] == sum(info["lines"][k] for k in ("events", "headers", "filtered",
                                                                     "malformed"))
     assert stats["source"]["time_unit"] == info["source"]["time_unit"] == diag["source"]["time_unit"]
+    if "machines" in info:
+        # a trace of several machines: each machine's stats document, on the trace's one clock
+        assert stats["source"]["machines"] == diag["source"]["machines"] == \
+            [m["machine"] for m in info["machines"]]
+        assert sorted(stats["machines"]) + sorted(stats.get("errors", ())) == sorted(stats["source"]["machines"])
+        assert all(d["source"]["machine"] == name and d["source"]["time_unit"] == info["source"]["time_unit"]
+                   for name, d in stats["machines"].items())
 
 
 @pytest.mark.parametrize("flags", [
@@ -109,7 +117,8 @@ def _trim(doc, key=None):
     """A document cut to one row per list and one entry per map: each mutation is then
     validated in a moment."""
     if isinstance(doc, list):
-        return [_trim(v) for v in doc[:1]]
+        # the machines of a trace of several: at least two
+        return [_trim(v) for v in (doc if key == "machines" else doc[:1])]
     if isinstance(doc, dict):
         items = list(doc.items())[:1] if key in _OPEN else doc.items()
         return {k: _trim(v, k) for k, v in items}
@@ -122,8 +131,8 @@ def _at(doc, path):
     return doc
 
 
-# map keys: their names are data (a reason, an event, a CPU number, a count of vCPUs)
-_OPEN = {"events", "exits", "time_by_count", "cpus"}
+# map keys: their names are data (a reason, an event, a CPU number, a count of vCPUs, a machine)
+_OPEN = {"events", "exits", "time_by_count", "cpus", "machines", "errors", "guest"}
 # keys a document may leave out: the stats sections not asked for
 _OPTIONAL = {(k,) for k in ("cpus", "tasks", "latency", "switches", "migrations", "kvm")}
 
@@ -136,6 +145,42 @@ def test_schema_rejects_renamed_and_mistyped_keys(capsys, tmp_path, command):
     sim.write(p)
     doc = _json(capsys, command, p, *(["--steal-pct", "1", "--min-wait-ms", "0"] if command == "diagnose"
                                       else []))
+    assert _rejected_mutations(command, doc) > {"info": 20, "stats": 150, "diagnose": 40}[command]
+
+
+@pytest.mark.parametrize("command", ["info", "stats", "diagnose"])
+def test_schema_rejects_renamed_and_mistyped_keys_of_several_machines(capsys, tmp_path, command):
+    """The same over the documents of a host and its guest: each machine's stats, the guest
+    split, the guest findings (simguest: two vCPUs, guest tasks losing time to steal and exits)."""
+    p = tmp_path / "merged.txt"
+    p.write_text(simguest.simulate(seed=1).merged_text())
+    doc = _json(capsys, command, p)
+    assert len(doc["source"]["machines"] if command != "info" else doc["machines"]) == 2
+    if command == "stats":
+        assert doc["guest"]["trace-guest.dat"]["latency"] and doc["guest"]["trace-guest.dat"]["exits"]
+    if command == "diagnose":
+        assert {f["kind"] for f in doc["findings"]} >= {"guest_host_loss", "vcpu_steal"}
+    tried = _rejected_mutations(command, doc)
+    if command == "diagnose":
+        # _trim keeps the first finding (a guest one): the host's ones, whose subjects name the host, too
+        host = [f for f in doc["findings"] if f["kind"] != "guest_host_loss"]
+        assert host[0]["subject"]["machine"] == "trace.dat"
+        tried += _rejected_mutations(command, dict(doc, findings=host))
+    assert tried > {"info": 25, "stats": 250, "diagnose": 70}[command]
+
+
+def _may_drop(command, path):
+    """A key a document may leave out: a stats section not asked for, source.machine (only
+    with --machine), and the optional parts of a several-machine document."""
+    if command == "stats" and path[:1] == ("machines",) and len(path) > 2:
+        return path[2:] in _OPTIONAL           # a machine's document: its source.machine is required
+    return path in _OPTIONAL or path == ("source", "machine") or path in {
+        "info": {("machines",)}, "stats": {("guest",), ("errors",)}, "diagnose": set()}[command]
+
+
+def _rejected_mutations(command, doc):
+    """Each key of the document (cut by _trim) renamed, dropped or mistyped in turn must make
+    it invalid; returns how many mutations were tried."""
     v = json_validator(command)
     doc = _trim(doc)
     assert v.is_valid(doc)
@@ -146,7 +191,7 @@ def test_schema_rejects_renamed_and_mistyped_keys(capsys, tmp_path, command):
             continue
         # one mutation per key, in turn (each validation of a whole document takes a while)
         how = ("renamed", "dropped", "mistyped")[tried % 3]
-        if how == "dropped" and path in _OPTIONAL:
+        if how == "dropped" and _may_drop(command, path):
             how = "renamed"
         bad = copy.deepcopy(doc)
         holder = _at(bad, path)
@@ -163,7 +208,7 @@ def test_schema_rejects_renamed_and_mistyped_keys(capsys, tmp_path, command):
             holder[path[-1]] = "x" if isinstance(value, float) else 1.5
         assert not v.is_valid(bad), (how, path, value)
         tried += 1
-    assert tried > {"info": 20, "stats": 150, "diagnose": 40}[command]
+    return tried
 
 
 # -- docs/json-schema.md against the schema -----------------------------------------------------
@@ -192,8 +237,11 @@ def _resolve(schemas, file, node):
         return file, node
 
 
-def _node(schemas, file, path):
-    file, node = _resolve(schemas, file, schemas[file])
+def _node(schemas, where, path):
+    """The node at ``path`` (property names, "[]" for items) below ``where``: a schema file,
+    or a file#pointer."""
+    file = where.partition("#")[0]
+    file, node = _resolve(schemas, file, {"$ref": where} if "#" in where else schemas[file])
     for step in path:
         file, node = _resolve(schemas, file, node["items"] if step == "[]" else node["properties"][step])
     return file, node
@@ -256,20 +304,39 @@ def _braced(cell):
     return [n for n in out if re.fullmatch(r"[a-z_][a-z0-9_*]*", n)]
 
 
+#: the single-machine stats document, one guest's split
+_STATS, _GUEST = "stats.schema.json#/$defs/document", "stats.schema.json#/$defs/guest_split"
 #: the Markdown tables and the schema node whose keys they list
 TABLES = {
-    ("`source`", 0): ("stats.schema.json", ["source"]),
-    ("`cpus`: list, one object per CPU, by CPU number", 0): ("stats.schema.json", ["cpus", "[]"]),
-    ("`tasks`: list, one object per thread, by `run_ns` descending", 0): ("stats.schema.json", ["tasks", "[]"]),
-    ("`latency`: object", 0): ("stats.schema.json", ["latency"]),
-    ("`wakeups`: list, one object per woken comm, by `count` descending", 0): ("stats.schema.json", ["wakeups", "[]"]),
+    ("`source`", 0): (_STATS, ["source"]),
+    ("`cpus`: list, one object per CPU, by CPU number", 0): (_STATS, ["cpus", "[]"]),
+    ("`tasks`: list, one object per thread, by `run_ns` descending", 0): (_STATS, ["tasks", "[]"]),
+    ("`latency`: object", 0): (_STATS, ["latency"]),
+    ("`wakeups`: list, one object per woken comm, by `count` descending", 0): (_STATS, ["wakeups", "[]"]),
     ("`switches`: list, one object per (comm, pid) as printed in sched_switch, by `switches_in` descending", 0):
-        ("stats.schema.json", ["switches", "[]"]),
-    ("`kvm`: object (`--kvm`, and the overview of a trace with vCPU threads)", 0): ("stats.schema.json", ["kvm"]),
+        (_STATS, ["switches", "[]"]),
+    ("`kvm`: object (`--kvm`, and the overview of a trace with vCPU threads)", 0): (_STATS, ["kvm"]),
     ("`kvm`: object (`--kvm`, and the overview of a trace with vCPU threads)", 1):
-        ("stats.schema.json", ["kvm", "vcpus", "[]"]),
-    ("`ftfast diagnose --format json`", 0): ("diagnose.schema.json", []),
+        (_STATS, ["kvm", "vcpus", "[]"]),
+    ("`ftfast diagnose --format json`", 0): ("diagnose.schema.json#/$defs/document", []),
     ("`ftfast info --format json`", 0): ("info.schema.json", []),
+    ("`info`: `machines`, one object per machine", 0): ("info.schema.json", ["machines", "[]"]),
+    ("`stats` of several machines", 0): ("stats.schema.json#/$defs/machines_document", []),
+    ("`stats --guest`: the guest split only", 0): ("stats.schema.json#/$defs/guest_document", []),
+    ("`guest`: object, one split per guest machine (definitions G1-G7 in `ftrace_fast/guest.py`)", 0):
+        (_GUEST, []),
+    ("`guest` `mapping`: list, one object per guest CPU", 0): (_GUEST, ["mapping", "[]"]),
+    ("`guest` `tasks`: list, one object per (guest task, guest CPU)", 0):
+        (_GUEST, ["tasks", "[]"]),
+    ("`guest` `latency`: list, one object per guest task with samples", 0):
+        (_GUEST, ["latency", "[]"]),
+    ("`diagnose` of several machines", 0): ("diagnose.schema.json#/$defs/machines_document", []),
+}
+#: the tables of finding kinds: (heading, n) -> the finding definition whose kinds they list, and
+#: the kinds a table leaves to another (a several-machine finding is also every kind above)
+KIND_TABLES = {
+    ("`ftfast diagnose --format json`", 1): ("finding", ()),
+    ("`diagnose` of several machines", 1): ("machine_finding", ("finding",)),
 }
 
 
@@ -285,7 +352,7 @@ def test_markdown_tables_list_the_schema_keys():
     text = DOC.read_text()
     seen = set()
     for heading, n, rows in _tables(text):
-        if heading.startswith("Exit codes") or (heading, n) == ("`ftfast diagnose --format json`", 1):
+        if heading.startswith("Exit codes") or (heading, n) in KIND_TABLES:
             continue
         assert (heading, n) in TABLES, f"docs/json-schema.md: a table under {heading!r} the test does not map"
         seen.add((heading, n))
@@ -305,22 +372,51 @@ def test_markdown_tables_list_the_schema_keys():
 
 def test_markdown_kinds_and_evidence_follow_the_schema():
     schemas = _schemas()
-    (rows,) = [rows for h, n, rows in _tables(DOC.read_text()) if (h, n) == ("`ftfast diagnose --format json`", 1)]
-    _, finding = _node(schemas, "diagnose.schema.json", ["findings", "[]"])
-    assert [_names(r[0])[0] for r in rows] == finding["properties"]["kind"]["enum"]
-    for r in rows:
-        kind = _names(r[0])[0]
-        (rule,) = [a for a in finding["allOf"] if a["if"]["properties"]["kind"]["const"] == kind]
-        _, ev = _resolve(schemas, "diagnose.schema.json", rule["then"]["properties"]["evidence"])
-        keys = set(ev.get("properties", {}))
-        documented = [] if r[2] == "(none)" else _names(r[2])
-        unknown, undocumented = _matches(documented, keys)
-        assert not unknown and not undocumented, (kind, unknown, undocumented)
-        nested = [x for x in _braced(r[2]) if not fnmatch.filter(_property_names(schemas, "diagnose.schema.json",
-                                                                                 ev), x)]
-        assert not nested, (kind, nested)
-    finding_line = re.search(r"A finding is `\{([^}]*)\}`", DOC.read_text()).group(1)
+    text = DOC.read_text()
+    tables = {(h, n): rows for h, n, rows in _tables(text)}
+    kinds = {}
+    for (heading, n), (name, inherited) in KIND_TABLES.items():
+        rows = tables[heading, n]
+        _, finding = _node(schemas, f"diagnose.schema.json#/$defs/{name}", [])
+        kinds[name] = finding["properties"]["kind"]["enum"]
+        documented = [_names(r[0])[0] for r in rows] + [k for i in inherited for k in kinds[i]]
+        assert documented == finding["properties"]["kind"]["enum"], (heading, documented)
+        for r in rows:
+            kind = _names(r[0])[0]
+            (rule,) = [a for a in finding["allOf"] if a["if"]["properties"]["kind"]["const"] == kind]
+            _, ev = _resolve(schemas, "diagnose.schema.json", rule["then"]["properties"]["evidence"])
+            keys = set(ev.get("properties", {}))
+            documented = [] if r[2] == "(none)" else _names(r[2])
+            unknown, undocumented = _matches(documented, keys)
+            assert not unknown and not undocumented, (kind, unknown, undocumented)
+            nested = [x for x in _braced(r[2]) if not fnmatch.filter(
+                _property_names(schemas, "diagnose.schema.json", ev), x)]
+            assert not nested, (kind, nested)
+        # every rule of a several-machine finding but the guest's is a rule of a finding, with
+        # the same evidence and the subject's machine subject
+        for rule in finding["allOf"]:
+            kind = rule["if"]["properties"]["kind"]["const"]
+            for i in inherited:
+                (same,) = [a for a in schemas["diagnose.schema.json"]["$defs"][i]["allOf"]
+                           if a["if"]["properties"]["kind"]["const"] == kind] or [None]
+                if same is None:
+                    assert kind in [_names(r[0])[0] for r in rows]
+                    continue
+                got, want = rule["then"]["properties"], same["then"]["properties"]
+                assert got["evidence"] == want["evidence"], kind
+                defs = schemas["diagnose.schema.json"]["$defs"]
+                subject, single = (defs[x["subject"]["$ref"].rpartition("/")[2]] for x in (got, want))
+                # the same keys, closed, and machine required; a caveat's empty subject: machine only
+                assert subject["required"] == ["machine"] and set(subject["properties"]) == {"machine"}
+                assert subject.get("$ref") == single.get("$ref") and (
+                    subject.get("unevaluatedProperties") is False if "$ref" in single
+                    else single["maxProperties"] == 0 and subject["additionalProperties"] is False), kind
+    _, finding = _node(schemas, "diagnose.schema.json#/$defs/document", ["findings", "[]"])
+    finding_line = re.search(r"A finding is `\{([^}]*)\}`", text).group(1)
     assert [k.strip() for k in finding_line.split(",")] == list(finding["properties"])
+    guest_line = re.search(r"A guest finding has subject\s+`\{([^}]*)\}`", text).group(1)
+    assert [k.strip() for k in guest_line.split(",")] == \
+        list(schemas["diagnose.schema.json"]["$defs"]["guest_subject"]["properties"])
 
 
 def test_markdown_names_every_schema_key():
@@ -330,7 +426,7 @@ def test_markdown_names_every_schema_key():
     text = DOC.read_text()
     block = re.search(r"## `ftfast stats --format json`\s+```json\n(.*?)```", text, re.S).group(1)
     shown = set(re.findall(r'"(\w+)":', block)) | {"kvm"}     # kvm has its own section
-    assert shown == set(schemas["stats.schema.json"]["properties"])
+    assert shown == set(schemas["stats.schema.json"]["$defs"]["document"]["properties"])
     filters = text.split("### `filters`")[1].split("###")[0]
     fkeys = set(schemas["common.schema.json"]["$defs"]["filters"]["properties"])
     assert fkeys <= set(re.findall(r"`(\w+)`", filters))

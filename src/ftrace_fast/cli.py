@@ -1201,6 +1201,7 @@ def cmd_diagnose(args, out):
                                                         "duration": w[1] - w[0]}},
                "filters": sel.as_json(), "lines": _lines_json(t), "thresholds": vars(th),
                "findings": found}
+        climachine.mark(args, doc)
         _dump_json(doc, out)
         return 0
     out.write(f"{printable(t.source)}: {printable(t.format_description())}; clock {t.clock}; window "

@@ -57,6 +57,13 @@ def mark(args, doc):
         doc["source"]["machine"] = args.machine
 
 
+def machines_source(trace):
+    """The ``source`` of a several-machine document: the input, its clock and time unit (one
+    for every machine: they are read on one clock) and the machines."""
+    return {"file": trace.source, "clock": trace.clock,
+            "time_unit": "ns" if trace.time_unit == "ns" else "ticks", "machines": list(trace.machines)}
+
+
 def _for(args, name):
     a = argparse.Namespace(**vars(args))
     a.machine = name
@@ -102,8 +109,7 @@ def cmd_stats(args, out, trace):
                 continue
             doc["source"]["machine"] = name
             docs[name] = doc
-        full = {"schema": cli.JSON_SCHEMA, "source": {"file": trace.source,
-                                                      "machines": list(trace.machines)},
+        full = {"schema": cli.JSON_SCHEMA, "source": machines_source(trace),
                 "machines": docs}
         if errors:
             full["errors"] = errors
@@ -199,8 +205,7 @@ def cmd_guest_stats(args, out):
     t = cli._read(args.file, a)
     doc, tables = guest_document(t, args, required=True)
     if args.format == "json":
-        json.dump({"schema": cli.JSON_SCHEMA, "source": {"file": t.source,
-                                                         "machines": list(t.machines)},
+        json.dump({"schema": cli.JSON_SCHEMA, "source": machines_source(t),
                    "filters": cli.Selection(args).as_json(), "guest": doc},
                   out, indent=1, default=cli._py, allow_nan=False)
         out.write("\n")
@@ -236,7 +241,7 @@ def cmd_diagnose(args, out, trace, th, sel):
         found = found[:args.top]
     if args.format == "json":
         json.dump({"schema": cli.JSON_SCHEMA,
-                   "source": {"file": trace.source, "machines": list(trace.machines)},
+                   "source": machines_source(trace),
                    "filters": sel.as_json(), "thresholds": vars(th), "findings": found},
                   out, indent=1, default=cli._py, allow_nan=False)
         out.write("\n")
