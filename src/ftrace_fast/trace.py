@@ -186,8 +186,10 @@ def _default_threads():
 
 def load(source, *, events=None, cpus=None, pids=None, comm=None, start=None, end=None,
          strict=False, chunk_size=None, progress=None, warn=True, mark_lines=False,
-         keep_text=False, records=True, threads=None) -> "Trace":
-    """Load every event of an ftrace text log into NumPy arrays.
+         keep_text=False, records=True, threads=None, buffer=None,
+         guest_sync=None) -> "Trace":
+    """Load every event of an ftrace text log, or of a trace-cmd trace.dat (detected by its
+    magic bytes, see ``ftrace_fast.tracedat``), into NumPy arrays.
 
     source: a path (plain, .gz, .xz, .bz2, .zst; detected by magic bytes), an open binary
         file, or ``"-"`` for stdin.
@@ -210,7 +212,17 @@ def load(source, *, events=None, cpus=None, pids=None, comm=None, start=None, en
     threads: parsers run at once on parts of a plain (uncompressed) file of at least
         PARALLEL_MIN_BYTES given by path (default: the CPUs this process may use, at most 4).
         The result is identical to a one-thread parse.
+    buffer, guest_sync: trace.dat only: the buffer instance to read (default: the top one),
+        and whether to apply a guest file's TIME_SHIFT option (default: when it has one, as
+        trace-cmd report does).
     """
+    from . import tracedat
+    if tracedat.is_tracedat(source):
+        return _load_dat(source, events=events, cpus=cpus, pids=pids, comm=comm, start=start,
+                         end=end, threads=threads, buffer=buffer, guest_sync=guest_sync,
+                         keep_text=keep_text, records=records)
+    if buffer is not None or guest_sync is not None:
+        raise ValueError("buffer= and guest_sync= apply to trace.dat inputs only")
     return _load(source, events=events, cpus=cpus, pids=pids, comm=comm, start=start, end=end,
                  strict=strict, chunk_size=chunk_size, progress=progress, warn=warn,
                  mark_lines=mark_lines, keep_text=keep_text, records=records,
@@ -268,6 +280,25 @@ def _load(source, *, events=None, cpus=None, pids=None, comm=None, start=None, e
             f"{trace.source}: {trace.stats.malformed} malformed line(s) of {trace.stats.lines} "
             f"(see Trace.errors): {first}", stacklevel=2)
     return trace
+
+
+def _load_dat(source, *, events, cpus, pids, comm, start, end, threads, buffer, guest_sync,
+              keep_text, records):
+    from . import tracedat
+    t_start = _time_arg(start, "start")
+    t_end = _time_arg(end, "end")
+    if t_start is not None and t_end is not None and t_start > t_end:
+        raise ValueError(f"start ({start}) is after end ({end})")
+    if isinstance(events, str):
+        events = [events]
+    t = tracedat.load_dat(source, events=events, cpus=cpus, pids=pids, comm=_compile_comm(comm),
+                          start=t_start, end=t_end, buffer=buffer, guest_sync=guest_sync,
+                          threads=threads)
+    if keep_text:
+        t.kept_text = [tracedat.ftrace_text(t)]
+    if not records:
+        t.events = {}
+    return t
 
 
 #: parts parsed in parallel so far in this process: merged, or parsed again in sequence
@@ -377,6 +408,7 @@ class Trace:
         self.format = {}
         self.line_kinds = None
         self.kept_text = None
+        self.dat = None      # tracedat.DatInfo when loaded from a trace.dat
 
     @classmethod
     def _from_parser(cls, r, src):
@@ -413,6 +445,8 @@ class Trace:
 
     def format_description(self):
         """What the text looked like, in words (kernel trace / trace-cmd report, columns)."""
+        if self.dat is not None:
+            return self.dat.describe()
         f = self.format
         parts = ["trace-cmd report" if f["tracecmd_headers"] else "kernel trace text"]
         if f["prefixed_lines"]:

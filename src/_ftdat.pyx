@@ -1,0 +1,251 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True, initializedcheck=False
+"""Ring-buffer pages of a trace.dat CPU stream -> record tables, and the time merge of the CPU
+streams in ``trace-cmd report``'s order.  Bytes in, arrays out; no Python in the loops.
+
+A page (layout from the file's header_page format; libtraceevent kbuffer-parse.c):
+
+    u64 timestamp | long commit (bits 0-26: bytes of data, bit 31: events were lost before
+    this page, bit 30: their count is stored as a long after the data) | data ...
+
+and each record of the data starts with a 32-bit word: type_len (5 bits) and time_delta (27
+bits), low bits first in a little-endian file, high bits first in a big-endian one:
+
+    type_len 1..28  a record of type_len * 4 payload bytes
+    type_len 0      a record whose payload length + 4 is the next 32-bit word
+    29 padding      skipped by the length word that follows (delta 0: the rest of the page)
+    30 time extend  delta += next word << 27
+    31 time stamp   an absolute time: next word << 27 | delta, top 5 bits kept from the page
+
+Every read is checked against the page: a record that runs past its page's data, a commit
+larger than the page, a length word that does not fit, make the page "damaged": its records
+are dropped and one lost-events marker (count unknown: 0) takes its place.
+"""
+
+from libc.stdint cimport uint8_t, uint32_t, uint64_t, int64_t, int32_t
+from libc.stdlib cimport malloc, free
+import numpy as np
+cimport numpy as cnp
+
+cnp.import_array()
+
+cdef uint64_t COMMIT_MASK = (1 << 27) - 1
+cdef uint64_t MISSING_EVENTS = (<uint64_t>1) << 31
+cdef uint64_t MISSING_STORED = (<uint64_t>1) << 30
+cdef uint64_t TS_MSB = (<uint64_t>0xf8) << 56
+
+# kind of a marker row (a record's kind is its event type id, >= 0)
+cdef enum:
+    C_LOST = -1
+    C_DAMAGED = -2
+KIND_LOST = C_LOST
+KIND_DAMAGED = C_DAMAGED
+
+cdef struct Layout:
+    int page_size
+    int ts_off
+    int commit_off
+    int commit_size
+    int data_off
+    int big
+    int type_off
+    int type_size
+    int min_payload
+
+
+cdef inline uint64_t rd(const uint8_t *p, int n, int big) noexcept nogil:
+    cdef uint64_t v = 0
+    cdef int i
+    if big:
+        for i in range(n):
+            v = (v << 8) | p[i]
+    else:
+        for i in range(n - 1, -1, -1):
+            v = (v << 8) | p[i]
+    return v
+
+
+cdef struct Sink:
+    int64_t n            # rows written (or counted when the arrays are NULL)
+    uint64_t *ts
+    int64_t *off         # payload offset in the stream; the lost count for markers
+    int32_t *length
+    int32_t *kind
+    int64_t damaged
+
+
+cdef inline void put(Sink *s, uint64_t ts, int64_t off, int32_t length, int32_t kind) noexcept nogil:
+    if s.ts != NULL:
+        s.ts[s.n] = ts
+        s.off[s.n] = off
+        s.length[s.n] = length
+        s.kind[s.n] = kind
+    s.n += 1
+
+
+cdef int walk_page(const uint8_t *page, int64_t page_pos, Layout *L, Sink *s) noexcept nogil:
+    """Rows of one page into s; 0 when the page is whole, else 1 (and nothing written for it
+    but a KIND_DAMAGED marker)."""
+    cdef uint64_t ts = rd(page + L.ts_off, 8, L.big)
+    cdef uint64_t commit = rd(page + L.commit_off, L.commit_size, L.big)
+    cdef int64_t size = <int64_t>(commit & COMMIT_MASK)
+    cdef const uint8_t *data = page + L.data_off
+    cdef int64_t cap = L.page_size - L.data_off
+    cdef int64_t pos = 0, start_n = s.n, length, lost = 0
+    cdef uint32_t word, type_len, delta
+    cdef uint64_t extend
+    cdef int first = 1
+    if size > cap:
+        s.n = start_n
+        put(s, ts, 0, 0, C_DAMAGED)
+        s.damaged += 1
+        return 1
+    if commit & MISSING_EVENTS:
+        if commit & MISSING_STORED:
+            if size + L.commit_size > cap:
+                s.n = start_n
+                put(s, ts, 0, 0, C_DAMAGED)
+                s.damaged += 1
+                return 1
+            lost = <int64_t>rd(data + size, L.commit_size, L.big)
+        else:
+            lost = 0
+        put(s, ts, lost, 0, C_LOST)
+    while pos < size:
+        if pos + 4 > size:
+            s.n = start_n
+            put(s, ts, 0, 0, C_DAMAGED)
+            s.damaged += 1
+            return 1
+        word = <uint32_t>rd(data + pos, 4, L.big)
+        if L.big:
+            type_len = word >> 27
+            delta = word & COMMIT_MASK
+        else:
+            type_len = word & 31
+            delta = word >> 5
+        if type_len == 0 or type_len >= 29:
+            if pos + 8 > size:
+                s.n = start_n
+                put(s, ts, 0, 0, C_DAMAGED)
+                s.damaged += 1
+                return 1
+            extend = rd(data + pos + 4, 4, L.big)
+        if type_len == 29:          # padding
+            if delta == 0:
+                break               # the rest of the page
+            length = <int64_t>extend
+            ts += delta
+            if pos + 4 + length > size:
+                # a discarded record as the last of a page may claim more: stop there
+                break
+            pos += 4 + length
+            continue
+        if type_len == 30:          # time extend
+            ts += (extend << 27) + delta
+            pos += 8
+            continue
+        if type_len == 31:          # absolute time stamp
+            ts = ((extend << 27) + delta) | (ts & TS_MSB)
+            pos += 8
+            continue
+        ts += delta
+        if type_len == 0:
+            length = (<int64_t>extend) - 4
+            length = (length + 3) & ~3
+            pos += 8
+        else:
+            length = type_len * 4
+            pos += 4
+        if length < L.min_payload or pos + length > size:
+            s.n = start_n
+            put(s, ts, 0, 0, C_DAMAGED)
+            s.damaged += 1
+            return 1
+        put(s, ts, page_pos + L.data_off + pos, <int32_t>length,
+            <int32_t>rd(data + pos + L.type_off, L.type_size, L.big))
+        pos += length
+    return 0
+
+
+cdef void walk(const uint8_t *buf, int64_t nbytes, Layout *L, Sink *s) noexcept nogil:
+    cdef int64_t p = 0
+    while p + L.page_size <= nbytes:
+        walk_page(buf + p, p, L, s)
+        p += L.page_size
+    if p < nbytes:
+        # a partial last page: its records cannot be trusted
+        put(s, 0, 0, 0, C_DAMAGED)
+        s.damaged += 1
+
+
+def walk_cpu(const uint8_t[::1] buf, int page_size, int ts_off, int commit_off, int commit_size,
+             int data_off, bint big, int type_off, int type_size, int min_payload):
+    """Rows of one CPU's pages: dict of ts (uint64, raw clock), off (int64: payload offset in
+    buf; for lost markers the lost count), length (int32), kind (int32: event type id, or
+    KIND_LOST / C_DAMAGED), damaged (pages)."""
+    cdef Layout L
+    cdef Sink s
+    cdef int64_t nbytes = buf.shape[0]
+    cdef const uint8_t *p = &buf[0] if nbytes else NULL
+    L.page_size, L.ts_off, L.commit_off, L.commit_size = page_size, ts_off, commit_off, commit_size
+    L.data_off, L.big, L.type_off, L.type_size = data_off, big, type_off, type_size
+    L.min_payload = min_payload
+    if data_off + 4 > page_size or commit_size not in (4, 8) or type_size not in (1, 2, 4):
+        raise ValueError("bad page layout")
+    s.n = 0
+    s.ts = NULL
+    s.damaged = 0
+    if nbytes:
+        with nogil:
+            walk(p, nbytes, &L, &s)
+    n = s.n
+    ts = np.empty(n, np.uint64)
+    off = np.empty(n, np.int64)
+    length = np.empty(n, np.int32)
+    kind = np.empty(n, np.int32)
+    cdef uint64_t[::1] ts_v = ts
+    cdef int64_t[::1] off_v = off
+    cdef int32_t[::1] len_v = length
+    cdef int32_t[::1] kind_v = kind
+    if n:
+        s.n = 0
+        s.damaged = 0
+        s.ts = &ts_v[0]
+        s.off = &off_v[0]
+        s.length = &len_v[0]
+        s.kind = &kind_v[0]
+        with nogil:
+            walk(p, nbytes, &L, &s)
+    return {"ts": ts, "off": off, "length": length, "kind": kind, "damaged": s.damaged}
+
+
+def merge_order(const int64_t[::1] ts, const int64_t[::1] starts):
+    """Positions, in trace-cmd report's order, of rows held as CPU streams one after another
+    (stream k = ts[starts[k]:starts[k+1]]): report takes the head with the smallest time, the
+    first stream on a tie, whether or not a stream is sorted.  Returns rank (int64 per row)."""
+    cdef Py_ssize_t k = starts.shape[0] - 1, i, best, pos
+    cdef Py_ssize_t n = ts.shape[0]
+    rank = np.empty(n, np.int64)
+    cdef int64_t[::1] rank_v = rank
+    if k <= 0 or n == 0:
+        return rank
+    cdef Py_ssize_t *head = <Py_ssize_t*>malloc(k * sizeof(Py_ssize_t))
+    if head == NULL:
+        raise MemoryError()
+    cdef int64_t bts
+    try:
+        with nogil:
+            for i in range(k):
+                head[i] = starts[i]
+            for pos in range(n):
+                best = -1
+                bts = 0
+                for i in range(k):
+                    if head[i] < starts[i + 1] and (best < 0 or ts[head[i]] < bts):
+                        best = i
+                        bts = ts[head[i]]
+                rank_v[head[best]] = pos
+                head[best] += 1
+    finally:
+        free(head)
+    return rank
