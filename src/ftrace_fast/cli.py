@@ -273,6 +273,8 @@ def cmd_info(args, out):
                  for r in t.lost],
         "malformed": [{"line": e.line, "message": e.message} for e in t.errors[:args.errors]],
     }
+    if t.dat is not None:
+        info["source"]["dat"] = dict(t.dat.info_lines())
     if args.format == "json":
         json.dump(info, out, indent=1, default=_py, allow_nan=False)
         out.write("\n")
@@ -280,6 +282,8 @@ def cmd_info(args, out):
     w = out.write
     w(f"file:      {t.source}" + (f" ({t.compression})" if t.compression else "") + "\n")
     w(f"format:    {t.format_description()}\n")
+    for key, text in (t.dat.info_lines() if t.dat is not None else ()):
+        w(f"{key + ':':<10} {text}\n")
     w(f"clock:     {t.clock} (times in {'seconds' if t.time_unit == 'ns' else 'ticks'})\n")
     w(f"cpus:      {len(cpus)} ({_ranges(cpus)})\n")
     if span:

@@ -315,6 +315,7 @@ class _Context:
         self.comms = _Interner([])
         self.symbols = _Interner([])
         self.kallsyms = None
+        self.cpus = None
         self.lock = threading.Lock()
 
     def ksyms(self):
@@ -454,9 +455,8 @@ def load_dat(path, *, events=None, cpus=None, pids=None, comm=None, start=None, 
             raise InputError(f"{path}: guest_sync asked, but the file has no TIME_SHIFT option")
     ctx = _Context(dat, set(events) if events else None)
     idx = list(range(len(buf_desc.cpus)))
-    if cpus is not None:
-        wanted_cpus = set(int(c) for c in cpus)
-        idx = [i for i in idx if buf_desc.cpus[i][0] in wanted_cpus]
+    # every CPU is walked (its records count as filtered, as in text); only wanted ones decode
+    ctx.cpus = None if cpus is None else set(int(c) for c in cpus)
     n_threads = threads if threads is not None else min(len(idx), os.cpu_count() or 1, 4)
     n_threads = max(1, int(n_threads))
     results = [None] * len(idx)
@@ -530,7 +530,8 @@ def _assemble(ctx, dat, buf_desc, results, path, *, events, pids, comm, start, e
                 unknown_types[tid] = unknown_types.get(tid, 0) + len(sel)
                 continue
             total_events += len(sel)
-            if ctx.wanted is not None and fmt.name not in ctx.wanted:
+            if (ctx.wanted is not None and fmt.name not in ctx.wanted) or \
+                    (ctx.cpus is not None and r["cpu"] not in ctx.cpus):
                 filtered += len(sel)
                 continue
             rec = _decode_event(ctx, fmt, buf, offs[sel], lens[sel], r, sel, cmd, arena_add, bo,
@@ -669,9 +670,11 @@ class DatInfo:
                        + f", {'big' if self.big_endian else 'little'}-endian, long {self.long_size}"
                        f", page {self.page_size}"),
                ("buffer", (self.buffer or "top") + (f" (of {', '.join(n or 'top' for n in self.buffers)})"
-                                                     if len(self.buffers) > 1 else "")),
-               ("clock", self.clock + (f" (TSC2NSEC mult {self.tsc2nsec[0]} shift {self.tsc2nsec[1]})"
-                                       if self.tsc2nsec else "")),
+                                                     if len(self.buffers) > 1 else "")
+                + f", recorded clock {self.clock}"
+                + (f" (TSC2NSEC mult {self.tsc2nsec[0]} shift {self.tsc2nsec[1]})" if self.tsc2nsec else "")
+                + f", {self.cpus_declared or len(self.cpus_in_buffer)} CPUs, "
+                  f"{len(self.cpus_in_buffer)} with data"),
                ("kernel", self.uname or "-"),
                ("recorder", f"trace-cmd {self.recorder}" if self.recorder else "-")]
         if self.has_time_shift:
@@ -1001,3 +1004,135 @@ def _select(t, per_event, layouts, pids, comm, start, end):
         dropped += int((~keep).sum())
         per_event[name] = a[keep]
     return dropped
+
+
+# -- writing ftrace text ---------------------------------------------------------------------
+
+def _S(a):
+    return np.asarray(a).astype("S")
+
+
+def _col_text(t, a, col, kind):
+    if kind == "comm":
+        return np.array([c.encode() for c in t.comms] + [b""], dtype="S")[np.where(a[col] < 0, len(t.comms), a[col])]
+    if kind == "sym":
+        return np.array([s.encode() for s in t.symbols] + [b""], dtype="S")[np.where(a[col] < 0, len(t.symbols), a[col])]
+    return _S(a[col])
+
+
+def _hexS(v, width=0):
+    u, inv = np.unique(np.asarray(v).astype(np.int64).view(np.uint64), return_inverse=True)
+    fmt = "%%0%dx" % width if width else "%x"
+    s = np.array([(fmt % x).encode() for x in u.tolist()], "S") if len(u) else np.zeros(0, "S1")
+    return s[inv.reshape(-1)] if len(u) else np.zeros(len(v), "S1")
+
+
+def _cat(*parts):
+    out = parts[0]
+    for p in parts[1:]:
+        out = np.strings.add(out, p)
+    return out
+
+
+def _payload_text(t, name, a):
+    """The kernel's own words for the events the text parser knows, else name=value."""
+    lay = t.layout(name)
+    c = lambda col, kind="i": _col_text(t, a, col, kind)  # noqa: E731
+    if lay == "sched_switch":
+        u, inv = np.unique(a["prev_state"], return_inverse=True)
+        st = np.array([_ev.state_string(int(x)).encode() for x in u], "S")[inv.reshape(-1)] if len(u) else np.zeros(0, "S1")
+        return _cat(b"prev_comm=", c("prev_comm", "comm"), b" prev_pid=", c("prev_pid"),
+                    b" prev_prio=", c("prev_prio"), b" prev_state=", st, b" ==> next_comm=",
+                    c("next_comm", "comm"), b" next_pid=", c("next_pid"), b" next_prio=", c("next_prio"))
+    if lay == "sched_wake":
+        out = _cat(b"comm=", c("task_comm", "comm"), b" pid=", c("task_pid"), b" prio=", c("prio"))
+        if (a["success"] >= 0).any():
+            out = _cat(out, b" success=", c("success"))
+        return _cat(out, b" target_cpu=", np.strings.zfill(c("target_cpu"), 3))
+    if lay == "sched_migrate_task":
+        return _cat(b"comm=", c("task_comm", "comm"), b" pid=", c("task_pid"), b" prio=", c("prio"),
+                    b" orig_cpu=", c("orig_cpu"), b" dest_cpu=", c("dest_cpu"))
+    if lay == "sched_process_fork":
+        return _cat(b"comm=", c("task_comm", "comm"), b" pid=", c("task_pid"),
+                    b" child_comm=", c("child_comm", "comm"), b" child_pid=", c("child_pid"))
+    if lay == "sched_process_task":
+        return _cat(b"comm=", c("task_comm", "comm"), b" pid=", c("task_pid"), b" prio=", c("prio"))
+    if lay == "sched_process_exec":
+        return _cat(b"filename=", c("filename", "sym"), b" pid=", c("task_pid"), b" old_pid=", c("old_pid"))
+    if lay == "sched_stat_runtime":
+        out = _cat(b"comm=", c("task_comm", "comm"), b" pid=", c("task_pid"), b" runtime=", c("runtime"), b" [ns]")
+        if (a["vruntime"] >= 0).any():
+            out = _cat(out, b" vruntime=", c("vruntime"), b" [ns]")
+        return out
+    if lay == "sched_stat_delay":
+        return _cat(b"comm=", c("task_comm", "comm"), b" pid=", c("task_pid"), b" delay=", c("delay"), b" [ns]")
+    if lay == "kvm_entry":
+        return _cat(b"vcpu ", c("vcpu"), b", rip 0x", _hexS(a["rip"]))
+    if lay == "kvm_exit":
+        return _cat(b"vcpu ", c("vcpu"), b" reason ", c("reason", "sym"), b" rip 0x", _hexS(a["rip"]),
+                    b" info1 0x", _hexS(a["info1"], 16), b" info2 0x", _hexS(a["info2"], 16),
+                    b" intr_info 0x", _hexS(a["intr_info"] & 0xffffffff, 8),
+                    b" error_code 0x", _hexS(a["error_code"] & 0xffffffff, 8))
+    if lay == "kvm_vcpu_wakeup":
+        return _cat(np.where(a["waited"] > 0, b"wait", b"poll"), b" time ", c("ns"), b" ns, polling ",
+                    np.where(a["valid"] > 0, b"valid", b"invalid"))
+    if lay == "irq_handler_entry":
+        return _cat(b"irq=", c("irq"), b" name=", c("name", "sym"))
+    if lay == "irq_handler_exit":
+        return _cat(b"irq=", c("irq"), b" ret=", np.where(a["ret"] == 0, b"unhandled", b"handled"))
+    if lay == "softirq":
+        return _cat(b"vec=", c("vec"), b" [action=", c("action", "sym"), b"]")
+    if lay == "block_rq":
+        dev = _cat(c("dev_major"), b",", c("dev_minor"), b" ", c("rwbs", "sym"), b" ")
+        tail = _cat(b"() ", _S(a["sector"].view(np.uint64)), b" + ", c("nr_sector"))
+        if name == "block_rq_complete":
+            return _cat(dev, tail, b" [", c("error"), b"]")
+        return _cat(dev, c("bytes"), b" ", tail, b" [", c("rq_comm", "comm"), b"]")
+    if lay == "stack_frame":
+        return _cat(c("func", "sym"), b" (", _hexS(a["addr"], 16), b")")
+    # generic: the payload text as decoded
+    arena = t.text_arena
+    off, ln = a["payload_off"], a["payload_len"].astype(np.int64)
+    data, o = _ragged(arena, off, ln)
+    return _ragged_to_fixed(data, o, ln)
+
+
+def ftrace_text(t):
+    """The events of a trace.dat Trace as ftrace text (trace-cmd report's layout with
+    nanosecond time stamps), in record order: ``comm-pid [cpu] secs.ns: name: payload``;
+    kernel_stack frames as ``=> func (addr)`` lines.  Returns a uint8 array."""
+    pieces, lines = [], []
+    for name, a in t.events.items():
+        if not len(a):
+            continue
+        body = _payload_text(t, name, a)
+        if name == "stack_frame":
+            line = _cat(b"=> ", body, b"\n")
+            pieces.append(line)
+            # frames come right after their kernel_stack line
+            lines.append(a["line"].astype(np.float64) + 0.5)
+            continue
+        comm = np.strings.rjust(_col_text(t, a, "comm", "comm"), 16)
+        pid = np.strings.ljust(_S(a["pid"]), 5)
+        cpu = np.strings.zfill(_S(a["cpu"]), 3)
+        if t.time_unit == "ns":
+            ts = _cat(_S(a["ts"] // 10**9), b".", np.strings.zfill(_S(a["ts"] % 10**9), 9))
+        else:
+            ts = _S(a["ts"])
+        pieces.append(_cat(comm, b"-", pid, b" [", cpu, b"] ", ts, b": ", name.encode() + b": ", body, b"\n"))
+        lines.append(a["line"].astype(np.float64))
+    head = f"cpus={len(t.dat.cpus_in_buffer) if t.dat else len(t.cpus())}\n".encode()
+    if not pieces:
+        return np.frombuffer(head, np.uint8).copy()
+    datas, offs, lens = [], [], []
+    base = 0
+    for p in pieces:
+        d, o, ln = _fixed_to_ragged(p)
+        datas.append(d)
+        offs.append(o + base)
+        lens.append(ln)
+        base += len(d)
+    order = np.argsort(np.concatenate(lines), kind="stable")
+    data = np.concatenate(datas)
+    body, _o = _ragged(data, np.concatenate(offs)[order], np.concatenate(lens).astype(np.int64)[order])
+    return np.concatenate([np.frombuffer(head, np.uint8), body])
