@@ -66,6 +66,8 @@ cdef inline uint64_t rd(const uint8_t *p, int n, int big) noexcept nogil:
 
 cdef struct Sink:
     int64_t n            # rows written (or counted when the arrays are NULL)
+    int64_t cap          # rows the arrays hold: a damaged page's rows are written, then
+                         # dropped, so they may pass the final count for a moment
     uint64_t *ts
     int64_t *off         # payload offset in the stream; the lost count for markers
     int32_t *length
@@ -74,7 +76,7 @@ cdef struct Sink:
 
 
 cdef inline void put(Sink *s, uint64_t ts, int64_t off, int32_t length, int32_t kind) noexcept nogil:
-    if s.ts != NULL:
+    if s.ts != NULL and s.n < s.cap:
         s.ts[s.n] = ts
         s.off[s.n] = off
         s.length[s.n] = length
@@ -209,6 +211,7 @@ def walk_cpu(const uint8_t[::1] buf, int page_size, int ts_off, int commit_off, 
     cdef int32_t[::1] kind_v = kind
     if n:
         s.n = 0
+        s.cap = n
         s.damaged = 0
         s.ts = &ts_v[0]
         s.off = &off_v[0]
@@ -249,3 +252,29 @@ def merge_order(const int64_t[::1] ts, const int64_t[::1] starts):
     finally:
         free(head)
     return rank
+
+
+def gather(const uint8_t[::1] buf, const int64_t[::1] offs, const int32_t[::1] lens,
+           Py_ssize_t start, Py_ssize_t width):
+    """(n, width) uint8: bytes [off + start, off + start + width) of each record, zero where
+    they lie past the record's length (lens) or the buffer."""
+    cdef Py_ssize_t n = offs.shape[0], i, k, avail
+    cdef Py_ssize_t nbuf = buf.shape[0]
+    out = np.zeros((n, width), np.uint8)
+    if n == 0 or width == 0:
+        return out
+    cdef uint8_t[:, ::1] o = out
+    cdef int64_t a
+    with nogil:
+        for i in range(n):
+            avail = lens[i] - start
+            if avail > width:
+                avail = width
+            a = offs[i] + start
+            if a < 0 or avail <= 0:
+                continue
+            if a + avail > nbuf:
+                avail = nbuf - a
+            for k in range(avail):
+                o[i, k] = buf[a + k]
+    return out

@@ -86,9 +86,9 @@ def compare(text_trace, dat_trace, dat_path):
     T, D = text_trace, dat_trace
     assert set(T.events) == set(D.events)
     state_table = None
-    fmts = [f for f in open_dat(dat_path).formats.values() if f.name == "sched_switch"]
-    if fmts:
-        state_table = tracedat._state_table(fmts[0].print_fmt)
+    fmt = open_dat(dat_path).formats.by_name("sched_switch")
+    if fmt is not None:
+        state_table = tracedat._state_table(fmt.print_fmt)
     n = 0
     for name, ta in T.events.items():
         da = D.events[name]

@@ -88,7 +88,7 @@ class DatFile:
     compression: str | None = None
     compression_version: str = ""
     header_page: dict = _dcfield(default_factory=dict)
-    formats: dict = _dcfield(default_factory=dict)     # id -> EventFormat
+    formats: dict = _dcfield(default_factory=lambda: Formats())     # id -> EventFormat
     kallsyms: bytes = b""
     printk: bytes = b""
     cmdlines: dict = _dcfield(default_factory=dict)    # pid -> comm
@@ -335,6 +335,63 @@ def parse_format(text, system=""):
                        pm.group(1).strip() if pm else "")
 
 
+class Formats(dict):
+    """Event formats by id, each parsed the first time it is asked for (a file holds a thousand
+    formats and a trace uses a few)."""
+
+    def __init__(self):
+        super().__init__()
+        self.raw = {}       # id -> (system, text)
+        self.names = {}     # name -> id
+
+    def add(self, system, text):
+        m = re.search(r"^ID:\s*(\d+)", text, re.M)
+        n = re.search(r"^name:\s*(\S+)", text, re.M)
+        if m and n:
+            self.raw[int(m.group(1))] = (system, text)
+            self.names[n.group(1)] = int(m.group(1))
+
+    def get(self, eid, default=None):
+        if dict.__contains__(self, eid):
+            return dict.__getitem__(self, eid)
+        got = self.raw.get(eid)
+        if got is None:
+            return default
+        fmt = parse_format(got[1], got[0])
+        dict.__setitem__(self, eid, fmt)
+        return fmt
+
+    def __getitem__(self, eid):
+        fmt = self.get(eid)
+        if fmt is None:
+            raise KeyError(eid)
+        return fmt
+
+    def __contains__(self, eid):
+        return eid in self.raw
+
+    def __len__(self):
+        return len(self.raw)
+
+    def __iter__(self):
+        return iter(self.raw)
+
+    def values(self):
+        return [self.get(k) for k in self.raw]
+
+    def by_name(self, name):
+        eid = self.names.get(name)
+        return None if eid is None else self.get(eid)
+
+    def common(self):
+        """The common_* fields (the same for every event of a file)."""
+        for eid in self.raw:
+            fmt = self.get(eid)
+            if fmt is not None and fmt.common:
+                return fmt.common
+        return {}
+
+
 def _parse_header_page(text):
     out = {}
     for m in _FIELD_RE.finditer(text):
@@ -414,9 +471,7 @@ def _ftrace_formats(c, dat):
     n = c.u(4, "the count of ftrace event formats")
     for _ in range(n):
         size = c.u(8, "an ftrace format's size")
-        fmt = parse_format(c.bytes(size, "an ftrace event format").decode("utf-8", "replace"), "ftrace")
-        if fmt:
-            dat.formats[fmt.id] = fmt
+        dat.formats.add("ftrace", c.bytes(size, "an ftrace event format").decode("utf-8", "replace"))
 
 
 def _event_formats(c, dat):
@@ -426,9 +481,7 @@ def _event_formats(c, dat):
         n = c.u(4, f"the count of events of system '{system}'")
         for _ in range(n):
             size = c.u(8, "an event format's size")
-            fmt = parse_format(c.bytes(size, "an event format").decode("utf-8", "replace"), system)
-            if fmt:
-                dat.formats[fmt.id] = fmt
+            dat.formats.add(system, c.bytes(size, "an event format").decode("utf-8", "replace"))
 
 
 def _kallsyms(c, dat):

@@ -36,6 +36,7 @@ stay in ticks.  A guest file's TIME_SHIFT option is applied only when asked (``g
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import threading
@@ -70,24 +71,19 @@ def is_tracedat(source):
 
 # -- reading fields with NumPy -------------------------------------------------------------
 
-def _gather(buf, offs, start, size):
-    """(n, size) uint8: bytes [off + start, off + start + size) of each record."""
-    if len(offs) == 0 or len(buf) == 0:
-        return np.zeros((len(offs), size), np.uint8)
-    idx = (offs + start)[:, None] + np.arange(size, dtype=np.int64)[None, :]
-    # callers mask what lies past a record; the clip only keeps the read inside the buffer
-    np.clip(idx, 0, len(buf) - 1, out=idx)
-    return buf[idx]
+def _gather(buf, offs, start, size, lens=None):
+    """(n, size) uint8: bytes [off + start, off + start + size) of each record (zero past the
+    record when lens is given, and past the buffer)."""
+    if lens is None:
+        lens = np.full(len(offs), np.iinfo(np.int32).max, np.int32)
+    return _ftdat.gather(buf, np.ascontiguousarray(offs, np.int64),
+                         np.ascontiguousarray(lens, np.int32), start, size)
 
 
 def _number(buf, offs, f, bo, lens=None):
     """Integer values of a numeric field (int64; unsigned 8-byte values wrap into int64)."""
     size = f.size if f.size in (1, 2, 4, 8) else 8
-    raw = _gather(buf, offs, f.offset, size)
-    if lens is not None:
-        bad = lens < f.offset + size
-        if bad.any():
-            raw[bad] = 0
+    raw = _gather(buf, offs, f.offset, size, lens)
     kind = "i" if f.signed else "u"
     vals = raw.reshape(-1).view(f"{bo}{kind}{size}") if len(offs) else np.zeros(0, f"{bo}{kind}{size}")
     return vals.astype(np.int64) if not (kind == "u" and size == 8) else vals.astype(np.uint64).view(np.int64)
@@ -198,6 +194,7 @@ def _eval_int(expr):
         return None
 
 
+@functools.lru_cache(maxsize=256)
 def _symbolic_tables(fmt, field):
     """[{value: name}] of each __print_symbolic(REC->field ...) in a print fmt, in order."""
     out = []
@@ -212,6 +209,7 @@ def _symbolic_tables(fmt, field):
     return out
 
 
+@functools.lru_cache(maxsize=64)
 def _state_table(fmt):
     """(mask, [(bit, letter)], preempt bits) of sched_switch's prev_state from its print fmt."""
     m = re.search(r"__print_flags\(\s*REC->prev_state\s*&\s*(.*?),\s*\"\|\"\s*,(.*?)\)\s*:", fmt, re.S)
@@ -274,25 +272,40 @@ def _source_field(fmt, layout, col, kernel):
 
 
 class _Kallsyms:
+    """/proc/kallsyms of the traced machine: sorted addresses and their names."""
+
     def __init__(self, text):
-        addrs, names = [], []
-        for line in text.decode("utf-8", "replace").splitlines():
-            parts = line.split()
-            if len(parts) < 3:
-                continue
-            try:
-                a = int(parts[0], 16)
-            except ValueError:
-                continue
-            addrs.append(a)
-            names.append(parts[2])
-        a = np.array(addrs, np.uint64)
+        found = re.findall(rb"^([0-9a-fA-F]{1,16}) \S+ (\S+)", text, re.M)
+        hexes = np.array([h for h, _n in found], "S16")
+        raw = np.zeros((len(found), 16), np.uint8)
+        if len(found):
+            # right-align the hex digits, then read them as nibbles
+            chars = hexes.view(np.uint8).reshape(len(found), 16)
+            ln = np.strings.str_len(hexes)
+            shift = 16 - ln
+            cols = np.arange(16)[None, :] - shift[:, None]
+            ok = cols >= 0
+            raw[ok] = chars[np.nonzero(ok)[0], cols[ok]]
+        nib = np.zeros(256, np.uint64)
+        for i, ch in enumerate(b"0123456789abcdef"):
+            nib[ch] = i
+        for i, ch in enumerate(b"ABCDEF"):
+            nib[ch] = 10 + i
+        a = np.zeros(len(found), np.uint64)
+        for k in range(16):
+            a = (a << np.uint64(4)) | nib[raw[:, k]]
         order = np.argsort(a, kind="stable")
         a = a[order]
         # symbols sharing an address: the first in the file names it (as trace-cmd shows)
         first = np.concatenate(([True], a[1:] != a[:-1])) if len(a) else np.zeros(0, bool)
         self.addrs = a[first]
-        self.names = [names[i] for i in order[first]]
+        keep = order[first]
+        self._found = found
+        self._keep = keep
+
+    @property
+    def names(self):
+        return _LazyNames(self._found, self._keep)
 
     def lookup(self, addrs):
         """Index of the symbol at or below each address (-1 when none)."""
@@ -300,6 +313,14 @@ class _Kallsyms:
             return np.full(len(addrs), -1, np.int64)
         i = np.searchsorted(self.addrs, addrs.astype(np.uint64), side="right") - 1
         return i
+
+
+class _LazyNames:
+    def __init__(self, found, keep):
+        self.found, self.keep = found, keep
+
+    def __getitem__(self, i):
+        return self.found[self.keep[i]][1].decode("utf-8", "replace")
 
 
 # -- the decoder -----------------------------------------------------------------------------
@@ -316,6 +337,7 @@ class _Context:
         self.symbols = _Interner([])
         self.kallsyms = None
         self.cpus = None
+        self.common = dat.formats.common()
         self.lock = threading.Lock()
 
     def ksyms(self):
@@ -331,7 +353,7 @@ def _cpu_rows(ctx, buffer, i, threads_sem):
     data = cpu_data(dat, dat.path, buffer, i)
     buf = np.frombuffer(data, np.uint8)
     hp = dat.header_page
-    common = next(iter(ctx.formats.values())).common if ctx.formats else {}
+    common = ctx.common
     ct = common.get("common_type")
     rows = _ftdat.walk_cpu(buf, buffer.page_size, hp.get("timestamp", (0, 8))[0], hp["commit"][0],
                            hp["commit"][1], hp["data"][0], dat.big_endian,
@@ -872,6 +894,9 @@ def _generic_payload(ctx, fmt, buf, offs, lens, bo):
     n = len(offs)
     if fmt.name == "print" and fmt.field("buf") is not None and fmt.field("ip") is not None:
         return _print_payload(ctx, fmt, buf, offs, lens, bo)
+    if fmt.name == "kernel_stack" and fmt.field("caller") is not None:
+        # the frames are stack_frame rows; the line itself reads as in a report
+        return _fixed_to_ragged(np.full(n, b"<stack trace >", "S14"))
     pieces = []
     for i, f in enumerate(fmt.fields):
         label = (" " if i else "") + f.name + "="
@@ -896,9 +921,7 @@ def _generic_payload(ctx, fmt, buf, offs, lens, bo):
                 starts = offs + f.offset
                 ln = np.clip(np.minimum(lens - f.offset, size if size else lens), 0, None)
             data, o = _ragged(buf, starts, ln)
-            hexed = np.char.encode(np.char.mod("%02x", data.astype(np.int64)), "ascii") \
-                if len(data) else np.zeros(0, "S2")
-            vals = _join_hex(hexed, o, ln)
+            vals = _array_text(data, o, ln)
         else:
             v = _number(buf, offs, f, bo, lens)
             if f.is_pointer:
@@ -920,11 +943,25 @@ def _hex_strings(v):
     return s[inv.reshape(-1)]
 
 
-def _join_hex(hexed, o, ln):
-    out = []
-    for i in range(len(o)):
-        out.append(b"ARRAY[" + b", ".join(hexed[o[i]:o[i] + ln[i]].tolist()) + b"]")
-    return np.array(out, dtype=object).astype("S") if out else np.zeros(0, "S1")
+_HEX2 = np.array([b"%02x" % i for i in range(256)], "S2").view(np.uint8).reshape(256, 2)
+
+
+def _array_text(data, o, ln):
+    """``ARRAY[xx, xx, ...]`` of each record's bytes (what trace-cmd -R prints)."""
+    n = len(o)
+    w = max(int(ln.max()) if n else 0, 1)
+    mat = np.zeros((n, 4 * w), np.uint8)
+    if n and ln.sum():
+        rows = np.repeat(np.arange(n), ln)
+        cols = np.arange(int(ln.sum())) - np.repeat(_starts_of(ln), ln)
+        hx = _HEX2[data[np.repeat(o, ln) + cols]]
+        mat[rows, 4 * cols] = hx[:, 0]
+        mat[rows, 4 * cols + 1] = hx[:, 1]
+        notlast = cols < np.repeat(ln, ln) - 1
+        mat[rows[notlast], 4 * cols[notlast] + 2] = ord(",")
+        mat[rows[notlast], 4 * cols[notlast] + 3] = ord(" ")
+    body = mat.view(f"S{4 * w}").reshape(-1)
+    return np.strings.add(np.strings.add(b"ARRAY[", body), b"]")
 
 
 def _ragged_to_fixed(data, o, ln):
