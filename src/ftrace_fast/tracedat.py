@@ -80,22 +80,73 @@ def _gather(buf, offs, start, size, lens=None):
                          np.ascontiguousarray(lens, np.int32), start, size)
 
 
+_RECORDS = threading.local()
+
+
+def _records(buf, offs, lens, width):
+    """Gather the first `width` bytes of each record once; _number() then slices columns."""
+    _RECORDS.offs = offs
+    _RECORDS.mat = _gather(buf, offs, 0, width, lens)
+
+
 def _number(buf, offs, f, bo, lens=None):
     """Integer values of a numeric field (int64; unsigned 8-byte values wrap into int64)."""
     size = f.size if f.size in (1, 2, 4, 8) else 8
-    raw = _gather(buf, offs, f.offset, size, lens)
+    mat = getattr(_RECORDS, "mat", None)
+    if getattr(_RECORDS, "offs", None) is offs and mat is not None and f.offset + size <= mat.shape[1]:
+        raw = np.ascontiguousarray(mat[:, f.offset:f.offset + size])
+    else:
+        raw = _gather(buf, offs, f.offset, size, lens)
     kind = "i" if f.signed else "u"
     vals = raw.reshape(-1).view(f"{bo}{kind}{size}") if len(offs) else np.zeros(0, f"{bo}{kind}{size}")
     return vals.astype(np.int64) if not (kind == "u" and size == 8) else vals.astype(np.uint64).view(np.int64)
 
 
+def _uniq(vals):
+    """(distinct values, inverse) of integers; a lookup table instead of a sort when their
+    range is small (pids, flags, states, ids)."""
+    vals = np.asarray(vals)
+    if len(vals) == 0:
+        return vals[:0], np.zeros(0, np.int64)
+    lo, hi = int(vals.min()), int(vals.max())
+    if hi - lo < (1 << 22):
+        present = np.zeros(hi - lo + 1, bool)
+        present[vals - lo] = True
+        u = np.flatnonzero(present)
+        table = np.zeros(hi - lo + 1, np.int64)
+        table[u] = np.arange(len(u))
+        return (u + lo).astype(vals.dtype), table[vals - lo]
+    u, inv = np.unique(vals, return_inverse=True)
+    return u, inv.reshape(-1)
+
+
 def _fixed_strings(buf, offs, f):
     """Distinct strings of a char[N] field and each record's index into them."""
-    raw = np.ascontiguousarray(_gather(buf, offs, f.offset, f.size))
-    sv = raw.view(f"S{f.size}").reshape(-1) if len(offs) else np.zeros(0, f"S{max(f.size, 1)}")
-    u, inv = np.unique(sv, return_inverse=True)
-    names = [bytes(x).split(b"\0", 1)[0].decode("utf-8", "replace") for x in u]
-    return names, inv.reshape(-1)
+    n = len(offs)
+    width = (f.size + 7) & ~7
+    raw = np.zeros((n, width), np.uint8)
+    mat = getattr(_RECORDS, "mat", None)
+    if getattr(_RECORDS, "offs", None) is offs and mat is not None and f.offset + f.size <= mat.shape[1]:
+        raw[:, :f.size] = mat[:, f.offset:f.offset + f.size]
+    else:
+        raw[:, :f.size] = _gather(buf, offs, f.offset, f.size)
+    # bytes after the first NUL do not count
+    nul = raw == 0
+    first_nul = np.where(nul.any(1), nul.argmax(1), width)
+    raw[np.arange(width)[None, :] >= first_nul[:, None]] = 0
+    words = raw.view(np.uint64)
+    h = np.zeros(n, np.uint64)
+    for k in range(words.shape[1]):
+        h = (h * np.uint64(0x9E3779B97F4A7C15)) ^ words[:, k]
+    u, first, inv = np.unique(h, return_index=True, return_inverse=True)
+    inv = inv.reshape(-1)
+    # a hash collision would map two strings to one id: check every row against its pick
+    if not (raw == raw[first][inv]).all():
+        sv = raw.view(f"S{width}").reshape(-1)
+        u, first, inv = np.unique(sv, return_index=True, return_inverse=True)
+        inv = inv.reshape(-1)
+    names = [bytes(raw[i]).split(b"\0", 1)[0].decode("utf-8", "replace") for i in first.tolist()]
+    return names, inv
 
 
 def _dyn_bounds(buf, offs, lens, f, bo):
@@ -228,7 +279,7 @@ def _state_table(fmt):
 
 def _state_bits(values, table):
     """Kernel prev_state values -> events.STATE_* bit sets through the file's own letters."""
-    u, inv = np.unique(values, return_inverse=True)
+    u, inv = _uniq(values)
     out = np.empty(len(u), np.int32)
     for i, v in enumerate(u.tolist()):
         if table is None:
@@ -431,7 +482,7 @@ def _flags_column(buf, offs, common, bo):
     flags = _number(buf, offs, fl, bo).astype(np.int64)
     pcount = _number(buf, offs, pc, bo).astype(np.int64) if pc is not None else np.zeros(n, np.int64)
     key = (flags << 8) | (pcount & 0xff)
-    u, inv = np.unique(key, return_inverse=True)
+    u, inv = _uniq(key)
     table = np.empty(len(u), "S8")
     for k, v in enumerate(u.tolist()):
         f, p = v >> 8, v & 0xff
@@ -463,6 +514,9 @@ def load_dat(path, *, events=None, cpus=None, pids=None, comm=None, start=None, 
     names = [b.name for b in dat.buffers]
     want = "" if buffer is None else buffer
     chosen = [b for b in dat.buffers if b.name == want]
+    if buffer is None and not any(size for b in chosen for _c, _o, size in b.cpus):
+        # no top-buffer data (trace-cmd record -B NAME): the first instance that has some
+        chosen = [b for b in dat.buffers if any(size for _c, _o, size in b.cpus)] or chosen
     if not chosen:
         if buffer is None:
             chosen = dat.buffers[:1]
@@ -719,6 +773,9 @@ def _decode_event(ctx, fmt, buf, offs, lens, r, sel, cmd, arena_add, bo, per_eve
     n = len(offs)
     lines = r["line"][sel]
     ts = r["ts_ns"][sel]
+    width = max([f.offset + f.size for f in list(common.values()) + fmt.fields
+                 if not f.dynamic and f.size > 0] + [8])
+    _records(buf, offs, lens, min(width, 512))
     pid_f = common.get("common_pid")
     pid = _number(buf, offs, pid_f, bo, lens).astype(np.int32) if pid_f else np.full(n, -1, np.int32)
     flags = _flags_column(buf, offs, common, bo)
@@ -752,7 +809,7 @@ def _decode_event(ctx, fmt, buf, offs, lens, r, sel, cmd, arena_add, bo, per_eve
 
 
 def _pid_comms(ctx, pid, cmd):
-    u, inv = np.unique(pid, return_inverse=True)
+    u, inv = _uniq(pid)
     names = []
     for p in u.tolist():
         if p == 0:
@@ -829,7 +886,7 @@ def _symbolic_ids(ctx, fmt, f, vals, buf, offs, lens, bo):
     elif not tables:
         tables = [{}]
     comb = which * (1 << 40) + key
-    u, inv = np.unique(comb, return_inverse=True)
+    u, inv = np.unique(comb, return_inverse=True) if (which != 0).any() else _uniq(key)
     names = []
     for c in u.tolist():
         w, v = c >> 40, c & ((1 << 40) - 1)
