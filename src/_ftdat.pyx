@@ -22,7 +22,8 @@ are dropped and one lost-events marker (count unknown: 0) takes its place.
 """
 
 from libc.stdint cimport uint8_t, uint32_t, uint64_t, int64_t, int32_t
-from libc.stdlib cimport malloc, free
+from libc.stdlib cimport malloc, free, realloc
+from libc.string cimport memcmp
 import numpy as np
 cimport numpy as cnp
 
@@ -278,3 +279,123 @@ def gather(const uint8_t[::1] buf, const int64_t[::1] offs, const int32_t[::1] l
             for k in range(avail):
                 o[i, k] = buf[a + k]
     return out
+
+
+cdef inline Py_ssize_t str_len(const uint8_t *p, Py_ssize_t n) noexcept nogil:
+    cdef Py_ssize_t i
+    for i in range(n):
+        if p[i] == 0:
+            return i
+    return n
+
+
+cdef inline uint64_t hash_bytes(const uint8_t *p, Py_ssize_t n) noexcept nogil:
+    cdef uint64_t h = 1469598103934665603ULL
+    cdef Py_ssize_t i
+    for i in range(n):
+        h = (h ^ p[i]) * 1099511628211ULL
+    return h
+
+
+def intern_fixed(const uint8_t[::1] buf, const int64_t[::1] offs, const int32_t[::1] lens,
+                 Py_ssize_t start, Py_ssize_t size):
+    """Distinct NUL-terminated strings of a char[size] field at `start` of each record: returns
+    (ids int32 per record, first int64: the row where each id first appears).  Bytes past a
+    record's length or the buffer count as absent (an empty string)."""
+    cdef Py_ssize_t n = offs.shape[0], i, cap = 1024, mask, slot, ln, ln2, nbuf = buf.shape[0]
+    cdef Py_ssize_t distinct = 0, j
+    cdef int64_t a
+    ids = np.empty(n, np.int32)
+    cdef int32_t[::1] ids_v = ids
+    cdef int64_t *table = <int64_t*>malloc(cap * sizeof(int64_t))   # row of each slot, -1 free
+    cdef int64_t *firsts = <int64_t*>malloc(cap * sizeof(int64_t))
+    cdef int64_t *newt
+    cdef const uint8_t *p
+    cdef const uint8_t *q
+    cdef uint64_t h
+    if table == NULL or firsts == NULL:
+        free(table)
+        free(firsts)
+        raise MemoryError()
+    try:
+        with nogil:
+            for i in range(cap):
+                table[i] = -1
+            for i in range(n):
+                a = offs[i] + start
+                ln = lens[i] - start
+                if ln > size:
+                    ln = size
+                if a < 0 or ln < 0:
+                    ln = 0
+                if ln > 0 and a + ln > nbuf:
+                    ln = nbuf - a if nbuf > a else 0
+                p = &buf[a] if ln > 0 else NULL
+                ln = str_len(p, ln) if ln > 0 else 0
+                h = hash_bytes(p, ln)
+                mask = cap - 1
+                slot = <Py_ssize_t>(h & mask)
+                while True:
+                    j = table[slot]
+                    if j < 0:
+                        break
+                    # compare with the row that owns the slot
+                    a = offs[firsts[ids_v[j]]] + start
+                    ln2 = lens[firsts[ids_v[j]]] - start
+                    if ln2 > size:
+                        ln2 = size
+                    if a < 0 or ln2 < 0:
+                        ln2 = 0
+                    if ln2 > 0 and a + ln2 > nbuf:
+                        ln2 = nbuf - a if nbuf > a else 0
+                    q = &buf[a] if ln2 > 0 else NULL
+                    ln2 = str_len(q, ln2) if ln2 > 0 else 0
+                    if ln2 == ln and (ln == 0 or memcmp(p, q, ln) == 0):
+                        break
+                    slot = (slot + 1) & mask
+                if j >= 0:
+                    ids_v[i] = ids_v[j]
+                    continue
+                ids_v[i] = <int32_t>distinct
+                firsts[distinct] = i
+                table[slot] = i
+                distinct += 1
+                if distinct * 2 > cap:
+                    # grow: rehash the first row of every id
+                    newt = <int64_t*>malloc(cap * 2 * sizeof(int64_t))
+                    if newt == NULL:
+                        break
+                    cap *= 2
+                    mask = cap - 1
+                    for j in range(cap):
+                        newt[j] = -1
+                    for j in range(distinct):
+                        a = offs[firsts[j]] + start
+                        ln = lens[firsts[j]] - start
+                        if ln > size:
+                            ln = size
+                        if a < 0 or ln < 0:
+                            ln = 0
+                        if ln > 0 and a + ln > nbuf:
+                            ln = nbuf - a if nbuf > a else 0
+                        q = &buf[a] if ln > 0 else NULL
+                        ln = str_len(q, ln) if ln > 0 else 0
+                        slot = <Py_ssize_t>(hash_bytes(q, ln) & mask)
+                        while newt[slot] >= 0:
+                            slot = (slot + 1) & mask
+                        newt[slot] = firsts[j]
+                    free(table)
+                    table = newt
+                    newt = <int64_t*>realloc(firsts, cap * sizeof(int64_t))
+                    if newt == NULL:
+                        break
+                    firsts = newt
+        if distinct * 2 > cap:
+            raise MemoryError()
+        first = np.empty(distinct, np.int64)
+        for i in range(distinct):
+            first[i] = firsts[i]
+    finally:
+        free(table)
+        free(firsts)
+    return ids, first

@@ -120,33 +120,19 @@ def _uniq(vals):
     return u, inv.reshape(-1)
 
 
-def _fixed_strings(buf, offs, f):
-    """Distinct strings of a char[N] field and each record's index into them."""
-    n = len(offs)
-    width = (f.size + 7) & ~7
-    raw = np.zeros((n, width), np.uint8)
-    mat = getattr(_RECORDS, "mat", None)
-    if getattr(_RECORDS, "offs", None) is offs and mat is not None and f.offset + f.size <= mat.shape[1]:
-        raw[:, :f.size] = mat[:, f.offset:f.offset + f.size]
-    else:
-        raw[:, :f.size] = _gather(buf, offs, f.offset, f.size)
-    # bytes after the first NUL do not count
-    nul = raw == 0
-    first_nul = np.where(nul.any(1), nul.argmax(1), width)
-    raw[np.arange(width)[None, :] >= first_nul[:, None]] = 0
-    words = raw.view(np.uint64)
-    h = np.zeros(n, np.uint64)
-    for k in range(words.shape[1]):
-        h = (h * np.uint64(0x9E3779B97F4A7C15)) ^ words[:, k]
-    u, first, inv = np.unique(h, return_index=True, return_inverse=True)
-    inv = inv.reshape(-1)
-    # a hash collision would map two strings to one id: check every row against its pick
-    if not (raw == raw[first][inv]).all():
-        sv = raw.view(f"S{width}").reshape(-1)
-        u, first, inv = np.unique(sv, return_index=True, return_inverse=True)
-        inv = inv.reshape(-1)
-    names = [bytes(raw[i]).split(b"\0", 1)[0].decode("utf-8", "replace") for i in first.tolist()]
-    return names, inv
+def _fixed_strings(buf, offs, f, lens=None):
+    """Distinct strings of a char[N] field (up to its first NUL) and each record's index into
+    them: hashed once per record in _ftdat, decoded once per distinct string."""
+    if lens is None:
+        lens = np.full(len(offs), np.iinfo(np.int32).max, np.int32)
+    ids, first = _ftdat.intern_fixed(buf, np.ascontiguousarray(offs, np.int64),
+                                     np.ascontiguousarray(lens, np.int32), f.offset, f.size)
+    names = []
+    for r in first.tolist():
+        o = int(offs[r]) + f.offset
+        end = min(o + f.size, int(offs[r]) + int(lens[r]), len(buf))
+        names.append(bytes(buf[o:max(end, o)]).split(b"\0", 1)[0].decode("utf-8", "replace"))
+    return names, ids
 
 
 def _dyn_bounds(buf, offs, lens, f, bo):
@@ -390,6 +376,19 @@ class _Context:
         self.cpus = None
         self.common = dat.formats.common()
         self.lock = threading.Lock()
+        self.shift = None
+        self.per_event = {}     # name -> [structured arrays], one per CPU (and frame batch)
+        self.layouts = {}
+        self.arena_parts = []
+        self.arena_size = 0
+
+    def arena_add(self, data):
+        """Append payload bytes to the text arena; their offset in it."""
+        with self.lock:
+            base = self.arena_size
+            self.arena_parts.append(data)
+            self.arena_size += len(data)
+        return base
 
     def ksyms(self):
         if self.kallsyms is None:
@@ -411,8 +410,31 @@ def _cpu_rows(ctx, buffer, i, threads_sem):
                            ct.offset if ct else 0, ct.size if ct else 2,
                            _min_payload(common))
     rows["cpu"] = cpu_id
-    rows["buf"] = buf
+    rows["ts_ns"] = _to_ns(rows["ts"], dat, buffer, cpu_id, ctx.shift)
+    # rows keep their index in this CPU's stream until the merge gives them a line
+    rows["line"] = np.arange(len(rows["ts"]), dtype=np.int64)
+    _decode_cpu(ctx, rows, buf)
+    del rows["ts"]
     return rows
+
+
+def _decode_cpu(ctx, r, buf):
+    """Every wanted event of one CPU's rows into ctx.per_event parts (run in its thread)."""
+    kind, offs, lens = r["kind"], r["off"], r["length"]
+    r.update(total=0, filtered=0, unknown={})
+    for tid in _uniq(kind[kind >= 0])[0].tolist():
+        fmt = ctx.formats.get(tid)
+        sel = np.flatnonzero(kind == tid)
+        if fmt is None:
+            r["unknown"][tid] = len(sel)
+            continue
+        r["total"] += len(sel)
+        if (ctx.wanted is not None and fmt.name not in ctx.wanted) or \
+                (ctx.cpus is not None and r["cpu"] not in ctx.cpus):
+            r["filtered"] += len(sel)
+            continue
+        _decode_event(ctx, fmt, buf, offs[sel], lens[sel], r, sel, ctx.dat.cmdlines,
+                      ctx.arena_add, ctx.bo, ctx.per_event, ctx.layouts)
 
 
 def _min_payload(common):
@@ -481,20 +503,18 @@ def _flags_column(buf, offs, common, bo):
         return out
     flags = _number(buf, offs, fl, bo).astype(np.int64)
     pcount = _number(buf, offs, pc, bo).astype(np.int64) if pc is not None else np.zeros(n, np.int64)
-    key = (flags << 8) | (pcount & 0xff)
-    u, inv = _uniq(key)
-    table = np.empty(len(u), "S8")
-    for k, v in enumerate(u.tolist()):
+    key = ((flags & 0xff) << 8) | (pcount & 0xff)
+    present = np.flatnonzero(np.bincount(key, minlength=1 << 16))
+    table = np.zeros(1 << 16, "S8")
+    for v in present.tolist():
         f, p = v >> 8, v & 0xff
         c1 = "d" if f & 0x01 else ("X" if f & 0x02 else ".")
-        nr = f & 0x04 or f & 0x20
         c2 = "N" if (f & 0x04 and f & 0x20) else ("n" if f & 0x04 else ("p" if f & 0x20 else "."))
         hard, soft = f & 0x08, f & 0x10
         c3 = "H" if (hard and soft) else ("h" if hard else ("s" if soft else "."))
         c4 = "." if (p & 0x0f) == 0 else "%x" % (p & 0x0f)
-        del nr
-        table[k] = (c1 + c2 + c3 + c4).encode()
-    return table[inv.reshape(-1)]
+        table[v] = (c1 + c2 + c3 + c4).encode()
+    return table[key]
 
 
 def load_dat(path, *, events=None, cpus=None, pids=None, comm=None, start=None, end=None,
@@ -530,6 +550,7 @@ def load_dat(path, *, events=None, cpus=None, pids=None, comm=None, start=None, 
         if shift is None and guest_sync:
             raise InputError(f"{path}: guest_sync asked, but the file has no TIME_SHIFT option")
     ctx = _Context(dat, set(events) if events else None)
+    ctx.shift = shift
     idx = list(range(len(buf_desc.cpus)))
     # every CPU is walked (its records count as filtered, as in text); only wanted ones decode
     ctx.cpus = None if cpus is None else set(int(c) for c in cpus)
@@ -564,64 +585,60 @@ def _assemble(ctx, dat, buf_desc, results, path, *, events, pids, comm, start, e
     # times in the trace's unit, then the report order over every row (markers included)
     ts_parts, starts = [], [0]
     for r in results:
-        r["ts_ns"] = _to_ns(r["ts"], dat, buf_desc, r["cpu"], shift)
         ts_parts.append(r["ts_ns"])
         starts.append(starts[-1] + len(r["ts_ns"]))
     all_ts = np.concatenate(ts_parts) if ts_parts else np.zeros(0, np.int64)
     rank = _ftdat.merge_order(np.ascontiguousarray(all_ts, np.int64), np.array(starts, np.int64))
-    for k, r in enumerate(results):
-        r["line"] = rank[starts[k]:starts[k + 1]] + 1
+    del ts_parts
+    base_of_cpu = {r["cpu"]: starts[k] for k, r in enumerate(results)}
     t = Trace()
     comms = ctx.comms
     symbols = ctx.symbols
     cmd = dat.cmdlines
-    arena_parts, arena_size = [], 0
-    per_event = {}     # name -> list of structured arrays (one per CPU)
-    layouts = {}
+    per_event = ctx.per_event
+    layouts = ctx.layouts
     lost_rows = []
     unknown_types = {}
     damaged = 0
     total_events = 0
     filtered = 0
-
-    def arena_add(data):
-        nonlocal arena_size
-        base = arena_size
-        arena_parts.append(data)
-        arena_size += len(data)
-        return base
-
     for r in results:
-        buf, kind, offs, lens = r["buf"], r["kind"], r["off"], r["length"]
+        kind, offs = r["kind"], r["off"]
         damaged += r["damaged"]
-        marker = kind < 0
-        if marker.any():
-            mk = np.flatnonzero(marker)
-            lost_rows.append((np.full(len(mk), r["cpu"], np.int32), r["line"][mk],
+        total_events += r["total"]
+        filtered += r["filtered"]
+        for tid, c in r["unknown"].items():
+            unknown_types[tid] = unknown_types.get(tid, 0) + c
+        mk = np.flatnonzero(kind < 0)
+        if len(mk):
+            lost_rows.append((np.full(len(mk), r["cpu"], np.int32), rank[base_of_cpu[r["cpu"]] + mk] + 1,
                               np.where(kind[mk] == _ftdat.KIND_LOST, offs[mk], 0), r["ts_ns"][mk]))
-        for tid in np.unique(kind[~marker]).tolist():
-            fmt = ctx.formats.get(tid)
-            sel = np.flatnonzero(kind == tid)
-            if fmt is None:
-                unknown_types[tid] = unknown_types.get(tid, 0) + len(sel)
-                continue
-            total_events += len(sel)
-            if (ctx.wanted is not None and fmt.name not in ctx.wanted) or \
-                    (ctx.cpus is not None and r["cpu"] not in ctx.cpus):
-                filtered += len(sel)
-                continue
-            rec = _decode_event(ctx, fmt, buf, offs[sel], lens[sel], r, sel, cmd, arena_add, bo,
-                                per_event, layouts)
-            del rec
-        r["buf"] = None
+    # a row's index in its CPU stream -> its line in the merged stream
+    for parts in per_event.values():
+        for a in parts:
+            if len(a):
+                a["line"] = rank[base_of_cpu[int(a["cpu"][0])] + a["line"]] + 1
+    del rank
     # concatenate each event's CPU parts in report order
     t.comms = comms.table
     t.symbols = symbols.table
-    t.text_arena = (np.concatenate(arena_parts) if arena_parts else np.zeros(0, np.uint8))
+    t.text_arena = (np.concatenate(ctx.arena_parts) if ctx.arena_parts else np.zeros(0, np.uint8))
+    ctx.arena_parts = []
+    n_rows = len(all_ts)
+    slot = np.zeros(n_rows + 2, np.int64)
     for name, parts in per_event.items():
         a = np.concatenate(parts) if len(parts) > 1 else parts[0]
-        a = a[np.argsort(a["line"], kind="stable")]
-        per_event[name] = a
+        del parts[:]
+        lines = a["line"]
+        if name == "stack_frame" or not len(a):
+            # frames share the line of their kernel_stack row: keep their order within it
+            order = np.argsort(lines, kind="stable")
+        else:
+            # every other row has a rank of its own: place each at its line, read in order
+            slot[:] = -1
+            slot[lines] = np.arange(len(a))
+            order = slot[slot >= 0]
+        per_event[name] = a[order]
     _learn_comms(per_event, comms, cmd)
     # selections the text path applies while parsing
     if pids is not None or comm is not None or start is not None or end is not None:
@@ -773,9 +790,6 @@ def _decode_event(ctx, fmt, buf, offs, lens, r, sel, cmd, arena_add, bo, per_eve
     n = len(offs)
     lines = r["line"][sel]
     ts = r["ts_ns"][sel]
-    width = max([f.offset + f.size for f in list(common.values()) + fmt.fields
-                 if not f.dynamic and f.size > 0] + [8])
-    _records(buf, offs, lens, min(width, 512))
     pid_f = common.get("common_pid")
     pid = _number(buf, offs, pid_f, bo, lens).astype(np.int32) if pid_f else np.full(n, -1, np.int32)
     flags = _flags_column(buf, offs, common, bo)
@@ -867,7 +881,7 @@ def _string_ids(ctx, interner, f, buf, offs, lens, bo):
         n = _strip_nul(data, o, n) if len(data) else n
         with ctx.lock:
             return _ragged_strings(data, o, n, interner)
-    names, inv = _fixed_strings(buf, offs, f)
+    names, inv = _fixed_strings(buf, offs, f, lens)
     with ctx.lock:
         return interner.ids(names)[inv]
 
