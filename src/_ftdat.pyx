@@ -399,3 +399,46 @@ def intern_fixed(const uint8_t[::1] buf, const int64_t[::1] offs, const int32_t[
         free(table)
         free(firsts)
     return ids, first
+
+
+def fill_numbers(const uint8_t[::1] buf, const int64_t[::1] offs, const int32_t[::1] lens,
+                 out_arr, const int64_t[:, ::1] specs, bint big):
+    """Copy integer fields of each record into a structured array in one pass.  specs rows:
+    (offset in the record, size 1/2/4/8, signed, byte offset in the output record, output
+    size 1/4/8).  A field past its record's length is written as -1."""
+    cdef Py_ssize_t n = offs.shape[0], i, k, nspec = specs.shape[0], nbuf = buf.shape[0]
+    cdef Py_ssize_t item = out_arr.dtype.itemsize
+    cdef uint8_t[::1] out = out_arr.view(np.uint8).reshape(-1) if n else np.zeros(1, np.uint8)
+    cdef int64_t so, ssz, sg, do_, dsz, a
+    cdef uint64_t u
+    cdef int64_t v
+    cdef uint8_t *dst
+    if n == 0:
+        return
+    for k in range(nspec):
+        if specs[k, 1] not in (1, 2, 4, 8) or specs[k, 4] not in (1, 4, 8) or \
+                specs[k, 3] < 0 or specs[k, 3] + specs[k, 4] > item:
+            raise ValueError("bad field spec")
+    with nogil:
+        for i in range(n):
+            for k in range(nspec):
+                so = specs[k, 0]
+                ssz = specs[k, 1]
+                sg = specs[k, 2]
+                do_ = specs[k, 3]
+                dsz = specs[k, 4]
+                a = offs[i] + so
+                if so + ssz > lens[i] or a < 0 or a + ssz > nbuf:
+                    v = -1
+                else:
+                    u = rd(&buf[a], <int>ssz, big)
+                    if sg and ssz < 8 and (u >> (8 * ssz - 1)) & 1:
+                        u |= (~(<uint64_t>0)) << (8 * ssz)
+                    v = <int64_t>u
+                dst = &out[i * item + do_]
+                if dsz == 8:
+                    (<int64_t*>dst)[0] = v
+                elif dsz == 4:
+                    (<int32_t*>dst)[0] = <int32_t>v
+                else:
+                    dst[0] = <uint8_t>v

@@ -838,6 +838,8 @@ def _pid_comms(ctx, pid, cmd):
 def _typed_fields(ctx, fmt, layout, a, buf, offs, lens, bo):
     kinds = _ev.field_kinds(layout)
     kernel = _ev.kernel_names(layout)
+    offsets = {c[0]: c[2] for c in _ev.layout_columns(layout)}
+    numeric = []        # (src offset, size, signed, dst offset, dst size) for one Cython pass
     for col, kind in kinds.items():
         if kind == "text":
             continue
@@ -854,8 +856,7 @@ def _typed_fields(ctx, fmt, layout, a, buf, offs, lens, bo):
             a[col] = 0 if kind == "u8" else -1
             continue
         if kind == "comm":
-            ids = _string_ids(ctx, ctx.comms, f, buf, offs, lens, bo)
-            a[col] = ids
+            a[col] = _string_ids(ctx, ctx.comms, f, buf, offs, lens, bo)
         elif kind == "sym":
             if f.is_string:
                 a[col] = _string_ids(ctx, ctx.symbols, f, buf, offs, lens, bo)
@@ -865,9 +866,14 @@ def _typed_fields(ctx, fmt, layout, a, buf, offs, lens, bo):
         elif kind == "state":
             vals = _number(buf, offs, f, bo, lens)
             a[col] = _state_bits(vals, _state_table(fmt.print_fmt))
+        elif f.size in (1, 2, 4, 8) and not f.dynamic and not f.array_len:
+            numeric.append((f.offset, f.size, int(f.signed), offsets[col], _ev._KIND_SIZE[kind]))
         else:
-            vals = _number(buf, offs, f, bo, lens)
-            a[col] = vals
+            a[col] = _number(buf, offs, f, bo, lens)
+    if numeric:
+        _ftdat.fill_numbers(buf, np.ascontiguousarray(offs, np.int64),
+                            np.ascontiguousarray(lens, np.int32), a,
+                            np.array(numeric, np.int64).reshape(-1, 5), ctx.dat.big_endian)
     if layout == "softirq":
         f = fmt.field("vec")
         if f is not None:
