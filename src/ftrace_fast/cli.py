@@ -253,7 +253,12 @@ def _fmt_ts(t, v):
 def cmd_info(args, out):
     sel = Selection(args)
     with _input_path(args.file, twice=sel.tgids is not None) as path:
-        t = _load_filtered(path, sel, args)
+        if sel.pids is None and sel.tgids is None and sel.comm is None and _is_dat(path):
+            # info shows counts, times and CPUs: a trace.dat's payload fields need no decoding
+            t = _read(path, args, events=sel.events, cpus=sel.cpus, start=sel.start,
+                      end=sel.end, _dat_fields=False)
+        else:
+            t = _load_filtered(path, sel, args)
     span = t.span
     cpus = t.cpus()
     info = {
@@ -307,6 +312,11 @@ def cmd_info(args, out):
         for e in t.errors[:args.errors]:
             w(f"  {e.message}\n")
     return 0
+
+
+def _is_dat(path):
+    from . import tracedat
+    return tracedat.is_tracedat(path)
 
 
 def _ranges(xs):

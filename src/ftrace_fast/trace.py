@@ -187,7 +187,7 @@ def _default_threads():
 def load(source, *, events=None, cpus=None, pids=None, comm=None, start=None, end=None,
          strict=False, chunk_size=None, progress=None, warn=True, mark_lines=False,
          keep_text=False, records=True, threads=None, buffer=None,
-         guest_sync=None) -> "Trace":
+         guest_sync=None, _dat_fields=True) -> "Trace":
     """Load every event of an ftrace text log, or of a trace-cmd trace.dat (detected by its
     magic bytes, see ``ftrace_fast.tracedat``), into NumPy arrays.
 
@@ -220,7 +220,7 @@ def load(source, *, events=None, cpus=None, pids=None, comm=None, start=None, en
     if tracedat.is_tracedat(source):
         return _load_dat(source, events=events, cpus=cpus, pids=pids, comm=comm, start=start,
                          end=end, threads=threads, buffer=buffer, guest_sync=guest_sync,
-                         keep_text=keep_text, records=records)
+                         keep_text=keep_text, records=records, fields=_dat_fields)
     if buffer is not None or guest_sync is not None:
         raise ValueError("buffer= and guest_sync= apply to trace.dat inputs only")
     return _load(source, events=events, cpus=cpus, pids=pids, comm=comm, start=start, end=end,
@@ -283,7 +283,7 @@ def _load(source, *, events=None, cpus=None, pids=None, comm=None, start=None, e
 
 
 def _load_dat(source, *, events, cpus, pids, comm, start, end, threads, buffer, guest_sync,
-              keep_text, records):
+              keep_text, records, fields=True):
     from . import tracedat
     t_start = _time_arg(start, "start")
     t_end = _time_arg(end, "end")
@@ -293,7 +293,7 @@ def _load_dat(source, *, events, cpus, pids, comm, start, end, threads, buffer, 
         events = [events]
     t = tracedat.load_dat(source, events=events, cpus=cpus, pids=pids, comm=_compile_comm(comm),
                           start=t_start, end=t_end, buffer=buffer, guest_sync=guest_sync,
-                          threads=threads)
+                          threads=threads, fields=fields)
     if keep_text:
         t.kept_text = [tracedat.ftrace_text(t)]
     if not records:

@@ -216,6 +216,20 @@ def _starts_of(lens):
     return s
 
 
+def _void(a):
+    return a.view(np.dtype((np.void, a.dtype.itemsize)))
+
+
+def _take(a, index):
+    """a[index] for structured records, copied as opaque bytes (NumPy copies structured
+    records field by field, an order of magnitude slower)."""
+    return np.take(_void(a), index).view(a.dtype)
+
+
+def _concat(parts):
+    return np.concatenate([_void(p) for p in parts]).view(parts[0].dtype)
+
+
 # -- print-format tables -------------------------------------------------------------------
 
 _SAFE_EXPR = re.compile(r"^[0-9a-fA-Fx|&+\-<>() ]+$")
@@ -377,6 +391,7 @@ class _Context:
         self.common = dat.formats.common()
         self.lock = threading.Lock()
         self.shift = None
+        self.fields = True
         self.per_event = {}     # name -> [structured arrays], one per CPU (and frame batch)
         self.layouts = {}
         self.arena_parts = []
@@ -518,10 +533,12 @@ def _flags_column(buf, offs, common, bo):
 
 
 def load_dat(path, *, events=None, cpus=None, pids=None, comm=None, start=None, end=None,
-             buffer=None, guest_sync=None, threads=None):
+             buffer=None, guest_sync=None, threads=None, fields=True):
     """Load a trace.dat into a Trace (see the module doc).  ``buffer``: the instance name
     (default: the top buffer); ``guest_sync``: apply a guest file's TIME_SHIFT option (None:
     when the file has one, as trace-cmd report does; False: keep the guest's own clock).
+    ``fields=False`` decodes only what ``ftfast info`` shows (counts, times, CPUs, lost
+    events): pid, comm and the payload columns stay empty (-1).
     ``start``/``end`` are in the trace's unit (already converted by load())."""
     from .trace import LOST_DTYPE, Stats, Trace
     path = os.fspath(path)
@@ -551,6 +568,9 @@ def load_dat(path, *, events=None, cpus=None, pids=None, comm=None, start=None, 
             raise InputError(f"{path}: guest_sync asked, but the file has no TIME_SHIFT option")
     ctx = _Context(dat, set(events) if events else None)
     ctx.shift = shift
+    ctx.fields = fields
+    if not fields and (pids is not None or comm is not None):
+        raise ValueError("fields=False cannot select by pid or comm")
     idx = list(range(len(buf_desc.cpus)))
     # every CPU is walked (its records count as filtered, as in text); only wanted ones decode
     ctx.cpus = None if cpus is None else set(int(c) for c in cpus)
@@ -625,20 +645,29 @@ def _assemble(ctx, dat, buf_desc, results, path, *, events, pids, comm, start, e
     t.text_arena = (np.concatenate(ctx.arena_parts) if ctx.arena_parts else np.zeros(0, np.uint8))
     ctx.arena_parts = []
     n_rows = len(all_ts)
-    slot = np.zeros(n_rows + 2, np.int64)
+    mark = np.zeros(n_rows + 2, bool)
     for name, parts in per_event.items():
-        a = np.concatenate(parts) if len(parts) > 1 else parts[0]
-        del parts[:]
-        lines = a["line"]
-        if name == "stack_frame" or not len(a):
+        parts = [p for p in parts if len(p)]
+        if not parts:
+            per_event[name] = np.zeros(0, _ev.dtype_for(layouts[name]))
+            continue
+        if name == "stack_frame":
             # frames share the line of their kernel_stack row: keep their order within it
-            order = np.argsort(lines, kind="stable")
-        else:
-            # every other row has a rank of its own: place each at its line, read in order
-            slot[:] = -1
-            slot[lines] = np.arange(len(a))
-            order = slot[slot >= 0]
-        per_event[name] = a[order]
+            a = _concat(parts) if len(parts) > 1 else parts[0]
+            per_event[name] = _take(a, np.argsort(a["line"], kind="stable"))
+            continue
+        # every other row has a line of its own: its place is the count of lines before it
+        mark[:] = False
+        for p in parts:
+            mark[p["line"]] = True
+        place = np.cumsum(mark) - 1
+        out = np.empty(sum(len(p) for p in parts), parts[0].dtype)
+        ov = _void(out)
+        for p in parts:
+            ov[place[p["line"]]] = _void(p)
+        del place
+        per_event[name] = out
+    del mark
     _learn_comms(per_event, comms, cmd)
     # selections the text path applies while parsing
     if pids is not None or comm is not None or start is not None or end is not None:
@@ -790,6 +819,16 @@ def _decode_event(ctx, fmt, buf, offs, lens, r, sel, cmd, arena_add, bo, per_eve
     n = len(offs)
     lines = r["line"][sel]
     ts = r["ts_ns"][sel]
+    if not ctx.fields:
+        # counts, times and CPUs only (ftfast info): every other column stays empty
+        layout = _ev.EVENT_LAYOUT.get(name, "generic")
+        layout = "generic" if layout in ("text", "funcgraph", "stack_frame") else layout
+        a = np.zeros(n, _ev.dtype_for(layout))
+        a["ts"], a["line"], a["cpu"], a["pid"], a["comm"] = ts, lines, r["cpu"], -1, -1
+        with ctx.lock:
+            per_event.setdefault(name, []).append(a)
+            layouts[name] = layout
+        return a
     pid_f = common.get("common_pid")
     pid = _number(buf, offs, pid_f, bo, lens).astype(np.int32) if pid_f else np.full(n, -1, np.int32)
     flags = _flags_column(buf, offs, common, bo)
@@ -1116,7 +1155,7 @@ def _select(t, per_event, layouts, pids, comm, start, end):
                     who |= comm_ok[np.where(ids < 0, len(t.comms), ids)]
             keep &= who
         dropped += int((~keep).sum())
-        per_event[name] = a[keep]
+        per_event[name] = _take(a, np.flatnonzero(keep))
     return dropped
 
 
