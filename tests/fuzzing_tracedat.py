@@ -95,6 +95,12 @@ def check_pages(data, layout):
     assert ((offs >= 0) & (lens >= 0) & (offs + lens <= len(buf))).all()
     _ftdat.gather(buf, offs, lens, 0, 64)
     _ftdat.gather(buf, offs, lens, 8, 300)
+    ids, first = _ftdat.intern_fixed(buf, offs, lens, 8, 16)
+    assert len(ids) == len(offs) and (ids < max(len(first), 1)).all()
+    _ftdat.intern_fixed(buf, offs, lens, 4090, 64)
+    out = np.zeros(len(offs), np.dtype([("a", "i8"), ("b", "i4"), ("c", "i1")], align=True))
+    specs = np.array([[4, 4, 1, 0, 8], [8, 8, 0, 8, 4], [60, 2, 1, 12, 1]], np.int64)
+    _ftdat.fill_numbers(buf, offs, lens, out, specs, False)
     ts = rows["ts"].view(np.int64)
     half = len(ts) // 2
     _ftdat.merge_order(np.ascontiguousarray(ts), np.array([0, half, len(ts)], np.int64))

@@ -307,3 +307,10 @@ def test_filter_writes_ftrace_text_that_loads_back(data_pair, tmp_path):
                 np.testing.assert_array_equal(D.comm_names(a[col]), back.comm_names(b[col]))
             else:
                 np.testing.assert_array_equal(a[col], b[col], err_msg=col)
+
+
+def test_bounded_fuzz_of_pages_and_files():
+    """A few thousand mutated pages through the walker, gather, interning and field copy, and
+    mutated whole files through load() (tests/fuzzing_tracedat.py runs the long ASan rounds)."""
+    from fuzzing_tracedat import run
+    assert run(5, pages=2000, files=12) == 2012
