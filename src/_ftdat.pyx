@@ -23,7 +23,10 @@ are dropped and one lost-events marker (count unknown: 0) takes its place.
 
 from libc.stdint cimport uint8_t, uint32_t, uint64_t, int64_t, int32_t
 from libc.stdlib cimport malloc, free, realloc
-from libc.string cimport memcmp
+from libc.string cimport memcmp, memcpy
+import sys as _sys
+
+cdef bint HOST_LITTLE = _sys.byteorder == "little"
 import numpy as np
 cimport numpy as cnp
 
@@ -55,7 +58,16 @@ cdef struct Layout:
 
 cdef inline uint64_t rd(const uint8_t *p, int n, int big) noexcept nogil:
     cdef uint64_t v = 0
+    cdef uint32_t w32
     cdef int i
+    # little-endian file on a little-endian host: one unaligned load
+    if not big and HOST_LITTLE:
+        if n == 4:
+            memcpy(&w32, p, 4)
+            return w32
+        if n == 8:
+            memcpy(&v, p, 8)
+            return v
     if big:
         for i in range(n):
             v = (v << 8) | p[i]

@@ -216,6 +216,10 @@ def _starts_of(lens):
     return s
 
 
+#: the records of load_dat(fields=False)
+_INFO_DTYPE = np.dtype([("ts", "i8"), ("line", "i8"), ("cpu", "i4")])
+
+
 def _void(a):
     return a.view(np.dtype((np.void, a.dtype.itemsize)))
 
@@ -538,7 +542,7 @@ def load_dat(path, *, events=None, cpus=None, pids=None, comm=None, start=None, 
     (default: the top buffer); ``guest_sync``: apply a guest file's TIME_SHIFT option (None:
     when the file has one, as trace-cmd report does; False: keep the guest's own clock).
     ``fields=False`` decodes only what ``ftfast info`` shows (counts, times, CPUs, lost
-    events): pid, comm and the payload columns stay empty (-1).
+    events): each event's array then holds just ``ts``, ``line`` and ``cpu``.
     ``start``/``end`` are in the trace's unit (already converted by load())."""
     from .trace import LOST_DTYPE, Stats, Trace
     path = os.fspath(path)
@@ -650,6 +654,10 @@ def _assemble(ctx, dat, buf_desc, results, path, *, events, pids, comm, start, e
         parts = [p for p in parts if len(p)]
         if not parts:
             per_event[name] = np.zeros(0, _ev.dtype_for(layouts[name]))
+            continue
+        if not ctx.fields:
+            # ftfast info: counts, times and CPUs need no order
+            per_event[name] = _concat(parts) if len(parts) > 1 else parts[0]
             continue
         if name == "stack_frame":
             # frames share the line of their kernel_stack row: keep their order within it
@@ -820,11 +828,11 @@ def _decode_event(ctx, fmt, buf, offs, lens, r, sel, cmd, arena_add, bo, per_eve
     lines = r["line"][sel]
     ts = r["ts_ns"][sel]
     if not ctx.fields:
-        # counts, times and CPUs only (ftfast info): every other column stays empty
+        # counts, times and CPUs only (ftfast info): three columns, nothing decoded
         layout = _ev.EVENT_LAYOUT.get(name, "generic")
         layout = "generic" if layout in ("text", "funcgraph", "stack_frame") else layout
-        a = np.zeros(n, _ev.dtype_for(layout))
-        a["ts"], a["line"], a["cpu"], a["pid"], a["comm"] = ts, lines, r["cpu"], -1, -1
+        a = np.empty(n, _INFO_DTYPE)
+        a["ts"], a["line"], a["cpu"] = ts, lines, r["cpu"]
         with ctx.lock:
             per_event.setdefault(name, []).append(a)
             layouts[name] = layout
