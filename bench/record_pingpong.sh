@@ -1,5 +1,5 @@
 #!/bin/bash
-# record_pingpong.sh OUT.dat [SECONDS] [extra trace-cmd record options...]
+# record_pingpong.sh OUT.dat [SECONDS] [extra trace-cmd record options...]   (env PAIRS=2)
 # Records a context-switch-heavy trace.dat for bench/test_tracedat.py: pairs of processes
 # ping-ponging one byte over pipes (every hop is a wakeup and two switches), with
 # sched_switch / sched_waking / sched_wakeup / irq events, into a trace instance of its own
@@ -50,6 +50,6 @@ unshare -m --propagation private "$WORK/ns.sh" \
   trace-cmd record -q -B ftfast -b 65536 -e sched:sched_switch -e sched:sched_waking \
   -e sched:sched_wakeup -e sched:sched_wakeup_new -e sched:sched_migrate_task \
   -e irq:irq_handler_entry -e irq:irq_handler_exit -e irq:softirq_entry -e irq:softirq_exit \
-  "$@" -o "$OUT" -- "$WORK/pingpong" 2 "$SECS" >/dev/null
+  "$@" -o "$OUT" -- "$WORK/pingpong" "${PAIRS:-2}" "$SECS" >/dev/null
 # trace-cmd removes the instance it created; remove ours too (in a namespace of its own)
 unshare -m --propagation private sh -c "[ -e $T/tracing_on ] || mount -t tracefs nodev $T; rmdir $T/instances/ftfast 2>/dev/null || true"

@@ -81,8 +81,9 @@ def _kernel_letters(value, table):
     return "|".join(got) if got else "R"
 
 
-def compare(text_trace, dat_trace, dat_path):
-    """Every event of the report against the .dat; returns the events compared."""
+def compare(text_trace, dat_trace, dat_path, ns=False):
+    """Every event of the report against the .dat (ns: the report has -t's ns time stamps);
+    returns the events compared."""
     T, D = text_trace, dat_trace
     assert set(T.events) == set(D.events)
     state_table = None
@@ -93,7 +94,7 @@ def compare(text_trace, dat_trace, dat_path):
     for name, ta in T.events.items():
         da = D.events[name]
         assert len(da) == len(ta), name
-        if T.time_unit == "ns":
+        if T.time_unit == "ns" and not ns:
             np.testing.assert_array_equal((da["ts"] + 500) // 1000 * 1000, ta["ts"], err_msg=name)
         else:
             np.testing.assert_array_equal(da["ts"], ta["ts"], err_msg=name)
@@ -314,3 +315,30 @@ def test_bounded_fuzz_of_pages_and_files():
     mutated whole files through load() (tests/fuzzing_tracedat.py runs the long ASan rounds)."""
     from fuzzing_tracedat import run
     assert run(5, pages=2000, files=12) == 2012
+
+
+RECORD = Path(__file__).resolve().parents[1] / "bench" / "record_pingpong.sh"
+
+
+@pytest.mark.skipif(os.environ.get("FTFAST_RECORD_TESTS") != "1" or shutil.which("trace-cmd") is None,
+                    reason="records with trace-cmd (root, tracefs): set FTFAST_RECORD_TESTS=1")
+@pytest.mark.parametrize("opts", [["-C", "mono"], ["-C", "x86-tsc"], ["--file-version", "6"],
+                                  ["--compression", "none"]], ids=lambda o: " ".join(o))
+def test_own_recording_matches_report_to_the_ns(opts, tmp_path):
+    """trace-cmd record of this machine in each clock / version / compression variant: the .dat
+    equals `trace-cmd report -t` (ns time stamps) field by field."""
+    dat = tmp_path / "v.dat"
+    subprocess.run(["bash", str(RECORD), str(dat), "1", *opts], check=True,
+                   env=dict(os.environ, PAIRS="0"), capture_output=True)
+    text = subprocess.run(["trace-cmd", "report", "-t", "-i", str(dat)], check=True,
+                          capture_output=True).stdout
+    # the recording is in instance 'ftfast': report prefixes its lines with the buffer name
+    text = b"\n".join(ln[len(b"ftfast: "):] if ln.startswith(b"ftfast: ") else ln
+                      for ln in text.split(b"\n"))
+    (tmp_path / "v.txt").write_bytes(text)
+    T = ftrace_fast.load(tmp_path / "v.txt")
+    D = ftrace_fast.load(dat)
+    assert D.dat.buffer == "ftfast" and T.stats.events == D.stats.events > 100
+    for name, a in T.events.items():
+        np.testing.assert_array_equal(D[name]["ts"], a["ts"], err_msg=name)
+    assert compare(T, D, dat, ns=True) == T.stats.events

@@ -538,17 +538,26 @@ def _read_v6(rd, dat, pos, bo):
                 raise
             want = min(rd.size - pos, want * 4)
     dat.buffers.append(Buffer("", _clock_of(dat), dat.page_size, cpus, False))
-    # v6 instances: BUFFER options of (8-byte offset, name); their CPU table is at the offset
+    # v6 instances: BUFFER options of (8-byte offset, name); at the offset, as after the CPU
+    # count of the header: "options  " (options up to id 0), then "flyrecord" and the CPU table
     for d in dat.options.get(OPT_BUFFER, []):
         if len(d) < 9:
             continue
         (off,) = struct.unpack_from(bo + "Q", d, 0)
         name = d[8:].split(b"\0", 1)[0].decode("utf-8", "replace")
+        n = dat.cpus_declared
+        c = _Cursor(rd, rd.read(off, min(rd.size - off, 16 * n + (1 << 16)) if off < rd.size else 0,
+                                f"buffer '{name}''s header"), off, bo, f" (buffer '{name}')")
+        kind = c.bytes(10, "'options', 'latency' or 'flyrecord'")
+        if kind == b"options  \0":
+            while c.u(2, "an option id") != 0:
+                c.bytes(c.u(4, "an option size"), "an option's data")
+            kind = c.bytes(10, "'latency' or 'flyrecord'")
+        if kind != b"flyrecord\0":
+            rd.fail(c.at() - 10, f"'flyrecord' for buffer '{name}', got {kind!r}")
         cpus = []
-        table = rd.read(off, 16 * dat.cpus_declared, f"buffer '{name}''s CPU table")
-        for i in range(dat.cpus_declared):
-            o, s = struct.unpack_from(bo + "QQ", table, 16 * i)
-            cpus.append((i, o, s))
+        for i in range(n):
+            cpus.append((i, c.u(8, f"CPU {i}'s data offset"), c.u(8, f"CPU {i}'s data size")))
         dat.buffers.append(Buffer(name, _clock_of(dat), dat.page_size, cpus, False))
 
 
