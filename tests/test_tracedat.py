@@ -103,6 +103,9 @@ def compare(text_trace, dat_trace, dat_path, ns=False):
         np.testing.assert_array_equal(D.comm_names(da["comm"]), T.comm_names(ta["comm"]), err_msg=name)
         layout = T.layout(name)
         assert D.layout(name) == layout, name
+        if name == "print":
+            # trace_marker writes: `<caller>: <message>` exactly as the report prints them
+            assert [x.strip() for x in D.text(name)] == [x.strip() for x in T.text(name)]
         for col, kind in ev.field_kinds(layout).items():
             if kind == "text":
                 continue

@@ -80,23 +80,10 @@ def _gather(buf, offs, start, size, lens=None):
                          np.ascontiguousarray(lens, np.int32), start, size)
 
 
-_RECORDS = threading.local()
-
-
-def _records(buf, offs, lens, width):
-    """Gather the first `width` bytes of each record once; _number() then slices columns."""
-    _RECORDS.offs = offs
-    _RECORDS.mat = _gather(buf, offs, 0, width, lens)
-
-
 def _number(buf, offs, f, bo, lens=None):
     """Integer values of a numeric field (int64; unsigned 8-byte values wrap into int64)."""
     size = f.size if f.size in (1, 2, 4, 8) else 8
-    mat = getattr(_RECORDS, "mat", None)
-    if getattr(_RECORDS, "offs", None) is offs and mat is not None and f.offset + size <= mat.shape[1]:
-        raw = np.ascontiguousarray(mat[:, f.offset:f.offset + size])
-    else:
-        raw = _gather(buf, offs, f.offset, size, lens)
+    raw = _gather(buf, offs, f.offset, size, lens)
     kind = "i" if f.signed else "u"
     vals = raw.reshape(-1).view(f"{bo}{kind}{size}") if len(offs) else np.zeros(0, f"{bo}{kind}{size}")
     return vals.astype(np.int64) if not (kind == "u" and size == 8) else vals.astype(np.uint64).view(np.int64)
@@ -201,7 +188,7 @@ def _ragged_strings(data, offs, lens, interner):
     mat = np.zeros((n, width), np.uint8)
     if lens.sum():
         rows = np.repeat(np.arange(n), lens)
-        cols = np.arange(int(lens.sum())) - np.repeat(offs - offs[0] if False else _starts_of(lens), lens)
+        cols = np.arange(int(lens.sum())) - np.repeat(_starts_of(lens), lens)
         mat[rows, cols] = data[np.repeat(offs, lens) + cols]
     sv = mat.view(f"S{width}").reshape(-1)
     u, inv = np.unique(sv, return_inverse=True)
@@ -415,8 +402,8 @@ class _Context:
         return self.kallsyms
 
 
-def _cpu_rows(ctx, buffer, i, threads_sem):
-    """Walk one CPU's pages and pull each wanted event's fields: (rows, parts)."""
+def _cpu_rows(ctx, buffer, i):
+    """Walk one CPU's pages, convert their times and decode its events (in its thread)."""
     dat = ctx.dat
     cpu_id = buffer.cpus[i][0]
     data = cpu_data(dat, dat.path, buffer, i)
@@ -506,8 +493,7 @@ def _host_sync(ts, cpu_id, shift):
     else:
         cor = lo_o
     sc = np.where(scalings[j] == 0, 1, scalings[j])
-    scaled = (t.astype(object) * sc.astype(object)) if False else t * sc
-    scaled = scaled >> fractions[j]
+    scaled = (t * sc) >> fractions[j]
     return (scaled + cor).view(np.uint64)
 
 
@@ -585,7 +571,7 @@ def load_dat(path, *, events=None, cpus=None, pids=None, comm=None, start=None, 
 
     def run(k):
         try:
-            results[k] = _cpu_rows(ctx, buf_desc, idx[k], None)
+            results[k] = _cpu_rows(ctx, buf_desc, idx[k])
         except BaseException as exc:  # re-raised in the caller
             errors.append(exc)
 
@@ -1117,10 +1103,7 @@ def _print_payload(ctx, fmt, buf, offs, lens, bo):
     ip = _number(buf, offs, fmt.field("ip"), bo, lens).view(np.uint64)
     ks = ctx.ksyms()
     si = ks.lookup(ip)
-    exact = np.zeros(len(ip), bool)
-    if len(ks.addrs):
-        exact = (si >= 0) & (ks.addrs[np.clip(si, 0, None)] == ip)
-    u, inv = np.unique(np.where(exact, si, -1 - np.arange(len(ip))) if False else si, return_inverse=True)
+    u, inv = np.unique(si, return_inverse=True)
     names = np.array([(ks.names[i] if i >= 0 else "").encode() for i in u.tolist()] or [b""], "S64")
     who = names[inv.reshape(-1)] if len(u) else np.zeros(0, "S64")
     f = fmt.field("buf")
