@@ -420,7 +420,11 @@ def _cpu_rows(ctx, buffer, i):
     # rows keep their index in this CPU's stream until the merge gives them a line
     rows["line"] = np.arange(len(rows["ts"]), dtype=np.int64)
     _decode_cpu(ctx, rows, buf)
-    del rows["ts"]
+    # only the markers and the times (for the merge) outlive the decode
+    mk = np.flatnonzero(rows["kind"] < 0)
+    rows["marker_idx"], rows["marker_kind"], rows["marker_off"] = mk, rows["kind"][mk], rows["off"][mk]
+    for k in ("ts", "kind", "off", "length", "line"):
+        del rows[k]
     return rows
 
 
@@ -613,28 +617,31 @@ def _assemble(ctx, dat, buf_desc, results, path, *, events, pids, comm, start, e
     total_events = 0
     filtered = 0
     for r in results:
-        kind, offs = r["kind"], r["off"]
         damaged += r["damaged"]
         total_events += r["total"]
         filtered += r["filtered"]
         for tid, c in r["unknown"].items():
             unknown_types[tid] = unknown_types.get(tid, 0) + c
-        mk = np.flatnonzero(kind < 0)
+        mk = r["marker_idx"]
         if len(mk):
             lost_rows.append((np.full(len(mk), r["cpu"], np.int32), rank[base_of_cpu[r["cpu"]] + mk] + 1,
-                              np.where(kind[mk] == _ftdat.KIND_LOST, offs[mk], 0), r["ts_ns"][mk]))
+                              np.where(r["marker_kind"] == _ftdat.KIND_LOST, r["marker_off"], 0),
+                              r["ts_ns"][mk]))
     # a row's index in its CPU stream -> its line in the merged stream
     for parts in per_event.values():
         for a in parts:
             if len(a):
                 a["line"] = rank[base_of_cpu[int(a["cpu"][0])] + a["line"]] + 1
     del rank
+    for r in results:
+        r["ts_ns"] = None
+    del all_ts
     # concatenate each event's CPU parts in report order
     t.comms = comms.table
     t.symbols = symbols.table
     t.text_arena = (np.concatenate(ctx.arena_parts) if ctx.arena_parts else np.zeros(0, np.uint8))
     ctx.arena_parts = []
-    n_rows = len(all_ts)
+    n_rows = starts[-1]
     mark = np.zeros(n_rows + 2, bool)
     for name, parts in per_event.items():
         parts = [p for p in parts if len(p)]
