@@ -30,7 +30,7 @@ exts = [
         extra_compile_args=compile_args,
         extra_link_args=link_args,
     )
-    for name in ("_ftparse", "_ftsched")
+    for name in ("_ftparse", "_ftsched", "_ftdat")
 ]
 
 setup(ext_modules=cythonize(exts, compiler_directives=directives))

@@ -461,7 +461,7 @@ ERRORS = [
     (["info", "{d}/missing.txt"], 3, "no such file"),
     (["stats", "{d}/empty.txt"], 3, "empty input"),
     (["info", "{d}/dir"], 3, "is a directory"),
-    (["stats", "{d}/trace.dat"], 3, "trace-cmd report"),
+    (["stats", "{d}/trace.dat"], 3, "offset 13: expected long size 4 or 8, got 0"),
     (["filter", "{d}/notes.txt", "-o", "{d}/o.txt"], 3, "not ftrace text"),
     (["stats", "{f}", "--comm", "CPU ("], 2, "bad --comm regex"),
     (["filter", "{f}", "-o", "{d}/o.txt", "--comm", "[a"], 2, "bad --comm regex"),

@@ -23,8 +23,8 @@ _MAGIC = (
 )
 # binary formats users hand us by mistake, with what to do instead
 _FOREIGN = (
-    (b"\x17\x08\x44tracing", "a trace-cmd binary trace.dat: convert it with "
-                             "'trace-cmd report -i FILE > trace.txt' first"),
+    (b"\x17\x08\x44tracing", "a trace-cmd binary trace.dat on a stream: give its path "
+                             "(load() and ftfast read a trace.dat by path)"),
     (b"PERFILE2", "a perf.data file: convert it with 'perf script' first"),
     (b"\xd4\xc3\xb2\xa1", "a pcap capture, not ftrace text"),
 )

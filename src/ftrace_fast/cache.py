@@ -68,7 +68,8 @@ _STALE_TMP_S = 60.0
 #: the Trace attributes an entry stores (tests hold this list to Trace's own)
 TRACE_ATTRIBUTES = ("events", "comms", "symbols", "text_arena", "_layouts", "errors", "lost",
                     "stats", "clock", "source", "compression", "format", "line_kinds",
-                    "kept_text", "_machine_names", "_machine_runs")
+                    "kept_text", "_machine_names", "_machine_runs",
+                    "dat")   # dat: None on every cached Trace (a trace.dat is not cached)
 # Trace attributes that are caches of other attributes, not state
 TRACE_DERIVED = ("_comm_index", "_span_cache", "_sched_model", "_cache", "machine", "_machines",
                  "_comm_matches")

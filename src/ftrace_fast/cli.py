@@ -314,7 +314,12 @@ def cmd_info(args, out):
     sel = Selection(args)
     args._ftfast_all = True      # a trace of several machines lists them
     with _input_path(args.file, twice=sel.tgids is not None) as path:
-        t = _load_filtered(path, sel, args)
+        if sel.pids is None and sel.tgids is None and sel.comm is None and _is_dat(path):
+            # info shows counts, times and CPUs: a trace.dat's payload fields need no decoding
+            t = _read(path, args, events=sel.events, cpus=sel.cpus, start=sel.start,
+                      end=sel.end, _dat_fields=False)
+        else:
+            t = _load_filtered(path, sel, args)
     span = t.span
     cpus = t.cpus()
     info = {
@@ -336,6 +341,8 @@ def cmd_info(args, out):
         info["source"]["machine"] = args.machine
     if len(t.machines) > 1:
         info["machines"] = climachine.machines_table(t)
+    if t.dat is not None:
+        info["source"]["dat"] = dict(t.dat.info_lines())
     if args.format == "json":
         _dump_json(info, out)
         return 0
@@ -343,6 +350,8 @@ def cmd_info(args, out):
     w(f"file:      {printable(t.source)}" + (f" ({t.compression})" if t.compression else "")
       + "\n")
     w(f"format:    {printable(t.format_description())}\n")
+    for key, text in (t.dat.info_lines() if t.dat is not None else ()):
+        w(printable(f"{key + ':':<10} {text}") + "\n")
     w(f"clock:     {t.clock} (times in {'seconds' if t.time_unit == 'ns' else 'ticks'})\n")
     if args.machine is not None:
         w(f"machine:   {args.machine}\n")
@@ -372,6 +381,11 @@ def cmd_info(args, out):
         for e in t.errors[:args.errors]:
             w(f"  {printable(e.message)}\n")
     return 0
+
+
+def _is_dat(path):
+    from . import tracedat
+    return tracedat.is_tracedat(path)
 
 
 def _ranges(xs):

@@ -186,8 +186,10 @@ def _default_threads():
 
 def load(source, *, events=None, cpus=None, pids=None, comm=None, start=None, end=None,
          strict=False, chunk_size=None, progress=None, warn=True, mark_lines=False,
-         keep_text=False, records=True, threads=None, cache=None) -> "Trace":
-    """Load every event of an ftrace text log into NumPy arrays.
+         keep_text=False, records=True, threads=None, cache=None, buffer=None,
+         guest_sync=None, _dat_fields=True) -> "Trace":
+    """Load every event of an ftrace text log, or of a trace-cmd trace.dat (detected by its
+    magic bytes, see ``ftrace_fast.tracedat``), into NumPy arrays.
 
     source: a path (plain, .gz, .xz, .bz2, .zst; detected by magic bytes), an open binary
         file, or ``"-"`` for stdin.
@@ -213,7 +215,11 @@ def load(source, *, events=None, cpus=None, pids=None, comm=None, start=None, en
     cache: keep the arrays in the on-disk cache (``ftrace_fast.cache``) and read them back
         from it on a later load of the same input with the same options.  None (default):
         files of at least cache.MIN_BYTES given by path, unless keep_text (a copy of the
-        text is no parse worth keeping); True: any path, and stdin; False: never.
+        text is no parse worth keeping); True: any path, and stdin; False: never.  A
+        trace.dat is not cached: it decodes at about the speed of a cache read.
+    buffer, guest_sync: trace.dat only: the buffer instance to read (default: the top one),
+        and whether to apply a guest file's TIME_SHIFT option (default: when it has one, as
+        trace-cmd report does).
 
     A list of sources loads each as its own machine (a host and a guest trace): the result's
     ``machines`` maps each machine's name to its Trace (see ``ftrace_fast.machines``).
@@ -223,10 +229,17 @@ def load(source, *, events=None, cpus=None, pids=None, comm=None, start=None, en
         kw = dict(events=events, cpus=cpus, pids=pids, comm=comm, start=start, end=end,
                   strict=strict, chunk_size=chunk_size, progress=progress, warn=warn,
                   mark_lines=mark_lines, keep_text=keep_text, records=records, threads=threads,
-                  cache=cache)
+                  cache=cache, buffer=buffer, guest_sync=guest_sync, _dat_fields=_dat_fields)
         if len(source) == 1:
             return load(source[0], **kw)
         return _machines.combine([load(s, **kw) for s in source])
+    from . import tracedat
+    if tracedat.is_tracedat(source):
+        return _load_dat(source, events=events, cpus=cpus, pids=pids, comm=comm, start=start,
+                         end=end, threads=threads, buffer=buffer, guest_sync=guest_sync,
+                         keep_text=keep_text, records=records, fields=_dat_fields)
+    if buffer is not None or guest_sync is not None:
+        raise ValueError("buffer= and guest_sync= apply to trace.dat inputs only")
     if cache is None and keep_text:
         cache = False
     if cache is not False:
@@ -296,6 +309,25 @@ def _load(source, *, events=None, cpus=None, pids=None, comm=None, start=None, e
             f"{trace.source}: {trace.stats.malformed} malformed line(s) of {trace.stats.lines} "
             f"(see Trace.errors): {first}", stacklevel=2)
     return trace
+
+
+def _load_dat(source, *, events, cpus, pids, comm, start, end, threads, buffer, guest_sync,
+              keep_text, records, fields=True):
+    from . import tracedat
+    t_start = _time_arg(start, "start")
+    t_end = _time_arg(end, "end")
+    if t_start is not None and t_end is not None and t_start > t_end:
+        raise ValueError(f"start ({start}) is after end ({end})")
+    if isinstance(events, str):
+        events = [events]
+    t = tracedat.load_dat(source, events=events, cpus=cpus, pids=pids, comm=_compile_comm(comm),
+                          start=t_start, end=t_end, buffer=buffer, guest_sync=guest_sync,
+                          threads=threads, fields=fields)
+    if keep_text:
+        t.kept_text = [tracedat.ftrace_text(t)]
+    if not records:
+        t.events = {}
+    return t
 
 
 #: parts parsed in parallel so far in this process: merged, or parsed again in sequence
@@ -415,6 +447,7 @@ class Trace:
         self.machine = None
         self._machine_names = []
         self._machine_runs = None
+        self.dat = None      # tracedat.DatInfo when loaded from a trace.dat
 
     @classmethod
     def _from_parser(cls, r, src):
@@ -463,6 +496,8 @@ class Trace:
 
     def format_description(self):
         """What the text looked like, in words (kernel trace / trace-cmd report, columns)."""
+        if self.dat is not None:
+            return self.dat.describe()
         f = self.format
         parts = ["trace-cmd report" if f["tracecmd_headers"] else "kernel trace text"]
         if f["prefixed_lines"]:

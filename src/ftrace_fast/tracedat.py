@@ -1,0 +1,1289 @@
+"""trace-cmd's binary ``trace.dat`` (file versions 6 and 7) loaded into the same ``Trace`` the
+text path builds, so every analysis is blind to the input format.
+
+What comes from where:
+
+- the file structure (headers, options, sections, compression): ``_datfile``;
+- ring-buffer pages -> one row per record (time, payload offset, length, event type id), and
+  lost-events / damaged-page markers: the ``nogil`` walker in ``_ftdat``, one thread per CPU;
+- the time merge of the CPU streams, in the order ``trace-cmd report`` prints them (smallest
+  time first, the lower CPU on a tie): ``_ftdat.merge_order``;
+- fields: read with NumPy at the offsets and sizes of each event's ``format`` stored in the
+  file (never hard-coded offsets), into the layouts of ``events.py``.
+
+Choices, where the binary holds more than the text:
+
+- ``line`` is the 1-based position of the row in the merged stream (lost-event markers take a
+  position too, as their ``CPU:N [LOST M EVENTS]`` lines do in text).
+- ``comm`` of a row is the saved-cmdlines name of its pid (``<idle>`` for pid 0, ``<...>``
+  when the pid is not saved), as ``trace-cmd report`` prints it.  ``flags`` holds the kernel's
+  irq flags and preempt count as the latency format prints them (``dNhs`` + depth).
+- ``prev_state`` letters come from the kernel's own print format stored in the file (its
+  ``__print_flags`` table and its preempted-bit test), not from libtraceevent's fixed table.
+- kvm_exit ``reason`` is named through the ``__print_symbolic`` table the file's kvm_exit
+  format selects by its ``isa`` field (VMX or SVM); softirq ``action`` likewise by ``vec``.
+- ``print`` (trace_marker) keeps trace-cmd's text ``<caller>: <message>`` as payload.
+- kernel_stack events give ``stack_frame`` rows (one per frame, symbol from the file's
+  kallsyms), as ``=> func (addr)`` lines do in a report.
+- Any other event keeps its fields as ``name=value`` payload text, in format order (strings
+  as text, integers in decimal, pointers in hex), so ``Trace.payload(name)`` types them.
+
+Time: the buffer's clock.  ``local``/``global``/``mono``/``perf``/``boot`` are ns;
+``tsc2nsec`` and an ``x86-tsc`` file with trace-cmd's TSC2NSEC option are converted to ns with
+the option's multiplier and shift, as trace-cmd does; ``counter`` and ``x86-tsc`` without it
+stay in ticks.  A guest file's TIME_SHIFT option is applied only when asked (``guest_sync``).
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import re
+import threading
+
+import numpy as np
+
+from . import events as _ev
+from ._datfile import DatError, MAGIC, cpu_data, open_dat
+from ._source import InputError
+
+try:
+    from . import _ftdat
+except ImportError as exc:  # pragma: no cover - only without a built extension
+    raise ImportError(f"ftrace_fast._ftdat cannot be imported: {exc}; rebuild with "
+                      "'pip install -e .'") from exc
+
+__all__ = ["is_tracedat", "load_dat", "DatError", "MAGIC"]
+
+_NS_CLOCKS = ("local", "global", "uptime", "perf", "mono", "mono_raw", "boot", "tai", "tsc2nsec")
+
+
+def is_tracedat(source):
+    """True when source is a path whose first bytes are trace-cmd's magic."""
+    if not isinstance(source, (str, bytes, os.PathLike)) or os.fspath(source) in ("-", b"-"):
+        return False
+    try:
+        with open(source, "rb") as f:
+            return f.read(len(MAGIC)) == MAGIC
+    except OSError:
+        return False
+
+
+# -- reading fields with NumPy -------------------------------------------------------------
+
+def _gather(buf, offs, start, size, lens=None):
+    """(n, size) uint8: bytes [off + start, off + start + size) of each record (zero past the
+    record when lens is given, and past the buffer)."""
+    if lens is None:
+        lens = np.full(len(offs), np.iinfo(np.int32).max, np.int32)
+    return _ftdat.gather(buf, np.ascontiguousarray(offs, np.int64),
+                         np.ascontiguousarray(lens, np.int32), start, size)
+
+
+def _number(buf, offs, f, bo, lens=None):
+    """Integer values of a numeric field (int64; unsigned 8-byte values wrap into int64)."""
+    size = f.size if f.size in (1, 2, 4, 8) else 8
+    raw = _gather(buf, offs, f.offset, size, lens)
+    kind = "i" if f.signed else "u"
+    vals = raw.reshape(-1).view(f"{bo}{kind}{size}") if len(offs) else np.zeros(0, f"{bo}{kind}{size}")
+    return vals.astype(np.int64) if not (kind == "u" and size == 8) else vals.astype(np.uint64).view(np.int64)
+
+
+def _uniq(vals):
+    """(distinct values, inverse) of integers; a lookup table instead of a sort when their
+    range is small (pids, flags, states, ids)."""
+    vals = np.asarray(vals)
+    if len(vals) == 0:
+        return vals[:0], np.zeros(0, np.int64)
+    lo, hi = int(vals.min()), int(vals.max())
+    if hi - lo < (1 << 22):
+        present = np.zeros(hi - lo + 1, bool)
+        present[vals - lo] = True
+        u = np.flatnonzero(present)
+        table = np.zeros(hi - lo + 1, np.int64)
+        table[u] = np.arange(len(u))
+        return (u + lo).astype(vals.dtype), table[vals - lo]
+    u, inv = np.unique(vals, return_inverse=True)
+    return u, inv.reshape(-1)
+
+
+def _fixed_strings(buf, offs, f, lens=None):
+    """Distinct strings of a char[N] field (up to its first NUL) and each record's index into
+    them: hashed once per record in _ftdat, decoded once per distinct string."""
+    if lens is None:
+        lens = np.full(len(offs), np.iinfo(np.int32).max, np.int32)
+    ids, first = _ftdat.intern_fixed(buf, np.ascontiguousarray(offs, np.int64),
+                                     np.ascontiguousarray(lens, np.int32), f.offset, f.size)
+    names = []
+    for r in first.tolist():
+        o = int(offs[r]) + f.offset
+        end = min(o + f.size, int(offs[r]) + int(lens[r]), len(buf))
+        names.append(bytes(buf[o:max(end, o)]).split(b"\0", 1)[0].decode("utf-8", "replace"))
+    return names, ids
+
+
+def _dyn_bounds(buf, offs, lens, f, bo):
+    """(start, length) in buf of a __data_loc / __rel_loc field's bytes, clipped to the record."""
+    loc = _number(buf, offs, f, bo, lens).astype(np.uint64) & np.uint64(0xffffffff)
+    start = (loc & np.uint64(0xffff)).astype(np.int64)
+    n = (loc >> np.uint64(16)).astype(np.int64)
+    if f.relative:
+        start += f.offset + f.size
+    ok = (start >= 0) & (start + n <= lens)
+    n = np.where(ok, n, 0)
+    return offs + np.where(ok, start, 0), n
+
+
+def _ragged(buf, starts, lens):
+    """Concatenated bytes [starts[i], starts[i] + lens[i]) and their offsets in the result."""
+    total = int(lens.sum())
+    out_off = np.zeros(len(lens), np.int64)
+    if len(lens) > 1:
+        np.cumsum(lens[:-1], out=out_off[1:])
+    if total == 0:
+        return np.zeros(0, np.uint8), out_off
+    idx = np.repeat(starts - out_off, lens) + np.arange(total, dtype=np.int64)
+    return buf[idx], out_off
+
+
+def _strip_nul(data, offs, lens):
+    """Lengths up to the first NUL (and without a trailing newline) of ragged strings."""
+    if not len(lens):
+        return lens
+    nul = (data == 0) | (data == 10)
+    # first NUL at or after each start: cumulative count trick
+    csum = np.concatenate(([0], np.cumsum(nul)))
+    out = lens.copy()
+    has = csum[offs + lens] - csum[offs] > 0
+    if has.any():
+        pos = np.flatnonzero(nul)
+        first = pos[np.searchsorted(pos, offs[has])]
+        out[has] = first - offs[has]
+    return out
+
+
+class _Interner:
+    def __init__(self, table):
+        self.table = table
+        self.index = {s: i for i, s in enumerate(table)}
+
+    def ids(self, names):
+        out = np.empty(len(names), np.int32)
+        for i, s in enumerate(names):
+            j = self.index.get(s)
+            if j is None:
+                j = self.index[s] = len(self.table)
+                self.table.append(s)
+            out[i] = j
+        return out
+
+
+def _ragged_strings(data, offs, lens, interner):
+    """Intern ragged byte strings: one decode per distinct string."""
+    n = len(lens)
+    if n == 0:
+        return np.zeros(0, np.int32)
+    width = int(lens.max()) if n else 0
+    width = max(width, 1)
+    mat = np.zeros((n, width), np.uint8)
+    if lens.sum():
+        rows = np.repeat(np.arange(n), lens)
+        cols = np.arange(int(lens.sum())) - np.repeat(_starts_of(lens), lens)
+        mat[rows, cols] = data[np.repeat(offs, lens) + cols]
+    sv = mat.view(f"S{width}").reshape(-1)
+    u, inv = np.unique(sv, return_inverse=True)
+    names = [bytes(x).decode("utf-8", "replace") for x in u]
+    return interner.ids(names)[inv.reshape(-1)]
+
+
+def _starts_of(lens):
+    s = np.zeros(len(lens), np.int64)
+    if len(lens) > 1:
+        np.cumsum(lens[:-1], out=s[1:])
+    return s
+
+
+#: the records of load_dat(fields=False)
+_INFO_DTYPE = np.dtype([("ts", "i8"), ("line", "i8"), ("cpu", "i4")])
+
+
+def _void(a):
+    return a.view(np.dtype((np.void, a.dtype.itemsize)))
+
+
+def _take(a, index):
+    """a[index] for structured records, copied as opaque bytes (NumPy copies structured
+    records field by field, an order of magnitude slower)."""
+    return np.take(_void(a), index).view(a.dtype)
+
+
+def _concat(parts):
+    return np.concatenate([_void(p) for p in parts]).view(parts[0].dtype)
+
+
+# -- print-format tables -------------------------------------------------------------------
+
+_SAFE_EXPR = re.compile(r"^[0-9a-fA-Fx|&+\-<>() ]+$")
+
+
+def _eval_int(expr):
+    expr = expr.strip()
+    if not _SAFE_EXPR.match(expr):
+        return None
+    try:
+        return int(eval(expr, {"__builtins__": {}}, {}))  # digits and operators only
+    except Exception:
+        return None
+
+
+@functools.lru_cache(maxsize=256)
+def _symbolic_tables(fmt, field):
+    """[{value: name}] of each __print_symbolic(REC->field ...) in a print fmt, in order."""
+    out = []
+    for m in re.finditer(r"__print_symbolic\(\s*REC->" + re.escape(field) + r"\b[^,]*,(.*?)\)\s*(?:,|:|$)",
+                         fmt, re.S):
+        table = {}
+        for v, s in re.findall(r"\{\s*([-0-9a-fA-Fx]+)\s*,\s*\"([^\"]*)\"\s*\}", m.group(1)):
+            iv = _eval_int(v)
+            if iv is not None:
+                table[iv] = s
+        out.append(table)
+    return out
+
+
+@functools.lru_cache(maxsize=64)
+def _state_table(fmt):
+    """(mask, [(bit, letter)], preempt bits) of sched_switch's prev_state from its print fmt."""
+    m = re.search(r"__print_flags\(\s*REC->prev_state\s*&\s*(.*?),\s*\"\|\"\s*,(.*?)\)\s*:", fmt, re.S)
+    if not m:
+        return None
+    mask = _eval_int(m.group(1))
+    pairs = []
+    for v, s in re.findall(r"\{\s*([0-9a-fA-Fx]+)\s*,\s*\"([^\"]*)\"\s*\}", m.group(2)):
+        iv = _eval_int(v)
+        if iv is not None:
+            pairs.append((iv, s))
+    pm = re.search(r"REC->prev_state\s*&\s*([^?]*?)\s*\?\s*\"\+\"", fmt[m.end():])
+    plus = _eval_int(pm.group(1)) if pm else None
+    return (mask if mask is not None else ~0), pairs, plus or 0
+
+
+def _state_bits(values, table):
+    """Kernel prev_state values -> events.STATE_* bit sets through the file's own letters."""
+    u, inv = _uniq(values)
+    out = np.empty(len(u), np.int32)
+    for i, v in enumerate(u.tolist()):
+        if table is None:
+            out[i] = (v & 0xff) | _ev.STATE_NUMERIC | (_ev.STATE_PREEMPTED if v & ~0xff else 0)
+            continue
+        mask, pairs, plus = table
+        bits = 0
+        for b, letter in pairs:
+            if v & mask & b:
+                bits |= _ev.STATE_BITS.get(letter, _ev.STATE_UNKNOWN_LETTER)
+        if plus and v & plus:
+            bits |= _ev.STATE_PREEMPTED
+        out[i] = bits
+    return out[inv.reshape(-1)]
+
+
+# -- where each layout column comes from ---------------------------------------------------
+
+#: (layout, column) -> kernel field names to try, when not the column's own / kernel name
+_SOURCES = {
+    ("sched_process_fork", "task_comm"): ("parent_comm", "comm"),
+    ("sched_process_fork", "task_pid"): ("parent_pid", "pid"),
+    ("kvm_entry", "vcpu"): ("vcpu_id",),
+    ("kvm_exit", "vcpu"): ("vcpu_id",),
+    ("kvm_exit", "reason"): ("exit_reason",),
+    ("kvm_exit", "rip"): ("guest_rip",),
+    ("block_rq", "rq_comm"): ("comm",),
+    ("stack_frame", "func"): (),
+}
+
+
+def _source_field(fmt, layout, col, kernel):
+    names = _SOURCES.get((layout, col))
+    if names is None:
+        names = (kernel.get(col, col),)
+    for n in names:
+        f = fmt.field(n)
+        if f is not None:
+            return f
+    return None
+
+
+class _Kallsyms:
+    """/proc/kallsyms of the traced machine: sorted addresses and their names."""
+
+    def __init__(self, text):
+        found = re.findall(rb"^([0-9a-fA-F]{1,16}) \S+ (\S+)", text, re.M)
+        hexes = np.array([h for h, _n in found], "S16")
+        raw = np.zeros((len(found), 16), np.uint8)
+        if len(found):
+            # right-align the hex digits, then read them as nibbles
+            chars = hexes.view(np.uint8).reshape(len(found), 16)
+            ln = np.strings.str_len(hexes)
+            shift = 16 - ln
+            cols = np.arange(16)[None, :] - shift[:, None]
+            ok = cols >= 0
+            raw[ok] = chars[np.nonzero(ok)[0], cols[ok]]
+        nib = np.zeros(256, np.uint64)
+        for i, ch in enumerate(b"0123456789abcdef"):
+            nib[ch] = i
+        for i, ch in enumerate(b"ABCDEF"):
+            nib[ch] = 10 + i
+        a = np.zeros(len(found), np.uint64)
+        for k in range(16):
+            a = (a << np.uint64(4)) | nib[raw[:, k]]
+        order = np.argsort(a, kind="stable")
+        a = a[order]
+        # symbols sharing an address: the first in the file names it (as trace-cmd shows)
+        first = np.concatenate(([True], a[1:] != a[:-1])) if len(a) else np.zeros(0, bool)
+        self.addrs = a[first]
+        keep = order[first]
+        self._found = found
+        self._keep = keep
+
+    @property
+    def names(self):
+        return _LazyNames(self._found, self._keep)
+
+    def lookup(self, addrs):
+        """Index of the symbol at or below each address (-1 when none)."""
+        if not len(self.addrs):
+            return np.full(len(addrs), -1, np.int64)
+        i = np.searchsorted(self.addrs, addrs.astype(np.uint64), side="right") - 1
+        return i
+
+
+class _LazyNames:
+    def __init__(self, found, keep):
+        self.found, self.keep = found, keep
+
+    def __getitem__(self, i):
+        return self.found[self.keep[i]][1].decode("utf-8", "replace")
+
+
+# -- the decoder -----------------------------------------------------------------------------
+
+class _Context:
+    """What every CPU's decode shares: the formats, byte order, interners."""
+
+    def __init__(self, dat, wanted):
+        self.dat = dat
+        self.bo = dat.bo
+        self.wanted = wanted
+        self.formats = dat.formats
+        self.comms = _Interner([])
+        self.symbols = _Interner([])
+        self.kallsyms = None
+        self.cpus = None
+        self.common = dat.formats.common()
+        self.lock = threading.Lock()
+        self.shift = None
+        self.fields = True
+        self.per_event = {}     # name -> [structured arrays], one per CPU (and frame batch)
+        self.layouts = {}
+        self.arena_parts = []
+        self.arena_size = 0
+
+    def arena_add(self, data):
+        """Append payload bytes to the text arena; their offset in it."""
+        with self.lock:
+            base = self.arena_size
+            self.arena_parts.append(data)
+            self.arena_size += len(data)
+        return base
+
+    def ksyms(self):
+        if self.kallsyms is None:
+            self.kallsyms = _Kallsyms(self.dat.kallsyms)
+        return self.kallsyms
+
+
+def _cpu_rows(ctx, buffer, i):
+    """Walk one CPU's pages, convert their times and decode its events (in its thread)."""
+    dat = ctx.dat
+    cpu_id = buffer.cpus[i][0]
+    data = cpu_data(dat, dat.path, buffer, i)
+    buf = np.frombuffer(data, np.uint8)
+    hp = dat.header_page
+    common = ctx.common
+    ct = common.get("common_type")
+    rows = _ftdat.walk_cpu(buf, buffer.page_size, hp.get("timestamp", (0, 8))[0], hp["commit"][0],
+                           hp["commit"][1], hp["data"][0], dat.big_endian,
+                           ct.offset if ct else 0, ct.size if ct else 2,
+                           _min_payload(common))
+    rows["cpu"] = cpu_id
+    rows["ts_ns"] = _to_ns(rows["ts"], dat, buffer, cpu_id, ctx.shift)
+    # rows keep their index in this CPU's stream until the merge gives them a line
+    rows["line"] = np.arange(len(rows["ts"]), dtype=np.int64)
+    _decode_cpu(ctx, rows, buf)
+    # only the markers and the times (for the merge) outlive the decode
+    mk = np.flatnonzero(rows["kind"] < 0)
+    rows["marker_idx"], rows["marker_kind"], rows["marker_off"] = mk, rows["kind"][mk], rows["off"][mk]
+    for k in ("ts", "kind", "off", "length", "line"):
+        del rows[k]
+    return rows
+
+
+def _decode_cpu(ctx, r, buf):
+    """Every wanted event of one CPU's rows into ctx.per_event parts (run in its thread)."""
+    kind, offs, lens = r["kind"], r["off"], r["length"]
+    r.update(total=0, filtered=0, unknown={})
+    for tid in _uniq(kind[kind >= 0])[0].tolist():
+        fmt = ctx.formats.get(tid)
+        sel = np.flatnonzero(kind == tid)
+        if fmt is None:
+            r["unknown"][tid] = len(sel)
+            continue
+        r["total"] += len(sel)
+        if (ctx.wanted is not None and fmt.name not in ctx.wanted) or \
+                (ctx.cpus is not None and r["cpu"] not in ctx.cpus):
+            r["filtered"] += len(sel)
+            continue
+        _decode_event(ctx, fmt, buf, offs[sel], lens[sel], r, sel, ctx.dat.cmdlines,
+                      ctx.arena_add, ctx.bo, ctx.per_event, ctx.layouts)
+
+
+def _min_payload(common):
+    end = 0
+    for f in common.values():
+        end = max(end, f.offset + f.size)
+    return end or 8
+
+
+def _to_ns(raw, dat, buffer, cpu_id, guest_sync):
+    """Raw ring-buffer times -> the trace's unit (trace-cmd's timestamp_calc)."""
+    ts = raw.astype(np.uint64)
+    if guest_sync:
+        ts = _host_sync(ts, cpu_id, guest_sync)
+    conv = dat.tsc2nsec
+    if conv and (buffer.clock in ("tsc2nsec", "x86-tsc") or dat.trace_clock in ("tsc2nsec", "x86-tsc")):
+        mult, shift, _off = conv
+        m = np.uint64(mult)
+        lo = (ts & np.uint64(0xffffffff)) * m >> np.uint64(shift)
+        hi = (ts >> np.uint64(32)) * m
+        ts = lo + np.where(ts >> np.uint64(32) != 0, hi << np.uint64(32 - shift), np.uint64(0))
+    ts = ts.view(np.int64)
+    if dat.ts_offset:
+        ts = ts + np.int64(dat.ts_offset)
+    return ts
+
+
+def _host_sync(ts, cpu_id, shift):
+    """Guest raw times -> host times with the TIME_SHIFT samples of this CPU (trace-cmd's
+    timestamp_host_sync, vectorised)."""
+    _peer, flags, per_cpu = shift
+    if cpu_id >= len(per_cpu):
+        return ts
+    times, offsets, scalings, fractions = (np.array(x, np.int64) for x in per_cpu[cpu_id])
+    if len(times) == 0:
+        return ts
+    o = np.argsort(times, kind="stable")
+    times, offsets, scalings, fractions = times[o], offsets[o], scalings[o], fractions[o]
+    keep = np.concatenate(([True], times[1:] != times[:-1]))
+    times, offsets, scalings, fractions = times[keep], offsets[keep], scalings[keep], fractions[keep]
+    t = ts.view(np.int64)
+    if len(times) == 1:
+        return (t + offsets[0]).view(np.uint64)
+    j = np.clip(np.searchsorted(times, t, side="right") - 1, 0, len(times) - 2)
+    lo_t, hi_t = times[j], times[j + 1]
+    lo_o, hi_o = offsets[j], offsets[j + 1]
+    if flags & 1:  # TRACECMD_TSYNC_FLAG_INTERPOLATE
+        delta = hi_t - lo_t
+        cor = lo_o + ((t - lo_t) * (hi_o - lo_o) + delta // 2) // np.where(delta == 0, 1, delta)
+    else:
+        cor = lo_o
+    sc = np.where(scalings[j] == 0, 1, scalings[j])
+    scaled = (t * sc) >> fractions[j]
+    return (scaled + cor).view(np.uint64)
+
+
+def _flags_column(buf, offs, common, bo):
+    """The latency-format flag characters of each record (irqs-off, need-resched,
+    hardirq/softirq, preempt depth), as trace-cmd report -l prints them."""
+    n = len(offs)
+    out = np.zeros(n, "S8")
+    fl = common.get("common_flags")
+    pc = common.get("common_preempt_count")
+    if fl is None or n == 0:
+        return out
+    flags = _number(buf, offs, fl, bo).astype(np.int64)
+    pcount = _number(buf, offs, pc, bo).astype(np.int64) if pc is not None else np.zeros(n, np.int64)
+    key = ((flags & 0xff) << 8) | (pcount & 0xff)
+    present = np.flatnonzero(np.bincount(key, minlength=1 << 16))
+    table = np.zeros(1 << 16, "S8")
+    for v in present.tolist():
+        f, p = v >> 8, v & 0xff
+        c1 = "d" if f & 0x01 else ("X" if f & 0x02 else ".")
+        c2 = "N" if (f & 0x04 and f & 0x20) else ("n" if f & 0x04 else ("p" if f & 0x20 else "."))
+        hard, soft = f & 0x08, f & 0x10
+        c3 = "H" if (hard and soft) else ("h" if hard else ("s" if soft else "."))
+        c4 = "." if (p & 0x0f) == 0 else "%x" % (p & 0x0f)
+        table[v] = (c1 + c2 + c3 + c4).encode()
+    return table[key]
+
+
+def load_dat(path, *, events=None, cpus=None, pids=None, comm=None, start=None, end=None,
+             buffer=None, guest_sync=None, threads=None, fields=True):
+    """Load a trace.dat into a Trace (see the module doc).  ``buffer``: the instance name
+    (default: the top buffer); ``guest_sync``: apply a guest file's TIME_SHIFT option (None:
+    when the file has one, as trace-cmd report does; False: keep the guest's own clock).
+    ``fields=False`` decodes only what ``ftfast info`` shows (counts, times, CPUs, lost
+    events): each event's array then holds just ``ts``, ``line`` and ``cpu``.
+    ``start``/``end`` are in the trace's unit (already converted by load())."""
+    from .trace import LOST_DTYPE, Stats, Trace
+    path = os.fspath(path)
+    dat = open_dat(path)
+    if dat.latency_text:
+        raise DatError(f"{path}: a latency-tracer trace.dat (text section): "
+                       "read it with 'trace-cmd report' first")
+    if not dat.buffers:
+        raise DatError(f"{path}: no flyrecord buffer in the file")
+    names = [b.name for b in dat.buffers]
+    want = "" if buffer is None else buffer
+    chosen = [b for b in dat.buffers if b.name == want]
+    if buffer is None and not any(size for b in chosen for _c, _o, size in b.cpus):
+        # no top-buffer data (trace-cmd record -B NAME): the first instance that has some
+        chosen = [b for b in dat.buffers if any(size for _c, _o, size in b.cpus)] or chosen
+    if not chosen:
+        if buffer is None:
+            chosen = dat.buffers[:1]
+        else:
+            raise InputError(f"{path}: no buffer '{buffer}' (the file has: "
+                             + ", ".join(repr(n or "top") for n in names) + ")")
+    buf_desc = chosen[0]
+    shift = None
+    if guest_sync or guest_sync is None:
+        shift = dat.time_shift()
+        if shift is None and guest_sync:
+            raise InputError(f"{path}: guest_sync asked, but the file has no TIME_SHIFT option")
+    ctx = _Context(dat, set(events) if events else None)
+    ctx.shift = shift
+    ctx.fields = fields
+    if not fields and (pids is not None or comm is not None):
+        raise ValueError("fields=False cannot select by pid or comm")
+    idx = list(range(len(buf_desc.cpus)))
+    # every CPU is walked (its records count as filtered, as in text); only wanted ones decode
+    ctx.cpus = None if cpus is None else set(int(c) for c in cpus)
+    n_threads = threads if threads is not None else min(len(idx), os.cpu_count() or 1, 4)
+    n_threads = max(1, int(n_threads))
+    results = [None] * len(idx)
+    errors = []
+
+    def run(k):
+        try:
+            results[k] = _cpu_rows(ctx, buf_desc, idx[k])
+        except BaseException as exc:  # re-raised in the caller
+            errors.append(exc)
+
+    if n_threads > 1 and len(idx) > 1:
+        from concurrent.futures import ThreadPoolExecutor
+        with ThreadPoolExecutor(n_threads) as ex:
+            list(ex.map(run, range(len(idx))))
+    else:
+        for k in range(len(idx)):
+            run(k)
+    if errors:
+        raise errors[0]
+    return _assemble(ctx, dat, buf_desc, results, path, events=events, pids=pids, comm=comm,
+                     start=start, end=end, shift=shift, Trace=Trace, Stats=Stats,
+                     LOST_DTYPE=LOST_DTYPE)
+
+
+def _assemble(ctx, dat, buf_desc, results, path, *, events, pids, comm, start, end, shift,
+              Trace, Stats, LOST_DTYPE):
+    bo = ctx.bo
+    # times in the trace's unit, then the report order over every row (markers included)
+    ts_parts, starts = [], [0]
+    for r in results:
+        ts_parts.append(r["ts_ns"])
+        starts.append(starts[-1] + len(r["ts_ns"]))
+    all_ts = np.concatenate(ts_parts) if ts_parts else np.zeros(0, np.int64)
+    rank = _ftdat.merge_order(np.ascontiguousarray(all_ts, np.int64), np.array(starts, np.int64))
+    del ts_parts
+    base_of_cpu = {r["cpu"]: starts[k] for k, r in enumerate(results)}
+    t = Trace()
+    comms = ctx.comms
+    symbols = ctx.symbols
+    cmd = dat.cmdlines
+    per_event = ctx.per_event
+    layouts = ctx.layouts
+    lost_rows = []
+    unknown_types = {}
+    damaged = 0
+    total_events = 0
+    filtered = 0
+    for r in results:
+        damaged += r["damaged"]
+        total_events += r["total"]
+        filtered += r["filtered"]
+        for tid, c in r["unknown"].items():
+            unknown_types[tid] = unknown_types.get(tid, 0) + c
+        mk = r["marker_idx"]
+        if len(mk):
+            lost_rows.append((np.full(len(mk), r["cpu"], np.int32), rank[base_of_cpu[r["cpu"]] + mk] + 1,
+                              np.where(r["marker_kind"] == _ftdat.KIND_LOST, r["marker_off"], 0),
+                              r["ts_ns"][mk]))
+    # a row's index in its CPU stream -> its line in the merged stream
+    for parts in per_event.values():
+        for a in parts:
+            if len(a):
+                a["line"] = rank[base_of_cpu[int(a["cpu"][0])] + a["line"]] + 1
+    del rank
+    for r in results:
+        r["ts_ns"] = None
+    del all_ts
+    # concatenate each event's CPU parts in report order
+    t.comms = comms.table
+    t.symbols = symbols.table
+    t.text_arena = (np.concatenate(ctx.arena_parts) if ctx.arena_parts else np.zeros(0, np.uint8))
+    ctx.arena_parts = []
+    n_rows = starts[-1]
+    mark = np.zeros(n_rows + 2, bool)
+    for name, parts in per_event.items():
+        parts = [p for p in parts if len(p)]
+        if not parts:
+            per_event[name] = np.zeros(0, _ev.dtype_for(layouts[name]))
+            continue
+        if not ctx.fields:
+            # ftfast info: counts, times and CPUs need no order
+            per_event[name] = _concat(parts) if len(parts) > 1 else parts[0]
+            continue
+        if name == "stack_frame":
+            # frames share the line of their kernel_stack row: keep their order within it
+            a = _concat(parts) if len(parts) > 1 else parts[0]
+            per_event[name] = _take(a, np.argsort(a["line"], kind="stable"))
+            continue
+        # every other row has a line of its own: its place is the count of lines before it
+        mark[:] = False
+        for p in parts:
+            mark[p["line"]] = True
+        place = np.cumsum(mark) - 1
+        out = np.empty(sum(len(p) for p in parts), parts[0].dtype)
+        ov = _void(out)
+        for p in parts:
+            ov[place[p["line"]]] = _void(p)
+        del place
+        per_event[name] = out
+    del mark
+    _learn_comms(per_event, comms, cmd)
+    # selections the text path applies while parsing
+    if pids is not None or comm is not None or start is not None or end is not None:
+        filtered += _select(t, per_event, layouts, pids, comm, start, end)
+    t.events = per_event
+    t._layouts = layouts
+    lost = np.zeros(0, LOST_DTYPE)
+    if lost_rows:
+        c, ln, cnt, ts = (np.concatenate(x) for x in zip(*lost_rows))
+        o = np.argsort(ln, kind="stable")
+        lost = np.zeros(len(o), LOST_DTYPE)
+        lost["cpu"], lost["line"], lost["count"], lost["ts"] = c[o], ln[o], cnt[o], ts[o]
+    t.lost = lost
+    kept = sum(len(a) for a in per_event.values() if True)
+    n_frames = len(per_event.get("stack_frame", ()))
+    t.stats = Stats(lines=total_events + n_frames + len(lost), events=kept,
+                    headers=len(lost), filtered=filtered, malformed=0,
+                    truncated_last_line=False, error_counts={})
+    # the events count of the text path counts frame lines as events too
+    t.stats.lines = kept + len(lost) + filtered
+    clock = buf_desc.clock or dat.trace_clock
+    t.clock = "ns" if (clock in _NS_CLOCKS or clock.startswith("mono") or
+                       (dat.tsc2nsec and clock == "x86-tsc")) else (
+        "x86-tsc" if clock == "x86-tsc" else "counter")
+    t.source = path
+    t.compression = None
+    t.format = {"tracecmd_headers": 0, "prefixed_lines": 0, "latency_lines": 0, "flags_lines": 1,
+                "noflags_lines": 0, "tgid_lines": 0, "funcgraph_lines": 0, "dmesg_lines": 0,
+                "flags_width": 4}
+    t.line_kinds = None
+    t.kept_text = None
+    t.dat = DatInfo(dat, buf_desc, clock, damaged, unknown_types, shift is not None, names=[b.name for b in dat.buffers])
+    return t
+
+
+#: events whose comm fields trace-cmd's sched plugin registers for their pid while printing
+_COMM_SOURCES = (("sched_switch", (("prev_pid", "prev_comm"), ("next_pid", "next_comm"))),
+                 ("sched_wakeup", (("task_pid", "task_comm"),)),
+                 ("sched_wakeup_new", (("task_pid", "task_comm"),)))
+
+
+def _learn_comms(per_event, comms, cmd):
+    """The comm of a pid missing from the saved cmdlines, as trace-cmd report shows it: the
+    first comm a sched_switch / sched_wakeup printed before the row names for that pid
+    (libtraceevent registers it, never replacing a known one); ``<...>`` before that."""
+    unknown = comms.index.get("<...>")
+    if unknown is None:
+        return
+    pl, sub, pp, cc = [], [], [], []
+    for name, pairs in _COMM_SOURCES:
+        a = per_event.get(name)
+        if a is None or not len(a):
+            continue
+        for k, (pc, cc_name) in enumerate(pairs):
+            pl.append(a["line"])
+            sub.append(np.full(len(a), k, np.int8))
+            pp.append(a[pc].astype(np.int64))
+            cc.append(a[cc_name])
+    if not pl:
+        return
+    line, sub, pid, cid = (np.concatenate(x) for x in (pl, sub, pp, cc))
+    known = np.array(sorted(cmd), np.int64)
+    ok = (pid > 0) & ~np.isin(pid, known) & (cid >= 0)
+    line, sub, pid, cid = line[ok], sub[ok], pid[ok], cid[ok]
+    if not len(pid):
+        return
+    o = np.lexsort((sub, line, pid))
+    pid, line, cid = pid[o], line[o], cid[o]
+    first = np.concatenate(([True], pid[1:] != pid[:-1]))
+    fpid, fline, fcid = pid[first], line[first], cid[first]
+    for a in per_event.values():
+        m = a["comm"] == unknown
+        if not m.any():
+            continue
+        rows = np.flatnonzero(m)
+        p = a["pid"][rows].astype(np.int64)
+        j = np.searchsorted(fpid, p)
+        j = np.clip(j, 0, len(fpid) - 1)
+        hit = (fpid[j] == p) & (fline[j] < a["line"][rows])
+        a["comm"][rows[hit]] = fcid[j[hit]]
+
+
+class DatInfo:
+    """What ``ftfast info`` and ``Trace.format_description`` say about a trace.dat."""
+
+    def __init__(self, dat, buffer, clock, damaged, unknown_types, guest_synced, names):
+        self.version = dat.version
+        self.compression = dat.compression or "none"
+        self.compression_version = dat.compression_version
+        self.clock = clock
+        self.tsc2nsec = dat.tsc2nsec
+        self.cpus_declared = dat.cpus_declared
+        self.cpus_in_buffer = [c for c, _o, _s in buffer.cpus]
+        self.buffer = buffer.name
+        self.buffers = names
+        self.uname = dat.uname
+        self.kernel_release = dat.uname.split()[2] if dat.uname and len(dat.uname.split()) > 2 else None
+        self.recorder = dat.recorder_version
+        self.page_size = buffer.page_size
+        self.long_size = dat.long_size
+        self.big_endian = dat.big_endian
+        self.damaged_pages = damaged
+        self.unknown_types = unknown_types
+        self.guest_synced = guest_synced
+        self.has_time_shift = 12 in dat.options
+        self.guests = dat.guests()
+
+    def describe(self):
+        parts = [f"trace-cmd trace.dat v{self.version}",
+                 "uncompressed" if self.compression == "none" else
+                 f"{self.compression} {self.compression_version}".strip(),
+                 f"{'big' if self.big_endian else 'little'}-endian",
+                 f"{self.page_size}-byte pages",
+                 f"buffer {self.buffer or 'top'}"]
+        if self.guest_synced:
+            parts.append("guest times shifted to the host (TIME_SHIFT)")
+        return ", ".join(parts)
+
+    def info_lines(self):
+        out = [("dat", f"version {self.version}, compression {self.compression}"
+                       + (f" {self.compression_version}" if self.compression != "none" else "")
+                       + f", {'big' if self.big_endian else 'little'}-endian, long {self.long_size}"
+                       f", page {self.page_size}"),
+               ("buffer", (self.buffer or "top") + (f" (of {', '.join(n or 'top' for n in self.buffers)})"
+                                                     if len(self.buffers) > 1 else "")
+                + f", recorded clock {self.clock}"
+                + (f" (TSC2NSEC mult {self.tsc2nsec[0]} shift {self.tsc2nsec[1]})" if self.tsc2nsec else "")
+                + f", {self.cpus_declared or len(self.cpus_in_buffer)} CPUs, "
+                  f"{len(self.cpus_in_buffer)} with data"),
+               ("kernel", self.uname or "-"),
+               ("recorder", f"trace-cmd {self.recorder}" if self.recorder else "-")]
+        if self.has_time_shift:
+            out.append(("timeshift", "applied (guest times on the host clock)" if self.guest_synced
+                        else "present, not applied (load with guest_sync=True / --guest-sync)"))
+        if self.guests:
+            out.append(("guests", "; ".join(f"{n or '?'}: vCPU->pid " + ", ".join(
+                f"{c}:{p}" for c, p in sorted(v.items())) for n, _i, v in self.guests)))
+        if self.damaged_pages:
+            out.append(("damaged", f"{self.damaged_pages} page(s) unreadable, counted as lost-event gaps"))
+        if self.unknown_types:
+            out.append(("unknown", ", ".join(f"type {k}: {v}" for k, v in sorted(self.unknown_types.items()))
+                        + " record(s) with no format in the file"))
+        return out
+
+
+def _decode_event(ctx, fmt, buf, offs, lens, r, sel, cmd, arena_add, bo, per_event, layouts):
+    name = fmt.name
+    common = fmt.common
+    n = len(offs)
+    lines = r["line"][sel]
+    ts = r["ts_ns"][sel]
+    if not ctx.fields:
+        # counts, times and CPUs only (ftfast info): three columns, nothing decoded
+        layout = _ev.EVENT_LAYOUT.get(name, "generic")
+        layout = "generic" if layout in ("text", "funcgraph", "stack_frame") else layout
+        a = np.empty(n, _INFO_DTYPE)
+        a["ts"], a["line"], a["cpu"] = ts, lines, r["cpu"]
+        with ctx.lock:
+            per_event.setdefault(name, []).append(a)
+            layouts[name] = layout
+        return a
+    pid_f = common.get("common_pid")
+    pid = _number(buf, offs, pid_f, bo, lens).astype(np.int32) if pid_f else np.full(n, -1, np.int32)
+    flags = _flags_column(buf, offs, common, bo)
+    comm_ids = _pid_comms(ctx, pid, cmd)
+
+    if name == "kernel_stack":
+        _stack_frames(ctx, fmt, buf, offs, lens, ts, lines, r["cpu"], pid, comm_ids, flags, bo,
+                      per_event, layouts, arena_add)
+    layout = _ev.EVENT_LAYOUT.get(name, "generic")
+    if layout in ("text", "funcgraph", "stack_frame"):
+        layout = "generic"
+    a = np.zeros(n, _ev.dtype_for(layout))
+    a["ts"] = ts
+    a["line"] = lines
+    a["cpu"] = r["cpu"]
+    a["pid"] = pid
+    a["tgid"] = -1
+    a["comm"] = comm_ids
+    a["flags"] = flags
+    if layout == "generic":
+        data, off_in, ln = _generic_payload(ctx, fmt, buf, offs, lens, bo)
+        base = arena_add(data)
+        a["payload_off"] = off_in + base
+        a["payload_len"] = ln
+    else:
+        _typed_fields(ctx, fmt, layout, a, buf, offs, lens, bo)
+    with ctx.lock:
+        per_event.setdefault(name, []).append(a)
+        layouts[name] = layout
+    return a
+
+
+def _pid_comms(ctx, pid, cmd):
+    u, inv = _uniq(pid)
+    names = []
+    for p in u.tolist():
+        if p == 0:
+            names.append("<idle>")
+        else:
+            names.append(cmd.get(p, "<...>"))
+    with ctx.lock:
+        ids = ctx.comms.ids(names)
+    return ids[inv.reshape(-1)]
+
+
+def _typed_fields(ctx, fmt, layout, a, buf, offs, lens, bo):
+    kinds = _ev.field_kinds(layout)
+    kernel = _ev.kernel_names(layout)
+    offsets = {c[0]: c[2] for c in _ev.layout_columns(layout)}
+    numeric = []        # (src offset, size, signed, dst offset, dst size) for one Cython pass
+    for col, kind in kinds.items():
+        if kind == "text":
+            continue
+        if layout == "block_rq" and col in ("dev_major", "dev_minor"):
+            f = fmt.field("dev")
+            if f is None:
+                a[col] = -1
+                continue
+            dev = _number(buf, offs, f, bo, lens)
+            a[col] = (dev >> 20) if col == "dev_major" else (dev & 0xfffff)
+            continue
+        f = _source_field(fmt, layout, col, kernel)
+        if f is None:
+            a[col] = 0 if kind == "u8" else -1
+            continue
+        if kind == "comm":
+            a[col] = _string_ids(ctx, ctx.comms, f, buf, offs, lens, bo)
+        elif kind == "sym":
+            if f.is_string:
+                a[col] = _string_ids(ctx, ctx.symbols, f, buf, offs, lens, bo)
+            else:
+                vals = _number(buf, offs, f, bo, lens)
+                a[col] = _symbolic_ids(ctx, fmt, f, vals, buf, offs, lens, bo)
+        elif kind == "state":
+            vals = _number(buf, offs, f, bo, lens)
+            a[col] = _state_bits(vals, _state_table(fmt.print_fmt))
+        elif f.size in (1, 2, 4, 8) and not f.dynamic and not f.array_len:
+            numeric.append((f.offset, f.size, int(f.signed), offsets[col], _ev._KIND_SIZE[kind]))
+        else:
+            a[col] = _number(buf, offs, f, bo, lens)
+    if numeric:
+        _ftdat.fill_numbers(buf, np.ascontiguousarray(offs, np.int64),
+                            np.ascontiguousarray(lens, np.int32), a,
+                            np.array(numeric, np.int64).reshape(-1, 5), ctx.dat.big_endian)
+    if layout == "softirq":
+        f = fmt.field("vec")
+        if f is not None:
+            a["action"] = _symbolic_ids(ctx, fmt, f, a["vec"].astype(np.int64), buf, offs, lens, bo)
+
+
+def _string_ids(ctx, interner, f, buf, offs, lens, bo):
+    if f.dynamic:
+        starts, n = _dyn_bounds(buf, offs, lens, f, bo)
+        data, o = _ragged(buf, starts, n)
+        n = _strip_nul(data, o, n) if len(data) else n
+        with ctx.lock:
+            return _ragged_strings(data, o, n, interner)
+    names, inv = _fixed_strings(buf, offs, f, lens)
+    with ctx.lock:
+        return interner.ids(names)[inv]
+
+
+def _symbolic_ids(ctx, fmt, f, vals, buf, offs, lens, bo):
+    """Names of a numeric field through the __print_symbolic table(s) of the print fmt; for
+    kvm_exit, the table its ``isa`` field selects (1: VMX, the first table; else SVM)."""
+    tables = _symbolic_tables(fmt.print_fmt, f.name)
+    key = vals.astype(np.int64)
+    which = np.zeros(len(vals), np.int64)
+    if fmt.name == "kvm_exit" and len(tables) > 1:
+        isa = fmt.field("isa")
+        if isa is not None:
+            which = np.where(_number(buf, offs, isa, bo, lens) == 1, 0, 1)
+        key = key & 0xffff if "& 0xffff" in fmt.print_fmt else key
+    elif not tables:
+        tables = [{}]
+    comb = which * (1 << 40) + key
+    u, inv = np.unique(comb, return_inverse=True) if (which != 0).any() else _uniq(key)
+    names = []
+    for c in u.tolist():
+        w, v = c >> 40, c & ((1 << 40) - 1)
+        table = tables[w] if w < len(tables) else {}
+        names.append(table.get(v, str(v)))
+    with ctx.lock:
+        ids = ctx.symbols.ids(names)
+    return ids[inv.reshape(-1)]
+
+
+def _stack_frames(ctx, fmt, buf, offs, lens, ts, lines, cpu, pid, comm_ids, flags, bo,
+                  per_event, layouts, arena_add):
+    """kernel_stack callers -> stack_frame rows (func symbol, addr), as report's `=> f (addr)`."""
+    f = fmt.field("caller")
+    if f is None:
+        return
+    word = ctx.dat.header_page["commit"][1]
+    n = len(offs)
+    # the record holds `size` entries, however long the declared array (caller[8])
+    avail = np.clip((lens.astype(np.int64) - f.offset) // word, 0, None)
+    nmax = int(avail.max()) if n else 0
+    if nmax <= 0:
+        return
+    size_f = fmt.field("size")
+    raw = _gather(buf, offs, f.offset, nmax * word)
+    addrs = raw.reshape(n * nmax, word).view(f"{bo}u{word}").reshape(n, nmax).astype(np.uint64)
+    count = avail
+    if size_f is not None:
+        count = np.minimum(count, np.clip(_number(buf, offs, size_f, bo, lens), 0, None))
+    col = np.arange(nmax)[None, :]
+    endmark = (addrs == 0) | (addrs == np.uint64((1 << (8 * word)) - 1))
+    # frames end at the first 0 / ULONG_MAX entry
+    first_end = np.where(endmark.any(1), endmark.argmax(1), nmax)
+    count = np.minimum(count, first_end)
+    keep = col < count[:, None]
+    rows, cols = np.nonzero(keep)
+    fa = addrs[rows, cols]
+    ks = ctx.ksyms()
+    si = ks.lookup(fa)
+    u, inv = np.unique(si, return_inverse=True)
+    names = [ks.names[i] if i >= 0 else "" for i in u.tolist()]
+    with ctx.lock:
+        ids = ctx.symbols.ids(names)
+    a = np.zeros(len(rows), _ev.dtype_for("stack_frame"))
+    a["ts"] = ts[rows]
+    # frames follow their kernel_stack line: same line number (order kept by a stable sort)
+    a["line"] = lines[rows]
+    a["cpu"] = cpu
+    a["pid"] = pid[rows]
+    a["tgid"] = -1
+    a["comm"] = comm_ids[rows]
+    a["flags"] = flags[rows]
+    a["func"] = ids[inv.reshape(-1)]
+    a["addr"] = fa
+    with ctx.lock:
+        per_event.setdefault("stack_frame", []).append(a)
+        layouts["stack_frame"] = "stack_frame"
+
+
+def _generic_payload(ctx, fmt, buf, offs, lens, bo):
+    """``name=value`` text of every field, as bytes + (offset, length) per record."""
+    n = len(offs)
+    if fmt.name == "print" and fmt.field("buf") is not None and fmt.field("ip") is not None:
+        return _print_payload(ctx, fmt, buf, offs, lens, bo)
+    if fmt.name == "kernel_stack" and fmt.field("caller") is not None:
+        # the frames are stack_frame rows; the line itself reads as in a report
+        return _fixed_to_ragged(np.full(n, b"<stack trace >", "S14"))
+    pieces = []
+    for i, f in enumerate(fmt.fields):
+        label = (" " if i else "") + f.name + "="
+        if f.is_string:
+            if f.dynamic:
+                starts, ln = _dyn_bounds(buf, offs, lens, f, bo)
+            elif f.size == 0:
+                starts = offs + f.offset
+                ln = np.clip(lens - f.offset, 0, None)
+            else:
+                starts = offs + f.offset
+                ln = np.full(n, f.size, np.int64)
+            data, o = _ragged(buf, starts, ln)
+            ln = _strip_nul(data, o, ln) if len(data) else ln
+            vals = _ragged_to_fixed(data, o, ln)
+        elif f.dynamic or f.array_len or f.size not in (1, 2, 4, 8):
+            # arrays as hex bytes (what trace-cmd -R prints as ARRAY[..])
+            if f.dynamic:
+                starts, ln = _dyn_bounds(buf, offs, lens, f, bo)
+            else:
+                size = f.size if f.size else 0
+                starts = offs + f.offset
+                ln = np.clip(np.minimum(lens - f.offset, size if size else lens), 0, None)
+            data, o = _ragged(buf, starts, ln)
+            vals = _array_text(data, o, ln)
+        else:
+            v = _number(buf, offs, f, bo, lens)
+            if f.is_pointer:
+                vals = _hex_strings(v)
+            else:
+                vals = v.astype("S21") if f.signed or f.size < 8 else v.view(np.uint64).astype("S21")
+        pieces.append(np.strings.add(label.encode(), vals) if n else np.zeros(0, "S1"))
+    if not pieces:
+        return np.zeros(0, np.uint8), np.zeros(n, np.int64), np.zeros(n, np.int32)
+    text = pieces[0]
+    for p in pieces[1:]:
+        text = np.strings.add(text, p)
+    return _fixed_to_ragged(text)
+
+
+def _hex_strings(v):
+    u, inv = np.unique(v.view(np.uint64), return_inverse=True)
+    s = np.array([("0x%x" % x).encode() for x in u.tolist()], dtype="S18") if len(u) else np.zeros(0, "S18")
+    return s[inv.reshape(-1)]
+
+
+_HEX2 = np.array([b"%02x" % i for i in range(256)], "S2").view(np.uint8).reshape(256, 2)
+
+
+def _array_text(data, o, ln):
+    """``ARRAY[xx, xx, ...]`` of each record's bytes (what trace-cmd -R prints)."""
+    n = len(o)
+    w = max(int(ln.max()) if n else 0, 1)
+    mat = np.zeros((n, 4 * w), np.uint8)
+    if n and ln.sum():
+        rows = np.repeat(np.arange(n), ln)
+        cols = np.arange(int(ln.sum())) - np.repeat(_starts_of(ln), ln)
+        hx = _HEX2[data[np.repeat(o, ln) + cols]]
+        mat[rows, 4 * cols] = hx[:, 0]
+        mat[rows, 4 * cols + 1] = hx[:, 1]
+        notlast = cols < np.repeat(ln, ln) - 1
+        mat[rows[notlast], 4 * cols[notlast] + 2] = ord(",")
+        mat[rows[notlast], 4 * cols[notlast] + 3] = ord(" ")
+    body = mat.view(f"S{4 * w}").reshape(-1)
+    return np.strings.add(np.strings.add(b"ARRAY[", body), b"]")
+
+
+def _ragged_to_fixed(data, o, ln):
+    n = len(o)
+    width = max(int(ln.max()) if n else 1, 1)
+    mat = np.zeros((n, width), np.uint8)
+    if n and ln.sum():
+        rows = np.repeat(np.arange(n), ln)
+        cols = np.arange(int(ln.sum())) - np.repeat(_starts_of(ln), ln)
+        mat[rows, cols] = data[np.repeat(o, ln) + cols]
+    return mat.view(f"S{width}").reshape(-1)
+
+
+def _fixed_to_ragged(text):
+    """A fixed-width bytes array -> (concatenated bytes, offsets, lengths)."""
+    n = len(text)
+    if n == 0:
+        return np.zeros(0, np.uint8), np.zeros(0, np.int64), np.zeros(0, np.int32)
+    ln = np.strings.str_len(text).astype(np.int64)
+    width = text.dtype.itemsize
+    mat = text.view(np.uint8).reshape(n, width)
+    keep = np.arange(width)[None, :] < ln[:, None]
+    data = mat[keep]
+    return data, _starts_of(ln), ln.astype(np.int32)
+
+
+def _print_payload(ctx, fmt, buf, offs, lens, bo):
+    """trace_marker writes: ``<caller symbol>: <message>`` as trace-cmd prints them."""
+    ip = _number(buf, offs, fmt.field("ip"), bo, lens).view(np.uint64)
+    ks = ctx.ksyms()
+    si = ks.lookup(ip)
+    u, inv = np.unique(si, return_inverse=True)
+    names = np.array([(ks.names[i] if i >= 0 else "").encode() for i in u.tolist()] or [b""], "S64")
+    who = names[inv.reshape(-1)] if len(u) else np.zeros(0, "S64")
+    f = fmt.field("buf")
+    starts = offs + f.offset
+    ln = np.clip(lens - f.offset, 0, None)
+    data, o = _ragged(buf, starts, ln)
+    ln = _strip_nul(data, o, ln) if len(data) else ln
+    msg = _ragged_to_fixed(data, o, ln)
+    text = np.strings.add(np.strings.add(who, b": "), msg)
+    return _fixed_to_ragged(text)
+
+
+def _select(t, per_event, layouts, pids, comm, start, end):
+    """Apply load()'s pid / comm / time selections after decoding; returns rows dropped."""
+    import re as _re
+    dropped = 0
+    comm_ok = None
+    if comm is not None:
+        rx = comm if isinstance(comm, _re.Pattern) else _re.compile(comm)
+        comm_ok = np.array([bool(rx.search(c)) for c in t.comms] + [False], bool)
+    want = None if pids is None else np.asarray(sorted(set(int(p) for p in pids)), np.int64)
+    for name, a in list(per_event.items()):
+        keep = np.ones(len(a), bool)
+        if start is not None:
+            keep &= a["ts"] >= start
+        if end is not None:
+            keep &= a["ts"] <= end
+        if want is not None or comm_ok is not None:
+            who = np.zeros(len(a), bool)
+            kinds = _ev.field_kinds(layouts.get(name, "generic"))
+            pid_cols = ["pid"] + [c for c in ("prev_pid", "next_pid", "task_pid", "child_pid")
+                                  if c in kinds]
+            comm_cols = ["comm"] + [c for c, k in kinds.items() if k == "comm"]
+            if want is not None:
+                for c in pid_cols:
+                    who |= np.isin(a[c], want)
+            if comm_ok is not None:
+                for c in comm_cols:
+                    ids = a[c]
+                    who |= comm_ok[np.where(ids < 0, len(t.comms), ids)]
+            keep &= who
+        dropped += int((~keep).sum())
+        per_event[name] = _take(a, np.flatnonzero(keep))
+    return dropped
+
+
+# -- writing ftrace text ---------------------------------------------------------------------
+
+def _S(a):
+    return np.asarray(a).astype("S")
+
+
+def _col_text(t, a, col, kind):
+    if kind == "comm":
+        return np.array([c.encode() for c in t.comms] + [b""], dtype="S")[np.where(a[col] < 0, len(t.comms), a[col])]
+    if kind == "sym":
+        return np.array([s.encode() for s in t.symbols] + [b""], dtype="S")[np.where(a[col] < 0, len(t.symbols), a[col])]
+    return _S(a[col])
+
+
+def _hexS(v, width=0):
+    u, inv = np.unique(np.asarray(v).astype(np.int64).view(np.uint64), return_inverse=True)
+    fmt = "%%0%dx" % width if width else "%x"
+    s = np.array([(fmt % x).encode() for x in u.tolist()], "S") if len(u) else np.zeros(0, "S1")
+    return s[inv.reshape(-1)] if len(u) else np.zeros(len(v), "S1")
+
+
+def _cat(*parts):
+    out = parts[0]
+    for p in parts[1:]:
+        out = np.strings.add(out, p)
+    return out
+
+
+def _payload_text(t, name, a):
+    """The kernel's own words for the events the text parser knows, else name=value."""
+    lay = t.layout(name)
+    c = lambda col, kind="i": _col_text(t, a, col, kind)  # noqa: E731
+    if lay == "sched_switch":
+        u, inv = np.unique(a["prev_state"], return_inverse=True)
+        st = np.array([_ev.state_string(int(x)).encode() for x in u], "S")[inv.reshape(-1)] if len(u) else np.zeros(0, "S1")
+        return _cat(b"prev_comm=", c("prev_comm", "comm"), b" prev_pid=", c("prev_pid"),
+                    b" prev_prio=", c("prev_prio"), b" prev_state=", st, b" ==> next_comm=",
+                    c("next_comm", "comm"), b" next_pid=", c("next_pid"), b" next_prio=", c("next_prio"))
+    if lay == "sched_wake":
+        out = _cat(b"comm=", c("task_comm", "comm"), b" pid=", c("task_pid"), b" prio=", c("prio"))
+        if (a["success"] >= 0).any():
+            out = _cat(out, b" success=", c("success"))
+        return _cat(out, b" target_cpu=", np.strings.zfill(c("target_cpu"), 3))
+    if lay == "sched_migrate_task":
+        return _cat(b"comm=", c("task_comm", "comm"), b" pid=", c("task_pid"), b" prio=", c("prio"),
+                    b" orig_cpu=", c("orig_cpu"), b" dest_cpu=", c("dest_cpu"))
+    if lay == "sched_process_fork":
+        return _cat(b"comm=", c("task_comm", "comm"), b" pid=", c("task_pid"),
+                    b" child_comm=", c("child_comm", "comm"), b" child_pid=", c("child_pid"))
+    if lay == "sched_process_task":
+        return _cat(b"comm=", c("task_comm", "comm"), b" pid=", c("task_pid"), b" prio=", c("prio"))
+    if lay == "sched_process_exec":
+        return _cat(b"filename=", c("filename", "sym"), b" pid=", c("task_pid"), b" old_pid=", c("old_pid"))
+    if lay == "sched_stat_runtime":
+        out = _cat(b"comm=", c("task_comm", "comm"), b" pid=", c("task_pid"), b" runtime=", c("runtime"), b" [ns]")
+        if (a["vruntime"] >= 0).any():
+            out = _cat(out, b" vruntime=", c("vruntime"), b" [ns]")
+        return out
+    if lay == "sched_stat_delay":
+        return _cat(b"comm=", c("task_comm", "comm"), b" pid=", c("task_pid"), b" delay=", c("delay"), b" [ns]")
+    if lay == "kvm_entry":
+        return _cat(b"vcpu ", c("vcpu"), b", rip 0x", _hexS(a["rip"]))
+    if lay == "kvm_exit":
+        return _cat(b"vcpu ", c("vcpu"), b" reason ", c("reason", "sym"), b" rip 0x", _hexS(a["rip"]),
+                    b" info1 0x", _hexS(a["info1"], 16), b" info2 0x", _hexS(a["info2"], 16),
+                    b" intr_info 0x", _hexS(a["intr_info"] & 0xffffffff, 8),
+                    b" error_code 0x", _hexS(a["error_code"] & 0xffffffff, 8))
+    if lay == "kvm_vcpu_wakeup":
+        return _cat(np.where(a["waited"] > 0, b"wait", b"poll"), b" time ", c("ns"), b" ns, polling ",
+                    np.where(a["valid"] > 0, b"valid", b"invalid"))
+    if lay == "irq_handler_entry":
+        return _cat(b"irq=", c("irq"), b" name=", c("name", "sym"))
+    if lay == "irq_handler_exit":
+        return _cat(b"irq=", c("irq"), b" ret=", np.where(a["ret"] == 0, b"unhandled", b"handled"))
+    if lay == "softirq":
+        return _cat(b"vec=", c("vec"), b" [action=", c("action", "sym"), b"]")
+    if lay == "block_rq":
+        dev = _cat(c("dev_major"), b",", c("dev_minor"), b" ", c("rwbs", "sym"), b" ")
+        tail = _cat(b"() ", _S(a["sector"].view(np.uint64)), b" + ", c("nr_sector"))
+        if name == "block_rq_complete":
+            return _cat(dev, tail, b" [", c("error"), b"]")
+        return _cat(dev, c("bytes"), b" ", tail, b" [", c("rq_comm", "comm"), b"]")
+    if lay == "stack_frame":
+        return _cat(c("func", "sym"), b" (", _hexS(a["addr"], 16), b")")
+    # generic: the payload text as decoded
+    arena = t.text_arena
+    off, ln = a["payload_off"], a["payload_len"].astype(np.int64)
+    data, o = _ragged(arena, off, ln)
+    return _ragged_to_fixed(data, o, ln)
+
+
+def ftrace_text(t):
+    """The events of a trace.dat Trace as ftrace text (trace-cmd report's layout with
+    nanosecond time stamps), in record order: ``comm-pid [cpu] secs.ns: name: payload``;
+    kernel_stack frames as ``=> func (addr)`` lines.  Returns a uint8 array."""
+    pieces, lines = [], []
+    for name, a in t.events.items():
+        if not len(a):
+            continue
+        body = _payload_text(t, name, a)
+        if name == "stack_frame":
+            line = _cat(b"=> ", body, b"\n")
+            pieces.append(line)
+            # frames come right after their kernel_stack line
+            lines.append(a["line"].astype(np.float64) + 0.5)
+            continue
+        comm = np.strings.rjust(_col_text(t, a, "comm", "comm"), 16)
+        pid = np.strings.ljust(_S(a["pid"]), 5)
+        cpu = np.strings.zfill(_S(a["cpu"]), 3)
+        if t.time_unit == "ns":
+            ts = _cat(_S(a["ts"] // 10**9), b".", np.strings.zfill(_S(a["ts"] % 10**9), 9))
+        else:
+            ts = _S(a["ts"])
+        pieces.append(_cat(comm, b"-", pid, b" [", cpu, b"] ", ts, b": ", name.encode() + b": ", body, b"\n"))
+        lines.append(a["line"].astype(np.float64))
+    head = f"cpus={len(t.dat.cpus_in_buffer) if t.dat else len(t.cpus())}\n".encode()
+    if not pieces:
+        return np.frombuffer(head, np.uint8).copy()
+    datas, offs, lens = [], [], []
+    base = 0
+    for p in pieces:
+        d, o, ln = _fixed_to_ragged(p)
+        datas.append(d)
+        offs.append(o + base)
+        lens.append(ln)
+        base += len(d)
+    order = np.argsort(np.concatenate(lines), kind="stable")
+    data = np.concatenate(datas)
+    body, _o = _ragged(data, np.concatenate(offs)[order], np.concatenate(lens).astype(np.int64)[order])
+    return np.concatenate([np.frombuffer(head, np.uint8), body])
