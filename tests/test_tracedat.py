@@ -14,6 +14,7 @@ event by event and field by field, with the documented differences (tracedat mod
 """
 
 import gzip
+import json
 import os
 import shutil
 import struct
@@ -292,6 +293,22 @@ def test_cli_on_a_dat(data_pair, tmp_path):
     bad.write_bytes(dat.read_bytes()[:100])
     r = subprocess.run(exe + ["info", str(bad)], capture_output=True, text=True)
     assert r.returncode == 3 and r.stderr.count("\n") == 1 and "offset" in r.stderr
+
+
+def test_json_of_a_dat_follows_the_schema(data_pair):
+    """info/stats/diagnose --format json of a trace.dat: the documents of docs/schema, with
+    the file's facts typed in info's source.dat."""
+    from helpers import check_json
+    dat, _ = data_pair
+    exe = [sys.executable, "-m", "ftrace_fast"]
+    for cmd in ("info", "stats", "diagnose"):
+        r = subprocess.run(exe + [cmd, str(dat), "--format", "json"], capture_output=True, text=True)
+        assert r.returncode == 0, (cmd, r.stderr)
+        doc = check_json(cmd, json.loads(r.stdout))
+        if cmd == "info":
+            d = doc["source"]["dat"]
+            assert (d["version"], d["compression"], d["buffer"], d["damaged_pages"]) == (6, "none", "top", 0)
+            assert d["cpus_with_data"] <= d["cpus"] and d["long_size"] in (4, 8)
 
 
 def test_filter_writes_ftrace_text_that_loads_back(data_pair, tmp_path):

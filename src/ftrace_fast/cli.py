@@ -342,7 +342,7 @@ def cmd_info(args, out):
     if len(t.machines) > 1:
         info["machines"] = climachine.machines_table(t)
     if t.dat is not None:
-        info["source"]["dat"] = dict(t.dat.info_lines())
+        info["source"]["dat"] = t.dat.as_json()
     if args.format == "json":
         _dump_json(info, out)
         return 0

@@ -787,6 +787,19 @@ class DatInfo:
             parts.append("guest times shifted to the host (TIME_SHIFT)")
         return ", ".join(parts)
 
+    def as_json(self):
+        """The facts of info_lines as typed values (``ftfast info --format json``)."""
+        return {"version": self.version, "compression": self.compression,
+                "compression_version": self.compression_version or None,
+                "big_endian": bool(self.big_endian), "long_size": self.long_size,
+                "page_size": self.page_size, "buffer": self.buffer or "top",
+                "buffers": [n or "top" for n in self.buffers], "recorded_clock": self.clock,
+                "cpus": self.cpus_declared or len(self.cpus_in_buffer),
+                "cpus_with_data": len(self.cpus_in_buffer), "uname": self.uname or None,
+                "kernel_release": self.kernel_release, "recorder": self.recorder or None,
+                "time_shift": self.has_time_shift, "guest_synced": bool(self.guest_synced),
+                "damaged_pages": int(self.damaged_pages)}
+
     def info_lines(self):
         out = [("dat", f"version {self.version}, compression {self.compression}"
                        + (f" {self.compression_version}" if self.compression != "none" else "")
