@@ -2824,20 +2824,21 @@ cdef class OwnedBuffer:
     def __releasebuffer__(self, Py_buffer *view):
         pass
 
-cdef object take_grow(Grow *g):
-    """A NumPy uint8 array owning the bytes of g (shrunk to fit); g is left empty."""
+cdef object take_grow(Grow *g, object dtype=np.uint8):
+    """A NumPy array of dtype (uint8 by default) owning the bytes of g (shrunk to fit); g is
+    left empty."""
     cdef OwnedBuffer b = OwnedBuffer.__new__(OwnedBuffer)
     cdef char *d
     if g.size == 0:
         g_free(g)
-        return np.zeros(0, np.uint8)
+        return np.zeros(0, dtype)
     d = <char*>realloc(g.data, g.size)
     b.data = d if d != NULL else g.data
     b.size = <Py_ssize_t>g.size
     g.data = NULL
     g.size = 0
     g.cap = 0
-    return np.frombuffer(b, np.uint8)
+    return np.frombuffer(b, dtype)
 
 
 _TEMPLATES = []
@@ -3203,14 +3204,18 @@ cdef class Parser:
         cdef EvType *t
         names = intern_strings(&P.names)
         layout_names = list(_ev.LAYOUTS)
+        # one dtype object per layout, shared by its events (a structured dtype is ~1 KB, and
+        # an input may name 10**5 events)
+        dtypes = [None] * NLAYOUTS
         arrays = {}
         for i in range(P.ntypes):
             t = &P.types[i]
             if t.count == 0 or P.no_records:
                 g_free(&t.recs)
                 continue
-            raw = take_grow(&t.recs)
-            arrays[names[i]] = raw.view(_ev.dtype_for(layout_names[t.layout]))
+            if dtypes[t.layout] is None:
+                dtypes[t.layout] = _ev.dtype_for(layout_names[t.layout])
+            arrays[names[i]] = take_grow(&t.recs, dtypes[t.layout])
         if P.no_records:
             g_free(&P.text)
         lost_dtype = np.dtype([("line", "i8"), ("ts", "i8"), ("count", "i8"), ("cpu", "i4"),

@@ -84,7 +84,7 @@ class _ZstdReader(io.RawIOBase):
                 try:
                     self.pending += self.dobj.decompress(data)
                 except self.zstandard.ZstdError as exc:
-                    raise EOFError(f"corrupt zstd input: {exc}") from None
+                    raise EOFError(str(exc)) from None
                 data = self.dobj.unused_data if self.dobj.eof else b""
         n = min(len(b), len(self.pending) - self.off)
         b[:n] = memoryview(self.pending)[self.off:self.off + n]
@@ -325,7 +325,7 @@ def blocks(stream, chunk_size=DEFAULT_CHUNK, max_line=None):
         if have == cap:
             if max_line is not None and cap > max_line:
                 # buf[:cap] is the start of one line over the limit: read to its end
-                head = bytes(view[:LONG_HEAD])
+                head = bytes(view[:min(cap, LONG_HEAD)])
                 nbytes = cap
                 while True:
                     n = read(0, cap)
@@ -333,6 +333,9 @@ def blocks(stream, chunk_size=DEFAULT_CHUNK, max_line=None):
                         yield LongLine(head, nbytes), 0, True
                         return
                     cut = buf.find(b"\n", 0, n)
+                    if len(head) < LONG_HEAD:
+                        # the excerpt is the line's first bytes whatever the buffer's size
+                        head += bytes(view[:min(n if cut < 0 else cut, LONG_HEAD - len(head))])
                     if cut >= 0:
                         break
                     nbytes += n

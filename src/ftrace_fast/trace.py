@@ -125,8 +125,9 @@ class LineError:
             head = f"line {self.line}: "
             return (f"{head}{_DESCRIPTIONS['truncated_last_line']}; "
                     f"{msg[len(head):] if msg.startswith(head) else msg}")
+        what = self.what.rstrip("=") if self.code == "out_of_range" else self.what
         desc = _DESCRIPTIONS.get(self.code, self.code).format(
-            what=self.what, nbytes=self.nbytes, limit=self.max_line)
+            what=what, nbytes=self.nbytes, limit=self.max_line)
         where = f"line {self.line}: "
         if self.event and self.code in ("bad_field", "out_of_range"):
             where += f"{printable(self.event)}: "
@@ -350,7 +351,7 @@ def _load(source, *, events=None, cpus=None, pids=None, comm=None, start=None, e
     except MemoryError as exc:
         done = f" at line {parser.lines:,}" if parser.lines else ""
         raise OutOfMemoryError(
-            f"{src.name}: out of memory while loading{done} ({exc or 'no detail'}); load less "
+            f"{printable(src.name)}: out of memory while loading{done} ({exc or 'no detail'}); load less "
             "with events=/cpus=/pids=/start=/end= (ftfast: --events, --cpu, --pid, --start, "
             "--end)") from None
 
@@ -388,8 +389,11 @@ def _load_source(src, parser, make_parser, *, strict, chunk_size, progress, warn
             parser = _parse_parts(src, parser, make_parser, starts, chunk, bar, line_limit)
     except InputError:
         raise
-    except (OSError, EOFError, _DECOMPRESS_ERRORS) as exc:
-        raise InputError(f"{src.name}: read error: {_read_error(exc)}") from None
+    except _READ_ERRORS as exc:
+        if src.compression and not (isinstance(exc, OSError) and exc.errno):
+            raise InputError(f"{printable(src.name)}: corrupt or truncated {src.compression} "
+                             f"input: {_read_error(exc)}") from None
+        raise InputError(f"{printable(src.name)}: read error: {_read_error(exc)}") from None
     finally:
         bar.done()
         src.close()
@@ -399,7 +403,7 @@ def _load_source(src, parser, make_parser, *, strict, chunk_size, progress, warn
         raise ParseError(trace.errors[0])
     if trace.stats.not_ftrace():
         first = trace.errors[0].message if trace.errors else ""
-        raise InputError(f"{src.name}: not an ftrace text log: "
+        raise InputError(f"{printable(src.name)}: not an ftrace text log: "
                          f"{trace.stats.malformed_summary()}, "
                          f"{trace.stats.events + trace.stats.filtered:,} event lines"
                          + (f" (first: {first})" if first else ""))
@@ -778,7 +782,7 @@ def _decompress_errors():
     return tuple(errs)
 
 
-_DECOMPRESS_ERRORS = _decompress_errors()
+_READ_ERRORS = (OSError,) + _decompress_errors()
 
 
 def _read_error(exc):
