@@ -1789,8 +1789,12 @@ cdef const char *fg_duration(const char *p, const char *e, int64_t *dur) noexcep
     return p + 1
 
 cdef int32_t *fg_cpu_slot(PState *P, int64_t cpu) noexcept nogil:
-    """Function stack of one CPU (FG_MAXDEPTH ids), growing the per-CPU tables on demand."""
+    """Function stack of one CPU (FG_MAXDEPTH ids), growing the per-CPU tables on demand.
+    A stack is allocated on its CPU's first line: a line naming CPU 1048576 costs 16 bytes per
+    CPU below it, not the 512 MB of every CPU's stack."""
     cdef size_t need, old, i
+    cdef int32_t **stacks
+    cdef int32_t *st
     if P.later_part:
         P.needs_before = 1
     # CPUs 0..MAX_CPU, as in line prefixes and LOST markers
@@ -1801,19 +1805,28 @@ cdef int32_t *fg_cpu_slot(PState *P, int64_t cpu) noexcept nogil:
     if need > old:
         if (g_reserve(&P.fg_pid, (need - old) * 4) < 0 or g_reserve(&P.fg_comm, (need - old) * 4) < 0
                 or g_reserve(&P.fg_ts, (need - old) * 8) < 0
-                or g_reserve(&P.fg_stack, (need - old) * 4 * FG_MAXDEPTH) < 0):
+                or g_reserve(&P.fg_stack, (need - old) * sizeof(int32_t*)) < 0):
             P.oom = 1
             return NULL
         for i in range(old, need):
             (<int32_t*>P.fg_pid.data)[i] = -1
             (<int32_t*>P.fg_comm.data)[i] = -1
             (<int64_t*>P.fg_ts.data)[i] = -1
-        memset(P.fg_stack.data + old * 4 * FG_MAXDEPTH, 0xff, (need - old) * 4 * FG_MAXDEPTH)
+        memset(P.fg_stack.data + old * sizeof(int32_t*), 0, (need - old) * sizeof(int32_t*))
         P.fg_pid.size = need * 4
         P.fg_comm.size = need * 4
         P.fg_ts.size = need * 8
-        P.fg_stack.size = need * 4 * FG_MAXDEPTH
-    return (<int32_t*>P.fg_stack.data) + cpu * FG_MAXDEPTH
+        P.fg_stack.size = need * sizeof(int32_t*)
+    stacks = <int32_t**>P.fg_stack.data
+    st = stacks[cpu]
+    if st == NULL:
+        st = <int32_t*>malloc(FG_MAXDEPTH * sizeof(int32_t))
+        if st == NULL:
+            P.oom = 1
+            return NULL
+        memset(st, 0xff, FG_MAXDEPTH * sizeof(int32_t))
+        stacks[cpu] = st
+    return st
 
 cdef int fg_body(PState *P, char *rec, const char *p, const char *e, int64_t cpu,
                  int64_t dur, bint *is_exit, int indent) noexcept nogil:
@@ -3007,6 +3020,8 @@ cdef class Parser:
         g_free(&P.fg_pid)
         g_free(&P.fg_comm)
         g_free(&P.fg_ts)
+        for i in range(<int>(P.fg_stack.size // sizeof(int32_t*))):
+            free((<int32_t**>P.fg_stack.data)[i])
         g_free(&P.fg_stack)
         g_free(&P.line_kinds)
         g_free(&P.kept_text)
