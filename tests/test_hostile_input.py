@@ -483,3 +483,35 @@ def test_line_error_defaults_keep_old_records_usable():
     e = LineError(line=3, offset=0, code="no_prefix", col=-1, what="", event=None, text="a\x1bb")
     assert e.message == "line 3: not an ftrace line (no 'comm-pid [cpu] timestamp:' prefix): 'a\\x1bb'"
     assert np.int64(e.line) == 3
+
+
+# ---------------------------------------------------------------------------------------------
+# differential: numbers at the columns' edges, Cython against the reference parser
+
+
+def _edge_numbers(rng, data):
+    """Numbers of a log replaced by values at and past the int8/int32/int64 and CPU edges."""
+    from fuzzing import EDGES
+    spans = [m.span() for m in re.finditer(rb"\d+", data)]
+    b = bytearray(data)
+    for i, j in sorted(rng.sample(spans, min(len(spans), rng.randint(1, 12))), reverse=True):
+        b[i:j] = rng.choice(EDGES)
+    return bytes(b)
+
+
+@pytest.mark.parametrize("block", range(3))
+def test_edge_numbers_match_the_reference(block):
+    import tracegen
+    failures = []
+    for seed in range(block * 60, block * 60 + 60):
+        rng = random.Random(seed)
+        variant = tracegen.VARIANTS[seed % len(tracegen.VARIANTS)]
+        data = _edge_numbers(rng, tracegen.generate(rng, variant, rng.randint(5, 30)).data)
+        flt = rng.choice([{}, {}, dict(pids=[0, 1, 42]), dict(comm="^[a-k]"),
+                          dict(start=10**9, end=10**15), dict(max_line=60)])
+        from test_reference import differences
+        diffs = differences(load_fast(data, **flt), refparse(data, **flt), data.split(b"\n"),
+                            limit=4)
+        if diffs:
+            failures.append(f"seed {seed} {flt}:\n    " + "\n    ".join(diffs))
+    assert not failures, "\n".join(failures)
