@@ -434,6 +434,22 @@ cdef extern from *:
     """
     const char *starts "ft_starts"(const char *p, const char *e, const char *s) noexcept nogil
 
+cdef extern from *:
+    """
+    #define ft_unlikely(x) __builtin_expect(!!(x), 0)
+    """
+    bint unlikely "ft_unlikely"(bint x) noexcept nogil
+
+cdef enum:
+    I32_MIN = -2147483648
+    I32_MAX = 2147483647
+
+cdef inline bint fits_i32(int64_t v) noexcept nogil:
+    return I32_MIN <= v <= I32_MAX
+
+cdef inline bint fits_i8(int64_t v) noexcept nogil:
+    return -128 <= v <= 127
+
 cdef inline const char *parse_i64(const char *p, const char *e, int64_t *out) noexcept nogil:
     """Decimal integer with an optional sign; NULL when there is no digit or it overflows."""
     cdef bint neg = False
@@ -688,15 +704,10 @@ cdef struct PState:
     int32_t last_comm
     uint64_t last_flagw
     int64_t last_any_ts
-    # function_graph: per CPU current task, time of the last line with one, function stack
+    # function_graph: per CPU current task and function stack
     Grow fg_pid
     Grow fg_comm
-    Grow fg_ts
     Grow fg_stack
-    # lines longer than this many bytes (line end excluded) are malformed (E_LONG), unparsed
-    int64_t max_line
-    int truncated_last     # the input's last line had no newline and was malformed
-    int64_t long_nbytes    # while recording a line skipped unread: its length (else -1)
     # clock
     int64_t n_ts[4]
     int64_t max_int_ts
@@ -742,6 +753,12 @@ cdef struct PState:
     const char *err_pos
     const char *err_what
     int32_t err_event
+    # (the fields below came later: kept after the hot ones, whose layout they do not move)
+    Grow fg_ts             # function_graph: per CPU, the time of its last line with one
+    # lines longer than this many bytes (line end excluded) are malformed (E_LONG), unparsed
+    int64_t max_line
+    int truncated_last     # the input's last line had no newline and was malformed
+    int64_t long_nbytes    # while recording a line skipped unread: its length (else -1)
 
 cdef inline void set_err(PState *P, int code, const char *pos, const char *what) noexcept nogil:
     P.err_code = code
@@ -924,16 +941,6 @@ cdef inline int kv_int(PState *P, const char **cur, const char *e, const char *k
     cur[0] = q
     return 1
 
-cdef enum:
-    I32_MIN = -2147483648
-    I32_MAX = 2147483647
-
-cdef inline bint fits_i32(int64_t v) noexcept nogil:
-    return I32_MIN <= v <= I32_MAX
-
-cdef inline bint fits_i8(int64_t v) noexcept nogil:
-    return -128 <= v <= 127
-
 cdef inline int kv_ranged(PState *P, const char **cur, const char *e, const char *key,
                           int64_t *out, bint required, int64_t lo, int64_t hi) noexcept nogil:
     """kv_int() for a column narrower than int64: a value outside [lo, hi] is an error
@@ -1034,8 +1041,18 @@ cdef inline const char *value_end(const char *q, const char *e) noexcept nogil:
         return NULL
     return q
 
+cdef const char *parse_i32(const char *p, const char *e, int64_t *out) noexcept nogil:
+    """parse_i64() for an int32 column: NULL also when the value does not fit."""
+    cdef const char *q = parse_i64(p, e, out)
+    if q != NULL and not fits_i32(out[0]):
+        return NULL
+    return q
+
 cdef inline const char *fast_int(const char *p, const char *e, int64_t *out) noexcept nogil:
-    return value_end(parse_i64(p, e, out), e)
+    """An integer that fits int32 (the fast paths' columns are int32 or narrower); NULL
+    otherwise, and the tolerant parser then says why.  (The check lives in parse_i32, out of
+    line: this one stays small enough to be inlined into the fast paths.)"""
+    return value_end(parse_i32(p, e, out), e)
 
 cdef inline int fast_comm_pid(PState *P, const char *v, const char *e, const char *next_key,
                               size_t nl, char *rec, int32_t o_comm, int32_t o_pid,
@@ -1049,7 +1066,7 @@ cdef inline int fast_comm_pid(PState *P, const char *v, const char *e, const cha
     if k == NULL:
         return 0
     q = fast_int(k + nl, e, &pid)
-    if q == NULL or not fits_i32(pid):
+    if q == NULL:
         return 0
     c = comm_id(P, v, <size_t>(k - v))
     if c < 0:
@@ -1068,8 +1085,6 @@ cdef inline const char *fast_key_int(const char *q, const char *e, const char *k
         return NULL
     q = fast_int(q, e, &v)
     if q != NULL:
-        if not fits_i32(v):
-            return NULL
         set_i32(rec, o, v)
     return q
 
@@ -1121,7 +1136,7 @@ cdef int fast_sched_wake(PState *P, char *rec, const char *p, const char *e) noe
     r = starts(q, e, b" success=")
     if r != NULL:
         q = fast_int(r, e, &v)
-        if q == NULL or not fits_i8(v):
+        if q == NULL or unlikely(not fits_i8(v)):
             return 0
         set_i8(rec, OFF[O_WK_SUCCESS], v)
     return fast_key_int(q, e, b" target_cpu=", rec, OFF[O_WK_TARGET]) != NULL
@@ -1154,7 +1169,7 @@ cdef int fast_kvm(PState *P, char *rec, const char *p, const char *e, int layout
     if q == NULL:
         return 0
     q = fast_int(q, e, &v)
-    if q == NULL or not fits_i32(v):
+    if q == NULL:
         return 0
     if layout == L_KVM_ENTRY:
         set_i32(rec, OFF[O_KE_VCPU], v)
@@ -2808,7 +2823,7 @@ cdef void parse_block(PState *P, const char *buf, size_t n) noexcept nogil:
         if nl == NULL:
             nl = end
         P.lines += 1
-        if nl - s > P.max_line:
+        if unlikely(nl - s > P.max_line):
             kind = skip_long_line(P, s, nl - s)
         else:
             kind = parse_line(P, s, nl)
