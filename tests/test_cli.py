@@ -392,7 +392,7 @@ ERRORS = [
     (["stats", "{d}/empty.txt"], 3, "empty input"),
     (["info", "{d}/dir"], 3, "is a directory"),
     (["stats", "{d}/trace.dat"], 3, "trace-cmd report"),
-    (["filter", "{d}/notes.txt", "-o", "{d}/o.txt"], 3, "not an ftrace text log"),
+    (["filter", "{d}/notes.txt", "-o", "{d}/o.txt"], 3, "not ftrace text"),
     (["stats", "{f}", "--comm", "CPU ("], 2, "bad --comm regex"),
     (["filter", "{f}", "-o", "{d}/o.txt", "--comm", "[a"], 2, "bad --comm regex"),
     (["stats", "{f}", "--start", "2", "--end", "1"], 2, "bad time range"),
