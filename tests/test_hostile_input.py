@@ -147,7 +147,8 @@ def test_a_path_with_escapes_is_shown_escaped(tmp_path):
 # values that do not fit their column: malformed, never wrapped
 
 RANGE_LINES = [
-    (b"a-1 [000] .... 1.0: sched_migrate_task: comm=b pid=2 prio=120 orig_cpu=0 dest_cpu=4294967296",
+    (b"a-1 [000] .... 1.0: sched_migrate_task: comm=b pid=2 prio=120 orig_cpu=0 "
+     b"dest_cpu=4294967296",
      "line 1: sched_migrate_task: dest_cpu out of range, got '4294967296'"),
     (b"a-1 [000] .... 1.0: sched_waking: comm=b pid=2147483648 prio=120 target_cpu=000",
      "line 1: sched_waking: pid out of range, got '2147483648 prio=120 target_cpu=000'"),
@@ -197,8 +198,8 @@ def test_values_out_of_range_are_malformed_not_wrapped(line, message):
 
 
 def test_a_pid_past_int32_is_no_prefix_anchor():
-    t = load_text(b"a-99999999999 [000] .... 1.0: sched_waking: comm=b pid=9 prio=120 target_cpu=0\n"
-                  b"a-2147483647 [000] .... 1.0: sched_waking: comm=b pid=9 prio=120 target_cpu=0\n")
+    payload = b" [000] .... 1.0: sched_waking: comm=b pid=9 prio=120 target_cpu=0\n"
+    t = load_text(b"a-99999999999" + payload + b"a-2147483647" + payload)
     assert [e.code for e in t.errors] == ["no_prefix"]
     assert t.events["sched_waking"]["pid"].tolist() == [2**31 - 1]
 
@@ -317,13 +318,16 @@ def test_printable_escapes_c0_c1_del_and_bidi_and_leaves_text():
     assert printable("a\x00b\x07c\x1bd\x7fe\x85f\u202eg\n") == \
         "a\\x00b\\x07c\\x1bd\\x7fe\\x85f\\u202eg\\x0a"
     assert printable(b"x\xffy\x1b") == "x\\xffy\\x1b"
+    assert printable(os.fsdecode(b"f\xff\x1b.txt")) == "f\\xff\\x1b.txt"
+    assert printable("\ud800") == "\\ud800"
 
 
 def test_an_unterminated_last_line_keeps_the_error_it_had():
     t = load_text(b"  a-1 [000] .... 1.0: sched_waking: comm=a pid=2 prio=120 target_cpu=0\n"
                   b"  a-1 [000] .... 1.0: sched_waking: comm=a pid=2 prio=99999999999")
     (e,) = t.errors
-    assert (e.code, e.cause, t.stats.truncated_last_line) == ("truncated_last_line", "out_of_range", True)
+    assert (e.code, e.cause, t.stats.truncated_last_line) == \
+        ("truncated_last_line", "out_of_range", True)
     assert e.message == ("line 2: truncated last line (no newline at the end of the input); "
                          "sched_waking: prio out of range, got '99999999999'")
 
@@ -346,8 +350,8 @@ def test_a_long_line_is_malformed_and_the_same_in_any_chunking(final):
     stats, errors, _ = want
     assert stats["malformed"] == 2 if final else 1
     e = errors[0]
-    assert (e.line, e.offset, e.code, e.nbytes, e.raw) == (5, 4 * len(WAKE % 0), "line_too_long", 551,
-                                                           long[:200])
+    assert (e.line, e.offset, e.code, e.nbytes, e.raw) == \
+        (5, 4 * len(WAKE % 0), "line_too_long", 551, long[:200])
     assert e.message == ("line 5: line of 551 bytes, longer than the line limit of 100 bytes "
                          "(load(max_line=) or FTFAST_MAX_LINE): '" + "x" * 120 + "...'")
     if final:
@@ -412,9 +416,8 @@ def test_a_gzip_bomb_of_one_line_stays_within_a_small_memory():
         import zlib
         z = zlib.compressobj(1, zlib.DEFLATED, 31)
         zero = bytes(1 << 20)
-        bomb = b"".join([z.compress(zero) for _ in range(384)] + [z.compress(
-            b"\\n" + b"  a-1 [000] .... 1.0: sched_waking: comm=b pid=2 prio=120 target_cpu=0\\n" * 3),
-            z.flush()])
+        tail = b"\\n" + b"a-1 [000] .... 1.0: sched_waking: comm=b pid=2 prio=1 target_cpu=0\\n" * 3
+        bomb = b"".join([z.compress(zero) for _ in range(384)] + [z.compress(tail), z.flush()])
         t = ftrace_fast.load(io.BytesIO(bomb))
         e = t.errors[0]
         print(t.stats.events, t.stats.malformed, e.code, e.nbytes)
@@ -446,7 +449,7 @@ def test_running_out_of_memory_is_one_clear_error():
     # an endless stream of events under a 96 MB cap: the records outgrow it
     body = """
         class Endless(io.RawIOBase):
-            line = b"  a-1 [000] .... 1.000000: sched_waking: comm=b pid=2 prio=120 target_cpu=000\\n"
+            line = b"  a-1 [000] .... 1.000000: sched_waking: comm=b pid=2 prio=120 target_cpu=0\\n"
             block = line * 20000
             def readable(self):
                 return True
@@ -481,7 +484,8 @@ def test_a_huge_pid_filter_table_that_cannot_be_allocated_is_a_memory_error():
 
 def test_line_error_defaults_keep_old_records_usable():
     e = LineError(line=3, offset=0, code="no_prefix", col=-1, what="", event=None, text="a\x1bb")
-    assert e.message == "line 3: not an ftrace line (no 'comm-pid [cpu] timestamp:' prefix): 'a\\x1bb'"
+    assert e.message == \
+        "line 3: not an ftrace line (no 'comm-pid [cpu] timestamp:' prefix): 'a\\x1bb'"
     assert np.int64(e.line) == 3
 
 

@@ -131,7 +131,9 @@ class LineError:
         where = f"line {self.line}: "
         if self.event and self.code in ("bad_field", "out_of_range"):
             where += f"{printable(self.event)}: "
-        raw = self.raw if self.raw or not self.text else self.text.encode("utf-8", "surrogateescape")
+        raw = self.raw
+        if not raw and self.text:
+            raw = self.text.encode("utf-8", "surrogateescape")
         if self.col >= 0 and self.code in _AT_COLUMN:
             # the column counts bytes of the line: cut the bytes, then decode
             got = raw[self.col:].decode("utf-8", "backslashreplace")
@@ -351,9 +353,9 @@ def _load(source, *, events=None, cpus=None, pids=None, comm=None, start=None, e
     except MemoryError as exc:
         done = f" at line {parser.lines:,}" if parser.lines else ""
         raise OutOfMemoryError(
-            f"{printable(src.name)}: out of memory while loading{done} ({exc or 'no detail'}); load less "
-            "with events=/cpus=/pids=/start=/end= (ftfast: --events, --cpu, --pid, --start, "
-            "--end)") from None
+            f"{printable(src.name)}: out of memory while loading{done} "
+            f"({exc or 'no detail'}); load less with events=/cpus=/pids=/start=/end= "
+            "(ftfast: --events, --cpu, --pid, --start, --end)") from None
 
 
 def _feed(parser, stream, chunk, line_limit, on_block=None):
@@ -410,7 +412,8 @@ def _load_source(src, parser, make_parser, *, strict, chunk_size, progress, warn
     if warn and trace.stats.malformed:
         first = "; ".join(e.message for e in trace.errors[:3])
         warnings.warn(
-            f"{trace.source}: {trace.stats.malformed} malformed line(s) of {trace.stats.lines} "
+            f"{printable(trace.source)}: {trace.stats.malformed} malformed line(s) of "
+            f"{trace.stats.lines} "
             f"(see Trace.errors): {first}", stacklevel=2)
     return trace
 
