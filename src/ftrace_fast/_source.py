@@ -8,6 +8,7 @@ read, so no line is ever split and the whole file is never held in memory.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import io
 import os
@@ -133,10 +134,10 @@ class Source:
                 raise InputError("<stdin>: standard input is closed")
             try:
                 os.fstat(stdin.fileno())
+            except io.UnsupportedOperation:
+                pass  # a stdin replaced by an object without a descriptor: read it as it is
             except (OSError, ValueError):
                 raise InputError("<stdin>: standard input is closed") from None
-            except io.UnsupportedOperation:
-                pass
             raw = stdin.buffer
         elif isinstance(source, (str, bytes, os.PathLike)):
             path = os.fspath(source)
@@ -147,7 +148,7 @@ class Source:
             except OSError as exc:
                 what = _OPEN_ERRORS.get(exc.errno, exc.strerror or str(exc))
                 if exc.errno == errno.ENXIO:
-                    with _suppress_oserror():
+                    with contextlib.suppress(OSError):
                         if stat.S_ISSOCK(os.stat(path).st_mode):
                             what = "is a socket, not a file"
                 raise InputError(f"{shown}: {what}") from None
@@ -211,14 +212,6 @@ class Source:
             except Exception:
                 pass
         self._close = []
-
-
-class _suppress_oserror:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, kind, exc, tb):
-        return kind is not None and issubclass(kind, OSError)
 
 
 class _RawAdapter(io.RawIOBase):
