@@ -405,9 +405,10 @@ def _load_source(src, parser, make_parser, *, strict, chunk_size, progress, warn
         raise ParseError(trace.errors[0])
     if trace.stats.not_ftrace():
         first = trace.errors[0].message if trace.errors else ""
+        event_lines = trace.stats.events + trace.stats.filtered
         raise InputError(f"{printable(src.name)}: not an ftrace text log: "
-                         f"{trace.stats.malformed_summary()}, "
-                         f"{trace.stats.events + trace.stats.filtered:,} event lines"
+                         f"{trace.stats.malformed_summary()}, {event_lines:,} event "
+                         f"line{'' if event_lines == 1 else 's'}"
                          + (f" (first: {first})" if first else ""))
     if warn and trace.stats.malformed:
         first = "; ".join(e.message for e in trace.errors[:3])
