@@ -76,6 +76,8 @@ cdef struct ErrRec:
     int32_t col
     int32_t excerpt_len
     int32_t event       # event-name id, -1 when the error came before the name
+    int32_t cause       # for E_TRUNCATED: the error the unterminated last line had (else 0)
+    int64_t nbytes      # the line's length, line end excluded
     const char *what    # static string: the key or item that was expected
     char excerpt[200]
 
@@ -94,13 +96,19 @@ cdef enum:
     E_TRUNCATED = 7     # the input's last line has no newline and does not parse
     E_TS_RANGE = 8      # timestamp does not fit int64 nanoseconds
     E_FLAGS = 9         # irq-info flags column longer than 8 characters
-    NCODES = 10
+    E_RANGE = 10        # an integer that does not fit its column (int32, int8) or its meaning
+    E_LONG = 11         # a line longer than the line limit (skipped unread past its excerpt)
+    NCODES = 12
 
 ERROR_CODES = {
     E_PREFIX: "no_prefix", E_TIMESTAMP: "bad_timestamp", E_NO_EVENT: "no_event",
     E_FIELD: "bad_field", E_ORPHAN_FRAME: "orphan_stack_frame", E_FUNCGRAPH: "bad_funcgraph",
     E_TRUNCATED: "truncated_last_line", E_TS_RANGE: "timestamp_range", E_FLAGS: "bad_flags",
+    E_RANGE: "out_of_range", E_LONG: "line_too_long",
 }
+
+#: default line limit (bytes, line end excluded): a longer line is malformed and never held whole
+DEFAULT_MAX_LINE = 1 << 20
 
 cdef enum:
     MAX_ERRORS = 500
@@ -332,13 +340,16 @@ _init_fixups()
 
 cdef inline int g_reserve(Grow *g, size_t extra) noexcept nogil:
     """Make room for `extra` more bytes; -1 when memory runs out.  Growth doubles, so the
-    amortised cost is linear; glibc moves large blocks with mremap, without a copy."""
+    amortised cost is linear; glibc moves large blocks with mremap, without a copy.  The
+    first block is small: an input may hold 10**5 event names seen once each."""
     cdef size_t need = g.size + extra
     cdef size_t ncap
     cdef char *nd
     if need <= g.cap:
         return 0
-    ncap = g.cap * 2 if g.cap else 4096
+    if need < g.size:
+        return -1
+    ncap = g.cap * 2 if g.cap else 128
     while ncap < need:
         if ncap > (<size_t>-1) // 4:
             return -1
@@ -422,6 +433,22 @@ cdef extern from *:
     }
     """
     const char *starts "ft_starts"(const char *p, const char *e, const char *s) noexcept nogil
+
+cdef extern from *:
+    """
+    #define ft_unlikely(x) __builtin_expect(!!(x), 0)
+    """
+    bint unlikely "ft_unlikely"(bint x) noexcept nogil
+
+cdef enum:
+    I32_MIN = -2147483648
+    I32_MAX = 2147483647
+
+cdef inline bint fits_i32(int64_t v) noexcept nogil:
+    return I32_MIN <= v <= I32_MAX
+
+cdef inline bint fits_i8(int64_t v) noexcept nogil:
+    return -128 <= v <= 127
 
 cdef inline const char *parse_i64(const char *p, const char *e, int64_t *out) noexcept nogil:
     """Decimal integer with an optional sign; NULL when there is no digit or it overflows."""
@@ -731,6 +758,12 @@ cdef struct PState:
     const char *err_pos
     const char *err_what
     int32_t err_event
+    # (the fields below came later: kept after the hot ones, whose layout they do not move)
+    Grow fg_ts             # function_graph: per CPU, the time of its last line with one
+    # lines longer than this many bytes (line end excluded) are malformed (E_LONG), unparsed
+    int64_t max_line
+    int truncated_last     # the input's last line had no newline and was malformed
+    int64_t long_nbytes    # while recording a line skipped unread: its length (else -1)
 
 cdef inline void set_err(PState *P, int code, const char *pos, const char *what) noexcept nogil:
     P.err_code = code
@@ -741,8 +774,14 @@ cdef void record_error(PState *P, const char *s, const char *e) noexcept nogil:
     cdef ErrRec *r
     cdef size_t n
     cdef int code = P.err_code
-    if P.final_piece and code != E_TRUNCATED:
-        code = E_TRUNCATED
+    cdef int cause = 0
+    if P.final_piece:
+        # an unterminated last line that does not parse was most likely cut short; the error
+        # it had is kept as the cause, for the message
+        P.truncated_last = 1
+        if code != E_TRUNCATED:
+            cause = code
+            code = E_TRUNCATED
     P.malformed += 1
     P.err_count[code] += 1
     if P.strict:
@@ -757,6 +796,8 @@ cdef void record_error(PState *P, const char *s, const char *e) noexcept nogil:
     r.line = P.lines
     r.offset = P.offset
     r.code = code
+    r.cause = cause
+    r.nbytes = <int64_t>(e - s) if P.long_nbytes < 0 else P.long_nbytes
     r.col = <int32_t>(P.err_pos - s) if (P.err_pos != NULL and s <= P.err_pos <= e) else -1
     r.what = P.err_what
     r.event = P.err_event
@@ -905,6 +946,26 @@ cdef inline int kv_int(PState *P, const char **cur, const char *e, const char *k
     cur[0] = q
     return 1
 
+cdef inline int kv_ranged(PState *P, const char **cur, const char *e, const char *key,
+                          int64_t *out, bint required, int64_t lo, int64_t hi) noexcept nogil:
+    """kv_int() for a column narrower than int64: a value outside [lo, hi] is an error
+    (E_RANGE), never a wrapped value."""
+    cdef const char *before = cur[0]
+    cdef int r = kv_int(P, cur, e, key, out, required)
+    if r > 0 and not (lo <= out[0] <= hi):
+        cur[0] = before
+        set_err(P, E_RANGE, kv(before, e, key), key + 1)
+        return -1
+    return r
+
+cdef inline int kv_i32(PState *P, const char **cur, const char *e, const char *key,
+                       int64_t *out, bint required) noexcept nogil:
+    return kv_ranged(P, cur, e, key, out, required, I32_MIN, I32_MAX)
+
+cdef inline int kv_i8(PState *P, const char **cur, const char *e, const char *key,
+                      int64_t *out, bint required) noexcept nogil:
+    return kv_ranged(P, cur, e, key, out, required, -128, 127)
+
 cdef inline int kv_comm(PState *P, const char *p, const char *e, const char *key, const char *next_key,
                  char *rec, int32_t o, const char **after) noexcept nogil:
     """A comm value (may hold spaces) that ends where next_key begins."""
@@ -985,8 +1046,18 @@ cdef inline const char *value_end(const char *q, const char *e) noexcept nogil:
         return NULL
     return q
 
+cdef const char *parse_i32(const char *p, const char *e, int64_t *out) noexcept nogil:
+    """parse_i64() for an int32 column: NULL also when the value does not fit."""
+    cdef const char *q = parse_i64(p, e, out)
+    if q != NULL and not fits_i32(out[0]):
+        return NULL
+    return q
+
 cdef inline const char *fast_int(const char *p, const char *e, int64_t *out) noexcept nogil:
-    return value_end(parse_i64(p, e, out), e)
+    """An integer that fits int32 (the fast paths' columns are int32 or narrower); NULL
+    otherwise, and the tolerant parser then says why.  (The check lives in parse_i32, out of
+    line: this one stays small enough to be inlined into the fast paths.)"""
+    return value_end(parse_i32(p, e, out), e)
 
 cdef inline int fast_comm_pid(PState *P, const char *v, const char *e, const char *next_key,
                               size_t nl, char *rec, int32_t o_comm, int32_t o_pid,
@@ -1070,7 +1141,7 @@ cdef int fast_sched_wake(PState *P, char *rec, const char *p, const char *e) noe
     r = starts(q, e, b" success=")
     if r != NULL:
         q = fast_int(r, e, &v)
-        if q == NULL:
+        if q == NULL or unlikely(not fits_i8(v)):
             return 0
         set_i8(rec, OFF[O_WK_SUCCESS], v)
     return fast_key_int(q, e, b" target_cpu=", rec, OFF[O_WK_TARGET]) != NULL
@@ -1150,10 +1221,10 @@ cdef int pl_sched_switch(PState *P, char *rec, const char *p, const char *e) noe
     if starts(p, e, b"prev_comm=") != NULL:
         if kv_comm(P, p, e, b" prev_comm=", b" prev_pid=", rec, OFF[O_SW_PREV_COMM], &q) < 0:
             return -1
-        if kv_int(P, &q, e, b" prev_pid=", &v, True) < 0:
+        if kv_i32(P, &q, e, b" prev_pid=", &v, True) < 0:
             return -1
         set_i32(rec, OFF[O_SW_PREV_PID], v)
-        if kv_int(P, &q, e, b" prev_prio=", &v, True) < 0:
+        if kv_i32(P, &q, e, b" prev_prio=", &v, True) < 0:
             return -1
         set_i32(rec, OFF[O_SW_PREV_PRIO], v)
         q = kv(q, e, b" prev_state=")
@@ -1163,10 +1234,10 @@ cdef int pl_sched_switch(PState *P, char *rec, const char *p, const char *e) noe
         set_i32(rec, OFF[O_SW_PREV_STATE], st)
         if kv_comm(P, q, e, b" next_comm=", b" next_pid=", rec, OFF[O_SW_NEXT_COMM], &q) < 0:
             return -1
-        if kv_int(P, &q, e, b" next_pid=", &v, True) < 0:
+        if kv_i32(P, &q, e, b" next_pid=", &v, True) < 0:
             return -1
         set_i32(rec, OFF[O_SW_NEXT_PID], v)
-        if kv_int(P, &q, e, b" next_prio=", &v, True) < 0:
+        if kv_i32(P, &q, e, b" next_prio=", &v, True) < 0:
             return -1
         set_i32(rec, OFF[O_SW_NEXT_PRIO], v)
         return 0
@@ -1178,6 +1249,9 @@ cdef int pl_sched_switch(PState *P, char *rec, const char *p, const char *e) noe
     q = comm_pid_prio(p, arrow, &ce, &v, &prio)
     if q == NULL:
         set_err(P, E_FIELD, p, b"prev:pid [prio]")
+        return -1
+    if not fits_i32(v) or not fits_i32(prio):
+        set_err(P, E_RANGE, ce + 1, b"prev pid [prio]")
         return -1
     c = comm_id(P, p, <size_t>(ce - p))
     if c < 0:
@@ -1194,6 +1268,9 @@ cdef int pl_sched_switch(PState *P, char *rec, const char *p, const char *e) noe
     q = comm_pid_prio(p, e, &ce, &v, &prio)
     if q == NULL:
         set_err(P, E_FIELD, p, b"next:pid [prio]")
+        return -1
+    if not fits_i32(v) or not fits_i32(prio):
+        set_err(P, E_RANGE, ce + 1, b"next pid [prio]")
         return -1
     c = comm_id(P, p, <size_t>(ce - p))
     if c < 0:
@@ -1212,18 +1289,18 @@ cdef int pl_sched_wake(PState *P, char *rec, const char *p, const char *e) noexc
     if starts(p, e, b"comm=") != NULL:
         if kv_comm(P, p, e, b" comm=", b" pid=", rec, OFF[O_WK_COMM], &q) < 0:
             return -1
-        if kv_int(P, &q, e, b" pid=", &v, True) < 0:
+        if kv_i32(P, &q, e, b" pid=", &v, True) < 0:
             return -1
         set_i32(rec, OFF[O_WK_PID], v)
-        if kv_int(P, &q, e, b" prio=", &v, True) < 0:
+        if kv_i32(P, &q, e, b" prio=", &v, True) < 0:
             return -1
         set_i32(rec, OFF[O_WK_PRIO], v)
-        r = kv_int(P, &q, e, b" success=", &v, False)
+        r = kv_i8(P, &q, e, b" success=", &v, False)
         if r < 0:
             return -1
         if r:
             set_i8(rec, OFF[O_WK_SUCCESS], v)
-        r = kv_int(P, &q, e, b" target_cpu=", &v, False)
+        r = kv_i32(P, &q, e, b" target_cpu=", &v, False)
         if r < 0:
             return -1
         if r:
@@ -1234,13 +1311,16 @@ cdef int pl_sched_wake(PState *P, char *rec, const char *p, const char *e) noexc
     if q == NULL:
         set_err(P, E_FIELD, p, b"comm=")
         return -1
+    if not fits_i32(v) or not fits_i32(prio):
+        set_err(P, E_RANGE, ce + 1, b"pid [prio]")
+        return -1
     c = comm_id(P, p, <size_t>(ce - p))
     if c < 0:
         return -1
     set_i32(rec, OFF[O_WK_COMM], c)
     set_i32(rec, OFF[O_WK_PID], v)
     set_i32(rec, OFF[O_WK_PRIO], prio)
-    r = kv_int(P, &q, e, b" success=", &v, False)
+    r = kv_i8(P, &q, e, b" success=", &v, False)
     if r < 0:
         return -1
     if r:
@@ -1249,6 +1329,9 @@ cdef int pl_sched_wake(PState *P, char *rec, const char *p, const char *e) noexc
     if ce != NULL:
         if parse_i64(ce + 5, e, &v) == NULL:
             set_err(P, E_FIELD, ce + 5, b"CPU:")
+            return -1
+        if not fits_i32(v):
+            set_err(P, E_RANGE, ce + 5, b"CPU:")
             return -1
         set_i32(rec, OFF[O_WK_TARGET], v)
     return 0
@@ -1259,7 +1342,7 @@ cdef int pl_task_pid(PState *P, char *rec, const char *p, const char *e, int32_t
     cdef int64_t v
     if kv_comm(P, p, e, b" comm=", b" pid=", rec, o_comm, after) < 0:
         return -1
-    if kv_int(P, after, e, b" pid=", &v, True) < 0:
+    if kv_i32(P, after, e, b" pid=", &v, True) < 0:
         return -1
     set_i32(rec, o_pid, v)
     return 0
@@ -1270,15 +1353,15 @@ cdef int pl_migrate(PState *P, char *rec, const char *p, const char *e) noexcept
     cdef int r
     if pl_task_pid(P, rec, p, e, OFF[O_MG_COMM], OFF[O_MG_PID], &q) < 0:
         return -1
-    r = kv_int(P, &q, e, b" prio=", &v, False)
+    r = kv_i32(P, &q, e, b" prio=", &v, False)
     if r < 0:
         return -1
     if r:
         set_i32(rec, OFF[O_MG_PRIO], v)
-    if kv_int(P, &q, e, b" orig_cpu=", &v, True) < 0:
+    if kv_i32(P, &q, e, b" orig_cpu=", &v, True) < 0:
         return -1
     set_i32(rec, OFF[O_MG_ORIG], v)
-    if kv_int(P, &q, e, b" dest_cpu=", &v, True) < 0:
+    if kv_i32(P, &q, e, b" dest_cpu=", &v, True) < 0:
         return -1
     set_i32(rec, OFF[O_MG_DEST], v)
     return 0
@@ -1290,14 +1373,14 @@ cdef int pl_fork(PState *P, char *rec, const char *p, const char *e) noexcept no
         # `trace-cmd report -R` prints the fields by their format names
         if kv_comm(P, p, e, b" parent_comm=", b" parent_pid=", rec, OFF[O_FK_COMM], &q) < 0:
             return -1
-        if kv_int(P, &q, e, b" parent_pid=", &v, True) < 0:
+        if kv_i32(P, &q, e, b" parent_pid=", &v, True) < 0:
             return -1
         set_i32(rec, OFF[O_FK_PID], v)
     elif pl_task_pid(P, rec, p, e, OFF[O_FK_COMM], OFF[O_FK_PID], &q) < 0:
         return -1
     if kv_comm(P, q, e, b" child_comm=", b" child_pid=", rec, OFF[O_FK_CCOMM], &q) < 0:
         return -1
-    if kv_int(P, &q, e, b" child_pid=", &v, True) < 0:
+    if kv_i32(P, &q, e, b" child_pid=", &v, True) < 0:
         return -1
     set_i32(rec, OFF[O_FK_CPID], v)
     return 0
@@ -1308,7 +1391,7 @@ cdef int pl_proc_task(PState *P, char *rec, const char *p, const char *e) noexce
     cdef int r
     if pl_task_pid(P, rec, p, e, OFF[O_PT_COMM], OFF[O_PT_PID], &q) < 0:
         return -1
-    r = kv_int(P, &q, e, b" prio=", &v, False)
+    r = kv_i32(P, &q, e, b" prio=", &v, False)
     if r < 0:
         return -1
     if r:
@@ -1332,10 +1415,10 @@ cdef int pl_exec(PState *P, char *rec, const char *p, const char *e) noexcept no
     if s < 0:
         return -1
     set_i32(rec, OFF[O_EX_FILE], s)
-    if kv_int(P, &k, e, b" pid=", &n, True) < 0:
+    if kv_i32(P, &k, e, b" pid=", &n, True) < 0:
         return -1
     set_i32(rec, OFF[O_EX_PID], n)
-    r = kv_int(P, &k, e, b" old_pid=", &n, False)
+    r = kv_i32(P, &k, e, b" old_pid=", &n, False)
     if r < 0:
         return -1
     if r:
@@ -1410,6 +1493,9 @@ cdef int pl_kvm(PState *P, char *rec, const char *p, const char *e, int layout) 
             v = word_value(w, we, e, &ve)
             if parse_i64(v, ve, &i) == NULL:
                 set_err(P, E_FIELD, v, b"vcpu")
+                return -1
+            if not fits_i32(i):
+                set_err(P, E_RANGE, v, b"vcpu")
                 return -1
             set_i32(rec, OFF[O_KE_VCPU] if layout == L_KVM_ENTRY else OFF[O_KX_VCPU], i)
         elif word_is(w, we, b"rip") or word_is(w, we, b"guest_rip"):
@@ -1494,12 +1580,12 @@ cdef int pl_kvm_wakeup(PState *P, char *rec, const char *p, const char *e) noexc
     if kv_int(P, &p, e, b" ns=", &v, True) < 0:
         return -1
     set_i64(rec, OFF[O_KW_NS], v)
-    r = kv_int(P, &p, e, b" waited=", &v, False)
+    r = kv_i8(P, &p, e, b" waited=", &v, False)
     if r < 0:
         return -1
     if r:
         set_i8(rec, OFF[O_KW_WAITED], v)
-    r = kv_int(P, &p, e, b" valid=", &v, False)
+    r = kv_i8(P, &p, e, b" valid=", &v, False)
     if r < 0:
         return -1
     if r:
@@ -1510,7 +1596,7 @@ cdef int pl_irq(PState *P, char *rec, const char *p, const char *e, int layout) 
     cdef const char *v
     cdef int64_t i
     cdef int32_t s
-    if kv_int(P, &p, e, b" irq=", &i, True) < 0:
+    if kv_i32(P, &p, e, b" irq=", &i, True) < 0:
         return -1
     if layout == L_IRQ_ENTRY:
         set_i32(rec, OFF[O_IE_IRQ], i)
@@ -1529,6 +1615,9 @@ cdef int pl_irq(PState *P, char *rec, const char *p, const char *e, int layout) 
         elif starts(v, e, b"unhandled") != NULL:
             set_i32(rec, OFF[O_IX_RET], 0)
         elif parse_i64(v, e, &i) != NULL:
+            if not fits_i32(i):
+                set_err(P, E_RANGE, v, b"ret=")
+                return -1
             set_i32(rec, OFF[O_IX_RET], i)
         else:
             set_err(P, E_FIELD, v, b"ret=")
@@ -1540,7 +1629,7 @@ cdef int pl_softirq(PState *P, char *rec, const char *p, const char *e) noexcept
     cdef const char *ve
     cdef int64_t i
     cdef int32_t s
-    if kv_int(P, &p, e, b" vec=", &i, True) < 0:
+    if kv_i32(P, &p, e, b" vec=", &i, True) < 0:
         return -1
     set_i32(rec, OFF[O_SI_VEC], i)
     v = find(p, e, b"[action=", 8)
@@ -1561,23 +1650,36 @@ cdef int pl_block(PState *P, char *rec, const char *p, const char *e, int32_t et
     cdef const char *q
     cdef const char *te
     cdef const char *lb
+    cdef const char *vs
     cdef int64_t v
     cdef int32_t s
     cdef uint64_t dev
+    cdef int r
     if kv(p, e, b" dev=") != NULL and kv(p, e, b" sector=") != NULL:
+        vs = kv(p, e, b" dev=")
         if kv_int(P, &p, e, b" dev=", <int64_t*>&dev, True) < 0:
+            return -1
+        if (dev >> 20) > <uint64_t>I32_MAX:
+            set_err(P, E_RANGE, vs, b"dev=")
             return -1
         set_i32(rec, OFF[O_BK_MAJOR], <int64_t>(dev >> 20))
         set_i32(rec, OFF[O_BK_MINOR], <int64_t>(dev & 0xfffff))
         if kv_int(P, &p, e, b" sector=", &v, True) < 0:
             return -1
         set_i64(rec, OFF[O_BK_SECTOR], v)
-        if kv_int(P, &p, e, b" nr_sector=", &v, False) > 0:
+        # a bad value of these optional keys is ignored; one out of range is not
+        r = kv_i32(P, &p, e, b" nr_sector=", &v, False)
+        if r > 0:
             set_i32(rec, OFF[O_BK_NR], v)
+        elif r < 0 and P.err_code == E_RANGE:
+            return -1
         if kv_int(P, &p, e, b" bytes=", &v, False) > 0:
             set_i64(rec, OFF[O_BK_BYTES], v)
-        if kv_int(P, &p, e, b" error=", &v, False) > 0:
+        r = kv_i32(P, &p, e, b" error=", &v, False)
+        if r > 0:
             set_i32(rec, OFF[O_BK_ERROR], v)
+        elif r < 0 and P.err_code == E_RANGE:
+            return -1
         q = kv(p, e, b" rwbs=")
         if q != NULL:
             te = tok_end(q, e)
@@ -1597,10 +1699,17 @@ cdef int pl_block(PState *P, char *rec, const char *p, const char *e, int32_t et
     if q == NULL or q >= e or q[0] != c',':
         set_err(P, E_FIELD, p, b"major,minor")
         return -1
+    if not fits_i32(v):
+        set_err(P, E_RANGE, p, b"major")
+        return -1
     set_i32(rec, OFF[O_BK_MAJOR], v)
-    q = parse_i64(q + 1, e, &v)
+    vs = q + 1
+    q = parse_i64(vs, e, &v)
     if q == NULL:
         set_err(P, E_FIELD, p, b"major,minor")
+        return -1
+    if not fits_i32(v):
+        set_err(P, E_RANGE, vs, b"minor")
         return -1
     set_i32(rec, OFF[O_BK_MINOR], v)
     q = skip_ws(q, e)
@@ -1633,9 +1742,13 @@ cdef int pl_block(PState *P, char *rec, const char *p, const char *e, int32_t et
     set_i64(rec, OFF[O_BK_SECTOR], <int64_t>dev)
     q = skip_ws(q, e)
     if q < e and q[0] == c'+':
-        q = parse_i64(skip_ws(q + 1, e), e, &v)
+        vs = skip_ws(q + 1, e)
+        q = parse_i64(vs, e, &v)
         if q == NULL:
             set_err(P, E_FIELD, p, b"nr_sector")
+            return -1
+        if not fits_i32(v):
+            set_err(P, E_RANGE, vs, b"nr_sector")
             return -1
         set_i32(rec, OFF[O_BK_NR], v)
     # the last [..] is the comm (issue/insert) or the error (complete)
@@ -1649,6 +1762,9 @@ cdef int pl_block(PState *P, char *rec, const char *p, const char *e, int32_t et
         te += 1
     if lb != NULL and e[-1] == c']':
         if et == P.et_block_complete and parse_i64(lb + 1, e - 1, &v) == e - 1:
+            if not fits_i32(v):
+                set_err(P, E_RANGE, lb + 1, b"error")
+                return -1
             set_i32(rec, OFF[O_BK_ERROR], v)
         else:
             s = comm_id(P, lb + 1, <size_t>(e - 1 - (lb + 1)))
@@ -1693,27 +1809,44 @@ cdef const char *fg_duration(const char *p, const char *e, int64_t *dur) noexcep
     return p + 1
 
 cdef int32_t *fg_cpu_slot(PState *P, int64_t cpu) noexcept nogil:
-    """Function stack of one CPU (FG_MAXDEPTH ids), growing the per-CPU tables on demand."""
+    """Function stack of one CPU (FG_MAXDEPTH ids), growing the per-CPU tables on demand.
+    A stack is allocated on its CPU's first line: a line naming CPU 1048576 costs 16 bytes per
+    CPU below it, not the 512 MB of every CPU's stack."""
     cdef size_t need, old, i
+    cdef int32_t **stacks
+    cdef int32_t *st
     if P.later_part:
         P.needs_before = 1
-    if cpu < 0 or cpu >= MAX_CPU:
+    # CPUs 0..MAX_CPU, as in line prefixes and LOST markers
+    if cpu < 0 or cpu > MAX_CPU:
         return NULL
     need = <size_t>(cpu + 1)
     old = P.fg_pid.size // 4
     if need > old:
         if (g_reserve(&P.fg_pid, (need - old) * 4) < 0 or g_reserve(&P.fg_comm, (need - old) * 4) < 0
-                or g_reserve(&P.fg_stack, (need - old) * 4 * FG_MAXDEPTH) < 0):
+                or g_reserve(&P.fg_ts, (need - old) * 8) < 0
+                or g_reserve(&P.fg_stack, (need - old) * sizeof(int32_t*)) < 0):
             P.oom = 1
             return NULL
         for i in range(old, need):
             (<int32_t*>P.fg_pid.data)[i] = -1
             (<int32_t*>P.fg_comm.data)[i] = -1
-        memset(P.fg_stack.data + old * 4 * FG_MAXDEPTH, 0xff, (need - old) * 4 * FG_MAXDEPTH)
+            (<int64_t*>P.fg_ts.data)[i] = -1
+        memset(P.fg_stack.data + old * sizeof(int32_t*), 0, (need - old) * sizeof(int32_t*))
         P.fg_pid.size = need * 4
         P.fg_comm.size = need * 4
-        P.fg_stack.size = need * 4 * FG_MAXDEPTH
-    return (<int32_t*>P.fg_stack.data) + cpu * FG_MAXDEPTH
+        P.fg_ts.size = need * 8
+        P.fg_stack.size = need * sizeof(int32_t*)
+    stacks = <int32_t**>P.fg_stack.data
+    st = stacks[cpu]
+    if st == NULL:
+        st = <int32_t*>malloc(FG_MAXDEPTH * sizeof(int32_t))
+        if st == NULL:
+            P.oom = 1
+            return NULL
+        memset(st, 0xff, FG_MAXDEPTH * sizeof(int32_t))
+        stacks[cpu] = st
+    return st
 
 cdef int fg_body(PState *P, char *rec, const char *p, const char *e, int64_t cpu,
                  int64_t dur, bint *is_exit, int indent) noexcept nogil:
@@ -1731,6 +1864,9 @@ cdef int fg_body(PState *P, char *rec, const char *p, const char *e, int64_t cpu
     e = rtrim(q, e)
     if q >= e:
         set_err(P, E_FUNCGRAPH, q, b"function")
+        return -1
+    if depth > I32_MAX:
+        set_err(P, E_RANGE, q, b"depth")
         return -1
     stack = fg_cpu_slot(P, cpu)
     if P.oom:
@@ -1773,6 +1909,7 @@ cdef int pl_funcgraph(PState *P, char *rec, const char *p, const char *e,
     cdef int64_t d, dur
     cdef int32_t s
     cdef bint is_exit
+    cdef int r
     v = kv(p, e, b" func=")
     if v != NULL:
         ve = tok_end(v, e)
@@ -1780,8 +1917,11 @@ cdef int pl_funcgraph(PState *P, char *rec, const char *p, const char *e,
         if s < 0:
             return -1
         set_i32(rec, OFF[O_FG_FUNC], s)
-        if kv_int(P, &p, e, b" depth=", &d, False) > 0:
+        r = kv_i32(P, &p, e, b" depth=", &d, False)
+        if r > 0:
             set_i32(rec, OFF[O_FG_DEPTH], d)
+        elif r < 0 and P.err_code == E_RANGE:
+            return -1
         return 0
     v = fg_duration(p, e, &dur)
     if v == NULL:
@@ -1929,7 +2069,8 @@ cdef int parse_prefix(PState *P, const char *p, const char *e, Prefix *x) noexce
             return -1
         y = parse_i64(d + 1, e, &pid)
         q = d + 1
-        if y == NULL or not is_digit(d[1]) or y >= e or not is_ws(y[0]):
+        # a pid past int32 is no anchor (the pid column is int32): the dash is the comm's
+        if y == NULL or not is_digit(d[1]) or y >= e or not is_ws(y[0]) or pid > I32_MAX:
             continue
         z = skip_ws(y, e)
         if z >= e:
@@ -1945,7 +2086,7 @@ cdef int parse_prefix(PState *P, const char *p, const char *e, Prefix *x) noexce
                 v = -1
             else:
                 t = parse_i64(t, e, &v)
-                if t == NULL:
+                if t == NULL or not (0 <= v <= I32_MAX):
                     continue
             t = skip_ws(t, e)
             if t >= e or t[0] != c')':
@@ -1957,6 +2098,7 @@ cdef int parse_prefix(PState *P, const char *p, const char *e, Prefix *x) noexce
             x.has_tgid = True
         if z[0] == c'[':
             t = parse_i64(z + 1, e, &v)
+            # CPUs 0..MAX_CPU, as in LOST markers and function_graph lines
             if t == NULL or not is_digit(z[1]) or t >= e or t[0] != c']' or v > MAX_CPU:
                 continue
             x.cpu = v
@@ -2318,6 +2460,7 @@ cdef int parse_funcgraph_line(PState *P, const char *p, const char *e) noexcept 
     cdef const char *cs
     cdef size_t cl = 0
     cdef bint has_proc = False
+    cdef int64_t ctx_ts
     # optional absolute time `7238523.638008 |` (funcgraph-abstime)
     t = q
     while t < e and is_digit(t[0]):
@@ -2359,6 +2502,9 @@ cdef int parse_funcgraph_line(PState *P, const char *p, const char *e) noexcept 
         while d > cs and d[-1] != c'-':
             d -= 1
         if d > cs and parse_i64(d, t, &v) == t:
+            if not fits_i32(v):
+                set_err(P, E_RANGE, d, b"pid")
+                return -1
             (<int32_t*>P.fg_pid.data)[cpu] = <int32_t>v
             s = comm_id(P, cs, <size_t>(d - 1 - cs))
             if s < 0:
@@ -2385,6 +2531,9 @@ cdef int parse_funcgraph_line(PState *P, const char *p, const char *e) noexcept 
         while d > q and d[-1] != c'-':
             d -= 1
         if d > q and parse_i64(d, t, &v) == t:
+            if not fits_i32(v):
+                set_err(P, E_RANGE, d, b"pid")
+                return -1
             pid = v
             cs = q
             cl = <size_t>(d - 1 - q)
@@ -2402,9 +2551,14 @@ cdef int parse_funcgraph_line(PState *P, const char *p, const char *e) noexcept 
         comm = comm_id(P, cs, cl)
         if comm < 0:
             return -1
+        # the line's task is its CPU's from now on, as after a context-switch line
+        (<int32_t*>P.fg_pid.data)[cpu] = <int32_t>pid
+        (<int32_t*>P.fg_comm.data)[cpu] = comm
     else:
         pid = (<int32_t*>P.fg_pid.data)[cpu]
         comm = (<int32_t*>P.fg_comm.data)[cpu]
+    if ts >= 0:
+        (<int64_t*>P.fg_ts.data)[cpu] = ts
     # entry or exit: look at the body before choosing the event type
     t = q
     while t < e and t[0] == c' ':
@@ -2412,10 +2566,15 @@ cdef int parse_funcgraph_line(PState *P, const char *p, const char *e) noexcept 
     et = P.et_fg_exit if (t < e and t[0] == c'}') else P.et_fg_entry
     if ts >= 0:
         count_ts(P, ts, TS_DECIMAL)
-    if (not P.types[et].wanted or (ts < 0 and (P.has_t_start or P.has_t_end))
-            or not filter_cpu_time(P, cpu, ts if ts >= 0 else P.t_start)
-            or (P.pid_ok != NULL and not pid_wanted(P, pid))
-            or (P.has_comm_filter and not comm_wanted(P, comm))):
+    # A line without a time or task column is selected by its CPU's context: the time of the
+    # last line of that CPU with one, the task of its last context switch or comm-pid column.
+    # Where the CPU has no such line yet the filter cannot place the line, and keeps it.
+    ctx_ts = (<int64_t*>P.fg_ts.data)[cpu]
+    if (not P.types[et].wanted
+            or (P.cpu_ok != NULL and not (cpu < P.ncpu_ok and P.cpu_ok[cpu]))
+            or (ctx_ts >= 0 and not filter_cpu_time(P, cpu, ctx_ts))
+            or (P.pid_ok != NULL and pid >= 0 and not pid_wanted(P, pid))
+            or (P.has_comm_filter and comm >= 0 and not comm_wanted(P, comm))):
         # keep the function stack right even for lines not kept
         if et == P.et_fg_entry and st != NULL:
             rec = new_record(P, et)
@@ -2468,26 +2627,34 @@ cdef bint is_header_line(PState *P, const char *p, const char *e) noexcept nogil
 
 cdef int parse_lost(PState *P, const char *p, const char *e) noexcept nogil:
     """`CPU:N [LOST M EVENTS]` (kernel) or `CPU:N [M EVENTS DROPPED]` (trace-cmd).
-    1: not such a line; 0: recorded."""
+    1: not such a line (or a CPU out of [0, MAX_CPU]); 0: recorded; -1: a negative count."""
     cdef const char *q = starts(p, e, b"CPU:")
+    cdef const char *cnt
     cdef int64_t cpu, n
     cdef LostRec *r
     if q == NULL:
         return 1
     q = parse_i64(q, e, &cpu)
-    if q == NULL or cpu > MAX_CPU:
+    if q == NULL or cpu < 0 or cpu > MAX_CPU:
         return 1
     q = skip_ws(q, e)
     if starts(q, e, b"[LOST ") != NULL:
-        q = parse_i64(q + 6, e, &n)
+        cnt = q + 6
+        q = parse_i64(cnt, e, &n)
         if q == NULL or starts(q, e, b" EVENTS]") == NULL:
             return 1
     elif q < e and q[0] == c'[':
-        q = parse_i64(q + 1, e, &n)
+        cnt = q + 1
+        q = parse_i64(cnt, e, &n)
         if q == NULL or starts(q, e, b" EVENTS DROPPED]") == NULL:
             return 1
     else:
         return 1
+    if n < 0:
+        # a marker, but no count of lost events
+        P.err_event = -1
+        set_err(P, E_RANGE, cnt, b"LOST count")
+        return -1
     if g_reserve(&P.lost, sizeof(LostRec)) < 0:
         P.oom = 1
         return 0
@@ -2542,8 +2709,10 @@ cdef int classify(PState *P, const char *s, const char *p, const char *e) noexce
         return 0
     if c == c'=' and p + 1 < e and p[1] == c'>':
         return parse_stack_frame(P, p, e)
-    if c == c'C' and parse_lost(P, p, e) == 0:
-        return 0
+    if c == c'C':
+        r = parse_lost(P, p, e)
+        if r <= 0:
+            return r
     if is_header_line(P, p, e):
         if c == c'c' or c == c'v':
             P.n_tracecmd_hdr += 1
@@ -2639,6 +2808,20 @@ cdef uint8_t parse_line(PState *P, const char *s, const char *e) noexcept nogil:
         mark_line(P, kind)
     return kind
 
+cdef uint8_t skip_long_line(PState *P, const char *head, int64_t nbytes) noexcept nogil:
+    """A line of nbytes (over P.max_line), of which head holds the first bytes (at least the
+    excerpt's 200 or the whole line): malformed, never parsed.  Blocks that cannot hold such
+    a line skip its middle unread (Parser.long_line), so memory stays bounded by the limit."""
+    cdef int64_t n = nbytes if nbytes < 200 else 200
+    P.err_event = -1
+    set_err(P, E_LONG, NULL, b"")
+    P.long_nbytes = nbytes
+    record_error(P, head, head + n)
+    P.long_nbytes = -1
+    if P.mark_lines:
+        mark_line(P, LK_MALFORMED)
+    return LK_MALFORMED
+
 cdef inline void keep_text(PState *P, uint8_t kind, const char *s, const char *e) noexcept nogil:
     """Copy a header or kept event line [s, e), its line end included."""
     if kind != LK_EVENT and kind != LK_HEADER:
@@ -2666,7 +2849,10 @@ cdef void parse_block(PState *P, const char *buf, size_t n) noexcept nogil:
         if nl == NULL:
             nl = end
         P.lines += 1
-        kind = parse_line(P, s, nl)
+        if unlikely(nl - s > P.max_line):
+            kind = skip_long_line(P, s, nl - s)
+        else:
+            kind = parse_line(P, s, nl)
         if P.keep_text:
             keep_text(P, kind, s, nl + 1 if nl < end else end)
         P.offset += (nl - s) + 1
@@ -2692,20 +2878,21 @@ cdef class OwnedBuffer:
     def __releasebuffer__(self, Py_buffer *view):
         pass
 
-cdef object take_grow(Grow *g):
-    """A NumPy uint8 array owning the bytes of g (shrunk to fit); g is left empty."""
+cdef object take_grow(Grow *g, object dtype=np.uint8):
+    """A NumPy array of dtype (uint8 by default) owning the bytes of g (shrunk to fit); g is
+    left empty."""
     cdef OwnedBuffer b = OwnedBuffer.__new__(OwnedBuffer)
     cdef char *d
     if g.size == 0:
         g_free(g)
-        return np.zeros(0, np.uint8)
+        return np.zeros(0, dtype)
     d = <char*>realloc(g.data, g.size)
     b.data = d if d != NULL else g.data
     b.size = <Py_ssize_t>g.size
     g.data = NULL
     g.size = 0
     g.cap = 0
-    return np.frombuffer(b, np.uint8)
+    return np.frombuffer(b, dtype)
 
 
 _TEMPLATES = []
@@ -2729,6 +2916,7 @@ cdef class Parser:
     cdef object comm_regex
     cdef dict _verdicts
     cdef list _kept_pieces  # kept text taken over from absorbed parts, in input order
+    cdef object _callback_error  # an exception the comm regex raised, re-raised by feed()
 
     def __cinit__(self):
         self.P = <PState*>calloc(1, sizeof(PState))
@@ -2737,7 +2925,7 @@ cdef class Parser:
 
     def __init__(self, events=None, cpus=None, pids=None, comm=None, start=None, end=None,
                  strict=False, mark_lines=False, keep_text=False, records=True,
-                 later_part=False, comm_verdicts=None):
+                 later_part=False, comm_verdicts=None, max_line=DEFAULT_MAX_LINE):
         """keep_text: keep a copy of the header and kept event lines, line ends included
         (finish()'s "kept_text": uint8 arrays in input order, one per merged part, whose
         concatenation is the text), e.g. to write a filtered copy of the input.
@@ -2745,12 +2933,19 @@ cdef class Parser:
         later_part: this parser reads a part of the input that does not start at its
         beginning, to be merged into the parser of the part before it with absorb().
         comm_verdicts: a dict (comm -> bool) shared by the parsers of one input, so the comm
-        regex runs once per distinct comm across them."""
+        regex runs once per distinct comm across them.
+        max_line: a line longer than this many bytes (its line end excluded) is malformed
+        (``line_too_long``) and not parsed."""
         cdef PState *P = self.P
         cdef int i
         cdef bint is_new
         cdef bytes b
         P.owner = <void*>self
+        max_line = int(max_line)
+        if max_line < 1:
+            raise ValueError("max_line must be at least 1 byte")
+        P.max_line = min(max_line, (1 << 62))
+        P.long_nbytes = -1
         if intern_init(&P.comms) < 0 or intern_init(&P.syms) < 0 or intern_init(&P.names) < 0:
             raise MemoryError()
         P.strict = 1 if strict else 0
@@ -2786,10 +2981,12 @@ cdef class Parser:
                 P.types[i].wanted = 1
         if cpus is not None:
             cpus = [int(c) for c in cpus]
-            if any(c < 0 or c >= MAX_CPU for c in cpus):
-                raise ValueError("cpu numbers must be in [0, %d)" % MAX_CPU)
+            if any(c < 0 or c > MAX_CPU for c in cpus):
+                raise ValueError("cpu numbers must be in [0, %d]" % MAX_CPU)
             P.ncpu_ok = (max(cpus) + 1) if cpus else 0
             P.cpu_ok = <uint8_t*>calloc(P.ncpu_ok + 1, 1)
+            if P.cpu_ok == NULL:
+                raise MemoryError("out of memory for the CPU filter table")
             for c in cpus:
                 P.cpu_ok[c] = 1
         if pids is not None:
@@ -2798,15 +2995,19 @@ cdef class Parser:
                 raise ValueError("pids must be in [0, 2**30]")
             P.npid_ok = (max(pids) + 1) if pids else 0
             P.pid_ok = <uint8_t*>calloc(P.npid_ok + 1, 1)
+            if P.pid_ok == NULL:
+                raise MemoryError("out of memory for the pid filter table")
             for x in pids:
                 P.pid_ok[x] = 1
         if comm is not None:
             self.comm_regex = comm
             P.has_comm_filter = 1
-        if start is not None:
+        # a bound every time stamp meets (they are never negative) is no bound: `--start 0`
+        # must keep the lines whose time is only known from their context
+        if start is not None and start > 0:
             P.has_t_start = 1
             P.t_start = start
-        if end is not None:
+        if end is not None and end < 9223372036854775807:
             P.has_t_end = 1
             P.t_end = end
 
@@ -2831,8 +3032,12 @@ cdef class Parser:
         if v is None:
             try:
                 v = self.comm_regex.search(s) is not None
-            except BaseException:
-                v = False
+            except BaseException as exc:
+                # raised again by feed() once out of the nogil loop, which stops at this line
+                if self._callback_error is None:
+                    self._callback_error = exc
+                self.P.stop = 1
+                return 0
             self._verdicts[s] = v
         return 1 if v else 0
 
@@ -2857,6 +3062,9 @@ cdef class Parser:
         g_free(&P.errs)
         g_free(&P.fg_pid)
         g_free(&P.fg_comm)
+        g_free(&P.fg_ts)
+        for i in range(<int>(P.fg_stack.size // sizeof(int32_t*))):
+            free((<int32_t**>P.fg_stack.data)[i])
         g_free(&P.fg_stack)
         g_free(&P.line_kinds)
         g_free(&P.kept_text)
@@ -2886,8 +3094,33 @@ cdef class Parser:
                 parse_last(P, <const char*>&buf[0], <size_t>n)
             else:
                 parse_block(P, <const char*>&buf[0], <size_t>n)
-        if P.oom:
-            raise MemoryError("out of memory while parsing")
+        self._raise_pending()
+        return not P.stop
+
+    cdef int _raise_pending(self) except -1:
+        exc = self._callback_error
+        if exc is not None:
+            self._callback_error = None
+            raise exc
+        if self.P.oom:
+            raise MemoryError(f"out of memory while parsing (at line {self.P.lines})")
+        return 0
+
+    def long_line(self, const unsigned char[::1] head, int64_t nbytes, bint final=False):
+        """Count a line of nbytes (over max_line; final: the input's last, unterminated) whose
+        first bytes are head (at least 200, or the whole line) as malformed, unparsed: the
+        reader skipped the rest of it without holding it.  Returns False as feed() does."""
+        cdef PState *P = self.P
+        cdef bytes padded
+        if nbytes <= P.max_line:
+            raise ValueError("long_line: the line is not over max_line")
+        padded = bytes(head[:200]) + bytes(PAD)
+        P.lines += 1
+        P.final_piece = 1 if final else 0
+        skip_long_line(P, <const char*>padded, nbytes)
+        P.final_piece = 0
+        P.offset += nbytes + (0 if final else 1)
+        self._raise_pending()
         return not P.stop
 
     def absorb(self, Parser other):
@@ -2915,6 +3148,7 @@ cdef class Parser:
                 or P.stop or P.oom or Q.oom):
             return False
         if (P.strict != Q.strict or P.mark_lines != Q.mark_lines or P.keep_text != Q.keep_text
+                or P.max_line != Q.max_line
                 or P.no_records != Q.no_records
                 or P.has_comm_filter != Q.has_comm_filter or P.all_events != Q.all_events):
             raise ValueError("absorb: the parsers were made with different options")
@@ -3014,6 +3248,9 @@ cdef class Parser:
                 "col": r.col,
                 "what": r.what.decode() if r.what != NULL else "",
                 "event": names[r.event] if r.event >= 0 else None,
+                "cause": ERROR_CODES.get(r.cause) if r.cause else None,
+                "nbytes": r.nbytes,
+                "raw": r.excerpt[:r.excerpt_len],
                 "text": r.excerpt[:r.excerpt_len].decode("utf-8", "backslashreplace"),
                 "truncated_text": r.excerpt_len == sizeof(r.excerpt),
             })
@@ -3027,14 +3264,18 @@ cdef class Parser:
         cdef EvType *t
         names = intern_strings(&P.names)
         layout_names = list(_ev.LAYOUTS)
+        # one dtype object per layout, shared by its events (a structured dtype is ~1 KB, and
+        # an input may name 10**5 events)
+        dtypes = [None] * NLAYOUTS
         arrays = {}
         for i in range(P.ntypes):
             t = &P.types[i]
             if t.count == 0 or P.no_records:
                 g_free(&t.recs)
                 continue
-            raw = take_grow(&t.recs)
-            arrays[names[i]] = raw.view(_ev.dtype_for(layout_names[t.layout]))
+            if dtypes[t.layout] is None:
+                dtypes[t.layout] = _ev.dtype_for(layout_names[t.layout])
+            arrays[names[i]] = take_grow(&t.recs, dtypes[t.layout])
         if P.no_records:
             g_free(&P.text)
         lost_dtype = np.dtype([("line", "i8"), ("ts", "i8"), ("count", "i8"), ("cpu", "i4"),
@@ -3057,6 +3298,7 @@ cdef class Parser:
             "kept_text": self._take_kept() if P.keep_text else None,
             "lines": P.lines, "events_count": P.events, "headers": P.headers,
             "filtered": P.filtered, "malformed": P.malformed,
+            "truncated_last_line": bool(P.truncated_last), "max_line": P.max_line,
             "clock_counts": clock_counts, "max_int_ts": P.max_int_ts,
             "event_layouts": {names[i]: layout_names[P.types[i].layout] for i in range(P.ntypes)},
             "format": {"tracecmd_headers": P.n_tracecmd_hdr, "latency_lines": P.n_latency,
@@ -3167,6 +3409,7 @@ cdef int absorb_tables(PState *P, PState *Q, int32_t *lut_type) noexcept nogil:
         return -1
     for c in range(NCODES):
         P.err_count[c] += Q.err_count[c]
+    P.truncated_last |= Q.truncated_last
     if append_grow(&P.line_kinds, &Q.line_kinds) < 0:
         return -1
     P.lines += Q.lines
@@ -3204,7 +3447,10 @@ cdef void parse_last(PState *P, const char *buf, size_t n) noexcept nogil:
             return
     P.final_piece = 1
     P.lines += 1
-    kind = parse_line(P, last, buf + n)
+    if (buf + n) - last > P.max_line:
+        kind = skip_long_line(P, last, (buf + n) - last)
+    else:
+        kind = parse_line(P, last, buf + n)
     if P.keep_text:
         keep_text(P, kind, last, buf + n)
     P.offset += (buf + n) - last

@@ -15,6 +15,7 @@ import gzip
 import io
 import os
 import random
+import re
 import sys
 import tempfile
 import time
@@ -28,8 +29,15 @@ from ftrace_fast import trace as trace_mod  # noqa: E402
 from helpers import DATA, corpus_dir  # noqa: E402
 
 ALPHABET = b" -:[]()=|.0123456789abcdefxX>\t\r\n\x00\xff+!#<>,/"
+# numbers at and past the edges of the int8 / int32 / int64 columns and of the CPU tables
+EDGES = (b"127", b"128", b"-129", b"2147483647", b"2147483648", b"-2147483649", b"4294967296",
+         b"0xffffffff", b"0x100000000", b"9223372036854775808", b"1048576", b"1048577", b"-5")
 MAGICS = (b"\x1f\x8b", b"\xfd7zXZ", b"BZh", b"\x28\xb5\x2f\xfd", b"\x17\x08\x44", b"PERFILE2",
           b"\xd4\xc3\xb2\xa1")
+
+
+# what must never reach a terminal from a message (ftrace_fast._text.printable escapes it)
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
 
 
 def seed_lines(max_per_file=400):
@@ -60,9 +68,18 @@ def make_case(rnd, seeds):
             elif op < 0.8 and s:
                 i = rnd.randrange(len(s))
                 del s[i:i + rnd.randint(1, 8)]
-            elif op < 0.9 and s:
+            elif op < 0.85 and s:
                 i = rnd.randrange(len(s))
                 s[i:i] = s[:rnd.randint(0, 40)]
+            elif op < 0.9 and s:
+                # a number of the line replaced by an edge value
+                digits = [i for i in range(len(s)) if 48 <= s[i] <= 57]
+                if digits:
+                    i = rnd.choice(digits)
+                    j = i
+                    while j < len(s) and 48 <= s[j] <= 57:
+                        j += 1
+                    s[i:j] = rnd.choice(EDGES)
             else:
                 s[:] = bytes(rnd.randrange(256) for _ in range(rnd.randint(0, 60)))
     data = b"\n".join(bytes(s) for s in sample)
@@ -84,6 +101,9 @@ def make_case(rnd, seeds):
         kw["keep_text"] = True
         if rnd.random() < 0.5:
             kw["records"] = False
+    if rnd.random() < 0.15:
+        # a line limit the lines cross: long lines skipped whole or read through by blocks()
+        kw["max_line"] = rnd.choice([8, 40, 100])
     if rnd.random() < 0.3 and data:
         # parsed in parts (threads), compared with the one-thread parse
         kw["part_offsets"] = sorted(rnd.randrange(len(data)) for _ in range(rnd.randint(1, 3)))
@@ -127,9 +147,12 @@ def check_case(data, kw):
                 t = _load_parts(data, kw)
             else:
                 t = ftrace_fast.load(io.BytesIO(data), **kw)
-    except ftrace_fast.InputError:
-        # only inputs that start like a compressed or foreign binary file may be refused
-        assert data.startswith(MAGICS), data[:16]
+    except ftrace_fast.InputError as exc:
+        # only inputs that start like a compressed or foreign binary file may be refused, or
+        # ones with enough lines for the not-ftrace rule
+        assert data.startswith(MAGICS) or (
+            "not an ftrace text log" in str(exc)
+            and data.count(b"\n") + 1 >= trace_mod.NOT_FTRACE_MIN_LINES), data[:16]
         return
     s = t.stats
     assert s.lines == s.events + s.headers + s.filtered + s.malformed, (data, s)
@@ -150,6 +173,12 @@ def check_case(data, kw):
                 assert a[f].max() < len(t.comms) and a[f].min() >= -1
     for e in t.errors:
         assert 1 <= e.line <= s.lines
+        assert not _CONTROL.search(e.message), e.message
+        if e.code == "line_too_long" or e.cause == "line_too_long":
+            assert e.nbytes > kw.get("max_line", trace_mod.DEFAULT_MAX_LINE)
+    for name, a in t.events.items():
+        if t.layout(name) == "sched_migrate_task":
+            assert (a["dest_cpu"] >= -(2**31)).all()
 
 
 def run(seed, n=None, seconds=None):

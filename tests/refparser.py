@@ -116,6 +116,23 @@ def i8(v):
     return wrap(v, 8)
 
 
+INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
+
+
+def r32(v):
+    """v for an int32 column: out of its range the line is malformed, never wrapped."""
+    if not INT32_MIN <= v <= INT32_MAX:
+        raise Malformed("out_of_range")
+    return v
+
+
+def r8(v):
+    """v for an int8 column (success, waited, valid)."""
+    if not -128 <= v <= 127:
+        raise Malformed("out_of_range")
+    return v
+
+
 def s8(b):
     """bytes as a NumPy S8 column returns them: at most 8, trailing NULs dropped."""
     return b[:8].rstrip(b"\0")
@@ -201,7 +218,8 @@ def kv_int(pl, i, key, required):
 
 
 def kv_int_lenient(pl, i, key):
-    """kv_int for optional keys whose bad value is ignored (block raw, funcgraph raw)."""
+    """kv_int for optional keys whose bad value is ignored (block raw, funcgraph raw); a value
+    out of its column's range is not (the caller's r32 raises)."""
     try:
         return kv_int(pl, i, key, False)
     except Malformed:
@@ -280,7 +298,9 @@ class Prefix:
 
 
 class RefParser:
-    def __init__(self, events=None, cpus=None, pids=None, comm=None, start=None, end=None):
+    def __init__(self, events=None, cpus=None, pids=None, comm=None, start=None, end=None,
+                 max_line=1 << 20):
+        self.max_line = max_line
         self.events_filter = None if events is None else {
             n.encode() if isinstance(n, str) else bytes(n) for n in (
                 [events] if isinstance(events, str) else events)}
@@ -297,7 +317,8 @@ class RefParser:
         self.lost = []
         self.multifile = False
         self.last = None       # the last event line: dict(kept, ts, cpu, pid, tgid, comm, flags)
-        self.fg_task = {}      # cpu -> (pid, comm) from function_graph context-switch lines
+        self.fg_task = {}      # cpu -> (pid, comm) from context-switch lines and comm-pid columns
+        self.fg_ts = {}        # cpu -> time of its last function_graph line with one
         self.fg_stack = {}     # cpu -> {depth: function name}
 
     # -- filters ----------------------------------------------------------------------------
@@ -321,10 +342,7 @@ class RefParser:
             return True
         if comm is None:
             return False
-        try:
-            return bool(self.comm_re.search(comm))
-        except Exception:
-            return False
+        return bool(self.comm_re.search(comm))   # a regex error propagates
 
     # -- records ----------------------------------------------------------------------------
     @staticmethod
@@ -348,6 +366,8 @@ class RefParser:
             lineno = k + 1
             self.stats["lines"] += 1
             try:
+                if len(s) > self.max_line:
+                    raise Malformed("line_too_long")   # never parsed
                 kind = self.line(s, lineno)
             except Malformed as m:
                 code = m.code
@@ -399,7 +419,7 @@ class RefParser:
         if s.startswith(b"=>", p):
             return self.stack_frame(s, p, lineno)
         if s.startswith(b"C", p) and self.lost_marker(s, p, lineno):
-            return "header"
+            return "header"             # (a negative count raised out_of_range)
         if self.is_header(s, p):
             return "header"
         try:
@@ -444,8 +464,10 @@ class RefParser:
             return False
         cpu = int(m.group("cpu"))
         n = int(m.group("n1") if m.group("n1") is not None else m.group("n2"))
-        if abs(cpu) > INT64_MAX or cpu > MAX_CPU or abs(n) > INT64_MAX:
+        if abs(cpu) > INT64_MAX or not 0 <= cpu <= MAX_CPU or abs(n) > INT64_MAX:
             return False
+        if n < 0:
+            raise Malformed("out_of_range")   # a marker, but no count of lost events
         self.lost.append((i32(cpu), lineno, n))
         return True
 
@@ -508,7 +530,7 @@ class RefParser:
         q = skip_ws(s, paren)
         if q >= e:
             return "header"
-        if cpu >= MAX_CPU:
+        if cpu > MAX_CPU:
             return None              # a CPU number out of range: not function_graph output
         arrow = s.find(b"=>", q)
         bar = s.find(b"|", q)
@@ -520,7 +542,7 @@ class RefParser:
             if k >= 0:
                 v = _int_plus(right[k + 1:])
                 if v is not None:
-                    self.fg_task[cpu] = (i32(v), dec(right[:k]))
+                    self.fg_task[cpu] = (r32(v), dec(right[:k]))
             return "header"
         if bar < 0:
             # funcgraph-duration off: the body follows `N)` (1 blank + 2 per depth)
@@ -537,7 +559,7 @@ class RefParser:
             v = _int_plus(seg[k + 1:]) if k >= 0 else None
             if v is None:
                 raise Malformed("bad_funcgraph")
-            proc = (i32(v), dec(seg[:k]))
+            proc = (r32(v), dec(seg[:k]))
             q = bar + 1
         if bar >= 0:
             r = self.fg_duration(s, q)
@@ -546,16 +568,23 @@ class RefParser:
             q, dur = r
         # NOTE: the proc column is the line's task whenever present, even with an empty
         # comm (`-42 |`).
+        if proc is not None:
+            self.fg_task[cpu] = proc     # the CPU's task from now on
         pid, comm = proc if proc is not None else self.fg_task.get(cpu, (-1, None))
+        if ts >= 0:
+            self.fg_ts[cpu] = ts
         t = q
         while t < e and s[t:t + 1] == b" ":
             t += 1
         name = b"funcgraph_exit" if s[t:t + 1] == b"}" else b"funcgraph_entry"
+        # a line without a time or task column is selected by its CPU's context (the last
+        # line of the CPU with one); without any, the filter cannot place it and keeps it
+        ctx_ts = self.fg_ts.get(cpu, -1)
         if (not self.wanted(name)
-                or (ts < 0 and (self.t_start is not None or self.t_end is not None))
-                or not self.cpu_time_ok(cpu, ts)
-                or not self.pid_ok(pid)
-                or not self.comm_ok(comm)):
+                or (self.cpus is not None and cpu not in self.cpus)
+                or (ctx_ts >= 0 and not self.cpu_time_ok(cpu, ctx_ts))
+                or (pid >= 0 and not self.pid_ok(pid))
+                or (comm is not None and not self.comm_ok(comm))):
             if name == b"funcgraph_entry":
                 try:
                     self.fg_body(self.blank("funcgraph"), s, q, cpu, dur, indent)
@@ -642,13 +671,14 @@ class RefParser:
             if d < 0:
                 raise Malformed("no_prefix")
             m = self._ANCHOR.match(s, d + 1)
-            if not m or int(m.group("pid")) > INT64_MAX:
+            # a pid past int32 is no anchor (the pid column is int32)
+            if not m or int(m.group("pid")) > INT32_MAX:
                 continue
             if m.group("cpu") is not None:
                 # NOTE: a CPU number over 2**20 is no anchor (as in the latency format)
                 if int(m.group("cpu")) > MAX_CPU:
                     continue
-                if m.group("tgid") is not None and int(m.group("tgid")) > INT64_MAX:
+                if m.group("tgid") is not None and int(m.group("tgid")) > INT32_MAX:
                     continue
                 tgid = -1 if m.group("tgid") is None else int(m.group("tgid"))
                 # NOTE: a tgid belongs to the anchor taken, never to an earlier candidate.
@@ -821,9 +851,9 @@ class RefParser:
             c, q = kv_comm(pl, 0, b" prev_comm=", b" prev_pid=")
             rec["prev_comm"] = dec(c)
             v, q = kv_int(pl, q, b" prev_pid=", True)
-            rec["prev_pid"] = i32(v)
+            rec["prev_pid"] = r32(v)
             v, q = kv_int(pl, q, b" prev_prio=", True)
-            rec["prev_prio"] = i32(v)
+            rec["prev_prio"] = r32(v)
             sv = kv(pl, q, b" prev_state=")
             st = None if sv is None else parse_state(pl, sv)
             if st is None:
@@ -832,9 +862,9 @@ class RefParser:
             c, q = kv_comm(pl, sv, b" next_comm=", b" next_pid=")
             rec["next_comm"] = dec(c)
             v, q = kv_int(pl, q, b" next_pid=", True)
-            rec["next_pid"] = i32(v)
+            rec["next_pid"] = r32(v)
             v, q = kv_int(pl, q, b" next_prio=", True)
-            rec["next_prio"] = i32(v)
+            rec["next_prio"] = r32(v)
             return
         # trace-cmd's sched plugin: `prev:pid [prio] S ==> next:pid [prio]`
         arrow = pl.find(b" ==> ")
@@ -844,7 +874,7 @@ class RefParser:
         if r is None:
             raise bad_field()
         ce, pid, prio, q = r
-        rec.update(prev_comm=dec(pl[:ce]), prev_pid=i32(pid), prev_prio=i32(prio))
+        rec.update(prev_comm=dec(pl[:ce]), prev_pid=r32(pid), prev_prio=r32(prio))
         st = parse_state(pl, skip_ws(pl, q, arrow), arrow)
         if st is None:
             raise bad_field()
@@ -854,55 +884,55 @@ class RefParser:
         if r is None:
             raise bad_field()
         ce, pid, prio, q = r
-        rec.update(next_comm=dec(pl[start:ce]), next_pid=i32(pid), next_prio=i32(prio))
+        rec.update(next_comm=dec(pl[start:ce]), next_pid=r32(pid), next_prio=r32(prio))
 
     def pl_sched_wake(self, rec, pl, name, cpu):
         if pl.startswith(b"comm="):
             c, q = kv_comm(pl, 0, b" comm=", b" pid=")
             rec["task_comm"] = dec(c)
             v, q = kv_int(pl, q, b" pid=", True)
-            rec["task_pid"] = i32(v)
+            rec["task_pid"] = r32(v)
             v, q = kv_int(pl, q, b" prio=", True)
-            rec["prio"] = i32(v)
+            rec["prio"] = r32(v)
             v, q = kv_int(pl, q, b" success=", False)
             if v is not None:
-                rec["success"] = i8(v)
+                rec["success"] = r8(v)
             v, q = kv_int(pl, q, b" target_cpu=", False)
             if v is not None:
-                rec["target_cpu"] = i32(v)
+                rec["target_cpu"] = r32(v)
             return
         # trace-cmd's sched plugin: `comm:pid [prio] [success=1] CPU:005`
         r = comm_pid_prio(pl, 0, len(pl))
         if r is None:
             raise bad_field()
         ce, pid, prio, q = r
-        rec.update(task_comm=dec(pl[:ce]), task_pid=i32(pid), prio=i32(prio))
+        rec.update(task_comm=dec(pl[:ce]), task_pid=r32(pid), prio=r32(prio))
         v, q = kv_int(pl, q, b" success=", False)
         if v is not None:
-            rec["success"] = i8(v)
+            rec["success"] = r8(v)
         k = pl.find(b" CPU:", q)
         if k >= 0:
             r = parse_i64(pl, k + 5)
             if r is None:
                 raise bad_field()
-            rec["target_cpu"] = i32(r[0])
+            rec["target_cpu"] = r32(r[0])
 
     def task_pid(self, rec, pl, ckey=b" comm=", pkey=b" pid="):
         c, q = kv_comm(pl, 0, ckey, pkey)
         rec["task_comm"] = dec(c)
         v, q = kv_int(pl, q, pkey, True)
-        rec["task_pid"] = i32(v)
+        rec["task_pid"] = r32(v)
         return q
 
     def pl_migrate(self, rec, pl, name, cpu):
         q = self.task_pid(rec, pl)
         v, q = kv_int(pl, q, b" prio=", False)
         if v is not None:
-            rec["prio"] = i32(v)
+            rec["prio"] = r32(v)
         v, q = kv_int(pl, q, b" orig_cpu=", True)
-        rec["orig_cpu"] = i32(v)
+        rec["orig_cpu"] = r32(v)
         v, q = kv_int(pl, q, b" dest_cpu=", True)
-        rec["dest_cpu"] = i32(v)
+        rec["dest_cpu"] = r32(v)
 
     def pl_fork(self, rec, pl, name, cpu):
         if pl.startswith(b"parent_comm="):
@@ -912,13 +942,13 @@ class RefParser:
         c, q = kv_comm(pl, q, b" child_comm=", b" child_pid=")
         rec["child_comm"] = dec(c)
         v, q = kv_int(pl, q, b" child_pid=", True)
-        rec["child_pid"] = i32(v)
+        rec["child_pid"] = r32(v)
 
     def pl_proc_task(self, rec, pl, name, cpu):
         q = self.task_pid(rec, pl)
         v, q = kv_int(pl, q, b" prio=", False)
         if v is not None:
-            rec["prio"] = i32(v)
+            rec["prio"] = r32(v)
 
     def pl_exec(self, rec, pl, name, cpu):
         v = kv(pl, 0, b" filename=")
@@ -929,10 +959,10 @@ class RefParser:
             raise bad_field()
         rec["filename"] = dec(pl[v:k])
         n, k = kv_int(pl, k, b" pid=", True)
-        rec["task_pid"] = i32(n)
+        rec["task_pid"] = r32(n)
         n, k = kv_int(pl, k, b" old_pid=", False)
         if n is not None:
-            rec["old_pid"] = i32(n)
+            rec["old_pid"] = r32(n)
 
     def pl_stat_runtime(self, rec, pl, name, cpu):
         q = self.task_pid(rec, pl)
@@ -976,7 +1006,7 @@ class RefParser:
                 r = parse_i64(pl, v, ve)
                 if r is None:
                     raise bad_field()
-                rec["vcpu"] = i32(r[0])
+                rec["vcpu"] = r32(r[0])
             elif key in (b"rip", b"guest_rip"):
                 v, ve = value()
                 if ve > v and pl[ve - 1:ve] == b",":
@@ -1044,21 +1074,21 @@ class RefParser:
         rec["ns"] = v
         v, q = kv_int(pl, q, b" waited=", False)
         if v is not None:
-            rec["waited"] = i8(v)
+            rec["waited"] = r8(v)
         v, q = kv_int(pl, q, b" valid=", False)
         if v is not None:
-            rec["valid"] = i8(v)
+            rec["valid"] = r8(v)
 
     def pl_irq_entry(self, rec, pl, name, cpu):
         v, q = kv_int(pl, 0, b" irq=", True)
-        rec["irq"] = i32(v)
+        rec["irq"] = r32(v)
         n = kv(pl, q, b" name=")
         if n is not None:
             rec["name"] = dec(pl[n:])
 
     def pl_irq_exit(self, rec, pl, name, cpu):
         v, q = kv_int(pl, 0, b" irq=", True)
-        rec["irq"] = i32(v)
+        rec["irq"] = r32(v)
         r = kv(pl, q, b" ret=")
         if r is None:
             return
@@ -1070,11 +1100,11 @@ class RefParser:
             n = parse_i64(pl, r)
             if n is None:
                 raise bad_field()
-            rec["ret"] = i32(n[0])
+            rec["ret"] = r32(n[0])
 
     def pl_softirq(self, rec, pl, name, cpu):
         v, q = kv_int(pl, 0, b" vec=", True)
-        rec["vec"] = i32(v)
+        rec["vec"] = r32(v)
         a = pl.find(b"[action=", q)
         if a >= 0:
             a += 8
@@ -1088,20 +1118,20 @@ class RefParser:
         if kv(pl, 0, b" dev=") is not None and kv(pl, 0, b" sector=") is not None:
             dev, q = kv_int(pl, 0, b" dev=", True)
             dev &= UINT64_MAX
-            rec["dev_major"] = i32(dev >> 20)
-            rec["dev_minor"] = i32(dev & 0xFFFFF)
+            rec["dev_major"] = r32(dev >> 20)   # a dev whose major does not fit is malformed
+            rec["dev_minor"] = dev & 0xFFFFF
             v, q = kv_int(pl, q, b" sector=", True)
             rec["sector"] = v
             # NOTE: bad values of these optional keys are ignored (as in the parser)
             v, q = kv_int_lenient(pl, q, b" nr_sector=")
             if v is not None:
-                rec["nr_sector"] = i32(v)
+                rec["nr_sector"] = r32(v)
             v, q = kv_int_lenient(pl, q, b" bytes=")
             if v is not None:
                 rec["bytes"] = v
             v, q = kv_int_lenient(pl, q, b" error=")
             if v is not None:
-                rec["error"] = i32(v)
+                rec["error"] = r32(v)
             r = kv(pl, q, b" rwbs=")
             if r is not None:
                 rec["rwbs"] = dec(pl[r:tok_end(pl, r)])
@@ -1113,11 +1143,11 @@ class RefParser:
         r = parse_i64(pl, 0)
         if r is None or pl[r[1]:r[1] + 1] != b",":
             raise bad_field()
-        rec["dev_major"] = i32(r[0])
+        rec["dev_major"] = r32(r[0])
         r = parse_i64(pl, r[1] + 1)
         if r is None:
             raise bad_field()
-        rec["dev_minor"] = i32(r[0])
+        rec["dev_minor"] = r32(r[0])
         q = skip_ws(pl, r[1])
         te = tok_end(pl, q)
         rec["rwbs"] = dec(pl[q:te])
@@ -1143,7 +1173,7 @@ class RefParser:
             r = parse_i64(pl, skip_ws(pl, q + 1))
             if r is None:
                 raise bad_field()
-            rec["nr_sector"] = i32(r[0])
+            rec["nr_sector"] = r32(r[0])
             q = r[1]
         # the last [..] is the comm (issue/insert) or the error (complete)
         lb = pl.rfind(b"[", q)
@@ -1151,7 +1181,7 @@ class RefParser:
             inner = pl[lb + 1:e - 1]
             err = int_all(inner) if name == b"block_rq_complete" else None
             if err is not None:
-                rec["error"] = i32(err)
+                rec["error"] = r32(err)
             else:
                 rec["rq_comm"] = dec(inner)
 
@@ -1163,7 +1193,7 @@ class RefParser:
             rec["func"] = dec(pl[v:tok_end(pl, v)])
             d, _ = kv_int_lenient(pl, 0, b" depth=")
             if d is not None:
-                rec["depth"] = i32(d)
+                rec["depth"] = r32(d)
             return
         r = self.fg_duration(pl, 0)
         if r is None:

@@ -8,7 +8,8 @@
 
 from . import events
 from ._source import InputError
-from .trace import LineError, ParseError, Stats, Trace, load
+from .trace import LineError, OutOfMemoryError, ParseError, Stats, Trace, load
 
 __version__ = "0.1.0"
-__all__ = ["load", "Trace", "Stats", "LineError", "ParseError", "InputError", "events"]
+__all__ = ["load", "Trace", "Stats", "LineError", "ParseError", "InputError", "OutOfMemoryError",
+           "events"]

@@ -8,9 +8,15 @@ read, so no line is ever split and the whole file is never held in memory.
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import io
 import os
+import stat
 import sys
+from typing import NamedTuple
+
+from ._text import printable
 
 DEFAULT_CHUNK = 16 << 20
 SPARE = 64
@@ -31,7 +37,21 @@ _FOREIGN = (
 
 
 class InputError(Exception):
-    """The input cannot be read as ftrace text (missing, empty, binary, unsupported)."""
+    """The input cannot be read as ftrace text (missing, empty, binary, unsupported, corrupt,
+    not an ftrace text log).  Its message is one line, control characters escaped."""
+
+
+#: what an open() failure is called in an InputError (the OS's words otherwise)
+_OPEN_ERRORS = {
+    errno.ENOENT: "no such file",
+    errno.EISDIR: "is a directory",
+    errno.EACCES: "permission denied",
+    errno.EPERM: "permission denied",
+    errno.ELOOP: "too many levels of symbolic links (a symlink loop?)",
+    errno.ENOTDIR: "a component of the path is not a directory",
+    errno.ENAMETOOLONG: "file name too long",
+    errno.ENXIO: "cannot be opened for reading (a socket, or a device without a driver)",
+}
 
 
 class _ZstdReader(io.RawIOBase):
@@ -65,7 +85,7 @@ class _ZstdReader(io.RawIOBase):
                 try:
                     self.pending += self.dobj.decompress(data)
                 except self.zstandard.ZstdError as exc:
-                    raise EOFError(f"corrupt zstd input: {exc}") from None
+                    raise EOFError(str(exc)) from None
                 data = self.dobj.unused_data if self.dobj.eof else b""
         n = min(len(b), len(self.pending) - self.off)
         b[:n] = memoryview(self.pending)[self.off:self.off + n]
@@ -108,19 +128,32 @@ class Source:
         self._close = []
         self.path = None      # set when the input was opened here, from a path
         if isinstance(source, (str, os.PathLike)) and os.fspath(source) == "-":
-            raw = sys.stdin.buffer
             self.name = "<stdin>"
+            stdin = sys.stdin
+            if stdin is None or getattr(stdin, "closed", False) or not hasattr(stdin, "buffer"):
+                raise InputError("<stdin>: standard input is closed")
+            try:
+                os.fstat(stdin.fileno())
+            except io.UnsupportedOperation:
+                pass  # a stdin replaced by an object without a descriptor: read it as it is
+            except (OSError, ValueError):
+                raise InputError("<stdin>: standard input is closed") from None
+            raw = stdin.buffer
         elif isinstance(source, (str, bytes, os.PathLike)):
             path = os.fspath(source)
             self.name = os.fsdecode(path)
+            shown = printable(self.name)
             try:
                 raw = open(path, "rb")
-            except FileNotFoundError:
-                raise InputError(f"{self.name}: no such file") from None
-            except IsADirectoryError:
-                raise InputError(f"{self.name}: is a directory") from None
-            except PermissionError:
-                raise InputError(f"{self.name}: permission denied") from None
+            except OSError as exc:
+                what = _OPEN_ERRORS.get(exc.errno, exc.strerror or str(exc))
+                if exc.errno == errno.ENXIO:
+                    with contextlib.suppress(OSError):
+                        if stat.S_ISSOCK(os.stat(path).st_mode):
+                            what = "is a socket, not a file"
+                raise InputError(f"{shown}: {what}") from None
+            except ValueError as exc:  # an embedded NUL
+                raise InputError(f"{shown}: not a usable path ({exc})") from None
             self._close.append(raw)
             self.path = path
         elif hasattr(source, "read"):
@@ -141,7 +174,12 @@ class Source:
             buffered = io.BufferedReader(_RawAdapter(raw)) if not hasattr(raw, "peek") else raw
         else:
             buffered = raw
-        head = buffered.peek(16)[:16]
+        try:
+            head = buffered.peek(16)[:16]
+        except (OSError, ValueError) as exc:
+            self.close()
+            why = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+            raise InputError(f"{printable(self.name)}: read error: {printable(why)}") from None
         self.compression = None
         for magic, kind in _MAGIC:
             if head.startswith(magic):
@@ -150,8 +188,12 @@ class Source:
         for magic, what in _FOREIGN:
             if head.startswith(magic):
                 self.close()
-                raise InputError(f"{self.name}: this is {what}")
-        self.stream = _wrap(buffered, self.compression)
+                raise InputError(f"{printable(self.name)}: this is {what}")
+        try:
+            self.stream = _wrap(buffered, self.compression)
+        except InputError:
+            self.close()
+            raise
         if self.stream is not buffered:
             self._close.append(self.stream)
         self._buffered = buffered
@@ -237,31 +279,81 @@ def line_starts(fd, size, offsets):
     return out
 
 
-def blocks(stream, chunk_size=DEFAULT_CHUNK):
+class LongLine(NamedTuple):
+    """A line over the line limit, which blocks() skipped: its first bytes and its length
+    (line end excluded)."""
+
+    head: bytes
+    nbytes: int
+
+
+#: bytes of a skipped line kept for its error record (the parser's excerpt)
+LONG_HEAD = 200
+
+
+def blocks(stream, chunk_size=DEFAULT_CHUNK, max_line=None):
     """Yield (memoryview, n, final): buf[:n] ends at a line end unless final.
 
     The same buffer is reused; a consumer must finish with one block before asking for the
-    next.  A line longer than the buffer doubles it.  The buffer keeps SPARE bytes past the
-    data, which the tokenizer may read (never write) when it loads short strings as words.
+    next.  A line longer than the buffer doubles it, up to room for a line of max_line bytes
+    (None: no limit); a line longer than that is read through without being kept and yielded
+    as (LongLine, 0, final), final when it is the input's unterminated end.  The buffer keeps
+    SPARE bytes past the data, which the tokenizer may read (never write) when it loads
+    short strings as words.
     """
     cap = max(1, int(chunk_size))
     buf = bytearray(cap + SPARE)
     view = memoryview(buf)
     have = 0
     readinto = getattr(stream, "readinto", None)
+
+    def read(lo, hi):
+        if readinto is not None:
+            return readinto(view[lo:hi]) or 0
+        data = stream.read(hi - lo)
+        view[lo:lo + len(data)] = data
+        return len(data)
+
     while True:
         if have == cap:
-            # a line longer than the buffer: grow it
+            if max_line is not None and cap > max_line:
+                # buf[:cap] is the start of one line over the limit: read to its end
+                head = bytes(view[:min(cap, LONG_HEAD)])
+                nbytes = cap
+                while True:
+                    n = read(0, cap)
+                    if not n:
+                        yield LongLine(head, nbytes), 0, True
+                        return
+                    cut = buf.find(b"\n", 0, n)
+                    if len(head) < LONG_HEAD:
+                        # the excerpt is the line's first bytes whatever the buffer's size
+                        head += bytes(view[:min(n if cut < 0 else cut, LONG_HEAD - len(head))])
+                    if cut >= 0:
+                        break
+                    nbytes += n
+                yield LongLine(head, nbytes + cut), 0, False
+                have = n - cut - 1
+                if have:
+                    view[:have] = view[cut + 1:n]
+                    # what follows the long line may hold whole lines
+                    cut = buf.rfind(b"\n", 0, have)
+                    if cut >= 0:
+                        cut += 1
+                        yield view, cut, False
+                        tail = have - cut
+                        if tail:
+                            view[:tail] = view[cut:have]
+                        have = tail
+                continue
+            # a line longer than the buffer: grow it (to hold a line of max_line bytes and
+            # its line end at most)
+            grow = cap if max_line is None else min(cap, max_line + 1 - cap)
             view.release()
-            buf.extend(bytes(cap))
-            cap *= 2
+            buf.extend(bytes(grow))
+            cap += grow
             view = memoryview(buf)
-        if readinto is not None:
-            n = readinto(view[have:cap])
-        else:
-            data = stream.read(cap - have)
-            n = len(data)
-            view[have:have + n] = data
+        n = read(have, cap)
         if not n:
             if have:
                 yield view, have, True

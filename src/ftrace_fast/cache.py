@@ -128,7 +128,8 @@ def _version():
 
 # -- keys ----------------------------------------------------------------------------------------
 
-def options_key(*, events, cpus, pids, comm, start, end, mark_lines, keep_text, records):
+def options_key(*, events, cpus, pids, comm, start, end, mark_lines, keep_text, records,
+                max_line=None):
     """The load options that change the arrays, as JSON-able values (start/end already in the
     trace's unit; strict is no part of it: a strict load that succeeds equals a lenient one)."""
     def ints(x):
@@ -142,7 +143,7 @@ def options_key(*, events, cpus, pids, comm, start, end, mark_lines, keep_text, 
     return {"events": None if events is None else [str(e) for e in events],
             "cpus": ints(cpus), "pids": ints(pids), "comm": pattern,
             "start": start, "end": end, "mark_lines": bool(mark_lines),
-            "keep_text": bool(keep_text), "records": bool(records)}
+            "keep_text": bool(keep_text), "records": bool(records), "max_line": max_line}
 
 
 def _edges_hash(fd, size):
@@ -285,7 +286,8 @@ def _trace_body(t, w):
         "layouts": list(t._layouts.items()),
         "comms": list(t.comms), "symbols": list(t.symbols),
         "text_arena": w.array(t.text_arena), "lost": w.array(t.lost),
-        "errors": [dataclasses.asdict(e) for e in t.errors], "stats": stats,
+        # an excerpt's exact bytes as hex: JSON holds no bytes
+        "errors": [dict(dataclasses.asdict(e), raw=e.raw.hex()) for e in t.errors], "stats": stats,
         "clock": t.clock, "source": t.source, "compression": t.compression,
         "format": list(t.format.items()),
         "line_kinds": None if t.line_kinds is None else w.array(t.line_kinds),
@@ -304,7 +306,7 @@ def _trace_from(body, r):
     t.symbols = list(body["symbols"])
     t.text_arena = r.array(body["text_arena"])
     t.lost = r.array(body["lost"])
-    t.errors = [LineError(**e) for e in body["errors"]]
+    t.errors = [LineError(**dict(e, raw=bytes.fromhex(e["raw"]))) for e in body["errors"]]
     stats = dict(body["stats"])
     if stats["error_counts"] is not None:
         stats["error_counts"] = dict(stats["error_counts"])

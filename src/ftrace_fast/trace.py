@@ -13,7 +13,8 @@ from decimal import Decimal, InvalidOperation
 import numpy as np
 
 from . import events as _ev
-from ._source import DEFAULT_CHUNK, InputError, Region, Source, blocks, line_starts
+from ._source import DEFAULT_CHUNK, InputError, LongLine, Region, Source, blocks, line_starts
+from ._text import printable
 
 try:
     from . import _ftparse
@@ -32,6 +33,47 @@ class ParseError(ValueError):
         super().__init__(error.message)
 
 
+class OutOfMemoryError(MemoryError):
+    """load() ran out of memory: the message says how far it got and how to load less."""
+
+
+#: default line limit in bytes (line end excluded); FTFAST_MAX_LINE or load(max_line=) change it
+DEFAULT_MAX_LINE = _ftparse.DEFAULT_MAX_LINE
+
+#: The rule that tells an ftrace text log from other bytes: load() raises InputError "not an
+#: ftrace text log" when at least NOT_FTRACE_MIN_LINES lines are not headers (blank lines,
+#: comments, LOST markers), more than NOT_FTRACE_MALFORMED_FRACTION of them are malformed and
+#: fewer than NOT_FTRACE_EVENT_FRACTION of them are events (kept or filtered out).  Smaller
+#: inputs are too little evidence (the CLI refuses one with no event line at all).  20 MB of
+#: random bytes: 80,616 of 81,266 lines malformed, 5 event lines.
+NOT_FTRACE_MIN_LINES = 100
+NOT_FTRACE_MALFORMED_FRACTION = 0.5
+NOT_FTRACE_EVENT_FRACTION = 0.02
+
+
+def _max_line_arg(v):
+    """load(max_line=): bytes as an int, or a str with an optional K/M/G suffix (binary);
+    None: $FTFAST_MAX_LINE, else DEFAULT_MAX_LINE."""
+    src = "max_line"
+    if v is None:
+        v = os.environ.get("FTFAST_MAX_LINE")
+        if v is None or not v.strip():
+            return DEFAULT_MAX_LINE
+        src = "FTFAST_MAX_LINE"
+    if isinstance(v, (bool, np.bool_)):
+        raise ValueError(f"{src}: not a size: {v!r}")
+    if isinstance(v, (int, np.integer)):
+        n = int(v)
+    else:
+        m = re.fullmatch(r"\s*([0-9]+)\s*([KMG]?)i?B?\s*", str(v), re.I)
+        if not m:
+            raise ValueError(f"{src}: not a size: {v!r} (use bytes, or a K/M/G suffix: 4M)")
+        n = int(m.group(1)) << {"": 0, "K": 10, "M": 20, "G": 30}[m.group(2).upper()]
+    if n < 1:
+        raise ValueError(f"{src}: the line limit must be at least 1 byte, got {v!r}")
+    return n
+
+
 _DESCRIPTIONS = {
     "no_prefix": "not an ftrace line (no 'comm-pid [cpu] timestamp:' prefix)",
     "bad_timestamp": "bad timestamp: expected {what}",
@@ -42,7 +84,13 @@ _DESCRIPTIONS = {
     "truncated_last_line": "truncated last line (no newline at the end of the input)",
     "timestamp_range": "timestamp does not fit in int64 nanoseconds",
     "bad_flags": "irq-info flags column longer than 8 characters",
+    "out_of_range": "{what} out of range",
+    "line_too_long": "line of {nbytes} bytes, longer than the line limit of {limit} bytes "
+                     "(load(max_line=) or FTFAST_MAX_LINE)",
 }
+
+#: codes whose message shows what follows the error's column
+_AT_COLUMN = ("bad_field", "bad_timestamp", "bad_funcgraph", "out_of_range")
 
 
 @dataclass(frozen=True)
@@ -56,21 +104,47 @@ class LineError:
     what: str
     event: str | None
     text: str
+    #: for ``truncated_last_line``: the code of the error the unterminated last line had
+    cause: str | None = None
+    #: the line's length in bytes (line end excluded)
+    nbytes: int = 0
+    #: the excerpt's exact bytes (``text`` is their UTF-8 decoding, invalid bytes as ``\\xNN``)
+    raw: bytes = b""
+    #: the line limit the input was read with (for ``line_too_long``)
+    max_line: int = 0
 
     @property
     def message(self):
-        desc = _DESCRIPTIONS.get(self.code, self.code).format(what=self.what)
+        """One line for a person: ``line 8123: sched_switch: expected 'next_pid=', got
+        'next_pdi=12'``.  Text from the input is passed through ``printable`` (control
+        characters escaped); ``text``/``raw`` keep it exact."""
+        if self.code == "truncated_last_line" and self.cause:
+            inner = LineError(self.line, self.offset, self.cause, self.col, self.what,
+                              self.event, self.text, None, self.nbytes, self.raw, self.max_line)
+            msg = inner.message
+            head = f"line {self.line}: "
+            return (f"{head}{_DESCRIPTIONS['truncated_last_line']}; "
+                    f"{msg[len(head):] if msg.startswith(head) else msg}")
+        what = self.what.rstrip("=") if self.code == "out_of_range" else self.what
+        desc = _DESCRIPTIONS.get(self.code, self.code).format(
+            what=what, nbytes=self.nbytes, limit=self.max_line)
         where = f"line {self.line}: "
-        if self.event and self.code == "bad_field":
-            where += f"{self.event}: "
-        if self.col >= 0 and self.code in ("bad_field", "bad_timestamp", "bad_funcgraph"):
-            got = self.text.encode()[self.col:].decode("utf-8", "replace")
+        if self.event and self.code in ("bad_field", "out_of_range"):
+            where += f"{printable(self.event)}: "
+        raw = self.raw
+        if not raw and self.text:
+            raw = self.text.encode("utf-8", "surrogateescape")
+        if self.col >= 0 and self.code in _AT_COLUMN:
+            # the column counts bytes of the line: cut the bytes, then decode
+            got = raw[self.col:].decode("utf-8", "backslashreplace")
             if not got.strip():
                 return f"{where}{desc}, got end of line"
             got = got[:40] + ("..." if len(got) > 40 else "")
-            return f"{where}{desc}, got '{got}'"
-        text = self.text[:120] + ("..." if len(self.text) > 120 else "")
-        return f"{where}{desc}: '{text}'"
+            return f"{where}{desc}, got '{printable(got)}'"
+        text = raw.decode("utf-8", "backslashreplace")
+        more = len(text) > 120 or self.nbytes > len(raw)
+        text = text[:120] + ("..." if more else "")
+        return f"{where}{desc}: '{printable(text)}'"
 
     def __str__(self):
         return self.message
@@ -90,6 +164,29 @@ class Stats:
 
     def check(self):
         return self.lines == self.events + self.headers + self.filtered + self.malformed
+
+    def as_dict(self):
+        """The line accounting as plain JSON values: lines, events, headers, filtered,
+        malformed, truncated_last_line and error_counts (malformed lines per error code)."""
+        return {"lines": int(self.lines), "events": int(self.events),
+                "headers": int(self.headers), "filtered": int(self.filtered),
+                "malformed": int(self.malformed),
+                "truncated_last_line": bool(self.truncated_last_line),
+                "error_counts": {k: int(v) for k, v in (self.error_counts or {}).items()}}
+
+    def malformed_summary(self):
+        """``"12 of 3,456 lines malformed"``, or None when no line is."""
+        if not self.malformed:
+            return None
+        return f"{self.malformed:,} of {self.lines:,} lines malformed"
+
+    def not_ftrace(self):
+        """True when the counts say the input is not an ftrace text log (the rule at
+        NOT_FTRACE_MIN_LINES)."""
+        body = self.lines - self.headers
+        return (body >= NOT_FTRACE_MIN_LINES
+                and self.malformed > NOT_FTRACE_MALFORMED_FRACTION * body
+                and self.events + self.filtered < NOT_FTRACE_EVENT_FRACTION * body)
 
 
 #: Trace.line_kinds codes
@@ -187,6 +284,7 @@ def _default_threads():
 def load(source, *, events=None, cpus=None, pids=None, comm=None, start=None, end=None,
          strict=False, chunk_size=None, progress=None, warn=True, mark_lines=False,
          keep_text=False, records=True, threads=None, cache=None, buffer=None,
+         max_line=None,
          guest_sync=None, _dat_fields=True) -> "Trace":
     """Load every event of an ftrace text log, or of a trace-cmd trace.dat (detected by its
     magic bytes, see ``ftrace_fast.tracedat``), into NumPy arrays.
@@ -223,13 +321,22 @@ def load(source, *, events=None, cpus=None, pids=None, comm=None, start=None, en
 
     A list of sources loads each as its own machine (a host and a guest trace): the result's
     ``machines`` maps each machine's name to its Trace (see ``ftrace_fast.machines``).
+    max_line: the line limit in bytes (an int, or a str like ``"4M"``; default
+        $FTFAST_MAX_LINE, else 1 MiB).  A longer line is malformed (``line_too_long``, with
+        its line number, offset, length and first 200 bytes) and skipped while reading,
+        never held whole: memory stays bounded whatever the input.
+
+    Raises InputError when the input cannot be read or is not an ftrace text log (the rule
+    at NOT_FTRACE_MIN_LINES), ParseError (strict), OutOfMemoryError (a MemoryError),
+    ValueError for a bad argument.
     """
     if isinstance(source, (list, tuple)):
         from . import machines as _machines
         kw = dict(events=events, cpus=cpus, pids=pids, comm=comm, start=start, end=end,
                   strict=strict, chunk_size=chunk_size, progress=progress, warn=warn,
                   mark_lines=mark_lines, keep_text=keep_text, records=records, threads=threads,
-                  cache=cache, buffer=buffer, guest_sync=guest_sync, _dat_fields=_dat_fields)
+                  cache=cache, buffer=buffer, guest_sync=guest_sync, _dat_fields=_dat_fields,
+                  max_line=max_line)
         if len(source) == 1:
             return load(source[0], **kw)
         return _machines.combine([load(s, **kw) for s in source])
@@ -247,23 +354,26 @@ def load(source, *, events=None, cpus=None, pids=None, comm=None, start=None, en
         opts = _cache.options_key(events=events, cpus=cpus, pids=pids,
                                   comm=_compile_comm(comm), start=_time_arg(start, "start"),
                                   end=_time_arg(end, "end"), mark_lines=mark_lines,
-                                  keep_text=keep_text, records=records)
+                                  keep_text=keep_text, records=records,
+                                  max_line=_max_line_arg(max_line))
         return _cache.load(source, opts, cache=cache, strict=strict, warn=warn, parse=lambda src: _load(
             src, events=events, cpus=cpus, pids=pids, comm=comm, start=start, end=end,
             strict=strict, chunk_size=chunk_size, progress=progress, warn=warn,
-            mark_lines=mark_lines, keep_text=keep_text, records=records, threads=threads))
+            mark_lines=mark_lines, keep_text=keep_text, records=records, threads=threads,
+            max_line=max_line))
     return _load(source, events=events, cpus=cpus, pids=pids, comm=comm, start=start, end=end,
                  strict=strict, chunk_size=chunk_size, progress=progress, warn=warn,
                  mark_lines=mark_lines, keep_text=keep_text, records=records,
-                 threads=threads)
+                 threads=threads, max_line=max_line)
 
 
 def _load(source, *, events=None, cpus=None, pids=None, comm=None, start=None, end=None,
           strict=False, chunk_size=None, progress=None, warn=True, mark_lines=False,
-          keep_text=False, records=True, threads=None, part_offsets=None):
+          keep_text=False, records=True, threads=None, part_offsets=None, max_line=None):
     """load(); part_offsets (tests): cut a plain file into parts at the first line start
     at or after each of these byte offsets, whatever its size."""
     comm_re = _compile_comm(comm)
+    line_limit = _max_line_arg(max_line)
     t_start = _time_arg(start, "start")
     t_end = _time_arg(end, "end")
     if t_start is not None and t_end is not None and t_start > t_end:
@@ -276,26 +386,61 @@ def _load(source, *, events=None, cpus=None, pids=None, comm=None, start=None, e
         return _ftparse.Parser(events=events, cpus=cpus, pids=pids, comm=comm_re,
                                start=t_start, end=t_end, strict=strict, mark_lines=mark_lines,
                                keep_text=keep_text, records=records, later_part=later_part,
-                               comm_verdicts=verdicts)
+                               comm_verdicts=verdicts, max_line=line_limit)
     parser = make_parser()
     src = Source(source)
+    try:
+        return _load_source(src, parser, make_parser, strict=strict, chunk_size=chunk_size,
+                            progress=progress, warn=warn, threads=threads,
+                            part_offsets=part_offsets, line_limit=line_limit)
+    except OutOfMemoryError:
+        raise
+    except MemoryError as exc:
+        done = f" at line {parser.lines:,}" if parser.lines else ""
+        raise OutOfMemoryError(
+            f"{printable(src.name)}: out of memory while loading{done} "
+            f"({exc or 'no detail'}); load less with events=/cpus=/pids=/start=/end= "
+            "(ftfast: --events, --cpu, --pid, --start, --end)") from None
+
+
+def _feed(parser, stream, chunk, line_limit, on_block=None):
+    """Feed the blocks of a stream to a parser until its end (or a strict stop); a line over
+    the limit goes to Parser.long_line, its middle never read into memory."""
+    for view, n, final in blocks(stream, chunk, line_limit):
+        if isinstance(view, LongLine):
+            if not parser.long_line(view.head, view.nbytes, final):
+                return
+            continue
+        if not parser.feed(view, n, final):
+            return
+        if on_block is not None:
+            on_block(n)
+
+
+def _load_source(src, parser, make_parser, *, strict, chunk_size, progress, warn, threads,
+                 part_offsets, line_limit):
     if progress is None:
         progress = sys.stderr.isatty() and (src.size or 0) > (256 << 20)
     bar = _Progress(src, progress)
     try:
         starts = _part_starts(src, threads, part_offsets)
         if starts is None:
-            done = 0
-            for view, n, final in blocks(src.stream, chunk_size or DEFAULT_CHUNK):
-                if not parser.feed(view, n, final):
-                    break
-                done += n
-                bar.update(done)
+            done = [0]
+
+            def on_block(n):
+                done[0] += n
+                bar.update(done[0])
+            _feed(parser, src.stream, chunk_size or DEFAULT_CHUNK, line_limit, on_block)
         else:
             chunk = chunk_size or max(DEFAULT_CHUNK // len(starts), 1 << 20)
-            parser = _parse_parts(src, parser, make_parser, starts, chunk, bar)
-    except (OSError, EOFError) as exc:
-        raise InputError(f"{src.name}: read error: {exc}") from None
+            parser = _parse_parts(src, parser, make_parser, starts, chunk, bar, line_limit)
+    except InputError:
+        raise
+    except _READ_ERRORS as exc:
+        if src.compression and not (isinstance(exc, OSError) and exc.errno):
+            raise InputError(f"{printable(src.name)}: corrupt or truncated {src.compression} "
+                             f"input: {_read_error(exc)}") from None
+        raise InputError(f"{printable(src.name)}: read error: {_read_error(exc)}") from None
     finally:
         bar.done()
         src.close()
@@ -303,10 +448,18 @@ def _load(source, *, events=None, cpus=None, pids=None, comm=None, start=None, e
     trace = Trace._from_parser(result, src)
     if strict and trace.errors:
         raise ParseError(trace.errors[0])
+    if trace.stats.not_ftrace():
+        first = trace.errors[0].message if trace.errors else ""
+        event_lines = trace.stats.events + trace.stats.filtered
+        raise InputError(f"{printable(src.name)}: not an ftrace text log: "
+                         f"{trace.stats.malformed_summary()}, {event_lines:,} event "
+                         f"line{'' if event_lines == 1 else 's'}"
+                         + (f" (first: {first})" if first else ""))
     if warn and trace.stats.malformed:
         first = "; ".join(e.message for e in trace.errors[:3])
         warnings.warn(
-            f"{trace.source}: {trace.stats.malformed} malformed line(s) of {trace.stats.lines} "
+            f"{printable(trace.source)}: {trace.stats.malformed} malformed line(s) of "
+            f"{trace.stats.lines} "
             f"(see Trace.errors): {first}", stacklevel=2)
     return trace
 
@@ -365,7 +518,7 @@ def _part_starts(src, threads, offsets=None):
     return starts if len(starts) > 1 else None
 
 
-def _parse_parts(src, first, make_parser, starts, chunk, bar):
+def _parse_parts(src, first, make_parser, starts, chunk, bar, line_limit):
     """Parse the parts [starts[i], starts[i+1]) of a plain file at once, one thread each
     (the first in this thread, into `first`), then merge them in order with
     Parser.absorb().  A part that needed state from the lines before it is parsed again by
@@ -379,10 +532,8 @@ def _parse_parts(src, first, make_parser, starts, chunk, bar):
 
     def run(i, parser):
         try:
-            for view, n, final in blocks(Region(fd, starts[i], ends[i]), chunk):
-                if not parser.feed(view, n, final):
-                    break
-                done[i] += n
+            _feed(parser, Region(fd, starts[i], ends[i]), chunk, line_limit,
+                  lambda n: done.__setitem__(i, done[i] + n))
         except BaseException as exc:  # re-raised in the calling thread
             failed[i] = exc
 
@@ -391,12 +542,11 @@ def _parse_parts(src, first, make_parser, starts, chunk, bar):
                for i in range(1, len(starts))]
     for w in workers:
         w.start()
+    def on_first(n):
+        done[0] += n
+        bar.update(sum(done))
     try:
-        for view, n, final in blocks(Region(fd, starts[0], ends[0]), chunk):
-            if not first.feed(view, n, final):
-                break
-            done[0] += n
-            bar.update(sum(done))
+        _feed(first, Region(fd, starts[0], ends[0]), chunk, line_limit, on_first)
     finally:
         for w in workers:
             w.join()
@@ -411,9 +561,7 @@ def _parse_parts(src, first, make_parser, starts, chunk, bar):
         else:
             PART_COUNTS["parsed_again"] += 1
             # parse this part again after the ones before it
-            for view, n, final in blocks(Region(fd, starts[i], ends[i]), chunk):
-                if not first.feed(view, n, final):
-                    break
+            _feed(first, Region(fd, starts[i], ends[i]), chunk, line_limit)
         parts[i] = None
     return first
 
@@ -457,7 +605,8 @@ class Trace:
         t.symbols = r["symbols"]
         t.text_arena = r["text"]
         t._layouts = r["event_layouts"]
-        t.errors = [LineError(**{k: v for k, v in e.items() if k != "truncated_text"})
+        t.errors = [LineError(**{k: v for k, v in e.items() if k != "truncated_text"},
+                              max_line=r["max_line"])
                     for e in r["errors"]]
         lost = np.zeros(len(r["lost"]), LOST_DTYPE)
         for f in ("cpu", "line", "count", "ts"):
@@ -465,7 +614,7 @@ class Trace:
         t.lost = lost
         t.stats = Stats(lines=r["lines"], events=r["events_count"], headers=r["headers"],
                         filtered=r["filtered"], malformed=r["malformed"],
-                        truncated_last_line="truncated_last_line" in r["error_counts"],
+                        truncated_last_line=r["truncated_last_line"],
                         error_counts=r["error_counts"])
         cc = r["clock_counts"]
         if cc["integer"] and (cc["decimal"] or cc["us"]):
@@ -722,4 +871,33 @@ def _typed(vals):
     return np.array(vals, dtype=object)
 
 
-__all__ = ["load", "Trace", "Stats", "LineError", "ParseError", "InputError"]
+def _decompress_errors():
+    """The exceptions a decompressor raises on corrupt data (zlib.error, LZMAError, ...)."""
+    errs = [EOFError]
+    import zlib
+    errs.append(zlib.error)
+    try:
+        import lzma
+        errs.append(lzma.LZMAError)
+    except ImportError:  # pragma: no cover - Python built without lzma
+        pass
+    try:
+        import gzip
+        errs.append(gzip.BadGzipFile)
+    except (ImportError, AttributeError):  # pragma: no cover
+        pass
+    return tuple(errs)
+
+
+_READ_ERRORS = (OSError,) + _decompress_errors()
+
+
+def _read_error(exc):
+    """One line for a read error: the OS's words, or the decompressor's."""
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    text = str(exc).strip().splitlines()
+    return printable(text[0] if text else type(exc).__name__)
+
+
+__all__ = ["load", "Trace", "Stats", "LineError", "ParseError", "InputError", "OutOfMemoryError"]
