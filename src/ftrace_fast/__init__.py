@@ -17,14 +17,16 @@ __all__ = ["load", "Trace", "Stats", "LineError", "ParseError", "InputError", "e
 #: public name -> the submodule that defines it
 _HOME = {"load": "trace", "Trace": "trace", "Stats": "trace", "LineError": "trace",
          "ParseError": "trace", "InputError": "_source"}
+#: the submodules an eager ``import ftrace_fast`` used to bind as attributes
+_SUBMODULES = ("events", "trace", "_source", "_ftparse")
 
 
 def __getattr__(name):
     home = _HOME.get(name)
     if home is not None:
         value = getattr(importlib.import_module(f".{home}", __name__), name)
-    elif name == "events":
-        value = importlib.import_module(".events", __name__)
+    elif name in _SUBMODULES:
+        value = importlib.import_module(f".{name}", __name__)
     else:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
     globals()[name] = value       # later look-ups skip this function
