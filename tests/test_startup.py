@@ -104,3 +104,12 @@ def test_parser_choices_match_the_analyses():
     from ftrace_fast import kvm, options, plot
     assert tuple(plot.KINDS) == options.PLOT_KINDS
     assert kvm.Thresholds is options.Thresholds
+
+
+@pytest.mark.parametrize("script", ["ftrace_stats.py", "ftrace_visualize.py"])
+def test_skill_scripts_pin_blas_before_numpy(script, tmp_path):
+    argv = [script, str(SMP2)] if script == "ftrace_stats.py" else [script, str(SMP2), "--help"]
+    code = (f"import runpy\n    sys.argv = {argv!r}\n"
+            f"    runpy.run_path({str(ROOT / 'scripts' / script)!r}, run_name='__main__')")
+    _, got = probe(code, tmp_path)
+    assert got["at_numpy"] == {v: "1" for v in BLAS_VARS}

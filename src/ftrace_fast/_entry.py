@@ -13,8 +13,13 @@ BLAS_THREAD_VARS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"
                     "BLIS_NUM_THREADS", "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS")
 
 
-def main(argv=None):
+def pin_blas_threads():
+    """One BLAS thread unless the user chose otherwise; effective only before NumPy loads."""
     for name in BLAS_THREAD_VARS:
         os.environ.setdefault(name, "1")
+
+
+def main(argv=None):
+    pin_blas_threads()
     from .cli import main as cli_main
     return cli_main(argv)
