@@ -1183,7 +1183,7 @@ def _add_thresholds(parser, title):
 
 
 def _threshold_defaults():
-    from .kvm import Thresholds
+    from .options import Thresholds
     return Thresholds()
 
 
@@ -1493,7 +1493,7 @@ def _age(s):
 
 
 def _add_plot_parsers(sub):
-    from .plot import KINDS
+    from .options import PLOT_KINDS as KINDS
     s = sub.add_parser("plot", help="draw a chart: cpu-util, timeline, latency, switches, wakeups, "
                                     "kvm-exits",
                        description="Draw one chart of the trace as PNG, SVG or PDF.  Filters "

@@ -1,0 +1,115 @@
+"""Start-up of the ``ftfast`` process: what a command imports, and the BLAS thread knobs set
+before NumPy loads (issue 16).  Each case runs the entry point in a fresh interpreter."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from helpers import DATA
+
+SMP2 = DATA / "kvm_smp2_small.txt.gz"
+ROOT = Path(__file__).resolve().parent.parent
+#: what no light command may import (each costs 0.1-1 s of start-up)
+HEAVY = ("matplotlib", "pandas", "pyarrow", "duckdb", "dask", "distributed",
+         "ftrace_fast.plot", "ftrace_fast.report", "ftrace_fast.export", "ftrace_fast.fleet",
+         "ftrace_fast.fleet_sql", "ftrace_fast.diff", "ftrace_fast.guest")
+BLAS_VARS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
+
+# Records the BLAS variables at the moment NumPy is first imported, runs `code`, then prints
+# {"rc", "at_numpy", "modules"} as JSON on the last line of stderr.
+PROBE = r"""
+import importlib.abc, json, os, sys
+seen = {}
+class Watch(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path, target=None):
+        if name == "numpy" and not seen:
+            seen.update({v: os.environ.get(v) for v in %(vars)r})
+        return None
+sys.meta_path.insert(0, Watch())
+rc = None
+try:
+    %(code)s
+except SystemExit as exc:
+    rc = exc.code
+print(json.dumps({"rc": rc, "at_numpy": seen, "modules": sorted(sys.modules)}), file=sys.stderr)
+"""
+
+
+def probe(code, tmp_path, env_extra=None):
+    env = {k: v for k, v in os.environ.items() if k not in BLAS_VARS}
+    env["FTFAST_CACHE_DIR"] = str(tmp_path / "cache")
+    env.update(env_extra or {})
+    p = subprocess.run([sys.executable, "-c", PROBE % {"vars": BLAS_VARS, "code": code}],
+                       capture_output=True, text=True, env=env, timeout=120)
+    assert p.returncode == 0, p.stderr
+    return p.stdout, json.loads(p.stderr.strip().splitlines()[-1])
+
+
+def entry(*argv):
+    return f"from ftrace_fast._entry import main; rc = main({list(argv)!r})"
+
+
+@pytest.mark.parametrize("argv", [("info", str(SMP2)), ("stats", str(SMP2)),
+                                  ("info", "--cache", str(SMP2))],
+                         ids=["info", "stats", "info-cache"])
+def test_light_commands_import_no_heavy_module(argv, tmp_path):
+    code = entry(*argv)
+    if "--cache" in argv:
+        # the second run reads the arrays the first one stored
+        code = f"{code}\n    {entry(*argv).replace('rc = ', 'rc2 = ')}"
+    out, got = probe(code, tmp_path)
+    assert got["rc"] == 0
+    assert "cpus:" in out or "CPU" in out
+    heavy = [m for m in got["modules"] if m.split(".")[0] in HEAVY or m in HEAVY]
+    assert heavy == []
+    # the knobs were in place before NumPy loaded, so OpenBLAS starts one thread
+    assert got["at_numpy"] == {v: "1" for v in BLAS_VARS}
+    if "--cache" in argv:
+        assert any((tmp_path / "cache").iterdir())
+
+
+def test_user_blas_setting_is_kept(tmp_path):
+    _, got = probe(entry("info", str(SMP2)), tmp_path, {"OPENBLAS_NUM_THREADS": "2"})
+    assert got["at_numpy"]["OPENBLAS_NUM_THREADS"] == "2"
+    assert got["at_numpy"]["OMP_NUM_THREADS"] == "1"
+
+
+def test_library_import_is_light_and_leaves_the_environment(tmp_path):
+    code = ("import ftrace_fast\n    assert 'numpy' not in sys.modules\n"
+            f"    t = ftrace_fast.load({str(SMP2)!r})\n    assert t.stats.events > 0\n"
+            "    assert isinstance(ftrace_fast.events.__name__, str)")
+    _, got = probe(code, tmp_path)
+    assert got["rc"] is None
+    assert got["at_numpy"] == {v: None for v in BLAS_VARS}
+
+
+def test_module_run_and_script_go_through_the_entry(tmp_path):
+    # python -m ftrace_fast runs __main__, which must call the entry, not cli.main directly
+    code = ("import runpy\n    sys.argv = ['ftfast', 'info', " + repr(str(SMP2)) + "]\n"
+            "    runpy.run_module('ftrace_fast', run_name='__main__')")
+    _, got = probe(code, tmp_path)
+    assert got["rc"] == 0 and got["at_numpy"] == {v: "1" for v in BLAS_VARS}
+    tomllib = pytest.importorskip("tomllib")
+    with open(ROOT / "pyproject.toml", "rb") as f:
+        scripts = tomllib.load(f)["project"]["scripts"]
+    assert scripts["ftfast"] == "ftrace_fast._entry:main"
+
+
+def test_parser_choices_match_the_analyses():
+    # the parser reads them from ftrace_fast.options so that it imports no analysis
+    from ftrace_fast import kvm, options, plot
+    assert tuple(plot.KINDS) == options.PLOT_KINDS
+    assert kvm.Thresholds is options.Thresholds
+
+
+@pytest.mark.parametrize("script", ["ftrace_stats.py", "ftrace_visualize.py"])
+def test_skill_scripts_pin_blas_before_numpy(script, tmp_path):
+    argv = [script, str(SMP2)] if script == "ftrace_stats.py" else [script, str(SMP2), "--help"]
+    code = (f"import runpy\n    sys.argv = {argv!r}\n"
+            f"    runpy.run_path({str(ROOT / 'scripts' / script)!r}, run_name='__main__')")
+    _, got = probe(code, tmp_path)
+    assert got["at_numpy"] == {v: "1" for v in BLAS_VARS}
