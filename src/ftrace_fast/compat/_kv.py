@@ -143,7 +143,9 @@ def int_cast(vals):
     rows = np.arange(n)
     c0 = mat[rows, np.minimum(s, w - 1)]
     c1 = mat[rows, np.minimum(s + 1, w - 1)]
-    dec = (body >= 1) & np.all(_DIGIT[mat] | ~inbody, axis=1) & ((body == 1) | (c0 != ord("0")))
+    zeros = np.all((mat == ord("0")) | ~inbody, axis=1)
+    # int("00", 0) is 0 but int("010", 0) fails: leading zeros only in an all-zero number
+    dec = (body >= 1) & np.all(_DIGIT[mat] | ~inbody, axis=1) & ((c0 != ord("0")) | zeros)
     pref = (body >= 3) & (c0 == ord("0"))
     lower1 = c1 | 0x20
     base = np.where(lower1 == ord("x"), 16, np.where(lower1 == ord("o"), 8,
@@ -243,7 +245,9 @@ def split(buf, starts, data_start):
     cont = ~has_eq & ~in_arr
     keyish = scalar | in_arr
     last_key = np.maximum.accumulate(np.where(keyish, ti, -1)) if nt else ti
-    owner_ok = (last_key >= 0) & (t_row[np.maximum(last_key, 0)] == t_row)
+    lk = np.maximum(last_key, 0)
+    # an empty key ("=x") is no previous key for trappy: a bare word after it fails the line
+    owner_ok = (last_key >= 0) & (t_row[lk] == t_row) & (in_arr[lk] | (first_eq[lk] > t_start[lk]))
     failed_rows = np.unique(t_row[cont & ~owner_ok])
     cont &= owner_ok
 
@@ -285,6 +289,7 @@ def split(buf, starts, data_start):
         rec_row.append(t_row[a_idx])
         rec_pos.append(op * 4096 + elem)
         rec_elem.append(elem)
+        rec_open = op
         rec_isint.append(a_isint)
         rec_int.append(a_int)
         rec_big.append(a_big)
@@ -316,12 +321,13 @@ def split(buf, starts, data_start):
         nb = len(base_names)
         longest = np.zeros(nb, np.int64)
         np.maximum.at(longest, arr_key, arr_elem + 1)
-        grp = arr_rows * nb + arr_key
+        # one group per array written in a row (a key may hold two arrays in one row)
+        grp = rec_open
         g_u, g_first = np.unique(grp, return_index=True)
         g_count = np.zeros(len(g_u), np.int64)
         np.add.at(g_count, np.searchsorted(g_u, grp), 1)
-        g_key = g_u % nb
-        g_row = g_u // nb
+        g_key = arr_key[g_first]
+        g_row = arr_rows[g_first]
         missing = longest[g_key] - g_count
         if missing.sum() > 0:
             rep = np.repeat(np.arange(len(g_u)), missing)
