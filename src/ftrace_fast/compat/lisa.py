@@ -1,0 +1,259 @@
+"""LISA's ``Trace`` API on ftrace_fast: change ``from lisa.trace import Trace`` into
+``from ftrace_fast.compat.lisa import Trace``.
+
+``Trace(path, events=..., normalize_time=False)``: ``df_event(name)`` (index ``Time`` in seconds,
+``__cpu``, ``__pid``, ``__comm``, then the fields by the kernel's names), ``start``, ``end``,
+``time_range``, ``window``, ``cpus_count``, ``get_task_ids()``, ``get_task_id()``,
+``get_task_pid_names()``, and ``trace.ana.tasks`` / ``trace.ana.latency`` / ``trace.ana.cpus``
+with the most used analyses.
+
+The analyses are ftrace_fast's (``ftrace_fast.sched``, definitions D1-D10 in its docstring),
+exact to the nanosecond, laid out as LISA lays them out.  Where the definitions differ from
+LISA's:
+
+- ``df_tasks_states``: one row per state interval of every task over the whole trace window,
+  ``curr_state`` one of ``A`` (running), ``R`` (runnable), ``S``, ``D``, ``O`` (any other
+  sleep letter: I, T, t, P, ...), ``X`` (dead), ``?`` (unknown: before a task's first line
+  when that line does not tell, or across lost events).  LISA starts each task at its first
+  event and reads every prev_state of a text trace through its raw value; here a task's state
+  before its first line is inferred (D3), a wakeup of a running task changes nothing, and a
+  missing switch-out of the idle task is inferred (D7).  ``delta`` is the interval's length
+  (the last interval ends at the trace end, not NaN).
+- ``df_tasks_runtime``: run time within the trace window, per pid (LISA sums per (pid, comm)).
+- ``df_latency_wakeup``: from a sched_wakeup of a sleeping task to its next switch-in; samples
+  whose switch-in is not in the trace are dropped (D4).  LISA also measures from wakeups of
+  tasks already runnable.
+- ``df_latency_preemption``: from a switch-out with prev_state R / R+ to the next switch-in.
+- ``prev_state`` in ``df_event("sched_switch")`` is the kernel's report bits as an int (S=1,
+  D=2, T=4, t=8, X=16, Z=32, P=64, I=128, R=0; a preempted R+ adds 0x100); LISA's text path reads
+  the letters through a table that is off for kernels >= 4.14.
+"""
+
+from __future__ import annotations
+
+from collections import namedtuple
+
+import numpy as np
+
+from . import require_pandas
+
+pd = require_pandas("ftrace_fast.compat.lisa")
+
+from .. import events as _ev  # noqa: E402
+from .. import sched as _sched  # noqa: E402
+from ..trace import load as _load  # noqa: E402
+
+TaskID = namedtuple("TaskID", ["pid", "comm"])
+
+#: ftrace_fast.sched state codes -> the letter df_tasks_states shows
+STATE_CHARS = np.array(["A", "R", "S", "D", "O", "X", "?"], dtype=object)
+
+
+def _state_ints(col):
+    bits = col.astype(np.int64)
+    out = bits & 0xFF
+    return np.where(bits & _ev.STATE_PREEMPTED, out | 0x100, out)
+
+
+class Trace:
+    """One ftrace text log read by ftrace_fast, with LISA's accessors."""
+
+    def __init__(self, trace_path, events=None, normalize_time=False, **_ignored):
+        if isinstance(events, str):
+            events = [events]
+        self.trace_path = trace_path
+        self._trace = _load(trace_path, warn=False)
+        if events:
+            missing = [e for e in events if e not in self._trace.events]
+            self.available_events = set(self._trace.events)
+            self._missing = missing
+        self.normalize_time = normalize_time
+        span = self._trace.span
+        lo, hi = span if span else (0, 0)
+        self._t0 = lo if normalize_time else 0
+        self.start = (lo - self._t0) / 1e9
+        self.end = (hi - self._t0) / 1e9
+        self.ana = _Analyses(self)
+
+    # -- accessors ------------------------------------------------------------------------------
+    @property
+    def time_range(self):
+        return self.end - self.start
+
+    @property
+    def window(self):
+        return (self.start, self.end)
+
+    @property
+    def cpus_count(self):
+        cpus = self._trace.cpus()
+        return (max(cpus) + 1) if cpus else 0
+
+    def _seconds(self, ts):
+        return (np.asarray(ts, np.int64) - self._t0) / 1e9
+
+    def df_event(self, event):
+        """The rows of one event: index Time (s), __cpu, __pid, __comm, then its fields."""
+        t = self._trace
+        a = t.events.get(event)
+        if a is None:
+            raise KeyError(f"{event!r} is not in {self.trace_path}")
+        layout = t.layout(event)
+        cols = {"__cpu": a["cpu"].astype(np.int64), "__pid": a["pid"].astype(np.int64),
+                "__comm": t.comm_names(a["comm"])}
+        if layout == "generic":
+            payload = t.payload(event)
+            cols.update(payload)
+        else:
+            kinds = _ev.field_kinds(layout)
+            kernel = _ev.kernel_names(layout)
+            for field, kind in kinds.items():
+                name = kernel.get(field, field)
+                if kind == "comm":
+                    cols[name] = t.comm_names(a[field])
+                elif kind == "sym":
+                    cols[name] = t.symbol_names(a[field])
+                elif kind == "state":
+                    cols[name] = _state_ints(a[field])
+                elif kind == "text":
+                    cols[name] = np.array(t.text(event, field), dtype=object)
+                else:
+                    cols[name] = a[field].astype(np.int64) if kind != "u8" else a[field]
+        df = pd.DataFrame({k: pd.Series(v, dtype=object if v.dtype == object else v.dtype)
+                           for k, v in cols.items()})
+        df.index = pd.Index(self._seconds(a["ts"]), name="Time")
+        return df
+
+    def get_task_ids(self):
+        """Every (pid, comm) a task had, pid order."""
+        names = _sched.model(self._trace).names
+        return [TaskID(pid, comm) for pid in sorted(names) for comm in names[pid]]
+
+    def get_task_pid_names(self, pid):
+        return list(_sched.model(self._trace).names.get(int(pid), []))
+
+    def get_task_id(self, task):
+        """TaskID of a pid, a comm or a TaskID (a comm held by several tasks is an error)."""
+        ids = self.get_task_ids()
+        if isinstance(task, TaskID):
+            return task
+        if isinstance(task, (int, np.integer)):
+            got = [i for i in ids if i.pid == task]
+        else:
+            got = [i for i in ids if i.comm == task]
+        if not got:
+            raise ValueError(f"no task {task!r} in {self.trace_path}")
+        if len({i.pid for i in got}) > 1:
+            raise ValueError(f"{task!r} names several tasks: {sorted({i.pid for i in got})}")
+        return got[-1]
+
+    def _pid(self, task):
+        return self.get_task_id(task).pid
+
+
+class _Analyses:
+    def __init__(self, trace):
+        self.tasks = TasksAnalysis(trace)
+        self.latency = LatencyAnalysis(trace)
+        self.cpus = CpusAnalysis(trace)
+
+
+class TasksAnalysis:
+    def __init__(self, trace):
+        self._t = trace
+
+    def df_tasks_states(self):
+        """Every task's state intervals: index Time (start, s), pid, comm, cpu (-1 asleep),
+        curr_state, next_state, delta (s)."""
+        tr = self._t
+        iv = _sched.task_intervals(tr._trace)
+        order = np.lexsort((iv["start_ns"], iv["pid"]))
+        iv = iv[order]
+        same_next = np.zeros(len(iv), bool)
+        same_next[:-1] = iv["pid"][1:] == iv["pid"][:-1]
+        nxt = np.full(len(iv), "", dtype=object)
+        states = STATE_CHARS[iv["state"]]
+        nxt[:-1] = states[1:]
+        nxt = np.where(same_next, nxt, None)
+        names = _sched.model(tr._trace).names
+        pids_u, inv = np.unique(iv["pid"], return_inverse=True)
+        comm = np.array([(names.get(int(p)) or [""])[-1] for p in pids_u.tolist()],
+                        dtype=object)[inv.ravel()]
+        df = pd.DataFrame({"pid": pd.Series(iv["pid"].astype(np.int64)),
+                           "comm": pd.Series(comm, dtype=object),
+                           "cpu": pd.Series(iv["cpu"].astype(np.int64)),
+                           "curr_state": pd.Series(states, dtype=object),
+                           "next_state": pd.Series(nxt, dtype=object),
+                           "delta": (iv["end_ns"] - iv["start_ns"]) / 1e9})
+        df.index = pd.Index(tr._seconds(iv["start_ns"]), name="Time")
+        return df.sort_index(kind="stable")
+
+    def df_task_states(self, task):
+        pid = self._t._pid(task)
+        df = self.df_tasks_states()
+        return df[df["pid"] == pid]
+
+    def df_tasks_runtime(self):
+        """Run time (s) of every task: index pid, columns comm, runtime."""
+        tr = self._t
+        iv = _sched.task_intervals(tr._trace)
+        run = iv["state"] == _sched.RUNNING
+        pids_u, inv = np.unique(iv["pid"], return_inverse=True)
+        ns = np.bincount(inv.ravel(), weights=np.where(run, iv["end_ns"] - iv["start_ns"], 0),
+                         minlength=len(pids_u))
+        names = _sched.model(tr._trace).names
+        comm = [(names.get(int(p)) or [""])[-1] for p in pids_u.tolist()]
+        return pd.DataFrame({"comm": pd.Series(comm, dtype=object), "runtime": ns / 1e9},
+                            index=pd.Index(pids_u.astype(np.int64), name="pid"))
+
+    def df_task_total_residency(self, task):
+        """Run time (s) of one task per CPU: index cpu, column runtime (every CPU listed)."""
+        tr = self._t
+        pid = tr._pid(task)
+        iv = _sched.task_intervals(tr._trace, pids=[pid])
+        run = iv["state"] == _sched.RUNNING
+        n = tr.cpus_count
+        ns = np.bincount(iv["cpu"][run], weights=(iv["end_ns"] - iv["start_ns"])[run],
+                         minlength=n)
+        return pd.DataFrame({"runtime": ns / 1e9}, index=pd.Index(np.arange(len(ns)), name="cpu"))
+
+
+class LatencyAnalysis:
+    def __init__(self, trace):
+        self._t = trace
+
+    def df_latency_wakeup(self, task):
+        """index Time (the sched_wakeup, s), wakeup_latency (s) to the next switch-in."""
+        tr = self._t
+        w = _sched.wakeup_latencies(tr._trace, pids=[tr._pid(task)])
+        return pd.DataFrame({"wakeup_latency": w["latency_ns"] / 1e9},
+                            index=pd.Index(tr._seconds(w["ts"]), name="Time"))
+
+    def df_latency_preemption(self, task):
+        """index Time (the preempting switch, s), preempt_latency (s): runnable time from a
+        switch-out with prev_state R / R+ to the next switch-in."""
+        tr = self._t
+        iv = _sched.task_intervals(tr._trace, pids=[tr._pid(task)])
+        iv = iv[np.argsort(iv["start_ns"], kind="stable")]
+        prev_run = np.zeros(len(iv), bool)
+        prev_run[1:] = iv["state"][:-1] == _sched.RUNNING
+        nxt_run = np.zeros(len(iv), bool)
+        nxt_run[:-1] = iv["state"][1:] == _sched.RUNNING
+        k = (iv["state"] == _sched.RUNNABLE) & prev_run & nxt_run
+        return pd.DataFrame({"preempt_latency": (iv["end_ns"] - iv["start_ns"])[k] / 1e9},
+                            index=pd.Index(tr._seconds(iv["start_ns"][k]), name="Time"))
+
+
+class CpusAnalysis:
+    def __init__(self, trace):
+        self._t = trace
+
+    def df_context_switches(self):
+        """sched_switch lines per CPU: index cpu, column context_switch_cnt."""
+        tr = self._t
+        sw = tr._trace.events.get("sched_switch")
+        n = tr.cpus_count
+        cnt = np.bincount(sw["cpu"][sw["cpu"] >= 0], minlength=n) if sw is not None \
+            else np.zeros(n, np.int64)
+        return pd.DataFrame({"context_switch_cnt": cnt.astype(np.int64)},
+                            index=pd.Index(np.arange(len(cnt)), name="cpu"))
