@@ -109,6 +109,10 @@ class Trace:
             kernel = _ev.kernel_names(layout)
             for field, kind in kinds.items():
                 name = kernel.get(field, field)
+                if layout == "text":
+                    name = "buf"  # LISA's name for the text of a marker / printk line
+                if kind in ("i1", "i4", "i8", "comm", "sym") and len(a) and (a[field] == -1).all():
+                    continue  # a field the kernel did not print (sched_wakeup's success)
                 if kind == "comm":
                     cols[name] = t.comm_names(a[field])
                 elif kind == "sym":

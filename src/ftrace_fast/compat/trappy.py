@@ -21,7 +21,9 @@ What is the same as trappy 6.0.1
 Where it differs (on purpose)
     - Lines are read by ftrace_fast's parser: 5-character irq-info flags (kernel >= 5.15), the
       record-tgid column, latency format and comms holding spaces, dashes or brackets are read
-      where trappy's line regex skips the line.  Events with an empty payload are kept.
+      where trappy's line regex skips the line.  Events with an empty payload are kept; a
+      truncated line of a typed event is counted malformed (``ftrace_fast.load(path).errors``)
+      and gives no row, where trappy keeps a row of what it could split.
     - A class is chosen by the event's name: its ``unique_word`` must be part of ``"name:"``
       (``cpu_capacity:`` takes ``sched_cpu_capacity``), or of a leading ``word:`` of the payload
       of a trace_printk / trace_marker line (``print: tracing_mark_write: cpu_frequency: ...``).
@@ -30,12 +32,18 @@ Where it differs (on purpose)
     - Events ftrace_fast parses into typed columns (sched_switch, sched_wakeup, ...) take their
       values from those columns: a comm made of digits stays a str, ``prev_state`` is the
       kernel's letters (an int when the trace printed a number), a field the kernel did not
-      print is no column.
+      print is no column, and neither is a field the layout does not know (Android's
+      ``state=W`` in sched_wakeup).
+    - ``funcgraph_entry`` / ``funcgraph_exit`` are ftrace_fast's function_graph records
+      (depth, func, duration): the calltime / rettime / overrun of ``trace-cmd report -R`` are
+      not columns.
     - No cache directory is written beside the trace (``disable_cache`` is accepted and
       ignored): ftrace_fast parses faster than trappy reads its CSV cache.
     - A ``.dat`` is converted with ``trace-cmd report`` as trappy does, without ``-r``.
     - Plotting (``LinePlot``, ``ILinePlot``, ``plot_*`` methods) raises NotImplementedError: use
       ``ftrace_fast.plot`` / ``ftfast chart``.
+    - A line whose data starts with a bare word (not ``key=value``) makes trappy refuse the
+      whole trace; here it gives one warning and its ``key=value`` words are kept.
     - Classes that override ``generate_data_dict`` (yours, and trappy's clock, ext4, f2fs and
       raw-syscall events) are parsed line by line through that method, as trappy does.
 """
@@ -655,9 +663,12 @@ class GenericFTrace(BareTrace):
             texts = _row_texts(buf, starts[failed], data_start[failed])
             bad = [s for s in texts if "FAILED TO PARSE" not in s]
             if bad:
-                raise ValueError(f"Failed to parse ftrace file {self.trace_path}:\nTRAPpy's parser "
-                                 f"for '{obj.unique_word}' failed to parse the line:\n{bad[0]}")
-            _warn_failed(obj.unique_word)
+                # trappy raises and reads nothing; the key=value words of these lines are kept
+                warnings.warn(f"{self.trace_path}: {len(bad)} '{obj.unique_word}' line(s) are not "
+                              f"key=value data (their bare words are dropped), e.g.: {bad[0][:120]}",
+                              stacklevel=4)
+            if len(bad) < len(texts):
+                _warn_failed(obj.unique_word)
         return {k: _kv.column_values(cols[k], n) for k in names}
 
     def _marker_columns(self, texts):
@@ -700,6 +711,10 @@ def _row_texts(buf, starts, data_start):
 _PRINT_ORDER = {"sched_wake": ("task_comm", "task_pid", "prio", "success", "target_cpu")}
 
 
+#: typed fields the kernel prints as words, stored by the parser as numbers
+WORD_VALUES = {("irq_handler_exit", "ret"): ("unhandled", "handled")}
+
+
 def _typed_columns(trace, ev, a):
     """Fields of a typed event under the kernel's names; a field absent from every line (-1)
     is no column."""
@@ -718,7 +733,7 @@ def _typed_columns(trace, ev, a):
         elif kind == "sym":
             if len(col) and (col < 0).all():
                 continue
-            out[name] = trace.symbol_names(col)
+            out[name] = _cast_symbols(trace, col)
         elif kind == "state":
             out[name] = _state_values(col)
         elif kind == "text":
@@ -728,8 +743,27 @@ def _typed_columns(trace, ev, a):
         else:
             if len(col) and (col == -1).all():
                 continue
+            words = WORD_VALUES.get((layout, field))
+            if words is not None and len(col) and ((col == 0) | (col == 1)).all():
+                out[name] = np.array(words, dtype=object)[col]
+                continue
             out[name] = col.astype(np.int64)
     return out
+
+
+def _cast_symbols(trace, col):
+    """A symbol column read as trappy reads a value: int(v, 0) where it can (addresses like
+    0xffffffffba5ddc00), else the str; each distinct symbol is converted once."""
+    u, inv = np.unique(col, return_inverse=True)
+    table = [Base.string_cast_int(trace.symbols[i]) if i >= 0 else "" for i in u.tolist()]
+    if table and all(isinstance(v, int) for v in table):
+        vals = np.array(table, dtype=object)[inv.ravel()]
+        if all(-(2**63) <= v < 2**63 for v in table):
+            return vals.astype(np.int64)
+        if all(0 <= v < 2**64 for v in table):
+            return vals.astype(np.uint64)
+        return vals
+    return np.array(table, dtype=object)[inv.ravel()]
 
 
 def _state_values(col):
@@ -745,11 +779,49 @@ def _state_values(col):
     return np.array(table, dtype=object)[inv.ravel()]
 
 
+#: events the parser names itself from lines with no ``name:`` word after the time stamp
+#: (``=> frame`` lines, the kernel's function_graph columns): trappy's line regex misses them
+_UNNAMED_EVENTS = ("stack_frame", "funcgraph_entry", "funcgraph_exit")
+
+
+def _unnamed_rows(trace, ev, a):
+    """Rows of the function tracer and stack traces written in the kernel's own form
+    (``func <-parent``, ``<stack trace>``): trace-cmd prints ``function:`` / ``kernel_stack:``
+    before the same events, and trappy sees only those."""
+    if not len(a):
+        return np.zeros(0, bool)
+    buf, starts = _kv.gather(trace.text_arena, a["payload_off"], a["payload_len"])
+    if ev == "function":
+        # the kernel writes "func <-parent", trace-cmd "func" or "func <-- parent"
+        arrow = np.flatnonzero((buf[:-2] == ord("<")) & (buf[1:-1] == ord("-")) &
+                               (buf[2:] != ord("-")))
+        rows = np.searchsorted(starts, arrow, side="right") - 1
+        out = np.zeros(len(a), bool)
+        out[rows] = True
+        return out
+    marker = b"<stack trace>" if ev == "kernel_stack" else b"<user stack trace>"
+    same_len = a["payload_len"] == len(marker)
+    head = _kv.fixed_bytes(buf, starts, starts + np.minimum(a["payload_len"], len(marker)),
+                           len(marker))
+    return same_len & (head == marker)
+
+
 def _trappy_times(trace):
     """Per event, trappy's float seconds of its rows: the printed time (an integer time is
     ns), raised to the next float above the previous line's when it is not after it (trappy
-    keeps times unique and in line order).  Returns (times by event, first line, last line)."""
-    names, lines, ts = [], [], []
+    keeps times unique and in line order).  Lines trappy's regex does not see (no ``name:``
+    word, or nothing after it) take no part in that sequence and keep their printed time.
+    Returns (times by event, first line, last line)."""
+    names, lines, ts, seen = [], [], [], []
+    # the syscall tracer's own lines, "sys_x(args)" and "sys_x -> ret", name no event; the
+    # parser calls them sys_enter_x / sys_exit_x.  An enter line in that form (payload "(...")
+    # marks the trace's exit lines as that form too: the two cannot be told apart otherwise.
+    raw_syscalls = False
+    for ev, a in trace.events.items():
+        if ev.startswith("sys_enter_") and len(a) and trace.layout(ev) == "generic":
+            first = a["payload_off"][:1]
+            raw_syscalls |= bool(len(first) and a["payload_len"][0] > 0 and
+                                 trace.text_arena[first[0]] == ord("("))
     for ev, a in trace.events.items():
         if not len(a):
             continue
@@ -759,20 +831,40 @@ def _trappy_times(trace):
         names.append(ev)
         lines.append(a["line"])
         ts.append(a["ts"])
+        if ev in _UNNAMED_EVENTS and not (ev.startswith("funcgraph") and
+                                          not trace.format.get("funcgraph_lines")):
+            # funcgraph_* events with no function_graph column lines come from named lines
+            # ("funcgraph_entry: func=... depth=...", trace-cmd report -R)
+            seen.append(np.zeros(len(a), bool))
+        elif trace.layout(ev) == "generic":
+            vis = a["payload_len"] > 0
+            if ev in ("function", "kernel_stack", "user_stack"):
+                vis &= ~_unnamed_rows(trace, ev, a)
+            elif ev.startswith("sys_enter_"):
+                vis &= trace.text_arena[a["payload_off"]] != ord("(")
+            elif ev.startswith("sys_exit_") and raw_syscalls:
+                vis[:] = False
+            seen.append(vis)
+        else:
+            seen.append(np.ones(len(a), bool))
     if not names:
         return {}, None, None
     sizes = [len(x) for x in lines]
     line = np.concatenate(lines)
-    order = np.argsort(line, kind="stable")
-    sec = np.concatenate(ts)[order] / 1e9
-    bits = sec.view(np.int64)
+    sec_all = np.concatenate(ts) / 1e9
+    vis = np.concatenate(seen)
+    idx = np.flatnonzero(vis)
+    order = idx[np.argsort(line[idx], kind="stable")]
+    bits = sec_all[order].view(np.int64)
     k = np.arange(len(bits), dtype=np.int64)
     # out[i] = max(bits[i], out[i-1] + 1 ulp) with out[-1] = 0.0: one running maximum
     run = np.maximum.accumulate(np.concatenate(([1], bits - k)))[1:]
-    out = np.empty(len(bits))
+    out = sec_all.copy()
     out[order] = (run + k).view(np.float64)
     times = dict(zip(names, np.split(out, np.cumsum(sizes)[:-1])))
-    return times, int(line[order[0]]), int(line[order[-1]])
+    first = int(line[order[0]]) if len(order) else int(line.min())
+    last = int(line[order[-1]]) if len(order) else int(line.max())
+    return times, first, last
 
 
 # -- the user-facing traces -----------------------------------------------------------------------
