@@ -17,15 +17,14 @@ import warnings
 
 
 def _plain(df):
-    import pandas as pd
     cols = {}
     for c in df.columns:
         s = df[c]
-        if s.dtype.kind in "iuf":
-            vals = s.tolist()
-        else:
-            vals = [None if v is None or v is getattr(pd, "NA", None) or v != v else v
-                    for v in s.astype(object).tolist()]
+        na = s.isna().to_numpy()
+        vals = s.astype(object).tolist()
+        if na.any():
+            vals = [None if m else v for v, m in zip(vals, na)]
+        vals = [v.item() if hasattr(v, "item") else v for v in vals]
         cols[str(c)] = (str(s.dtype), vals)
     return {"index": [float(x) for x in df.index], "columns": cols}
 

@@ -22,7 +22,9 @@ LISA (text path, HRTxtTraceParser)
     ``runtime=14900 [ns]`` stays the str ``'14900 [ns]'``;
     multi-file reports: the file name becomes part of ``__comm``;
     events whose payload is not key=value (kvm_exit ...) land in one ``__positional`` str;
-    times parsed through a float of the printed text (ours: exact ns / 1e9), up to 1 us apart.
+    times parsed through a float of the printed text (ours: exact ns / 1e9), up to 1 us apart;
+    (a guess, not an error) hex digits without ``0x`` (``arg3=ffff8800ba22c06c``) become a number
+    in LISA, a str here.
 A frame the peer reads with fewer rows (a line format its regex does not know) or not at all is
 counted, and ours must hold at least as many rows.
 """
@@ -47,6 +49,9 @@ from ftrace_fast.compat import lisa as clisa  # noqa: E402
 from ftrace_fast.compat import trappy as ctrappy  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
+#: corpus files LISA reads in the test suite (FTFAST_PEERS_FULL=1: every file)
+LISA_FILES = ("kunalb-panopticon-sched-events-function-header.txt",
+              "lkml-kvm-host-guest-tracecmd-multifile-cpu0-kvm.txt")
 
 
 def _peer_python(lib):
@@ -99,6 +104,12 @@ def _known(lib, col, ours, theirs):
             return "numeric prev_state preempt bit"
         if lib == "lisa" and (theirs - 0x1D00 == ours or theirs - 0x1C00 == ours):
             return "prev_state off by 0x1D00"
+    if lib == "lisa" and isinstance(ours, str) and isinstance(theirs, int):
+        try:
+            if int(ours, 16) == theirs:
+                return "bare hex read as a number"
+        except ValueError:
+            pass
     if isinstance(ours, int) and isinstance(theirs, str):
         head = theirs.split(" ")[0]
         if head.isdigit() and int(head) == ours:
@@ -195,6 +206,9 @@ def test_frames_equal_the_peers(lib, tmp_path):
     if _peer_python(lib) is None:
         pytest.skip(f"no {lib} venv (set FTFAST_{lib.upper()}_PYTHON)")
     files = _corpus_files()
+    if lib == "lisa" and not os.environ.get("FTFAST_PEERS_FULL"):
+        # LISA takes ~5 s a file: a few here, the whole corpus in bench/test_compat.py
+        files = [p for p in files if p.name in LISA_FILES]
     if not files:
         pytest.skip("../shared/corpus absent")
     jobs = [(p, _events(p)) for p in files]
@@ -225,4 +239,4 @@ def test_frames_equal_the_peers(lib, tmp_path):
                      typed=ftrace_fast.events.EVENT_LAYOUT.get(ev, "generic") != "generic",
                      malformed=bad.get(ev, 0))
     print(f"\n{lib}: {tally}")
-    assert tally.get("frames compared", 0) >= 20, tally
+    assert tally.get("frames compared", 0) >= (20 if lib == "trappy" else 5), tally

@@ -35,7 +35,7 @@ from collections import namedtuple
 
 import numpy as np
 
-from . import require_pandas
+from . import _kv, require_pandas
 
 pd = require_pandas("ftrace_fast.compat.lisa")
 
@@ -102,8 +102,10 @@ class Trace:
         cols = {"__cpu": a["cpu"].astype(np.int64), "__pid": a["pid"].astype(np.int64),
                 "__comm": t.comm_names(a["comm"])}
         if layout == "generic":
-            payload = t.payload(event)
-            cols.update(payload)
+            # key=value words split with NumPy; a key missing from a line is NaN / None
+            buf, starts = _kv.gather(t.text_arena, a["payload_off"], a["payload_len"])
+            names, kv, _bare = _kv.split(buf, starts, starts)
+            cols.update({k: _kv.column_values(kv[k], len(a)) for k in names if k not in cols})
         else:
             kinds = _ev.field_kinds(layout)
             kernel = _ev.kernel_names(layout)

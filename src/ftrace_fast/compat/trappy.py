@@ -634,7 +634,9 @@ class GenericFTrace(BareTrace):
         return out
 
     def _frame(self, obj, trace, ev, rows, data, t, first_line):
-        a = trace.events[ev][rows]
+        a = trace.events[ev]
+        if len(rows) != len(a):
+            a = a[rows]
         cols = {"__comm": trace.comm_names(a["comm"]),
                 "__pid": a["pid"].astype(np.int64),
                 "__cpu": a["cpu"].astype(np.int64),
