@@ -61,14 +61,27 @@ def test_states_latency_switches(sim_trace):
     pid = max(sim.truth.tasks, key=lambda p: len(sim.truth.tasks[p].lat))
     tt = sim.truth.tasks[pid]
     mine = st[st["pid"] == pid]
-    run = mine[mine["curr_state"] == "A"]
+    run = mine[mine["curr_state"] == 0x2000]
     truth_run = [(a, b) for a, b, s, _ in tt.intervals if s == "RUNNING"]
     got = list(zip(np.round(run.index.to_numpy() * 1e9).astype(np.int64),
                    np.round((run.index.to_numpy() + run["delta"].to_numpy()) * 1e9).astype(np.int64)))
     assert got == truth_run
+    runnable = mine[mine["curr_state"] == 0]
+    truth_wait = [(a, b) for a, b, s, _ in tt.intervals if s == "RUNNABLE"]
+    assert len(runnable) == len(truth_wait)
+    assert (runnable["target_cpu"] == runnable["cpu"]).all()
+    one = tr.ana.tasks.df_task_states(pid, stringify=True)
+    assert "pid" not in one.columns and len(one) == len(mine)
+    assert set(one["curr_state_str"]) <= set("ARSDOXU")
     lat = tr.ana.latency.df_latency_wakeup(pid)
     assert np.round(lat["wakeup_latency"].to_numpy() * 1e9).astype(np.int64).tolist() == \
         [l for _, l in tt.lat]
+    pre = tr.ana.latency.df_latency_preemption(pid)
+    ivs = tt.intervals
+    want = [b - a for i, (a, b, s, _) in enumerate(ivs)
+            if s == "RUNNABLE" and 0 < i < len(ivs) - 1 and ivs[i - 1][2] == "RUNNING"
+            and ivs[i + 1][2] == "RUNNING" and ivs[i - 1][1] == a and ivs[i + 1][0] == b]
+    assert np.round(pre["preempt_latency"].to_numpy() * 1e9).astype(np.int64).tolist() == want
     cs = tr.ana.cpus.df_context_switches()
     assert {c: int(v) for c, v in cs["context_switch_cnt"].items()} == \
         {c: ct.switches for c, ct in sim.truth.cpus.items()}

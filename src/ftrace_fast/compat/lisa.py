@@ -11,10 +11,13 @@ The analyses are ftrace_fast's (``ftrace_fast.sched``, definitions D1-D10 in its
 exact to the nanosecond, laid out as LISA lays them out.  Where the definitions differ from
 LISA's:
 
-- ``df_tasks_states``: one row per state interval of every task over the whole trace window,
-  ``curr_state`` one of ``A`` (running), ``R`` (runnable), ``S``, ``D``, ``O`` (any other
-  sleep letter: I, T, t, P, ...), ``X`` (dead), ``?`` (unknown: before a task's first line
-  when that line does not tell, or across lost events).  LISA starts each task at its first
+- ``df_tasks_states``: one row per state interval of every task over the whole trace window;
+  ``curr_state`` / ``next_state`` are LISA's TaskState values: 0x2000 (A, running), 0 (R,
+  runnable), 1 (S), 2 (D), 0x10 (X, dead), -1 (U, unknown: before a task's first line when
+  that line does not tell, or across lost events) and 0x1000 for any other sleep letter (I, T,
+  t, P, ...: the letter is in ``df_event("sched_switch")``); ``stringify=True`` adds the
+  letters (``O`` for the other sleeps).  ``cpu`` is the CPU a task runs or waits on,
+  ``target_cpu`` the CPU a runnable task waits on.  LISA starts each task at its first
   event and reads every prev_state of a text trace through its raw value; here a task's state
   before its first line is inferred (D3), a wakeup of a running task changes nothing, and a
   missing switch-out of the idle task is inferred (D7).  ``delta`` is the interval's length
@@ -23,6 +26,8 @@ LISA's:
 - ``df_latency_wakeup``: from a sched_wakeup of a sleeping task to its next switch-in; samples
   whose switch-in is not in the trace are dropped (D4).  LISA also measures from wakeups of
   tasks already runnable.
+- ``df_latency_wakeup``'s ``cpu`` and ``target_cpu`` are both the CPU the task was switched in
+  on.
 - ``df_latency_preemption``: from a switch-out with prev_state R / R+ to the next switch-in.
 - ``prev_state`` in ``df_event("sched_switch")`` is the kernel's report bits as an int (S=1,
   D=2, T=4, t=8, X=16, Z=32, P=64, I=128, R=0; a preempted R+ adds 0x100); LISA's text path reads
@@ -45,8 +50,11 @@ from ..trace import load as _load  # noqa: E402
 
 TaskID = namedtuple("TaskID", ["pid", "comm"])
 
-#: ftrace_fast.sched state codes -> the letter df_tasks_states shows
-STATE_CHARS = np.array(["A", "R", "S", "D", "O", "X", "?"], dtype=object)
+#: ftrace_fast.sched state codes (RUNNING, RUNNABLE, SLEEP_S, SLEEP_D, SLEEP_OTHER, DEAD,
+#: UNKNOWN) -> LISA's TaskState values and letters; "another sleep" (I, T, t, P, ... whose
+#: letter the interval table does not keep) is TASK_STATE_MAX
+STATE_VALUES = np.array([0x2000, 0x0, 0x1, 0x2, 0x1000, 0x10, -1], dtype=np.int64)
+STATE_CHARS = np.array(["A", "R", "S", "D", "O", "X", "U"], dtype=object)
 
 
 def _state_ints(col):
@@ -168,36 +176,47 @@ class TasksAnalysis:
     def __init__(self, trace):
         self._t = trace
 
-    def df_tasks_states(self):
-        """Every task's state intervals: index Time (start, s), pid, comm, cpu (-1 asleep),
-        curr_state, next_state, delta (s)."""
+    def df_tasks_states(self, stringify=False):
+        """Every task's state intervals: index Time (start, s), cpu (the CPU it runs or waits
+        on, -1 asleep), target_cpu (the CPU a runnable task waits on, else -1), pid, comm,
+        curr_state, next_state (LISA's TaskState values), delta (s)."""
         tr = self._t
         iv = _sched.task_intervals(tr._trace)
         order = np.lexsort((iv["start_ns"], iv["pid"]))
         iv = iv[order]
         same_next = np.zeros(len(iv), bool)
         same_next[:-1] = iv["pid"][1:] == iv["pid"][:-1]
-        nxt = np.full(len(iv), "", dtype=object)
-        states = STATE_CHARS[iv["state"]]
-        nxt[:-1] = states[1:]
-        nxt = np.where(same_next, nxt, None)
+        code = iv["state"].astype(np.int64)
+        nxt_code = np.full(len(iv), -1, np.int64)
+        nxt_code[:-1] = code[1:]
+        has_next = same_next
         names = _sched.model(tr._trace).names
         pids_u, inv = np.unique(iv["pid"], return_inverse=True)
         comm = np.array([(names.get(int(p)) or [""])[-1] for p in pids_u.tolist()],
                         dtype=object)[inv.ravel()]
-        df = pd.DataFrame({"pid": pd.Series(iv["pid"].astype(np.int64)),
-                           "comm": pd.Series(comm, dtype=object),
-                           "cpu": pd.Series(iv["cpu"].astype(np.int64)),
-                           "curr_state": pd.Series(states, dtype=object),
-                           "next_state": pd.Series(nxt, dtype=object),
-                           "delta": (iv["end_ns"] - iv["start_ns"]) / 1e9})
+        cpu = iv["cpu"].astype(np.int64)
+        cols = {"cpu": cpu,
+                "target_cpu": np.where(code == _sched.RUNNABLE, cpu, -1),
+                "pid": iv["pid"].astype(np.int64),
+                "comm": pd.Series(comm, dtype=object),
+                "curr_state": STATE_VALUES[code],
+                "next_state": pd.array(np.where(has_next, STATE_VALUES[nxt_code], 0),
+                                       dtype="Int64"),
+                "delta": (iv["end_ns"] - iv["start_ns"]) / 1e9}
+        cols["next_state"][~has_next] = pd.NA
+        if stringify:
+            cols["curr_state_str"] = pd.Series(STATE_CHARS[code], dtype=object)
+            cols["next_state_str"] = pd.Series(np.where(has_next, STATE_CHARS[nxt_code], None),
+                                               dtype=object)
+        df = pd.DataFrame({k: (v.to_numpy() if isinstance(v, pd.Series) else v)
+                           for k, v in cols.items()})
         df.index = pd.Index(tr._seconds(iv["start_ns"]), name="Time")
         return df.sort_index(kind="stable")
 
-    def df_task_states(self, task):
+    def df_task_states(self, task, stringify=False):
         pid = self._t._pid(task)
-        df = self.df_tasks_states()
-        return df[df["pid"] == pid]
+        df = self.df_tasks_states(stringify=stringify)
+        return df[df["pid"] == pid].drop(columns=["pid", "comm"])
 
     def df_tasks_runtime(self):
         """Run time (s) of every task: index pid, columns comm, runtime."""
@@ -232,7 +251,9 @@ class LatencyAnalysis:
         """index Time (the sched_wakeup, s), wakeup_latency (s) to the next switch-in."""
         tr = self._t
         w = _sched.wakeup_latencies(tr._trace, pids=[tr._pid(task)])
-        return pd.DataFrame({"wakeup_latency": w["latency_ns"] / 1e9},
+        cpu = w["cpu"].astype(np.int64)
+        return pd.DataFrame({"wakeup_latency": w["latency_ns"] / 1e9, "cpu": cpu,
+                             "target_cpu": cpu},
                             index=pd.Index(tr._seconds(w["ts"]), name="Time"))
 
     def df_latency_preemption(self, task):
@@ -246,7 +267,8 @@ class LatencyAnalysis:
         nxt_run = np.zeros(len(iv), bool)
         nxt_run[:-1] = iv["state"][1:] == _sched.RUNNING
         k = (iv["state"] == _sched.RUNNABLE) & prev_run & nxt_run
-        return pd.DataFrame({"preempt_latency": (iv["end_ns"] - iv["start_ns"])[k] / 1e9},
+        return pd.DataFrame({"preempt_latency": (iv["end_ns"] - iv["start_ns"])[k] / 1e9,
+                             "cpu": iv["cpu"][k].astype(np.int64)},
                             index=pd.Index(tr._seconds(iv["start_ns"][k]), name="Time"))
 
 
