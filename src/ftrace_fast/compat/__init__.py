@@ -14,3 +14,8 @@ def require_pandas(what):
     except ImportError:
         raise ImportError(f"{what} needs pandas: pip install 'ftrace_fast[pandas]'") from None
     return pandas
+
+
+#: typed fields the kernel prints as words and the parser stores as numbers: (layout, field) ->
+#: the word of each value (irq_handler_exit prints ret=handled / ret=unhandled)
+WORD_VALUES = {("irq_handler_exit", "ret"): ("unhandled", "handled")}

@@ -40,7 +40,7 @@ from collections import namedtuple
 
 import numpy as np
 
-from . import _kv, require_pandas
+from . import WORD_VALUES, _kv, require_pandas
 
 pd = require_pandas("ftrace_fast.compat.lisa")
 
@@ -49,6 +49,10 @@ from .. import sched as _sched  # noqa: E402
 from ..trace import load as _load  # noqa: E402
 
 TaskID = namedtuple("TaskID", ["pid", "comm"])
+
+
+class MissingTraceEventError(KeyError):
+    """An event the trace does not hold (LISA raises its own MissingTraceEventError)."""
 
 #: ftrace_fast.sched state codes (RUNNING, RUNNABLE, SLEEP_S, SLEEP_D, SLEEP_OTHER, DEAD,
 #: UNKNOWN) -> LISA's TaskState values and letters; "another sleep" (I, T, t, P, ... whose
@@ -70,11 +74,11 @@ class Trace:
         if isinstance(events, str):
             events = [events]
         self.trace_path = trace_path
-        self._trace = _load(trace_path, warn=False)
-        if events:
-            missing = [e for e in events if e not in self._trace.events]
-            self.available_events = set(self._trace.events)
-            self._missing = missing
+        # as in LISA, events= names what the script will use: only those (and the events the
+        # scheduling analyses read) are parsed into records
+        wanted = sorted(set(events) | set(_sched.USED_EVENTS)) if events else None
+        self._trace = _load(trace_path, events=wanted, warn=False)
+        self.available_events = set(self._trace.events)
         self.normalize_time = normalize_time
         span = self._trace.span
         lo, hi = span if span else (0, 0)
@@ -105,7 +109,8 @@ class Trace:
         t = self._trace
         a = t.events.get(event)
         if a is None:
-            raise KeyError(f"{event!r} is not in {self.trace_path}")
+            raise MissingTraceEventError(f"{self.trace_path}: no {event!r} events were read "
+                                         f"(available: {', '.join(sorted(self.available_events))})")
         layout = t.layout(event)
         cols = {"__cpu": a["cpu"].astype(np.int64), "__pid": a["pid"].astype(np.int64),
                 "__comm": t.comm_names(a["comm"])}
@@ -131,6 +136,8 @@ class Trace:
                     cols[name] = _state_ints(a[field])
                 elif kind == "text":
                     cols[name] = np.array(t.text(event, field), dtype=object)
+                elif (layout, field) in WORD_VALUES and ((a[field] == 0) | (a[field] == 1)).all():
+                    cols[name] = np.array(WORD_VALUES[layout, field], dtype=object)[a[field]]
                 else:
                     cols[name] = a[field].astype(np.int64) if kind != "u8" else a[field]
         df = pd.DataFrame({k: pd.Series(v, dtype=object if v.dtype == object else v.dtype)

@@ -62,7 +62,7 @@ import warnings
 
 import numpy as np
 
-from . import _kv, require_pandas
+from . import WORD_VALUES, _kv, require_pandas
 
 pd = require_pandas("ftrace_fast.compat.trappy")
 
@@ -711,10 +711,6 @@ def _row_texts(buf, starts, data_start):
 
 #: kernel print order of the typed layouts' fields, where it is not the layout's order
 _PRINT_ORDER = {"sched_wake": ("task_comm", "task_pid", "prio", "success", "target_cpu")}
-
-
-#: typed fields the kernel prints as words, stored by the parser as numbers
-WORD_VALUES = {("irq_handler_exit", "ret"): ("unhandled", "handled")}
 
 
 def _typed_columns(trace, ev, a):
