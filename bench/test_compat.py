@@ -52,7 +52,9 @@ else:
     HRTxtTraceParser.HEADER_REGEX = (
         r"\s*(?P<__comm>.+)-(?P<__pid>\d+)[^[]*\[(?P<__cpu>\d*)\]\s+(?:\S{4,5}\s+)?"
         r"(?P<__timestamp>\d+\.\d+): +(?P<__event>\w+):")
-tr = Trace(sys.argv[1], events=["sched_switch", "sched_wakeup"], normalize_time=False)
+# no swap: LISA would otherwise keep its parsed frames beside the trace and read those next time
+tr = Trace(sys.argv[1], events=["sched_switch", "sched_wakeup"], normalize_time=False,
+           enable_swap=False)
 sw = tr.df_event("sched_switch")
 wk = tr.df_event("sched_wakeup")
 switches_in = sw.groupby("next_pid").size()

@@ -2,7 +2,8 @@
 ``from ftrace_fast.compat.lisa import Trace``.
 
 ``Trace(path, events=..., normalize_time=False)``: ``df_event(name)`` (index ``Time`` in seconds,
-``__cpu``, ``__pid``, ``__comm``, then the fields by the kernel's names), ``start``, ``end``,
+``__comm``, ``__pid``, ``__cpu``, then the fields by the kernel's names, in LISA's dtypes: comms
+as categories, pids uint32, prio int16, prev_state uint16, other integers int64), ``start``, ``end``,
 ``time_range``, ``window``, ``cpus_count``, ``get_task_ids()``, ``get_task_id()``,
 ``get_task_pid_names()``, and ``trace.ana.tasks`` / ``trace.ana.latency`` / ``trace.ana.cpus``
 with the most used analyses.
@@ -49,6 +50,11 @@ from .. import sched as _sched  # noqa: E402
 from ..trace import load as _load  # noqa: E402
 
 TaskID = namedtuple("TaskID", ["pid", "comm"])
+
+
+#: LISA's dtypes of the fields it declares (the rest are int64, comms are categories)
+LISA_DTYPES = {"sched_switch": {"prev_pid": "uint32", "next_pid": "uint32", "prev_prio": "int16",
+                                "next_prio": "int16", "prev_state": "uint16"}}
 
 
 class MissingTraceEventError(KeyError):
@@ -112,8 +118,9 @@ class Trace:
             raise MissingTraceEventError(f"{self.trace_path}: no {event!r} events were read "
                                          f"(available: {', '.join(sorted(self.available_events))})")
         layout = t.layout(event)
-        cols = {"__cpu": a["cpu"].astype(np.int64), "__pid": a["pid"].astype(np.int64),
-                "__comm": t.comm_names(a["comm"])}
+        cols = {"__comm": self._comm_column(a["comm"]), "__pid": a["pid"].astype(np.uint32),
+                "__cpu": a["cpu"].astype(np.uint32)}
+        dtypes = LISA_DTYPES.get(event, {})
         if layout == "generic":
             # key=value words split with NumPy; a key missing from a line is NaN / None
             buf, starts = _kv.gather(t.text_arena, a["payload_off"], a["payload_len"])
@@ -129,7 +136,7 @@ class Trace:
                 if kind in ("i1", "i4", "i8", "comm", "sym") and len(a) and (a[field] == -1).all():
                     continue  # a field the kernel did not print (sched_wakeup's success)
                 if kind == "comm":
-                    cols[name] = t.comm_names(a[field])
+                    cols[name] = self._comm_column(a[field])
                 elif kind == "sym":
                     cols[name] = t.symbol_names(a[field])
                 elif kind == "state":
@@ -140,10 +147,29 @@ class Trace:
                     cols[name] = np.array(WORD_VALUES[layout, field], dtype=object)[a[field]]
                 else:
                     cols[name] = a[field].astype(np.int64) if kind != "u8" else a[field]
-        df = pd.DataFrame({k: pd.Series(v, dtype=object if v.dtype == object else v.dtype)
-                           for k, v in cols.items()})
+                if name in dtypes:
+                    cols[name] = cols[name].astype(dtypes[name])
+        df = pd.DataFrame({k: (v if isinstance(v, pd.Categorical) else
+                               pd.Series(v, dtype=object if v.dtype == object else v.dtype,
+                                         copy=False))
+                           for k, v in cols.items()}, copy=False)
         df.index = pd.Index(self._seconds(a["ts"]), name="Time")
         return df
+
+    def _comm_column(self, ids):
+        """A comm id column as LISA's category column (no str object per row)."""
+        ids = np.asarray(ids, np.int64)
+        comms = self._trace.comms
+        # the comms this column uses, sorted as astype("category") sorts them; one bincount
+        # and a lookup table instead of a sort of the rows
+        used = np.flatnonzero(np.bincount(ids[ids >= 0], minlength=len(comms)))
+        names = sorted((comms[i], i) for i in used.tolist())
+        code_of = np.full(len(comms) + 1, -1, np.int64)
+        code_of[[i for _, i in names]] = np.arange(len(names))
+        codes = code_of[np.where(ids >= 0, ids, len(comms))]
+        return pd.Categorical.from_codes(codes, categories=pd.Index([n for n, _ in names],
+                                                                    dtype=object),
+                                         validate=False)
 
     def get_task_ids(self):
         """Every (pid, comm) a task had, pid order."""
@@ -228,15 +254,13 @@ class TasksAnalysis:
     def df_tasks_runtime(self):
         """Run time (s) of every task: index pid, columns comm, runtime."""
         tr = self._t
-        iv = _sched.task_intervals(tr._trace)
-        run = iv["state"] == _sched.RUNNING
-        pids_u, inv = np.unique(iv["pid"], return_inverse=True)
-        ns = np.bincount(inv.ravel(), weights=np.where(run, iv["end_ns"] - iv["start_ns"], 0),
-                         minlength=len(pids_u))
+        # the walk's per-task sums: no interval table needed
+        rows = _sched.task_summary(tr._trace)
         names = _sched.model(tr._trace).names
-        comm = [(names.get(int(p)) or [""])[-1] for p in pids_u.tolist()]
-        return pd.DataFrame({"comm": pd.Series(comm, dtype=object), "runtime": ns / 1e9},
-                            index=pd.Index(pids_u.astype(np.int64), name="pid"))
+        comm = [(names.get(int(p)) or [""])[-1] for p in rows["pid"].tolist()]
+        return pd.DataFrame({"comm": pd.Series(comm, dtype=object),
+                             "runtime": rows["run_ns"] / 1e9},
+                            index=pd.Index(rows["pid"].astype(np.int64), name="pid"))
 
     def df_task_total_residency(self, task):
         """Run time (s) of one task per CPU: index cpu, column runtime (every CPU listed)."""
