@@ -6,7 +6,9 @@ The peers run from their own venvs ($FTFAST_TRAPPY_PYTHON / $FTFAST_LISA_PYTHON,
 /work/peers-venv/{trappy,lisa}/bin/python; see tests/test_compat_peers.py); skipped without them.
 Both peers' line regexes are patched for the 5-character irq-info flags of the generated log.
 The runs are interleaved (ours, theirs, ours) and ours is the slower of its two, because the
-machine these figures come from is shared.
+machine these figures come from is shared; wall and CPU time (user + system of the child, every
+thread) are both reported, and the 20x target is checked on CPU time, which the other loads of
+a shared machine move far less than wall time.
 
     FTFAST_BENCH_MB=200 python -m pytest bench/test_compat.py -s --benchmark-disable
 """
@@ -14,6 +16,7 @@ machine these figures come from is shared.
 from __future__ import annotations
 
 import os
+import resource
 import subprocess
 import sys
 import time
@@ -72,13 +75,17 @@ def _peer_python(lib):
 
 
 def _run(python, script, path, which, *extra):
+    """(wall seconds, CPU seconds of the child, its output words)."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
     r = subprocess.run([python, "-c", script, path, which, *extra], capture_output=True,
                        text=True, timeout=3600)
     seconds = time.perf_counter() - t0
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     assert r.returncode == 0, r.stderr[-2000:]
-    return seconds, [w for ln in r.stdout.splitlines() if not ln.startswith("#")
-                     for w in ln.split()]
+    return seconds, cpu, [w for ln in r.stdout.splitlines() if not ln.startswith("#")
+                          for w in ln.split()]
 
 
 @pytest.mark.parametrize("lib", ["trappy", "lisa", "lisa-analysis"])
@@ -95,14 +102,18 @@ def test_compat_script_speed(lib, bench_file):
     path = bench_file.path + ".txt"
     if not os.path.exists(path):
         os.symlink(bench_file.path, path)
-    ours1, out1 = _run(sys.executable, script, path, "ours", *extra)
-    theirs, out_t = _run(peer, script, path, "theirs", *extra)
-    ours2, out2 = _run(sys.executable, script, path, "ours", *extra)
+    ours1, cpu1, out1 = _run(sys.executable, script, path, "ours", *extra)
+    theirs, cpu_t, out_t = _run(peer, script, path, "theirs", *extra)
+    ours2, cpu2, out2 = _run(sys.executable, script, path, "ours", *extra)
     assert out1 == out2 == out_t, (out1, out_t)
-    ours = max(ours1, ours2)
+    ours, ours_cpu = max(ours1, ours2), max(cpu1, cpu2)
     r = {"ours_seconds": ours, "theirs_seconds": theirs, "speedup": theirs / ours,
-         "rows": out1}
+         "ours_cpu_seconds": ours_cpu, "theirs_cpu_seconds": cpu_t,
+         "cpu_speedup": cpu_t / ours_cpu, "rows": out1}
     RESULTS.setdefault("compat", {})[name] = r
-    print(f"\n{name}-style script, {bench_file.mb:.0f} MB: ours {ours1:.1f} s / {ours2:.1f} s, "
-          f"{lib} {theirs:.1f} s: {theirs / ours:.1f}x")
-    assert theirs / ours >= 20, r
+    print(f"\n{name}-style script, {bench_file.mb:.0f} MB: wall: ours {ours1:.1f} s / {ours2:.1f} s, "
+          f"{lib} {theirs:.1f} s: {theirs / ours:.1f}x; CPU: ours {cpu1:.1f} s / {cpu2:.1f} s, "
+          f"{lib} {cpu_t:.1f} s: {cpu_t / ours_cpu:.1f}x")
+    # CPU time, because the wall time of a shared machine swings by 2x between runs; ours
+    # counts every parser thread
+    assert cpu_t / ours_cpu >= 20, r

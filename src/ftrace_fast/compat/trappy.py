@@ -25,8 +25,9 @@ Where it differs (on purpose)
       truncated line of a typed event is counted malformed (``ftrace_fast.load(path).errors``)
       and gives no row, where trappy keeps a row of what it could split.
     - A class is chosen by the event's name: its ``unique_word`` must be part of ``"name:"``
-      (``cpu_capacity:`` takes ``sched_cpu_capacity``), or of a leading ``word:`` of the payload
-      of a trace_printk / trace_marker line (``print: tracing_mark_write: cpu_frequency: ...``).
+      (``cpu_capacity:`` takes ``sched_cpu_capacity``), or of a leading ``word:`` of the text
+      of a trace_printk / trace_marker line (print, bprint, bputs, tracing_mark_write:
+      ``print: tracing_mark_write: cpu_frequency: ...``).
       trappy searches the whole line, so a comm or a payload naming another event sends a line
       to the wrong class; here it cannot.
     - Events ftrace_fast parses into typed columns (sched_switch, sched_wakeup, ...) take their
@@ -604,6 +605,8 @@ class GenericFTrace(BareTrace):
         own, own_fb = self._match(ev, routes)
         if layout not in ("generic", "text"):
             return [(own, np.arange(n), None)] if own else []
+        if own is None and ev not in _PRINTK_EVENTS:
+            return []
         field = "payload" if layout == "generic" else "text"
         buf, starts = _kv.gather(trace.text_arena, a[field + "_off"], a[field + "_len"])
         data_start, words = _kv.prefix_words(buf, starts)
@@ -646,10 +649,11 @@ class GenericFTrace(BareTrace):
             cols.update(_typed_columns(trace, ev, a))
         else:
             cols.update(self._text_columns(obj, data, n))
-        frame = pd.DataFrame({k: pd.Series(v, dtype=v.dtype if v.dtype != object else object)
-                              for k, v in cols.items()})
-        frame.index = pd.Index(t, name="Time")
-        return frame
+        index = pd.Index(t, name="Time")
+        # object columns stay object (pandas 3 would make str columns of them, losing None)
+        return pd.DataFrame({k: (pd.Series(v, index=index, dtype=object, copy=False)
+                                 if v.dtype == object else v) for k, v in cols.items()},
+                            index=index, copy=False)
 
     def _text_columns(self, obj, data, n):
         buf, starts, data_start = data.arrays()
@@ -776,6 +780,10 @@ def _state_values(col):
             table.append(_ev.state_string(bits))
     return np.array(table, dtype=object)[inv.ravel()]
 
+
+#: the events whose text may stand for another event ("print: tracing_mark_write:
+#: cpu_frequency: state=..." is a cpu_frequency line for trappy): trace_printk and trace_marker
+_PRINTK_EVENTS = ("print", "bprint", "bputs", "tracing_mark_write")
 
 #: events the parser names itself from lines with no ``name:`` word after the time stamp
 #: (``=> frame`` lines, the kernel's function_graph columns): trappy's line regex misses them
