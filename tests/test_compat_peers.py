@@ -22,7 +22,8 @@ LISA (text path, HRTxtTraceParser)
     ``runtime=14900 [ns]`` stays the str ``'14900 [ns]'``;
     multi-file reports: the file name becomes part of ``__comm``;
     events whose payload is not key=value (kvm_exit ...) land in one ``__positional`` str;
-    times parsed through a float of the printed text (ours: exact ns / 1e9), up to 1 us apart;
+    times parsed through a float of the printed text (ours: exact ns / 1e9), up to 1 us apart
+    (in traces whose times go back, LISA's times and order differ more: counted, not checked);
     ``vec=1 [action=TIMER]``: no action;
     (a guess, not an error) hex digits without ``0x`` (``arg3=ffff8800ba22c06c``) become a number
     in LISA, a str here.
@@ -176,9 +177,11 @@ def _compare(lib, ours, theirs, where, tally, typed=False, malformed=0):
         # larger gap is its reordering of lines (counted)
         d = np.abs(t_ours - t_theirs)
         if d.max(initial=0) > 1e-6:
-            tally["times reordered"] = tally.get("times reordered", 0) + 1
-        else:
-            assert d.max(initial=0) <= 1e-6, where
+            # counted and listed, not asserted: in the traces whose times go back (several
+            # captures in one file, unsorted reports) LISA's rows come in another order and
+            # their times differ from the printed ones (not examined further)
+            tally["times differ > 1 us"] = tally.get("times differ > 1 us", 0) + 1
+            tally.setdefault("times differ in", set()).add(where[0])
 
 
 def _events(path):
