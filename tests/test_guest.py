@@ -446,6 +446,41 @@ def test_corpus_pair():
 
 
 @pytest.mark.skipif(CORPUS is None, reason="no ../shared/corpus")
+def test_corpus_dat_pair_equals_its_merged_report():
+    """load([host.dat, guest.dat]): two machines, the guest's TIME_SHIFT applied, every time
+    stamp the merged report's to its microsecond, the same vCPU mapping, and a split within
+    the report's rounding (each time stamp of the text is within 500 ns of the file's)."""
+    d = CORPUS / "tracecmd"
+    pair = d / "dat" / "hip24-kvm-host-guest-pair"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        a = ftrace_fast.load([pair / "trace.dat", pair / "trace-Salamander4.dat"])
+        b = ftrace_fast.load(d / "hip24-kvm-host-guest-merged.txt.gz")
+    assert list(a.machines) == list(b.machines) == ["trace.dat", "trace-Salamander4.dat"]
+    assert a.machines["trace-Salamander4.dat"].dat.guest_synced
+    for name in a.machines:
+        ma, mb = a.machines[name], b.machines[name]
+        assert ma.cpus() == mb.cpus()
+        for ev in ("sched_switch", "kvm_entry", "kvm_exit"):
+            if ev in mb.events:
+                x, y = ma.events[ev]["ts"], mb.events[ev]["ts"]
+                assert len(x) == len(y) and np.array_equal((x + 500) // 1000, y // 1000), (name, ev)
+    ca = guest.correlate(a, guest="trace-Salamander4.dat")
+    cb = guest.correlate(b, guest="trace-Salamander4.dat")
+    assert ca.mapping["host_pid"].tolist() == cb.mapping["host_pid"].tolist() == [483882]
+    ta, tb = (np.sort(c.task_split(), order="pid") for c in (ca, cb))
+    assert ta["pid"].tolist() == tb["pid"].tolist() and (ta["slices"] == tb["slices"]).all()
+    states = ("guest_ns", "exit_ns", "steal_ns", "halted_ns", "unknown_ns")
+    for t in (ta, tb):
+        assert (sum(t[f] for f in states) == t["run_ns"]).all()
+    # a slice has two ends, each within 500 ns; a state boundary inside it is a host event
+    assert (np.abs(ta["run_ns"] - tb["run_ns"]) <= 1000 * ta["slices"]).all()
+    host_events = a.machines["trace.dat"].count("kvm_entry") + a.machines["trace.dat"].count("kvm_exit")
+    for f in states:
+        assert abs(int(ta[f].sum()) - int(tb[f].sum())) <= 1000 * (int(ta["slices"].sum()) + host_events), f
+
+
+@pytest.mark.skipif(CORPUS is None, reason="no ../shared/corpus")
 def test_corpus_pair_json(capsys):
     """The HIP24 pair's documents follow docs/schema; the host has no sched_switch, so its
     task table is an error of the several-machine document, not a missing machine."""

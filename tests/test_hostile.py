@@ -236,3 +236,31 @@ def test_signal_during_export_and_report_leaves_nothing(big, tmp_path):
 
 if sys.platform == "win32":  # pragma: no cover
     pytest.skip("POSIX signals, FIFOs and device nodes", allow_module_level=True)
+
+
+@pytest.mark.parametrize("sig,code,word", [(signal.SIGTERM, 143, "terminated"),
+                                           (signal.SIGINT, 130, "interrupted")])
+def test_signal_while_starting_is_one_line(big, sig, code, word):
+    """A signal at any moment of start-up from the entry point on (NumPy's and the CLI's
+    imports included, before the command's own handlers): the documented code and one line,
+    never a traceback.  (Before the entry point runs, Python's own start-up is all there is.)"""
+    src, _, _ = big
+    for delay in (0.0, 0.01, 0.03, 0.06, 0.1):
+        p = subprocess.Popen(FTFAST + ["info", "--no-cache", str(src)], stdout=subprocess.DEVNULL,
+                             stderr=subprocess.PIPE, env=ENV)
+        deadline = time.monotonic() + 60
+        while not _handling_sigterm(p.pid) and p.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.001)
+        time.sleep(delay)
+        p.send_signal(sig)
+        err = p.communicate(timeout=120)[1].decode()
+        if p.returncode == 0:       # it finished first: nothing to check at this delay
+            continue
+        assert p.returncode == code and err == f"ftfast: {word}\n", (delay, p.returncode, err)
+
+
+def test_closed_stdin_spooled_for_tgid_is_input_error():
+    p = subprocess.run(FTFAST + ["stats", "-", "--tgid", "1"], stdin=subprocess.DEVNULL,
+                       capture_output=True, env=ENV, close_fds=True,
+                       preexec_fn=lambda: os.close(0))
+    assert p.returncode == 3 and p.stderr.decode().count("\n") == 1 and b"Traceback" not in p.stderr

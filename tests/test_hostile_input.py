@@ -391,6 +391,7 @@ def test_parts_parsed_in_parallel_count_long_lines_like_one_parser(tmp_path):
 _CAPPED = textwrap.dedent("""
     import io, resource, sys, warnings
     import ftrace_fast
+    ftrace_fast.load      # the package imports lazily: NumPy and the parser come in before the cap
     warnings.simplefilter("ignore")
     with open("/proc/self/status") as f:
         vm = dict(l.split(":", 1) for l in f)

@@ -7,6 +7,7 @@ value the user set is kept.  Library users who ``import ftrace_fast`` keep their
 """
 
 import os
+import signal
 
 #: OpenBLAS, OpenMP (also read by some BLAS builds), MKL, BLIS, Apple Accelerate, numexpr
 BLAS_THREAD_VARS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS",
@@ -19,7 +20,22 @@ def pin_blas_threads():
         os.environ.setdefault(name, "1")
 
 
+def _signalled_while_starting(signum, frame):
+    # nothing is written before the CLI takes over its signals: leave at once, in one line
+    # (a KeyboardInterrupt inside NumPy's import would come out as an ImportError traceback)
+    os.write(2, b"ftfast: interrupted\n" if signum == signal.SIGINT else b"ftfast: terminated\n")
+    os._exit(128 + signum)
+
+
 def main(argv=None):
     pin_blas_threads()
+    signal.signal(signal.SIGTERM, _signalled_while_starting)
+    signal.signal(signal.SIGINT, _signalled_while_starting)
     from .cli import main as cli_main
-    return cli_main(argv)
+    try:
+        return cli_main(argv)      # which hands SIGINT back to Python once its guard is up
+    finally:
+        # the outcome is decided: a late signal must not turn it into a silent death while
+        # the interpreter shuts down (it resets Python-level handlers to the default first)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)

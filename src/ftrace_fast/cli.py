@@ -249,10 +249,14 @@ def _input_path(path, twice):
         return
     import shutil
     import tempfile
+    if sys.stdin is None or sys.stdin.closed:
+        raise CliError("<stdin>: cannot read: standard input is closed", EXIT_INPUT)
     spool = tempfile.NamedTemporaryFile(prefix="ftfast-stdin-", delete=False)
     try:
         try:
             shutil.copyfileobj(sys.stdin.buffer, spool, 1 << 20)
+        except OSError as exc:
+            raise CliError(f"<stdin>: cannot read: {exc.strerror or exc}", EXIT_INPUT) from None
         finally:
             spool.close()
         yield spool.name
@@ -1905,7 +1909,18 @@ def main(argv=None):
     def run():
         _check_counts(args)
         return args.func(args, out)
+    _python_sigint()
     return guarded(run, "ftfast", out)
+
+
+def _python_sigint():
+    """SIGINT raises KeyboardInterrupt again (the entry point exits at once on it while the
+    imports run), now that guarded() turns it into exit 130."""
+    import signal
+    try:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    except ValueError:        # not the main thread: the caller's handlers stay
+        pass
 
 
 def _where(exc):
