@@ -246,17 +246,10 @@ def test_signal_while_starting_is_one_line(big, sig, code, word):
     never a traceback.  (Before the entry point runs, Python's own start-up is all there is.)"""
     src, _, _ = big
     for delay in (0.0, 0.01, 0.03, 0.06, 0.1):
-        p = subprocess.Popen(FTFAST + ["info", "--no-cache", str(src)], stdout=subprocess.DEVNULL,
-                             stderr=subprocess.PIPE, env=ENV)
-        deadline = time.monotonic() + 60
-        while not _handling_sigterm(p.pid) and p.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.001)
-        time.sleep(delay)
-        p.send_signal(sig)
-        err = p.communicate(timeout=120)[1].decode()
-        if p.returncode == 0:       # it finished first: nothing to check at this delay
+        rc, err = _interrupted(["info", "--no-cache", src], sig, delay)
+        if rc == 0:       # it finished first: nothing to check at this delay
             continue
-        assert p.returncode == code and err == f"ftfast: {word}\n", (delay, p.returncode, err)
+        assert rc == code and err == f"ftfast: {word}\n".encode(), (delay, rc, err)
 
 
 def test_closed_stdin_spooled_for_tgid_is_input_error():

@@ -1224,25 +1224,30 @@ def cmd_diagnose(args, out):
         return 0
     out.write(f"{printable(t.source)}: {printable(t.format_description())}; clock {t.clock}; window "
               f"{_fmt_ts(t, w[0])} .. {_fmt_ts(t, w[1])}\n")
+    write_findings(out, found)
+    return 0
+
+
+def write_findings(out, found):
+    """Findings as text, most severe first (a finding about one machine of several names it),
+    then the caveats as notes; text from the trace escaped for the terminal."""
     real = [f for f in found if f["kind"] != "caveat"]
     out.write(f"\n{len(real)} finding{'s' if len(real) != 1 else ''}, most severe first"
               + (" (none past the thresholds)" if not real else "") + "\n")
-    n = 0
-    for f in found:
-        if f["kind"] == "caveat":
-            continue
-        n += 1
-        out.write(f"\n{n:2d}. [{f['severity']}] {f['kind']}: {printable(f['explanation'])}\n")
+    for n, f in enumerate(real, 1):
+        where = f["subject"].get("machine")
+        out.write("\n" + printable(f"{n:2d}. [{f['severity']}] {f['kind']}"
+                                   + (f" ({where})" if where else "") + f": {f['explanation']}")
+                  + "\n")
         ev = ", ".join(f"{k}={_fmt_cell(v)}" for k, v in f["evidence"].items()
                        if not isinstance(v, (list, dict)))
         if ev:
-            out.write(f"    evidence: {ev}\n")
+            out.write(printable(f"    evidence: {ev}") + "\n")
     notes = [f for f in found if f["kind"] == "caveat"]
     if notes:
         out.write("\n")
         for f in notes:
             out.write(f"note: {printable(f['explanation'])}\n")
-    return 0
 
 
 # -- filter --------------------------------------------------------------------------------------

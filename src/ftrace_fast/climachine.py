@@ -246,25 +246,9 @@ def cmd_diagnose(args, out, trace, th, sel):
                   out, indent=1, default=cli._py, allow_nan=False)
         out.write("\n")
         return 0
-    out.write(f"{trace.source}: {len(trace.machines)} machines ({', '.join(trace.machines)})\n")
-    real = [f for f in found if f["kind"] != "caveat"]
-    out.write(f"\n{len(real)} finding{'s' if len(real) != 1 else ''}, most severe first"
-              + (" (none past the thresholds)" if not real else "") + "\n")
-    n = 0
-    for f in real:
-        n += 1
-        where = f["subject"].get("machine")
-        out.write(f"\n{n:2d}. [{f['severity']}] {f['kind']}"
-                  + (f" ({where})" if where else "") + f": {f['explanation']}\n")
-        ev = ", ".join(f"{k}={cli._fmt_cell(v)}" for k, v in f["evidence"].items()
-                       if not isinstance(v, (list, dict)))
-        if ev:
-            out.write(f"    evidence: {ev}\n")
-    notes = [f for f in found if f["kind"] == "caveat"]
-    if notes:
-        out.write("\n")
-        for f in notes:
-            out.write(f"note: {f['explanation']}\n")
+    out.write(cli.printable(f"{trace.source}: {len(trace.machines)} machines "
+                            f"({', '.join(trace.machines)})") + "\n")
+    cli.write_findings(out, found)
     return 0
 
 

@@ -367,6 +367,15 @@ def load(source, *, events=None, cpus=None, pids=None, comm=None, start=None, en
                  threads=threads, max_line=max_line)
 
 
+def _window_and_events(start, end, events):
+    """load()'s start/end in the trace's unit (checked in order) and its event list."""
+    t_start = _time_arg(start, "start")
+    t_end = _time_arg(end, "end")
+    if t_start is not None and t_end is not None and t_start > t_end:
+        raise ValueError(f"start ({start}) is after end ({end})")
+    return t_start, t_end, [events] if isinstance(events, str) else events
+
+
 def _load(source, *, events=None, cpus=None, pids=None, comm=None, start=None, end=None,
           strict=False, chunk_size=None, progress=None, warn=True, mark_lines=False,
           keep_text=False, records=True, threads=None, part_offsets=None, max_line=None):
@@ -374,12 +383,7 @@ def _load(source, *, events=None, cpus=None, pids=None, comm=None, start=None, e
     at or after each of these byte offsets, whatever its size."""
     comm_re = _compile_comm(comm)
     line_limit = _max_line_arg(max_line)
-    t_start = _time_arg(start, "start")
-    t_end = _time_arg(end, "end")
-    if t_start is not None and t_end is not None and t_start > t_end:
-        raise ValueError(f"start ({start}) is after end ({end})")
-    if isinstance(events, str):
-        events = [events]
+    t_start, t_end, events = _window_and_events(start, end, events)
     verdicts = {}
 
     def make_parser(later_part=False):
@@ -467,12 +471,7 @@ def _load_source(src, parser, make_parser, *, strict, chunk_size, progress, warn
 def _load_dat(source, *, events, cpus, pids, comm, start, end, threads, buffer, guest_sync,
               keep_text, records, fields=True):
     from . import tracedat
-    t_start = _time_arg(start, "start")
-    t_end = _time_arg(end, "end")
-    if t_start is not None and t_end is not None and t_start > t_end:
-        raise ValueError(f"start ({start}) is after end ({end})")
-    if isinstance(events, str):
-        events = [events]
+    t_start, t_end, events = _window_and_events(start, end, events)
     t = tracedat.load_dat(source, events=events, cpus=cpus, pids=pids, comm=_compile_comm(comm),
                           start=t_start, end=t_end, buffer=buffer, guest_sync=guest_sync,
                           threads=threads, fields=fields)
