@@ -113,6 +113,22 @@ def test_cached_trace_equals_fresh(cdir, kvm_text, name, opts):
         assert again.text("tracing_mark_write") == fresh.text("tracing_mark_write")
 
 
+@pytest.mark.parametrize("name,opts", CASES[:2] + CASES[-1:])
+def test_cached_span_and_cpus_are_the_arrays(cdir, kvm_text, name, opts):
+    # the entry stores span and CPU list; read back they must be what the arrays give
+    path = kvm_text if name == "kvm" else DATA / name
+    fresh = quiet_load(path, cache=False, **opts)
+    quiet_load(path, cache=True, **opts)
+    again = quiet_load(path, cache=True, **opts)
+    assert again._cache is not None
+    assert again.cpus() == fresh.cpus() == again._cpus()
+    assert bool(again.cpus()) == (name == "kvm")
+    assert again.span == fresh.span == again._span()
+    # a trace whose arrays are replaced computes them again
+    again.events = {k: v[: len(v) // 2] for k, v in again.events.items()}
+    assert again.cpus() == again._cpus() and again.span == again._span()
+
+
 def test_no_pickle_anywhere(cdir, kvm_text):
     quiet_load(kvm_text, cache=True)
     for d in entry_dirs(cdir):

@@ -52,7 +52,7 @@ import weakref
 import numpy as np
 
 #: version of the entry layout: bump it when what is stored, or how, changes
-LAYOUT_VERSION = 2
+LAYOUT_VERSION = 3
 #: inputs smaller than this are parsed again rather than cached (unless asked)
 MIN_BYTES = 64 << 20
 DEFAULT_MAX_BYTES = 10 << 30
@@ -71,7 +71,7 @@ TRACE_ATTRIBUTES = ("events", "comms", "symbols", "text_arena", "_layouts", "err
                     "kept_text", "_machine_names", "_machine_runs",
                     "dat")   # dat: None on every cached Trace (a trace.dat is not cached)
 # Trace attributes that are caches of other attributes, not state
-TRACE_DERIVED = ("_comm_index", "_span_cache", "_sched_model", "_cache", "machine", "_machines",
+TRACE_DERIVED = ("_comm_index", "_span_cache", "_cpus_cache", "_sched_model", "_cache", "machine", "_machines",
                  "_comm_matches")
 
 
@@ -294,6 +294,8 @@ def _trace_body(t, w):
         "kept_text": None if t.kept_text is None else [w.array(x) for x in t.kept_text],
         "machine_names": list(t._machine_names),
         "machine_runs": None if t._machine_runs is None else w.array(t._machine_runs),
+        # derived, but a pass over every event array: a second info reads them from here
+        "span": t.span, "cpus": t.cpus(),
     }
 
 
@@ -319,6 +321,10 @@ def _trace_from(body, r):
     t.kept_text = None if body["kept_text"] is None else [r.array(f) for f in body["kept_text"]]
     t._machine_names = list(body["machine_names"])
     t._machine_runs = None if body["machine_runs"] is None else r.array(body["machine_runs"])
+    key = tuple((id(a), len(a)) for a in t.events.values())
+    span = body["span"]
+    t.__dict__["_span_cache"] = (key, None if span is None else (int(span[0]), int(span[1])))
+    t.__dict__["_cpus_cache"] = (key, [int(c) for c in body["cpus"]])
     return t
 
 

@@ -495,6 +495,9 @@ def analysis_tables(trace, *, start=None, end=None, cpus=None, pids=None, comm=N
     out = {}
     rk = dict(start=start, end=end, cpus=cpus)
     if trace.count("sched_switch"):
+        # one walk for the tables every analysis below reads (task intervals, CPU
+        # occupancy), as stats and diagnose do, instead of one walk for each table on first use
+        sched.model(trace, intervals=sched.IV | sched.CO)
         out["tasks"] = sched.task_summary(trace, pids=pids, comm=comm, **rk)
         out["cpus"] = sched.cpu_summary(trace, **rk)
         out["latency"] = sched.latency_table(trace, pids=pids, comm=comm, **rk)

@@ -724,7 +724,17 @@ class Trace:
         return None if lo is None else (int(lo), int(hi))
 
     def cpus(self):
-        """Sorted CPU numbers that have events."""
+        """Sorted CPU numbers that have events (computed once for the arrays the trace
+        holds)."""
+        key = tuple((id(a), len(a)) for a in self.events.values())
+        got = self.__dict__.get("_cpus_cache")
+        if got is not None and got[0] == key:
+            return list(got[1])
+        cpus = self._cpus()
+        self.__dict__["_cpus_cache"] = (key, cpus)
+        return list(cpus)
+
+    def _cpus(self):
         cs = [np.unique(a["cpu"]) for a in self.events.values() if len(a)]
         if not cs:
             return []
