@@ -812,6 +812,23 @@ def _unnamed_rows(trace, ev, a):
     return same_len & (head == marker)
 
 
+def _line_order(line, idx):
+    """idx in line order (stable): a scatter by line number when those lines are distinct
+    (one pass instead of a sort of every row), else a stable sort."""
+    if not len(idx):
+        return idx
+    at = line[idx]
+    lo = int(at.min())
+    span = int(at.max()) - lo + 1
+    if span <= 2 * len(idx) + 4096:  # the scatter table stays proportional to the rows
+        slot = np.full(span, -1, np.int64)
+        slot[at - lo] = idx
+        order = slot[slot >= 0]
+        if len(order) == len(idx):  # no line held two rows
+            return order
+    return idx[np.argsort(at, kind="stable")]
+
+
 def _trappy_times(trace):
     """Per event, trappy's float seconds of its rows: the printed time (an integer time is
     ns), raised to the next float above the previous line's when it is not after it (trappy
@@ -860,7 +877,7 @@ def _trappy_times(trace):
     sec_all = np.concatenate(ts) / 1e9
     vis = np.concatenate(seen)
     idx = np.flatnonzero(vis)
-    order = idx[np.argsort(line[idx], kind="stable")]
+    order = _line_order(line, idx)
     bits = sec_all[order].view(np.int64)
     k = np.arange(len(bits), dtype=np.int64)
     # out[i] = max(bits[i], out[i-1] + 1 ulp) with out[-1] = 0.0: one running maximum
