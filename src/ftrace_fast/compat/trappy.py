@@ -768,9 +768,20 @@ def _cast_symbols(trace, col):
     return np.array(table, dtype=object)[inv.ravel()]
 
 
+def _unique_inverse(col):
+    """np.unique(col, return_inverse=True) of an integer column; by a count of the values
+    when they are few and small (prev_state bits), not a sort of every row."""
+    if len(col) and col.min() >= 0 and col.max() < (1 << 20):
+        u = np.flatnonzero(np.bincount(col))
+        code = np.zeros(int(u[-1]) + 1, np.int64)
+        code[u] = np.arange(len(u))
+        return u.astype(col.dtype), code[col]
+    return np.unique(col, return_inverse=True)
+
+
 def _state_values(col):
     """prev_state as printed: letters (R, S, D|K, R+), or the number a raw report printed."""
-    u, inv = np.unique(col, return_inverse=True)
+    u, inv = _unique_inverse(col)
     table = []
     for bits in u.tolist():
         if bits & _ev.STATE_NUMERIC:
