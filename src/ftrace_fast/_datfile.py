@@ -16,9 +16,9 @@ import struct
 import zlib
 from dataclasses import dataclass, field as _dcfield
 
-from ._source import InputError
+from ._source import DAT_MAGIC, InputError
 
-MAGIC = b"\x17\x08\x44tracing"
+MAGIC = DAT_MAGIC
 
 # option ids (trace-cmd.dat.v7.5.txt, OPTIONS SECTION)
 OPT_DONE, OPT_DATE, OPT_CPUSTAT, OPT_BUFFER, OPT_TRACECLOCK, OPT_UNAME = 0, 1, 2, 3, 4, 5

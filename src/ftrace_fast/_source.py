@@ -18,6 +18,21 @@ from typing import NamedTuple
 
 from ._text import printable
 
+#: the first bytes of a trace-cmd trace.dat
+DAT_MAGIC = b"\x17\x08\x44tracing"
+
+
+def is_tracedat(source):
+    """True when source is a path whose first bytes are trace-cmd's magic (here, not in
+    tracedat, so that a text input never imports the trace.dat reader)."""
+    if not isinstance(source, (str, bytes, os.PathLike)) or os.fspath(source) in ("-", b"-"):
+        return False
+    try:
+        with open(source, "rb") as f:
+            return f.read(len(DAT_MAGIC)) == DAT_MAGIC
+    except OSError:
+        return False
+
 DEFAULT_CHUNK = 16 << 20
 SPARE = 64
 

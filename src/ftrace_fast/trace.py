@@ -13,7 +13,8 @@ from decimal import Decimal, InvalidOperation
 import numpy as np
 
 from . import events as _ev
-from ._source import DEFAULT_CHUNK, InputError, LongLine, Region, Source, blocks, line_starts
+from ._source import (DEFAULT_CHUNK, InputError, LongLine, Region, Source, blocks, is_tracedat,
+                      line_starts)
 from ._text import printable
 
 try:
@@ -340,8 +341,7 @@ def load(source, *, events=None, cpus=None, pids=None, comm=None, start=None, en
         if len(source) == 1:
             return load(source[0], **kw)
         return _machines.combine([load(s, **kw) for s in source])
-    from . import tracedat
-    if tracedat.is_tracedat(source):
+    if is_tracedat(source):
         return _load_dat(source, events=events, cpus=cpus, pids=pids, comm=comm, start=start,
                          end=end, threads=threads, buffer=buffer, guest_sync=guest_sync,
                          keep_text=keep_text, records=records, fields=_dat_fields)

@@ -45,7 +45,7 @@ import numpy as np
 
 from . import events as _ev
 from ._datfile import DatError, MAGIC, cpu_data, open_dat
-from ._source import InputError
+from ._source import InputError, is_tracedat
 
 try:
     from . import _ftdat
@@ -56,17 +56,6 @@ except ImportError as exc:  # pragma: no cover - only without a built extension
 __all__ = ["is_tracedat", "load_dat", "DatError", "MAGIC"]
 
 _NS_CLOCKS = ("local", "global", "uptime", "perf", "mono", "mono_raw", "boot", "tai", "tsc2nsec")
-
-
-def is_tracedat(source):
-    """True when source is a path whose first bytes are trace-cmd's magic."""
-    if not isinstance(source, (str, bytes, os.PathLike)) or os.fspath(source) in ("-", b"-"):
-        return False
-    try:
-        with open(source, "rb") as f:
-            return f.read(len(MAGIC)) == MAGIC
-    except OSError:
-        return False
 
 
 # -- reading fields with NumPy -------------------------------------------------------------

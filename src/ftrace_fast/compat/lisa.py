@@ -145,10 +145,13 @@ class Trace:
                     cols[name] = np.array(t.text(event, field), dtype=object)
                 elif (layout, field) in WORD_VALUES and ((a[field] == 0) | (a[field] == 1)).all():
                     cols[name] = np.array(WORD_VALUES[layout, field], dtype=object)[a[field]]
+                elif kind != "u8":
+                    # one cast, straight to LISA's dtype where it has one
+                    cols[name] = a[field].astype(dtypes.get(name, np.int64))
                 else:
-                    cols[name] = a[field].astype(np.int64) if kind != "u8" else a[field]
+                    cols[name] = a[field]
                 if name in dtypes:
-                    cols[name] = cols[name].astype(dtypes[name])
+                    cols[name] = cols[name].astype(dtypes[name], copy=False)
         df = pd.DataFrame({k: (v if isinstance(v, pd.Categorical) else
                                pd.Series(v, dtype=object if v.dtype == object else v.dtype,
                                          copy=False))

@@ -768,9 +768,20 @@ def _cast_symbols(trace, col):
     return np.array(table, dtype=object)[inv.ravel()]
 
 
+def _unique_inverse(col):
+    """np.unique(col, return_inverse=True) of an integer column; by a count of the values
+    when they are few and small (prev_state bits), not a sort of every row."""
+    if len(col) and col.min() >= 0 and col.max() < (1 << 20):
+        u = np.flatnonzero(np.bincount(col))
+        code = np.zeros(int(u[-1]) + 1, np.int64)
+        code[u] = np.arange(len(u))
+        return u.astype(col.dtype), code[col]
+    return np.unique(col, return_inverse=True)
+
+
 def _state_values(col):
     """prev_state as printed: letters (R, S, D|K, R+), or the number a raw report printed."""
-    u, inv = np.unique(col, return_inverse=True)
+    u, inv = _unique_inverse(col)
     table = []
     for bits in u.tolist():
         if bits & _ev.STATE_NUMERIC:
@@ -810,6 +821,23 @@ def _unnamed_rows(trace, ev, a):
     head = _kv.fixed_bytes(buf, starts, starts + np.minimum(a["payload_len"], len(marker)),
                            len(marker))
     return same_len & (head == marker)
+
+
+def _line_order(line, idx):
+    """idx in line order (stable): a scatter by line number when those lines are distinct
+    (one pass instead of a sort of every row), else a stable sort."""
+    if not len(idx):
+        return idx
+    at = line[idx]
+    lo = int(at.min())
+    span = int(at.max()) - lo + 1
+    if span <= 2 * len(idx) + 4096:  # the scatter table stays proportional to the rows
+        slot = np.full(span, -1, np.int64)
+        slot[at - lo] = idx
+        order = slot[slot >= 0]
+        if len(order) == len(idx):  # no line held two rows
+            return order
+    return idx[np.argsort(at, kind="stable")]
 
 
 def _trappy_times(trace):
@@ -860,7 +888,7 @@ def _trappy_times(trace):
     sec_all = np.concatenate(ts) / 1e9
     vis = np.concatenate(seen)
     idx = np.flatnonzero(vis)
-    order = idx[np.argsort(line[idx], kind="stable")]
+    order = _line_order(line, idx)
     bits = sec_all[order].view(np.int64)
     k = np.arange(len(bits), dtype=np.int64)
     # out[i] = max(bits[i], out[i-1] + 1 ulp) with out[-1] = 0.0: one running maximum
