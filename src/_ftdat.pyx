@@ -309,6 +309,26 @@ cdef inline uint64_t hash_bytes(const uint8_t *p, Py_ssize_t n) noexcept nogil:
     return h
 
 
+cdef inline const uint8_t *fixed_str(const uint8_t *buf, Py_ssize_t nbuf, int64_t off,
+                                     int32_t rlen, Py_ssize_t start, Py_ssize_t size,
+                                     Py_ssize_t *ln_out) noexcept nogil:
+    """The NUL-terminated string of a char[size] field at `start` of a record at `off` of
+    length `rlen`, clipped to the record and the buffer (NULL and 0 when absent)."""
+    cdef int64_t a = off + start
+    cdef Py_ssize_t ln = rlen - start
+    if ln > size:
+        ln = size
+    if a < 0 or ln < 0:
+        ln = 0
+    if ln > 0 and a + ln > nbuf:
+        ln = nbuf - a if nbuf > a else 0
+    if ln <= 0:
+        ln_out[0] = 0
+        return NULL
+    ln_out[0] = str_len(buf + a, ln)
+    return buf + a
+
+
 def intern_fixed(const uint8_t[::1] buf, const int64_t[::1] offs, const int32_t[::1] lens,
                  Py_ssize_t start, Py_ssize_t size):
     """Distinct NUL-terminated strings of a char[size] field at `start` of each record: returns
@@ -316,7 +336,9 @@ def intern_fixed(const uint8_t[::1] buf, const int64_t[::1] offs, const int32_t[
     record's length or the buffer count as absent (an empty string)."""
     cdef Py_ssize_t n = offs.shape[0], i, cap = 1024, mask, slot, ln, ln2, nbuf = buf.shape[0]
     cdef Py_ssize_t distinct = 0, j
-    cdef int64_t a
+    cdef bint failed = False
+    # rows past a record or the buffer come out empty, so the base is never read when nbuf == 0
+    cdef const uint8_t *base = &buf[0] if nbuf > 0 else NULL
     ids = np.empty(n, np.int32)
     cdef int32_t[::1] ids_v = ids
     cdef int64_t *table = <int64_t*>malloc(cap * sizeof(int64_t))   # row of each slot, -1 free
@@ -334,16 +356,7 @@ def intern_fixed(const uint8_t[::1] buf, const int64_t[::1] offs, const int32_t[
             for i in range(cap):
                 table[i] = -1
             for i in range(n):
-                a = offs[i] + start
-                ln = lens[i] - start
-                if ln > size:
-                    ln = size
-                if a < 0 or ln < 0:
-                    ln = 0
-                if ln > 0 and a + ln > nbuf:
-                    ln = nbuf - a if nbuf > a else 0
-                p = &buf[a] if ln > 0 else NULL
-                ln = str_len(p, ln) if ln > 0 else 0
+                p = fixed_str(base, nbuf, offs[i], lens[i], start, size, &ln)
                 h = hash_bytes(p, ln)
                 mask = cap - 1
                 slot = <Py_ssize_t>(h & mask)
@@ -352,16 +365,8 @@ def intern_fixed(const uint8_t[::1] buf, const int64_t[::1] offs, const int32_t[
                     if j < 0:
                         break
                     # compare with the row that owns the slot
-                    a = offs[firsts[ids_v[j]]] + start
-                    ln2 = lens[firsts[ids_v[j]]] - start
-                    if ln2 > size:
-                        ln2 = size
-                    if a < 0 or ln2 < 0:
-                        ln2 = 0
-                    if ln2 > 0 and a + ln2 > nbuf:
-                        ln2 = nbuf - a if nbuf > a else 0
-                    q = &buf[a] if ln2 > 0 else NULL
-                    ln2 = str_len(q, ln2) if ln2 > 0 else 0
+                    q = fixed_str(base, nbuf, offs[firsts[ids_v[j]]], lens[firsts[ids_v[j]]],
+                                  start, size, &ln2)
                     if ln2 == ln and (ln == 0 or memcmp(p, q, ln) == 0):
                         break
                     slot = (slot + 1) & mask
@@ -376,23 +381,16 @@ def intern_fixed(const uint8_t[::1] buf, const int64_t[::1] offs, const int32_t[
                     # grow: rehash the first row of every id
                     newt = <int64_t*>malloc(cap * 2 * sizeof(int64_t))
                     if newt == NULL:
+                        failed = True
                         break
                     cap *= 2
                     mask = cap - 1
                     for j in range(cap):
                         newt[j] = -1
                     for j in range(distinct):
-                        a = offs[firsts[j]] + start
-                        ln = lens[firsts[j]] - start
-                        if ln > size:
-                            ln = size
-                        if a < 0 or ln < 0:
-                            ln = 0
-                        if ln > 0 and a + ln > nbuf:
-                            ln = nbuf - a if nbuf > a else 0
-                        q = &buf[a] if ln > 0 else NULL
-                        ln = str_len(q, ln) if ln > 0 else 0
-                        slot = <Py_ssize_t>(hash_bytes(q, ln) & mask)
+                        q = fixed_str(base, nbuf, offs[firsts[j]], lens[firsts[j]], start,
+                                      size, &ln2)
+                        slot = <Py_ssize_t>(hash_bytes(q, ln2) & mask)
                         while newt[slot] >= 0:
                             slot = (slot + 1) & mask
                         newt[slot] = firsts[j]
@@ -400,9 +398,10 @@ def intern_fixed(const uint8_t[::1] buf, const int64_t[::1] offs, const int32_t[
                     table = newt
                     newt = <int64_t*>realloc(firsts, cap * sizeof(int64_t))
                     if newt == NULL:
+                        failed = True
                         break
                     firsts = newt
-        if distinct * 2 > cap:
+        if failed:
             raise MemoryError()
         first = np.empty(distinct, np.int64)
         for i in range(distinct):

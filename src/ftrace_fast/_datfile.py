@@ -122,12 +122,7 @@ class DatFile:
         for b in self.buffers:
             if b.name == "" and b.clock:
                 return b.clock
-        s = self.option_str(OPT_TRACECLOCK)
-        if s:
-            m = re.search(r"\[([^\]]+)\]", s)
-            if m:
-                return m.group(1)
-        return "local"
+        return _clock_of(self)
 
     @property
     def tsc2nsec(self):
