@@ -136,6 +136,20 @@ def _wrap(raw, kind):
     return raw
 
 
+def stdin_buffer():
+    """The binary stream of standard input; InputError when it is closed."""
+    stdin = sys.stdin
+    if stdin is None or getattr(stdin, "closed", False) or not hasattr(stdin, "buffer"):
+        raise InputError("<stdin>: standard input is closed")
+    try:
+        os.fstat(stdin.fileno())
+    except io.UnsupportedOperation:
+        pass  # a stdin replaced by an object without a descriptor: read it as it is
+    except (OSError, ValueError):
+        raise InputError("<stdin>: standard input is closed") from None
+    return stdin.buffer
+
+
 class Source:
     """A readable binary stream of ftrace text, decompressed, with its name and size."""
 
@@ -144,16 +158,7 @@ class Source:
         self.path = None      # set when the input was opened here, from a path
         if isinstance(source, (str, os.PathLike)) and os.fspath(source) == "-":
             self.name = "<stdin>"
-            stdin = sys.stdin
-            if stdin is None or getattr(stdin, "closed", False) or not hasattr(stdin, "buffer"):
-                raise InputError("<stdin>: standard input is closed")
-            try:
-                os.fstat(stdin.fileno())
-            except io.UnsupportedOperation:
-                pass  # a stdin replaced by an object without a descriptor: read it as it is
-            except (OSError, ValueError):
-                raise InputError("<stdin>: standard input is closed") from None
-            raw = stdin.buffer
+            raw = stdin_buffer()
         elif isinstance(source, (str, bytes, os.PathLike)):
             path = os.fspath(source)
             self.name = os.fsdecode(path)

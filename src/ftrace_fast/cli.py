@@ -249,12 +249,15 @@ def _input_path(path, twice):
         return
     import shutil
     import tempfile
-    if sys.stdin is None or sys.stdin.closed:
-        raise CliError("<stdin>: cannot read: standard input is closed", EXIT_INPUT)
+    from ._source import stdin_buffer
+    try:
+        stdin = stdin_buffer()
+    except InputError as exc:
+        raise CliError(str(exc), EXIT_INPUT) from None
     spool = tempfile.NamedTemporaryFile(prefix="ftfast-stdin-", delete=False)
     try:
         try:
-            shutil.copyfileobj(sys.stdin.buffer, spool, 1 << 20)
+            shutil.copyfileobj(stdin, spool, 1 << 20)
         except OSError as exc:
             raise CliError(f"<stdin>: cannot read: {exc.strerror or exc}", EXIT_INPUT) from None
         finally:

@@ -349,6 +349,10 @@ def load(source, *, events=None, cpus=None, pids=None, comm=None, start=None, en
         raise ValueError("buffer= and guest_sync= apply to trace.dat inputs only")
     if cache is None and keep_text:
         cache = False
+    text_kw = dict(events=events, cpus=cpus, pids=pids, comm=comm, start=start, end=end,
+                   strict=strict, chunk_size=chunk_size, progress=progress, warn=warn,
+                   mark_lines=mark_lines, keep_text=keep_text, records=records,
+                   threads=threads, max_line=max_line)
     if cache is not False:
         from . import cache as _cache
         opts = _cache.options_key(events=events, cpus=cpus, pids=pids,
@@ -356,15 +360,9 @@ def load(source, *, events=None, cpus=None, pids=None, comm=None, start=None, en
                                   end=_time_arg(end, "end"), mark_lines=mark_lines,
                                   keep_text=keep_text, records=records,
                                   max_line=_max_line_arg(max_line))
-        return _cache.load(source, opts, cache=cache, strict=strict, warn=warn, parse=lambda src: _load(
-            src, events=events, cpus=cpus, pids=pids, comm=comm, start=start, end=end,
-            strict=strict, chunk_size=chunk_size, progress=progress, warn=warn,
-            mark_lines=mark_lines, keep_text=keep_text, records=records, threads=threads,
-            max_line=max_line))
-    return _load(source, events=events, cpus=cpus, pids=pids, comm=comm, start=start, end=end,
-                 strict=strict, chunk_size=chunk_size, progress=progress, warn=warn,
-                 mark_lines=mark_lines, keep_text=keep_text, records=records,
-                 threads=threads, max_line=max_line)
+        return _cache.load(source, opts, cache=cache, strict=strict, warn=warn,
+                           parse=lambda src: _load(src, **text_kw))
+    return _load(source, **text_kw)
 
 
 def _window_and_events(start, end, events):
