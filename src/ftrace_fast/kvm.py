@@ -1015,195 +1015,326 @@ def _subject(top, pid, vcpu_rows=None):
     return d
 
 
-#: order of the kinds of findings of equal severity: the host scheduler first, then exits, I/O
-KINDS = ("vcpu_steal", "overcommit", "vcpu_stacking", "cpu_imbalance", "exit_latency", "exit_rate",
-         "io_blocked", "block_latency", "vcpu_wakeup_latency", "caveat")
+class _Figures:
+    """What the rules read, for one diagnose call: the trace (one machine), its topology, the
+    thresholds, the restriction and the figures several rules share (each computed once)."""
+
+    def __init__(self, whole, trace, th, start, end, cpus):
+        self.whole, self.trace, self.th = whole, trace, th
+        self.start, self.end = start, end
+        self.rk = dict(start=start, end=end, cpus=cpus)
+        self.top = prepare(trace)
+        self.unit = "ns" if trace.time_unit == "ns" else "ticks"
+        self.timed = self.unit == "ns"
+        self.has_sched = _has_sched(trace)
+        if self.has_sched and len(self.top.vcpu_pids):
+            _warm(trace, self.top, start, end, cpus)
+        self.vs = vcpu_summary(trace, **self.rk)
+        w0, w1 = _window(trace)
+        w0 = w0 if start is None else min(max(w0, start), w1)
+        w1 = w1 if end is None else max(min(w1, end), w0)
+        self.dur = max(w1 - w0, 1)
+        self._stolen = {}
+
+    def name_of(self, pid):
+        """A neighbour's name: idle, unknown time, or the task's comm."""
+        if pid == 0:
+            return "idle"
+        if pid == -1:
+            return "unknown (lost events)"
+        if self.top.comm(pid) or not self.has_sched:
+            return self.top.comm(pid)
+        m = sched.model(self.trace)
+        return m.comm[m.task_index([pid])[0]]
+
+    def subject(self, pid):
+        return _subject(self.top, pid)
+
+    def judged_vcpus(self):
+        """The vCPU rows the vCPU rules judge: with scheduling figures, and (timed clocks) a
+        wait of min_wait_ms at least."""
+        if not (self.has_sched and len(self.vs)):
+            return []
+        return [r for r in self.vs if int(r["wait_ns"]) >= 0 and
+                not (self.timed and int(r["wait_ns"]) < self.th.min_wait_ms * 1e6)]
+
+    def stolen(self, pid):
+        """(the neighbours rows of a vCPU thread, [(neighbour pid, stolen time)] largest first)."""
+        if pid not in self._stolen:
+            nb = neighbours(self.trace, **self.rk)
+            mine = nb[nb["pid"] == pid]
+            by = {}
+            for q, s in zip(mine["neighbour_pid"].tolist(), mine["stolen_ns"].tolist()):
+                by[q] = by.get(q, 0) + s
+            self._stolen[pid] = mine, sorted(by.items(), key=lambda kv: -kv[1])
+        return self._stolen[pid]
+
+    def duration(self, v):
+        return format_duration(v, self.unit)
+
+
+def _warm(trace, top, start, end, cpus):
+    """Build the vCPU figures diagnose reads: the stolen time and the exit figures on another
+    thread (the join, the sorts and most of NumPy run without the GIL) while this one adds up
+    the run/wait, placement and overcommit figures; all are memoised on the trace."""
+    rk = dict(start=start, end=end, cpus=cpus)
+    _intervals(trace, top.vcpu_pids, start, end, cpus)    # the interval columns all of them read
+    _window(trace)
+    bg = [lambda: neighbours(trace, **rk)]
+    if "kvm_exit" in trace.events:
+        bg += [lambda: exits(trace).per_vcpu(**rk, pids=top.vcpu_pids),
+               lambda: exits(trace).by_reason(None, **rk)]
+    join = _background(*bg)
+    try:
+        sched.task_summary(trace, pids=top.vcpu_pids, **rk)
+        placement(trace, **rk)
+        overcommit(trace, start=start, end=end)
+    finally:
+        join()
+
+
+def _rule(kind):
+    """Declare a rule: a function of the _Figures yielding (severity, score, subject,
+    evidence, explanation) for each finding of ``kind``."""
+    def declare(fn):
+        fn.kind = kind
+        return fn
+    return declare
+
+
+@_rule("vcpu_steal")
+def _vcpu_steal(fx):
+    """A vCPU thread waited steal_pct of its runnable time (K3): low from steal_pct, medium
+    from 10%, high from 25%; the evidence names who had its CPU (K4)."""
+    th = fx.th
+    for r in fx.judged_vcpus():
+        p, wait, run = int(r["pid"]), int(r["wait_ns"]), int(r["run_ns"])
+        pct = float(r["steal_pct"])
+        sev = _sev(pct, th.steal_pct, max(th.steal_pct, 10.0), max(th.steal_pct, 25.0))
+        if not sev:
+            continue
+        tops = fx.stolen(p)[1]
+        vm = fx.top.vm_of
+        evid = {"run_ns": run, "wait_ns": wait, "steal_pct": round(pct, 1),
+                "preemptions": int(r["preemptions"]),
+                "neighbours": [{"pid": q, "comm": fx.name_of(q), "stolen_ns": s,
+                                "share_pct": round(100.0 * s / wait, 1),
+                                "same_vm": vm.get(q, -2) == vm.get(p, -1)} for q, s in tops[:5]]}
+        who = ", ".join(f"{fx.name_of(q)} (pid {q}) {100.0 * s / wait:.0f}%" for q, s in tops[:3])
+        yield (sev, pct / th.steal_pct, fx.subject(p), evid,
+               f"{r['comm']} (pid {p}) waited {pct:.1f}% of its runnable time "
+               f"({fx.duration(wait)} runnable vs {fx.duration(run)} running); "
+               f"its CPU went to: {who}")
+
+
+@_rule("overcommit")
+def _overcommit(fx):
+    """More vCPU threads RUNNING or RUNNABLE than CPUs for overcommit_pct of the window (K5)."""
+    if not (fx.has_sched and len(fx.vs)):
+        return
+    th = fx.th
+    oc = overcommit(fx.trace, start=fx.start, end=fx.end)
+    if not oc or oc["overcommit_ns"] <= 0:
+        return
+    pct = 100.0 * oc["overcommit_ns"] / fx.dur
+    sev = _sev(pct, th.overcommit_pct, 2 * th.overcommit_pct, 4 * th.overcommit_pct)
+    if sev:
+        yield (sev, pct / th.overcommit_pct, {"vms": sorted(fx.top.vms)},
+               {"ncpus": oc["ncpus"], "vcpus": oc["vcpus"], "overcommit_ns": oc["overcommit_ns"],
+                "overcommit_pct": round(pct, 1), "mean_runnable_vcpus": round(oc["mean"], 3),
+                "max_runnable_vcpus": oc["max"]},
+               f"more vCPU threads were runnable than there are CPUs ({oc['ncpus']}) for "
+               f"{pct:.1f}% of the trace (up to {oc['max']} of {oc['vcpus']} at once)")
+
+
+@_rule("vcpu_stacking")
+def _vcpu_stacking(fx):
+    """A vCPU thread spent stack_pct of its wait behind vCPU threads of its own VM (K4)."""
+    th, top = fx.th, fx.top
+    for r in fx.judged_vcpus():
+        p, wait, stacked = int(r["pid"]), int(r["wait_ns"]), int(r["stacked_ns"])
+        if stacked <= 0 or wait <= 0:
+            continue
+        spct = 100.0 * stacked / wait
+        sev = _sev(spct, th.stack_pct, 2 * th.stack_pct, 4 * th.stack_pct)
+        if not sev:
+            continue
+        mine, tops = fx.stolen(p)
+        sib = [(q, s) for q, s in tops if q in top.vm_of and top.vm_of[q] == top.vm_of.get(p)
+               and top.threads.get(q, [None])[0] == ROLE_VCPU]
+        on = sorted(set(mine["cpu"][np.isin(mine["neighbour_pid"], [q for q, _ in sib])].tolist()))
+        yield (sev, spct / th.stack_pct, fx.subject(p),
+               {"wait_ns": wait, "stacked_ns": stacked, "stacked_pct": round(spct, 1), "cpus": on,
+                "siblings": [{"pid": q, "comm": fx.name_of(q), "vcpu": top.threads[q][1],
+                              "stolen_ns": s} for q, s in sib]},
+               f"{r['comm']} (pid {p}) spent {spct:.0f}% of its wait ({fx.duration(stacked)}) "
+               f"behind vCPUs of its own VM on CPU {', '.join(map(str, on))}: "
+               "they share a physical CPU")
+
+
+@_rule("cpu_imbalance")
+def _cpu_imbalance(fx):
+    """A CPU busy_pct busy with runnable waiting on it while another idled idle_pct (D2)."""
+    if not fx.has_sched:
+        return
+    th = fx.th
+    cs = sched.cpu_summary(fx.trace, **fx.rk)
+    tot = cs["busy_ns"] + cs["idle_ns"] + cs["unknown_ns"]
+    idle_pct = np.where(tot > 0, 100.0 * cs["idle_ns"] / np.maximum(tot, 1), 0.0)
+    if len(cs) < 2 or not (cs["utilization_pct"] >= th.busy_pct).any() or idle_pct.max() < th.idle_pct:
+        return
+    waits = _runnable_per_cpu(fx.trace, fx.start, fx.end)
+    lo = int(np.argmax(idle_pct))
+    idle_cpu = int(cs["cpu"][lo])
+    for r in cs:
+        c = int(r["cpu"])
+        if not (r["utilization_pct"] >= th.busy_pct) or idle_cpu == c or waits.get(c, 0) <= 0:
+            continue
+        wpct = 100.0 * waits[c] / fx.dur
+        yield (_sev(wpct, 1, 10, 50) or "low", wpct, {"cpu": c},
+               {"utilization_pct": round(float(r["utilization_pct"]), 2), "runnable_wait_ns": waits[c],
+                "idle_cpu": idle_cpu, "idle_cpu_idle_pct": round(float(idle_pct[lo]), 2)},
+               f"CPU {c} was {r['utilization_pct']:.0f}% busy with {fx.duration(waits[c])} of "
+               f"runnable waiting on it while CPU {idle_cpu} idled {idle_pct[lo]:.0f}% of the trace")
+
+
+def _exit_rows(fx):
+    """The exit figures per (vCPU thread, reason) (K6), when there are vCPUs and exits."""
+    if not len(fx.vs) or "kvm_exit" not in fx.trace.events:
+        return []
+    return exits(fx.trace).by_reason(None, **fx.rk)
+
+
+@_rule("exit_latency")
+def _exit_latency(fx):
+    """A non-HLT exit reason of a vCPU thread handled in exit_p99_us or more at p99, judged
+    from min_exits timed exits (K6; HLT's time is the guest's idle, K7)."""
+    th = fx.th
+    if not fx.timed:
+        return
+    for row in _exit_rows(fx):
+        p99 = row["p99_ns"]
+        if _is_hlt(row["reason"]) or row["handled"] < th.min_exits or p99 is None or \
+                not p99 >= th.exit_p99_us * 1e3:
+            continue
+        p = int(row["group"])
+        ratio = p99 / (th.exit_p99_us * 1e3)
+        yield (_sev(ratio, 1, 2, 10), ratio, fx.subject(p),
+               {k: row[k] for k in ("reason", "count", "handled", "switched_out", "mean_ns", "p50_ns",
+                                    "p99_ns", "max_ns", "total_ns")},
+               f"{fx.top.comm(p)} (pid {p}): {row['reason']} exits take {fx.duration(p99)} at p99 "
+               f"to handle (mean {fx.duration(row['mean_ns'])}, {row['handled']} timed, "
+               f"{row['switched_out']} preempted before re-entry)")
+
+
+@_rule("exit_rate")
+def _exit_rate(fx):
+    """exit_rate or more exits per second of one reason on one vCPU thread (K9)."""
+    th = fx.th
+    for row in _exit_rows(fx):
+        rate = row["rate_per_s"]
+        if rate is None or not rate >= th.exit_rate:
+            continue
+        p = int(row["group"])
+        yield (_sev(rate / th.exit_rate, 1, 2, 5), rate / th.exit_rate, fx.subject(p),
+               {k: row[k] for k in ("reason", "count", "rate_per_s", "mean_ns", "p99_ns")},
+               f"{fx.top.comm(p)} (pid {p}): {row['count']} {row['reason']} exits, {rate:,.0f}/s")
+
+
+@_rule("io_blocked")
+def _io_blocked(fx):
+    """A QEMU I/O thread (not the main thread) blocked (D) io_blocked_ms at a stretch or
+    io_blocked_pct of the window in all (K8)."""
+    th = fx.th
+    for r in io_summary(fx.trace, **fx.rk)["threads"]:
+        if r["role"] == ROLE_MAIN:
+            continue
+        lb = r["longest_blocked_ns"]
+        bpct = 100.0 * r["blocked_ns"] / fx.dur
+        if not ((fx.timed and lb >= th.io_blocked_ms * 1e6) or bpct >= th.io_blocked_pct):
+            continue
+        score = max(lb / (th.io_blocked_ms * 1e6) if fx.timed else 0, bpct / th.io_blocked_pct)
+        yield (_sev(score, 1, 2, 10), score, fx.subject(r["pid"]),
+               {k: r[k] for k in ("blocked_ns", "blocked_count", "longest_blocked_ns", "longest_blocked_at",
+                                  "wakeups")} | {"blocked_pct": round(bpct, 1)},
+               f"{r['comm']} (pid {r['pid']}) was blocked (D) {bpct:.1f}% of the trace, "
+               f"{r['blocked_count']} times, longest {fx.duration(lb)}")
+
+
+@_rule("block_latency")
+def _block_latency(fx):
+    """A block device whose issue-to-complete p99 is block_p99_ms or more over 5 requests (K8)."""
+    th = fx.th
+    if not fx.timed:
+        return
+    for d in io_summary(fx.trace, **fx.rk)["devices"]:
+        p99 = d.get("latency_p99_ns")
+        if p99 is None or d["paired"] < 5 or not p99 >= th.block_p99_ms * 1e6:
+            continue
+        ratio = p99 / (th.block_p99_ms * 1e6)
+        yield (_sev(ratio, 1, 2, 10), ratio, {"device": d["device"]},
+               {k: d[k] for k in ("issued", "completed", "paired", "latency_mean_ns", "latency_p50_ns",
+                                  "latency_p99_ns", "latency_max_ns")},
+               f"block device {d['device']}: issue-to-complete p99 {fx.duration(p99)} over "
+               f"{d['paired']} requests")
+
+
+@_rule("vcpu_wakeup_latency")
+def _vcpu_wakeup_latency(fx):
+    """A vCPU thread's wakeup-to-run latency p99 (D4) at wakeup_p99_us or more, over 10 wakeups."""
+    th = fx.th
+    if not fx.timed:
+        return
+    limit = th.wakeup_p99_us * 1e3
+    for r in fx.judged_vcpus():
+        p, lp99 = int(r["pid"]), int(r["lat_p99_ns"])
+        if int(r["lat_count"]) < 10 or not lp99 >= limit:
+            continue
+        yield (_sev(lp99 / limit, 1, 2, 10), lp99 / limit, fx.subject(p),
+               {"count": int(r["lat_count"]), "p50_ns": int(r["lat_p50_ns"]), "p99_ns": lp99,
+                "max_ns": int(r["lat_max_ns"]), "max_at_ns": int(r["lat_max_ts"])},
+               f"{r['comm']} (pid {p}): wakeup-to-run latency p99 {fx.duration(lp99)}, max "
+               f"{fx.duration(r['lat_max_ns'])} ({int(r['lat_count'])} wakeups)")
+
+
+@_rule("caveat")
+def _caveats(fx):
+    """What limits the figures: the scheduling caveats, missing events, a tick clock, no vCPU,
+    one machine of several."""
+    notes = []
+    if fx.has_sched:
+        notes += sched.caveats(fx.trace)
+    elif len(fx.vs):
+        notes.append("the trace has no sched_switch events: vCPU run/wait time, neighbours and "
+                     "wakeup latency cannot be computed (record sched:sched_switch and "
+                     "sched:sched_wakeup)")
+    if not fx.timed and not fx.has_sched:
+        notes.append(f"the trace clock is '{fx.trace.clock}': times are in ticks, so exit rates and "
+                     "the time thresholds do not apply")
+    if not len(fx.vs):
+        notes.append("no vCPU thread found (no kvm_entry/kvm_exit lines and no 'CPU n/KVM' "
+                     "thread): nothing KVM-specific to diagnose")
+    if fx.trace is not fx.whole:
+        notes.append(_machines.scope_note(fx.whole, fx.trace))
+    for text in notes:
+        yield "info", 0, {}, {}, text
+
+
+#: the rules diagnose runs, in the order of their kinds among findings of equal severity: the
+#: host scheduler first, then exits, I/O, and the caveats last
+RULES = (_vcpu_steal, _overcommit, _vcpu_stacking, _cpu_imbalance, _exit_latency, _exit_rate,
+         _io_blocked, _block_latency, _vcpu_wakeup_latency, _caveats)
+KINDS = tuple(rule.kind for rule in RULES)
 
 
 def diagnose(trace, thresholds: Thresholds | None = None, *, start=None, end=None, cpus=None):
     """Ranked findings: a list of dicts {kind, severity, score, subject, evidence,
-    explanation}, by severity, then kind (KINDS order), then score (how far past its
-    threshold), the most severe first."""
+    explanation}, one per finding of each rule (``RULES``), by severity, then kind (KINDS
+    order), then score (how far past its threshold), the most severe first."""
     start, end = _restriction(start, end)
-    rk = dict(start=start, end=end, cpus=cpus)
-    th = thresholds or Thresholds()
-    whole, trace = trace, _machines.scoped(trace)
-    top = prepare(trace)
-    unit = "ns" if trace.time_unit == "ns" else "ticks"
-    timed = unit == "ns"
-    found = []
-    has_sched = _has_sched(trace)
-    name_of = lambda p: "idle" if p == 0 else "unknown (lost events)" if p == -1 else top.comm(p) or \
-        (sched.model(trace).comm[sched.model(trace).task_index([p])[0]] if has_sched else "")  # noqa: E731
-
-    def add(kind, sev, score, subject, evidence, text):
-        found.append({"kind": kind, "severity": sev, "score": round(float(score), 4),
-                      "subject": subject, "evidence": evidence, "explanation": text})
-
-    if has_sched and len(top.vcpu_pids):
-        # the vCPU figures read the same interval columns: built once here, then the stolen
-        # time and the exit figures are added up on another thread (the join, the sorts and
-        # most of NumPy run without the GIL) while this one adds up the rest
-        _intervals(trace, top.vcpu_pids, start, end, cpus)
-        _window(trace)
-        bg = [lambda: neighbours(trace, **rk)]
-        if "kvm_exit" in trace.events:
-            bg += [lambda: exits(trace).per_vcpu(**rk, pids=top.vcpu_pids),
-                   lambda: exits(trace).by_reason(None, **rk)]
-        join = _background(*bg)
-        try:
-            sched.task_summary(trace, pids=top.vcpu_pids, **rk)
-            placement(trace, **rk)
-            overcommit(trace, start=start, end=end)
-        finally:
-            join()
-    vs = vcpu_summary(trace, **rk)
-    w0, w1 = _window(trace)
-    w0 = w0 if start is None else min(max(w0, start), w1)
-    w1 = w1 if end is None else max(min(w1, end), w0)
-    dur = max(w1 - w0, 1)
-    if has_sched and len(vs):
-        nb = neighbours(trace, **rk)
-        for r in vs:
-            p = int(r["pid"])
-            wait, run = int(r["wait_ns"]), int(r["run_ns"])
-            if wait < 0 or (timed and wait < th.min_wait_ms * 1e6):
-                continue
-            pct = float(r["steal_pct"])
-            sev = _sev(pct, th.steal_pct, max(th.steal_pct, 10.0), max(th.steal_pct, 25.0))
-            mine = nb[nb["pid"] == p]
-            by = {}
-            for q, s in zip(mine["neighbour_pid"].tolist(), mine["stolen_ns"].tolist()):
-                by[q] = by.get(q, 0) + s
-            tops = sorted(by.items(), key=lambda kv: -kv[1])
-            if sev:
-                evid = {"run_ns": run, "wait_ns": wait, "steal_pct": round(pct, 1),
-                        "preemptions": int(r["preemptions"]),
-                        "neighbours": [{"pid": q, "comm": name_of(q), "stolen_ns": s,
-                                        "share_pct": round(100.0 * s / wait, 1),
-                                        "same_vm": top.vm_of.get(q, -2) == top.vm_of.get(p, -1)}
-                                       for q, s in tops[:5]]}
-                who = ", ".join(f"{name_of(q)} (pid {q}) {100.0 * s / wait:.0f}%" for q, s in tops[:3])
-                add("vcpu_steal", sev, pct / th.steal_pct, _subject(top, p), evid,
-                    f"{r['comm']} (pid {p}) waited {pct:.1f}% of its runnable time "
-                    f"({format_duration(wait, unit)} runnable vs {format_duration(run, unit)} running); "
-                    f"its CPU went to: {who}")
-            stacked = int(r["stacked_ns"])
-            if stacked > 0 and wait > 0:
-                spct = 100.0 * stacked / wait
-                sev2 = _sev(spct, th.stack_pct, 2 * th.stack_pct, 4 * th.stack_pct)
-                if sev2:
-                    sib = [(q, s) for q, s in tops if q in top.vm_of and top.vm_of[q] == top.vm_of.get(p)
-                           and top.threads.get(q, [None])[0] == ROLE_VCPU]
-                    sib_rows = np.isin(mine["neighbour_pid"], [q for q, _ in sib])
-                    cpus = sorted(set(mine["cpu"][sib_rows].tolist()))
-                    add("vcpu_stacking", sev2, spct / th.stack_pct, _subject(top, p),
-                        {"wait_ns": wait, "stacked_ns": stacked, "stacked_pct": round(spct, 1),
-                         "cpus": cpus, "siblings": [{"pid": q, "comm": name_of(q), "vcpu": top.threads[q][1],
-                                                     "stolen_ns": s} for q, s in sib]},
-                        f"{r['comm']} (pid {p}) spent {spct:.0f}% of its wait "
-                        f"({format_duration(stacked, unit)}) "
-                        f"behind vCPUs of its own VM on CPU {', '.join(map(str, cpus))}: "
-                        "they share a physical CPU")
-            lp99 = int(r["lat_p99_ns"])
-            if timed and int(r["lat_count"]) >= 10 and lp99 >= th.wakeup_p99_us * 1e3:
-                sev3 = _sev(lp99 / (th.wakeup_p99_us * 1e3), 1, 2, 10)
-                add("vcpu_wakeup_latency", sev3, lp99 / (th.wakeup_p99_us * 1e3), _subject(top, p),
-                    {"count": int(r["lat_count"]), "p50_ns": int(r["lat_p50_ns"]), "p99_ns": lp99,
-                     "max_ns": int(r["lat_max_ns"]), "max_at_ns": int(r["lat_max_ts"])},
-                    f"{r['comm']} (pid {p}): wakeup-to-run latency p99 {format_duration(lp99, unit)}, max "
-                    f"{format_duration(r['lat_max_ns'], unit)} ({int(r['lat_count'])} wakeups)")
-        oc = overcommit(trace, start=start, end=end)
-        if oc and oc["overcommit_ns"] > 0:
-            pct = 100.0 * oc["overcommit_ns"] / dur
-            sev = _sev(pct, th.overcommit_pct, 2 * th.overcommit_pct, 4 * th.overcommit_pct)
-            if sev:
-                add("overcommit", sev, pct / th.overcommit_pct, {"vms": sorted(top.vms)},
-                    {"ncpus": oc["ncpus"], "vcpus": oc["vcpus"], "overcommit_ns": oc["overcommit_ns"],
-                     "overcommit_pct": round(pct, 1), "mean_runnable_vcpus": round(oc["mean"], 3),
-                     "max_runnable_vcpus": oc["max"]},
-                    f"more vCPU threads were runnable than there are CPUs ({oc['ncpus']}) for "
-                    f"{pct:.1f}% of the trace (up to {oc['max']} of {oc['vcpus']} at once)")
-    # exits
-    if len(vs) and ("kvm_exit" in trace.events):
-        x = exits(trace)
-        for row in x.by_reason(None, **rk):
-            p = int(row["group"])
-            comm = top.comm(p)
-            rate = row["rate_per_s"]
-            if rate is not None and rate >= th.exit_rate:
-                add("exit_rate", _sev(rate / th.exit_rate, 1, 2, 5), rate / th.exit_rate, _subject(top, p),
-                    {k: row[k] for k in ("reason", "count", "rate_per_s", "mean_ns", "p99_ns")},
-                    f"{comm} (pid {p}): {row['count']} {row['reason']} exits, {rate:,.0f}/s")
-            if timed and not _is_hlt(row["reason"]) and row["handled"] >= th.min_exits and \
-                    row["p99_ns"] is not None and row["p99_ns"] >= th.exit_p99_us * 1e3:
-                ratio = row["p99_ns"] / (th.exit_p99_us * 1e3)
-                add("exit_latency", _sev(ratio, 1, 2, 10), ratio, _subject(top, p),
-                    {k: row[k] for k in ("reason", "count", "handled", "switched_out", "mean_ns", "p50_ns",
-                                         "p99_ns", "max_ns", "total_ns")},
-                    f"{comm} (pid {p}): {row['reason']} exits take "
-                    f"{format_duration(row['p99_ns'], unit)} at p99 "
-                    f"to handle (mean {format_duration(row['mean_ns'], unit)}, {row['handled']} timed, "
-                    f"{row['switched_out']} preempted before re-entry)")
-    # I/O
-    io = io_summary(trace, **rk)
-    for r in io["threads"]:
-        if r["role"] == ROLE_MAIN:
-            continue
-        lb, bl = r["longest_blocked_ns"], r["blocked_ns"]
-        bpct = 100.0 * bl / dur
-        hit_long = timed and lb >= th.io_blocked_ms * 1e6
-        hit_share = bpct >= th.io_blocked_pct
-        if hit_long or hit_share:
-            score = max(lb / (th.io_blocked_ms * 1e6) if timed else 0, bpct / th.io_blocked_pct)
-            add("io_blocked", _sev(score, 1, 2, 10), score, _subject(top, r["pid"]),
-                {k: r[k] for k in ("blocked_ns", "blocked_count", "longest_blocked_ns", "longest_blocked_at",
-                                   "wakeups")} | {"blocked_pct": round(bpct, 1)},
-                f"{r['comm']} (pid {r['pid']}) was blocked (D) {bpct:.1f}% of the trace, "
-                f"{r['blocked_count']} times, longest {format_duration(lb, unit)}")
-    for d in io["devices"]:
-        p99 = d.get("latency_p99_ns")
-        if timed and p99 is not None and d["paired"] >= 5 and p99 >= th.block_p99_ms * 1e6:
-            ratio = p99 / (th.block_p99_ms * 1e6)
-            add("block_latency", _sev(ratio, 1, 2, 10), ratio, {"device": d["device"]},
-                {k: d[k] for k in ("issued", "completed", "paired", "latency_mean_ns", "latency_p50_ns",
-                                   "latency_p99_ns", "latency_max_ns")},
-                f"block device {d['device']}: issue-to-complete p99 {format_duration(p99, unit)} over "
-                f"{d['paired']} requests")
-    # CPUs
-    if has_sched:
-        cs = sched.cpu_summary(trace, **rk)
-        tot = cs["busy_ns"] + cs["idle_ns"] + cs["unknown_ns"]
-        idle_pct = np.where(tot > 0, 100.0 * cs["idle_ns"] / np.maximum(tot, 1), 0.0)
-        if len(cs) > 1 and (cs["utilization_pct"] >= th.busy_pct).any() and idle_pct.max() >= th.idle_pct:
-            waits = _runnable_per_cpu(trace, start, end)
-            lo = int(np.argmax(idle_pct))
-            for r in cs:
-                c = int(r["cpu"])
-                if r["utilization_pct"] >= th.busy_pct and idle_pct[lo] >= th.idle_pct and \
-                        int(cs["cpu"][lo]) != c and waits.get(c, 0) > 0:
-                    wpct = 100.0 * waits[c] / dur
-                    add("cpu_imbalance", _sev(wpct, 1, 10, 50) or "low", wpct, {"cpu": c},
-                        {"utilization_pct": round(float(r["utilization_pct"]), 2),
-                         "runnable_wait_ns": waits[c],
-                         "idle_cpu": int(cs["cpu"][lo]), "idle_cpu_idle_pct": round(float(idle_pct[lo]), 2)},
-                        f"CPU {c} was {r['utilization_pct']:.0f}% busy with "
-                        f"{format_duration(waits[c], unit)} of "
-                        f"runnable waiting on it while CPU {int(cs['cpu'][lo])} idled "
-                        f"{idle_pct[lo]:.0f}% of the trace")
-        for text in sched.caveats(trace):
-            add("caveat", "info", 0, {}, {}, text)
-    elif len(vs):
-        add("caveat", "info", 0, {}, {}, "the trace has no sched_switch events: vCPU run/wait time, "
-            "neighbours and wakeup latency cannot be computed (record sched:sched_switch and "
-            "sched:sched_wakeup)")
-    if not timed and not has_sched:
-        add("caveat", "info", 0, {}, {}, f"the trace clock is '{trace.clock}': times are in ticks, "
-            "so exit rates and the time thresholds do not apply")
-    if not len(vs):
-        add("caveat", "info", 0, {}, {}, "no vCPU thread found (no kvm_entry/kvm_exit lines and no "
-            "'CPU n/KVM' thread): nothing KVM-specific to diagnose")
-    if trace is not whole:
-        add("caveat", "info", 0, {}, {}, _machines.scope_note(whole, trace))
+    fx = _Figures(trace, _machines.scoped(trace), thresholds or Thresholds(), start, end, cpus)
+    found = [{"kind": rule.kind, "severity": sev, "score": round(float(score), 4),
+              "subject": subject, "evidence": evidence, "explanation": text}
+             for rule in RULES for sev, score, subject, evidence, text in rule(fx)]
     found.sort(key=lambda f: (-_SEV[f["severity"]], KINDS.index(f["kind"]), -f["score"]))
     return found
