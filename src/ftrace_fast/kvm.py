@@ -149,92 +149,115 @@ def _is_hlt(reason):
 # ---------------------------------------------------------------------------------------------
 # topology (K1, K2)
 
+def _kvm_line_names(trace, names, tgid):
+    """Add the names and tgids of the own tasks of kvm lines to ``names`` / ``tgid`` (the
+    model's come first); returns {pid: {event: {vcpu field: lines}}}, the votes of K1."""
+    votes = {}
+    for nm in ("kvm_entry", "kvm_exit"):
+        a = trace.events.get(nm)
+        if a is None or not len(a):
+            continue
+        for p, cid in _unique_pairs(a["pid"], a["comm"]):
+            if p > 0 and cid >= 0:
+                names.setdefault(p, set()).add(trace.comms[cid])
+        for p, v, n in _pair_counts(a["pid"], a["vcpu"]):
+            if p > 0:
+                votes.setdefault(p, {}).setdefault(nm, {})[v] = n
+        tg = a["tgid"]
+        if tg.max(initial=-1) >= 0:
+            k = tg >= 0
+            for p, g in set(zip(a["pid"][k].tolist(), tg[k].tolist())):
+                tgid.setdefault(p, g)
+    return votes
+
+
+def _vcpu_indices(names, votes):
+    """{pid: vCPU index} of the vCPU threads (K1): the most frequent vcpu field of its
+    kvm_entry lines, else of its kvm_exit lines, else the n of its ``CPU n/KVM`` name, else -1."""
+    out = {}
+    for p, ns in names.items():
+        idx = None
+        for n in ns:
+            mm = _VCPU_NAME.match(n)
+            if mm:
+                idx = int(mm.group(1))
+        if p not in votes and idx is None:
+            continue
+        v = -1
+        for nm in ("kvm_entry", "kvm_exit"):
+            vs = {k: n for k, n in votes.get(p, {}).get(nm, {}).items() if k >= 0}
+            if vs:
+                v = max(vs.items(), key=lambda kv: (kv[1], -kv[0]))[0]
+                break
+        out[p] = idx if v < 0 and idx is not None else v
+    return out
+
+
+def _vms(threads, tgid):
+    """The VMs of the vCPU threads (K2): {vm: {"vm", "tgid_known", "vcpus", "threads"}}."""
+    vcpu_pids = sorted(threads)
+    vm_of = {p: tgid[p] for p in vcpu_pids if p in tgid}
+    # no tgid: QEMU creates vCPU threads in index order, so an index not above the previous
+    # thread's starts another VM
+    cur, prev_v = None, None
+    for p in vcpu_pids:
+        if p in tgid:
+            continue
+        v = threads[p][1]
+        if cur is None or v < 0 or prev_v is None or v <= prev_v:
+            cur = p
+        vm_of[p] = cur
+        prev_v = v
+    vms = {}
+    for p in vcpu_pids:
+        d = vms.setdefault(vm_of[p], {"vm": vm_of[p], "tgid_known": p in tgid, "vcpus": [],
+                                      "threads": []})
+        d["vcpus"].append(p)
+    return vms
+
+
 class Topology:
     """The QEMU processes and threads of a trace (K1, K2)."""
 
     def __init__(self, trace):
         self.trace = trace
-        ev = trace.events
-        names = {}  # pid -> set of comms
-        tgid = {}
-        have_sched = "sched_switch" in ev and len(ev["sched_switch"])
-        self._model = None
-        if have_sched:
-            # the KVM figures read the task intervals and the CPU occupancy: one walk
-            m = self._model = sched.model(trace, intervals=sched.IV | sched.CO)
-            # only the names that can make a thread part of a QEMU process matter here, and a
-            # thread's name at its last line is the one QEMU gave it (a new thread carries its
-            # creator's name only until it renames itself)
-            ok = np.fromiter((_QEMU_ANY.search(c) is not None for c in trace.comms), bool,
-                             len(trace.comms))
-            cid = m.comm_id
-            k = (cid >= 0) & (cid < len(ok))
-            k[k] = ok[cid[k]]
-            for p, c in zip(m.pids[k].tolist(), cid[k].tolist()):
-                names.setdefault(p, set()).add(trace.comms[c])
-            has = m.tgid >= 0
-            tgid.update(zip(m.pids[has].tolist(), m.tgid[has].tolist()))
-        # the own tasks of kvm lines (the sched model covers any line's task when present)
-        vcpu_votes = {}
-        for nm in ("kvm_entry", "kvm_exit"):
-            a = ev.get(nm)
-            if a is None or not len(a):
-                continue
-            pc = _unique_pairs(a["pid"], a["comm"])
-            for p, cid in pc:
-                if p > 0 and cid >= 0:
-                    names.setdefault(p, set()).add(trace.comms[cid])
-            for p, v, n in _pair_counts(a["pid"], a["vcpu"]):
-                if p > 0:
-                    vcpu_votes.setdefault(p, {}).setdefault(nm, {})[v] = n
-            tg = a["tgid"]
-            if tg.max(initial=-1) >= 0:
-                k = tg >= 0
-                for p, g in set(zip(a["pid"][k].tolist(), tg[k].tolist())):
-                    tgid.setdefault(p, g)
+        # the KVM figures read the task intervals and the CPU occupancy: one walk
+        self._model = sched.model(trace, intervals=sched.IV | sched.CO) if _has_sched(trace) else None
+        names, self.tgid = self._model_names(trace, self._model)
+        votes = _kvm_line_names(trace, names, self.tgid)
         self.names = {p: sorted(s) for p, s in names.items()}
-        threads = {}
-        for p, ns in self.names.items():
-            idx = None
-            for n in ns:
-                mm = _VCPU_NAME.match(n)
-                if mm:
-                    idx = int(mm.group(1))
-            if p in vcpu_votes or idx is not None:
-                v = -1
-                for nm in ("kvm_entry", "kvm_exit"):
-                    votes = {k: n for k, n in vcpu_votes.get(p, {}).get(nm, {}).items() if k >= 0}
-                    if votes:
-                        v = max(votes.items(), key=lambda kv: (kv[1], -kv[0]))[0]
-                        break
-                if v < 0 and idx is not None:
-                    v = idx
-                threads[p] = [ROLE_VCPU, v]
-        self.tgid = tgid
-        # VMs (K2)
-        vcpu_pids = sorted(threads)
-        vm_of = {}
-        known = [p for p in vcpu_pids if p in tgid]
-        for p in known:
-            vm_of[p] = tgid[p]
-        rest = [p for p in vcpu_pids if p not in tgid]
-        cur, prev_v = None, None
-        for p in rest:
-            v = threads[p][1]
-            if cur is None or v < 0 or prev_v is None or v <= prev_v:
-                cur = p
-            vm_of[p] = cur
-            prev_v = v
-        self.vms = {}
-        for p in vcpu_pids:
-            vm = vm_of[p]
-            d = self.vms.setdefault(vm, {"vm": vm, "tgid_known": p in tgid, "vcpus": [],
-                                         "threads": []})
-            d["vcpus"].append(p)
-        # other QEMU threads
+        threads = {p: [ROLE_VCPU, v] for p, v in _vcpu_indices(self.names, votes).items()}
+        self.vms = _vms(threads, self.tgid)
+        self._add_helper_threads(threads)
+        self.threads = threads
+        self.vm_of = {p: vm for vm, d in self.vms.items() for p in d["vcpus"] + d["threads"]}
+
+    @staticmethod
+    def _model_names(trace, m):
+        """({pid: the QEMU-like names of its lines}, {pid: tgid}) from the scheduling model."""
+        names, tgid = {}, {}
+        if m is None:
+            return names, tgid
+        # only the names that can make a thread part of a QEMU process matter here, and a
+        # thread's name at its last line is the one QEMU gave it (a new thread carries its
+        # creator's name only until it renames itself)
+        ok = np.fromiter((_QEMU_ANY.search(c) is not None for c in trace.comms), bool,
+                         len(trace.comms))
+        cid = m.comm_id
+        k = (cid >= 0) & (cid < len(ok))
+        k[k] = ok[cid[k]]
+        for p, c in zip(m.pids[k].tolist(), cid[k].tolist()):
+            names.setdefault(p, set()).add(trace.comms[c])
+        has = m.tgid >= 0
+        tgid.update(zip(m.pids[has].tolist(), m.tgid[has].tolist()))
+        return names, tgid
+
+    def _add_helper_threads(self, threads):
+        """The other QEMU threads (K1, K2): vhost workers by the process they name, iothreads,
+        main and other threads by their tgid, or by their names when the trace holds one VM."""
+        tgid = self.tgid
         single = next(iter(self.vms)) if len(self.vms) == 1 else None
-        vm_keys = set(self.vms)
-        cands = set(self.names) | {p for p, g in tgid.items() if g in vm_keys}
+        cands = set(self.names) | {p for p, g in tgid.items() if g in self.vms}
         for p in sorted(cands):
             if p in threads:
                 continue
@@ -262,8 +285,6 @@ class Topology:
             if vm is not None and role is not None:
                 threads[p] = [role, -1]
                 self.vms[vm]["threads"].append(p)
-        self.threads = threads
-        self.vm_of = {p: vm for vm, d in self.vms.items() for p in d["vcpus"] + d["threads"]}
 
     def _last_comm(self, pid):
         m = self._model
