@@ -690,11 +690,7 @@ def _task_mask(trace, pid, comm_id, pids, comm):
 def _rates(trace, what, ts, cpu, pid, comm_id, *, top, bins, bin_ns, start, end, cpus, pids,
            comm, ylabel, title, extra):
     start, end = _time_arg(start, "start"), _time_arg(end, "end")
-    lo, hi = _span_range(trace, start, end)
-    if bin_ns is None:
-        bin_ns = nice_bin(hi - lo, bins)
-    nb = sched.bin_count(hi - lo, bin_ns, limit=1_000_000)   # a chart: no more than 10**6 bins
-    edges = lo + bin_ns * np.arange(nb + 1, dtype=np.int64)
+    lo, hi, bin_ns, nb, edges = _time_bins(trace, start, end, bins, bin_ns)
     k = (ts >= lo) & (ts <= hi) & (pid > 0) & _task_mask(trace, pid, comm_id, pids, comm)
     if cpus is not None:
         k &= np.isin(cpu, np.asarray(list(cpus)))
@@ -829,14 +825,40 @@ def kvm_exits(trace, *, top=8, bins=200, bin_ns=None, start=None, end=None, cpus
         raise ValueError(f"{trace.source}: no kvm_exit events: the kvm-exits chart needs "
                          "kvm:kvm_exit (and kvm:kvm_entry for handling times)")
     start, end = _time_arg(start, "start"), _time_arg(end, "end")
+    lo, hi, bin_ns, nb, edges = _time_bins(trace, start, end, bins, bin_ns)
+    x = kvm.exits(trace)
+    k = _exit_mask(trace, x, lo, hi, cpus, pids, comm)
+    ts, handled, handling, swo = x.x_ts[k], x.x_handled[k], x.x_handling[k], x.x_switched_out[k]
+    col = np.minimum((ts - lo) // bin_ns, nb - 1)
+    per, reasons, groups = _exits_by_reason(trace, x.x_reason[k], col, nb, top)
+    hv = handling[handled]
+    hedges = latency_bins(hv, nbins)
+    samples = [np.sort(handling[g & handled]) for g in groups]
+    data = {"edges": edges, "counts": per, "reasons": reasons, "handling": samples,
+            "bin_edges": hedges,
+            "hist": [np.histogram(np.maximum(s, hedges[0]), bins=hedges)[0] for s in samples],
+            "exits": [int(g.sum()) for g in groups],
+            "handled": [int((g & handled).sum()) for g in groups],
+            "switched_out": [int((g & swo).sum()) for g in groups]}
+    notes = _caveats_light(trace) + _exit_notes(hv, handled, swo)
+    fig = _draw_exits(trace, data, lo, hi, bin_ns, notes, pooled=len(per) - 1 < len(reasons),
+                      timed=len(hv) > 0, nthreads=len(np.unique(x.x_pid[k])))
+    return Plot("kvm-exits", fig, data, notes)
+
+
+def _time_bins(trace, start, end, bins, bin_ns):
+    """(lo, hi, bin width, number of bins, edges) of a chart over time drawn from event lines:
+    ``bin_ns``, or a round width giving about ``bins`` bins."""
     lo, hi = _span_range(trace, start, end)
     if bin_ns is None:
         bin_ns = nice_bin(hi - lo, bins)
-    if bin_ns <= 0:
-        raise ValueError("bin width must be positive")
     nb = sched.bin_count(hi - lo, bin_ns, limit=1_000_000)   # a chart: no more than 10**6 bins
-    edges = lo + bin_ns * np.arange(nb + 1, dtype=np.int64)
-    x = kvm.exits(trace)
+    return lo, hi, bin_ns, nb, lo + bin_ns * np.arange(nb + 1, dtype=np.int64)
+
+
+def _exit_mask(trace, x, lo, hi, cpus, pids, comm):
+    """The exits in [lo, hi] on ``cpus`` of the vCPU threads chosen by ``pids`` and ``comm``."""
+    from . import kvm
     k = (x.x_ts >= lo) & (x.x_ts <= hi)
     if cpus is not None:
         k &= np.isin(x.x_cpu, np.asarray(list(cpus)))
@@ -847,9 +869,12 @@ def kvm_exits(trace, *, top=8, bins=200, bin_ns=None, start=None, end=None, cpus
         names = kvm.topology(trace).names
         ok = [p for p in np.unique(x.x_pid).tolist() if any(cm.name(n) for n in names.get(p, [""]))]
         k &= np.isin(x.x_pid, np.asarray(ok, np.int64))
-    ts, reason = x.x_ts[k], x.x_reason[k]
-    handled, handling, swo = x.x_handled[k], x.x_handling[k], x.x_switched_out[k]
-    col = np.minimum((ts - lo) // bin_ns, nb - 1)
+    return k
+
+
+def _exits_by_reason(trace, reason, col, nb, top):
+    """Exit counts per (reason drawn, bin): the ``top`` reasons by count, then one row pooling
+    the rest; returns (counts, reason names, a mask of the exits of each name)."""
     ur, inv, tot = (np.unique(reason, return_inverse=True, return_counts=True) if len(reason)
                     else (np.zeros(0, np.int32), np.zeros(0, np.int64), np.zeros(0, np.int64)))
     inv = inv.reshape(-1)
@@ -863,32 +888,37 @@ def kvm_exits(trace, *, top=8, bins=200, bin_ns=None, start=None, end=None, cpus
     per = np.bincount(slot[inv] * nb + col, minlength=(len(shown) + 1) * nb) \
         .reshape(len(shown) + 1, nb).astype(np.int64)
     reasons = [names[i] for i in shown]
-    rest = len(ur) - len(shown)
     groups = [slot[inv] == j for j in range(len(shown))]
+    rest = len(ur) - len(shown)
     if rest:
         reasons.append(f"other ({rest} reasons)")
         groups.append(slot[inv] == len(shown))
-    samples = [np.sort(handling[g & handled]) for g in groups]
-    exits_n = [int(g.sum()) for g in groups]
-    handled_n = [int((g & handled).sum()) for g in groups]
-    swo_n = [int((g & swo).sum()) for g in groups]
-    ticks = trace.time_unit != "ns"
-    per_unit = 1e6 if ticks else 1e9
-    rates = per / (bin_ns / per_unit)
-    hv = handling[handled]
-    hedges = latency_bins(hv, nbins)
-    hist = [np.histogram(np.maximum(s, hedges[0]), bins=hedges)[0] for s in samples]
-    notes = _caveats_light(trace)
+    return per, reasons, groups
+
+
+def _exit_notes(hv, handled, swo):
+    """Notes on the exits without a handling time, and on those handled within the clock's
+    resolution."""
+    notes = []
     zeros = int((hv == 0).sum())
     if zeros:
         notes.append(f"{zeros} exits handled within the clock's resolution (0) are counted in the "
                      "first bin")
-    untimed = len(ts) - int(handled.sum())
+    untimed = len(handled) - int(handled.sum())
     if untimed:
         so = int(swo.sum())
-        notes.append(f"{untimed} of {len(ts)} exits have no handling time: {so} were switched out "
-                     "before re-entry" + (f", {untimed - so} unpaired or broken (K6)"
-                                          if untimed > so else " (K6)"))
+        notes.append(f"{untimed} of {len(handled)} exits have no handling time: {so} were switched "
+                     "out before re-entry" + (f", {untimed - so} unpaired or broken (K6)"
+                                              if untimed > so else " (K6)"))
+    return notes
+
+
+def _draw_exits(trace, data, lo, hi, bin_ns, notes, *, pooled, timed, nthreads):
+    """The kvm-exits figure of ``data``: the stacked exit rates above, the handling time's
+    histogram and CDF per reason below."""
+    ticks = trace.time_unit != "ns"
+    reasons, nlines = data["reasons"], int(sum(data["exits"]))
+    nshown = len(reasons) - pooled
     h = 8.0
     fig = _figure(h)
     bottom, top_ = _margins(h, notes)
@@ -898,24 +928,25 @@ def kvm_exits(trace, *, top=8, bins=200, bin_ns=None, start=None, end=None, cpus
     ax_h = fig.add_axes((0.07, bottom, 0.29, mid - bottom))
     ax_c = fig.add_axes((0.42, bottom, 0.27, mid - bottom))
     tx = _TimeAxis(trace, lo, hi)
-    xx = tx(edges)
     div, hunit = (1.0, "ticks") if ticks else (1e3, "µs")
-    if len(ts):
+    if nlines:
         from matplotlib import colormaps
         cmap = colormaps["tab10"]
         palette = [cmap(i) for i in range(10) if i != 7]
-        colors = [palette[i % len(palette)] for i in range(len(shown))]
-        if rest:
+        colors = [palette[i % len(palette)] for i in range(nshown)]
+        if pooled:
             colors.append("#bbbbbb")
+        rates = data["counts"] / (bin_ns / (1e6 if ticks else 1e9))
         ys = [rates[j] for j in range(len(reasons))]
-        xs = np.repeat(xx, 2)[1:-1]
+        xs = np.repeat(tx(data["edges"]), 2)[1:-1]
         ax.stackplot(xs, *[np.repeat(y, 2) for y in ys], colors=colors, labels=reasons,
                      linewidth=0)
         ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False,
-                  title=f"top {len(shown)} reasons by count", title_fontsize=8)
+                  title=f"top {nshown} reasons by count", title_fontsize=8)
+        hedges = data["bin_edges"]
         hx = hedges / div
-        for name, s, c, color, n, nh, so in zip(reasons, samples, hist, colors, exits_n,
-                                                handled_n, swo_n):
+        for name, s, c, color, n, nh in zip(reasons, data["handling"], data["hist"], colors,
+                                            data["exits"], data["handled"]):
             if not len(s):
                 continue
             st = sched.latency_stats(s)
@@ -925,7 +956,7 @@ def kvm_exits(trace, *, top=8, bins=200, bin_ns=None, start=None, end=None, cpus
             cx, cy = cdf_points(s)
             ax_c.step(np.r_[hx[0], np.maximum(cx, hedges[0]) / div], np.r_[0.0, cy],
                       where="post", color=color, linewidth=1.3, label=lab)
-        if len(hv):
+        if timed:
             _log_axes(ax_h, ax_c)
             ax_h.set_ylim(bottom=0.8)
             ax_c.legend(loc="upper left", bbox_to_anchor=(1.03, 1.0), fontsize=7, frameon=False,
@@ -942,14 +973,10 @@ def kvm_exits(trace, *, top=8, bins=200, bin_ns=None, start=None, end=None, cpus
     ax.set_title("exit rate by reason (stacked)", fontsize=9, y=1.0)
     _label_distribution(ax_h, ax_c, f"handling time ({hunit})", "exits", "handling time: ",
                         counted="timed exits")
-    nthreads = len(np.unique(x.x_pid[k]))
     _title(fig, "VM exits", trace, notes,
-           f"{len(ts)} kvm_exit lines of {nthreads} vCPU threads; bins of "
+           f"{nlines} kvm_exit lines of {nthreads} vCPU threads; bins of "
            f"{_fmt_dur(bin_ns, ticks)}; handling = kvm_exit to the next kvm_entry (K6)")
-    return Plot("kvm-exits", fig, {"edges": edges, "counts": per, "reasons": reasons,
-                                   "handling": samples, "bin_edges": hedges, "hist": hist,
-                                   "exits": exits_n, "handled": handled_n,
-                                   "switched_out": swo_n}, notes)
+    return fig
 
 
 #: kind name -> function
