@@ -136,17 +136,37 @@ def perfetto(trace, path_or_file, *, pids=None, comm=None, top=20, start=None, e
     if max_events is not None and max_events < 1:
         raise ValueError("max_events must be at least 1")
     m = sched.model(trace, intervals=True)  # one walk: the export reads the intervals
-    r = m.r
     lo, hi = sched.window(trace)
     lo = lo if start is None else max(lo, start)
     hi = hi if end is None else min(hi, end)
     hi = max(hi, lo)
-    comms = _jstr(m.comm.tolist())
     ev = _Events()
     meta = [_meta(CPU_PID, CPU_PID, "process_name", "CPUs"),
             _sort_meta(CPU_PID, CPU_PID, "process_sort_index", -1)]
+    cpu_sel = _cpu_tracks(ev, meta, m, start, end, cpus)
+    if m.ncpus and cpu_sel.any():
+        _utilization_counters(ev, trace, m, cpu_sel, lo, hi, start, end, util_bins)
+    sel_pids, labels = _task_tracks(ev, meta, trace, m, pids=pids, comm=comm, top=top, start=start,
+                                    end=end, cpus=cpus)
+    _guest_tracks(ev, meta, trace, m, sel_pids, labels, lo, hi, start, end)
+    _wakeup_flows(ev, trace, sel_pids, start, end, cpus)
 
-    # -- CPU tracks
+    cut = ev.cut(max_events) if max_events is not None else None
+    other = {"source": str(trace.source), "generator": "ftrace_fast.export.perfetto",
+             "time_unit": "ns" if trace.time_unit == "ns" else "ticks (shown as ns)",
+             "window_ns": [int(lo), int(hi)], "truncated_at": cut,
+             "caveats": sched.caveats(trace)}
+    written = _write(path_or_file, meta, ev.lines(cut), other)
+    kinds = {k: ev.written.get(k, 0) for k in ("cpu_slices", "task_slices", "guest_slices",
+                                               "counters", "flows")}
+    return {"events": written, "metadata": len(meta), "truncated_at": cut,
+            "would_have": ev.count(), **kinds}
+
+
+def _cpu_tracks(ev, meta, m, start, end, cpus):
+    """A track per CPU with a slice per occupant (D5, D6); returns the mask of CPUs kept."""
+    r = m.r
+    comms = _jstr(m.comm.tolist())
     cpu_sel = np.ones(m.ncpus, bool) if cpus is None else np.isin(m.cpus, np.asarray(list(cpus)))
     a, b, _ = sched._clip(start, end, r["co_start"], r["co_end"])
     k = (b > a) & cpu_sel[r["co_cpu"]] if m.ncpus else np.zeros(len(a), bool)
@@ -163,28 +183,39 @@ def perfetto(trace, path_or_file, *, pids=None, comm=None, top=20, start=None, e
     for c in m.cpus[cpu_sel].tolist():
         meta.append(_meta(CPU_PID, CPU_PID + 1 + c, "thread_name", f"CPU {c}"))
         meta.append(_sort_meta(CPU_PID, CPU_PID + 1 + c, "thread_sort_index", c))
+    return cpu_sel
 
-    # -- utilization counters
-    if m.ncpus and cpu_sel.any():
-        bin_ns = nice_bin(hi - lo, util_bins)
-        edges, busy = sched.cpu_utilization(trace, bin_ns, start=start, end=end)
-        length = np.diff(edges).astype(np.float64)
-        pct = np.where(length > 0, 100.0 * busy / np.maximum(length, 1), 0.0)[cpu_sel]
-        nums = m.cpus[cpu_sel]
-        nb = pct.shape[1]
-        # each bin's value at its start, and the last one held to the window's end
-        ts_c = np.tile(np.r_[edges[:-1], edges[-1]], len(nums))
-        val = np.concatenate([np.r_[row, row[-1:]] for row in pct])
-        cnum = np.repeat(nums, nb + 1)
 
-        def fmt_c(idx, ts_c=ts_c, val=val, cnum=cnum):
-            t = _us(ts_c[idx])
-            v, c = val[idx].tolist(), cnum[idx].tolist()
-            return [f'{{"ph":"C","name":"CPU {c[j]} utilization","ts":{t[j]},"pid":{CPU_PID},'
-                    f'"tid":{CPU_PID},"args":{{"pct":{v[j]:.2f}}}}}' for j in range(len(idx))]
-        ev.add("counters", ts_c, fmt_c)
+def _utilization_counters(ev, trace, m, cpu_sel, lo, hi, start, end, util_bins):
+    """A counter per kept CPU: its busy % per bin of about (hi - lo) / util_bins."""
+    bin_ns = nice_bin(hi - lo, util_bins)
+    edges, busy = sched.cpu_utilization(trace, bin_ns, start=start, end=end)
+    length = np.diff(edges).astype(np.float64)
+    pct = np.where(length > 0, 100.0 * busy / np.maximum(length, 1), 0.0)[cpu_sel]
+    nums = m.cpus[cpu_sel]
+    nb = pct.shape[1]
+    # each bin's value at its start, and the last one held to the window's end
+    ts_c = np.tile(np.r_[edges[:-1], edges[-1]], len(nums))
+    val = np.concatenate([np.r_[row, row[-1:]] for row in pct])
+    cnum = np.repeat(nums, nb + 1)
 
-    # -- task tracks
+    def fmt_c(idx):
+        t = _us(ts_c[idx])
+        v, c = val[idx].tolist(), cnum[idx].tolist()
+        return [f'{{"ph":"C","name":"CPU {c[j]} utilization","ts":{t[j]},"pid":{CPU_PID},'
+                f'"tid":{CPU_PID},"args":{{"pct":{v[j]:.2f}}}}}' for j in range(len(idx))]
+    ev.add("counters", ts_c, fmt_c)
+
+
+def _process_of(m):
+    """pid -> the track process of a task: its tgid, or itself without one."""
+    tg = dict(zip(m.pids.tolist(), m.tgid.tolist()))
+    return lambda p: tg[p] if tg.get(p, -1) >= 0 else p
+
+
+def _task_tracks(ev, meta, trace, m, *, pids, comm, top, start, end, cpus):
+    """A track per selected task with a slice per state interval, grouped by process; returns
+    (the selected pids, their labels)."""
     sel_pids, labels, _, iv = timeline_tasks(trace, pids=pids, comm=comm, top=top, start=start,
                                              end=end, cpus=cpus)
     iv = iv[iv["end_ns"] > iv["start_ns"]]
@@ -194,36 +225,41 @@ def perfetto(trace, path_or_file, *, pids=None, comm=None, top=20, start=None, e
     args = [f'{{"cpu":{c}}}' if c >= 0 else "{}" for c in iv["cpu"].tolist()]
     ev.add("task_slices", iv["start_ns"], _slices(iv["start_ns"], iv["end_ns"] - iv["start_ns"], proc,
                                    iv["pid"].astype(np.int64), names, args, "state"))
-    tg = dict(zip(m.pids.tolist(), m.tgid.tolist()))
+    process = _process_of(m)
     seen_proc = set()
     for i, p in enumerate(sel_pids.tolist()):
-        pr = tg.get(p, -1)
-        pr = pr if pr >= 0 else p
+        pr = process(p)
         if pr not in seen_proc:
             seen_proc.add(pr)
             pname = m.comm[m.task_index([pr])[0]] if m.task_index([pr])[0] >= 0 else f"process {pr}"
             meta.append(_meta(pr, pr, "process_name", f"{pname} ({pr})"))
         meta.append(_meta(pr, p, "thread_name", labels[i]))
         meta.append(_sort_meta(pr, p, "thread_sort_index", 2 * i))
+    return sel_pids, labels
 
-    # -- guest slices of the selected vCPU threads
+
+def _guest_tracks(ev, meta, trace, m, sel_pids, labels, lo, hi, start, end):
+    """A "<task> guest" track under each selected vCPU thread, a slice per guest-mode span."""
     g = _guest_slices(trace, sel_pids, lo, hi, start, end)
-    if g is not None:
-        gs, ge, gpid, greason = g
-        gproc = np.array([tg.get(p, -1) if tg.get(p, -1) >= 0 else p for p in gpid.tolist()],
-                         np.int64)
-        gname = [json.dumps("guest")] * len(gs)
-        gargs = [f'{{"exit_reason":{json.dumps(x)}}}' if x is not None else '{"exit_reason":null}'
-                 for x in greason]
-        ev.add("guest_slices", gs, _slices(gs, ge - gs, gproc, GUEST_TID + gpid.astype(np.int64),
-                                           gname, gargs, "kvm"))
-        order = {p: i for i, p in enumerate(sel_pids.tolist())}
-        for p in np.unique(gpid).tolist():
-            pr = tg.get(p, -1) if tg.get(p, -1) >= 0 else p
-            meta.append(_meta(pr, GUEST_TID + p, "thread_name", f"{labels[order[p]]} guest"))
-            meta.append(_sort_meta(pr, GUEST_TID + p, "thread_sort_index", 2 * order[p] + 1))
+    if g is None:
+        return
+    process = _process_of(m)
+    gs, ge, gpid, greason = g
+    gproc = np.array([process(p) for p in gpid.tolist()], np.int64)
+    gname = [json.dumps("guest")] * len(gs)
+    gargs = [f'{{"exit_reason":{json.dumps(x)}}}' if x is not None else '{"exit_reason":null}'
+             for x in greason]
+    ev.add("guest_slices", gs, _slices(gs, ge - gs, gproc, GUEST_TID + gpid.astype(np.int64),
+                                       gname, gargs, "kvm"))
+    order = {p: i for i, p in enumerate(sel_pids.tolist())}
+    for p in np.unique(gpid).tolist():
+        pr = process(p)
+        meta.append(_meta(pr, GUEST_TID + p, "thread_name", f"{labels[order[p]]} guest"))
+        meta.append(_sort_meta(pr, GUEST_TID + p, "thread_sort_index", 2 * order[p] + 1))
 
-    # -- flows: wakeup -> switch-in
+
+def _wakeup_flows(ev, trace, sel_pids, start, end, cpus):
+    """Flow arrows from each sched_wakeup of a selected task to the switch-in it caused (D4)."""
     lat = sched.wakeup_latencies(trace, start=start, end=end, cpus=cpus, pids=sel_pids)
     wcpu = _wakeup_cpu(trace, lat)
     keep = wcpu >= 0
@@ -233,28 +269,18 @@ def perfetto(trace, path_or_file, *, pids=None, comm=None, top=20, start=None, e
     if end is not None:
         keep = lat["switch_ts"] <= end
         lat, wcpu = lat[keep], wcpu[keep]
-    if len(lat):
-        fid = np.arange(1, len(lat) + 1)
-        fs = _flow_fmt("s", lat["ts"], CPU_PID + 1 + wcpu.astype(np.int64), fid, lat["pid"])
-        ff = _flow_fmt("f", lat["switch_ts"], CPU_PID + 1 + lat["cpu"].astype(np.int64), fid,
-                       lat["pid"])
-        # a flow is kept whole or not at all: both ends sort by the later (switch-in) time.
-        # The end binds to the enclosing slice ("bp": "e"), the switched-in task's, which
-        # starts at that very time; binding to the "next" slice instead would take the one
-        # after it whenever the importer has already opened that slice.
-        ev.add("flows", lat["switch_ts"], fs)
-        ev.add("flow_ends", lat["switch_ts"], ff)
-
-    cut = ev.cut(max_events) if max_events is not None else None
-    other = {"source": str(trace.source), "generator": "ftrace_fast.export.perfetto",
-             "time_unit": "ns" if trace.time_unit == "ns" else "ticks (shown as ns)",
-             "window_ns": [int(lo), int(hi)], "truncated_at": cut,
-             "caveats": sched.caveats(trace)}
-    written = _write(path_or_file, meta, ev.lines(cut), other)
-    kinds = {k: ev.written.get(k, 0) for k in ("cpu_slices", "task_slices", "guest_slices",
-                                               "counters", "flows")}
-    return {"events": written, "metadata": len(meta), "truncated_at": cut,
-            "would_have": ev.count(), **kinds}
+    if not len(lat):
+        return
+    fid = np.arange(1, len(lat) + 1)
+    fs = _flow_fmt("s", lat["ts"], CPU_PID + 1 + wcpu.astype(np.int64), fid, lat["pid"])
+    ff = _flow_fmt("f", lat["switch_ts"], CPU_PID + 1 + lat["cpu"].astype(np.int64), fid,
+                   lat["pid"])
+    # a flow is kept whole or not at all: both ends sort by the later (switch-in) time.  The
+    # end binds to the enclosing slice ("bp": "e"), the switched-in task's, which starts at
+    # that very time; binding to the "next" slice would take the one after it whenever the
+    # importer has already opened that slice.
+    ev.add("flows", lat["switch_ts"], fs)
+    ev.add("flow_ends", lat["switch_ts"], ff)
 
 
 def _flow_fmt(ph, ts, tid, fid, pid):
