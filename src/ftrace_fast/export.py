@@ -275,10 +275,7 @@ def _wakeup_flows(ev, trace, sel_pids, start, end, cpus):
     fs = _flow_fmt("s", lat["ts"], CPU_PID + 1 + wcpu.astype(np.int64), fid, lat["pid"])
     ff = _flow_fmt("f", lat["switch_ts"], CPU_PID + 1 + lat["cpu"].astype(np.int64), fid,
                    lat["pid"])
-    # a flow is kept whole or not at all: both ends sort by the later (switch-in) time.  The
-    # end binds to the enclosing slice ("bp": "e"), the switched-in task's, which starts at
-    # that very time; binding to the "next" slice would take the one after it whenever the
-    # importer has already opened that slice.
+    # both ends sort by the switch-in time: a flow is kept whole or not at all
     ev.add("flows", lat["switch_ts"], fs)
     ev.add("flow_ends", lat["switch_ts"], ff)
 
@@ -287,6 +284,7 @@ def _flow_fmt(ph, ts, tid, fid, pid):
     def fmt(idx):
         t = _us(ts[idx])
         i, f, p = tid[idx].tolist(), fid[idx].tolist(), pid[idx].tolist()
+        # the end binds to the slice starting at it (the switched-in task's); "next" could skip it
         bp = ',"bp":"e"' if ph == "f" else ""
         return [f'{{"ph":"{ph}","cat":"wakeup","name":"wakeup {p[j]}","id":{f[j]},"ts":{t[j]},'
                 f'"pid":{CPU_PID},"tid":{i[j]}{bp}}}' for j in range(len(idx))]
@@ -314,8 +312,7 @@ def _write(dst, meta, lines, other):
     if hasattr(dst, "write"):
         body(dst)
     else:
-        # beside the target and renamed on success; a device, FIFO or symlink target written
-        # through: an interrupted export leaves no invalid JSON behind
+        # written beside the target and renamed on success: an interrupted export leaves no bad JSON
         with atomic_output(dst, "w") as f:
             body(f)
     return n - len(meta)
@@ -388,10 +385,10 @@ def _guest_slices(trace, sel_pids, lo, hi, start, end):
 
 # -- tables: Parquet, CSV and Arrow ------------------------------------------------------------
 #
-# One table per event name (the record columns by their names in events.py; comm and symbol ids as dictionary-encoded
-# strings, prev_state as its letters, text fields as strings, ts as int64 in the trace's unit
-# with the clock in the metadata), the analysis tables (tasks, cpus, latency; on KVM hosts
-# vcpus, exits, neighbours, findings) and meta.json.
+# One table per event name (the record columns by their names in events.py; comm and symbol
+# ids as dictionary-encoded strings, prev_state as its letters, text fields as strings, ts as
+# int64 in the trace's unit with the clock in the metadata), the analysis tables (tasks, cpus,
+# latency; on KVM hosts vcpus, exits, neighbours, findings) and meta.json.
 
 PARQUET_HINT = "pip install 'ftrace_fast[parquet]'"
 
@@ -521,8 +518,7 @@ def analysis_tables(trace, *, start=None, end=None, cpus=None, pids=None, comm=N
     out = {}
     rk = dict(start=start, end=end, cpus=cpus)
     if trace.count("sched_switch"):
-        # one walk for the tables every analysis below reads (task intervals, CPU
-        # occupancy), as stats and diagnose do, instead of one walk for each table on first use
+        # one walk builds every table the analyses below read, not one walk per table
         sched.model(trace, intervals=sched.IV | sched.CO)
         out["tasks"] = sched.task_summary(trace, pids=pids, comm=comm, **rk)
         out["cpus"] = sched.cpu_summary(trace, **rk)
@@ -579,9 +575,7 @@ def write_tables(trace, out_dir, fmt="parquet", *, start=None, end=None, cpus=No
         def put(name, table):
             path = os.path.join(tmp, f"{name}.{fmt}")
             if fmt == "parquet":
-                # dictionary pages for the dictionary columns only, min/max statistics for
-                # the time stamps only (what a time-range query prunes on): half the time
-                # of the defaults
+                # dictionaries and statistics only where read (coded columns; ts, what time ranges prune on)
                 coded = [f.name for f in table.schema if pa.types.is_dictionary(f.type)]
                 pa.parquet.write_table(table, path, use_dictionary=coded,
                                        write_statistics=[c for c in ("ts",)

@@ -197,8 +197,7 @@ def _vms(threads, tgid):
     """The VMs of the vCPU threads (K2): {vm: {"vm", "tgid_known", "vcpus", "threads"}}."""
     vcpu_pids = sorted(threads)
     vm_of = {p: tgid[p] for p in vcpu_pids if p in tgid}
-    # no tgid: QEMU creates vCPU threads in index order, so an index not above the previous
-    # thread's starts another VM
+    # no tgid: QEMU creates vCPU threads in index order, so an index not above the last starts a VM
     cur, prev_v = None, None
     for p in vcpu_pids:
         if p in tgid:
@@ -238,9 +237,7 @@ class Topology:
         names, tgid = {}, {}
         if m is None:
             return names, tgid
-        # only the names that can make a thread part of a QEMU process matter here, and a
-        # thread's name at its last line is the one QEMU gave it (a new thread carries its
-        # creator's name only until it renames itself)
+        # QEMU's names only: a new thread carries its creator's name until it renames itself
         ok = np.fromiter((_QEMU_ANY.search(c) is not None for c in trace.comms), bool,
                          len(trace.comms))
         cid = m.comm_id
@@ -273,8 +270,7 @@ class Topology:
                 role = ROLE_IO if any(_IO_NAME.match(n) for n in ns) else \
                     ROLE_MAIN if p == g else ROLE_OTHER
             elif g is None and single is not None:
-                # no TGID column: QEMU's thread names tell (a thread forked by the main thread
-                # carries its name until it renames itself)
+                # no TGID column: QEMU's thread names tell
                 vm = single
                 if any(_IO_NAME.match(n) for n in ns):
                     role = ROLE_IO
@@ -471,8 +467,7 @@ class Exits:
         self.g_pid = pid[g]
         self.g_start = ts[g]
         self.g_end = nts[g]
-        # partial guest spans at the window edges: from W's start to a first exit, from a last
-        # entry to W's end (the window is read when they are summed)
+        # partial guest spans at W's edges (K6), kept apart: W is read only when they are summed
         lead = is_x & ~prv_same
         trail = is_e & ~nxt_same
         self._lead = (pid[lead], ts[lead], cpu[lead])
@@ -753,10 +748,7 @@ def neighbours(trace, pids=None, *, start=None, end=None, cpus=None):
         return np.zeros(0, dt)
     m = sched.model(trace)
     r = m.tables(sched.CO)
-    # each CPU's occupancy intervals (D5, D6) are written in time order: grouped by CPU once,
-    # every wait meets the occupants of its CPU by a galloping search and a forward walk, and
-    # each overlap gives one key per (vCPU, occupant, CPU), in the order of (pid, neighbour
-    # pid, CPU): occupant rank 0 unknown (-1), 1 idle (0), 2 + task index (pids are sorted)
+    # keys sort as (pid, neighbour pid, CPU): occupant rank 0 unknown, 1 idle, 2 + task index
     perm, off = m.co_by_cpu()
     key, d = _ftsched.stolen_keys(c["task"], c["state"], c["start"], c["end"],
                                   c["cpu"].astype(np.int32, copy=False), RUNNABLE, r["co_start"],
@@ -771,8 +763,7 @@ def neighbours(trace, pids=None, *, start=None, end=None, cpus=None):
     out["neighbour_pid"] = np.where(gr >= 2, m.pids[np.maximum(gr - 2, 0)], gr - 1)
     out["cpu"] = m.cpus[gc]
     out["stolen_ns"] = sched._sum_by(inv, d, len(uk))
-    # a wait on no known CPU (its wakeup did not name one) was taken by no known task: unknown
-    # time (-1) on CPU -1, so that the rows still add up to the wait
+    # a wait on no known CPU is unknown time (-1) on CPU -1, so the rows add up to the wait (K4)
     nc = (c["state"] == RUNNABLE) & (c["cpu"] < 0) & (c["end"] > c["start"])
     if nc.any():
         ut, tinv = _dense(c["task"][nc])
@@ -911,8 +902,7 @@ def overcommit(trace, pids=None, bin_ns=None, *, start=None, end=None):
     w0, w1 = sched.window(trace)
     w0 = w0 if start is None else min(max(w0, start), w1)
     w1 = w1 if end is None else max(min(w1, end), w0)
-    # starts and ends sorted apart (timsort: the rows come nearly in time order), then one
-    # merged sweep adds up the time spent at each count
+    # starts and ends sorted apart (stable: the rows come nearly in time order), then one merged sweep
     hist, most = _ftsched.count_sweep(np.sort(a, kind="stable"), np.sort(b, kind="stable"),
                                       int(w0), int(w1))
     dur = max(w1 - w0, 0)

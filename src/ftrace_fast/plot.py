@@ -83,8 +83,7 @@ class Plot:
 
 
 def _save_options(fmt):
-    # zlib level 1: the charts are mostly flat colour, so the file grows some 5-20% while the
-    # encoding takes half the time of the default level 6
+    # zlib level 1: flat-colour charts grow little and encode much faster than at level 6
     return {"pil_kwargs": {"compress_level": 1}} if fmt == "png" else {}
 
 
@@ -210,7 +209,7 @@ def _cpu_colors(cpus):
 
 def _log_axes(ax_h, ax_c):
     """Log scales for a histogram (x and y) and its cumulative distribution (x), with minor
-    ticks at 2 and 5 of each decade (matplotlib's default 2..9 costs ~1 ms a tick to draw)."""
+    ticks at 2 and 5 of each decade only (each tick is costly to draw)."""
     from matplotlib.ticker import LogLocator
     ax_h.set_xscale("log")
     ax_h.set_yscale("log")
@@ -291,7 +290,7 @@ def cpu_util(trace, *, bins=400, bin_ns=None, start=None, end=None, cpus=None):
     ax_top.set_yticks([0, 50, 100])
     ax_top.set_ylabel("mean (%)")
     ax_top.grid(True, axis="y", alpha=0.3)
-    # the time axis is the heat map's below: none here (matplotlib's ticks cost ~1 ms each)
+    # the time axis is the heat map's below: none here (each tick is costly to draw)
     ax_top.xaxis.set_visible(False)
     step = max(1, math.ceil(ncpu / 32))
     ax.set_yticks(np.arange(0, ncpu, step))
