@@ -332,9 +332,7 @@ def _timeline_rows(trace, *, pids, comm, top, start, end, cpus):
     m = sched.model(trace, intervals=sched.IV)
     c = None
     if pids is None and comm is None:
-        # vCPU threads by K1 (kvm_entry/kvm_exit lines of their own, or a `CPU n/KVM` name):
-        # QEMU without debug-threads names every thread `qemu-system-x86`.  Their rows alone
-        # are read when some fall in the window; else every task's
+        # on a KVM host the vCPU threads (K1, whatever their names) when some ran in the window
         from . import kvm
         vp = kvm.topology(trace).vcpu_pids
         if len(vp):
