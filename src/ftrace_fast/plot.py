@@ -332,7 +332,7 @@ def _timeline_rows(trace, *, pids, comm, top, start, end, cpus):
     m = sched.model(trace, intervals=sched.IV)
     c = None
     if pids is None and comm is None:
-        # on a KVM host the vCPU threads (K1, whatever their names) when some ran in the window
+        # on a KVM host the vCPU threads (K1, whatever their names), when some are in the window
         from . import kvm
         vp = kvm.topology(trace).vcpu_pids
         if len(vp):
