@@ -8,6 +8,8 @@ The truth functions below restate each rule's definition over what the simulator
 from __future__ import annotations
 
 import io
+import json
+import os
 from collections import defaultdict
 
 import pytest
@@ -149,9 +151,20 @@ def _got(t, kind, key, **th):
             if f["kind"] == kind}
 
 
-def test_every_rule_has_a_case():
+def test_every_rule_has_a_case_and_a_contract():
+    """Each rule is tested here (cpu_imbalance on a hand-made trace in test_kvm.py), says its
+    definition in its docstring, and its kind is in the JSON schema's enum at its rank and in
+    docs/json-schema.md's table of findings."""
     assert {c[0] for c in RULE_CASES} | {"cpu_imbalance", "caveat"} == set(kvm.KINDS)
     assert [rule.kind for rule in kvm.RULES] == list(kvm.KINDS)
+    assert all(rule.__doc__ for rule in kvm.RULES)
+    docs = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "docs")
+    with open(os.path.join(docs, "schema", "diagnose.schema.json")) as f:
+        schema = json.load(f)
+    assert schema["$defs"]["finding"]["properties"]["kind"]["enum"] == list(kvm.KINDS)
+    with open(os.path.join(docs, "json-schema.md")) as f:
+        rows = {line.split("|")[1].strip(" `") for line in f if line.startswith("| `")}
+    assert set(kvm.KINDS) <= rows
 
 
 @pytest.mark.parametrize("kind,make,truth,field,other,key", RULE_CASES, ids=_IDS)
