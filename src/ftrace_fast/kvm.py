@@ -1035,7 +1035,7 @@ class _Figures:
         self.start, self.end = start, end
         self.rk = dict(start=start, end=end, cpus=cpus)
         self.top = prepare(trace)
-        self.unit = "ns" if trace.time_unit == "ns" else "ticks"
+        self.unit = trace.time_unit
         self.timed = self.unit == "ns"
         self.has_sched = _has_sched(trace)
         if self.has_sched and len(self.top.vcpu_pids):

@@ -178,7 +178,7 @@ def _table(columns, rows, unit):
 # -- sections ------------------------------------------------------------------------------------
 
 def _info(trace, max_errors):
-    unit = "ns" if trace.time_unit == "ns" else "ticks"
+    unit = trace.time_unit
     span = trace.span
     cpus = trace.cpus()
     s = trace.stats
@@ -323,7 +323,7 @@ def render(trace, *, tables=(), findings=(), charts=(), caveats=(), filters=None
     list.  ``caveats``: sentences.  ``filters``: {name: value} of the selection, shown when
     any is set.  ``latency``: the global wakeup-latency figures ({count, p50_ns, ...}).
     """
-    unit = "ns" if trace.time_unit == "ns" else "ticks"
+    unit = trace.time_unit
     src = os.path.basename(str(trace.source)) if trace.source else "trace"
     title = title or f"ftrace report: {src}"
     notes = list(dict.fromkeys(list(caveats) + [f["explanation"] for f in findings
