@@ -1,5 +1,5 @@
 """The ``ftfast`` command line: argument parsing and formatting only (the figures come from
-``ftrace_fast.load`` and ``ftrace_fast.sched``).
+``ftrace_fast.load``, ``ftrace_fast.sched`` and ``ftrace_fast.kvm``).
 
 Exit codes:
 

@@ -296,8 +296,8 @@ def _runnable_per_cpu(trace, start, end):
         return dict(zip(m.cpus.tolist(), m.sums["cpu_wait_ns"].tolist()))
     r = m.tables(sched.IV)
     k = (r["iv_state"] == RUNNABLE) & (r["iv_cpu"] >= 0)
-    _, _, d = sched._clip(start, end, r["iv_start"][k], r["iv_end"][k])
-    w = sched._sum_by(r["iv_cpu"][k], d, m.ncpus)
+    _, _, d = _group.clip(start, end, r["iv_start"][k], r["iv_end"][k])
+    w = _group.sum_by(r["iv_cpu"][k], d, m.ncpus)
     return dict(zip(m.cpus.tolist(), w.tolist()))
 
 
@@ -357,7 +357,7 @@ class Exits:
         return _ftsched.pair_exits(*cols("kvm_entry", "pid", "ts", "line", "cpu"),
                                    *cols("kvm_exit", "pid", "ts", "line", "cpu", "reason"),
                                    *cols("sched_switch", "prev_pid", "next_pid", "ts", "line", "cpu"),
-                                   sched._Ids(vcpu_pids))
+                                   _group.Ids(vcpu_pids))
 
     def _pair_sorted(self, trace, vcpu_pids):
         """K6 and K7 by sorting each thread's records (any trace)."""
@@ -502,10 +502,10 @@ class Exits:
     def _spans(self, pid, a, b, cpu, start, end, cpus):
         """Per vCPU thread: the sum of spans [a, b) clipped to [start, end], on ``cpus``, and
         the number of spans that meet [start, end]."""
-        meet = sched._in_window(b, start, None) & sched._in_window(a, None, end)
-        a, b, d = sched._clip(start, end, a, b)
+        meet = _group.window_mask(b, start, None) & _group.window_mask(a, None, end)
+        a, b, d = _group.clip(start, end, a, b)
         k = np.ones(len(d), bool) if cpus is None else np.isin(cpu, np.asarray(list(cpus)))
-        return sched._sum_by(self._pi(pid[k], self.vcpu_pids), d[k], len(self.vcpu_pids)), \
+        return _group.sum_by(self._pi(pid[k], self.vcpu_pids), d[k], len(self.vcpu_pids)), \
             np.bincount(self._pi(pid[k & meet], self.vcpu_pids), minlength=len(self.vcpu_pids))
 
     def _cached(self, key, fn):
@@ -536,11 +536,11 @@ class Exits:
         hl = k & self.x_is_hlt
         halt_has = hl & (self.x_next_entry >= 0)
         return {"guest_ns": guest, "guest_spans": spans, "guest_edge_ns": edge,
-                "handling_ns": sched._sum_by(xi[h], self.x_handling[h], n),
+                "handling_ns": _group.sum_by(xi[h], self.x_handling[h], n),
                 "exits": cnt(True), "exits_handled": cnt(self.x_handled),
                 "exits_switched_out": cnt(self.x_switched_out), "exits_broken": cnt(self.x_broken),
                 "halts": cnt(self.x_is_hlt),
-                "halt_ns": sched._sum_by(xi[halt_has], (self.x_next_entry - self.x_ts)[halt_has], n),
+                "halt_ns": _group.sum_by(xi[halt_has], (self.x_next_entry - self.x_ts)[halt_has], n),
                 "halts_slept": cnt(halt_has & self.x_slept),
                 "halts_polled": cnt(halt_has & ~self.x_slept)}
 
@@ -564,7 +564,7 @@ class Exits:
         cnt = np.bincount(cinv)
         swo = np.bincount(cinv, weights=x_so, minlength=len(uc)).astype(np.int64)
         pc = sched._percentiles(cinv[x_h], x_hd[x_h], len(uc))
-        tot = sched._sum_by(cinv[x_h], x_hd[x_h], len(uc))
+        tot = _group.sum_by(cinv[x_h], x_hd[x_h], len(uc))
         lo = self.window[0] if start is None else max(self.window[0], start)
         hi = self.window[1] if end is None else min(self.window[1], end)
         dur = hi - lo
@@ -698,7 +698,7 @@ def neighbours(trace, pids=None, *, start=None, end=None, cpus=None):
     out["pid"] = m.pids[gt]
     out["neighbour_pid"] = np.where(gr >= 2, m.pids[np.maximum(gr - 2, 0)], gr - 1)
     out["cpu"] = m.cpus[gc]
-    out["stolen_ns"] = sched._sum_by(inv, d, len(uk))
+    out["stolen_ns"] = _group.sum_by(inv, d, len(uk))
     # a wait on no known CPU (its wakeup did not name one) was taken by no known task: unknown
     # time (-1) on CPU -1, so that the rows still add up to the wait
     nc = (c["state"] == RUNNABLE) & (c["cpu"] < 0) & (c["end"] > c["start"])
@@ -706,7 +706,7 @@ def neighbours(trace, pids=None, *, start=None, end=None, cpus=None):
         ut, tinv = _dense(c["task"][nc])
         extra = np.zeros(len(ut), dt)
         extra["pid"], extra["neighbour_pid"], extra["cpu"] = m.pids[ut], -1, -1
-        extra["stolen_ns"] = sched._sum_by(tinv, (c["end"] - c["start"])[nc], len(ut))
+        extra["stolen_ns"] = _group.sum_by(tinv, (c["end"] - c["start"])[nc], len(ut))
         out = np.concatenate([out, extra])
         out = out[np.lexsort((out["cpu"], out["neighbour_pid"], out["pid"]))]
     return out
@@ -765,7 +765,7 @@ def vcpu_summary(trace, *, start=None, end=None, cpus=None):
         same = np.array([top.vm_of.get(int(a), -1) == top.vm_of.get(int(b), -2)
                          and top.threads[int(b)][0] == ROLE_VCPU
                          for a, b in zip(nb["pid"].tolist(), nb["neighbour_pid"].tolist())], bool)
-        out["stacked_ns"] = np.where(ok, sched._sum_by(np.searchsorted(pids, nb["pid"][same]),
+        out["stacked_ns"] = np.where(ok, _group.sum_by(np.searchsorted(pids, nb["pid"][same]),
                                                        nb["stolen_ns"][same], n), -1)
         pl = placement(trace, **rk)  # the same pids: cached for the callers
         for j, p in enumerate(pids.tolist()):
@@ -781,15 +781,13 @@ def vcpu_summary(trace, *, start=None, end=None, cpus=None):
         out["guest_pct"] = np.where(run > 0, 100.0 * out["guest_ns"] / np.maximum(run, 1), np.nan)
     wk = trace.events.get("kvm_vcpu_wakeup")
     if n and wk is not None and len(wk):
-        k = np.isin(wk["pid"], pids) & sched._in_window(wk["ts"], start, end)
-        if cpus is not None:
-            k &= np.isin(wk["cpu"], np.asarray(list(cpus)))
+        k = np.isin(wk["pid"], pids) & _group.line_mask(wk["ts"], wk["cpu"], start, end, cpus)
         pi = np.searchsorted(pids, wk["pid"][k])
         waited = wk["waited"][k] == 1
         out["wakeup_waits"] = np.bincount(pi[waited], minlength=n)
         out["wakeup_polls"] = np.bincount(pi[~waited], minlength=n)
-        out["wakeup_wait_ns"] = sched._sum_by(pi[waited], wk["ns"][k][waited], n)
-        out["wakeup_poll_ns"] = sched._sum_by(pi[~waited], wk["ns"][k][~waited], n)
+        out["wakeup_wait_ns"] = _group.sum_by(pi[waited], wk["ns"][k][waited], n)
+        out["wakeup_poll_ns"] = _group.sum_by(pi[~waited], wk["ns"][k][~waited], n)
     if n:
         o = np.lexsort((out["pid"], out["vcpu"], out["vm"]))
         out = out[o]
@@ -815,8 +813,8 @@ def placement(trace, pids=None, *, start=None, end=None, cpus=None):
     run = st[k] == RUNNING
     out = np.zeros(len(uk), dt)
     out["pid"], out["cpu"] = m.pids[uk // nc], m.cpus[uk % nc]
-    out["run_ns"] = sched._sum_by(inv[run], d[run], len(uk))
-    out["wait_ns"] = sched._sum_by(inv[~run], d[~run], len(uk))
+    out["run_ns"] = _group.sum_by(inv[run], d[run], len(uk))
+    out["wait_ns"] = _group.sum_by(inv[~run], d[~run], len(uk))
     return out
 
 
@@ -915,7 +913,7 @@ def block_latency(trace, *, start=None, end=None):
     o = np.lexsort((line, ts, sec, dev))
     dev, sec, ts, is_i, by = dev[o], sec[o], ts[o], is_i[o], by[o]
     pair = is_i[:-1] & ~is_i[1:] & (dev[1:] == dev[:-1]) & (sec[1:] == sec[:-1])
-    inw = sched._in_window(ts, start, end)
+    inw = _group.window_mask(ts, start, end)
     pair &= inw[:-1]
     lat = (ts[1:] - ts[:-1])[pair]
     pdev = dev[:-1][pair]

@@ -77,9 +77,11 @@ import re
 import numpy as np
 
 from . import _ftsched, _group
+# the shared helpers under the names this module's code (and export.perfetto) calls them by
 from ._group import Ids as _Ids, clip as _clip, sum_by as _sum_by, unique as _unique_ints
 from ._group import window_mask as _in_window
 from . import machines as _machines
+from .events import STATE_BITS, STATE_UNKNOWN_LETTER
 from .trace import _time_arg
 
 RUNNING, RUNNABLE, SLEEP_S, SLEEP_D, SLEEP_OTHER, DEAD, UNKNOWN = range(7)
@@ -885,12 +887,15 @@ def group_summary(trace, pattern, **kw):
     return _group_sums(trace, s, np.zeros(len(s), np.int64), **kw)
 
 
+#: the prev_state bits of any letter but R (the low 16 bits hold events.STATE_BITS), as the
+#: scheduling kernel reads them
+_STATE_LETTERS = 0xffff | STATE_UNKNOWN_LETTER
 SWITCH_FIELDS = (("comm_id", "i4"), ("comm", "O"), ("pid", "i4"), ("switches_in", "i8"),
                  ("voluntary", "i8"), ("involuntary", "i8"), ("switches_out_D", "i8"))
 LINE_COUNT_FIELDS = (("comm_id", "i4"), ("comm", "O"), ("pid", "i4"), ("count", "i8"))
 
 
-def _line_rows(trace, a, start, end, cpus):
+def _line_rows(a, start, end, cpus):
     """Lines of an event array kept by D11's time and CPU restrictions."""
     start, end = _time_arg(start, "start"), _time_arg(end, "end")
     return _group.line_mask(a["ts"], a["cpu"], start, end, cpus)
@@ -913,7 +918,7 @@ def _task_line_counts(trace, name, start, end, cpus, pids, comm):
     a = trace.events.get(name)
     if a is None or not len(a):
         return _counts_table(trace, np.zeros(0, np.int32), np.zeros(0, np.int32), np.zeros(0))
-    k = _line_rows(trace, a, start, end, cpus) & _line_tasks(trace, pids, comm)(
+    k = _line_rows(a, start, end, cpus) & _line_tasks(trace, pids, comm)(
         a["task_pid"], a["task_comm"])
     idx, cid, pid = _group.pair_index(a["task_comm"][k], a["task_pid"][k])
     return _counts_table(trace, cid, pid, np.bincount(idx, minlength=len(cid)))
@@ -943,7 +948,7 @@ def switch_counts(trace, *, start=None, end=None, cpus=None, pids=None, comm=Non
         return _counts_table(trace, np.zeros(0, np.int32), np.zeros(0, np.int32),
                              np.zeros(0), SWITCH_FIELDS)
     n = len(a)
-    lines = _line_rows(trace, a, start, end, cpus)
+    lines = _line_rows(a, start, end, cpus)
     task = _line_tasks(trace, pids, comm)
     # one index over next and prev together: a task has one row whichever side names it
     idx, pair_comm, pair_pid = _group.pair_index(np.concatenate([a["next_comm"], a["prev_comm"]]),
@@ -951,7 +956,8 @@ def switch_counts(trace, *, start=None, end=None, cpus=None, pids=None, comm=Non
     npairs = len(pair_comm)
     nxt, prv = idx[:n], idx[n:]
     st = a["prev_state"]
-    voluntary = ((st & 0xffff) | (st & 0x40000)) != 0
+    # any letter but R: R and R+ carry no letter bit, a numeric 0 neither
+    voluntary = (st & _STATE_LETTERS) != 0
 
     def kept(k, x):
         # without a restriction every line counts: no mask to apply
@@ -963,7 +969,8 @@ def switch_counts(trace, *, start=None, end=None, cpus=None, pids=None, comm=Non
                                        minlength=npairs),
             "voluntary": out[:, 1],
             "involuntary": out[:, 0],
-            "switches_out_D": np.bincount(prv[prev & ((st & 0x2) != 0)], minlength=npairs)}
+            "switches_out_D": np.bincount(prv[prev & ((st & STATE_BITS["D"]) != 0)],
+                                          minlength=npairs)}
     shown = np.flatnonzero(cols["switches_in"] + cols["voluntary"] + cols["involuntary"])
     out = _counts_table(trace, pair_comm[shown], pair_pid[shown], cols["switches_in"][shown],
                         SWITCH_FIELDS)
