@@ -158,3 +158,28 @@ def test_host_summary_restricts_rows_not_figures():
     named = kvm.host_summary(t, comm=re.escape(whole["vcpus"][0]["comm"]) + "$")
     assert [d["pid"] for d in named["vcpus"]] == [whole["vcpus"][0]["pid"]]
     assert {r["pid"] for r in whole["io"]["threads"]} == set(k.io_threads)
+
+
+def test_stats_kvm_time_restriction_in_seconds(tmp_path, capsys):
+    """--start/--end as text reach every KVM figure as times (exits per reason too): the
+    JSON is kvm.host_summary of the same restriction."""
+    import json
+
+    from ftrace_fast import cli
+    from helpers import check_json
+    sim = simkvm.simulate(seed=3, variant="kernel5_tgid")
+    p = tmp_path / "kvm.txt"
+    sim.write(p)
+    t = _load(sim)
+    w0, w1 = sched.window(t)
+    start, end = f"{(w0 + (w1 - w0) // 3) / 1e9:.6f}", f"{(w0 + 2 * (w1 - w0) // 3) / 1e9:.6f}"
+    rc = cli.main(["stats", str(p), "--kvm", "--format", "json", "--no-cache", "-q",
+                   "--start", start, "--end", end])
+    out, err = capsys.readouterr()
+    assert rc == 0, err
+    doc = check_json("stats", json.loads(out))
+    want = json.loads(json.dumps(kvm.host_summary(t, start=start, end=end), default=cli._py))
+    assert doc["kvm"] == want and any(v["exits"] for v in want["vms"])
+    whole = kvm.host_summary(t)
+    assert sum(e["count"] for v in want["vms"] for e in v["exits"].values()) < \
+        sum(e["count"] for v in whole["vms"] for e in v["exits"].values())
