@@ -358,7 +358,7 @@ cdef inline int32_t opt32(const char *rec, int64_t off, int32_t absent) noexcept
 
 
 cdef int idmap_init(IdMap *m, ids) except -1:
-    """Fill m from a sched._Ids (which keeps the arrays alive)."""
+    """Fill m from a _group.Ids (which keeps the arrays alive)."""
     cdef const int32_t[::1] lut
     cdef const int32_t[::1] vals = ids.values
     m.hi = ids.hi
@@ -1143,7 +1143,7 @@ def pair_exits(const int32_t[:] en_pid, const int64_t[:] en_ts, const int64_t[:]
                const int32_t[:] sw_prev, const int32_t[:] sw_next, const int64_t[:] sw_ts,
                const int64_t[:] sw_line, const int32_t[:] sw_cpu, tmap):
     """K6 and K7 for a trace without lost events: each thread's kvm_entry, kvm_exit and
-    switches, merged in line order, in one pass.  tmap: the vCPU threads (sched._Ids of their
+    switches, merged in line order, in one pass.  tmap: the vCPU threads (_group.Ids of their
     pids).  Returns None when a thread's time goes back in the file (the caller sorts
     instead); else a dict of the exit and guest-span columns, grouped by thread (in pid
     order), in time order within each."""

@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ftrace_fast import _ftsched, sched
+from ftrace_fast import _ftsched, _group
 
 I64 = np.iinfo(np.int64)
 
@@ -39,7 +39,7 @@ def test_pair_exits_survives_hostile_columns(seed):
     vp = np.unique(_ints(rng, int(rng.integers(0, 6)), 1, 8))
     args = cols(0, ("pid", "ts", "line", "cpu")) + cols(1, ("pid", "ts", "line", "cpu", "reason")) + \
         cols(2, ("prev", "next", "ts", "line", "cpu"))
-    r = _ftsched.pair_exits(*args, sched._Ids(vp))
+    r = _ftsched.pair_exits(*args, _group.Ids(vp))
     if r is not None:
         nx = len(r["x_ts"])
         assert all(len(r[k]) == nx for k in r if k.startswith("x_"))
@@ -49,10 +49,10 @@ def test_pair_exits_survives_hostile_columns(seed):
     if n[1]:
         short[5] = short[5][:-1]       # kvm_exit's pid one shorter than its ts
         with pytest.raises(ValueError):
-            _ftsched.pair_exits(*short, sched._Ids(vp))
+            _ftsched.pair_exits(*short, _group.Ids(vp))
     if len(vp) > 1:
         with pytest.raises(ValueError):
-            _ftsched.pair_exits(*args, sched._Ids(vp[::-1].copy()))
+            _ftsched.pair_exits(*args, _group.Ids(vp[::-1].copy()))
 
 
 @pytest.mark.parametrize("seed", range(40))

@@ -444,27 +444,6 @@ def test_exit_and_io_findings_follow_the_truth():
                    and sched.latency_stats(lat)["p99_ns"] >= 500_000}
 
 
-@pytest.mark.parametrize("spread", [10, 1 << 40])
-def test_grouping_helpers_equal_numpy_unique(spread):
-    rng = np.random.default_rng(spread % 97)
-    a = rng.integers(-3, spread, 5000)
-    b = rng.integers(0, 7, 5000)
-    u, inv = kvm._dense(a)
-    nu, ninv = np.unique(a, return_inverse=True)
-    assert np.array_equal(u, nu) and np.array_equal(inv, ninv)
-    (ga, gb), ginv = kvm._group(a, b)
-    pairs = np.unique(np.c_[a, b], axis=0)
-    assert np.array_equal(ga, pairs[:, 0]) and np.array_equal(gb, pairs[:, 1])
-    assert np.array_equal(ga[ginv], a) and np.array_equal(gb[ginv], b)
-    # three columns whose ranges multiply past 2**62: grouped column by column instead
-    c = rng.integers(-spread, spread, 5000)
-    (ga, gb, gc), ginv = kvm._group(a, b, c)
-    triples = np.unique(np.c_[a, b, c], axis=0)
-    assert [x.tolist() for x in (ga, gb, gc)] == triples.T.tolist()
-    assert np.array_equal(gc[ginv], c) and np.array_equal(ga[ginv], a)
-    assert [len(x) for x in kvm._group(a[:0], b[:0])[0]] == [0, 0]
-
-
 def test_cpu_imbalance_finding():
     """CPU 0 saturated with a task waiting for it while CPU 1 idles (hand-made trace)."""
     L = "          <idle>-0     [001] d....   %s: sched_switch: prev_comm=swapper/1 prev_pid=0 " \

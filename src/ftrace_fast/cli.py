@@ -1,5 +1,5 @@
 """The ``ftfast`` command line: argument parsing and formatting only (the figures come from
-``ftrace_fast.load`` and ``ftrace_fast.sched``).
+``ftrace_fast.load``, ``ftrace_fast.sched`` and ``ftrace_fast.kvm``).
 
 Exit codes:
 
@@ -42,7 +42,7 @@ import warnings
 
 import numpy as np
 
-from . import __version__
+from . import __version__, _fmt, _group
 from ._output import Terminated, atomic_output, remove_temporaries, terminate_as_exception
 from ._source import InputError
 from ._text import printable
@@ -268,37 +268,29 @@ def _input_path(path, twice):
 
 
 def _tgid_pids(t, tgids):
-    """Every pid shown with one of these tgids in the record-tgid column (the tgids themselves
-    included: a process's main thread has pid == tgid)."""
-    want = np.asarray(tgids, np.int64)
-    found = [want]
-    seen_tgid = False
-    for a in t.events.values():
-        if not len(a):
-            continue
-        has = a["tgid"] >= 0
-        if not has.any():
-            continue
-        seen_tgid = True
-        found.append(a["pid"][has & np.isin(a["tgid"], want)].astype(np.int64))
-    if not seen_tgid:
-        raise CliError(f"{t.source}: --tgid needs the record-tgid column, which this trace does not "
-                       "have (record with 'echo 1 > options/record-tgid', or select threads with "
-                       "--pid)", EXIT_USAGE)
-    u = np.unique(np.concatenate(found))
-    return u[u >= 0].tolist()
+    """sched.tgid_pids (D12) with the command line's error."""
+    from .sched import tgid_pids
+    try:
+        return tgid_pids(t, tgids)
+    except ValueError:
+        raise CliError(f"{t.source}: --tgid needs the record-tgid column, which this trace does "
+                       "not have (record with 'echo 1 > options/record-tgid', or select threads "
+                       "with --pid)", EXIT_USAGE) from None
+
+
+def _task_pids(t, sel):
+    """The pids --pid and --tgid select on ``t`` (None: every task)."""
+    if sel.tgids is None:
+        return sel.pids
+    tp = _tgid_pids(t, sel.tgids)
+    return tp if sel.pids is None else sorted(set(tp) & set(sel.pids))
 
 
 def _load_pids(path, sel, args):
     """The pids to give load(): --pid, and the threads of --tgid found in a first pass."""
     if sel.tgids is None:
         return sel.pids
-    first = _read(path, args)
-    pids = _tgid_pids(first, sel.tgids)
-    del first
-    if sel.pids is not None:
-        pids = sorted(set(pids) & set(sel.pids))
-    return pids
+    return _task_pids(_read(path, args), sel)
 
 
 def _load_filtered(path, sel, args, **kw):
@@ -309,9 +301,7 @@ def _load_filtered(path, sel, args, **kw):
 
 
 def _fmt_ts(t, v):
-    if v is None:
-        return "-"
-    return f"{v / 1e9:.6f}" if t.time_unit == "ns" else str(v)
+    return _fmt.timestamp(v, t.time_unit)
 
 
 # -- info ----------------------------------------------------------------------------------------
@@ -366,7 +356,7 @@ def cmd_info(args, out):
     if multi:
         climachine.write_machines(out, t)    # CPUs and spans per machine: never merged
     else:
-        w(f"cpus:      {len(cpus)} ({_ranges(cpus)})\n")
+        w(f"cpus:      {len(cpus)} ({_fmt.ranges(cpus)})\n")
     if span and not multi:
         w(f"span:      {_fmt_ts(t, span[0])} .. {_fmt_ts(t, span[1])} "
           f"({_fmt_ts(t, span[1] - span[0])}{' s' if t.time_unit == 'ns' else ' ticks'})\n")
@@ -393,20 +383,6 @@ def cmd_info(args, out):
 def _is_dat(path):
     from . import tracedat
     return tracedat.is_tracedat(path)
-
-
-def _ranges(xs):
-    if not xs:
-        return "-"
-    out, a, b = [], xs[0], xs[0]
-    for x in xs[1:]:
-        if x == b + 1:
-            b = x
-            continue
-        out.append(f"{a}-{b}" if b > a else f"{a}")
-        a = b = x
-    out.append(f"{a}-{b}" if b > a else f"{a}")
-    return ",".join(out)
 
 
 # -- tables ------------------------------------------------------------------------------------
@@ -517,26 +493,6 @@ def _json_chunks(v, level):
         yield json.dumps(v, indent=1, default=_py, allow_nan=False).replace("\n", "\n" + " " * level)
 
 
-def _records(arr, names=None):
-    """Rows of a structured array as dicts (NaN -> None)."""
-    names = list(names or arr.dtype.names)
-    return _dicts({n: arr[n] for n in names}, np.arange(len(arr)))
-
-
-def _dicts(cols, idx):
-    """The rows ``idx`` of a table held as columns, as dicts (NaN -> None): one tolist per
-    column and one zip per row, not a Python test per cell."""
-    names = list(cols)
-    lists = []
-    for n in names:
-        v = np.asarray(cols[n])[idx]
-        x = v.tolist()
-        if v.dtype.kind == "f" and np.isnan(v).any():
-            x = [None if e != e else e for e in x]
-        lists.append(x)
-    return [dict(zip(names, vals)) for vals in zip(*lists)]
-
-
 def _id_rank(names, ids):
     """The rank of each comm id of ``ids`` in the string order of their names (``names``:
     trace.comms), sorting only the distinct ids present."""
@@ -603,7 +559,7 @@ class _Rows(collections.abc.Sequence):
         self._all = None
 
     def _make(self, idx):
-        rows = _dicts(self.cols, idx) if len(idx) else []
+        rows = _group.dicts(self.cols, idx) if len(idx) else []
         if self.finish is not None and rows:
             self.finish(rows, idx)
         return rows
@@ -643,64 +599,19 @@ def _no_latency(r):
     return r
 
 
-class _TaskMask:
-    """Which (pid, comm id) pairs of event columns the --pid/--tgid/--comm filters select;
-    the regex is evaluated once per distinct comm."""
-
-    def __init__(self, t, pids, comm):
-        from .sched import comm_match
-        self.pids = None if pids is None else np.asarray(pids, np.int64)
-        self.comm_ok = None
-        if comm is not None:
-            self.comm_ok = comm_match(t, comm).ids
-
-    def __call__(self, pid, comm):
-        k = np.ones(len(pid), bool)
-        if self.pids is not None:
-            k &= np.isin(pid, self.pids)
-        if self.comm_ok is not None:
-            if len(self.comm_ok):
-                k &= (comm >= 0) & self.comm_ok[np.clip(comm, 0, len(self.comm_ok) - 1)]
-            else:
-                k[:] = False
-        return k
-
-
-def _line_mask(a, sel):
-    """Lines of an event array inside --cpu and --start/--end."""
-    k = np.ones(len(a), bool)
-    if sel.cpus is not None:
-        k &= np.isin(a["cpu"], sel.cpus)
-    if sel.start_ns is not None:
-        k &= a["ts"] >= sel.start_ns
-    if sel.end_ns is not None:
-        k &= a["ts"] <= sel.end_ns
-    return k
-
-
-def _comm_pid_counts(comm_ids, pids):
-    """(comm id, pid, count) of each distinct (comm, pid) pair of event columns, sorted by
-    comm id then pid."""
-    key = comm_ids.astype(np.int64) << 32 | (pids.astype(np.int64) & 0xffffffff)
-    u, n = np.unique(key, return_counts=True)
-    p = u & 0xffffffff
-    return u >> 32, np.where(p >= 1 << 31, p - (1 << 32), p), n
-
-
 def _no_rows(**cols):
     return _Rows({c: np.zeros(0, dtype) for c, dtype in cols.items()})
 
 
-def _wakeup_rows(t, name, sel, task, sort=None):
-    """{comm, count, threads, pids: [{pid, count}]} per woken comm as printed, by count
-    (or ``sort``: count, comm, threads), then comm."""
-    a = t.events.get(name)
-    if a is None or not len(a):
+def _wakeup_rows(t, source, sel, pids, sort=None):
+    """{comm, count, threads, pids: [{pid, count}]} per woken comm of sched.wakeup_counts, by
+    count (or ``sort``: count, comm, threads), then comm."""
+    from . import sched
+    c = sched.wakeup_counts(t, source=source, start=sel.start, end=sel.end, cpus=sel.cpus,
+                            pids=pids, comm=sel.comm)
+    if not len(c):
         return _no_rows(comm=object, count=np.int64, threads=np.int64)
-    k = _line_mask(a, sel) & task(a["task_pid"], a["task_comm"])
-    cid, pid, n = _comm_pid_counts(a["task_comm"][k], a["task_pid"][k])
-    if not len(n):
-        return _no_rows(comm=object, count=np.int64, threads=np.int64)
+    cid, pid, n = c["comm_id"], c["pid"], c["count"]
     ucid, start, threads = np.unique(cid, return_index=True, return_counts=True)
     cols = {"comm": t.comm_names(ucid), "count": np.add.reduceat(n, start), "threads": threads}
     ranks = {"comm": _id_rank(t.comms, ucid)}
@@ -709,80 +620,30 @@ def _wakeup_rows(t, name, sel, task, sort=None):
     def finish(rows, idx):
         for r, lo, m in zip(rows, start[idx].tolist(), threads[idx].tolist()):
             seg = by_count[lo:lo + m]
-            r["pids"] = [{"pid": p, "count": c} for p, c in zip(pid[seg].tolist(),
+            r["pids"] = [{"pid": p, "count": k} for p, k in zip(pid[seg].tolist(),
                                                                  n[seg].tolist())]
     return _Rows(cols, _ordered(cols, sort or "count", ["comm"], ranks=ranks), finish)
 
 
-def _pair_index(comm, pid):
-    """Dense index of (comm id, pid) pairs: (index per row, comm of each pair, pid of each
-    pair).  Sort-free (lookup tables) when pids and comm ids are small, as they are; in int32
-    then, since every fresh array costs its first-touch page faults."""
-    if len(pid) and pid.min() >= 0 and comm.min() >= 0 and pid.max() < 1 << 24:
-        present = np.zeros(int(pid.max()) + 1, bool)
-        present[pid] = True
-        upid = np.flatnonzero(present)
-        if (int(comm.max()) + 1) * len(upid) < 1 << 26:
-            lut = np.zeros(len(present), np.int32)
-            lut[upid] = np.arange(len(upid), dtype=np.int32)
-            key = lut[pid]
-            key += comm.astype(np.int32, copy=False) * np.int32(len(upid))
-            used = np.bincount(key) > 0
-            ukey = np.flatnonzero(used)
-            klut = np.zeros(len(used), np.int32)
-            klut[ukey] = np.arange(len(ukey), dtype=np.int32)
-            return klut[key], ukey // len(upid), upid[ukey % len(upid)]
-    key = comm.astype(np.int64) << 32 | (pid.astype(np.int64) & 0xffffffff)
-    ukey, inv = np.unique(key, return_inverse=True)
-    p = ukey & 0xffffffff
-    return inv.reshape(-1), ukey >> 32, np.where(p >= 1 << 31, p - (1 << 32), p)
-
-
-def _switch_rows(t, sel, task, sort=None):
-    """Per (comm, pid) as printed in sched_switch: switches in (as next), out voluntarily
-    (prev_state not R/R+), involuntarily (R/R+: preempted) and into D."""
-    a = t.events.get("sched_switch")
-    if a is None or not len(a):
-        return _no_rows(comm=object, pid=np.int64, switches_in=np.int64, voluntary=np.int64,
-                        involuntary=np.int64, switches_out_D=np.int64)
-    n = len(a)
-    lines = _line_mask(a, sel)
-    idx, pair_comm, pair_pid = _pair_index(np.concatenate([a["next_comm"], a["prev_comm"]]),
-                                           np.concatenate([a["next_pid"], a["prev_pid"]]))
-    npairs = len(pair_comm)
-    nxt, prv = idx[:n], idx[n:]
-    st = a["prev_state"]
-    voluntary = ((st & 0xffff) | (st & 0x40000)) != 0
-
-    def kept(k, x):
-        # without a filter every line counts: no mask to apply
-        return x if k.all() else x[k]
-    prev = lines & task(a["prev_pid"], a["prev_comm"])
-    # switches out: one count per (pair, voluntary) from a single bincount
-    out = np.bincount(kept(prev, prv * 2 + voluntary), minlength=2 * npairs).reshape(npairs, 2)
-    cols = {"switches_in": np.bincount(kept(lines & task(a["next_pid"], a["next_comm"]), nxt),
-                                       minlength=npairs),
-            "voluntary": out[:, 1],
-            "involuntary": out[:, 0],
-            "switches_out_D": np.bincount(prv[prev & ((st & 0x2) != 0)], minlength=npairs)}
-    shown = np.flatnonzero(cols["switches_in"] + cols["voluntary"] + cols["involuntary"])
-    table = {"comm": t.comm_names(pair_comm[shown]), "pid": pair_pid[shown],
-             **{k: v[shown] for k, v in cols.items()}}
-    ranks = {"comm": _id_rank(t.comms, pair_comm[shown])}
+def _switch_rows(t, sel, pids, sort=None):
+    """sched.switch_counts as printed, by switches_in (or ``sort``), then comm and pid."""
+    from . import sched
+    c = sched.switch_counts(t, start=sel.start, end=sel.end, cpus=sel.cpus, pids=pids,
+                            comm=sel.comm)
+    table = {k: c[k] for k in ("comm", "pid", "switches_in", "voluntary", "involuntary",
+                               "switches_out_D")}
+    ranks = {"comm": _id_rank(t.comms, c["comm_id"])}
     return _Rows(table, _ordered(table, sort or "switches_in", ["comm", "pid"], ranks=ranks))
 
 
-def _migration_rows(t, sel, task, sort=None):
-    """{count, pid, comm} per task as printed in sched_migrate_task, by count (or ``sort``),
-    then pid and comm."""
-    a = t.events.get("sched_migrate_task")
-    if a is None or not len(a):
-        return _no_rows(count=np.int64, pid=np.int64, comm=object)
-    k = _line_mask(a, sel) & task(a["task_pid"], a["task_comm"])
-    cid, pid, n = _comm_pid_counts(a["task_comm"][k], a["task_pid"][k])
-    table = {"count": n, "pid": pid, "comm": t.comm_names(cid)}
+def _migration_rows(t, sel, pids, sort=None):
+    """sched.migration_counts as printed, by count (or ``sort``), then pid and comm."""
+    from . import sched
+    c = sched.migration_counts(t, start=sel.start, end=sel.end, cpus=sel.cpus, pids=pids,
+                               comm=sel.comm)
+    table = {k: c[k] for k in ("count", "pid", "comm")}
     return _Rows(table, _ordered(table, sort or "count", ["pid", "comm"],
-                                 ranks={"comm": _id_rank(t.comms, cid)}))
+                                 ranks={"comm": _id_rank(t.comms, c["comm_id"])}))
 
 
 def _sort(rows, key, tiebreak):
@@ -794,11 +655,134 @@ def _sort(rows, key, tiebreak):
     return sorted(rows, key=lambda r: (r[key] is None, -(r[key] or 0), tiebreak(r)))
 
 
-def stats_document(args):
-    """Run ``ftfast stats``: (trace, doc, tables).  doc is the --format json document;
-    tables is [(section, title, columns, rows)] for the table and csv formats."""
+class _Stats:
+    """What each section of ``ftfast stats`` reads: the trace, the command line, the filters
+    and the pids they select; the task summary is made once for the tasks and latency
+    sections."""
+
+    def __init__(self, t, args, sel, pids):
+        self.t, self.args, self.sel, self.pids = t, args, sel, pids
+        self.unit = t.time_unit
+        self.rng = dict(start=sel.start, end=sel.end)
+        self._summary = None
+
+    def sort_in(self, columns):
+        """--sort when it names one of ``columns``, else None (that table keeps its order)."""
+        return self.args.sort if self.args.sort in columns else None
+
+    def summary(self):
+        from . import sched
+        if self._summary is None:
+            self._summary = sched.task_summary(self.t, cpus=self.sel.cpus, pids=self.pids,
+                                               comm=self.sel.comm, **self.rng)
+        return self._summary
+
+
+# each section: _Stats -> ({JSON key: value}, [(section, title, columns, rows)])
+
+def _cpus_section(c):
     from . import sched
-    sel = Selection(args)
+    rows = _group.records(sched.cpu_summary(c.t, cpus=c.sel.cpus, **c.rng))
+    for r in rows:
+        for k in ("irq_ns", "softirq_ns"):
+            if r[k] == -1:
+                r[k] = None
+    rows = _sort(rows, c.sort_in(dict(sched.CPU_FIELDS)), lambda r: r["cpu"])
+    return {"cpus": rows}, [("cpus", "CPUs (times in " + c.unit + ")",
+                             ["cpu", "busy_ns", "idle_ns", "unknown_ns", "utilization_pct",
+                              "switches", "irq_ns", "softirq_ns"], rows)]
+
+
+def _tasks_section(c):
+    from . import sched
+    s = c.summary()
+    m = sched.model(c.t)
+
+    def finish(rows, idx):
+        names = m.names_of([r["pid"] for r in rows])
+        for r, nm in zip(rows, names):
+            _no_latency(r)
+            if r["tgid"] < 0:
+                r["tgid"] = None
+            r["comms"] = nm or [r["comm"]]
+            r["wakeup_latency"] = {"count": r["lat_count"], "mean_ns": r["lat_mean_ns"],
+                                   "p50_ns": r["lat_p50_ns"], "p90_ns": r["lat_p90_ns"],
+                                   "p99_ns": r["lat_p99_ns"], "max_ns": r["lat_max_ns"],
+                                   "max_at": r["lat_max_ts"]}
+    cols = {n: s[n] for n in s.dtype.names}
+    # the values the rows show as null sort last, as null
+    nulls = {k: s["lat_count"] == 0 for k in _LAT_KEYS[1:]}
+    nulls["tgid"] = s["tgid"] < 0
+    key = c.sort_in(dict(sched.TASK_FIELDS)) or "run_ns"
+    rows = _Rows(cols, _ordered(cols, key, ["pid"], nulls), finish)
+    return {"tasks": rows}, [("tasks", "Tasks (times in " + c.unit + ")",
+                              ["pid", "tgid", "comm", "run_ns", "wait_ns", "sleep_ns",
+                               "blocked_ns", "switches_in", "inferred_switch_ins", "preemptions",
+                               "wakeups", "migrations", "lat_p99_ns", "lat_max_ns"], rows)]
+
+
+def _latency_section(c):
+    from . import sched
+    a, sel, summary = c.args, c.sel, c.summary()
+    lat = sched.wakeup_latencies(c.t, source=a.latency_from, cpus=sel.cpus, pids=c.pids,
+                                 comm=sel.comm, **c.rng)
+    cols = ["pid", "comm", "run_ns", "switches_in", "lat_count", "lat_mean_ns",
+            "lat_p50_ns", "lat_p90_ns", "lat_p99_ns", "lat_max_ns", "lat_max_ts"]
+    if a.latency_from == "wakeup":
+        # latency_table's rows and order, without copying every column of every task
+        order = sched.latency_order(summary, a.latency_sort)
+        order = order[summary["lat_count"][order] > 0]
+        table = {k: summary[k][order] for k in cols}
+    else:
+        lt = sched.latency_table(c.t, source=a.latency_from, sort=a.latency_sort,
+                                 cpus=sel.cpus, pids=c.pids, comm=sel.comm, summary=summary,
+                                 **c.rng)
+        lt = lt[lt["lat_count"] > 0]
+        table = {k: lt[k] for k in cols}
+    rows = _Rows(table, _ordered(table, a.sort, ["pid"]) if a.sort in cols else None)
+    g = dict(sched.latency_stats(lat["latency_ns"]), source="sched_" + a.latency_from)
+    return {"latency": dict(g, tasks=rows)}, [
+        ("latency", f"Wakeup latency from sched_{a.latency_from}: {g['count']} "
+         f"samples, mean {_fmt_cell(g['mean_ns'])}, p50 {_fmt_cell(g['p50_ns'])}, "
+         f"p90 {_fmt_cell(g['p90_ns'])}, p99 {_fmt_cell(g['p99_ns'])}, "
+         f"max {_fmt_cell(g['max_ns'])} ({c.unit})",
+         ["pid", "comm", "run_ns", "switches_in", "lat_count", "lat_mean_ns",
+          "lat_p99_ns", "lat_max_ns", "lat_max_ts"], rows)]
+
+
+def _wakeups_section(c):
+    t = c.t
+    src = "waking" if c.args.wakeups_from == "waking" else "wakeup"
+    if src == "waking" and not t.count("sched_waking") and t.count("sched_wakeup"):
+        src = "wakeup"      # a trace without sched_waking: count what there is
+    ev = "sched_" + src
+    rows = _wakeup_rows(t, src, c.sel, c.pids, c.sort_in(("count", "comm", "threads")))
+    return {"wakeups": rows, "wakeups_event": ev}, [
+        ("wakeups", f"Wakeups ({ev} lines per woken comm)", ["count", "threads", "comm"], rows)]
+
+
+def _switches_section(c):
+    cols = ["switches_in", "voluntary", "involuntary", "switches_out_D", "pid", "comm"]
+    rows = _switch_rows(c.t, c.sel, c.pids, c.sort_in(cols))
+    return {"switches": rows}, [
+        ("switches", "Context switches (sched_switch lines per comm and pid as printed; out: "
+         "voluntary = prev_state not R/R+, involuntary = R/R+)", cols, rows)]
+
+
+def _migrations_section(c):
+    rows = _migration_rows(c.t, c.sel, c.pids, c.sort_in(("count", "pid", "comm")))
+    return {"migrations": rows}, [("migrations", "Migrations (sched_migrate_task lines per task)",
+                                   ["count", "pid", "comm"], rows)]
+
+
+def _kvm_stats_section(c):
+    doc, tables = _kvm_section(c.t, c.sel, c.pids, c.unit)
+    return {"kvm": doc}, tables
+
+
+def _stats_input(args, sel):
+    """The trace ``ftfast stats`` reads and the sections it shows: (trace, sections, whether
+    they need the scheduling model)."""
     chosen = [s for s, dest in SECTIONS.items() if getattr(args, dest, False)]
     overview = not chosen
     if overview:
@@ -825,16 +809,20 @@ def stats_document(args):
             raise CliError(f"{t.source}: no sched_switch events: --task-stats, --cpu-stats and "
                            "--latency need sched:sched_switch"
                            + (" (not in --events)" if sel.events else ""), EXIT_INPUT)
-    pids = sel.pids
-    if sel.tgids is not None:
-        tp = _tgid_pids(t, sel.tgids)
-        pids = tp if pids is None else sorted(set(tp) & set(pids))
-    task = _TaskMask(t, pids, sel.comm)
+    return t, chosen, need_model
+
+
+def stats_document(args):
+    """Run ``ftfast stats``: (trace, doc, tables).  doc is the --format json document;
+    tables is [(section, title, columns, rows)] for the table and csv formats."""
+    from . import sched
+    sel = Selection(args)
+    t, chosen, need_model = _stats_input(args, sel)
+    pids = _task_pids(t, sel)
     w = sched.window(t) if need_model else (t.span or (0, 0))
-    unit = sched.unit(t)
     doc = {"schema": JSON_SCHEMA,
            "source": {"file": t.source, "format": t.format_description(), "clock": t.clock,
-                      "time_unit": unit,
+                      "time_unit": t.time_unit,
                       "window": {"start": w[0], "end": w[1], "duration": w[1] - w[0]}},
            "filters": sel.as_json(), "lines": _lines_json(t)}
     caveats = list(sched.caveats(t)) if need_model else []
@@ -846,102 +834,12 @@ def stats_document(args):
         caveats.append(f"--start/--end select nothing: the trace runs from {_fmt_ts(t, w[0])} "
                        f"to {_fmt_ts(t, w[1])}")
     doc["caveats"] = caveats
-    rng = dict(start=sel.start, end=sel.end)
+    ctx = _Stats(t, args, sel, pids)
     tables = []
-    if "cpus" in chosen:
-        rows = _records(sched.cpu_summary(t, cpus=sel.cpus, **rng))
-        for r in rows:
-            for k in ("irq_ns", "softirq_ns"):
-                if r[k] == -1:
-                    r[k] = None
-        rows = _sort(rows, args.sort if args.sort in dict(sched.CPU_FIELDS) else None,
-                     lambda r: r["cpu"])
-        doc["cpus"] = rows
-        tables.append(("cpus", "CPUs (times in " + unit + ")",
-                       ["cpu", "busy_ns", "idle_ns", "unknown_ns", "utilization_pct",
-                        "switches", "irq_ns", "softirq_ns"], rows))
-    summary = None
-    if "tasks" in chosen or "latency" in chosen:
-        # one pass over every task, shared by the task and latency tables
-        summary = sched.task_summary(t, cpus=sel.cpus, pids=pids, comm=sel.comm, **rng)
-    if "tasks" in chosen:
-        s = summary
-        m = sched.model(t)
-
-        def finish(rows, idx):
-            names = m.names_of([r["pid"] for r in rows])
-            for r, nm in zip(rows, names):
-                _no_latency(r)
-                if r["tgid"] < 0:
-                    r["tgid"] = None
-                r["comms"] = nm or [r["comm"]]
-                r["wakeup_latency"] = {"count": r["lat_count"], "mean_ns": r["lat_mean_ns"],
-                                       "p50_ns": r["lat_p50_ns"], "p90_ns": r["lat_p90_ns"],
-                                       "p99_ns": r["lat_p99_ns"], "max_ns": r["lat_max_ns"],
-                                       "max_at": r["lat_max_ts"]}
-        cols = {n: s[n] for n in s.dtype.names}
-        # the values the rows show as null sort last, as null
-        nulls = {k: s["lat_count"] == 0 for k in _LAT_KEYS[1:]}
-        nulls["tgid"] = s["tgid"] < 0
-        key = args.sort if args.sort in dict(sched.TASK_FIELDS) else "run_ns"
-        rows = _Rows(cols, _ordered(cols, key, ["pid"], nulls), finish)
-        doc["tasks"] = rows
-        tables.append(("tasks", "Tasks (times in " + unit + ")",
-                       ["pid", "tgid", "comm", "run_ns", "wait_ns", "sleep_ns", "blocked_ns",
-                        "switches_in", "inferred_switch_ins", "preemptions", "wakeups",
-                        "migrations", "lat_p99_ns", "lat_max_ns"], rows))
-    if "latency" in chosen:
-        lat = sched.wakeup_latencies(t, source=args.latency_from, cpus=sel.cpus, pids=pids,
-                                     comm=sel.comm, **rng)
-        cols = ["pid", "comm", "run_ns", "switches_in", "lat_count", "lat_mean_ns",
-                "lat_p50_ns", "lat_p90_ns", "lat_p99_ns", "lat_max_ns", "lat_max_ts"]
-        if args.latency_from == "wakeup":
-            # latency_table's rows and order, without copying every column of every task
-            order = sched.latency_order(summary, args.latency_sort)
-            order = order[summary["lat_count"][order] > 0]
-            table = {c: summary[c][order] for c in cols}
-        else:
-            lt = sched.latency_table(t, source=args.latency_from, sort=args.latency_sort,
-                                     cpus=sel.cpus, pids=pids, comm=sel.comm, summary=summary,
-                                     **rng)
-            lt = lt[lt["lat_count"] > 0]
-            table = {c: lt[c] for c in cols}
-        rows = _Rows(table, _ordered(table, args.sort, ["pid"]) if args.sort in cols else None)
-        g = dict(sched.latency_stats(lat["latency_ns"]), source="sched_" + args.latency_from)
-        doc["latency"] = dict(g, tasks=rows)
-        tables.append(("latency", f"Wakeup latency from sched_{args.latency_from}: {g['count']} "
-                       f"samples, mean {_fmt_cell(g['mean_ns'])}, p50 {_fmt_cell(g['p50_ns'])}, "
-                       f"p90 {_fmt_cell(g['p90_ns'])}, p99 {_fmt_cell(g['p99_ns'])}, "
-                       f"max {_fmt_cell(g['max_ns'])} ({unit})",
-                       ["pid", "comm", "run_ns", "switches_in", "lat_count", "lat_mean_ns",
-                        "lat_p99_ns", "lat_max_ns", "lat_max_ts"], rows))
-    if "wakeups" in chosen:
-        ev = "sched_waking" if args.wakeups_from == "waking" else "sched_wakeup"
-        if ev == "sched_waking" and not t.count("sched_waking") and t.count("sched_wakeup"):
-            ev = "sched_wakeup"      # a trace without sched_waking: count what there is
-        rows = _wakeup_rows(t, ev, sel, task,
-                            args.sort if args.sort in ("count", "comm", "threads") else None)
-        doc["wakeups"] = rows
-        doc["wakeups_event"] = ev
-        tables.append(("wakeups", f"Wakeups ({ev} lines per woken comm)",
-                       ["count", "threads", "comm"], rows))
-    if "switches" in chosen:
-        rows = _switch_rows(t, sel, task, args.sort if args.sort in (
-            "switches_in", "voluntary", "involuntary", "switches_out_D", "pid", "comm") else None)
-        doc["switches"] = rows
-        tables.append(("switches", "Context switches (sched_switch lines per comm and pid as "
-                       "printed; out: voluntary = prev_state not R/R+, involuntary = R/R+)",
-                       ["switches_in", "voluntary", "involuntary", "switches_out_D", "pid", "comm"],
-                       rows))
-    if "migrations" in chosen:
-        rows = _migration_rows(t, sel, task, args.sort if args.sort in ("count", "pid", "comm")
-                               else None)
-        doc["migrations"] = rows
-        tables.append(("migrations", "Migrations (sched_migrate_task lines per task)",
-                       ["count", "pid", "comm"], rows))
-    if "kvm" in chosen:
-        doc["kvm"], kt = _kvm_section(t, sel, pids, unit)
-        tables.extend(kt)
+    for section in chosen:
+        part, shown = _SECTION_BUILDERS[section](ctx)
+        doc.update(part)
+        tables.extend(shown)
     if args.sort is not None and not _sortable(args.sort, [c for _, _, c, _ in tables], doc):
         raise CliError(f"--sort: no table shown has a column {args.sort!r} (tasks: run_ns, "
                        "wait_ns, blocked_ns, switches_in, lat_max_ns, ...; cpus: "
@@ -951,124 +849,12 @@ def stats_document(args):
 
 
 def _kvm_section(t, sel, pids, unit):
-    """The --kvm section: (JSON object, tables).  --pid/--tgid/--comm select vCPU and I/O rows;
-    --cpu/--start/--end restrict the figures as for the other sections."""
-    from . import kvm, sched
-    rk = dict(start=sel.start, end=sel.end, cpus=sel.cpus)
-    top = kvm.prepare(t)
-    vs = kvm.vcpu_summary(t, **rk)
-    keep = np.ones(len(vs), bool)
-    if pids is not None:
-        keep &= np.isin(vs["pid"], np.asarray(pids, np.int64))
-    if sel.comm is not None:
-        cm = sched.comm_match(t, sel.comm)
-        keep &= np.array([any(cm.name(n) for n in top.names.get(int(p), [""]))
-                          for p in vs["pid"].tolist()], bool)
-    vs = vs[keep]
-    has_x = "kvm_exit" in t.events and len(t.events["kvm_exit"]) > 0
-    x = kvm.exits(t) if has_x else None
-    by_vcpu = {}
-    if x is not None:
-        for r in x.by_reason(None, **rk):
-            by_vcpu.setdefault(r["group"], {})[r["reason"]] = {k: v for k, v in r.items()
-                                                              if k not in ("group", "reason")}
-    nb = kvm.neighbours(t, **rk)
-    pl = kvm.placement(t, **rk)
-    m = None
-    try:
-        m = sched.model(t) if "sched_switch" in t.events else None
-    except ValueError:
-        m = None
-
-    def name(p):
-        if p == 0:
-            return "<idle>"
-        if p == -1:
-            return "<unknown>"
-        c = top.comm(p)
-        if not c and m is not None:
-            i = m.task_index([p])[0]
-            c = m.comm[i] if i >= 0 else ""
-        return c
-
-    sched_cols = ("run_ns", "wait_ns", "sleep_ns", "blocked_ns", "other_sleep_ns", "unknown_ns",
-                  "switches_in", "inferred_switch_ins", "preemptions", "wakeups", "migrations",
-                  "stacked_ns")
-    rows = []
-    for r in _records(vs):
-        p = r["pid"]
-        has_s = r["run_ns"] is not None and r["run_ns"] >= 0
-        d = {"pid": p, "tgid": r["tgid"] if r["tgid"] >= 0 else None, "vm": r["vm"], "vcpu": r["vcpu"],
-             "comm": r["comm"]}
-        for k in sched_cols:
-            d[k] = r[k] if has_s else None
-        d["steal_pct"] = r["steal_pct"]
-        for k in ("guest_ns", "guest_edge_ns", "guest_pct", "handling_ns"):
-            d[k] = r[k] if has_x else None
-        d["exits"] = by_vcpu.get(p, {})
-        d["exits_total"] = {k: (r["exits" + s] if has_x else None) for k, s in
-                            (("count", ""), ("handled", "_handled"), ("switched_out", "_switched_out"),
-                             ("broken", "_broken"))}
-        d["halts"] = {"count": r["halts"], "total_ns": r["halt_ns"], "slept": r["halts_slept"],
-                      "polled": r["halts_polled"]} if has_x else None
-        d["kvm_vcpu_wakeup"] = {"waits": r["wakeup_waits"], "wait_ns": r["wakeup_wait_ns"],
-                                "polls": r["wakeup_polls"], "poll_ns": r["wakeup_poll_ns"]} \
-            if r["wakeup_waits"] >= 0 else None
-        d["wakeup_latency"] = {"count": r["lat_count"], "mean_ns": r["lat_mean_ns"],
-                               "p50_ns": r["lat_p50_ns"], "p90_ns": r["lat_p90_ns"],
-                               "p99_ns": r["lat_p99_ns"], "max_ns": r["lat_max_ns"],
-                               "max_at": r["lat_max_ts"]} if has_s and r["lat_count"] > 0 else None
-        mine = pl[pl["pid"] == p]
-        d["cpus"] = {str(c): {"run_ns": a, "wait_ns": b} for c, a, b in
-                     zip(mine["cpu"].tolist(), mine["run_ns"].tolist(), mine["wait_ns"].tolist())}
-        d["main_cpu"] = r["main_cpu"] if r["main_cpu"] >= 0 else None
-        nn = nb[nb["pid"] == p]
-        agg = {}
-        for q, c, st in zip(nn["neighbour_pid"].tolist(), nn["cpu"].tolist(), nn["stolen_ns"].tolist()):
-            e = agg.setdefault(q, {"pid": q, "comm": name(q), "stolen_ns": 0, "cpus": [],
-                                   "same_vm": top.vm_of.get(q, -2) == r["vm"]})
-            e["stolen_ns"] += st
-            e["cpus"].append(c)
-        d["neighbours"] = sorted(agg.values(), key=lambda e: (-e["stolen_ns"], e["pid"]))
-        rows.append(d)
-    vms = []
-    vm_exits = {}
-    if x is not None:
-        def vm_of(ps):
-            u, inv = kvm._dense(ps)          # a few threads: look each up once
-            return np.array([top.vm_of.get(int(q), -1) for q in u.tolist()], np.int64)[inv]
-        for r in x.by_reason(vm_of, **rk):
-            vm_exits.setdefault(r["group"], {})[r["reason"]] = {k: v for k, v in r.items()
-                                                               if k not in ("group", "reason")}
-    for vm, info in sorted(top.vms.items()):
-        mine = [d for d in rows if d["vm"] == vm]
-        tot = lambda k: (sum(d[k] for d in mine) if mine and all(d[k] is not None for d in mine)  # noqa: E731
-                         else None)
-        oc = kvm.overcommit(t, info["vcpus"], start=sel.start, end=sel.end)
-        # the VM's noisy neighbours: who held the CPUs its vCPUs waited for, its own vCPUs
-        # excluded (they are the stacking)
-        agg = {}
-        for d in mine:
-            for n in d["neighbours"]:
-                if n["same_vm"] and n["pid"] in info["vcpus"]:
-                    continue
-                e = agg.setdefault(n["pid"], {"pid": n["pid"], "comm": n["comm"], "stolen_ns": 0,
-                                              "same_vm": n["same_vm"]})
-                e["stolen_ns"] += n["stolen_ns"]
-        vms.append({"vm": vm, "tgid_known": info["tgid_known"], "vcpus": info["vcpus"],
-                    "threads": info["threads"], "run_ns": tot("run_ns"), "wait_ns": tot("wait_ns"),
-                    "guest_ns": tot("guest_ns"), "handling_ns": tot("handling_ns"),
-                    "exits": vm_exits.get(vm, {}),
-                    "stacked_ns": tot("stacked_ns"),
-                    "neighbours": sorted(agg.values(), key=lambda e: (-e["stolen_ns"], e["pid"]))[:10],
-                    "runnable_vcpus": None if oc is None else {k: v for k, v in oc.items() if k != "series"}})
-    io = kvm.io_summary(t, **rk)
-    if pids is not None or sel.comm is not None:
-        io["threads"] = [r for r in io["threads"] if (pids is None or r["pid"] in pids) and
-                         (sel.comm is None or sched.comm_match(t, sel.comm).name(r["comm"]))]
-    oc = kvm.overcommit(t, start=sel.start, end=sel.end)
-    doc = {"vms": vms, "vcpus": rows, "threads": _records(top.table()), "io": io,
-           "runnable_vcpus": None if oc is None else {k: v for k, v in oc.items() if k != "series"}}
+    """The --kvm section: (kvm.host_summary, tables).  --pid/--tgid/--comm select vCPU and
+    I/O rows; --cpu/--start/--end restrict the figures as for the other sections."""
+    from . import kvm
+    doc = kvm.host_summary(t, start=sel.start, end=sel.end, cpus=sel.cpus, pids=pids,
+                           comm=sel.comm)
+    rows, io = doc["vcpus"], doc["io"]
     tables = []
     vrows = [dict(d, exits_n=d["exits_total"]["count"], halts_n=(d["halts"] or {}).get("count"),
                   lat_p99_ns=(d["wakeup_latency"] or {}).get("p99_ns")) for d in rows]
@@ -1076,21 +862,22 @@ def _kvm_section(t, sel, pids, unit):
                    ["vm", "vcpu", "pid", "comm", "run_ns", "wait_ns", "steal_pct", "sleep_ns",
                     "blocked_ns", "guest_ns", "handling_ns", "exits_n", "halts_n", "lat_p99_ns",
                     "main_cpu"], vrows))
-    if x is not None:
-        er = [dict(r, vm=vm) | {"reason": reason} for vm, rs in sorted(vm_exits.items())
-              for reason, r in sorted(rs.items(), key=lambda kv: -kv[1]["count"])]
+    if "kvm_exit" in t.events and len(t.events["kvm_exit"]) > 0:
+        er = [dict(r, vm=v["vm"]) | {"reason": reason} for v in doc["vms"] if v["exits"]
+              for reason, r in sorted(v["exits"].items(), key=lambda kv: -kv[1]["count"])]
         tables.append(("kvm_exits", f"Exits per VM and reason (handling: kvm_exit to the next "
                        f"kvm_entry without a switch-out; times in {unit})",
-                       ["vm", "reason", "count", "rate_per_s", "handled", "mean_ns", "p50_ns", "p99_ns",
-                        "max_ns", "switched_out"], er))
+                       ["vm", "reason", "count", "rate_per_s", "handled", "mean_ns", "p50_ns",
+                        "p99_ns", "max_ns", "switched_out"], er))
     nrows = [{"vcpu_pid": d["pid"], "vcpu_comm": d["comm"], "pid": n["pid"], "comm": n["comm"],
               "stolen_ns": n["stolen_ns"], "share_pct": 100.0 * n["stolen_ns"] / d["wait_ns"]
               if d["wait_ns"] else None, "same_vm": n["same_vm"]}
              for d in rows for n in d["neighbours"][:5]]
     if nrows:
-        tables.append(("kvm_neighbours", f"Noisy neighbours: who ran on the CPU a vCPU waited for "
-                       f"(top 5 per vCPU; {unit})",
-                       ["vcpu_pid", "vcpu_comm", "pid", "comm", "stolen_ns", "share_pct", "same_vm"], nrows))
+        tables.append(("kvm_neighbours", f"Noisy neighbours: who ran on the CPU a vCPU waited "
+                       f"for (top 5 per vCPU; {unit})",
+                       ["vcpu_pid", "vcpu_comm", "pid", "comm", "stolen_ns", "share_pct",
+                        "same_vm"], nrows))
     if io["threads"]:
         tables.append(("kvm_io_threads", f"QEMU I/O and other threads ({unit})",
                        ["vm", "role", "pid", "comm", "run_ns", "wait_ns", "sleep_ns", "blocked_ns",
@@ -1100,6 +887,13 @@ def _kvm_section(t, sel, pids, unit):
                        ["device", "issued", "completed", "paired", "bytes", "latency_mean_ns",
                         "latency_p50_ns", "latency_p99_ns", "latency_max_ns"], io["devices"]))
     return doc, tables
+
+
+#: section key -> the function that builds it, in the order the document holds them
+_SECTION_BUILDERS = {"cpus": _cpus_section, "tasks": _tasks_section,
+                     "latency": _latency_section, "wakeups": _wakeups_section,
+                     "switches": _switches_section, "migrations": _migrations_section,
+                     "kvm": _kvm_stats_section}
 
 
 def _sortable(key, table_columns, doc):
@@ -1205,20 +999,16 @@ def cmd_diagnose(args, out):
         t = _read(args.file, args, note_malformed=True, events=sel.events)
     except climachine.MultiMachine as exc:
         return climachine.cmd_diagnose(args, out, exc.trace, th, sel)
-    pids = sel.pids
-    if sel.tgids is not None:
-        tp = _tgid_pids(t, sel.tgids)
-        pids = tp if pids is None else sorted(set(tp) & set(pids))
+    pids = _task_pids(t, sel)
     found = _select_findings(t, kvm.diagnose(t, th, start=sel.start, end=sel.end, cpus=sel.cpus),
                              pids, sel.comm)
     if args.top:
         found = found[:args.top]
     w = kvm._window(t)
-    unit = "ns" if t.time_unit == "ns" else "ticks"
     if args.format == "json":
         doc = {"schema": JSON_SCHEMA,
                "source": {"file": t.source, "format": t.format_description(), "clock": t.clock,
-                          "time_unit": unit, "window": {"start": w[0], "end": w[1],
+                          "time_unit": t.time_unit, "window": {"start": w[0], "end": w[1],
                                                         "duration": w[1] - w[0]}},
                "filters": sel.as_json(), "lines": _lines_json(t), "thresholds": vars(th),
                "findings": found}
@@ -1331,10 +1121,7 @@ def _analysis_input(args, sel, need):
                        + " or ".join(("kvm:" if e.startswith("kvm_") else "sched:") + e
                                      for e in need)
                        + (" (not in --events)" if sel.events else ""), EXIT_INPUT)
-    pids = sel.pids
-    if sel.tgids is not None:
-        tp = _tgid_pids(t, sel.tgids)
-        pids = tp if pids is None else sorted(set(tp) & set(pids))
+    pids = _task_pids(t, sel)
     return t, pids
 
 
@@ -1450,10 +1237,7 @@ def _export_tables(args, sel):
     if os.path.exists(out_dir) and not os.path.isdir(out_dir):
         raise CliError(f"cannot write {out_dir}: not a directory", EXIT_OUTPUT)
     t = _read(args.file, args, events=sel.events)
-    pids = sel.pids
-    if sel.tgids is not None:
-        tp = _tgid_pids(t, sel.tgids)
-        pids = tp if pids is None else sorted(set(tp) & set(pids))
+    pids = _task_pids(t, sel)
     try:
         meta = export.write_tables(t, out_dir, fmt, start=sel.start, end=sel.end, cpus=sel.cpus,
                                    pids=pids, comm=sel.comm)
@@ -1607,10 +1391,7 @@ def cmd_report(args, out):
             return climachine.cmd_report(args, st, exc.trace, th, sel)
     if args.file == "-":
         t.source = "<stdin>"
-    pids = sel.pids
-    if sel.tgids is not None:
-        tp = _tgid_pids(t, sel.tgids)
-        pids = tp if pids is None else sorted(set(tp) & set(pids))
+    pids = _task_pids(t, sel)
     found = _select_findings(t, kvm.diagnose(t, th, start=sel.start, end=sel.end, cpus=sel.cpus),
                              pids, sel.comm)
     charts = report.charts(t, start=sel.start, end=sel.end, cpus=sel.cpus, pids=pids,

@@ -7,7 +7,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from . import cli
+from . import _fmt, _group, cli
 from .cli import EXIT_USAGE, CliError
 from .trace import load
 
@@ -61,7 +61,7 @@ def machines_source(trace):
     """The ``source`` of a several-machine document: the input, its clock and time unit (one
     for every machine: they are read on one clock) and the machines."""
     return {"file": trace.source, "clock": trace.clock,
-            "time_unit": "ns" if trace.time_unit == "ns" else "ticks", "machines": list(trace.machines)}
+            "time_unit": trace.time_unit, "machines": list(trace.machines)}
 
 
 def _for(args, name):
@@ -90,7 +90,7 @@ def write_machines(out, t):
         sp = r["span"]
         when = "-" if sp is None else (f"{cli._fmt_ts(t, sp['first'])} .. {cli._fmt_ts(t, sp['last'])}"
                                        f" ({cli._fmt_ts(t, sp['duration'])} s)")
-        out.write(f"  {r['machine']}: {r['ncpus']} cpus ({cli._ranges(r['cpus'])}), {r['events']} events, "
+        out.write(f"  {r['machine']}: {r['ncpus']} cpus ({_fmt.ranges(r['cpus'])}), {r['events']} events, "
                   f"span {when}\n")
 
 
@@ -157,11 +157,11 @@ def guest_document(trace, args, *, required=False):
         return None
     doc, tables = {}, []
     for gname, c in corr.items():
-        mapping = cli._records(c.mapping)
-        tasks = cli._records(c.task_split(**rk))
-        exits = cli._records(c.exit_split(**rk))
+        mapping = _group.records(c.mapping)
+        tasks = _group.records(c.task_split(**rk))
+        exits = _group.records(c.exit_split(**rk))
         src = getattr(args, "latency_from", None) or "wakeup"
-        lat = cli._records(c.latency_summary(source=src, **rk))
+        lat = _group.records(c.latency_summary(source=src, **rk))
         doc[gname] = {"host": c.host_name, "mapping": mapping, "tasks": tasks, "exits": exits,
                       "latency": lat}
         pre = f"guest {gname} on host {c.host_name}"

@@ -35,7 +35,7 @@ import json
 import numpy as np
 
 from . import machines as _machines
-from . import sched
+from . import _group, sched
 from ._output import atomic_output
 from .plot import STATE_STYLE, nice_bin, timeline_tasks
 from .trace import _time_arg
@@ -543,13 +543,7 @@ def analysis_tables(trace, *, start=None, end=None, cpus=None, pids=None, comm=N
 
 
 def _event_mask(a, start, end, cpus):
-    k = np.ones(len(a), bool)
-    if cpus is not None:
-        k &= np.isin(a["cpu"], np.asarray(cpus))
-    if start is not None:
-        k &= a["ts"] >= start
-    if end is not None:
-        k &= a["ts"] <= end
+    k = _group.line_mask(a["ts"], a["cpu"], start, end, cpus)
     return None if k.all() else k
 
 

@@ -53,7 +53,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import kvm, sched
+from . import _group, kvm, sched
 
 UNKNOWN, GUEST, STEAL, HALTED, EXIT = 0, 1, 2, 3, 4
 STATE_NAMES = ("unknown", "guest", "steal", "halted")
@@ -274,7 +274,7 @@ class Correlation:
             for key, m in (("guest_ns", c == GUEST), ("steal_ns", c == STEAL),
                            ("halted_ns", c == HALTED), ("unknown_ns", c == UNKNOWN),
                            ("exit_ns", c >= EXIT)):
-                out[key] += np.bincount(r[m], ns[m], minlength=n).astype(np.int64)
+                out[key] += _group.sum_by(r[m], ns[m], n)
             m = c >= EXIT
             rows_x.append(r[m])
             codes_x.append(c[m])
@@ -316,18 +316,18 @@ class Correlation:
         task, ci, a, b = self._run_slices(**kw)
         s, (rx, cx, nx) = self._split(ci, a, b)
         key = task.astype(np.int64) * (len(self.gm.cpus) + 1) + ci
-        u, g = np.unique(key, return_inverse=True)
+        u, g = _group.dense(key)
         ng = len(u)
-        cols = {k: np.bincount(g, v, minlength=ng).astype(np.int64) for k, v in s.items()}
-        run = np.bincount(g, b - a, minlength=ng).astype(np.int64)
+        cols = {k: _group.sum_by(g, v, ng) for k, v in s.items()}
+        run = _group.sum_by(g, b - a, ng)
         slices = np.bincount(g, minlength=ng)
         # the reason with the most exit time per group
         top_code = np.full(ng, -1, np.int64)
         top_ns = np.zeros(ng, np.int64)
         if len(rx):
             gk = g[rx] * (len(self.states.reasons) + EXIT) + cx
-            uk, inv = np.unique(gk, return_inverse=True)
-            tot = np.bincount(inv, nx).astype(np.int64)
+            uk, inv = _group.dense(gk)
+            tot = _group.sum_by(inv, nx, len(uk))
             grp, code = uk // (len(self.states.reasons) + EXIT), uk % (len(self.states.reasons) + EXIT)
             o = np.lexsort((code, -tot, grp))
             first = np.r_[True, grp[o][1:] != grp[o][:-1]]
@@ -361,8 +361,8 @@ class Correlation:
         _, (rx, cx, nx) = self._split(ci, a, b)
         nc = len(self.states.reasons) + EXIT
         key = (task[rx].astype(np.int64) * (len(self.gm.cpus) + 1) + ci[rx]) * nc + cx
-        u, inv = np.unique(key, return_inverse=True)
-        tot = np.bincount(inv, nx).astype(np.int64)
+        u, inv = _group.dense(key)
+        tot = _group.sum_by(inv, nx, len(u))
         code, tc = u % nc, u // nc
         tk, ck = tc // (len(self.gm.cpus) + 1), tc % (len(self.gm.cpus) + 1)
         out = np.zeros(len(u), [("pid", "i4"), ("comm", "O"), ("cpu", "i4"), ("reason", "O"),
@@ -401,7 +401,7 @@ class Correlation:
         """Per guest task: samples, latency sums and their G6 split, and p99 of the samples
         with its host share; by host_side_ns, most first."""
         ls = self.latency_split(source, **kw)
-        u, g = np.unique(ls["pid"], return_inverse=True)
+        u, g = _group.dense(ls["pid"])
         out = np.zeros(len(u), [("pid", "i4"), ("comm", "O"), ("samples", "i8"),
                                 ("latency_ns", "i8"), ("guest_side_ns", "i8"),
                                 ("host_side_ns", "i8"), ("host_wait_ns", "i8"),
@@ -414,7 +414,7 @@ class Correlation:
         out["samples"] = np.bincount(g, minlength=len(u))
         for k in ("latency_ns", "guest_side_ns", "host_side_ns", "host_wait_ns", "host_halted_ns",
                   "host_exit_ns", "unknown_ns"):
-            out[k] = np.bincount(g, ls[k], minlength=len(u)).astype(np.int64)
+            out[k] = _group.sum_by(g, ls[k], len(u))
         out["host_side_pct"] = 100.0 * out["host_side_ns"] / np.maximum(out["latency_ns"], 1)
         if len(ls):
             o = np.lexsort((ls["ts"], -ls["latency_ns"], g))

@@ -48,17 +48,24 @@ K8. I/O: the per-task figures of QEMU iothreads, vhost workers and other non-vCP
     with the next block_rq_complete of the same device and sector; latency = complete - issue,
     per device (major, minor).
 K9. Rates are per second of W (``None`` with integer clocks, whose ticks are not time).
+K10. A VM's summary (vm_summary) totals over the vCPU threads selected (pids, comm): run,
+    wait, guest, handling and stacked time (null when one of them lacks the figure: a trace
+    without sched_switch or without kvm_exit); its exits per reason count every exit of its
+    threads; its noisy neighbours are its vCPUs' neighbours (K4) summed per task, its own vCPU
+    threads left out (that is stacking), the ten that stole most; its runnable vCPUs are the
+    overcommit (K5) of its own vCPU threads.
 """
 
 from __future__ import annotations
 
 import inspect
-import math
 import re
 
 import numpy as np
 
-from . import _ftsched, sched
+from . import _ftsched, _group, sched
+from ._fmt import duration as format_duration
+from ._group import dense as _dense, group as _group_rows
 from . import machines as _machines
 from .options import Thresholds  # noqa: F401  (public here: kvm.Thresholds)
 from .sched import RUNNABLE, RUNNING, SLEEP_D, latency_stats
@@ -82,58 +89,9 @@ ROLE_VCPU, ROLE_IO, ROLE_VHOST, ROLE_MAIN, ROLE_OTHER = "vcpu", "iothread", "vho
 _E, _X, _S, _I = 0, 1, 2, 3  # kvm_entry, kvm_exit, switch-out, switch-in
 
 
-def _dense(x):
-    """(sorted distinct values, index of each element among them): np.unique(x,
-    return_inverse=True) without a sort when the values span a small range."""
-    x = np.asarray(x)
-    if not len(x):
-        return x[:0], np.zeros(0, np.intp)
-    lo, hi = int(x.min()), int(x.max())
-    if hi - lo < max(4 * len(x), 1 << 16) and hi - lo < (1 << 26):
-        present = np.zeros(hi - lo + 1, bool)
-        present[x - lo] = True
-        rank = np.cumsum(present) - 1
-        return (np.flatnonzero(present) + lo).astype(x.dtype), rank[x - lo]
-    return np.unique(x, return_inverse=True)
-
-
-def _group(*cols):
-    """Group rows by several integer columns: (a list of each group's values per column,
-    the group of each row), groups in lexicographic order of the columns."""
-    n = len(cols[0])
-    if not n:
-        return [np.asarray(c)[:0] for c in cols], np.zeros(0, np.intp)
-    lo = [int(np.min(c)) for c in cols]
-    span = [int(np.max(c)) - x + 1 for c, x in zip(cols, lo)]
-    if math.prod(span) < (1 << 62):
-        # one key over the columns' ranges: one dense pass instead of one per column
-        key = np.zeros(n, np.int64)
-        for c, x, w in zip(cols, lo, span):
-            key = key * w + (np.asarray(c, np.int64) - x)
-        uk, inv = _dense(key)
-        vals = []
-        for c, x, w in zip(reversed(cols), reversed(lo), reversed(span)):
-            vals.append((uk % w + x).astype(np.asarray(c).dtype))
-            uk = uk // w
-        return vals[::-1], inv
-    key = np.zeros(n, np.int64)
-    us = []
-    for c in cols:
-        u, i = _dense(c)
-        us.append(u)
-        key = key * max(len(u), 1) + i
-    uk, inv = _dense(key)
-    vals = []
-    k = uk.copy()
-    for u in reversed(us):
-        vals.append(u[k % max(len(u), 1)] if len(u) else u[:0])
-        k = k // max(len(u), 1)
-    return vals[::-1], inv
-
-
 def _pair_counts(a, b):
     """(a, b, count) for each distinct pair of two int32 columns."""
-    (ua, ub), inv = _group(a, b)
+    (ua, ub), inv = _group_rows(a, b)
     c = np.bincount(inv, minlength=len(ua))
     return list(zip(ua.tolist(), ub.tolist(), c.tolist()))
 
@@ -355,8 +313,8 @@ def _runnable_per_cpu(trace, start, end):
         return dict(zip(m.cpus.tolist(), m.sums["cpu_wait_ns"].tolist()))
     r = m.tables(sched.IV)
     k = (r["iv_state"] == RUNNABLE) & (r["iv_cpu"] >= 0)
-    _, _, d = sched._clip(start, end, r["iv_start"][k], r["iv_end"][k])
-    w = sched._sum_by(r["iv_cpu"][k], d, m.ncpus)
+    _, _, d = _group.clip(start, end, r["iv_start"][k], r["iv_end"][k])
+    w = _group.sum_by(r["iv_cpu"][k], d, m.ncpus)
     return dict(zip(m.cpus.tolist(), w.tolist()))
 
 
@@ -389,7 +347,7 @@ class Exits:
         self.trace = trace
         self._window = None
         self.symbols = trace.symbols
-        self.unit = "ns" if trace.time_unit == "ns" else "ticks"
+        self.unit = trace.time_unit
         self.vcpu_pids = np.asarray(vcpu_pids, np.int64)
         r = self._paired(trace, self.vcpu_pids) if not len(trace.lost) else None
         if r is None:
@@ -416,7 +374,7 @@ class Exits:
         return _ftsched.pair_exits(*cols("kvm_entry", "pid", "ts", "line", "cpu"),
                                    *cols("kvm_exit", "pid", "ts", "line", "cpu", "reason"),
                                    *cols("sched_switch", "prev_pid", "next_pid", "ts", "line", "cpu"),
-                                   sched._Ids(vcpu_pids))
+                                   _group.Ids(vcpu_pids))
 
     def _pair_sorted(self, trace, vcpu_pids):
         """K6 and K7 by sorting each thread's records (any trace)."""
@@ -556,23 +514,14 @@ class Exits:
         return (np.r_[lp, tp], np.r_[np.full(len(lp), w0, np.int64), tt],
                 np.r_[lt, np.full(len(tp), w1, np.int64)], np.r_[lc, tc])
 
-    def _mask(self, ts, cpu, start, end, cpus):
-        k = np.ones(len(ts), bool)
-        if start is not None:
-            k &= ts >= start
-        if end is not None:
-            k &= ts <= end
-        if cpus is not None:
-            k &= np.isin(cpu, np.asarray(list(cpus)))
-        return k
 
     def _spans(self, pid, a, b, cpu, start, end, cpus):
         """Per vCPU thread: the sum of spans [a, b) clipped to [start, end], on ``cpus``, and
         the number of spans that meet [start, end]."""
-        meet = sched._in_window(b, start, None) & sched._in_window(a, None, end)
-        a, b, d = sched._clip(start, end, a, b)
+        meet = _group.window_mask(b, start, None) & _group.window_mask(a, None, end)
+        a, b, d = _group.clip(start, end, a, b)
         k = np.ones(len(d), bool) if cpus is None else np.isin(cpu, np.asarray(list(cpus)))
-        return sched._sum_by(self._pi(pid[k], self.vcpu_pids), d[k], len(self.vcpu_pids)), \
+        return _group.sum_by(self._pi(pid[k], self.vcpu_pids), d[k], len(self.vcpu_pids)), \
             np.bincount(self._pi(pid[k & meet], self.vcpu_pids), minlength=len(self.vcpu_pids))
 
     def _cached(self, key, fn):
@@ -596,18 +545,18 @@ class Exits:
         n = len(self.vcpu_pids)
         guest, spans = self._spans(self.g_pid, self.g_start, self.g_end, self.g_cpu, start, end, cpus)
         edge, _ = self._spans(*self._edges(), start, end, cpus)
-        k = self._mask(self.x_ts, self.x_cpu, start, end, cpus)
+        k = _group.line_mask(self.x_ts, self.x_cpu, start, end, cpus)
         xi = self._pi(self.x_pid, self.vcpu_pids)
         cnt = lambda m: np.bincount(xi[k & m], minlength=n)  # noqa: E731
         h = k & self.x_handled
         hl = k & self.x_is_hlt
         halt_has = hl & (self.x_next_entry >= 0)
         return {"guest_ns": guest, "guest_spans": spans, "guest_edge_ns": edge,
-                "handling_ns": sched._sum_by(xi[h], self.x_handling[h], n),
+                "handling_ns": _group.sum_by(xi[h], self.x_handling[h], n),
                 "exits": cnt(True), "exits_handled": cnt(self.x_handled),
                 "exits_switched_out": cnt(self.x_switched_out), "exits_broken": cnt(self.x_broken),
                 "halts": cnt(self.x_is_hlt),
-                "halt_ns": sched._sum_by(xi[halt_has], (self.x_next_entry - self.x_ts)[halt_has], n),
+                "halt_ns": _group.sum_by(xi[halt_has], (self.x_next_entry - self.x_ts)[halt_has], n),
                 "halts_slept": cnt(halt_has & self.x_slept),
                 "halts_polled": cnt(halt_has & ~self.x_slept)}
 
@@ -618,7 +567,7 @@ class Exits:
         if group is None:
             return self._cached(("by_reason", start, end, _cpu_key(cpus)),
                                 lambda: self.by_reason(lambda p: p, start, end, cpus))
-        k = self._mask(self.x_ts, self.x_cpu, start, end, cpus)
+        k = _group.line_mask(self.x_ts, self.x_cpu, start, end, cpus)
         if not k.any():
             return []
         x_pid, x_reason, x_so = self.x_pid[k], self.x_reason[k], self.x_switched_out[k]
@@ -631,7 +580,7 @@ class Exits:
         cnt = np.bincount(cinv)
         swo = np.bincount(cinv, weights=x_so, minlength=len(uc)).astype(np.int64)
         pc = sched._percentiles(cinv[x_h], x_hd[x_h], len(uc))
-        tot = sched._sum_by(cinv[x_h], x_hd[x_h], len(uc))
+        tot = _group.sum_by(cinv[x_h], x_hd[x_h], len(uc))
         lo = self.window[0] if start is None else max(self.window[0], start)
         hi = self.window[1] if end is None else min(self.window[1], end)
         dur = hi - lo
@@ -762,14 +711,14 @@ def neighbours(trace, pids=None, *, start=None, end=None, cpus=None):
     out["pid"] = m.pids[gt]
     out["neighbour_pid"] = np.where(gr >= 2, m.pids[np.maximum(gr - 2, 0)], gr - 1)
     out["cpu"] = m.cpus[gc]
-    out["stolen_ns"] = sched._sum_by(inv, d, len(uk))
+    out["stolen_ns"] = _group.sum_by(inv, d, len(uk))
     # a wait on no known CPU is unknown time (-1) on CPU -1, so the rows add up to the wait (K4)
     nc = (c["state"] == RUNNABLE) & (c["cpu"] < 0) & (c["end"] > c["start"])
     if nc.any():
         ut, tinv = _dense(c["task"][nc])
         extra = np.zeros(len(ut), dt)
         extra["pid"], extra["neighbour_pid"], extra["cpu"] = m.pids[ut], -1, -1
-        extra["stolen_ns"] = sched._sum_by(tinv, (c["end"] - c["start"])[nc], len(ut))
+        extra["stolen_ns"] = _group.sum_by(tinv, (c["end"] - c["start"])[nc], len(ut))
         out = np.concatenate([out, extra])
         out = out[np.lexsort((out["cpu"], out["neighbour_pid"], out["pid"]))]
     return out
@@ -828,7 +777,7 @@ def vcpu_summary(trace, *, start=None, end=None, cpus=None):
         same = np.array([top.vm_of.get(int(a), -1) == top.vm_of.get(int(b), -2)
                          and top.threads[int(b)][0] == ROLE_VCPU
                          for a, b in zip(nb["pid"].tolist(), nb["neighbour_pid"].tolist())], bool)
-        out["stacked_ns"] = np.where(ok, sched._sum_by(np.searchsorted(pids, nb["pid"][same]),
+        out["stacked_ns"] = np.where(ok, _group.sum_by(np.searchsorted(pids, nb["pid"][same]),
                                                        nb["stolen_ns"][same], n), -1)
         pl = placement(trace, **rk)  # the same pids: cached for the callers
         for j, p in enumerate(pids.tolist()):
@@ -844,15 +793,13 @@ def vcpu_summary(trace, *, start=None, end=None, cpus=None):
         out["guest_pct"] = np.where(run > 0, 100.0 * out["guest_ns"] / np.maximum(run, 1), np.nan)
     wk = trace.events.get("kvm_vcpu_wakeup")
     if n and wk is not None and len(wk):
-        k = np.isin(wk["pid"], pids) & sched._in_window(wk["ts"], start, end)
-        if cpus is not None:
-            k &= np.isin(wk["cpu"], np.asarray(list(cpus)))
+        k = np.isin(wk["pid"], pids) & _group.line_mask(wk["ts"], wk["cpu"], start, end, cpus)
         pi = np.searchsorted(pids, wk["pid"][k])
         waited = wk["waited"][k] == 1
         out["wakeup_waits"] = np.bincount(pi[waited], minlength=n)
         out["wakeup_polls"] = np.bincount(pi[~waited], minlength=n)
-        out["wakeup_wait_ns"] = sched._sum_by(pi[waited], wk["ns"][k][waited], n)
-        out["wakeup_poll_ns"] = sched._sum_by(pi[~waited], wk["ns"][k][~waited], n)
+        out["wakeup_wait_ns"] = _group.sum_by(pi[waited], wk["ns"][k][waited], n)
+        out["wakeup_poll_ns"] = _group.sum_by(pi[~waited], wk["ns"][k][~waited], n)
     if n:
         o = np.lexsort((out["pid"], out["vcpu"], out["vm"]))
         out = out[o]
@@ -878,8 +825,8 @@ def placement(trace, pids=None, *, start=None, end=None, cpus=None):
     run = st[k] == RUNNING
     out = np.zeros(len(uk), dt)
     out["pid"], out["cpu"] = m.pids[uk // nc], m.cpus[uk % nc]
-    out["run_ns"] = sched._sum_by(inv[run], d[run], len(uk))
-    out["wait_ns"] = sched._sum_by(inv[~run], d[~run], len(uk))
+    out["run_ns"] = _group.sum_by(inv[run], d[run], len(uk))
+    out["wait_ns"] = _group.sum_by(inv[~run], d[~run], len(uk))
     return out
 
 
@@ -977,7 +924,7 @@ def block_latency(trace, *, start=None, end=None):
     o = np.lexsort((line, ts, sec, dev))
     dev, sec, ts, is_i, by = dev[o], sec[o], ts[o], is_i[o], by[o]
     pair = is_i[:-1] & ~is_i[1:] & (dev[1:] == dev[:-1]) & (sec[1:] == sec[:-1])
-    inw = sched._in_window(ts, start, end)
+    inw = _group.window_mask(ts, start, end)
     pair &= inw[:-1]
     lat = (ts[1:] - ts[:-1])[pair]
     pdev = dev[:-1][pair]
@@ -994,6 +941,178 @@ def block_latency(trace, *, start=None, end=None):
 
 
 # ---------------------------------------------------------------------------------------------
+# a host's summary (K3-K10): what ``ftfast stats --kvm`` shows
+
+#: vcpu_details' scheduling figures (K3), null without sched_switch
+_VCPU_SCHED = ("run_ns", "wait_ns", "sleep_ns", "blocked_ns", "other_sleep_ns", "unknown_ns",
+               "switches_in", "inferred_switch_ins", "preemptions", "wakeups", "migrations",
+               "stacked_ns")
+
+
+def _namer(trace, top):
+    """pid -> the comm a neighbour is shown with: its QEMU name, else its last name in the
+    scheduling model."""
+    m = None
+    try:
+        m = sched.model(trace) if "sched_switch" in trace.events else None
+    except ValueError:
+        m = None
+
+    def name(p):
+        if p == 0:
+            return "<idle>"
+        if p == -1:
+            return "<unknown>"
+        c = top.comm(p)
+        if not c and m is not None:
+            i = m.task_index([p])[0]
+            c = m.comm[i] if i >= 0 else ""
+        return c
+    return name
+
+
+def _reason_rows(rows):
+    """by_reason rows as {group: {reason: figures}}."""
+    out = {}
+    for r in rows:
+        out.setdefault(r["group"], {})[r["reason"]] = {k: v for k, v in r.items()
+                                                      if k not in ("group", "reason")}
+    return out
+
+
+def _has_exits(trace):
+    return "kvm_exit" in trace.events and len(trace.events["kvm_exit"]) > 0
+
+
+def vcpu_details(trace, *, start=None, end=None, cpus=None, pids=None, comm=None):
+    """One dict per vCPU thread, in :func:`vcpu_summary`'s order, for the threads ``pids``
+    and ``comm`` (a regex finding any name the thread had) select: its scheduling (K3, null
+    without sched_switch), steal, guest and handling time, exits per reason and in total
+    (K6), halts (K7, null without kvm_exit), kvm_vcpu_wakeup counts, wakeup latency, time
+    per CPU (K5) and noisy neighbours (K4) by stolen time."""
+    start, end = _restriction(start, end)
+    rk = dict(start=start, end=end, cpus=cpus)
+    top = prepare(trace)
+    vs = vcpu_summary(trace, **rk)
+    keep = np.ones(len(vs), bool)
+    if pids is not None:
+        keep &= np.isin(vs["pid"], np.asarray(pids, np.int64))
+    if comm is not None:
+        cm = sched.comm_match(trace, comm)
+        keep &= np.array([any(cm.name(n) for n in top.names.get(int(p), [""]))
+                          for p in vs["pid"].tolist()], bool)
+    vs = vs[keep]
+    has_x = _has_exits(trace)
+    by_vcpu = _reason_rows(exits(trace).by_reason(None, **rk)) if has_x else {}
+    nb = neighbours(trace, **rk)
+    pl = placement(trace, **rk)
+    name = _namer(trace, top)
+    rows = []
+    for r in _group.records(vs):
+        p = r["pid"]
+        has_s = r["run_ns"] is not None and r["run_ns"] >= 0
+        d = {"pid": p, "tgid": r["tgid"] if r["tgid"] >= 0 else None, "vm": r["vm"],
+             "vcpu": r["vcpu"], "comm": r["comm"]}
+        for k in _VCPU_SCHED:
+            d[k] = r[k] if has_s else None
+        d["steal_pct"] = r["steal_pct"]
+        for k in ("guest_ns", "guest_edge_ns", "guest_pct", "handling_ns"):
+            d[k] = r[k] if has_x else None
+        d["exits"] = by_vcpu.get(p, {})
+        d["exits_total"] = {k: (r["exits" + s] if has_x else None) for k, s in
+                            (("count", ""), ("handled", "_handled"),
+                             ("switched_out", "_switched_out"), ("broken", "_broken"))}
+        d["halts"] = {"count": r["halts"], "total_ns": r["halt_ns"], "slept": r["halts_slept"],
+                      "polled": r["halts_polled"]} if has_x else None
+        d["kvm_vcpu_wakeup"] = {"waits": r["wakeup_waits"], "wait_ns": r["wakeup_wait_ns"],
+                                "polls": r["wakeup_polls"], "poll_ns": r["wakeup_poll_ns"]} \
+            if r["wakeup_waits"] >= 0 else None
+        d["wakeup_latency"] = {"count": r["lat_count"], "mean_ns": r["lat_mean_ns"],
+                               "p50_ns": r["lat_p50_ns"], "p90_ns": r["lat_p90_ns"],
+                               "p99_ns": r["lat_p99_ns"], "max_ns": r["lat_max_ns"],
+                               "max_at": r["lat_max_ts"]} if has_s and r["lat_count"] > 0 else None
+        mine = pl[pl["pid"] == p]
+        d["cpus"] = {str(c): {"run_ns": a, "wait_ns": b} for c, a, b in
+                     zip(mine["cpu"].tolist(), mine["run_ns"].tolist(), mine["wait_ns"].tolist())}
+        d["main_cpu"] = r["main_cpu"] if r["main_cpu"] >= 0 else None
+        nn = nb[nb["pid"] == p]
+        agg = {}
+        for q, c, st in zip(nn["neighbour_pid"].tolist(), nn["cpu"].tolist(),
+                            nn["stolen_ns"].tolist()):
+            e = agg.setdefault(q, {"pid": q, "comm": name(q), "stolen_ns": 0, "cpus": [],
+                                   "same_vm": top.vm_of.get(q, -2) == r["vm"]})
+            e["stolen_ns"] += st
+            e["cpus"].append(c)
+        d["neighbours"] = sorted(agg.values(), key=lambda e: (-e["stolen_ns"], e["pid"]))
+        rows.append(d)
+    return rows
+
+
+def _runnable(oc):
+    return None if oc is None else {k: v for k, v in oc.items() if k != "series"}
+
+
+def vm_summary(trace, *, start=None, end=None, cpus=None, pids=None, comm=None, vcpus=None):
+    """One dict per VM (K10), by VM id: its vCPU and other threads, run / wait / guest /
+    handling / stacked totals over the vCPU threads ``pids`` and ``comm`` select, exits per
+    reason, noisy neighbours and runnable vCPUs.  ``vcpus``: the :func:`vcpu_details` of the
+    same restriction, when the caller has it."""
+    start, end = _restriction(start, end)
+    rk = dict(start=start, end=end, cpus=cpus)
+    top = prepare(trace)
+    if vcpus is None:
+        vcpus = vcpu_details(trace, pids=pids, comm=comm, **rk)
+    vm_exits = {}
+    if _has_exits(trace):
+        def vm_of(ps):
+            u, inv = _dense(ps)          # a few threads: look each up once
+            return np.array([top.vm_of.get(int(q), -1) for q in u.tolist()], np.int64)[inv]
+        vm_exits = _reason_rows(exits(trace).by_reason(vm_of, **rk))
+    vms = []
+    for vm, info in sorted(top.vms.items()):
+        mine = [d for d in vcpus if d["vm"] == vm]
+
+        def tot(k):
+            return sum(d[k] for d in mine) if mine and all(d[k] is not None for d in mine) \
+                else None
+        agg = {}
+        for d in mine:
+            for n in d["neighbours"]:
+                if n["same_vm"] and n["pid"] in info["vcpus"]:
+                    continue
+                e = agg.setdefault(n["pid"], {"pid": n["pid"], "comm": n["comm"], "stolen_ns": 0,
+                                              "same_vm": n["same_vm"]})
+                e["stolen_ns"] += n["stolen_ns"]
+        vms.append({"vm": vm, "tgid_known": info["tgid_known"], "vcpus": info["vcpus"],
+                    "threads": info["threads"], "run_ns": tot("run_ns"), "wait_ns": tot("wait_ns"),
+                    "guest_ns": tot("guest_ns"), "handling_ns": tot("handling_ns"),
+                    "exits": vm_exits.get(vm, {}),
+                    "stacked_ns": tot("stacked_ns"),
+                    "neighbours": sorted(agg.values(), key=lambda e: (-e["stolen_ns"], e["pid"]))[:10],
+                    "runnable_vcpus": _runnable(overcommit(trace, info["vcpus"], start=start,
+                                                           end=end))})
+    return vms
+
+
+def host_summary(trace, *, start=None, end=None, cpus=None, pids=None, comm=None):
+    """Everything ``ftfast stats --kvm`` shows, as its JSON holds it: {"vms": vm_summary,
+    "vcpus": vcpu_details, "threads": the topology's table, "io": io_summary, "runnable_vcpus":
+    the overcommit of every vCPU thread}.  ``pids`` / ``comm`` select the vCPU and I/O
+    threads; start / end / cpus restrict every figure."""
+    start, end = _restriction(start, end)
+    rk = dict(start=start, end=end, cpus=cpus)
+    top = prepare(trace)
+    vcpus = vcpu_details(trace, pids=pids, comm=comm, **rk)
+    vms = vm_summary(trace, pids=pids, comm=comm, vcpus=vcpus, **rk)
+    io = dict(io_summary(trace, **rk))      # a copy: io_summary's result is shared
+    if pids is not None or comm is not None:
+        io["threads"] = [r for r in io["threads"] if (pids is None or r["pid"] in pids) and
+                         (comm is None or sched.comm_match(trace, comm).name(r["comm"]))]
+    return {"vms": vms, "vcpus": vcpus, "threads": _group.records(top.table()), "io": io,
+            "runnable_vcpus": _runnable(overcommit(trace, start=start, end=end))}
+
+
+# ---------------------------------------------------------------------------------------------
 # findings
 
 _SEV = {"high": 3, "medium": 2, "low": 1, "info": 0}
@@ -1001,19 +1120,6 @@ _SEV = {"high": 3, "medium": 2, "low": 1, "info": 0}
 
 def _sev(value, low, medium, high):
     return "high" if value >= high else "medium" if value >= medium else "low" if value >= low else None
-
-
-def format_duration(v, unit):
-    """A time for a sentence: '4.2 ms' (3 significant digits), or 'N ticks' for tick clocks."""
-    if v is None:
-        return "?"
-    if unit != "ns":
-        return f"{int(v)} ticks"
-    v = float(v)
-    for div, u in ((1e9, "s"), (1e6, "ms"), (1e3, "µs")):
-        if abs(v) >= div:
-            return f"{v / div:.3g} {u}"
-    return f"{v:.0f} ns"
 
 
 def _subject(top, pid, vcpu_rows=None):

@@ -28,7 +28,7 @@ import re
 
 import numpy as np
 
-from . import _ftsched, sched
+from . import _fmt, _ftsched, _group, sched
 from . import machines as _machines
 from ._output import atomic_output
 from .sched import DEAD, RUNNABLE, RUNNING, SLEEP_D, SLEEP_OTHER, SLEEP_S, UNKNOWN
@@ -164,12 +164,7 @@ def nice_bin(width, nbins):
 
 
 def _fmt_dur(v, ticks):
-    if ticks:
-        return f"{v:g} ticks"
-    for div, u in ((1e9, "s"), (1e6, "ms"), (1e3, "µs")):
-        if v >= div:
-            return f"{v / div:.3g} {u}"
-    return f"{v:.3g} ns"
+    return _fmt.duration(v, "ticks" if ticks else "ns")
 
 
 def _title(fig, what, trace, notes, extra=""):
@@ -343,7 +338,7 @@ def _timeline_rows(trace, *, pids, comm, top, start, end, cpus):
     ti = c["task"]
     present = np.bincount(ti, minlength=m.ntasks) > 0
     run = c["state"] == sched.RUNNING
-    run_ns = sched._sum_by(ti[run], (c["end"] - c["start"])[run], m.ntasks)
+    run_ns = _group.sum_by(ti[run], (c["end"] - c["start"])[run], m.ntasks)
     cand, selected, labels, row_of = _rank_rows(m, present, run_ns, top)
     row = row_of[ti] if len(ti) else np.zeros(0, np.int64)
     if len(cand) < selected:
@@ -407,9 +402,8 @@ def _timeline_selected(trace, m, *, pids, comm, top, start, end, cpus, lo, hi, w
     acc = _accumulate(row, st.astype(np.int64), a, b, lo, hi, nrows, NSTATES, width)
     states = _dominant(acc).astype(np.int8)
     # the CPU strip: time running per used CPU (model CPU indices, sorted like the numbers)
-    from .kvm import _dense
     run = st == RUNNING
-    used_i, cpu_idx = _dense(c["cpu"][run])
+    used_i, cpu_idx = _group.dense(c["cpu"][run])
     used = np.where(used_i >= 0, m.cpus[np.clip(used_i, 0, max(m.ncpus - 1, 0))] if m.ncpus else -1,
                     -1) if len(used_i) else np.zeros(0, np.int64)
     acc_cpu = _accumulate(row[run], cpu_idx, a[run], b[run], lo, hi, nrows, max(len(used), 1),
@@ -674,27 +668,16 @@ def latency(trace, *, source="wakeup", group="comm", top=8, start=None, end=None
 
 # -- switches / wakeups ---------------------------------------------------------------------------
 
-def _task_mask(trace, pid, comm_id, pids, comm):
-    k = np.ones(len(pid), bool)
-    if pids is not None:
-        k &= np.isin(pid, np.asarray(list(pids)))
-    if comm is not None:
-        ok = sched.comm_match(trace, comm).ids       # once per distinct comm, shared
-        k &= (comm_id >= 0) & (ok[np.clip(comm_id, 0, max(len(ok) - 1, 0))] if len(ok) else False)
-    return k
-
-
 def _rates(trace, what, ts, cpu, pid, comm_id, *, top, bins, bin_ns, start, end, cpus, pids,
            comm, ylabel, title, extra):
     start, end = _time_arg(start, "start"), _time_arg(end, "end")
     lo, hi, bin_ns, nb, edges = _time_bins(trace, start, end, bins, bin_ns)
-    k = (ts >= lo) & (ts <= hi) & (pid > 0) & _task_mask(trace, pid, comm_id, pids, comm)
-    if cpus is not None:
-        k &= np.isin(cpu, np.asarray(list(cpus)))
+    ok = None if comm is None else sched.comm_match(trace, comm).ids
+    k = _group.line_mask(ts, cpu, lo, hi, cpus) & (pid > 0) & \
+        _group.task_mask(pid, comm_id, pids, ok)
     ts, pid, comm_id = ts[k], pid[k], comm_id[k]
     col = np.minimum((ts - lo) // bin_ns, nb - 1)
-    from .kvm import _dense
-    upid, inv = _dense(pid)
+    upid, inv = _group.dense(pid)
     tot = np.bincount(inv, minlength=len(upid))
     order = np.lexsort((upid, -tot))
     shown = order[:top] if top else order

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 
 from . import __version__
 from . import plot as plotmod
-from .kvm import format_duration
+from ._fmt import duration as format_duration, ranges as _ranges
 
 #: the charts a report shows, in page order (``kvm-exits`` only when the trace has kvm_exit)
 CHART_KINDS = ("cpu-util", "timeline", "latency", "switches", "wakeups", "kvm-exits")
@@ -211,16 +211,6 @@ def _info(trace, max_errors):
         out.extend(f"<li>{_e(e.message)}</li>" for e in shown)
         out.append("</ul>")
     return "".join(out)
-
-
-def _ranges(xs):
-    out = []
-    for x in xs:
-        if out and x == out[-1][1] + 1:
-            out[-1][1] = x
-        else:
-            out.append([x, x])
-    return ",".join(f"{a}-{b}" if b > a else f"{a}" for a, b in out) or "-"
 
 
 def _evidence(ev, unit):

@@ -56,6 +56,18 @@ D9. Run slice = one RUNNING interval (switch-in to switch-out, clipped at W); me
 D10. Restrictions: start/end clip intervals to [start, end] and keep events with start <= ts
     <= end; cpus keeps RUNNING / RUNNABLE time and events on those CPUs (sleep time belongs
     to no CPU and is dropped); pids / comm keep the rows of those tasks.
+D11. Line counts (switch_counts, wakeup_counts, migration_counts) count event lines per task
+    as the line's payload prints it: the pair (comm, pid), so a thread renamed during the
+    trace has one row per name.  A sched_switch counts one switch-in for its next task and
+    one switch-out for its prev task: voluntary when prev_state is not R or R+ (any sleep,
+    exit or parked state), involuntary (preempted) when it is; switches_out_D counts the
+    switch-outs whose prev_state has D.  A row is shown when it has a switch-in or out.
+    Restrictions keep lines, not tasks: start/end and cpus by the line's time and CPU; pids by
+    the pid the line names for that count; comm by the comm it prints there (a line printing
+    no comm never matches).  No scheduling model is needed: a trace of these events alone
+    will do.
+D12. The threads of a process (tgid_pids): every pid that a line's record-tgid column shows
+    with one of the tgids, and the tgids themselves (a main thread has pid == tgid).
 """
 
 from __future__ import annotations
@@ -64,8 +76,12 @@ import re
 
 import numpy as np
 
-from . import _ftsched
+from . import _ftsched, _group
+# the shared helpers under the names this module's code (and export.perfetto) calls them by
+from ._group import Ids as _Ids, clip as _clip, sum_by as _sum_by, unique as _unique_ints
+from ._group import window_mask as _in_window
 from . import machines as _machines
+from .events import STATE_BITS, STATE_UNKNOWN_LETTER
 from .trace import _time_arg
 
 RUNNING, RUNNABLE, SLEEP_S, SLEEP_D, SLEEP_OTHER, DEAD, UNKNOWN = range(7)
@@ -90,45 +106,6 @@ REQUIRED_EVENTS = ("sched_switch",)
 USED_EVENTS = ("sched_switch", "sched_wakeup", "sched_wakeup_new", "sched_waking",
                "sched_migrate_task", "sched_process_fork", "sched_process_exit",
                "irq_handler_entry", "irq_handler_exit", "softirq_entry", "softirq_exit")
-
-
-def _unique_ints(x):
-    """np.unique for non-negative integers: a bincount when the range is small."""
-    if not len(x):
-        return x[:0]
-    hi = int(x.max())
-    if x.dtype.itemsize <= 4 and 0 <= int(x.min()) and hi < (1 << 24):
-        return np.flatnonzero(np.bincount(x, minlength=hi + 1)).astype(x.dtype)
-    return np.unique(x)
-
-
-class _Ids:
-    """Dense index of the sorted ids ``values`` (pids, CPU numbers): a function mapping ids (-1
-    for none) to their index, -1 for ids not in it; id 0 maps to ``zero`` when it is not among
-    them (the idle task).  The kernel reads the same table (``lut``: lut[clip(id, -1, hi) + 1],
-    or None for ids too large for one: a binary search in ``values``)."""
-
-    def __init__(self, values, zero=-1):
-        self.values = np.ascontiguousarray(values, np.int32)
-        self.zero = zero
-        self.hi = int(self.values.max()) + 1 if len(self.values) else 1
-        self.lut = None
-        if self.hi < (1 << 24):
-            self.lut = np.full(self.hi + 2, -1, np.int32)
-            self.lut[self.values.astype(np.int64) + 1] = np.arange(len(self.values), dtype=np.int32)
-            if self.lut[1] == -1:
-                self.lut[1] = zero
-
-    def __call__(self, x):
-        x = np.asarray(x)
-        if self.lut is not None:
-            return self.lut[np.clip(x, -1, self.hi) + 1]
-        values = self.values
-        i = np.searchsorted(values, x)
-        ok = (i < len(values)) & (values[np.minimum(i, len(values) - 1)] == x)
-        out = np.where(ok, i, -1).astype(np.int32)
-        out[(x == 0) & ~ok] = self.zero
-        return out
 
 
 def _columns(name):
@@ -182,7 +159,7 @@ class SchedModel:
 
     def __init__(self, trace, tables=0):
         self.trace = trace
-        self.unit = "ns" if trace.time_unit == "ns" else "ticks"
+        self.unit = trace.time_unit
         self._r = None
         self._have = 0
         self._full = tables
@@ -291,7 +268,7 @@ class SchedModel:
         place: the stream needs no walk to open)."""
         m = cls.__new__(cls)
         m.trace = trace
-        m.unit = "ns" if trace.time_unit == "ns" else "ticks"
+        m.unit = trace.time_unit
         m._rows, m._names, m._events = {}, None, {}
         m._open_stream(trace)
         m._lost_cpu = np.ascontiguousarray(trace.lost["cpu"], np.int32)
@@ -475,27 +452,7 @@ def window(trace):
 
 def unit(trace):
     """'ns', or 'ticks' for integer clocks (D8)."""
-    return "ns" if trace.time_unit == "ns" else "ticks"
-
-
-def _clip(start, end, a, b):
-    """Intervals [a, b) clipped to [start, end]; returns (a', b', duration >= 0)."""
-    if start is not None:
-        a = np.maximum(a, start)
-        b = np.maximum(b, start)
-    if end is not None:
-        a = np.minimum(a, end)
-        b = np.minimum(b, end)
-    return a, b, b - a
-
-
-def _in_window(ts, start, end):
-    k = np.ones(len(ts), bool)
-    if start is not None:
-        k &= ts >= start
-    if end is not None:
-        k &= ts <= end
-    return k
+    return trace.time_unit
 
 
 def _cpu_filter(m, cpus):
@@ -504,18 +461,6 @@ def _cpu_filter(m, cpus):
         return None
     want = np.asarray(list(cpus))
     return np.flatnonzero(np.isin(m.cpus, want))
-
-
-def _sum_by(idx, val, n):
-    """Exact int64 sums of val grouped by idx.  bincount sums in float64, exact while every
-    partial sum stays below 2**53 (104 days in ns); past that, np.add.at in int64."""
-    if not len(idx):
-        return np.zeros(n, np.int64)
-    if int(val.max(initial=0)) * len(val) < 2**53 and int(val.min(initial=0)) >= 0:
-        return np.bincount(idx, weights=val, minlength=n).astype(np.int64)
-    out = np.zeros(n, np.int64)
-    np.add.at(out, idx, val.astype(np.int64, copy=False))
-    return out
 
 
 def _percentiles(groups, values, n, ps=(50, 90, 99)):
@@ -911,7 +856,7 @@ def latency_order(summary, sort="max"):
     return np.lexsort((summary["pid"], -np.nan_to_num(col, nan=-1.0)))
 
 
-def _group(trace, summary, key, start=None, end=None, cpus=None, **_):
+def _group_sums(trace, summary, key, start=None, end=None, cpus=None, **_):
     """Sum a task summary by a key array; latency pooled from the samples of its tasks, under
     the same restrictions as the summary."""
     uk, inv = np.unique(key, return_inverse=True)
@@ -933,13 +878,125 @@ def process_summary(trace, **kw):
     process)."""
     s = task_summary(trace, **kw)
     key = np.where(s["tgid"] >= 0, s["tgid"], s["pid"])
-    return _group(trace, s, key, **kw)
+    return _group_sums(trace, s, key, **kw)
 
 
 def group_summary(trace, pattern, **kw):
     """task_summary summed over the tasks whose comm matches a regex (e.g. r"CPU \\d+/KVM")."""
     s = task_summary(trace, comm=pattern, **kw)
-    return _group(trace, s, np.zeros(len(s), np.int64), **kw)
+    return _group_sums(trace, s, np.zeros(len(s), np.int64), **kw)
+
+
+#: the prev_state bits of any letter but R (the low 16 bits hold events.STATE_BITS), as the
+#: scheduling kernel reads them
+_STATE_LETTERS = 0xffff | STATE_UNKNOWN_LETTER
+SWITCH_FIELDS = (("comm_id", "i4"), ("comm", "O"), ("pid", "i4"), ("switches_in", "i8"),
+                 ("voluntary", "i8"), ("involuntary", "i8"), ("switches_out_D", "i8"))
+LINE_COUNT_FIELDS = (("comm_id", "i4"), ("comm", "O"), ("pid", "i4"), ("count", "i8"))
+
+
+def _line_rows(a, start, end, cpus):
+    """Lines of an event array kept by D11's time and CPU restrictions."""
+    start, end = _time_arg(start, "start"), _time_arg(end, "end")
+    return _group.line_mask(a["ts"], a["cpu"], start, end, cpus)
+
+
+def _line_tasks(trace, pids, comm):
+    """A function (pid column, comm id column) -> the lines D11's pids / comm keep."""
+    ok = None if comm is None else comm_match(trace, comm).ids
+    return lambda pid, cid: _group.task_mask(pid, cid, pids, ok)
+
+
+def _counts_table(trace, cid, pid, n, fields=LINE_COUNT_FIELDS):
+    """A table of ``fields`` with the (comm id, comm, pid) columns and the first count ``n``."""
+    out = np.zeros(len(n), dtype=list(fields))
+    out["comm_id"], out["comm"], out["pid"], out[fields[3][0]] = cid, trace.comm_names(cid), pid, n
+    return out
+
+
+def _task_line_counts(trace, name, start, end, cpus, pids, comm):
+    a = trace.events.get(name)
+    if a is None or not len(a):
+        return _counts_table(trace, np.zeros(0, np.int32), np.zeros(0, np.int32), np.zeros(0))
+    k = _line_rows(a, start, end, cpus) & _line_tasks(trace, pids, comm)(
+        a["task_pid"], a["task_comm"])
+    idx, cid, pid = _group.pair_index(a["task_comm"][k], a["task_pid"][k])
+    return _counts_table(trace, cid, pid, np.bincount(idx, minlength=len(cid)))
+
+
+def wakeup_counts(trace, *, source="wakeup", start=None, end=None, cpus=None, pids=None,
+                  comm=None):
+    """sched_wakeup (``source="waking"``: sched_waking) lines per woken task as printed
+    (D11): a structured array of (comm_id, comm, pid, count), sorted by comm id then pid."""
+    if source not in ("wakeup", "waking"):
+        raise ValueError("source must be 'wakeup' or 'waking'")
+    return _task_line_counts(trace, "sched_" + source, start, end, cpus, pids, comm)
+
+
+def migration_counts(trace, *, start=None, end=None, cpus=None, pids=None, comm=None):
+    """sched_migrate_task lines per migrated task as printed (D11): a structured array of
+    (comm_id, comm, pid, count), sorted by comm id then pid."""
+    return _task_line_counts(trace, "sched_migrate_task", start, end, cpus, pids, comm)
+
+
+def switch_counts(trace, *, start=None, end=None, cpus=None, pids=None, comm=None):
+    """sched_switch lines per task as printed (D11): a structured array of (comm_id, comm,
+    pid, switches_in, voluntary, involuntary, switches_out_D), one row per (comm, pid) with a
+    switch in or out, sorted by comm id then pid."""
+    a = trace.events.get("sched_switch")
+    if a is None or not len(a):
+        return _counts_table(trace, np.zeros(0, np.int32), np.zeros(0, np.int32),
+                             np.zeros(0), SWITCH_FIELDS)
+    n = len(a)
+    lines = _line_rows(a, start, end, cpus)
+    task = _line_tasks(trace, pids, comm)
+    # one index over next and prev together: a task has one row whichever side names it
+    idx, pair_comm, pair_pid = _group.pair_index(np.concatenate([a["next_comm"], a["prev_comm"]]),
+                                                 np.concatenate([a["next_pid"], a["prev_pid"]]))
+    npairs = len(pair_comm)
+    nxt, prv = idx[:n], idx[n:]
+    st = a["prev_state"]
+    # any letter but R: R and R+ carry no letter bit, a numeric 0 neither
+    voluntary = (st & _STATE_LETTERS) != 0
+
+    def kept(k, x):
+        # without a restriction every line counts: no mask to apply
+        return x if k.all() else x[k]
+    prev = lines & task(a["prev_pid"], a["prev_comm"])
+    # switches out: one count per (pair, voluntary) from a single bincount
+    out = np.bincount(kept(prev, prv * 2 + voluntary), minlength=2 * npairs).reshape(npairs, 2)
+    cols = {"switches_in": np.bincount(kept(lines & task(a["next_pid"], a["next_comm"]), nxt),
+                                       minlength=npairs),
+            "voluntary": out[:, 1],
+            "involuntary": out[:, 0],
+            "switches_out_D": np.bincount(prv[prev & ((st & STATE_BITS["D"]) != 0)],
+                                          minlength=npairs)}
+    shown = np.flatnonzero(cols["switches_in"] + cols["voluntary"] + cols["involuntary"])
+    out = _counts_table(trace, pair_comm[shown], pair_pid[shown], cols["switches_in"][shown],
+                        SWITCH_FIELDS)
+    for f in ("voluntary", "involuntary", "switches_out_D"):
+        out[f] = cols[f][shown]
+    return out
+
+
+def tgid_pids(trace, tgids):
+    """The threads of the processes ``tgids`` (D12): a sorted list of pids.  ValueError when
+    no line has a record-tgid column."""
+    want = np.asarray(list(tgids), np.int64)
+    found = [want]
+    seen_tgid = False
+    for a in trace.events.values():
+        if not len(a):
+            continue
+        has = a["tgid"] >= 0
+        if not has.any():
+            continue
+        seen_tgid = True
+        found.append(a["pid"][has & np.isin(a["tgid"], want)].astype(np.int64))
+    if not seen_tgid:
+        raise ValueError(f"{trace.source}: the trace has no record-tgid column")
+    u = np.unique(np.concatenate(found))
+    return u[u >= 0].tolist()
 
 
 def _pair_time(entries, exits):

@@ -43,6 +43,7 @@ import threading
 
 import numpy as np
 
+from . import _group
 from . import events as _ev
 from ._datfile import DatError, MAGIC, cpu_data, open_dat
 from ._source import InputError, is_tracedat
@@ -1135,11 +1136,7 @@ def _select(t, per_event, layouts, pids, comm, start, end):
         comm_ok = np.array([bool(rx.search(c)) for c in t.comms] + [False], bool)
     want = None if pids is None else np.asarray(sorted(set(int(p) for p in pids)), np.int64)
     for name, a in list(per_event.items()):
-        keep = np.ones(len(a), bool)
-        if start is not None:
-            keep &= a["ts"] >= start
-        if end is not None:
-            keep &= a["ts"] <= end
+        keep = _group.window_mask(a["ts"], start, end)
         if want is not None or comm_ok is not None:
             who = np.zeros(len(a), bool)
             kinds = _ev.field_kinds(layouts.get(name, "generic"))
