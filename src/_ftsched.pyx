@@ -1645,3 +1645,67 @@ def pixel_accumulate_tasks(const int32_t[:] task, const int64_t[::1] row_of,
         if pc != NULL:
             pixel_finish(pc, pdc, nrows, ncpus, width)
     return by_state, by_cpu, used
+
+
+def switch_cells(const int32_t[:] nc, const int32_t[:] npid, const int32_t[:] pc,
+                 const int32_t[:] ppid, const int32_t[:] st, const uint8_t[:] nkeep,
+                 const uint8_t[:] pkeep, int32_t letters, int32_t dbit, int32_t mark_n,
+                 int64_t max_cells):
+    """Context switches per (comm id, pid) of sched_switch columns, counted in a dense table
+    of cells comm id * width + pid rank (cells in (comm id, pid) order): (ub, width,
+    switches_in, voluntary, involuntary, switches_out_D), ub the sorted pids of either side.
+    nkeep / pkeep: the lines whose next / prev side counts (empty: every line).  None when
+    an id is negative, a pid is not below mark_n, or the table would pass max_cells."""
+    cdef int64_t n = nc.shape[0], i, cells
+    cdef int32_t cmax = 0, pmax = 0, lo = 0, width, c, p, s
+    cdef bint alln = nkeep.shape[0] == 0, allp = pkeep.shape[0] == 0
+    if (not alln and nkeep.shape[0] != n) or (not allp and pkeep.shape[0] != n) or \
+            npid.shape[0] != n or pc.shape[0] != n or ppid.shape[0] != n or st.shape[0] != n:
+        raise ValueError("switch_cells: columns of different lengths")
+    mark_a = np.zeros(max(mark_n, 1), np.uint8)
+    cdef uint8_t[::1] mark = mark_a
+    with nogil:
+        for i in range(n):
+            c = nc[i] if nc[i] > pc[i] else pc[i]
+            if c > cmax:
+                cmax = c
+            c = nc[i] if nc[i] < pc[i] else pc[i]
+            p = npid[i] if npid[i] < ppid[i] else ppid[i]
+            if c < lo:
+                lo = c
+            if p < lo:
+                lo = p
+            p = npid[i] if npid[i] > ppid[i] else ppid[i]
+            if p > pmax:
+                pmax = p
+            if lo < 0 or pmax >= mark_n:
+                break
+            mark[npid[i]] = 1
+            mark[ppid[i]] = 1
+    if lo < 0 or pmax >= mark_n:
+        return None
+    ub_a = np.flatnonzero(mark_a[:pmax + 1]).astype(np.int32)
+    width = ub_a.shape[0]
+    cells = (<int64_t>cmax + 1) * width
+    if n == 0 or cells > max_cells:
+        return None
+    lut_a = np.zeros(pmax + 1, np.int32)
+    lut_a[ub_a] = np.arange(width, dtype=np.int32)
+    cdef const int32_t[::1] lut = lut_a
+    sw_in_a, vol_a, inv_a, d_a = (np.zeros(cells, np.int64) for _ in range(4))
+    cdef int64_t[::1] sw_in = sw_in_a, vol = vol_a, inv = inv_a, dd = d_a
+    cdef int64_t k
+    with nogil:
+        for i in range(n):
+            if alln or nkeep[i]:
+                sw_in[<int64_t>nc[i] * width + lut[npid[i]]] += 1
+            if allp or pkeep[i]:
+                k = <int64_t>pc[i] * width + lut[ppid[i]]
+                s = st[i]
+                if s & letters:
+                    vol[k] += 1
+                else:
+                    inv[k] += 1
+                if s & dbit:
+                    dd[k] += 1
+    return ub_a, width, sw_in_a, vol_a, inv_a, d_a

@@ -70,6 +70,32 @@ def test_line_counts_equal_the_lines_written(seed, variant):
     assert np.array_equal(np.lexsort((s["pid"], s["comm_id"])), np.arange(len(s)))
 
 
+@pytest.mark.parametrize("seed,variant", CASES[::3])
+def test_switch_counts_same_through_the_table_and_the_pair_index(seed, variant, monkeypatch):
+    """switch_counts counts in one pass into a (comm id, pid) table when the ids allow it,
+    else through an index of the pairs (pids past sched._PID_MARK): the same rows in the same
+    order either way, with and without restrictions, and both the lines written."""
+    sim = simsched.simulate(seed=seed, variant=variant, lost=seed == 1)
+    t = _load(sim)
+    (w0, w1) = sim.truth.window
+    comms = sorted({ln.f["next_comm"] for ln in _written(sim, "sched_switch")})
+    pids = sorted({ln.f["next"] for ln in _written(sim, "sched_switch")})[1::2]
+    kws = [{}, dict(start=f"{(w0 + w1) // 2}ns", cpus=[0]), dict(pids=pids),
+           dict(comm=re.escape(comms[0]))]
+    fast = [sched.switch_counts(t, **kw) for kw in kws]
+    assert sched._switch_cells(t.events["sched_switch"], np.ones(1, bool), np.ones(1, bool))
+    monkeypatch.setattr(sched, "_PID_MARK", 1)
+    assert sched._switch_cells(t.events["sched_switch"], np.ones(1, bool),
+                               np.ones(1, bool)) is None
+    for kw, f in zip(kws, fast):
+        g = sched.switch_counts(t, **kw)
+        assert f.dtype == g.dtype and len(f) == len(g), kw
+        for name in f.dtype.names:
+            assert np.array_equal(f[name], g[name]), (kw, name)
+    got = _table(fast[0], "switches_in", "voluntary", "involuntary", "switches_out_D")
+    assert got == _switch_truth(sim)
+
+
 @pytest.mark.parametrize("seed", [0, 3])
 def test_line_counts_restrictions_keep_lines(seed):
     """D11: time and CPU by the line, pids and comm by the task the line names for the count."""

@@ -947,36 +947,59 @@ def switch_counts(trace, *, start=None, end=None, cpus=None, pids=None, comm=Non
     if a is None or not len(a):
         return _counts_table(trace, np.zeros(0, np.int32), np.zeros(0, np.int32),
                              np.zeros(0), SWITCH_FIELDS)
-    n = len(a)
     lines = _line_rows(a, start, end, cpus)
     task = _line_tasks(trace, pids, comm)
+    prev = lines & task(a["prev_pid"], a["prev_comm"])
+    nxt_kept = lines & task(a["next_pid"], a["next_comm"])
+    got = _switch_cells(a, prev, nxt_kept)
+    cols, rows_of = got if got is not None else _switch_pairs(a, prev, nxt_kept)
+    shown = np.flatnonzero(cols["switches_in"] + cols["voluntary"] + cols["involuntary"])
+    out = _counts_table(trace, *rows_of(shown), cols["switches_in"][shown], SWITCH_FIELDS)
+    for f in ("voluntary", "involuntary", "switches_out_D"):
+        out[f] = cols[f][shown]
+    return out
+
+
+def _kept(k, x):
+    # without a restriction every line counts: no mask to apply
+    return x if k.all() else x[k]
+
+
+def _switch_cells(a, prev, nxt_kept):
+    """switch_counts' (columns, cell -> (comm ids, pids)), counted in one pass of _ftsched
+    into a (comm id, pid rank) table when it is small: no index of the pairs, no copy of the
+    columns.  None when the ids do not allow it (negative, or too many cells for the lines)."""
+    def keep(k):
+        return np.zeros(0, np.uint8) if k.all() else k.view(np.uint8)
+    got = _ftsched.switch_cells(a["next_comm"], a["next_pid"], a["prev_comm"], a["prev_pid"],
+                                a["prev_state"], keep(nxt_kept), keep(prev), _STATE_LETTERS,
+                                STATE_BITS["D"], _PID_MARK, 4 * len(a) + 65536)
+    if got is None:
+        return None
+    ub, width, sw_in, vol, inv, sw_d = got
+    cols = {"switches_in": sw_in, "voluntary": vol, "involuntary": inv, "switches_out_D": sw_d}
+    return cols, lambda cell: (cell // width, ub[cell % width])
+
+
+def _switch_pairs(a, prev, nxt_kept):
+    """switch_counts' (columns, row -> (comm ids, pids)) through an index of every (comm id,
+    pid) pair, for any ids."""
+    n = len(a)
+    st = a["prev_state"]
+    # any letter but R: R and R+ carry no letter bit, a numeric 0 neither
+    voluntary = (st & _STATE_LETTERS) != 0
+    out_d = prev & ((st & STATE_BITS["D"]) != 0)
     # one index over next and prev together: a task has one row whichever side names it
     idx, pair_comm, pair_pid = _group.pair_index(np.concatenate([a["next_comm"], a["prev_comm"]]),
                                                  np.concatenate([a["next_pid"], a["prev_pid"]]))
     npairs = len(pair_comm)
     nxt, prv = idx[:n], idx[n:]
-    st = a["prev_state"]
-    # any letter but R: R and R+ carry no letter bit, a numeric 0 neither
-    voluntary = (st & _STATE_LETTERS) != 0
-
-    def kept(k, x):
-        # without a restriction every line counts: no mask to apply
-        return x if k.all() else x[k]
-    prev = lines & task(a["prev_pid"], a["prev_comm"])
-    # switches out: one count per (pair, voluntary) from a single bincount
-    out = np.bincount(kept(prev, prv * 2 + voluntary), minlength=2 * npairs).reshape(npairs, 2)
-    cols = {"switches_in": np.bincount(kept(lines & task(a["next_pid"], a["next_comm"]), nxt),
-                                       minlength=npairs),
+    out = np.bincount(_kept(prev, prv * 2 + voluntary), minlength=2 * npairs).reshape(npairs, 2)
+    cols = {"switches_in": np.bincount(_kept(nxt_kept, nxt), minlength=npairs),
             "voluntary": out[:, 1],
             "involuntary": out[:, 0],
-            "switches_out_D": np.bincount(prv[prev & ((st & STATE_BITS["D"]) != 0)],
-                                          minlength=npairs)}
-    shown = np.flatnonzero(cols["switches_in"] + cols["voluntary"] + cols["involuntary"])
-    out = _counts_table(trace, pair_comm[shown], pair_pid[shown], cols["switches_in"][shown],
-                        SWITCH_FIELDS)
-    for f in ("voluntary", "involuntary", "switches_out_D"):
-        out[f] = cols[f][shown]
-    return out
+            "switches_out_D": np.bincount(prv[out_d], minlength=npairs)}
+    return cols, lambda i: (pair_comm[i], pair_pid[i])
 
 
 def tgid_pids(trace, tgids):
