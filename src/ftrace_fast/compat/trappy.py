@@ -911,30 +911,34 @@ class _TimeSeq:
             table[line] = ts
             del line, ts
         seen = table >= 0
-        sec = table[seen]
-        del table
-        if len(sec) != n_vis:
+        n_seen = int(np.count_nonzero(seen))
+        if n_seen != n_vis:
             # a line held two seen rows: order them stably by line instead
             return self._by_sort(t_min, t_max)
-        if not len(sec):
+        if not n_seen:
             lines = [a["line"] for a, _ in self._events.values()]
             self.first_line = min(int(x.min()) for x in lines)
             self.last_line = max(int(x.max()) for x in lines)
             self._set_span([], [], t_min, t_max)
             return
+        first = int(seen.argmax())
+        last = len(seen) - 1 - int(seen[::-1].argmax())
+        # the seen lines are usually every line from the first to the last: then the table's
+        # slice is the sequence, else the seen entries are gathered
+        whole = last - first + 1 == n_seen
+        sec = table[first:last + 1] if whole else table[seen]
+        del table
         # ns -> float seconds in place: the int64 buffer becomes the float64 one
         np.divide(sec, 1e9, out=sec.view(np.float64))
-        sec = sec.view(np.float64)
-        bits = sec.view(np.int64)
+        bits = sec
         if bits[0] > 0 and (bits[1:] > bits[:-1]).all():
             out = bits
         else:
             out = _unique_run(bits)
             ch = np.flatnonzero(out != bits)
-            self._adj_line = np.flatnonzero(seen)[ch]
+            self._adj_line = ch + first if whole else np.flatnonzero(seen)[ch]
             self._adj_val = out[ch].view(np.float64)
-        self.first_line = int(seen.argmax())
-        self.last_line = len(seen) - 1 - int(seen[::-1].argmax())
+        self.first_line, self.last_line = first, last
         self._set_span(out[:1].view(np.float64), out[-1:].view(np.float64), t_min, t_max)
 
     def _set_span(self, first, last, t_min, t_max):
