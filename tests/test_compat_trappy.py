@@ -3,6 +3,7 @@ simulator's truth, and its key=value split against trappy's per-line rules."""
 
 from __future__ import annotations
 
+import math
 import os
 import random
 import re
@@ -19,6 +20,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import simsched  # noqa: E402
 import tracegen  # noqa: E402
 
+import ftrace_fast  # noqa: E402
 from ftrace_fast.compat import trappy  # noqa: E402
 
 
@@ -128,6 +130,73 @@ def test_equal_times_made_unique(tmp_path):
     assert ft.bar.data_frame.index.tolist() == [ulp[0]]
     assert ft.foo.data_frame["x"].tolist() == [1, 3, 4, 5]
     assert ft.basetime == t0 and ft.endtime == 10.000002
+
+
+@pytest.mark.filterwarnings("ignore:.*not key=value data")
+@pytest.mark.parametrize("seed", range(8))
+def test_time_sequence_equals_trappys_loop(tmp_path, seed):
+    """Every row's time equals trappy's per-line loop (a time not after the previous seen
+    line's becomes np.nextafter of it) over random lines with ties, steps back, lines of other
+    events, typed events, and lines trappy's regex does not see (empty payload, the function
+    tracer's ``func <-parent``), which keep their printed time; basetime / endtime / lines too;
+    and the stable-sort path (for lines holding two rows) gives the same times."""
+    rng = random.Random(seed)
+    t_us = rng.randint(0, 5_000_000_000)
+    lines, truth = [], []  # truth: (event, printed seconds, seen by trappy's regex)
+    for i in range(400):
+        t_us += rng.choice([0, 0, 0, 1, 1, 3, -1, -2, 250]) if i else 0
+        t_us = max(t_us, 0)
+        stamp = f"{t_us // 1_000_000}.{t_us % 1_000_000:06d}"
+        kind = rng.random()
+        if kind < 0.35:
+            ev, body, seen = "foo", f"x={i}", True
+        elif kind < 0.55:
+            ev, body, seen = "bar", f"y={i} z=a{i}", True
+        elif kind < 0.7:
+            ev, body, seen = "sched_wakeup", f"comm=t{i} pid={i} prio=120 target_cpu=001", True
+        elif kind < 0.8:
+            ev, body, seen = "other", f"v={i}", True
+        elif kind < 0.9:
+            ev, body, seen = "foo", "", False
+        else:
+            ev, body, seen = "function", "", False
+        if ev == "function":
+            text = f"  t-{i} [001] d..1. {stamp}: do_thing <-caller{i}"
+        else:
+            text = f"  t-{i} [001] d..1. {stamp}: {ev}: {body}".rstrip()
+        lines.append(text + "\n")
+        truth.append((ev, float(stamp), seen))
+    path = tmp_path / "trace.txt"
+    path.write_text("# tracer: nop\n#\n" + "".join(lines))
+    # trappy's loop, as in trappy.ftrace.GenericFTrace.__populate_data
+    want, prev = [], 0.0
+    for ev, t, seen in truth:
+        if seen:
+            prev = t if t > prev else float(np.nextafter(prev, math.inf))
+            want.append((ev, prev))
+        else:
+            want.append((ev, t))
+    ft = trappy.FTrace(str(path), normalize_time=False, scope="custom",
+                       events=["foo", "bar", "sched_wakeup", "function"])
+    for ev, attr in (("foo", "foo"), ("bar", "bar"), ("sched_wakeup", "sched_wakeup"),
+                     ("function", "function")):
+        got = getattr(ft, attr).data_frame.index.tolist()
+        assert got == [t for e, t in want if e == ev], ev
+    seen_t = [t for (e, t), (_, _, s) in zip(want, truth) if s]
+    all_t = [t for _, t in want]
+    assert ft.basetime == min(all_t) and ft.endtime == max(all_t)
+    assert seen_t == sorted(seen_t) and len(set(seen_t)) == len(seen_t)
+    first = next(i for i, (_, _, s) in enumerate(truth) if s)
+    last = max(i for i, (_, _, s) in enumerate(truth) if s)
+    assert ft.lines == last - first + 1
+    assert ft.foo.data_frame["__line"].tolist() == [
+        i - first for i, (e, _, _) in enumerate(truth) if e == "foo"]
+    # the stable-sort path of the same sequence
+    seq = trappy._TimeSeq(ftrace_fast.load(str(path), warn=False))
+    times = {ev: seq.times(ev).tolist() for ev in ("foo", "bar", "function")}
+    seq._by_sort([], [])
+    for ev, t in times.items():
+        assert seq.times(ev).tolist() == t, ev
 
 
 def _oracle(payloads, name):

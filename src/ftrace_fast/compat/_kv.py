@@ -47,6 +47,12 @@ class KVError(ValueError):
         super().__init__(row)
 
 
+def index_array(col):
+    """An integer column as a contiguous intp array: numpy's fancy indexing with a strided or
+    int32 index (a field of the parser's records) takes a slow buffered path."""
+    return np.ascontiguousarray(col, dtype=np.intp)
+
+
 def gather(arena, offs, lens):
     """The payloads as one buffer, each followed by b"\\n", blank runs collapsed to one space.
 

@@ -67,10 +67,24 @@ STATE_VALUES = np.array([0x2000, 0x0, 0x1, 0x2, 0x1000, 0x10, -1], dtype=np.int6
 STATE_CHARS = np.array(["A", "R", "S", "D", "O", "X", "U"], dtype=object)
 
 
+def _code_dtype(n):
+    """The smallest signed integer type of the codes of n categories (pandas' own choice)."""
+    return np.int8 if n < 127 else np.int16 if n < 32767 else np.int32
+
+
+#: the preempted bit of the parser's state moved to 0x100 by one right shift
+_PREEMPT_SHIFT = _ev.STATE_PREEMPTED.bit_length() - 9
+assert _ev.STATE_PREEMPTED == 0x100 << _PREEMPT_SHIFT
+
+
 def _state_ints(col):
+    """prev_state's report bits (low byte), 0x100 added for a preempted R+; int64."""
     bits = col.astype(np.int64)
-    out = bits & 0xFF
-    return np.where(bits & _ev.STATE_PREEMPTED, out | 0x100, out)
+    preempted = bits & _ev.STATE_PREEMPTED
+    preempted >>= _PREEMPT_SHIFT
+    bits &= 0xFF
+    bits |= preempted
+    return bits
 
 
 class Trace:
@@ -108,6 +122,8 @@ class Trace:
         return (max(cpus) + 1) if cpus else 0
 
     def _seconds(self, ts):
+        if not self._t0:
+            return ts / 1e9
         return (np.asarray(ts, np.int64) - self._t0) / 1e9
 
     def df_event(self, event):
@@ -133,7 +149,8 @@ class Trace:
                 name = kernel.get(field, field)
                 if layout == "text":
                     name = "buf"  # LISA's name for the text of a marker / printk line
-                if kind in ("i1", "i4", "i8", "comm", "sym") and len(a) and (a[field] == -1).all():
+                if (kind in ("i1", "i4", "i8", "comm", "sym") and len(a) and a[field][0] == -1
+                        and (a[field] == -1).all()):
                     continue  # a field the kernel did not print (sched_wakeup's success)
                 if kind == "comm":
                     cols[name] = self._comm_column(a[field])
@@ -156,22 +173,23 @@ class Trace:
                                pd.Series(v, dtype=object if v.dtype == object else v.dtype,
                                          copy=False))
                            for k, v in cols.items()}, copy=False)
-        df.index = pd.Index(self._seconds(a["ts"]), name="Time")
+        df.index = pd.Index(self._seconds(a["ts"]), name="Time", copy=False)
         return df
 
     def _comm_column(self, ids):
         """A comm id column as LISA's category column (no str object per row)."""
-        ids = np.asarray(ids, np.int64)
         comms = self._trace.comms
-        # the comms this column uses, sorted as astype("category") sorts them; one bincount
-        # and a lookup table instead of a sort of the rows
-        used = np.flatnonzero(np.bincount(ids[ids >= 0], minlength=len(comms)))
-        names = sorted((comms[i], i) for i in used.tolist())
-        code_of = np.full(len(comms) + 1, -1, np.int64)
+        n = len(comms)
+        ids = _kv.index_array(ids)
+        # the comms this column uses, sorted as astype("category") sorts them; a scatter and a
+        # lookup table instead of a sort of the rows (-1, no comm, reads the last entry)
+        mark = np.zeros(n + 1, bool)
+        mark[ids] = True
+        names = sorted((comms[i], i) for i in np.flatnonzero(mark[:n]).tolist())
+        code_of = np.full(n + 1, -1, _code_dtype(len(names)))
         code_of[[i for _, i in names]] = np.arange(len(names))
-        codes = code_of[np.where(ids >= 0, ids, len(comms))]
-        return pd.Categorical.from_codes(codes, categories=pd.Index([n for n, _ in names],
-                                                                    dtype=object),
+        return pd.Categorical.from_codes(code_of[ids],
+                                         categories=pd.Index([c for c, _ in names], dtype=object),
                                          validate=False)
 
     def get_task_ids(self):

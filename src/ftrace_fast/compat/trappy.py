@@ -177,7 +177,8 @@ class Base:
     def normalize_time(self, basetime):
         if basetime and not self.data_frame.empty:
             df = self.data_frame
-            df.index = pd.Index(np.asarray(df.index, dtype=float) - basetime, name="Time")
+            df.index = pd.Index(np.asarray(df.index, dtype=float) - basetime, name="Time",
+                                copy=False)
 
     def __getattr__(self, name):
         if name.startswith("plot"):
@@ -539,26 +540,28 @@ class GenericFTrace(BareTrace):
         pass
 
     def _build(self, trace):
-        times, first_line, last_line = _trappy_times(trace)
+        seq = _TimeSeq(trace)
+        first_line = seq.first_line
         if first_line is None:
             self.basetime = 0
             self.endtime = 0
             self.lines = 0
             self.max_window = self._calc_max_window()
             return
-        all_t = np.concatenate([t for t in times.values() if len(t)])
-        self.basetime = float(all_t.min())
-        self.endtime = float(all_t.max())
-        self.lines = int(last_line - first_line + 1)
+        self.basetime = seq.basetime
+        self.endtime = seq.endtime
+        self.lines = int(seq.last_line - first_line + 1)
         self.max_window = self._calc_max_window()
         lo, hi = self.max_window
         routes = self._routes()
         parts = {}
         for ev, a in trace.events.items():
-            if not len(a) or ev not in times:
+            if not len(a) or ev not in seq:
                 continue
-            for attr, rows, data in self._dispatch(trace, ev, a, routes):
-                t = times[ev][rows]
+            routed = self._dispatch(trace, ev, a, routes)
+            t_ev = seq.times(ev) if routed else None
+            for attr, rows, data in routed:
+                t = t_ev if len(rows) == len(t_ev) else t_ev[rows]
                 # trappy slices the frame by label, both ends included
                 keep = t >= lo
                 if hi:
@@ -567,11 +570,13 @@ class GenericFTrace(BareTrace):
                     rows = rows[keep]
                     data = None if data is None else data[keep]
                     t = t[keep]
-                parts.setdefault(attr, []).append((ev, rows, data, t))
+                line = seq.lines(ev)
+                line = line if len(rows) == len(line) else line[rows]
+                parts.setdefault(attr, []).append((ev, rows, data, t, line - first_line))
         for attr, plist in parts.items():
             obj = getattr(self, attr)
-            frames = [self._frame(obj, trace, ev, rows, data, t, first_line)
-                      for ev, rows, data, t in plist]
+            frames = [self._frame(obj, trace, ev, rows, data, t, line)
+                      for ev, rows, data, t, line in plist]
             frames = [f for f in frames if len(f)]
             if not frames:
                 continue
@@ -636,20 +641,21 @@ class GenericFTrace(BareTrace):
             out.append((attrs[k], rows, _DataRef(buf, starts, data_start, rows)))
         return out
 
-    def _frame(self, obj, trace, ev, rows, data, t, first_line):
+    def _frame(self, obj, trace, ev, rows, data, t, line):
+        """The frame of rows of event ev: t their times, line their __line."""
         a = trace.events[ev]
         if len(rows) != len(a):
             a = a[rows]
-        cols = {"__comm": trace.comm_names(a["comm"]),
+        cols = {"__comm": _comm_objects(trace, a["comm"]),
                 "__pid": a["pid"].astype(np.int64),
                 "__cpu": a["cpu"].astype(np.int64),
-                "__line": (a["line"] - first_line).astype(np.int64)}
+                "__line": line}
         n = len(a)
         if data is None:
             cols.update(_typed_columns(trace, ev, a))
         else:
             cols.update(self._text_columns(obj, data, n))
-        index = pd.Index(t, name="Time")
+        index = pd.Index(t, name="Time", copy=False)
         # object columns stay object (pandas 3 would make str columns of them, losing None)
         return pd.DataFrame({k: (pd.Series(v, index=index, dtype=object, copy=False)
                                  if v.dtype == object else v) for k, v in cols.items()},
@@ -729,27 +735,28 @@ def _typed_columns(trace, ev, a):
         col = a[field]
         name = kernel.get(field, field)
         if kind == "comm":
-            if len(col) and (col < 0).all():
+            if len(col) and col[0] < 0 and (col < 0).all():
                 continue
-            out[name] = trace.comm_names(col)
+            out[name] = _comm_objects(trace, col)
         elif kind == "sym":
-            if len(col) and (col < 0).all():
+            if len(col) and col[0] < 0 and (col < 0).all():
                 continue
             out[name] = _cast_symbols(trace, col)
         elif kind == "state":
-            out[name] = _state_values(col)
+            out[name] = _state_values(_kv.index_array(col))
         elif kind == "text":
             out[name] = np.array(trace.text(ev, field), dtype=object)
         elif kind == "u8":
             out[name] = col.astype(np.int64) if col.max(initial=0) < 2**63 else col
         else:
-            if len(col) and (col == -1).all():
+            col = col.astype(np.int64)
+            if len(col) and col[0] == -1 and (col == -1).all():
                 continue
             words = WORD_VALUES.get((layout, field))
             if words is not None and len(col) and ((col == 0) | (col == 1)).all():
                 out[name] = np.array(words, dtype=object)[col]
                 continue
-            out[name] = col.astype(np.int64)
+            out[name] = col
     return out
 
 
@@ -768,28 +775,34 @@ def _cast_symbols(trace, col):
     return np.array(table, dtype=object)[inv.ravel()]
 
 
-def _unique_inverse(col):
-    """np.unique(col, return_inverse=True) of an integer column; by a count of the values
-    when they are few and small (prev_state bits), not a sort of every row."""
-    if len(col) and col.min() >= 0 and col.max() < (1 << 20):
-        u = np.flatnonzero(np.bincount(col))
-        code = np.zeros(int(u[-1]) + 1, np.int64)
-        code[u] = np.arange(len(u))
-        return u.astype(col.dtype), code[col]
-    return np.unique(col, return_inverse=True)
-
-
 def _state_values(col):
-    """prev_state as printed: letters (R, S, D|K, R+), or the number a raw report printed."""
-    u, inv = _unique_inverse(col)
-    table = []
-    for bits in u.tolist():
-        if bits & _ev.STATE_NUMERIC:
-            num = bits & 0xFF
-            table.append(num)
-        else:
-            table.append(_ev.state_string(bits))
-    return np.array(table, dtype=object)[inv.ravel()]
+    """prev_state as printed: letters (R, S, D|K, R+), or the number a raw report printed;
+    each distinct value is converted once and the rows read it from a table."""
+    if not len(col):
+        return np.zeros(0, object)
+    lo, hi = int(col.min()), int(col.max())
+    if lo >= 0 and hi < (1 << 20):
+        present = np.flatnonzero(np.bincount(col)).tolist()
+        table = np.empty(hi + 1, object)
+        base = 0
+    else:
+        present = np.unique(col).tolist()
+        table = np.empty(len(present), object)
+        base = None
+    for i, bits in enumerate(present):
+        value = bits & 0xFF if bits & _ev.STATE_NUMERIC else _ev.state_string(bits)
+        table[bits if base is not None else i] = value
+    if base is not None:
+        return table[_kv.index_array(col)]
+    return table[np.searchsorted(np.asarray(present, dtype=col.dtype), col)]
+
+
+def _comm_objects(trace, ids):
+    """Comm strs of a column of comm ids (-1: ''), read from a table of the trace's comms."""
+    table = np.empty(len(trace.comms) + 1, object)
+    table[:-1] = trace.comms
+    table[-1] = ""
+    return table[_kv.index_array(ids)]  # -1 reads the last entry
 
 
 #: the events whose text may stand for another event ("print: tracing_mark_write:
@@ -823,82 +836,178 @@ def _unnamed_rows(trace, ev, a):
     return same_len & (head == marker)
 
 
-def _line_order(line, idx):
-    """idx in line order (stable): a scatter by line number when those lines are distinct
-    (one pass instead of a sort of every row), else a stable sort."""
-    if not len(idx):
-        return idx
-    at = line[idx]
-    lo = int(at.min())
-    span = int(at.max()) - lo + 1
-    if span <= 2 * len(idx) + 4096:  # the scatter table stays proportional to the rows
-        slot = np.full(span, -1, np.int64)
-        slot[at - lo] = idx
-        order = slot[slot >= 0]
-        if len(order) == len(idx):  # no line held two rows
-            return order
-    return idx[np.argsort(at, kind="stable")]
+def _visible_rows(trace, ev, a, raw_syscalls):
+    """Which rows of event ev trappy's line regex sees (a ``name:`` word with text after it):
+    a bool array, or None when every row is seen."""
+    if ev in _UNNAMED_EVENTS and not (ev.startswith("funcgraph") and
+                                      not trace.format.get("funcgraph_lines")):
+        # funcgraph_* events with no function_graph column lines come from named lines
+        # ("funcgraph_entry: func=... depth=...", trace-cmd report -R)
+        return np.zeros(len(a), bool)
+    if trace.layout(ev) != "generic":
+        return None
+    vis = a["payload_len"] > 0
+    if ev in ("function", "kernel_stack", "user_stack"):
+        vis &= ~_unnamed_rows(trace, ev, a)
+    elif ev.startswith("sys_enter_"):
+        vis &= trace.text_arena[a["payload_off"]] != ord("(")
+    elif ev.startswith("sys_exit_") and raw_syscalls:
+        vis[:] = False
+    return None if vis.all() else vis
 
 
-def _trappy_times(trace):
-    """Per event, trappy's float seconds of its rows: the printed time (an integer time is
-    ns), raised to the next float above the previous line's when it is not after it (trappy
+class _TimeSeq:
+    """trappy's float seconds of the event lines: the printed time (an integer time is ns),
+    raised to the next float above the previous seen line's when it is not after it (trappy
     keeps times unique and in line order).  Lines trappy's regex does not see (no ``name:``
     word, or nothing after it) take no part in that sequence and keep their printed time.
-    Returns (times by event, first line, last line)."""
-    names, lines, ts, seen = [], [], [], []
-    # the syscall tracer's own lines, "sys_x(args)" and "sys_x -> ret", name no event; the
-    # parser calls them sys_enter_x / sys_exit_x.  An enter line in that form (payload "(...")
-    # marks the trace's exit lines as that form too: the two cannot be told apart otherwise.
-    raw_syscalls = False
-    for ev, a in trace.events.items():
-        if ev.startswith("sys_enter_") and len(a) and trace.layout(ev) == "generic":
-            first = a["payload_off"][:1]
-            raw_syscalls |= bool(len(first) and a["payload_len"][0] > 0 and
-                                 trace.text_arena[first[0]] == ord("("))
-    for ev, a in trace.events.items():
-        if not len(a):
-            continue
-        ok = a["ts"] >= 0
-        if not ok.all():
-            continue  # lines without a time stamp: no trappy line
-        names.append(ev)
-        lines.append(a["line"])
-        ts.append(a["ts"])
-        if ev in _UNNAMED_EVENTS and not (ev.startswith("funcgraph") and
-                                          not trace.format.get("funcgraph_lines")):
-            # funcgraph_* events with no function_graph column lines come from named lines
-            # ("funcgraph_entry: func=... depth=...", trace-cmd report -R)
-            seen.append(np.zeros(len(a), bool))
-        elif trace.layout(ev) == "generic":
-            vis = a["payload_len"] > 0
-            if ev in ("function", "kernel_stack", "user_stack"):
-                vis &= ~_unnamed_rows(trace, ev, a)
-            elif ev.startswith("sys_enter_"):
-                vis &= trace.text_arena[a["payload_off"]] != ord("(")
-            elif ev.startswith("sys_exit_") and raw_syscalls:
-                vis[:] = False
-            seen.append(vis)
+
+    first_line / last_line: the first and last line of the sequence (None: no line);
+    basetime / endtime: the least and greatest time of any row."""
+
+    def __init__(self, trace):
+        self._events = {}  # ev -> (its records, visible mask or None: every row)
+        # the syscall tracer's own lines, "sys_x(args)" and "sys_x -> ret", name no event; the
+        # parser calls them sys_enter_x / sys_exit_x.  An enter line in that form (payload
+        # "(...") marks the trace's exit lines as that form too: the two cannot be told apart
+        # otherwise.
+        raw_syscalls = False
+        for ev, a in trace.events.items():
+            if ev.startswith("sys_enter_") and len(a) and trace.layout(ev) == "generic":
+                raw_syscalls |= bool(a["payload_len"][0] > 0 and
+                                     trace.text_arena[a["payload_off"][0]] == ord("("))
+        hi = None
+        n_vis = 0
+        t_min, t_max = [], []
+        for ev, a in trace.events.items():
+            if not len(a):
+                continue
+            if a["ts"].min() < 0:
+                continue  # lines without a time stamp: no trappy line
+            vis = _visible_rows(trace, ev, a, raw_syscalls)
+            self._events[ev] = (a, vis)
+            top = int(a["line"].max())
+            hi = top if hi is None else max(hi, top)
+            if vis is None:
+                n_vis += len(a)
+            else:
+                n_vis += int(np.count_nonzero(vis))
+                if not vis.all():
+                    hidden = a["ts"][~vis]
+                    t_min.append(int(hidden.min()))
+                    t_max.append(int(hidden.max()))
+        self.first_line = self.last_line = None
+        self._adj_line = self._adj_val = None
+        self._by_line = None
+        if hi is None:
+            return
+        # the seen lines' times in line order: one scatter into a table indexed by line (from
+        # contiguous copies: numpy's fancy indexing is slow on the records' strided fields)
+        table = np.full(hi + 1, -1, np.int64)
+        for a, vis in self._events.values():
+            line, ts = _kv.index_array(a["line"]), np.ascontiguousarray(a["ts"])
+            if vis is not None:
+                line, ts = line[vis], ts[vis]
+            table[line] = ts
+            del line, ts
+        seen = table >= 0
+        n_seen = int(np.count_nonzero(seen))
+        if n_seen != n_vis:
+            # a line held two seen rows: order them stably by line instead
+            return self._by_sort(t_min, t_max)
+        if not n_seen:
+            lines = [a["line"] for a, _ in self._events.values()]
+            self.first_line = min(int(x.min()) for x in lines)
+            self.last_line = max(int(x.max()) for x in lines)
+            self._set_span([], [], t_min, t_max)
+            return
+        first = int(seen.argmax())
+        last = len(seen) - 1 - int(seen[::-1].argmax())
+        # the seen lines are usually every line from the first to the last: then the table's
+        # slice is the sequence, else the seen entries are gathered
+        whole = last - first + 1 == n_seen
+        sec = table[first:last + 1] if whole else table[seen]
+        del table
+        # ns -> float seconds in place: the int64 buffer becomes the float64 one
+        np.divide(sec, 1e9, out=sec.view(np.float64))
+        bits = sec
+        if bits[0] > 0 and (bits[1:] > bits[:-1]).all():
+            out = bits
         else:
-            seen.append(np.ones(len(a), bool))
-    if not names:
-        return {}, None, None
-    sizes = [len(x) for x in lines]
-    line = np.concatenate(lines)
-    sec_all = np.concatenate(ts) / 1e9
-    vis = np.concatenate(seen)
-    idx = np.flatnonzero(vis)
-    order = _line_order(line, idx)
-    bits = sec_all[order].view(np.int64)
+            out = _unique_run(bits)
+            ch = np.flatnonzero(out != bits)
+            self._adj_line = ch + first if whole else np.flatnonzero(seen)[ch]
+            self._adj_val = out[ch].view(np.float64)
+        self.first_line, self.last_line = first, last
+        self._set_span(out[:1].view(np.float64), out[-1:].view(np.float64), t_min, t_max)
+
+    def _set_span(self, first, last, t_min, t_max):
+        lows = list(first) + [t / 1e9 for t in t_min]
+        highs = list(last) + [t / 1e9 for t in t_max]
+        self.basetime = float(min(lows)) if lows else 0.0
+        self.endtime = float(max(highs)) if highs else 0.0
+
+    def _by_sort(self, t_min, t_max):
+        names = list(self._events)
+        lines = [self._events[ev][0]["line"] for ev in names]
+        sizes = [len(x) for x in lines]
+        line = np.concatenate(lines)
+        sec = np.concatenate([self._events[ev][0]["ts"] for ev in names]) / 1e9
+        vis = np.concatenate([np.ones(len(a), bool) if v is None else v
+                              for a, v in self._events.values()])
+        idx = np.flatnonzero(vis)
+        order = idx[np.argsort(line[idx], kind="stable")]
+        out = sec.copy()
+        if len(order):
+            out[order] = _unique_run(sec[order].view(np.int64)).view(np.float64)
+            self.first_line = int(line[order[0]])
+            self.last_line = int(line[order[-1]])
+            self._set_span(out[order[:1]], out[order[-1:]], t_min, t_max)
+        else:
+            self.first_line, self.last_line = int(line.min()), int(line.max())
+            self._set_span([], [], t_min, t_max)
+        self._by_line = dict(zip(names, np.split(out, np.cumsum(sizes)[:-1])))
+
+    def __contains__(self, ev):
+        return ev in self._events
+
+    def lines(self, ev):
+        """The line numbers of every row of event ev."""
+        return self._events[ev][0]["line"]
+
+    def times(self, ev):
+        """The times of every row of event ev (float seconds)."""
+        if self._by_line is not None:
+            return self._by_line[ev]
+        a, vis = self._events[ev]
+        t = a["ts"] / 1e9
+        if self._adj_line is None:
+            return t
+        line = a["line"]
+        if len(line) > 1 and not (line[1:] >= line[:-1]).all():
+            j = np.searchsorted(self._adj_line, line)
+            j[j == len(self._adj_line)] = 0
+            hit = self._adj_line[j] == line
+            if vis is not None:
+                hit &= vis
+            t[hit] = self._adj_val[j[hit]]
+            return t
+        r = np.searchsorted(line, self._adj_line)
+        ok = r < len(line)
+        r, k = r[ok], np.flatnonzero(ok)
+        hit = line[r] == self._adj_line[k]
+        if vis is not None:
+            hit &= vis[r]
+        t[r[hit]] = self._adj_val[k[hit]]
+        return t
+
+
+def _unique_run(bits):
+    """out[i] = max(bits[i], out[i - 1] + 1) with out[-1] = 0.0: positive floats' bit patterns
+    made strictly increasing by whole ulps (trappy's np.nextafter), as one running maximum."""
     k = np.arange(len(bits), dtype=np.int64)
-    # out[i] = max(bits[i], out[i-1] + 1 ulp) with out[-1] = 0.0: one running maximum
     run = np.maximum.accumulate(np.concatenate(([1], bits - k)))[1:]
-    out = sec_all.copy()
-    out[order] = (run + k).view(np.float64)
-    times = dict(zip(names, np.split(out, np.cumsum(sizes)[:-1])))
-    first = int(line[order[0]]) if len(order) else int(line.min())
-    last = int(line[order[-1]]) if len(order) else int(line.max())
-    return times, first, last
+    return run + k
 
 
 # -- the user-facing traces -----------------------------------------------------------------------
