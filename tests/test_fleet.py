@@ -75,14 +75,9 @@ def traces(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def client():
-    import logging
-    from dask.distributed import Client, LocalCluster
-    cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
-                           silence_logs=logging.CRITICAL)
-    c = Client(cluster)
-    yield c
-    c.close()
-    cluster.close()
+    # the command's own local cluster (workers forked on Linux), 2 worker processes
+    with fleet.client_for(workers=2) as c:
+        yield c
 
 
 @pytest.fixture(scope="module")
