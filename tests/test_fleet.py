@@ -450,6 +450,25 @@ def test_the_command_on_its_own_local_cluster(traces, tmp_path):
     assert rc == 2 and "--workers must be at least 1" in err
 
 
+def test_worker_preload_imports_what_a_task_needs():
+    """``dask worker --preload ftrace_fast.fleet`` (README): the worker has the task's modules
+    before its first task."""
+    code = """
+import asyncio, sys
+from distributed import Scheduler, Worker
+async def main():
+    async with Scheduler(dashboard_address="127.0.0.1:0", port=0) as s:
+        async with Worker(s.address, preload=["ftrace_fast.fleet"], nthreads=1):
+            print(sorted(m for m in ("ftrace_fast.kvm", "ftrace_fast.sched", "pyarrow.parquet",
+                                     "pyarrow.json") if m in sys.modules))
+asyncio.run(main())
+"""
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stderr[-2000:]
+    assert p.stdout.split("\n")[0] == str(["ftrace_fast.kvm", "ftrace_fast.sched", "pyarrow.json",
+                                          "pyarrow.parquet"])
+
+
 def test_without_the_extra_fleet_exits_2_with_the_install_line(tmp_path):
     code = ("import sys; sys.modules['duckdb'] = None; from ftrace_fast import cli; "
             f"sys.exit(cli.main(['fleet', 'run', {str(tmp_path)!r}, '--store', {str(tmp_path / 's')!r}]))")

@@ -36,7 +36,7 @@ import json
 import math
 import os
 
-from .fleet import FAILURES, TABLES, FleetError, Store, require
+from .fleet import FAILURES, TABLES, FleetError, Store, quick_exit, require
 
 #: the report's sections in page order
 SECTIONS = ("overview", "steal", "hosts", "exits", "latency", "findings", "failures")
@@ -377,6 +377,7 @@ def query(con, sql):
 
 
 def cmd_report(args, out):
+    quick_exit()
     if args.top is not None and args.top < 0:
         raise FleetError("--top must be 0 (all) or more")
     con = connect(args.store, load=REPORT_VIEWS)
@@ -387,6 +388,7 @@ def cmd_report(args, out):
 
 
 def cmd_query(args, out):
+    quick_exit()
     from . import cli
     if args.schema:
         out.write(describe())
