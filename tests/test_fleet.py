@@ -418,6 +418,34 @@ def test_interrupt_stops_and_a_rerun_finishes(traces, client, tmp_path):
     _once(st, 10)
 
 
+def test_ctrl_c_on_the_whole_command(traces, client, tmp_path):
+    """SIGINT to the command's process group (a terminal's Ctrl-C) once a trace is stored:
+    exit 130 with one line saying how to finish, no process left behind, a re-run finishes."""
+    root, paths = traces
+    ps = sorted(paths)
+    st = str(tmp_path / "store")
+    cmd = [sys.executable, "-m", "ftrace_fast", "fleet", "run", *ps, "--store", st, "--workers", "2"]
+    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                         start_new_session=True)
+    deadline = time.time() + 120
+    while not _partitions(st) and p.poll() is None and time.time() < deadline:
+        time.sleep(0.02)
+    os.killpg(p.pid, signal.SIGINT)
+    out, err = p.communicate(timeout=120)
+    if p.returncode == 0:
+        pytest.skip("every trace was stored before the signal arrived")
+    assert p.returncode == 130 and out == "", err
+    assert err.splitlines()[-1].startswith("ftfast fleet: interrupted: ") and "Traceback" not in err, err
+    time.sleep(1)
+    left = subprocess.run(["pgrep", "-g", str(p.pid)], capture_output=True, text=True).stdout.split()
+    assert left == []
+    n = len(_partitions(st))
+    assert 1 <= n < len(ps)
+    s = fleet.run(ps, st, client=client, progress=False)
+    assert len(s["skipped"]) == n and len(s["done"]) == len(ps) - n and not s["failed"]
+    _once(st, len(ps))
+
+
 def test_fsspec_store_url(traces, client, tmp_path):
     pytest.importorskip("fsspec")
     root, paths = traces
