@@ -868,9 +868,9 @@ def client_for(workers=None, scheduler=None):
         # loop): the child runs only the worker, which starts its own loop
         warnings.filterwarnings("ignore", message=r".*use of fork\(\) may lead to deadlocks",
                                 category=DeprecationWarning)
-    # what is imported so far lives as long as the process: the collector need not walk it
-    # again (the forked workers then share its pages, and the interpreter's exit skips a
-    # collection over Dask's modules: 0.5 s of CPU)
+    # the workers are forked with every object so far frozen: their collector never walks
+    # (and so never copies) the pages they share with this process; here collection resumes
+    # once they are started
     import gc
     gc.freeze()
     with dask.config.set(cfg):
@@ -882,6 +882,7 @@ def client_for(workers=None, scheduler=None):
                                    dashboard_address=None, silence_logs=logging.CRITICAL,
                                    scheduler_kwargs={"dashboard_address": "127.0.0.1:0"})
         finally:
+            gc.unfreeze()
             if old is not None:
                 signal.signal(signal.SIGINT, old)
         # results straight from the workers, not relayed by the scheduler (a hop less per task)
