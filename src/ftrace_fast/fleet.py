@@ -850,10 +850,6 @@ def client_for(workers=None, scheduler=None):
             workers = len(os.sched_getaffinity(0))
         except (AttributeError, OSError):
             workers = os.cpu_count() or 1
-    # the worker processes start with SIGINT ignored (kept across exec; Python and asyncio then
-    # install no handler): Ctrl-C on the terminal reaches every process of the group, and only
-    # this one should act on it, cancelling the tasks and closing the cluster
-    import signal
     # no dashboard: no worker profiler sampling the task's stack every 10 ms, no event-loop
     # ticks every 20 ms nor system monitor every 500 ms (idle, they cost 4% of a CPU in this
     # process and 3% in each worker); the nannies' memory watch stays at Dask's pace
@@ -872,8 +868,12 @@ def client_for(workers=None, scheduler=None):
     # (and so never copies) the pages they share with this process; here collection resumes
     # once they are started
     import gc
+    import signal
     gc.freeze()
     with dask.config.set(cfg):
+        # the worker processes start with SIGINT ignored (kept across fork and exec; Python and
+        # asyncio then install no handler): Ctrl-C on the terminal reaches every process of the
+        # group, and only this one should act on it, cancelling the tasks and closing the cluster
         old = signal.signal(signal.SIGINT, signal.SIG_IGN) if _main_thread() else None
         try:
             # the scheduler's HTTP routes (health, metrics) on a free local port: the default
