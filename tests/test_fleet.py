@@ -75,14 +75,9 @@ def traces(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def client():
-    import logging
-    from dask.distributed import Client, LocalCluster
-    cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
-                           silence_logs=logging.CRITICAL)
-    c = Client(cluster)
-    yield c
-    c.close()
-    cluster.close()
+    # the command's own local cluster (workers forked on Linux), 2 worker processes
+    with fleet.client_for(workers=2) as c:
+        yield c
 
 
 @pytest.fixture(scope="module")
@@ -423,6 +418,34 @@ def test_interrupt_stops_and_a_rerun_finishes(traces, client, tmp_path):
     _once(st, 10)
 
 
+def test_ctrl_c_on_the_whole_command(traces, client, tmp_path):
+    """SIGINT to the command's process group (a terminal's Ctrl-C) once a trace is stored:
+    exit 130 with one line saying how to finish, no process left behind, a re-run finishes."""
+    root, paths = traces
+    ps = sorted(paths)
+    st = str(tmp_path / "store")
+    cmd = [sys.executable, "-m", "ftrace_fast", "fleet", "run", *ps, "--store", st, "--workers", "2"]
+    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                         start_new_session=True)
+    deadline = time.time() + 120
+    while not _partitions(st) and p.poll() is None and time.time() < deadline:
+        time.sleep(0.02)
+    os.killpg(p.pid, signal.SIGINT)
+    out, err = p.communicate(timeout=120)
+    if p.returncode == 0:
+        pytest.skip("every trace was stored before the signal arrived")
+    assert p.returncode == 130 and out == "", err
+    assert err.splitlines()[-1].startswith("ftfast fleet: interrupted: ") and "Traceback" not in err, err
+    time.sleep(1)
+    left = subprocess.run(["pgrep", "-g", str(p.pid)], capture_output=True, text=True).stdout.split()
+    assert left == []
+    n = len(_partitions(st))
+    assert 1 <= n < len(ps)
+    s = fleet.run(ps, st, client=client, progress=False)
+    assert len(s["skipped"]) == n and len(s["done"]) == len(ps) - n and not s["failed"]
+    _once(st, len(ps))
+
+
 def test_fsspec_store_url(traces, client, tmp_path):
     pytest.importorskip("fsspec")
     root, paths = traces
@@ -439,15 +462,39 @@ def test_fsspec_store_url(traces, client, tmp_path):
 
 
 def test_the_command_on_its_own_local_cluster(traces, tmp_path):
+    """The whole command, its workers forked from it: its summary line and nothing else on
+    stderr (no word from Dask, the workers or their shut-down)."""
     root, paths = traces
-    ps = sorted(paths)[:2]
+    ps = sorted(paths)[:3]
     st = str(tmp_path / "store")
+    p = subprocess.run([sys.executable, "-m", "ftrace_fast", "fleet", "run", *ps, "--store", st,
+                        "--workers", "2"], capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0 and p.stdout == "", p.stderr
+    assert len(p.stderr.splitlines()) == 1 and p.stderr.startswith("ftfast fleet: 3 analysed ("), p.stderr
+    _once(st, 3)
     rc, out, err = _main("fleet", "run", *ps, "--store", st, "--workers", "1")
-    assert rc == 0 and out == ""
-    assert err.strip().splitlines()[-1].startswith("ftfast fleet: 2 analysed (")
-    _once(st, 2)
+    assert rc == 0 and out == "" and "0 analysed" in err and "3 already in the store" in err
     rc, _, err = _main("fleet", "run", *ps, "--store", st, "--workers", "0")
     assert rc == 2 and "--workers must be at least 1" in err
+
+
+def test_worker_preload_imports_what_a_task_needs():
+    """``dask worker --preload ftrace_fast.fleet`` (README): the worker has the task's modules
+    before its first task."""
+    code = """
+import asyncio, sys
+from distributed import Scheduler, Worker
+async def main():
+    async with Scheduler(dashboard_address="127.0.0.1:0", port=0) as s:
+        async with Worker(s.address, preload=["ftrace_fast.fleet"], nthreads=1):
+            print(sorted(m for m in ("ftrace_fast.kvm", "ftrace_fast.sched", "pyarrow.parquet",
+                                     "pyarrow.json") if m in sys.modules))
+asyncio.run(main())
+"""
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stderr[-2000:]
+    assert p.stdout.split("\n")[0] == str(["ftrace_fast.kvm", "ftrace_fast.sched", "pyarrow.json",
+                                          "pyarrow.parquet"])
 
 
 def test_without_the_extra_fleet_exits_2_with_the_install_line(tmp_path):

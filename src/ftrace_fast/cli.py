@@ -215,6 +215,8 @@ def _read(path, args, note_malformed=False, **kw):
     name = "<stdin>" if args.file == "-" else path
     # a spooled copy of stdin has a temporary name: no key to find it by later
     kw.setdefault("cache", False if spooled else getattr(args, "cache", None))
+    # set by a caller that runs commands in parallel itself (a fleet task: one core each)
+    kw.setdefault("threads", getattr(args, "load_threads", None))
     from . import climachine
     try:
         t = climachine.load_cached(args, path, kw)

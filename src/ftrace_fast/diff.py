@@ -30,7 +30,7 @@ import json
 import math
 import os
 
-from .fleet import FleetError, documents, require, schema, tables_of
+from .fleet import FleetError, documents, quick_exit, require, schema, tables_of
 
 #: entity tables in ranking order for equal changes
 DIFF_TABLES = ("tasks", "vcpus", "groups", "cpus", "exits")
@@ -292,6 +292,7 @@ def write(out, rows, fmt, *, a, b, kinds, top=30, min_samples=10):
 
 def cmd_diff(args, out):
     require()
+    quick_exit()
     if args.min_samples < 0:
         raise FleetError("--min-samples must be 0 or more")
     if args.top is not None and args.top < 0:

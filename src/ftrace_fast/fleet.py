@@ -37,14 +37,20 @@ Scaling out
 -----------
 ``run(..., scheduler="tcp://host:8786")`` submits the same tasks to an existing Dask cluster;
 each worker needs ftrace_fast installed, the trace paths readable and the store writable
-under the same names (a shared filesystem, or an object store URL).
+under the same names (a shared filesystem, or an object store URL).  A task parses its trace
+in one thread: give each machine one single-threaded worker per core (``dask worker
+tcp://host:8786 --nworkers N --nthreads 1 --preload ftrace_fast.fleet``; the preload imports
+what a task needs as the worker starts, see :func:`dask_setup`).  The local cluster of ``fleet
+run`` forks its workers from the command's process once it has imported them (Linux).
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import glob as globmod
 import hashlib
+import io as _io
 import json
 import os
 import re
@@ -248,6 +254,7 @@ def _arrow_type(code):
             "li": pa.list_(pa.int64()), "ls": pa.list_(pa.string())}[code]
 
 
+@functools.lru_cache(maxsize=None)
 def schema(table):
     """The Arrow schema of a store table (host and trace_id first)."""
     import pyarrow as pa
@@ -326,8 +333,16 @@ def host_of(path, pattern=None):
 
 def content_id(path):
     """The trace's id: the first 32 hex digits of the SHA-256 digest of the file's bytes."""
+    import mmap
     h = hashlib.sha256()
     with open(path, "rb") as f:
+        try:
+            # hashed where the page cache holds it: no copy (the parse reads the same pages)
+            with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as m:
+                h.update(m)
+            return h.hexdigest()[:32]
+        except (ValueError, OSError):
+            pass          # empty, or not mappable (a pipe): read it
         while True:
             b = f.read(_HASH_BLOCK)
             if not b:
@@ -444,9 +459,12 @@ class Store:
                 raise
 
     def write_table(self, path, table):
-        """An Arrow table as Parquet at ``path`` (published)."""
+        """An Arrow table as Parquet at ``path`` (published).  Uncompressed, without column
+        statistics: a partition holds one trace's few rows, where compression and statistics
+        cost more to write than they save (zstd halved the writing speed for 3% fewer bytes)."""
         import pyarrow.parquet as pq
-        self.publish(path, lambda f: pq.write_table(table, f, compression="zstd"))
+        self.publish(path, lambda f: pq.write_table(table, f, compression="none",
+                                                    write_statistics=False))
 
     def index_path(self, key):
         return self.join("_index", f"{key}.json")
@@ -468,6 +486,15 @@ class Store:
                 os.unlink(path)
             elif self.fs.exists(path):
                 self.fs.rm(path)
+
+    def first_file(self, table):
+        """A committed part file of a table, or None (the first found: not every file listed)."""
+        return next((h for h in self._iglob(*self.pattern(table)) if ".tmp-" not in h), None)
+
+    def _iglob(self, *parts):
+        if self.fs is None:
+            return globmod.iglob(os.path.join(globmod.escape(self.root), *parts), recursive=True)
+        return iter(self.fs.glob(self.join(*parts)))
 
     def files(self, table):
         """The committed part files of a table (traces committed, or every failure file)."""
@@ -491,11 +518,19 @@ class Store:
 # ---------------------------------------------------------------------------------------------
 # one trace -> rows of every table
 
+_PARSER = []
+
+
 def _stats_args(path):
     """The command line ``ftfast stats PATH --format json -q``: the same defaults as the
-    command, from its own parser."""
+    command, from its own parser (built once per process), parsed in one thread: the tasks
+    running at once are the parallelism (a worker per core)."""
     from . import cli
-    return cli.build_parser().parse_args(["stats", path, "--format", "json", "-q"])
+    if not _PARSER:
+        _PARSER.append(cli.build_parser())
+    args = _PARSER[0].parse_args(["stats", path, "--format", "json", "-q"])
+    args.load_threads = 1
+    return args
 
 
 def _jsonable(doc):
@@ -634,11 +669,19 @@ def tables_of(t, doc, found, *, path, size, seconds=None):
     return out
 
 
+_JSON = json.JSONEncoder(allow_nan=False, ensure_ascii=False)
+
+
 def _arrow(table, host, trace_id, rows):
-    import pyarrow as pa
+    """Rows as an Arrow table of the store's schema.  Through Arrow's JSON reader: building
+    arrays from Python lists makes pyarrow import pandas (about 0.4 s of CPU per process)."""
+    import pyarrow.json as pj
     sch = schema(table)
-    full = [dict(r, host=host, trace_id=trace_id) for r in rows]
-    return pa.Table.from_pylist(full, schema=sch)
+    key = {"host": host} if table == "failures" else {"host": host, "trace_id": trace_id}
+    text = "\n".join(_JSON.encode(dict(r, **key)) for r in rows).encode("utf-8")
+    return pj.read_json(_io.BytesIO(text), read_options=pj.ReadOptions(use_threads=False),
+                        parse_options=pj.ParseOptions(explicit_schema=sch,
+                                                      unexpected_field_behavior="error"))
 
 
 def _one_line(exc):
@@ -721,10 +764,9 @@ def _unchanged(store, path, committed):
 
 
 def record_failure(store, path, host, trace_id, error, size, key=None):
-    import pyarrow as pa
     key = key or path_key(path)
-    tbl = pa.Table.from_pylist([{"host": host, "path": path, "trace_id": trace_id, "error": error,
-                                 "bytes": size, "failed_at": time.time()}], schema=schema("failures"))
+    row = {"path": path, "trace_id": trace_id, "error": error, "bytes": size, "failed_at": time.time()}
+    tbl = _arrow("failures", host, None, [row])
     store.write_table(store.failure_path(key), tbl)
 
 
@@ -764,11 +806,34 @@ class _Bar:
             sys.stderr.flush()
 
 
+def dask_setup(worker=None):
+    """Import what a task needs, once per process, before its first task.  A Dask preload
+    (``dask worker --preload ftrace_fast.fleet`` runs it as each worker starts); the local
+    cluster runs it in this process before its workers are forked from it."""
+    import numpy  # noqa: F401
+    import pyarrow.json  # noqa: F401
+    import pyarrow.parquet  # noqa: F401
+    from . import cli, kvm, sched  # noqa: F401
+    if not _PARSER:
+        _PARSER.append(cli.build_parser())
+
+
+def _fork_workers():
+    """Whether the local cluster's workers are forked from this process (Linux), rather than
+    started as new interpreters (Dask's default, spawn)."""
+    import multiprocessing
+    return sys.platform.startswith("linux") and "fork" in multiprocessing.get_all_start_methods()
+
+
 @contextlib.contextmanager
 def client_for(workers=None, scheduler=None):
     """A Dask client: on ``scheduler`` (an address) or on a new LocalCluster of ``workers``
-    processes with one thread each (default: the CPUs this process may use)."""
+    processes with one thread each (default: the CPUs this process may use).  On Linux the
+    workers are forked from this process after :func:`dask_setup`: each starts with Dask,
+    NumPy, pyarrow and ftrace_fast imported (a spawned worker imports them again: about a
+    second of CPU each, most of the run for a few traces)."""
     import logging
+    import dask
     from dask.distributed import Client, LocalCluster
     if scheduler:
         try:
@@ -785,25 +850,50 @@ def client_for(workers=None, scheduler=None):
             workers = len(os.sched_getaffinity(0))
         except (AttributeError, OSError):
             workers = os.cpu_count() or 1
-    # the worker processes start with SIGINT ignored (kept across exec; Python and asyncio then
-    # install no handler): Ctrl-C on the terminal reaches every process of the group, and only
-    # this one should act on it, cancelling the tasks and closing the cluster
+    # no dashboard: no worker profiler sampling the task's stack every 10 ms, no event-loop
+    # ticks every 20 ms nor system monitor every 500 ms (idle, they cost 4% of a CPU in this
+    # process and 3% in each worker); the nannies' memory watch stays at Dask's pace
+    cfg = {"distributed.worker.profile.enabled": False, "distributed.admin.tick.interval": "1s",
+           "distributed.admin.system-monitor.interval": "1s"}
+    if _fork_workers():
+        dask_setup()
+        # a worker restarted by its nanny (after its process died) is forked the same way
+        cfg["distributed.worker.multiprocessing-method"] = "fork"
+        import warnings
+        # Python 3.12+ warns on any fork of a process with threads (here the cluster's event
+        # loop): the child runs only the worker, which starts its own loop
+        warnings.filterwarnings("ignore", message=r".*use of fork\(\) may lead to deadlocks",
+                                category=DeprecationWarning)
+    # the workers are forked with every object so far frozen: their collector never walks
+    # (and so never copies) the pages they share with this process; here collection resumes
+    # once they are started
+    import gc
     import signal
-    old = signal.signal(signal.SIGINT, signal.SIG_IGN) if _main_thread() else None
-    try:
-        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                               dashboard_address=None, silence_logs=logging.CRITICAL)
-    finally:
-        if old is not None:
-            signal.signal(signal.SIGINT, old)
-    client = Client(cluster)
-    try:
-        yield client
-    finally:
-        with contextlib.suppress(Exception):
-            client.close()
-        with contextlib.suppress(Exception):
-            cluster.close()
+    gc.freeze()
+    with dask.config.set(cfg):
+        # the worker processes start with SIGINT ignored (kept across fork and exec; Python and
+        # asyncio then install no handler): Ctrl-C on the terminal reaches every process of the
+        # group, and only this one should act on it, cancelling the tasks and closing the cluster
+        old = signal.signal(signal.SIGINT, signal.SIG_IGN) if _main_thread() else None
+        try:
+            # the scheduler's HTTP routes (health, metrics) on a free local port: the default
+            # 8787 may be taken (another cluster), and Dask then retries and warns
+            cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                                   dashboard_address=None, silence_logs=logging.CRITICAL,
+                                   scheduler_kwargs={"dashboard_address": "127.0.0.1:0"})
+        finally:
+            gc.unfreeze()
+            if old is not None:
+                signal.signal(signal.SIGINT, old)
+        # results straight from the workers, not relayed by the scheduler (a hop less per task)
+        client = Client(cluster, direct_to_workers=True)
+        try:
+            yield client
+        finally:
+            with contextlib.suppress(Exception):
+                client.close()
+            with contextlib.suppress(Exception):
+                cluster.close()
 
 
 def _main_thread():
@@ -863,8 +953,9 @@ def run(inputs, store_url, *, workers=None, scheduler=None, client=None, host_fr
         with ctx as c:
             from dask.distributed import as_completed
             from distributed.scheduler import KilledWorker
-            futures = [c.submit(analyse, p, h, store_url, key=f"ftfast-{uuid.uuid4().hex}",
-                                retries=retries, pure=False) for p, h in jobs]
+            # one graph for all the tasks: one message to the scheduler, not one per trace
+            futures = c.map(analyse, [p for p, _ in jobs], [h for _, h in jobs], [store_url] * len(jobs),
+                            key=[f"ftfast-{uuid.uuid4().hex}" for _ in jobs], retries=retries, pure=False)
             by_key = {f.key: job for f, job in zip(futures, jobs)}
             done_bytes = 0
             n = 0
@@ -898,8 +989,23 @@ def run(inputs, store_url, *, workers=None, scheduler=None, client=None, host_fr
 # ---------------------------------------------------------------------------------------------
 # command line (parsing lives in cli.py)
 
+def quick_exit():
+    """Have the interpreter's exit skip the collector's last walk over every object (Dask's,
+    DuckDB's, pyarrow's and NumPy's modules: 0.2-0.8 s of a command's time): a finished command
+    has nothing left to collect.  At exit only, so a caller that goes on is unaffected."""
+    if not _QUICK_EXIT:
+        import atexit
+        import gc
+        atexit.register(gc.freeze)
+        _QUICK_EXIT.append(True)
+
+
+_QUICK_EXIT = []
+
+
 def cmd_run(args, out):
     require()
+    quick_exit()
     pattern = None
     if args.host_from is not None:
         try:

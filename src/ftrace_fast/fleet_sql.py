@@ -36,7 +36,7 @@ import json
 import math
 import os
 
-from .fleet import FAILURES, TABLES, FleetError, Store, require
+from .fleet import FAILURES, TABLES, FleetError, Store, quick_exit, require
 
 #: the report's sections in page order
 SECTIONS = ("overview", "steal", "hosts", "exits", "latency", "findings", "failures")
@@ -67,10 +67,30 @@ def _empty(cols):
     return "SELECT " + ", ".join(f"CAST(NULL AS {_duck_type(t)}) AS {c}" for c, t, _ in cols) + " WHERE false"
 
 
-def connect(store_url, *, tables=None, con=None, must_exist=True):
+#: the views the report reads and their columns it uses: each is read into memory once (and
+#: only those columns), not scanned by every query that uses it
+REPORT_VIEWS = {
+    "traces": ("host", "trace_id", "bytes", "time_unit", "duration_ns", "ncpus", "vcpus", "findings",
+               "overcommit_ns", "runnable_vcpus_mean", "runnable_vcpus_max", "vcpu_run_ns",
+               "vcpu_wait_ns", "stacked_ns", "lat_count", "lat_mean_ns", "lat_p99_ns", "lat_max_ns"),
+    "vcpus": ("host", "trace_id", "vm", "vcpu", "pid", "comm", "steal_pct", "wait_ns", "run_ns"),
+    "neighbours": ("host", "trace_id", "vcpu_pid", "pid", "comm", "stolen_ns", "share_pct"),
+    "vms": ("host", "trace_id", "vm", "vcpus", "stacked_ns"),
+    "vm_exits": ("host", "trace_id", "vm", "reason", "count", "handled", "rate_per_s", "p99_ns"),
+    "latency_hist": ("host", "trace_id", "bucket", "hi_ns", "count"),
+    "findings": ("host", "trace_id", "kind", "severity", "score"),
+    "failures": ("host", "trace_id", "path", "error"),
+}
+
+
+def connect(store_url, *, tables=None, con=None, must_exist=True, load=None):
     """A DuckDB connection with the store's views.  FleetError(3) when ``store_url`` is not a
     store (``must_exist``).  ``tables`` ({view: relation of ``con``}) builds the views over
-    relations already in ``con`` instead (a trace's tables, for diff)."""
+    relations already in ``con`` instead (a trace's tables, for diff).  ``load`` ({view:
+    columns}, e.g. :data:`REPORT_VIEWS`): those views become in-memory tables of only those
+    columns, their files read once (most of a query's time over small partitions is opening
+    and decoding them); without it ``traces`` is read whole into memory, the rest are views."""
+    load = load or {}
     require()
     import duckdb
     store = Store(store_url) if tables is None else None
@@ -81,27 +101,35 @@ def connect(store_url, *, tables=None, con=None, must_exist=True):
     base = tables or {}
 
     def source(name, cols):
+        if name in load:
+            cols = [c for c in cols if c[0] in load[name]]
         if name in base:
             return f"SELECT * FROM {base[name]}"
-        files = store.files(name) if store is not None else []
-        if not files:
+        if store is None:
             return _empty(cols)
-        if remote:
-            proto = store.fs.protocol if isinstance(store.fs.protocol, str) else store.fs.protocol[0]
-            files = [f if "://" in f else f"{proto}://{f}" for f in files]
+        if remote or any(ch in store.root for ch in "*?[]{}"):
+            files = store.files(name)
+            if remote:
+                proto = store.fs.protocol if isinstance(store.fs.protocol, str) else store.fs.protocol[0]
+                files = [f if "://" in f else f"{proto}://{f}" for f in files]
+            first = files[0] if files else None
             lst = "[" + ", ".join(_quote(f) for f in files) + "]"
-        elif not any(ch in store.root for ch in "*?[]{}"):
-            # a local store: DuckDB lists the files itself (no SQL text of every path)
-            lst = _quote(os.path.join(store.root, *store.pattern(name)))
         else:
-            lst = "[" + ", ".join(_quote(f) for f in files) + "]"
+            # a local store: DuckDB lists the files itself; here only whether there is one
+            first = store.first_file(name)
+            lst = _quote(os.path.join(store.root, *store.pattern(name)))
+        if first is None:
+            return _empty(cols)
         # one schema for all the files of a table (the first file's: reading every footer to
         # unify them costs more than the report); a column the store's version of ftrace_fast
         # did not write yet is null
-        rel = f"read_parquet({lst}, hive_partitioning=false)"
-        have = {r[0] for r in con.execute(f"DESCRIBE SELECT * FROM {rel}").fetchall()}
+        have = {r[0] for r in con.execute(f"DESCRIBE SELECT * FROM read_parquet({_quote(first)})").fetchall()}
         names = ", ".join(c if c in have else f"CAST(NULL AS {_duck_type(t)}) AS {c}" for c, t, _ in cols)
-        return f"SELECT {names} FROM {rel}"
+        return f"SELECT {names} FROM read_parquet({lst}, hive_partitioning=false)"
+
+    def make(name, sql):
+        kind = "TEMP TABLE" if name in load else "VIEW"
+        con.execute(f"CREATE {kind} {name} AS {sql}")
 
     key_cols = [("host", "s", ""), ("trace_id", "s", "")]
     tr = source("traces", key_cols + TABLES["traces"][1])
@@ -112,12 +140,12 @@ def connect(store_url, *, tables=None, con=None, must_exist=True):
     for name, (_, cols) in TABLES.items():
         if name == "traces":
             continue
-        con.execute(f"CREATE VIEW {name} AS SELECT * FROM ({source(name, key_cols + cols)}) "
-                    "WHERE (host, trace_id) IN (SELECT host, trace_id FROM traces)")
+        make(name, f"SELECT * FROM ({source(name, key_cols + cols)}) "
+                   "WHERE (host, trace_id) IN (SELECT host, trace_id FROM traces)")
     fl = source("failures", [("host", "s", "")] + FAILURES[1])
     # a failure of a path whose content is now in the store is history, not a failure
-    con.execute(f"CREATE VIEW failures AS SELECT * FROM ({fl}) WHERE trace_id IS NULL OR "
-                "trace_id NOT IN (SELECT trace_id FROM traces)")
+    make("failures", f"SELECT * FROM ({fl}) WHERE trace_id IS NULL OR "
+                     "trace_id NOT IN (SELECT trace_id FROM traces)")
     if must_exist and tables is None:
         n = con.execute("SELECT (SELECT count(*) FROM traces) + (SELECT count(*) FROM failures)").fetchone()[0]
         if not n and not store.exists(store.join("traces")) and not store.exists(store.join("failures")):
@@ -349,9 +377,10 @@ def query(con, sql):
 
 
 def cmd_report(args, out):
+    quick_exit()
     if args.top is not None and args.top < 0:
         raise FleetError("--top must be 0 (all) or more")
-    con = connect(args.store)
+    con = connect(args.store, load=REPORT_VIEWS)
     top = 10 if args.top is None else args.top
     sections = report(con, top=top)
     write_report(out, sections, args.format, store_url=args.store, top=top)
@@ -359,6 +388,7 @@ def cmd_report(args, out):
 
 
 def cmd_query(args, out):
+    quick_exit()
     from . import cli
     if args.schema:
         out.write(describe())
