@@ -70,9 +70,8 @@ TRACE_ATTRIBUTES = ("events", "comms", "symbols", "text_arena", "_layouts", "err
                     "stats", "clock", "source", "compression", "format", "line_kinds",
                     "kept_text", "_machine_names", "_machine_runs",
                     "dat")   # dat: None on every cached Trace (a trace.dat is not cached)
-# Trace attributes that are caches of other attributes, not state
-TRACE_DERIVED = ("_comm_index", "_span_cache", "_cpus_cache", "_sched_model", "_cache", "machine", "_machines",
-                 "_comm_matches")
+# Trace attributes that are derived from the others, not state (trace.DERIVED: the tables)
+TRACE_DERIVED = ("_derived", "machine")
 
 
 def cache_dir():
@@ -275,6 +274,76 @@ class _Reader:
             raise Damaged(f"{name} cannot be read ({exc})") from None
 
 
+class Unstorable(Exception):
+    """A derived table holding what an entry cannot keep without pickling (it is computed
+    again by the next run instead)."""
+
+
+_INLINE_BYTES = 1 << 16
+
+
+def _encode(v, w):
+    """A derived table as JSON for the manifest: plain values as they are, the rest tagged
+    ({"t": kind, ...}) so that the types come back exactly; arrays past _INLINE_BYTES as
+    .npy files written with w.  Unstorable for anything else (no pickle)."""
+    if isinstance(v, np.generic):          # before float: np.float64 is one
+        if v.dtype.kind not in "biuf":
+            raise Unstorable(f"a {v.dtype} scalar")
+        return {"t": "scalar", "dtype": v.dtype.str, "v": v.item()}
+    if v is None or isinstance(v, (bool, int, float, str)):
+        return v
+    if isinstance(v, np.ndarray):
+        if v.dtype.names:
+            return {"t": "record", "dtype": np.lib.format.dtype_to_descr(v.dtype),
+                    "shape": list(v.shape),
+                    "fields": [[f, _encode(np.ascontiguousarray(v[f]), w)] for f in v.dtype.names]}
+        if v.dtype.hasobject:
+            items = v.ravel().tolist()
+            if not all(x is None or isinstance(x, str) for x in items):
+                raise Unstorable("an object array of other than str")
+            return {"t": "objects", "shape": list(v.shape), "v": items}
+        if v.dtype.kind not in "biuf":
+            raise Unstorable(f"a {v.dtype} array")
+        if v.nbytes <= _INLINE_BYTES:
+            return {"t": "array", "dtype": v.dtype.str, "shape": list(v.shape),
+                    "v": v.ravel().tolist()}
+        return {"t": "file", "name": w.array(v)}
+    if isinstance(v, (list, tuple)):
+        return {"t": "list" if isinstance(v, list) else "tuple", "v": [_encode(x, w) for x in v]}
+    if isinstance(v, dict):
+        return {"t": "dict", "v": [[_encode(k, w), _encode(x, w)] for k, x in v.items()]}
+    raise Unstorable(f"a {type(v).__name__}")
+
+
+def _decode(e, r):
+    if not isinstance(e, dict):
+        return e
+    t = e["t"]
+    if t == "scalar":
+        return np.dtype(e["dtype"]).type(e["v"])
+    if t == "record":
+        dtype = np.lib.format.descr_to_dtype(e["dtype"])
+        out = np.zeros(tuple(e["shape"]), dtype)
+        for f, col in e["fields"]:
+            out[f] = _decode(col, r)
+        return out
+    if t == "objects":
+        out = np.empty(len(e["v"]), object)
+        out[:] = e["v"]
+        return out.reshape(tuple(e["shape"]))
+    if t == "array":
+        return np.array(e["v"], np.dtype(e["dtype"])).reshape(tuple(e["shape"]))
+    if t == "file":
+        return np.array(r.array(e["name"]))      # a copy: tables are not read-only
+    if t == "list":
+        return [_decode(x, r) for x in e["v"]]
+    if t == "tuple":
+        return tuple(_decode(x, r) for x in e["v"])
+    if t == "dict":
+        return {_decode(k, r): _decode(x, r) for k, x in e["v"]}
+    raise Damaged(f"a table of unknown kind {t!r}")
+
+
 def _trace_body(t, w):
     """The manifest's part about a Trace, its arrays written with w."""
     stats = dataclasses.asdict(t.stats)
@@ -321,10 +390,10 @@ def _trace_from(body, r):
     t.kept_text = None if body["kept_text"] is None else [r.array(f) for f in body["kept_text"]]
     t._machine_names = list(body["machine_names"])
     t._machine_runs = None if body["machine_runs"] is None else r.array(body["machine_runs"])
-    key = tuple((id(a), len(a)) for a in t.events.values())
+    key = t._arrays_key()
     span = body["span"]
-    t.__dict__["_span_cache"] = (key, None if span is None else (int(span[0]), int(span[1])))
-    t.__dict__["_cpus_cache"] = (key, [int(c) for c in body["cpus"]])
+    t._derived.put("span", key, None if span is None else (int(span[0]), int(span[1])))
+    t._derived.put("cpus", key, [int(c) for c in body["cpus"]])
     return t
 
 
@@ -381,6 +450,8 @@ def _write_dir(root, final, replace, fill):
         ok = _publish(root, tmp, final, replace)
         tmp = None
         return ok
+    except Unstorable:
+        return False
     except Exception as exc:  # the cache never fails a command
         _warn(f"{root}: {_describe_os_error(exc)}: not cached")
         return False
@@ -401,6 +472,7 @@ class Entry:
         self.options = options
         self.model_have = None        # the model tables stored (IV | CO | SW bits), or None
         self._model = None            # weakref to the model to store at exit
+        self._tables = {}             # derived tables to store at exit: dir -> (name, key, value, dump)
 
     def _stale_reason(self, body):
         if body.get("layout") != LAYOUT_VERSION or body.get("version") != _version():
@@ -448,6 +520,69 @@ class Entry:
         if _write_dir(self.root, self.dir, False, fill):
             evict(self.root, keep=self.dir)
 
+    # -- derived tables (trace.STORED) -----------------------------------------------------------
+    def _table_dir(self, name, key):
+        return os.path.join(self.dir, "derived", _digest(name, _encode(key, None)))
+
+    def load(self, trace, name, key, restore):
+        """The stored derived table (name, key) of the trace, or trace.MISSING."""
+        from .trace import MISSING
+        if name == "sched.model":
+            m = self.load_model(trace)
+            if m is None:
+                return MISSING
+            self.keep_model(m)
+            return m
+        d = self._table_dir(name, key)
+        try:
+            body = read_manifest(d)
+            if body.get("name") != name or body.get("key") != _encode(key, None):
+                raise Damaged("it holds another table")
+            r = _Reader(d, body["files"])
+            r.check()
+            v = _decode(body["value"], r)
+            return v if restore is None else restore(trace, v)
+        except FileNotFoundError:
+            return MISSING
+        except (Damaged, KeyError, TypeError, ValueError, OSError) as exc:
+            _warn(f"{trace.source}: the stored table {name} cannot be used ({exc}): "
+                  "computing it again")
+            with contextlib.suppress(OSError):
+                _remove(d, self.root)
+            return MISSING
+
+    def has(self, name, key):
+        """Whether the entry holds the table (a damaged one is found out by load)."""
+        if name == "sched.model":
+            return self.model_have is not None
+        return os.path.isdir(self._table_dir(name, key))
+
+    def keep(self, trace, name, key, value, dump):
+        """Store a derived table the trace computed when the process ends."""
+        if name == "sched.model":
+            self.keep_model(value)
+            return
+        self._tables[self._table_dir(name, key)] = (name, key, value, dump)
+        if self not in _PENDING:
+            _PENDING.append(self)
+
+    def store_tables(self):
+        tables, self._tables = self._tables, {}
+        if not tables or not os.path.isdir(self.dir):
+            return
+        wrote = False
+        for d, (name, key, value, dump) in tables.items():
+            if os.path.isdir(d):
+                continue          # another process stored it meanwhile
+
+            def fill(w, name=name, key=key, value=value, dump=dump):
+                return {"layout": LAYOUT_VERSION, "version": _version(), "name": name,
+                        "key": _encode(key, None),
+                        "value": _encode(value if dump is None else dump(value), w)}
+            wrote |= _write_dir(self.root, d, False, fill)
+        if wrote:
+            evict(self.root, keep=self.dir)
+
     # -- the scheduling model --------------------------------------------------------------------
     def _model_have(self):
         try:
@@ -463,15 +598,13 @@ class Entry:
             body = read_manifest(d)
             r = _Reader(d, body["files"])
             r.check()
-            wide = body.get("narrowed", {})
+            wide = {k: np.dtype(v) for k, v in body.get("narrowed", {}).items()}
             state = {}
             for k, v in body["state"].items():
                 if isinstance(v, str) and v.endswith(".npy"):
                     v = r.array(v)
-                    if k in wide:
-                        v = v.astype(np.dtype(wide[k]))
                 state[k] = v
-            m = SchedModel._restore(trace, state)
+            m = SchedModel._restore(trace, _WidenedOnRead(state, wide))
         except FileNotFoundError:
             return None
         except (Damaged, KeyError, TypeError, ValueError, OSError) as exc:
@@ -488,7 +621,8 @@ class Entry:
         """Store the model's tables when the process ends (by then the commands have asked
         for every table they read)."""
         self._model = weakref.ref(m)
-        _PENDING.append(self)
+        if self not in _PENDING:
+            _PENDING.append(self)
 
     def store_model(self):
         m = self._model() if self._model is not None else None
@@ -521,6 +655,50 @@ BACKGROUND = False
 _WRITERS = []
 
 
+class _WidenedOnRead(dict):
+    """Columns read from an entry, those stored narrow (_narrow) widened on their first read:
+    a run that never reads a table pays no copy of it.  part(prefix): the columns under a
+    prefix, alike."""
+
+    def __init__(self, data, wide):
+        super().__init__(data)
+        self._wide = {k: dt for k, dt in wide.items() if k in data}
+        self._lock = threading.Lock()
+
+    def __getitem__(self, k):
+        if k in self._wide:
+            with self._lock:        # the KVM figures read tables on two threads
+                dt = self._wide.pop(k, None)
+                if dt is not None:
+                    dict.__setitem__(self, k, dict.__getitem__(self, k).astype(dt))
+        return dict.__getitem__(self, k)
+
+    def __setitem__(self, k, v):
+        with self._lock:
+            self._wide.pop(k, None)
+            dict.__setitem__(self, k, v)
+
+    def get(self, k, default=None):
+        return self[k] if k in self else default
+
+    # every way to read the values goes through __getitem__ (dict.update and dict(x) take
+    # the slow path that does once __iter__ is not dict's)
+    def __iter__(self):
+        return iter(list(dict.keys(self)))
+
+    def items(self):
+        return [(k, self[k]) for k in list(dict.keys(self))]
+
+    def values(self):
+        return [self[k] for k in list(dict.keys(self))]
+
+    def part(self, prefix):
+        n = len(prefix)
+        return _WidenedOnRead({k[n:]: dict.__getitem__(self, k) for k in list(dict.keys(self))
+                               if k.startswith(prefix)},
+                              {k[n:]: dt for k, dt in self._wide.items() if k.startswith(prefix)})
+
+
 def _narrow(a):
     """An integer table column (task, CPU indices) in the smallest integer type that holds
     it: the model's index columns fit in int8 or int16 and would make most of an entry's
@@ -535,8 +713,8 @@ def _narrow(a):
 
 
 def flush():
-    """Finish the entries being written, then store the scheduling models built on cached
-    traces (called at exit)."""
+    """Finish the entries being written, then store the scheduling models and the derived
+    tables built on cached traces (called at exit)."""
     while _WRITERS:
         _WRITERS.pop().join()
     while _PENDING:
@@ -545,6 +723,10 @@ def flush():
             e.store_model()
         except Exception as exc:  # the cache never fails a command
             _warn(f"the scheduling model was not stored ({type(exc).__name__}: {exc})")
+        try:
+            e.store_tables()
+        except Exception as exc:  # the cache never fails a command
+            _warn(f"the derived tables were not stored ({type(exc).__name__}: {exc})")
 
 
 atexit.register(flush)
@@ -608,16 +790,16 @@ def load(source, options, *, cache, parse, strict, warn):
             t = parse(spool or source)
             t.source = name
             if BACKGROUND:
-                t._cache = entry
+                t._derived.backing = entry
                 w = threading.Thread(target=entry.write, args=(t,), name="ftfast-cache-write")
                 w.start()
                 _WRITERS.append(w)
             else:
                 entry.write(t)
                 if os.path.isdir(entry.dir):
-                    t._cache = entry
+                    t._derived.backing = entry
         else:
-            t._cache = entry
+            t._derived.backing = entry
             if strict and t.errors:
                 raise ParseError(t.errors[0])
             if warn and t.stats.malformed:

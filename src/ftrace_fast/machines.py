@@ -123,7 +123,7 @@ def combine(traces):
                       filtered=sum(tr.stats.filtered for tr in traces),
                       malformed=sum(tr.stats.malformed for tr in traces), error_counts={})
     top.errors = [e for tr in traces for e in tr.errors]
-    top._machines = machines
+    top.derived("machines", (), lambda: machines)
     top.machine = None
     return top
 
