@@ -370,9 +370,9 @@ def _trace_body(t, w):
 
 def _trace_from(body, r):
     from .trace import LineError, Stats, Trace
-    t = Trace()
+    t = Trace(layouts=dict(body["layouts"]), machine_names=list(body["machine_names"]),
+              machine_runs=None if body["machine_runs"] is None else r.array(body["machine_runs"]))
     t.events = {name: r.array(f) for name, _, f in body["events"]}
-    t._layouts = dict(body["layouts"])
     t.comms = list(body["comms"])
     t.symbols = list(body["symbols"])
     t.text_arena = r.array(body["text_arena"])
@@ -388,8 +388,6 @@ def _trace_from(body, r):
     t.format = dict(body["format"])
     t.line_kinds = None if body["line_kinds"] is None else r.array(body["line_kinds"])
     t.kept_text = None if body["kept_text"] is None else [r.array(f) for f in body["kept_text"]]
-    t._machine_names = list(body["machine_names"])
-    t._machine_runs = None if body["machine_runs"] is None else r.array(body["machine_runs"])
     key = t._arrays_key()
     span = body["span"]
     t._derived.put("span", key, None if span is None else (int(span[0]), int(span[1])))

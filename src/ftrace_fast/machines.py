@@ -76,12 +76,11 @@ def split(trace):
     err_m = machine_of_lines(trace, [e.line for e in trace.errors]) if trace.errors else []
     out = {}
     for mid in present.tolist():
-        t = Trace()
+        t = Trace(layouts=trace._layouts)
         t.machine = names[mid]
         t.events = {n: a[masks[n] == mid] for n, a in trace.events.items()}
         t.events = {n: a for n, a in t.events.items() if len(a)}
         t.comms, t.symbols, t.text_arena = trace.comms, trace.symbols, trace.text_arena
-        t._layouts = trace._layouts
         t.errors = [e for e, m in zip(trace.errors, err_m) if m == mid]
         t.lost = trace.lost[lost_m == mid]
         t.clock, t.source, t.compression = trace.clock, trace.source, trace.compression

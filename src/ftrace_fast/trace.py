@@ -719,7 +719,8 @@ class Trace:
         integer timestamps (kept as raw ticks), "mixed" when a file has both.
     """
 
-    def __init__(self):
+    def __init__(self, *, layouts=None, machine_names=None, machine_runs=None):
+        # the keywords: state a Trace built elsewhere (cache, machines) starts with
         self.events = {}
         self.comms = []
         self.symbols = []
@@ -729,14 +730,14 @@ class Trace:
         self.clock = "ns"
         self.source = ""
         self.compression = None
-        self._layouts = {}
+        self._layouts = {} if layouts is None else layouts
         self._derived = Derived()       # derived tables: see DERIVED
         self.format = {}
         self.line_kinds = None
         self.kept_text = None
         self.machine = None
-        self._machine_names = []
-        self._machine_runs = None
+        self._machine_names = [] if machine_names is None else machine_names
+        self._machine_runs = machine_runs
         self.dat = None      # tracedat.DatInfo when loaded from a trace.dat
 
     @classmethod
