@@ -299,6 +299,7 @@ def test_two_processes_at_once(cdir, kvm_text):
     outs = [p.communicate(timeout=120) for p in procs]
     assert [p.returncode for p in procs] == [0, 0], outs
     assert outs[0][0] == outs[1][0] and outs[0][1] == outs[1][1] == b""
+    settle(cdir)          # the CLI's writers are forked: they may outlive the commands
     assert len(entry_dirs(cdir)) == 1 and leftovers(cdir) == []
     third = subprocess.run(cmd, env=env, capture_output=True, timeout=120)
     assert third.stdout == outs[0][0] and third.stderr == b""
@@ -451,3 +452,49 @@ def test_two_writers_inside_their_writes_at_once(cdir, kvm_text):
     t = quiet_load(kvm_text, cache=True)
     assert t._derived.backing is not None
     assert_same_trace(quiet_load(kvm_text, cache=False), t)
+
+
+def settle(d, timeout=60):
+    """Wait for the forked writers of the CLI (tmp-<pid>-<key>-*) to finish."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end and any(
+            cache._pid_alive(int(n.split("-")[1])) for n in leftovers(d) if n.startswith("tmp-")):
+        time.sleep(0.05)
+
+
+def test_cli_first_run_writes_beside_and_the_next_waits(cdir, kvm_text):
+    env = dict(os.environ, FTFAST_CACHE_DIR=str(cdir))
+    cmd = FTFAST + ["info", str(kvm_text), "--cache", "--format", "json"]
+    first = subprocess.run(cmd, env=env, capture_output=True, timeout=120)
+    second = subprocess.run(cmd, env=env, capture_output=True, timeout=120)
+    assert first.returncode == second.returncode == 0 and first.stderr == second.stderr == b""
+    assert first.stdout == second.stdout
+    settle(cdir)
+    assert len(entry_dirs(cdir)) == 1 and leftovers(cdir) == []
+
+
+def test_a_load_waits_for_a_live_writer_of_its_entry(cdir, kvm_text):
+    import threading
+    quiet_load(kvm_text, cache=True)
+    d = entry_dirs(cdir)[0]
+    away = cdir / "away"
+    os.rename(d, away)
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        # what a forked writer of this entry looks like while it writes
+        (cdir / f"tmp-{sleeper.pid}-{d.name}-abc").mkdir()
+        threading.Timer(0.5, os.rename, (away, d)).start()
+        t0 = time.monotonic()
+        t = quiet_load(kvm_text, cache=True)
+        assert time.monotonic() - t0 >= 0.4 and t._derived.backing is not None
+        assert len(entry_dirs(cdir)) == 1
+        # a dead writer's leftover is not waited for
+        os.rename(d, away)
+        sleeper.kill()
+        sleeper.wait()
+        t0 = time.monotonic()
+        quiet_load(kvm_text, cache=True)
+        assert time.monotonic() - t0 < 30
+    finally:
+        sleeper.kill()
+        sleeper.wait()

@@ -11,7 +11,11 @@ Where: ``$FTFAST_CACHE_DIR``, else ``$XDG_CACHE_HOME/ftrace_fast``, else
     entries/<key>/a<N>.npy       the arrays: event records, text arena, LOST markers, ...
     entries/<key>/model/         the scheduling model's tables, with a manifest of their own
                                  (integer index columns stored in int8/int16 when they fit,
-                                 widened when read)
+                                 widened on their first read)
+    entries/<key>/derived/<h>/   one derived table of the trace (trace.STORED: the KVM
+                                 figures, task and CPU summaries, the topology), <h> a hash of
+                                 its name and restriction key; a manifest holding the name,
+                                 the key and the value as tagged JSON, large arrays as .npy
 
 Arrays are plain ``.npy`` files (``np.save(allow_pickle=False)``), memory-mapped back as
 ``np.load(mmap_mode="r", allow_pickle=False)`` would, with the dtype and shape of the
@@ -20,6 +24,10 @@ dtype accepted): zero copy, never unpickled.  An entry is used only when its man
 checksum, every file's size, dtype and shape, the layout version, ftrace_fast's version and the
 input's fingerprint (resolved path, size, mtime in ns, inode, a hash of its first and last
 MiB) all match; otherwise it is rebuilt and one line on stderr says why.
+
+The model and the derived tables a command computed are stored when the process ends, each
+table in its own directory published by its own rename: a later command with another
+restriction adds its tables beside them.
 
 Entries are written into a ``tmp-*`` directory beside ``entries/`` and published by one
 ``rename``: a killed or interrupted writer, a full disk or two commands racing on one trace
@@ -434,13 +442,15 @@ def _publish(root, tmp, final, replace):
         raise
 
 
-def _write_dir(root, final, replace, fill):
+def _write_dir(root, final, replace, fill, tag=""):
     """Write a directory with fill(writer) -> manifest body, and publish it.  False (and one
-    warning) when the cache directory cannot take it."""
+    warning) when the cache directory cannot take it.  tag: in the temporary directory's
+    name (an entry's key: a reader of the entry waits for its writer)."""
     tmp = None
     try:
         os.makedirs(os.path.dirname(final), exist_ok=True)
-        tmp = tempfile.mkdtemp(prefix=f"tmp-{os.getpid()}-", dir=root)
+        tmp = tempfile.mkdtemp(prefix=f"tmp-{os.getpid()}-{tag}-" if tag else
+                               f"tmp-{os.getpid()}-", dir=root)
         w = _Writer(tmp)
         body = fill(w)
         body["files"] = w.files
@@ -484,8 +494,31 @@ class Entry:
                 return f"the input changed since it was cached ({what})"
         return None
 
+    def _wait_for_writer(self):
+        """Wait while another live process writes this entry (a command's forked writer):
+        reading it then is cheaper than parsing the input again."""
+        key = os.path.basename(self.dir)
+        deadline = time.monotonic() + WRITER_WAIT_S
+        while not os.path.isdir(self.dir) and time.monotonic() < deadline:
+            try:
+                names = os.listdir(self.root)
+            except OSError:
+                return
+            pids = set()
+            for n in names:
+                parts = n.split("-")
+                if n.startswith("tmp-") and len(parts) > 3 and parts[2] == key:
+                    with contextlib.suppress(ValueError):
+                        pids.add(int(parts[1]))
+            pids.discard(os.getpid())
+            if not any(_pid_alive(p) for p in pids):
+                return
+            time.sleep(0.02)
+
     def read(self, name):
         """The cached Trace, or None (a stale or damaged entry is removed, with one line)."""
+        if not os.path.isdir(self.dir):
+            self._wait_for_writer()
         try:
             body = read_manifest(self.dir)
             reason = self._stale_reason(body)
@@ -515,7 +548,7 @@ class Entry:
                     "options": self.options, "created": time.time(),
                     "trace": _trace_body(t, w)}
         # read() removed a stale entry: one there now is a racing writer's, equal to ours
-        if _write_dir(self.root, self.dir, False, fill):
+        if _write_dir(self.root, self.dir, False, fill, tag=os.path.basename(self.dir)):
             evict(self.root, keep=self.dir)
 
     # -- derived tables (trace.STORED) -----------------------------------------------------------
@@ -647,10 +680,48 @@ class Entry:
 
 
 _PENDING = []
-#: write a new entry on a thread while the command goes on (the CLI sets it): the process
-#: waits for it before it exits, then stores the model (flush)
+#: write a new entry beside the command (the CLI sets it): in a forked process on Linux,
+#: else on a thread; the command waits for it at exit only when it has a model or tables to
+#: store into the entry (flush)
 BACKGROUND = False
-_WRITERS = []
+_WRITERS = []      # threads
+_CHILDREN = []     # (pid, entry) of forked writers
+#: how long a load waits for another process writing the entry it wants (seconds)
+WRITER_WAIT_S = 120.0
+
+
+def _write_beside(entry, t):
+    """Write a new entry while the command goes on.  A forked child writes it, so that a
+    command that finishes first (info) exits without waiting for 1x its arrays' bytes to go
+    through the page cache; the child's output goes to /dev/null, so the parent checks first
+    that the cache directory takes a temporary directory (one warning if not)."""
+    if hasattr(os, "fork") and sys.platform.startswith("linux"):
+        try:
+            os.makedirs(os.path.dirname(entry.dir), exist_ok=True)
+            os.rmdir(tempfile.mkdtemp(prefix=f"tmp-{os.getpid()}-", dir=entry.root))
+        except OSError as exc:
+            _warn(f"{entry.root}: {_describe_os_error(exc)}: not cached")
+            return
+        try:
+            pid = os.fork()
+        except OSError:
+            pid = None
+        if pid == 0:                          # the writer: never returns
+            code = 1
+            try:
+                null = os.open(os.devnull, os.O_RDWR)
+                for fd in (0, 1, 2):
+                    os.dup2(null, fd)
+                entry.write(t)
+                code = 0
+            finally:
+                os._exit(code)
+        if pid is not None:
+            _CHILDREN.append((pid, entry))
+            return
+    w = threading.Thread(target=entry.write, args=(t,), name="ftfast-cache-write")
+    w.start()
+    _WRITERS.append(w)
 
 
 class _WidenedOnRead(dict):
@@ -715,6 +786,11 @@ def flush():
     tables built on cached traces (called at exit)."""
     while _WRITERS:
         _WRITERS.pop().join()
+    while _CHILDREN:
+        pid, entry = _CHILDREN.pop()
+        if entry in _PENDING:                 # it has to be there before we store into it
+            with contextlib.suppress(OSError):
+                os.waitpid(pid, 0)
     while _PENDING:
         e = _PENDING.pop()
         try:
@@ -789,9 +865,7 @@ def load(source, options, *, cache, parse, strict, warn):
             t.source = name
             if BACKGROUND:
                 t._derived.backing = entry
-                w = threading.Thread(target=entry.write, args=(t,), name="ftfast-cache-write")
-                w.start()
-                _WRITERS.append(w)
+                _write_beside(entry, t)
             else:
                 entry.write(t)
                 if os.path.isdir(entry.dir):
