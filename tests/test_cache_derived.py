@@ -253,3 +253,17 @@ def test_model_columns_widen_on_first_read(cdir, kvm_text, monkeypatch):
     same(sched.task_intervals(u), want)
     for k, dt in narrow.items():
         assert tables[k].dtype == dt and k not in tables._wide
+
+
+def test_a_table_changed_in_place_later_is_stored_as_computed(cdir, kvm_text):
+    t = quiet_load(kvm_text, cache=True)
+    vs = kvm.vcpu_summary(t)
+    want = vs.copy()
+    io = kvm.io_summary(t)
+    want_io = {k: list(v) for k, v in io.items()}
+    vs["run_ns"] = -5                      # what a careless caller of a shared result does
+    io["threads"] = [{"pid": -1}]
+    cache.flush()
+    u = quiet_load(kvm_text, cache=True)
+    same(kvm.vcpu_summary(u), want)
+    same(kvm.io_summary(u), want_io)

@@ -44,6 +44,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import copy
 import dataclasses
 import errno
 import hashlib
@@ -593,7 +594,10 @@ class Entry:
         if name == "sched.model":
             self.keep_model(value)
             return
-        self._tables[self._table_dir(name, key)] = (name, key, value, dump)
+        # a copy as it is now: a caller may change a shared result in place later (the CLI
+        # filters io_summary's threads) and the entry must hold what was computed
+        state = copy.deepcopy(value if dump is None else dump(value))
+        self._tables[self._table_dir(name, key)] = (name, key, state, None)
         if self not in _PENDING:
             _PENDING.append(self)
 
