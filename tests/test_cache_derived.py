@@ -267,3 +267,14 @@ def test_a_table_changed_in_place_later_is_stored_as_computed(cdir, kvm_text):
     u = quiet_load(kvm_text, cache=True)
     same(kvm.vcpu_summary(u), want)
     same(kvm.io_summary(u), want_io)
+
+
+def test_forget_keeps_the_machines_of_a_combined_load():
+    top = quiet_load([DATA / "kvm_smp2_small.txt.gz", DATA / "kvm_smp4_contended_small.txt.gz"],
+                     cache=False)
+    ms = top.machines
+    assert len(ms) == 2
+    m = sched.model(top)
+    top.forget_derived()
+    assert top.machines is ms and sched.model(top) is not m
+    assert sched.model(top).trace in ms.values()

@@ -647,8 +647,12 @@ class Derived:
         return self.backing is not None and name in STORED and self.backing.has(name, key)
 
     def clear(self):
-        """Forget every table (they are computed again, or read from the backing store)."""
+        """Forget every table but the machines (a load of several files holds them as its
+        state); they are computed again, or read from the backing store."""
+        machines = self.tables.get(("machines", ()))
         self.tables.clear()
+        if machines is not None:
+            self.tables[("machines", ())] = machines
 
 
 def restriction_key(name, v):
@@ -797,8 +801,11 @@ class Trace:
 
     def forget_derived(self):
         """Drop every derived table, so that the next analysis computes it again (benchmarks:
-        a cold analysis of a loaded trace)."""
+        a cold analysis of a loaded trace), and those of its machines."""
         self._derived.clear()
+        for m in self._derived.tables.get(("machines", ()), {}).values():
+            if m is not self:
+                m.forget_derived()
 
     def _arrays_key(self):
         return tuple((id(a), len(a)) for a in self.events.values())
