@@ -278,3 +278,14 @@ def test_forget_keeps_the_machines_of_a_combined_load():
     top.forget_derived()
     assert top.machines is ms and sched.model(top) is not m
     assert sched.model(top).trace in ms.values()
+
+
+def test_a_key_that_is_no_plain_data_is_computed_not_stored(cdir, kvm_text):
+    t = quiet_load(kvm_text, cache=True)
+    key = (frozenset({1, 2}),)                  # no JSON for it: the table is not stored
+    assert t.derived("kvm.io_summary", key, lambda: {"threads": []}) == {"threads": []}
+    assert t.derived_ready("kvm.io_summary", key)
+    cache.flush()
+    u = quiet_load(kvm_text, cache=True)
+    assert not u.derived_ready("kvm.io_summary", key)
+    assert u.derived("kvm.io_summary", key, lambda: "again") == "again"

@@ -554,7 +554,11 @@ class Entry:
 
     # -- derived tables (trace.STORED) -----------------------------------------------------------
     def _table_dir(self, name, key):
-        return os.path.join(self.dir, "derived", _digest(name, _encode(key, None)))
+        """Where the table is kept, or None for a key that is no plain data."""
+        try:
+            return os.path.join(self.dir, "derived", _digest(name, _encode(key, None)))
+        except (Unstorable, TypeError, ValueError):
+            return None
 
     def load(self, trace, name, key, restore):
         """The stored derived table (name, key) of the trace, or trace.MISSING."""
@@ -566,6 +570,8 @@ class Entry:
             self.keep_model(m)
             return m
         d = self._table_dir(name, key)
+        if d is None:
+            return MISSING
         try:
             body = read_manifest(d)
             if body.get("name") != name or body.get("key") != _encode(key, None):
@@ -587,17 +593,21 @@ class Entry:
         """Whether the entry holds the table (a damaged one is found out by load)."""
         if name == "sched.model":
             return self.model_have is not None
-        return os.path.isdir(self._table_dir(name, key))
+        d = self._table_dir(name, key)
+        return d is not None and os.path.isdir(d)
 
     def keep(self, trace, name, key, value, dump):
         """Store a derived table the trace computed when the process ends."""
         if name == "sched.model":
             self.keep_model(value)
             return
+        d = self._table_dir(name, key)
+        if d is None:
+            return
         # a copy as it is now: a caller may change a shared result in place later (the CLI
         # filters io_summary's threads) and the entry must hold what was computed
         state = copy.deepcopy(value if dump is None else dump(value))
-        self._tables[self._table_dir(name, key)] = (name, key, state, None)
+        self._tables[d] = (name, key, state, None)
         if self not in _PENDING:
             _PENDING.append(self)
 
