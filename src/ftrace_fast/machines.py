@@ -76,12 +76,11 @@ def split(trace):
     err_m = machine_of_lines(trace, [e.line for e in trace.errors]) if trace.errors else []
     out = {}
     for mid in present.tolist():
-        t = Trace()
+        t = Trace(layouts=trace._layouts)
         t.machine = names[mid]
         t.events = {n: a[masks[n] == mid] for n, a in trace.events.items()}
         t.events = {n: a for n, a in t.events.items() if len(a)}
         t.comms, t.symbols, t.text_arena = trace.comms, trace.symbols, trace.text_arena
-        t._layouts = trace._layouts
         t.errors = [e for e, m in zip(trace.errors, err_m) if m == mid]
         t.lost = trace.lost[lost_m == mid]
         t.clock, t.source, t.compression = trace.clock, trace.source, trace.compression
@@ -123,7 +122,7 @@ def combine(traces):
                       filtered=sum(tr.stats.filtered for tr in traces),
                       malformed=sum(tr.stats.malformed for tr in traces), error_counts={})
     top.errors = [e for tr in traces for e in tr.errors]
-    top._machines = machines
+    top.derived("machines", (), lambda: machines)
     top.machine = None
     return top
 

@@ -82,7 +82,7 @@ from ._group import Ids as _Ids, clip as _clip, sum_by as _sum_by, unique as _un
 from ._group import window_mask as _in_window
 from . import machines as _machines
 from .events import STATE_BITS, STATE_UNKNOWN_LETTER
-from .trace import _time_arg
+from .trace import _time_arg, derived
 
 RUNNING, RUNNABLE, SLEEP_S, SLEEP_D, SLEEP_OTHER, DEAD, UNKNOWN = range(7)
 STATE_NAMES = ("running", "runnable", "sleep_S", "blocked_D", "sleep_other", "dead", "unknown")
@@ -277,10 +277,10 @@ class SchedModel:
         m.ntasks, m.ncpus = len(m.pids), len(m.cpus)
         m._tids, m._cids = _Ids(m.pids, IDLE), _Ids(m.cpus)
         m._order = (st["order_seg"], st["order_idx"]) if "order_seg" in st else st["order_slot"]
-        m.sums = {k[5:]: v for k, v in st.items() if k.startswith("sums.")}
+        # the cache's columns widen on first read (st.part): a table never read is not copied
+        m.sums = st.part("sums.")
         m._full, m._have = int(st["full"]), int(st["have"])
-        m._r = m.sums if st["r_is_sums"] else \
-            ({k[2:]: v for k, v in st.items() if k.startswith("r.")} or None)
+        m._r = m.sums if st["r_is_sums"] else (st.part("r.") or None)
         m.comm_id, m.tgid = m.sums["comm_id"], m.sums["tgid"]
         m._counts = {k: st["count." + k] for k in _COUNTED}
         m._switches = st["switches"]
@@ -424,24 +424,18 @@ def model(trace, intervals=False) -> SchedModel:
     task_intervals, CPU occupancy for cpu_intervals and cpu_utilization, switches for
     restricted summaries), so that one walk does it all instead of a walk for the sums and
     another on first use."""
-    m = getattr(trace, "_sched_model", None)
-    if m is None:
-        scope = _machines.scoped(trace)
-        if scope is not trace:
-            # several machines: one of them, never their mix (machines.M2)
-            m = trace._sched_model = model(scope, intervals)
-            return m
+    scope = _machines.scoped(trace)
+    if scope is not trace:
+        # several machines: one of them, never their mix (machines.M2)
+        return model(scope, intervals)
+
+    def build():
         if "sched_switch" not in trace.events:
             raise ValueError(f"{trace.source}: no sched_switch events: the scheduling analysis "
                              "needs sched:sched_switch (and sched_wakeup/sched_waking for latency)")
-        entry = getattr(trace, "_cache", None)   # ftrace_fast.cache: the stored model
-        m = entry.load_model(trace) if entry is not None else None
-        if m is None:
-            m = SchedModel(trace, tables=ALL if intervals is True else int(intervals or 0))
-        if entry is not None:
-            entry.keep_model(m)
-        trace._sched_model = m
-    return m
+        return SchedModel(trace, tables=ALL if intervals is True else int(intervals or 0))
+    # the cache entry stores the model itself (its tables as they are at exit)
+    return trace.derived("sched.model", (), build)
 
 
 def window(trace):
@@ -669,11 +663,8 @@ def comm_match(trace, comm):
     """The :class:`CommMatch` of ``comm`` (a regex string or compiled pattern) on ``trace``,
     computed once per trace and pattern and shared by every table, chart and finding."""
     rx = re.compile(comm) if isinstance(comm, str) else comm
-    cache = trace.__dict__.setdefault("_comm_matches", {})
-    key = (rx.pattern, rx.flags)
-    if key not in cache:
-        cache[key] = CommMatch(trace, rx)
-    return cache[key]
+    return trace.derived("sched.comm_match", (rx.pattern, int(rx.flags)),
+                         lambda: CommMatch(trace, rx))
 
 
 def _select(m, pids=None, comm=None):
@@ -697,6 +688,7 @@ def _select(m, pids=None, comm=None):
     return sel
 
 
+@derived("sched.task_summary", "start", "end", "cpus", "pids", "comm", scope=_machines.scoped)
 def task_summary(trace, *, start=None, end=None, cpus=None, pids=None, comm=None):
     """One row per task (pid != 0): times by state, switches, preemptions, wakeups,
     migrations, run slices and wakeup latency (D1-D10).  A structured array sorted by pid."""
@@ -825,9 +817,8 @@ def latency_table(trace, *, source="wakeup", sort="max", start=None, end=None, c
     pass over every task)."""
     start, end = _time_arg(start, "start"), _time_arg(end, "end")
     if summary is None:
-        s = task_summary(trace, start=start, end=end, cpus=cpus, pids=pids, comm=comm)
-    else:
-        s = summary.copy() if source == "waking" else summary
+        summary = task_summary(trace, start=start, end=end, cpus=cpus, pids=pids, comm=comm)
+    s = summary.copy() if source == "waking" else summary      # the summary is shared
     if source == "waking":
         lat = wakeup_latencies(trace, source="waking", start=start, end=end, cpus=cpus,
                                pids=pids, comm=comm)
@@ -924,6 +915,7 @@ def _task_line_counts(trace, name, start, end, cpus, pids, comm):
     return _counts_table(trace, cid, pid, np.bincount(idx, minlength=len(cid)))
 
 
+@derived("sched.wakeup_counts", "source", "start", "end", "cpus", "pids", "comm", scope=_machines.scoped)
 def wakeup_counts(trace, *, source="wakeup", start=None, end=None, cpus=None, pids=None,
                   comm=None):
     """sched_wakeup (``source="waking"``: sched_waking) lines per woken task as printed
@@ -933,12 +925,14 @@ def wakeup_counts(trace, *, source="wakeup", start=None, end=None, cpus=None, pi
     return _task_line_counts(trace, "sched_" + source, start, end, cpus, pids, comm)
 
 
+@derived("sched.migration_counts", "start", "end", "cpus", "pids", "comm", scope=_machines.scoped)
 def migration_counts(trace, *, start=None, end=None, cpus=None, pids=None, comm=None):
     """sched_migrate_task lines per migrated task as printed (D11): a structured array of
     (comm_id, comm, pid, count), sorted by comm id then pid."""
     return _task_line_counts(trace, "sched_migrate_task", start, end, cpus, pids, comm)
 
 
+@derived("sched.switch_counts", "start", "end", "cpus", "pids", "comm", scope=_machines.scoped)
 def switch_counts(trace, *, start=None, end=None, cpus=None, pids=None, comm=None):
     """sched_switch lines per task as printed (D11): a structured array of (comm_id, comm,
     pid, switches_in, voluntary, involuntary, switches_out_D), one row per (comm, pid) with a
@@ -1046,6 +1040,7 @@ CPU_FIELDS = (("cpu", "i4"), ("busy_ns", "i8"), ("idle_ns", "i8"), ("unknown_ns"
               ("softirq_ns", "i8"))
 
 
+@derived("sched.cpu_summary", "start", "end", "cpus", scope=_machines.scoped)
 def cpu_summary(trace, *, start=None, end=None, cpus=None):
     """Per CPU: busy, idle and unknown time (D5, D6), utilization % (busy / (busy + idle +
     unknown)), sched_switch count, and time in hard and soft irq handlers when those events are

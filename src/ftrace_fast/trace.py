@@ -563,6 +563,161 @@ def _parse_parts(src, first, make_parser, starts, chunk, bar, line_limit):
     return first
 
 
+# -- derived tables ---------------------------------------------------------------------------
+
+#: Every table an analysis derives from a Trace's arrays and keeps on it, by name: what it
+#: is, and what its key (the restriction it was computed for) holds.  A Trace keeps each
+#: (name, key) once (Trace.derived); the Trace a table hangs off is its scope (a trace of
+#: several machines keeps each machine's tables on that machine's Trace).  STORED says
+#: which the on-disk cache (ftrace_fast.cache) writes into the trace's entry at exit and
+#: reads back on a later load instead of computing them again.
+DERIVED = {
+    "span": "(first, last) time stamp (Trace.span); key: the event arrays' (id, length)",
+    "cpus": "sorted CPU numbers with events (Trace.cpus); key: as span",
+    "comm_index": "comm string -> id (Trace.comm_id); key: ()",
+    "machines": "machine name -> Trace (Trace.machines); key: ()",
+    "sched.model": "the scheduling model, sched.SchedModel (sched.model); key: ()",
+    "sched.comm_match": "sched.CommMatch of a regex; key: (pattern, flags)",
+    "sched.task_summary": "sched.task_summary(); key: (start, end, cpus, pids, comm)",
+    "sched.cpu_summary": "sched.cpu_summary(); key: (start, end, cpus)",
+    "sched.switch_counts": "sched.switch_counts(); key: (start, end, cpus, pids, comm)",
+    "sched.wakeup_counts": "sched.wakeup_counts(); key: (source, start, end, cpus, pids, comm)",
+    "sched.migration_counts": "sched.migration_counts(); key: (start, end, cpus, pids, comm)",
+    "kvm.topology": "kvm.Topology, the QEMU processes and threads (kvm.topology); key: ()",
+    "kvm.exits": "kvm.Exits, the paired exits (kvm.exits); key: ()",
+    "kvm.exits.per_vcpu": "Exits.per_vcpu() of every thread with kvm lines; key: (start, end, cpus)",
+    "kvm.exits.by_reason": "Exits.by_reason() per thread; key: (start, end, cpus)",
+    "kvm.intervals": "interval columns of some tasks; key: (pids, start, end, cpus)",
+    "kvm.neighbours": "kvm.neighbours(); key: (pids, start, end, cpus)",
+    "kvm.vcpu_summary": "kvm.vcpu_summary(); key: (start, end, cpus)",
+    "kvm.placement": "kvm.placement(); key: (pids, start, end, cpus)",
+    "kvm.overcommit": "kvm.overcommit(); key: (pids, bin_ns, start, end)",
+    "kvm.io_summary": "kvm.io_summary(); key: (start, end, cpus)",
+    "kvm.block_latency": "kvm.block_latency(); key: (start, end)",
+    "kvm.host_summary": "kvm.host_summary(), the stats --kvm section; key: (start, end, cpus, pids, comm)",
+    "guest.correlation": "guest.Correlation of two machines; key: (host, guest, vCPU map)",
+}
+STORED = frozenset({"sched.model", "sched.task_summary", "sched.cpu_summary",
+                    "sched.switch_counts", "sched.wakeup_counts", "sched.migration_counts",
+                    "kvm.host_summary",
+                    "kvm.topology", "kvm.neighbours", "kvm.vcpu_summary", "kvm.placement",
+                    "kvm.overcommit", "kvm.io_summary", "kvm.block_latency",
+                    "kvm.exits.per_vcpu", "kvm.exits.by_reason"})
+
+
+class _Missing:
+    def __repr__(self):
+        return "MISSING"
+
+
+#: what a backing store's load() returns for a table it does not hold
+MISSING = _Missing()
+
+
+class Derived:
+    """The derived tables of one Trace: (name, key) -> value, each computed once.  A backing
+    store (the trace's cache entry) may hold tables of STORED names: asked first, and
+    offered what is computed here, with the dump/restore pair of the caller when the value
+    is an object rather than plain data."""
+
+    def __init__(self):
+        self.tables = {}
+        self.backing = None
+
+    def get(self, trace, name, key, build, dump=None, restore=None):
+        k = (name, key)
+        v = self.tables.get(k, MISSING)
+        if v is not MISSING:
+            return v
+        if name not in DERIVED:
+            raise KeyError(f"{name!r} is no derived table (trace.DERIVED)")
+        backing = self.backing if name in STORED else None
+        if backing is not None:
+            v = backing.load(trace, name, key, restore)
+        if v is MISSING:
+            v = build()
+            if backing is not None:
+                backing.keep(trace, name, key, v, dump)
+        # two threads that built one table at once keep the first
+        return self.tables.setdefault(k, v)
+
+    def put(self, name, key, value):
+        """Keep a table known otherwise (the cache entry's span and CPU list)."""
+        if name not in DERIVED:
+            raise KeyError(f"{name!r} is no derived table (trace.DERIVED)")
+        self.tables[(name, key)] = value
+
+    def ready(self, name, key=()):
+        if (name, key) in self.tables:
+            return True
+        return self.backing is not None and name in STORED and self.backing.has(name, key)
+
+    def clear(self):
+        """Forget every table but the machines (a load of several files holds them as its
+        state); they are computed again, or read from the backing store."""
+        machines = self.tables.get(("machines", ()))
+        self.tables.clear()
+        if machines is not None:
+            self.tables[("machines", ())] = machines
+
+
+def restriction_key(name, v):
+    """A restriction's value as a key: start/end in the trace's unit (``"1.5s"`` and
+    1500000000 are one key), CPUs as a sorted tuple, pids in their order, a regex as
+    (pattern, flags), other arrays as tuples, scalars as they are."""
+    if v is None or isinstance(v, (bool, str, int, float)) and name not in ("start", "end"):
+        return v
+    if name in ("start", "end"):
+        return _time_arg(v, name)
+    if isinstance(v, re.Pattern):
+        return ("re", v.pattern, int(v.flags))
+    if isinstance(v, (np.integer, np.floating)):
+        return v.item()
+    vals = np.asarray(list(v) if isinstance(v, (set, frozenset)) else v).ravel().tolist()
+    return tuple(sorted(set(vals))) if name == "cpus" else tuple(vals)
+
+
+def derived(name, *params, scope=None):
+    """Decorator: ``fn(trace, ...)`` computed once per trace and restriction, kept as the
+    derived table ``name`` keyed by the values of ``params`` (positional ones first, in
+    order; every one defaults to None), each through restriction_key.  scope(trace): the
+    Trace the table belongs to (machines.scoped).  Results are shared: callers must not
+    modify them."""
+    if name not in DERIVED:
+        raise KeyError(f"{name!r} is no derived table (trace.DERIVED)")
+
+    def key_of(args, kw):
+        if len(args) > len(params) or not set(kw) <= set(params) or \
+                set(params[:len(args)]) & set(kw):
+            return None
+        vals = dict(zip(params, args), **kw)
+        return tuple(restriction_key(p, vals.get(p)) for p in params)
+
+    def decorate(fn):
+        def wrapper(trace, *args, **kw):
+            if scope is not None:
+                trace = scope(trace)
+            key = key_of(args, kw)
+            if key is None:
+                return fn(trace, *args, **kw)        # the function says what is wrong
+            return trace.derived(name, key, lambda: fn(trace, *args, **kw))
+
+        def ready(trace, *args, **kw):
+            """Whether fn(trace, ...) is computed or stored (costs no computing)."""
+            if scope is not None:
+                trace = scope(trace)
+            key = key_of(args, kw)
+            return key is not None and trace.derived_ready(name, key)
+        wrapper.ready = ready
+        wrapper.__name__ = fn.__name__
+        wrapper.__qualname__ = fn.__qualname__
+        wrapper.__doc__ = fn.__doc__
+        wrapper.__module__ = fn.__module__
+        wrapper.__wrapped__ = fn
+        return wrapper
+    return decorate
+
+
 class Trace:
     """Every event of one ftrace text log.
 
@@ -574,7 +729,8 @@ class Trace:
         integer timestamps (kept as raw ticks), "mixed" when a file has both.
     """
 
-    def __init__(self):
+    def __init__(self, *, layouts=None, machine_names=None, machine_runs=None):
+        # the keywords: state a Trace built elsewhere (cache, machines) starts with
         self.events = {}
         self.comms = []
         self.symbols = []
@@ -584,14 +740,14 @@ class Trace:
         self.clock = "ns"
         self.source = ""
         self.compression = None
-        self._layouts = {}
-        self._comm_index = None
+        self._layouts = {} if layouts is None else layouts
+        self._derived = Derived()       # derived tables: see DERIVED
         self.format = {}
         self.line_kinds = None
         self.kept_text = None
         self.machine = None
-        self._machine_names = []
-        self._machine_runs = None
+        self._machine_names = [] if machine_names is None else machine_names
+        self._machine_runs = machine_runs
         self.dat = None      # tracedat.DatInfo when loaded from a trace.dat
 
     @classmethod
@@ -634,11 +790,31 @@ class Trace:
     def machines(self):
         """{machine name: Trace}: the machines of a multi-file report or of a load of several
         files, each its own Trace; a one-machine trace is ``{name: self}`` (machines.M1-M3)."""
-        m = self.__dict__.get("_machines")
-        if m is None:
-            from . import machines as _machines
-            m = self._machines = _machines.split(self)
-        return m
+        from . import machines as _machines
+        return self.derived("machines", (), lambda: _machines.split(self))
+
+    # -- derived tables ---------------------------------------------------------------------
+    def derived(self, name, key, build, *, dump=None, restore=None):
+        """The derived table ``name`` (one of DERIVED) for ``key`` (a tuple of plain values:
+        the restriction it is for): build() once, or read from the trace's cache entry when
+        the name is STORED (dump(value) -> plain data and restore(trace, data) -> value for a
+        table that is an object).  Shared: callers must not modify it."""
+        return self._derived.get(self, name, key, build, dump, restore)
+
+    def derived_ready(self, name, key=()):
+        """Whether the table is computed or stored: asking for it costs no computing."""
+        return self._derived.ready(name, key)
+
+    def forget_derived(self):
+        """Drop every derived table, so that the next analysis computes it again (benchmarks:
+        a cold analysis of a loaded trace), and those of its machines."""
+        self._derived.clear()
+        for m in self._derived.tables.get(("machines", ()), {}).values():
+            if m is not self:
+                m.forget_derived()
+
+    def _arrays_key(self):
+        return tuple((id(a), len(a)) for a in self.events.values())
 
     def format_description(self):
         """What the text looked like, in words (kernel trace / trace-cmd report, columns)."""
@@ -698,13 +874,7 @@ class Trace:
     def span(self):
         """(first, last) timestamp over all events with a timestamp, or None (computed once
         for the arrays the trace holds)."""
-        key = tuple((id(a), len(a)) for a in self.events.values())
-        got = self.__dict__.get("_span_cache")
-        if got is not None and got[0] == key:
-            return got[1]
-        span = self._span()
-        self.__dict__["_span_cache"] = (key, span)
-        return span
+        return self.derived("span", self._arrays_key(), self._span)
 
     def _span(self):
         lo, hi = None, None
@@ -724,13 +894,7 @@ class Trace:
     def cpus(self):
         """Sorted CPU numbers that have events (computed once for the arrays the trace
         holds)."""
-        key = tuple((id(a), len(a)) for a in self.events.values())
-        got = self.__dict__.get("_cpus_cache")
-        if got is not None and got[0] == key:
-            return list(got[1])
-        cpus = self._cpus()
-        self.__dict__["_cpus_cache"] = (key, cpus)
-        return list(cpus)
+        return list(self.derived("cpus", self._arrays_key(), self._cpus))
 
     def _cpus(self):
         cs = [np.unique(a["cpu"]) for a in self.events.values() if len(a)]
@@ -742,9 +906,8 @@ class Trace:
     # -- strings ----------------------------------------------------------------------------
     def comm_id(self, name):
         """Id of a comm string, or -1."""
-        if self._comm_index is None:
-            self._comm_index = {c: i for i, c in enumerate(self.comms)}
-        return self._comm_index.get(name, -1)
+        index = self.derived("comm_index", (), lambda: {c: i for i, c in enumerate(self.comms)})
+        return index.get(name, -1)
 
     def comm_names(self, ids):
         """Comm strings of an array of comm ids (-1 -> '')."""
