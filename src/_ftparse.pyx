@@ -156,6 +156,8 @@ cdef class Parser:
         self._verdicts = comm_verdicts if comm_verdicts is not None else {}
         P.all_events = 1 if events is None else 0
         for i, b in enumerate(_templates()):
+            if len(b) % 8:
+                raise RuntimeError("record size of layout %d is not a multiple of 8" % i)
             P.rec_size[i] = len(b)
             P.tmpl[i] = <char*>malloc(len(b))
             if P.tmpl[i] == NULL:

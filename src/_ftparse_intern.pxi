@@ -61,18 +61,6 @@ cdef int32_t intern(Intern *t, const char *p, size_t n, bint *is_new) noexcept n
     is_new[0] = True
     return id_
 
-cdef inline uint64_t load64(const char *p) noexcept nogil:
-    cdef uint64_t w
-    memcpy(&w, p, 8)
-    return w
-
-cdef inline uint64_t word_mask(Py_ssize_t nbytes) noexcept nogil:
-    if nbytes >= 8:
-        return 0xffffffffffffffffULL
-    if nbytes <= 0:
-        return 0
-    return (1ULL << (8 * nbytes)) - 1
-
 cdef inline int32_t intern_fast(Intern *t, const char *p, size_t n, bint *is_new) noexcept nogil:
     """intern() for bytes inside a parse buffer, which has PAD readable bytes past any line:
     strings of up to 24 bytes are looked up as three masked words in a direct-mapped cache

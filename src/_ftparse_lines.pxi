@@ -153,7 +153,7 @@ cdef int parse_event_line(PState *P, const char *p, const char *e) noexcept nogi
     # that print their own shape: the function tracer (`func <-parent`), stack traces, and the
     # syscall events' `sys_x(args)` / `sys_x -> ret`.
     n1 = n0
-    while n1 < e and n1[0] != c':' and not is_ws(n1[0]) and n1[0] != c'(':
+    while n1 < e and not NAME_STOP[<uint8_t>n1[0]]:
         n1 += 1
     pl = NULL
     et = -1

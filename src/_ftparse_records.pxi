@@ -103,7 +103,7 @@ cdef inline char *new_record(PState *P, int32_t et) noexcept nogil:
         P.oom = 1
         return NULL
     rec = t.recs.data + t.recs.size
-    memcpy(rec, P.tmpl[t.layout], <size_t>t.rec_size)
+    copy_words(rec, P.tmpl[t.layout], <size_t>t.rec_size)
     t.recs.size += <size_t>t.rec_size
     return rec
 
