@@ -66,9 +66,13 @@ cdef class OwnedBuffer:
     """Memory malloc'ed by the parser, handed to NumPy without a copy and freed with it."""
     cdef char *data
     cdef Py_ssize_t size
+    cdef size_t mapped_len  # a mapping's length to unmap (0: malloc'ed)
 
     def __dealloc__(self):
-        free(self.data)
+        if self.mapped_len:
+            unmap(self.data, self.mapped_len)
+        else:
+            free(self.data)
         self.data = NULL
 
     def __getbuffer__(self, Py_buffer *view, int flags):
@@ -85,9 +89,15 @@ cdef object take_grow(Grow *g, object dtype=np.uint8):
     if g.size == 0:
         g_free(g)
         return np.zeros(0, dtype)
-    d = <char*>realloc(g.data, g.size)
-    b.data = d if d != NULL else g.data
+    if g.mapped:
+        # a mapping is handed over whole: its pages past size were never touched
+        b.data = g.data
+        b.mapped_len = g.cap
+    else:
+        d = <char*>realloc(g.data, g.size)
+        b.data = d if d != NULL else g.data
     b.size = <Py_ssize_t>g.size
+    g.mapped = 0
     g.data = NULL
     g.size = 0
     g.cap = 0

@@ -1,14 +1,53 @@
 # Byte helpers: included by _ftparse.pyx (one compilation unit).
 # Small `noexcept nogil` scanners and number parsers over [p, e) ranges.
 
+cdef extern from *:
+    """
+    #include <sys/mman.h>
+    /* A large buffer lives in its own mapping: it grows by mremap (never a copy, where a heap
+       realloc below glibc's mmap threshold copies), and asks for transparent huge pages
+       (first touch faults once per 2 MB, not per 4 KB). */
+    static char *ft_map_grow(char *old, size_t oldcap, size_t used, int mapped, size_t ncap) {
+        void *p;
+        if (mapped) {
+            p = mremap(old, oldcap, ncap, MREMAP_MAYMOVE);
+        } else {
+            p = mmap(NULL, ncap, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+            if (p != MAP_FAILED) {
+                if (used)
+                    memcpy(p, old, used);
+                free(old);
+            }
+        }
+        if (p == MAP_FAILED)
+            return NULL;
+    #ifdef MADV_HUGEPAGE
+        madvise(p, ncap, MADV_HUGEPAGE);
+    #endif
+        return (char *)p;
+    }
+    static void ft_unmap(char *p, size_t n) { munmap(p, n); }
+    """
+    char *map_grow "ft_map_grow"(char *old, size_t oldcap, size_t used, int mapped,
+                                 size_t ncap) noexcept nogil
+    void unmap "ft_unmap"(char *p, size_t n) noexcept nogil
+
+cdef enum:
+    # buffers from this size on are mappings of their own (see ft_map_grow)
+    MAP_FROM = 1 << 18
+
 cdef inline int g_reserve(Grow *g, size_t extra) noexcept nogil:
-    """Make room for `extra` more bytes; -1 when memory runs out.  Doubling keeps appends
-    linear; the first block is small since many event names are seen only once."""
+    """Make room for `extra` more bytes; -1 when memory runs out."""
+    if g.size + extra <= g.cap and g.size + extra >= g.size:
+        return 0
+    return g_grow(g, extra)
+
+cdef int g_grow(Grow *g, size_t extra) noexcept nogil:
+    """g_reserve()'s growth, out of line.  Doubling keeps appends linear; the first block is
+    small since many event names are seen only once."""
     cdef size_t need = g.size + extra
     cdef size_t ncap
     cdef char *nd
-    if need <= g.cap:
-        return 0
     if need < g.size:
         return -1
     ncap = g.cap * 2 if g.cap else 128
@@ -16,15 +55,25 @@ cdef inline int g_reserve(Grow *g, size_t extra) noexcept nogil:
         if ncap > (<size_t>-1) // 4:
             return -1
         ncap *= 2
-    nd = <char*>realloc(g.data, ncap)
-    if nd == NULL:
-        return -1
+    if ncap >= MAP_FROM:
+        nd = map_grow(g.data, g.cap, g.size, g.mapped, ncap)
+        if nd == NULL:
+            return -1
+        g.mapped = 1
+    else:
+        nd = <char*>realloc(g.data, ncap)
+        if nd == NULL:
+            return -1
     g.data = nd
     g.cap = ncap
     return 0
 
 cdef inline void g_free(Grow *g) noexcept nogil:
-    free(g.data)
+    if g.mapped:
+        unmap(g.data, g.cap)
+    else:
+        free(g.data)
+    g.mapped = 0
     g.data = NULL
     g.size = 0
     g.cap = 0

@@ -8,6 +8,7 @@ cdef struct Grow:
     char *data
     size_t size
     size_t cap
+    int mapped     # data is an anonymous mapping (a large buffer), not malloc'ed
 
 cdef struct CacheEnt:
     # one entry of an intern table's front cache: a string of at most 24 bytes as 3 words

@@ -33,6 +33,7 @@ cdef int append_grow(Grow *dst, Grow *src) noexcept nogil:
         src.data = NULL
         src.size = 0
         src.cap = 0
+        src.mapped = 0
         return 0
     if src.size:
         if g_reserve(dst, src.size) < 0:
