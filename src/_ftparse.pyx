@@ -56,9 +56,6 @@ include "_ftparse_funcgraph.pxi"
 include "_ftparse_lines.pxi"
 include "_ftparse_merge.pxi"
 
-LINE_KINDS = {"event": LK_EVENT, "header": LK_HEADER, "filtered": LK_FILTERED,
-              "malformed": LK_MALFORMED}
-
 # ---------------------------------------------------------------------------------------------
 # Python side
 

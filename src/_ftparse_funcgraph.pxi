@@ -132,10 +132,9 @@ cdef int pl_funcgraph(PState *P, char *rec, const char *p, const char *e,
     the function_graph text after the event name."""
     cdef const char *v
     cdef const char *ve
-    cdef int64_t d, dur
+    cdef int64_t dur
     cdef int32_t s
     cdef bint is_exit
-    cdef int r
     v = kv(p, e, b" func=")
     if v != NULL:
         ve = tok_end(v, e)

@@ -395,7 +395,6 @@ cdef int pl_sched_wake(PState *P, char *rec, const char *p, const char *e) noexc
     cdef const char *ce
     cdef int64_t v, prio
     cdef int32_t c
-    cdef int r
     if starts(p, e, b"comm=") != NULL:
         if kv_comm(P, p, e, b" comm=", b" pid=", rec, OFF[O_WK_COMM], &q) < 0:
             return -1
@@ -438,7 +437,6 @@ cdef int pl_sched_wake(PState *P, char *rec, const char *p, const char *e) noexc
 cdef int pl_task_pid(PState *P, char *rec, const char *p, const char *e, int32_t o_comm,
                      int32_t o_pid, const char **after) noexcept nogil:
     """The `comm=X pid=N` that starts most sched payloads."""
-    cdef int64_t v
     if kv_comm(P, p, e, b" comm=", b" pid=", rec, o_comm, after) < 0:
         return -1
     if kv_set_i32(P, after, e, b" pid=", rec, o_pid, True) < 0:
@@ -447,8 +445,6 @@ cdef int pl_task_pid(PState *P, char *rec, const char *p, const char *e, int32_t
 
 cdef int pl_migrate(PState *P, char *rec, const char *p, const char *e) noexcept nogil:
     cdef const char *q
-    cdef int64_t v
-    cdef int r
     if pl_task_pid(P, rec, p, e, OFF[O_MG_COMM], OFF[O_MG_PID], &q) < 0:
         return -1
     if kv_set_i32(P, &q, e, b" prio=", rec, OFF[O_MG_PRIO], False) < 0:
@@ -461,7 +457,6 @@ cdef int pl_migrate(PState *P, char *rec, const char *p, const char *e) noexcept
 
 cdef int pl_fork(PState *P, char *rec, const char *p, const char *e) noexcept nogil:
     cdef const char *q
-    cdef int64_t v
     if starts(p, e, b"parent_comm=") != NULL:
         # `trace-cmd report -R` prints the fields by their format names
         if kv_comm(P, p, e, b" parent_comm=", b" parent_pid=", rec, OFF[O_FK_COMM], &q) < 0:
@@ -478,8 +473,6 @@ cdef int pl_fork(PState *P, char *rec, const char *p, const char *e) noexcept no
 
 cdef int pl_proc_task(PState *P, char *rec, const char *p, const char *e) noexcept nogil:
     cdef const char *q
-    cdef int64_t v
-    cdef int r
     if pl_task_pid(P, rec, p, e, OFF[O_PT_COMM], OFF[O_PT_PID], &q) < 0:
         return -1
     if kv_set_i32(P, &q, e, b" prio=", rec, OFF[O_PT_PRIO], False) < 0:
@@ -489,9 +482,7 @@ cdef int pl_proc_task(PState *P, char *rec, const char *p, const char *e) noexce
 cdef int pl_exec(PState *P, char *rec, const char *p, const char *e) noexcept nogil:
     cdef const char *v = kv(p, e, b" filename=")
     cdef const char *k
-    cdef int64_t n
     cdef int32_t s
-    cdef int r
     if v == NULL:
         set_err(P, E_FIELD, p, b"filename=")
         return -1
@@ -511,8 +502,6 @@ cdef int pl_exec(PState *P, char *rec, const char *p, const char *e) noexcept no
 
 cdef int pl_stat_runtime(PState *P, char *rec, const char *p, const char *e) noexcept nogil:
     cdef const char *q
-    cdef int64_t v
-    cdef int r
     if pl_task_pid(P, rec, p, e, OFF[O_SR_COMM], OFF[O_SR_PID], &q) < 0:
         return -1
     if kv_set_i64(P, &q, e, b" runtime=", rec, OFF[O_SR_RUNTIME], True) < 0:
@@ -523,7 +512,6 @@ cdef int pl_stat_runtime(PState *P, char *rec, const char *p, const char *e) noe
 
 cdef int pl_stat_delay(PState *P, char *rec, const char *p, const char *e) noexcept nogil:
     cdef const char *q
-    cdef int64_t v
     if pl_task_pid(P, rec, p, e, OFF[O_SD_COMM], OFF[O_SD_PID], &q) < 0:
         return -1
     if kv_set_i64(P, &q, e, b" delay=", rec, OFF[O_SD_DELAY], True) < 0:
@@ -635,7 +623,6 @@ cdef int pl_kvm(PState *P, char *rec, const char *p, const char *e, int layout) 
 cdef int pl_kvm_wakeup(PState *P, char *rec, const char *p, const char *e) noexcept nogil:
     cdef const char *q
     cdef int64_t v
-    cdef int r
     # kernel: `wait time 3279293 ns, polling valid` (or `poll time ...`; older: no polling)
     q = starts(p, e, b"wait time ")
     if q != NULL:
@@ -699,7 +686,6 @@ cdef int pl_irq(PState *P, char *rec, const char *p, const char *e, int layout) 
 cdef int pl_softirq(PState *P, char *rec, const char *p, const char *e) noexcept nogil:
     cdef const char *v
     cdef const char *ve
-    cdef int64_t i
     cdef int32_t s
     if kv_set_i32(P, &p, e, b" vec=", rec, OFF[O_SI_VEC], True) < 0:
         return -1
@@ -725,7 +711,6 @@ cdef int pl_block(PState *P, char *rec, const char *p, const char *e, int32_t et
     cdef int64_t v
     cdef int32_t s
     cdef uint64_t dev
-    cdef int r
     if kv(p, e, b" dev=") != NULL and kv(p, e, b" sector=") != NULL:
         vs = kv(p, e, b" dev=")
         if kv_int(P, &p, e, b" dev=", <int64_t*>&dev, True) < 0:
