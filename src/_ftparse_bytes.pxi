@@ -1,0 +1,296 @@
+# Byte helpers: included by _ftparse.pyx (one compilation unit).
+# Small `noexcept nogil` scanners and number parsers over [p, e) ranges.
+
+cdef extern from *:
+    """
+    #include <sys/mman.h>
+    /* A large buffer lives in its own mapping: it grows by mremap (never a copy, where a heap
+       realloc below glibc's mmap threshold copies), and asks for transparent huge pages
+       (first touch faults once per 2 MB, not per 4 KB). */
+    static char *ft_map_grow(char *old, size_t oldcap, size_t used, int mapped, size_t ncap) {
+        void *p;
+        if (mapped) {
+            p = mremap(old, oldcap, ncap, MREMAP_MAYMOVE);
+        } else {
+            p = mmap(NULL, ncap, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+            if (p != MAP_FAILED) {
+                if (used)
+                    memcpy(p, old, used);
+                free(old);
+            }
+        }
+        if (p == MAP_FAILED)
+            return NULL;
+    #ifdef MADV_HUGEPAGE
+        madvise(p, ncap, MADV_HUGEPAGE);
+    #endif
+        return (char *)p;
+    }
+    static void ft_unmap(char *p, size_t n) { munmap(p, n); }
+    """
+    char *map_grow "ft_map_grow"(char *old, size_t oldcap, size_t used, int mapped,
+                                 size_t ncap) noexcept nogil
+    void unmap "ft_unmap"(char *p, size_t n) noexcept nogil
+
+cdef enum:
+    # buffers from this size on are mappings of their own (see ft_map_grow)
+    MAP_FROM = 1 << 18
+
+cdef inline int g_reserve(Grow *g, size_t extra) noexcept nogil:
+    """Make room for `extra` more bytes; -1 when memory runs out."""
+    if g.size + extra <= g.cap and g.size + extra >= g.size:
+        return 0
+    return g_grow(g, extra)
+
+cdef int g_grow(Grow *g, size_t extra) noexcept nogil:
+    """g_reserve()'s growth, out of line.  Doubling keeps appends linear; the first block is
+    small since many event names are seen only once."""
+    cdef size_t need = g.size + extra
+    cdef size_t ncap
+    cdef char *nd
+    if need < g.size:
+        return -1
+    ncap = g.cap * 2 if g.cap else 128
+    while ncap < need:
+        if ncap > (<size_t>-1) // 4:
+            return -1
+        ncap *= 2
+    if ncap >= MAP_FROM:
+        nd = map_grow(g.data, g.cap, g.size, g.mapped, ncap)
+        if nd == NULL:
+            return -1
+        g.mapped = 1
+    else:
+        nd = <char*>realloc(g.data, ncap)
+        if nd == NULL:
+            return -1
+    g.data = nd
+    g.cap = ncap
+    return 0
+
+cdef inline void g_free(Grow *g) noexcept nogil:
+    if g.mapped:
+        unmap(g.data, g.cap)
+    else:
+        free(g.data)
+    g.mapped = 0
+    g.data = NULL
+    g.size = 0
+    g.cap = 0
+
+cdef inline uint64_t load64(const char *p) noexcept nogil:
+    cdef uint64_t w
+    memcpy(&w, p, 8)
+    return w
+
+cdef inline uint64_t word_mask(Py_ssize_t nbytes) noexcept nogil:
+    if nbytes >= 8:
+        return 0xffffffffffffffffULL
+    if nbytes <= 0:
+        return 0
+    return (1ULL << (8 * nbytes)) - 1
+
+cdef extern from *:
+    """
+    #define ft_ctz64(x) __builtin_ctzll(x)
+    """
+    int ctz64 "ft_ctz64"(uint64_t x) noexcept nogil
+
+cdef extern from *:
+    """
+    /* n bytes, a multiple of 8, word by word: a record template is copied per event, and a
+       libc memcpy call costs more than the few moves (gcc must not turn the loop into one) */
+    static inline __attribute__((always_inline, optimize("no-tree-loop-distribute-patterns")))
+    void ft_copy_words(char *dst, const char *src, size_t n) {
+        uint64_t w;
+        size_t i;
+        for (i = 0; i < n; i += 8) {
+            __builtin_memcpy(&w, src + i, 8);
+            __builtin_memcpy(dst + i, &w, 8);
+        }
+    }
+    """
+    void copy_words "ft_copy_words"(char *dst, const char *src, size_t n) noexcept nogil
+
+# bytes that end an event name: ':', blanks, '(' (syscall events); one test a byte
+cdef uint8_t NAME_STOP[256]
+
+def _init_name_stop():
+    for ch in ":( \t":
+        NAME_STOP[ord(ch)] = 1
+
+_init_name_stop()
+
+cdef inline bint is_ws(char c) noexcept nogil:
+    return c == c' ' or c == c'\t'
+
+cdef inline bint is_digit(char c) noexcept nogil:
+    return c'0' <= c <= c'9'
+
+cdef inline bint is_delay_mark(char c) noexcept nogil:
+    """ftrace's delay marks (`+ ! # * @ $`), printed before a duration or after a `us` time."""
+    return c == c'+' or c == c'!' or c == c'#' or c == c'*' or c == c'@' or c == c'$'
+
+cdef int8_t HEXVAL[256]
+
+def _init_hexval():
+    cdef int i
+    for i in range(256):
+        HEXVAL[i] = -1
+    for i, ch in enumerate("0123456789abcdef"):
+        HEXVAL[ord(ch)] = i
+        HEXVAL[ord(ch.upper())] = i
+
+_init_hexval()
+
+cdef inline int hexval(char c) noexcept nogil:
+    """0-15, or -1 for a byte that is no hex digit (one table load, no branches)."""
+    return HEXVAL[<uint8_t>c]
+
+cdef inline const char *skip_ws(const char *p, const char *e) noexcept nogil:
+    """Past blanks; space runs (padded columns) go 8 bytes a step, then tabs byte by byte."""
+    cdef uint64_t w
+    while e - p >= 8:
+        w = load64(p) ^ 0x2020202020202020ULL
+        if w:
+            p += ctz64(w) >> 3
+            break
+        p += 8
+    while p < e and is_ws(p[0]):
+        p += 1
+    return p
+
+cdef inline const char *tok_end(const char *p, const char *e) noexcept nogil:
+    while p < e and not is_ws(p[0]):
+        p += 1
+    return p
+
+cdef inline const char *rtrim(const char *p, const char *e) noexcept nogil:
+    while e > p and is_ws(e[-1]):
+        e -= 1
+    return e
+
+cdef inline bint eqn(const char *a, const char *b, size_t n) noexcept nogil:
+    """a[:n] == b[:n], inlined: payload keys are a few bytes, shorter than a call."""
+    cdef size_t i
+    for i in range(n):
+        if a[i] != b[i]:
+            return False
+    return True
+
+cdef inline const char *find(const char *p, const char *e, const char *needle,
+                             size_t nl) noexcept nogil:
+    """First occurrence of needle in [p, e), or NULL."""
+    cdef const char *q
+    cdef char c0 = needle[0]
+    while <size_t>(e - p) >= nl:
+        q = <const char*>memchr(p, c0, <size_t>(e - p) - nl + 1)
+        if q == NULL:
+            return NULL
+        if eqn(q + 1, needle + 1, nl - 1):
+            return q
+        p = q + 1
+    return NULL
+
+cdef extern from *:
+    """
+    /* p + strlen(s) if [p, e) starts with s, else NULL.  Always inlined, so that for the
+       string literals it is called with the length and the comparison fold into a few
+       instructions. */
+    static inline __attribute__((always_inline)) const char *
+    ft_starts(const char *p, const char *e, const char *s) {
+        size_t n = __builtin_strlen(s);
+        if ((size_t)(e - p) >= n && __builtin_memcmp(p, s, n) == 0)
+            return p + n;
+        return NULL;
+    }
+    """
+    const char *starts "ft_starts"(const char *p, const char *e, const char *s) noexcept nogil
+
+cdef extern from *:
+    """
+    #define ft_unlikely(x) __builtin_expect(!!(x), 0)
+    """
+    bint unlikely "ft_unlikely"(bint x) noexcept nogil
+
+cdef inline bint fits_i32(int64_t v) noexcept nogil:
+    return I32_MIN <= v <= I32_MAX
+
+cdef inline bint fits_i8(int64_t v) noexcept nogil:
+    return -128 <= v <= 127
+
+cdef inline const char *parse_i64(const char *p, const char *e, int64_t *out) noexcept nogil:
+    """Decimal integer with an optional sign; NULL when there is no digit or it overflows."""
+    cdef bint neg = False
+    cdef uint64_t v = 0
+    cdef uint8_t d
+    cdef const char *s
+    cdef const char *lim
+    if p < e and (p[0] == c'-' or p[0] == c'+'):
+        neg = p[0] == c'-'
+        p += 1
+    s = p
+    # 18 digits cannot overflow: check only past them
+    lim = e if e - p <= 18 else p + 18
+    while p < lim:
+        d = <uint8_t>(p[0] - c'0')
+        if d > 9:
+            break
+        v = v * 10 + d
+        p += 1
+    while p < e and is_digit(p[0]):
+        if v > 922337203685477580ULL:
+            return NULL
+        v = v * 10 + <uint64_t>(p[0] - c'0')
+        p += 1
+    if p == s or v > 9223372036854775807ULL:
+        return NULL
+    out[0] = -<int64_t>v if neg else <int64_t>v
+    return p
+
+cdef inline const char *parse_hex(const char *p, const char *e, uint64_t *out) noexcept nogil:
+    """Hex digits with an optional 0x prefix; NULL when there is none or more than 16."""
+    cdef uint64_t v = 0
+    cdef const char *s
+    cdef int h, n = 0
+    if e - p >= 2 and p[0] == c'0' and (p[1] == c'x' or p[1] == c'X'):
+        p += 2
+    s = p
+    while p < e:
+        h = hexval(p[0])
+        if h < 0:
+            break
+        n += 1
+        if n > 16:
+            return NULL
+        v = (v << 4) | <uint64_t>h
+        p += 1
+    if p == s:
+        return NULL
+    out[0] = v
+    return p
+
+cdef inline const char *parse_num_auto(const char *p, const char *e, uint64_t *out) noexcept nogil:
+    """0x-prefixed hex, or unsigned decimal (the full 64-bit range); NULL on overflow."""
+    cdef uint64_t v = 0, d
+    cdef const char *s
+    if e - p >= 2 and p[0] == c'0' and (p[1] == c'x' or p[1] == c'X'):
+        return parse_hex(p, e, out)
+    s = p
+    while p < e and is_digit(p[0]):
+        d = <uint64_t>(p[0] - c'0')
+        if v > (18446744073709551615ULL - d) // 10:
+            return NULL
+        v = v * 10 + d
+        p += 1
+    if p == s:
+        return NULL
+    out[0] = v
+    return p
+
+cdef inline uint64_t hash_bytes(const char *p, size_t n) noexcept nogil:
+    cdef uint64_t h = 1469598103934665603ULL
+    cdef size_t i
+    for i in range(n):
+        h = (h ^ <uint8_t>p[i]) * 1099511628211ULL
+    return h ^ (h >> 29)
