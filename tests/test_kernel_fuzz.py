@@ -91,3 +91,44 @@ def test_join_sweep_and_pixels_survive_hostile_arguments(seed):
     assert acc.shape == (nr, nc, w) and np.isfinite(acc).all()
     with pytest.raises(ValueError):
         _ftsched.pixel_accumulate(_ints(rng, n + 1, 0, 1), _ints(rng, n, 0, 1), a, b, 0, 10, 1, 1, w)
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_switch_cells_survives_hostile_columns(seed):
+    """switch_cells: None on a negative id, a pid past mark_n or too many cells; otherwise
+    exactly the counts a plain NumPy tally of the same columns gives."""
+    rng = np.random.default_rng(300 + seed)
+    n = int(rng.integers(0, 60))
+    lo = -2 if rng.random() < 0.3 else 0
+    nc, pc = _ints(rng, n, lo, 5, np.int32), _ints(rng, n, lo, 5, np.int32)
+    npid, ppid = _ints(rng, n, lo, 40, np.int32), _ints(rng, n, lo, 40, np.int32)
+    st = _ints(rng, n, 0, 1 << 12, np.int32)
+    nkeep = (rng.random(n) < 0.7).astype(np.uint8) if rng.random() < 0.5 else np.zeros(0, np.uint8)
+    pkeep = (rng.random(n) < 0.7).astype(np.uint8) if rng.random() < 0.5 else np.zeros(0, np.uint8)
+    mark_n, max_cells = int(rng.integers(0, 50)), int(rng.integers(0, 400))
+    letters, dbit = 0x7F, 0x2
+    got = _ftsched.switch_cells(nc, npid, pc, ppid, st, nkeep, pkeep, letters, dbit, mark_n, max_cells)
+    pids = np.concatenate([npid, ppid])
+    if n and (min(nc.min(), pc.min(), pids.min()) < 0 or pids.max() >= mark_n):
+        assert got is None
+        return
+    if got is None:
+        ub = np.unique(pids)
+        assert n == 0 or (int(max(nc.max(), pc.max())) + 1) * len(ub) > max_cells
+        return
+    ub, width, sw_in, vol, inv, dd = got
+    assert (ub == np.unique(pids)).all() and width == len(ub)
+    nk = np.ones(n, bool) if not len(nkeep) else nkeep.astype(bool)
+    pk = np.ones(n, bool) if not len(pkeep) else pkeep.astype(bool)
+    cell_n = nc.astype(np.int64) * width + np.searchsorted(ub, npid)
+    cell_p = pc.astype(np.int64) * width + np.searchsorted(ub, ppid)
+    size = len(sw_in)
+    assert (sw_in == np.bincount(cell_n[nk], minlength=size)).all()
+    vol_mask = pk & ((st & letters) != 0)
+    assert (vol == np.bincount(cell_p[vol_mask], minlength=size)).all()
+    assert (inv == np.bincount(cell_p[pk & ~((st & letters) != 0)], minlength=size)).all()
+    assert (dd == np.bincount(cell_p[pk & ((st & dbit) != 0)], minlength=size)).all()
+    if n:
+        with pytest.raises(ValueError):
+            _ftsched.switch_cells(nc[:-1], npid, pc, ppid, st, nkeep, pkeep, letters, dbit, mark_n,
+                                  max_cells)
