@@ -453,3 +453,5 @@ def fill_numbers(const uint8_t[::1] buf, const int64_t[::1] offs, const int32_t[
                     (<int32_t*>dst)[0] = <int32_t>v
                 else:
                     dst[0] = <uint8_t>v
+
+include "_ftdat_bprint.pxi"

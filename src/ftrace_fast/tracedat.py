@@ -1013,6 +1013,9 @@ def _generic_payload(ctx, fmt, buf, offs, lens, bo):
     n = len(offs)
     if fmt.name == "print" and fmt.field("buf") is not None and fmt.field("ip") is not None:
         return _print_payload(ctx, fmt, buf, offs, lens, bo)
+    if (fmt.name, fmt.system) in (("bprint", "ftrace"), ("bputs", "ftrace")) and fmt.field("ip") is not None \
+            and (fmt.field("fmt") is not None and fmt.field("buf") is not None or fmt.field("str") is not None):
+        return _bprint_payload(ctx, fmt, buf, offs, lens, bo)
     if fmt.name == "kernel_stack" and fmt.field("caller") is not None:
         # the frames are stack_frame rows; the line itself reads as in a report
         return _fixed_to_ragged(np.full(n, b"<stack trace >", "S14"))
@@ -1289,3 +1292,184 @@ def ftrace_text(t):
     data = np.concatenate(datas)
     body, _o = _ragged(data, np.concatenate(offs)[order], np.concatenate(lens).astype(np.int64)[order])
     return np.concatenate([np.frombuffer(head, np.uint8), body])
+
+
+# -- trace_printk: bprint / bputs ----------------------------------------------------------
+
+_C_ESCAPES = {"n": "\n", "t": "\t", "r": "\r", "\\": "\\", '"': '"', "a": "\a", "b": "\b",
+              "f": "\f", "v": "\v", "0": "\0"}
+
+
+def _unescape(s):
+    """The kernel escapes a printk format when it writes printk_formats; undo it."""
+    return re.sub(r"\\(.)", lambda m: _C_ESCAPES.get(m.group(1), m.group(0)), s)
+
+
+def _printk_formats(dat):
+    """{address: format string} of the file's printk section (``0xADDR : "fmt"`` lines)."""
+    got = getattr(dat, "_printk_map", None)
+    if got is None:
+        got = {}
+        for m in re.finditer(rb'^0x([0-9a-fA-F]+)\s*:\s*"(.*)"\s*$', dat.printk, re.M):
+            got[int(m.group(1), 16)] = _unescape(m.group(2).decode("utf-8", "replace"))
+        dat._printk_map = got
+    return got
+
+
+_CONV = re.compile(r"%([-+ #0]*)(\*|\d+)?(?:\.(\*|\d*))?(hh|h|ll|l|L|q|z|Z|j|t)?([diouxXcspS%])")
+
+
+def _bprint_program(text, long_size, lits, specs):
+    """A printk format -> program rows for _ftdat.format_bprint (see _ftdat_bprint.pxi) and a
+    bound on the bytes one message takes besides its string arguments.  lits/specs: the
+    shared blob (a bytearray) the rows point into."""
+    rows, bound = [], 0
+
+    def blob(b):
+        off = len(lits)
+        lits.extend(b)
+        return off
+
+    def lit(s):
+        nonlocal bound
+        b = s.encode("utf-8", "replace")
+        if b:
+            rows.append((0, blob(b), len(b), 0, 0))
+            bound += len(b)
+
+    pos = 0
+    for m in _CONV.finditer(text):
+        flags, width, prec, length, conv = m.groups()
+        lit(text[pos:m.start()])
+        pos = m.end()
+        if conv == "%":
+            lit("%")
+            continue
+        stars = (width == "*") + (prec == "*")
+        for _ in range(stars):
+            rows.append((4, 0, 0, 0, 0))
+        wnum = int(width) if width and width != "*" else 0
+        pnum = int(prec) if prec and prec != "*" else 0
+        bound += wnum + pnum + 32
+        size = {None: 4, "hh": 1, "h": 2, "l": long_size, "z": long_size, "Z": long_size,
+                "t": long_size, "j": 8, "ll": 8, "L": 8, "q": 8}[length]
+        if conv == "p":
+            nxt = text[pos:pos + 1]
+            if nxt in ("s", "f", "S", "F", "B"):
+                pos += 1
+                rows.append((3, long_size, int(nxt in "SFB"), 0, 0))
+                bound += 256
+                continue
+            if nxt.isalnum() and nxt not in ("x", "K", "e"):
+                # the kernel printed these pointers into the args as a string
+                pos += 1
+                rows.append((2, 0, -1, blob(b"%.*s\0"), 0))
+                continue
+            if nxt in ("x", "K", "e"):
+                pos += 1
+            rows.append((1, long_size, 0, blob(b"0x%llx\0"), 0))
+            continue
+        if conv == "s":
+            spec = "%" + flags + (width if width and width != "*" else "") + ".*s"
+            rows.append((2, 0, pnum if prec not in (None, "*") and prec != "" else -1,
+                         blob(spec.encode() + b"\0"), 0))
+            continue
+        if conv == "c":
+            rows.append((1, 1, 0, blob(("%" + flags + (width or "") + "c").encode() + b"\0"), 4))
+            continue
+        spec = "%" + flags + (width or "") + ("." + prec if prec is not None else "") + "ll" + \
+            {"d": "d", "i": "d", "u": "u", "o": "o", "x": "x", "X": "X"}[conv]
+        rows.append((1, size, int(conv in "di"), blob(spec.encode() + b"\0"), stars))
+    lit(text[pos:])
+    return rows, bound
+
+
+def _symbol_table(ctx):
+    """(sorted addresses, name offsets, NUL-terminated names) of the file's kallsyms, symbols
+    at address 0 left out (a kernel that hid its addresses: report then prints hex)."""
+    got = getattr(ctx, "_sym_table", None)
+    if got is None:
+        ks = ctx.ksyms()
+        keep = np.flatnonzero(ks.addrs != 0)
+        names = [ks.names[int(i)].encode() + b"\0" for i in keep]
+        ln = np.fromiter((len(x) for x in names), np.int64, len(names))
+        got = (np.ascontiguousarray(ks.addrs[keep], np.uint64), _starts_of(ln),
+               np.frombuffer(b"".join(names), np.uint8) if names else np.zeros(1, np.uint8))
+        ctx._sym_table = got
+    return got
+
+
+def _caller_text(ctx, ip):
+    """``%ps`` of each address: its kallsyms name, or ``0x..`` when none (as report prints)."""
+    ks = ctx.ksyms()
+    si = ks.lookup(ip)
+    u, inv = np.unique(si, return_inverse=True)
+    names = []
+    for i in u.tolist():
+        names.append(ks.names[i].encode() if i >= 0 and ks.addrs[i] != 0 else None)
+    if any(x is None for x in names):
+        # addresses with no symbol print as hex, each its own
+        uip, iinv = np.unique(ip, return_inverse=True)
+        per = np.array([((ks.names[int(s)].encode() if s >= 0 and ks.addrs[s] != 0 else b"0x%x" % a))
+                        for a, s in zip(uip.tolist(), ks.lookup(uip).tolist())] or [b""], "S")
+        return per[iinv.reshape(-1)] if len(uip) else np.zeros(0, "S1")
+    return np.array(names or [b""], "S")[inv.reshape(-1)] if len(u) else np.zeros(0, "S1")
+
+
+def _bprint_messages(ctx, fmt_ptr, buf, offs, lens, bo):
+    """trace_printk messages of bprint records (args at offs, lens bytes) by their format
+    pointers: (bytes, offsets, lengths) from _ftdat.format_bprint."""
+    dat = ctx.dat
+    formats = _printk_formats(dat)
+    u, inv = np.unique(fmt_ptr, return_inverse=True)
+    lits = bytearray()
+    rows, starts, counts, bounds = [], [], [], []
+    has_sym = False
+    fmt_of = np.full(len(u), -1, np.int32)
+    for k, p in enumerate(u.tolist()):
+        text = formats.get(p)
+        if text is None:
+            continue
+        r, b = _bprint_program(text, dat.long_size, lits, lits)
+        fmt_of[k] = len(starts)
+        starts.append(sum(counts))
+        counts.append(len(r))
+        bounds.append(b)
+        rows.extend(r)
+        has_sym |= any(x[0] == 3 for x in r)
+    per = fmt_of[inv.reshape(-1)]
+    prog = np.array(rows or [(0, 0, 0, 0, 0)], np.int64).reshape(-1, 5)
+    bound = np.array(bounds or [0], np.int64)
+    cap = int(np.where(per >= 0, bound[np.maximum(per, 0)] + lens, 0).sum()) + 1
+    if has_sym:
+        saddr, soff, snames = _symbol_table(ctx)
+    else:
+        saddr, soff, snames = np.zeros(0, np.uint64), np.zeros(0, np.int64), np.zeros(1, np.uint8)
+    return _ftdat.format_bprint(buf, np.ascontiguousarray(offs, np.int64),
+                                np.ascontiguousarray(lens, np.int32), np.ascontiguousarray(per, np.int32),
+                                prog, np.array(starts or [0], np.int64), np.array(counts or [0], np.int64),
+                                np.frombuffer(bytes(lits) or b"\0", np.uint8), saddr, soff, snames,
+                                int(dat.big_endian), cap)
+
+
+def _bprint_payload(ctx, fmt, buf, offs, lens, bo):
+    """bprint (trace_printk) and bputs records: ``<caller>: <message>`` as trace-cmd prints
+    them, the message formatted from the printk format saved in the file."""
+    ip = _number(buf, offs, fmt.field("ip"), bo, lens).view(np.uint64)
+    who = _caller_text(ctx, ip)
+    if fmt.name == "bprint":
+        f = fmt.field("buf")
+        ptr = _number(buf, offs, fmt.field("fmt"), bo, lens).view(np.uint64)
+        data, o, ln = _bprint_messages(ctx, ptr, buf, offs + f.offset,
+                                       np.clip(lens - f.offset, 0, None).astype(np.int32), bo)
+        msg = _ragged_to_fixed(data, o, ln.astype(np.int64))
+    else:
+        ptr = _number(buf, offs, fmt.field("str"), bo, lens).view(np.uint64)
+        formats = _printk_formats(ctx.dat)
+        u, inv = np.unique(ptr, return_inverse=True)
+        msg = np.array([formats.get(p, "").encode("utf-8", "replace") for p in u.tolist()] or [b""],
+                       "S")[inv.reshape(-1)] if len(u) else np.zeros(0, "S1")
+    # the message ends at its first newline, as the report's line does
+    msg = np.strings.partition(msg, b"\n")[0] if len(msg) else msg
+    text = np.strings.add(np.strings.add(who, b": "), msg)
+    return _fixed_to_ragged(text)
