@@ -376,6 +376,7 @@ class _Context:
         self.layouts = {}
         self.arena_parts = []
         self.arena_size = 0
+        self.field_columns = {}  # event name -> format_columns() of its generic records
 
     def arena_add(self, data):
         """Append payload bytes to the text arena; their offset in it."""
@@ -690,6 +691,7 @@ def _assemble(ctx, dat, buf_desc, results, path, *, events, pids, comm, start, e
     t.line_kinds = None
     t.kept_text = None
     t.dat = DatInfo(dat, buf_desc, clock, damaged, unknown_types, shift is not None, names=[b.name for b in dat.buffers])
+    t.dat.fields = dict(ctx.field_columns)
     return t
 
 
@@ -764,6 +766,9 @@ class DatInfo:
         self.guest_synced = guest_synced
         self.has_time_shift = 12 in dat.options
         self.guests = dat.guests()
+        #: event name -> [(column, kind, kernel field, type)]: the format's fields as columns
+        #: of the events without a typed layout (tracedat.format_columns)
+        self.fields = {}
 
     def describe(self):
         parts = [f"trace-cmd trace.dat v{self.version}",
@@ -843,7 +848,8 @@ def _decode_event(ctx, fmt, buf, offs, lens, r, sel, cmd, arena_add, bo, per_eve
     layout = _ev.EVENT_LAYOUT.get(name, "generic")
     if layout in ("text", "funcgraph", "stack_frame"):
         layout = "generic"
-    a = np.zeros(n, _ev.dtype_for(layout))
+    cols = tuple(format_columns(fmt, ctx.dat.long_size)) if layout == "generic" else ()
+    a = np.zeros(n, _fields_dtype(cols) if cols else _ev.dtype_for(layout))
     a["ts"] = ts
     a["line"] = lines
     a["cpu"] = r["cpu"]
@@ -856,6 +862,10 @@ def _decode_event(ctx, fmt, buf, offs, lens, r, sel, cmd, arena_add, bo, per_eve
         base = arena_add(data)
         a["payload_off"] = off_in + base
         a["payload_len"] = ln
+        if cols:
+            _fill_format_fields(ctx, fmt, cols, a, buf, offs, lens, bo)
+            with ctx.lock:
+                ctx.field_columns[name] = cols
     else:
         _typed_fields(ctx, fmt, layout, a, buf, offs, lens, bo)
     with ctx.lock:
@@ -1473,3 +1483,112 @@ def _bprint_payload(ctx, fmt, buf, offs, lens, bo):
     msg = np.strings.partition(msg, b"\n")[0] if len(msg) else msg
     text = np.strings.add(np.strings.add(who, b": "), msg)
     return _fixed_to_ragged(text)
+
+
+# -- every field of an event without a typed layout ----------------------------------------
+
+#: events whose payload text is their content (a message, a stack): no field columns
+_NO_FIELD_COLUMNS = ("print", "bprint", "bputs", "kernel_stack", "user_stack", "function",
+                     "funcgraph_entry", "funcgraph_exit")
+#: format fields named like a common column: pid/comm as the typed layouts name them, others
+#: prefixed
+_RENAMED = {"pid": "task_pid", "comm": "task_comm"}
+
+
+def _field_column(name, taken):
+    col = _RENAMED.get(name, name)
+    while col in taken:
+        col = "f_" + col
+    return col
+
+
+def format_columns(fmt, long_size=8):
+    """[(column, kind, kernel field name, numpy type)] of an event format's fields as the
+    columns of a trace.dat event without a typed layout.  Kinds: ``int`` (a number: i1/u1,
+    i4 for 2-byte fields, i4/u4, i8/u8; pointers unsigned), ``array`` (a fixed array of
+    numbers: a sub-array column), ``sym`` (a string, char[N] or __data_loc char[]: an id into
+    Trace.symbols), ``bytes`` (a __data_loc or trailing array of numbers: ``<col>_off`` /
+    ``<col>_len`` into Trace.text_arena)."""
+    if fmt.name in _NO_FIELD_COLUMNS:
+        return []
+    taken = {c[0] for c in _ev.layout_columns("generic")}
+    out = []
+    for f in fmt.fields:
+        col = _field_column(f.name, taken)
+        taken.add(col)
+        if f.is_string:
+            out.append((col, "sym", f.name, "i4"))
+            continue
+        if f.dynamic or (f.array_len and f.size == 0) or f.type.endswith("[]"):
+            taken.update((col + "_off", col + "_len"))
+            out.append((col, "bytes", f.name, None))
+            continue
+        if f.array_len:
+            el = f.size // f.array_len if f.array_len else 0
+            if el in (1, 2, 4, 8) and el * f.array_len == f.size:
+                out.append((col, "array", f.name, (f"{'i' if f.signed else 'u'}{el}", (f.array_len,))))
+            else:
+                out.append((col, "bytes", f.name, None))
+                taken.update((col + "_off", col + "_len"))
+            continue
+        if f.size not in (1, 2, 4, 8):
+            out.append((col, "bytes", f.name, None))
+            taken.update((col + "_off", col + "_len"))
+            continue
+        signed = f.signed and not f.is_pointer
+        typ = {1: "i1" if signed else "u1", 2: "i4", 4: "i4" if signed else "u4",
+               8: "i8" if signed else "u8"}[f.size]
+        out.append((col, "int", f.name, typ))
+    return out
+
+
+@functools.lru_cache(maxsize=512)
+def _fields_dtype(cols):
+    """The generic layout's record with the format's field columns appended."""
+    base = _ev.dtype_for("generic")
+    names = list(base.names)
+    formats = [base.fields[n][0] for n in names]
+    offsets = [base.fields[n][1] for n in names]
+    off = base.itemsize
+    for col, kind, _k, typ in cols:
+        parts = [(col + "_off", "i8"), (col + "_len", "i4")] if kind == "bytes" else [(col, typ)]
+        for n, t in parts:
+            dt = np.dtype(t)
+            al = dt.base.itemsize
+            off = (off + al - 1) & ~(al - 1)
+            names.append(n)
+            formats.append(dt)
+            offsets.append(off)
+            off += dt.itemsize
+    return np.dtype({"names": names, "formats": formats, "offsets": offsets,
+                     "itemsize": (off + 7) & ~7})
+
+
+def _fill_format_fields(ctx, fmt, cols, a, buf, offs, lens, bo):
+    """Every field of the format into its column of a (see format_columns)."""
+    numeric = []
+    for col, kind, kname, typ in cols:
+        f = fmt.field(kname)
+        if kind == "sym":
+            a[col] = _string_ids(ctx, ctx.symbols, f, buf, offs, lens, bo)
+        elif kind == "int":
+            numeric.append((f.offset, f.size, int(f.signed), a.dtype.fields[col][1],
+                            {1: 1, 2: 4, 4: 4, 8: 8}[f.size]))
+        elif kind == "array":
+            dt = np.dtype(typ[0]).newbyteorder(bo)
+            raw = _gather(buf, offs, f.offset, f.size, lens)
+            a[col] = raw.reshape(-1).view(dt).reshape(len(offs), -1) if len(offs) else 0
+        else:
+            if f.dynamic:
+                starts, ln = _dyn_bounds(buf, offs, lens, f, bo)
+            else:
+                starts = offs + f.offset
+                ln = np.clip(lens - f.offset, 0, f.size if f.size else None)
+            data, o = _ragged(buf, starts, ln.astype(np.int64))
+            base = ctx.arena_add(data)
+            a[col + "_off"] = o + base
+            a[col + "_len"] = ln
+    if numeric:
+        _ftdat.fill_numbers(buf, np.ascontiguousarray(offs, np.int64),
+                            np.ascontiguousarray(lens, np.int32), a,
+                            np.array(numeric, np.int64).reshape(-1, 5), ctx.dat.big_endian)
