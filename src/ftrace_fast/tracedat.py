@@ -659,6 +659,8 @@ def _assemble(ctx, dat, buf_desc, results, path, *, events, pids, comm, start, e
         del place
         per_event[name] = out
     del mark
+    if ctx.fields:
+        _funcgraph_leaves(per_event)
     _learn_comms(per_event, comms, cmd)
     # selections the text path applies while parsing
     if pids is not None or comm is not None or start is not None or end is not None:
@@ -846,7 +848,9 @@ def _decode_event(ctx, fmt, buf, offs, lens, r, sel, cmd, arena_add, bo, per_eve
         _stack_frames(ctx, fmt, buf, offs, lens, ts, lines, r["cpu"], pid, comm_ids, flags, bo,
                       per_event, layouts, arena_add)
     layout = _ev.EVENT_LAYOUT.get(name, "generic")
-    if layout in ("text", "funcgraph", "stack_frame"):
+    if layout == "funcgraph" and not _is_ftrace(fmt, "func", "depth"):
+        layout = "generic"
+    if layout in ("text", "stack_frame"):
         layout = "generic"
     cols = tuple(format_columns(fmt, ctx.dat.long_size)) if layout == "generic" else ()
     a = np.zeros(n, _fields_dtype(cols) if cols else _ev.dtype_for(layout))
@@ -866,6 +870,8 @@ def _decode_event(ctx, fmt, buf, offs, lens, r, sel, cmd, arena_add, bo, per_eve
             _fill_format_fields(ctx, fmt, cols, a, buf, offs, lens, bo)
             with ctx.lock:
                 ctx.field_columns[name] = cols
+    elif layout == "funcgraph":
+        _funcgraph_fields(ctx, fmt, a, buf, offs, lens, bo)
     else:
         _typed_fields(ctx, fmt, layout, a, buf, offs, lens, bo)
     with ctx.lock:
@@ -1023,6 +1029,8 @@ def _generic_payload(ctx, fmt, buf, offs, lens, bo):
     n = len(offs)
     if fmt.name == "print" and fmt.field("buf") is not None and fmt.field("ip") is not None:
         return _print_payload(ctx, fmt, buf, offs, lens, bo)
+    if fmt.name == "function" and _is_ftrace(fmt, "ip"):
+        return _function_payload(ctx, fmt, buf, offs, lens, bo)
     if (fmt.name, fmt.system) in (("bprint", "ftrace"), ("bputs", "ftrace")) and fmt.field("ip") is not None \
             and (fmt.field("fmt") is not None and fmt.field("buf") is not None or fmt.field("str") is not None):
         return _bprint_payload(ctx, fmt, buf, offs, lens, bo)
@@ -1488,7 +1496,7 @@ def _bprint_payload(ctx, fmt, buf, offs, lens, bo):
 # -- every field of an event without a typed layout ----------------------------------------
 
 #: events whose payload text is their content (a message, a stack): no field columns
-_NO_FIELD_COLUMNS = ("print", "bprint", "bputs", "kernel_stack", "user_stack", "function",
+_NO_FIELD_COLUMNS = ("print", "bprint", "bputs", "kernel_stack", "user_stack",
                      "funcgraph_entry", "funcgraph_exit")
 #: format fields named like a common column: pid/comm as the typed layouts name them, others
 #: prefixed
@@ -1592,3 +1600,57 @@ def _fill_format_fields(ctx, fmt, cols, a, buf, offs, lens, bo):
         _ftdat.fill_numbers(buf, np.ascontiguousarray(offs, np.int64),
                             np.ascontiguousarray(lens, np.int32), a,
                             np.array(numeric, np.int64).reshape(-1, 5), ctx.dat.big_endian)
+
+
+# -- function and function_graph tracer records --------------------------------------------
+
+def _is_ftrace(fmt, *fields):
+    return fmt.system in ("ftrace", "") and all(fmt.field(f) is not None for f in fields)
+
+
+def _function_payload(ctx, fmt, buf, offs, lens, bo):
+    """function tracer records: the traced function's name, as the report prints it (its
+    indentation aside; the parent is in the ``parent_ip`` column)."""
+    ip = _number(buf, offs, fmt.field("ip"), bo, lens).view(np.uint64)
+    return _fixed_to_ragged(_caller_text(ctx, ip))
+
+
+def _symbol_ids_of(ctx, addrs):
+    """Trace.symbols ids of the kallsyms names of code addresses (``0x..`` when none)."""
+    u, inv = np.unique(addrs, return_inverse=True)
+    names = [x.decode("utf-8", "replace") for x in _caller_text(ctx, u).tolist()]
+    with ctx.lock:
+        ids = ctx.symbols.ids(names)
+    return ids[inv.reshape(-1)] if len(u) else np.zeros(0, np.int32)
+
+
+def _funcgraph_fields(ctx, fmt, a, buf, offs, lens, bo):
+    """funcgraph_entry / funcgraph_exit into the text path's funcgraph layout: depth, func
+    (kallsyms name) and, for an exit, duration_ns = rettime - calltime (-1 for an entry: a
+    leaf's duration comes from its exit when the rows are merged, see _funcgraph_leaves)."""
+    a["depth"] = _number(buf, offs, fmt.field("depth"), bo, lens)
+    a["func"] = _symbol_ids_of(ctx, _number(buf, offs, fmt.field("func"), bo, lens).view(np.uint64))
+    a["duration_ns"] = -1
+    if fmt.field("rettime") is not None and fmt.field("calltime") is not None:
+        ret = _number(buf, offs, fmt.field("rettime"), bo, lens)
+        call = _number(buf, offs, fmt.field("calltime"), bo, lens)
+        a["duration_ns"] = ret - call
+
+
+def _funcgraph_leaves(per_event):
+    """An entry whose very next record of the merged stream (any CPU) is the exit of the same
+    pid and function prints as one leaf line ``func();`` with the exit's duration, and that
+    exit is not printed (trace-cmd's function_graph handler): the same rows here."""
+    ent, ex = per_event.get("funcgraph_entry"), per_event.get("funcgraph_exit")
+    if ent is None or ex is None or not len(ent) or not len(ex) or "func" not in ent.dtype.names:
+        return
+    j = np.searchsorted(ex["line"], ent["line"] + 1)
+    j = np.minimum(j, len(ex) - 1)
+    leaf = ((ex["line"][j] == ent["line"] + 1) & (ex["pid"][j] == ent["pid"]) &
+            (ex["func"][j] == ent["func"]))
+    if not leaf.any():
+        return
+    ent["duration_ns"][leaf] = ex["duration_ns"][j[leaf]]
+    keep = np.ones(len(ex), bool)
+    keep[j[leaf]] = False
+    per_event["funcgraph_exit"] = _take(ex, np.flatnonzero(keep))
