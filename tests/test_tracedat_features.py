@@ -185,3 +185,20 @@ def test_typed_columns_follow_selections(tmp_path):
     # the field columns hold the values the payload text prints
     p = full.payload("sched_load_cfs_rq")
     np.testing.assert_array_equal(a["util"].astype(np.int64), p["util"])
+
+
+def test_same_name_from_two_formats_keeps_the_generic_columns():
+    """Two systems may define one event name with different fields: its parts then keep the
+    generic columns only, and no field list is claimed for it."""
+    from ftrace_fast import events as ev
+
+    class Ctx:
+        field_columns = {"x": (("a", "int", "a", "i4"),)}
+
+    one = np.zeros(2, tracedat._fields_dtype((("a", "int", "a", "i4"),)))
+    two = np.zeros(1, tracedat._fields_dtype((("b", "int", "b", "u8"),)))
+    one["line"], two["line"] = [1, 3], [2]
+    ctx = Ctx()
+    got = tracedat._same_columns(ctx, "x", [one, two])
+    assert all(p.dtype == ev.dtype_for("generic") for p in got)
+    assert [p["line"].tolist() for p in got] == [[1, 3], [2]] and "x" not in ctx.field_columns

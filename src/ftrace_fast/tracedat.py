@@ -44,7 +44,7 @@ import threading
 import numpy as np
 
 from . import events as _ev
-from ._datfile import DatError, MAGIC, cpu_data, open_dat
+from ._datfile import DatError, MAGIC, cpu_chunks, open_dat
 from ._source import InputError, is_tracedat
 
 try:
@@ -392,49 +392,400 @@ class _Context:
         return self.kallsyms
 
 
-def _cpu_rows(ctx, buffer, i):
-    """Walk one CPU's pages, convert their times and decode its events (in its thread)."""
-    dat = ctx.dat
-    cpu_id = buffer.cpus[i][0]
-    data = cpu_data(dat, dat.path, buffer, i)
-    buf = np.frombuffer(data, np.uint8)
+def _layout_args(dat, buffer, common):
     hp = dat.header_page
-    common = ctx.common
     ct = common.get("common_type")
-    rows = _ftdat.walk_cpu(buf, buffer.page_size, hp.get("timestamp", (0, 8))[0], hp["commit"][0],
-                           hp["commit"][1], hp["data"][0], dat.big_endian,
-                           ct.offset if ct else 0, ct.size if ct else 2,
-                           _min_payload(common))
-    rows["cpu"] = cpu_id
-    rows["ts_ns"] = _to_ns(rows["ts"], dat, buffer, cpu_id, ctx.shift)
-    # rows keep their index in this CPU's stream until the merge gives them a line
-    rows["line"] = np.arange(len(rows["ts"]), dtype=np.int64)
-    _decode_cpu(ctx, rows, buf)
-    # only the markers and the times (for the merge) outlive the decode
-    mk = np.flatnonzero(rows["kind"] < 0)
-    rows["marker_idx"], rows["marker_kind"], rows["marker_off"] = mk, rows["kind"][mk], rows["off"][mk]
-    for k in ("ts", "kind", "off", "length", "line"):
-        del rows[k]
-    return rows
+    return (buffer.page_size, hp.get("timestamp", (0, 8))[0], hp["commit"][0], hp["commit"][1],
+            hp["data"][0], ct.offset if ct else 0, ct.size if ct else 2, _min_payload(common))
 
 
-def _decode_cpu(ctx, r, buf):
-    """Every wanted event of one CPU's rows into ctx.per_event parts (run in its thread)."""
-    kind, offs, lens = r["kind"], r["off"], r["length"]
-    r.update(total=0, filtered=0, unknown={})
-    for tid in _uniq(kind[kind >= 0])[0].tolist():
+def _pages(dat, buffer, i, feeder):
+    """Feed one CPU's pages, chunk by chunk as they are decompressed, to a RowWalker or a
+    Decoder (whole pages; a partial last page becomes a damaged-page marker)."""
+    psize = buffer.page_size
+    carry = b""
+    for piece in cpu_chunks(dat, dat.path, buffer, i):
+        if carry:
+            piece = carry + bytes(piece)
+            carry = b""
+        whole = len(piece) - len(piece) % psize
+        if whole != len(piece):
+            carry = bytes(piece[whole:])
+            piece = memoryview(piece)[:whole]
+        if whole:
+            feeder.feed(piece)
+    if carry:
+        feeder.partial_page()
+
+
+def _walk_rows(ctx, buffer, i):
+    """Pass 1 of one CPU (in its thread): times in the trace's unit, kinds, lost counts."""
+    dat = ctx.dat
+    page_size, ts_off, commit_off, commit_size, data_off, type_off, type_size, minp = ctx.layout
+    w = _ftdat.RowWalker(page_size, ts_off, commit_off, commit_size, data_off, dat.big_endian,
+                         type_off, type_size, minp)
+    _pages(dat, buffer, i, w)
+    raw, kind, lost, counts, big_ids, damaged = w.result()
+    cpu_id = buffer.cpus[i][0]
+    ts = _to_ns(raw, dat, buffer, cpu_id, ctx.shift)
+    del raw
+    present = {int(t): int(counts[t]) for t in np.flatnonzero(counts)}
+    if big_ids:
+        u, c = np.unique(kind[kind >= len(counts)], return_counts=True)
+        present.update(zip(u.tolist(), c.tolist()))
+    return {"cpu": cpu_id, "ts": ts, "kind": kind, "lost": lost, "present": present,
+            "damaged": damaged}
+
+
+def _i64(v):
+    """A Python int as a two's-complement int64 value."""
+    return ((int(v) + (1 << 63)) % (1 << 64)) - (1 << 63)
+
+
+class _Plan:
+    """The decode plan of a load: per type id its entry (mode, output, ops) and the op rows,
+    lowered from the file's formats; tables and names in one int64 and one byte array."""
+
+    def __init__(self):
+        self.ops = []
+        self.extra = []
+        self.blob = bytearray()
+
+    def name(self, s):
+        b = s.encode("utf-8", "surrogateescape")
+        off = len(self.blob)
+        self.blob += b
+        return off, len(b)
+
+    def op(self, code, dst, dst_size, f=None, const=-1, shr=0, mask=0, table=0, aux=None,
+           extra=-1, src=None):
+        src_off, src_size, sign = (f.offset, f.size, int(f.signed)) if f is not None else (0, 0, 0)
+        if src is not None:
+            src_off, src_size, sign = src
+        aux_off, aux_size, aux_sign = (aux.offset, aux.size, int(aux.signed)) if aux else (0, 0, 0)
+        self.ops.append((_ftdat.OPS[code], src_off, src_size, sign, dst, dst_size, _i64(const),
+                         shr, mask, table, aux_off, aux_size, aux_sign, extra))
+
+    def symbolic(self, tables, keymask):
+        x = len(self.extra)
+        self.extra += [len(tables), keymask]
+        for t in tables:
+            items = sorted((_i64(k), v) for k, v in t.items())
+            self.extra.append(len(items))
+            for k, v in items:
+                o, n = self.name(v)
+                self.extra += [k, o, n]
+        return x
+
+    def state(self, table):
+        x = len(self.extra)
+        if table is None:
+            self.extra += [0, 0, 0, 0]
+            return x
+        mask, pairs, plus = table
+        self.extra += [1, _i64(mask), _i64(plus), len(pairs)]
+        for b, letter in pairs:
+            self.extra += [_i64(b), _ev.STATE_BITS.get(letter, _ev.STATE_UNKNOWN_LETTER)]
+        return x
+
+
+def _lower(plan, fmt, layout, dt):
+    """Op rows of one event's format into layout ``layout`` (dtype dt); None when a column
+    needs the NumPy decode (odd-sized or array fields)."""
+    start = len(plan.ops)
+    off = {n: dt.fields[n][1] for n in dt.names}
+    common = fmt.common
+    pid_f = common.get("common_pid")
+    plan.op("int", off["pid"], 4, pid_f) if pid_f else plan.op("const", off["pid"], 4)
+    plan.op("const", off["tgid"], 4)
+    plan.op("pidcomm", off["comm"], 4, pid_f, src=None if pid_f else (0, 0, 0))
+    fl = common.get("common_flags")
+    plan.op("flags", off["flags"], 8, fl, aux=common.get("common_preempt_count"))
+    kinds = _ev.field_kinds(layout)
+    kernel = _ev.kernel_names(layout)
+
+    def fits(f):
+        return f.size in (1, 2, 4, 8) and not f.dynamic and not f.array_len
+
+    for col, kind in kinds.items():
+        if kind == "text":
+            return None
+        size = _ev._KIND_SIZE[kind]
+        if layout == "block_rq" and col in ("dev_major", "dev_minor"):
+            f = fmt.field("dev")
+            if f is None:
+                plan.op("const", off[col], 4)
+            elif not fits(f):
+                return None
+            elif col == "dev_major":
+                plan.op("int", off[col], 4, f, const=0, shr=20)
+            else:
+                plan.op("int", off[col], 4, f, const=0, mask=0xfffff)
+            continue
+        if layout == "softirq" and col == "action":
+            f = fmt.field("vec")
+            if f is None:
+                plan.op("const", off[col], 4)
+            elif not fits(f):
+                return None
+            else:
+                plan.op("symbolic", off[col], 4, f, const=-1,
+                        extra=plan.symbolic(_symbolic_tables(fmt.print_fmt, f.name) or [{}], 0))
+            continue
+        f = _source_field(fmt, layout, col, kernel)
+        if f is None:
+            plan.op("const", off[col], size, const=0 if kind == "u8" else -1)
+        elif kind == "comm" or (kind == "sym" and f.is_string):
+            table = 0 if kind == "comm" else 1
+            if f.dynamic:
+                plan.op("str_dyn", off[col], 4, f, table=table, aux=f if f.relative else None)
+                plan.ops[-1] = plan.ops[-1][:12] + (int(f.relative), plan.ops[-1][13])
+            else:
+                plan.op("str_fixed", off[col], 4, f, table=table)
+        elif not fits(f):
+            return None
+        elif kind == "sym":
+            tables = _symbolic_tables(fmt.print_fmt, f.name)
+            isa, keymask = None, 0
+            if fmt.name == "kvm_exit" and len(tables) > 1:
+                isa = fmt.field("isa")
+                if isa is not None and not fits(isa):
+                    return None
+                keymask = 0xffff if "& 0xffff" in fmt.print_fmt else 0
+            plan.op("symbolic", off[col], 4, f, const=0, aux=isa,
+                    extra=plan.symbolic(tables or [{}], keymask))
+        elif kind == "state":
+            plan.op("state", off[col], 4, f, const=0,
+                    extra=plan.state(_state_table(fmt.print_fmt)))
+        else:
+            plan.op("int", off[col], size, f, const=-1)
+    return start, len(plan.ops) - start
+
+
+_FLAG_TEXT = None
+
+
+def _flag_text():
+    """The latency-format flag characters of every (irq flags << 8 | preempt count): 64 K x 8
+    bytes, as _flags_column prints them."""
+    global _FLAG_TEXT
+    if _FLAG_TEXT is None:
+        key = np.arange(1 << 16)
+        f, p = key >> 8, key & 0xff
+        c1 = np.where(f & 1, b"d", np.where(f & 2, b"X", b"."))
+        c2 = np.where((f & 4) & ((f & 0x20) != 0), b"N", np.where(f & 4, b"n", np.where(f & 0x20, b"p", b".")))
+        hard, soft = (f & 8) != 0, (f & 0x10) != 0
+        c3 = np.where(hard & soft, b"H", np.where(hard, b"h", np.where(soft, b"s", b".")))
+        hexd = np.array([b"%x" % i for i in range(16)], "S1")
+        c4 = np.where((p & 0xf) == 0, b".", hexd[p & 0xf])
+        out = np.zeros((1 << 16, 8), np.uint8)
+        for k, c in enumerate((c1, c2, c3, c4)):
+            out[:, k] = c.astype("S1").view(np.uint8)
+        _FLAG_TEXT = out
+    return _FLAG_TEXT
+
+
+def _pid_names(cmd):
+    """(blob, (offset, length) per pid) of the saved cmdlines; length -1: pid not saved."""
+    pids = [p for p in cmd if 0 < p < (1 << 23)]
+    n = max(pids) + 1 if pids else 1
+    table = np.full((n, 2), -1, np.int64)
+    blob = bytearray()
+    for p in pids:
+        b = cmd[p].encode("utf-8", "surrogateescape")
+        table[p] = (len(blob), len(b))
+        blob += b
+    return bytes(blob), table
+
+
+def _run_threads(fn, n, n_threads):
+    results = [None] * n
+    errors = []
+
+    def run(k):
+        try:
+            results[k] = fn(k)
+        except BaseException as exc:  # re-raised in the caller
+            errors.append(exc)
+
+    if n_threads > 1 and n > 1:
+        from concurrent.futures import ThreadPoolExecutor
+        with ThreadPoolExecutor(min(n_threads, n)) as ex:
+            list(ex.map(run, range(n)))
+    else:
+        for k in range(n):
+            run(k)
+    if errors:
+        raise errors[0]
+    return results
+
+
+def _decode_all(ctx, buf_desc, n_threads, path, *, pids, comm, start, end, shift, Trace,
+                Stats, LOST_DTYPE):
+    """Pass 1 (rows), the merge (ts/line/cpu at their place), pass 3 (fields at their place),
+    then the events the NumPy decode handles, and the Trace."""
+    dat = ctx.dat
+    ctx.layout = _layout_args(dat, buf_desc, ctx.common)
+    n = len(buf_desc.cpus)
+    rows = _run_threads(lambda k: _walk_rows(ctx, buf_desc, k), n, n_threads)
+    # what each type id becomes
+    per_type = {}
+    for r in rows:
+        for tid, c in r["present"].items():
+            per_type.setdefault(tid, []).append((r["cpu"], c))
+    enabled = np.array([ctx.cpus is None or r["cpu"] in ctx.cpus for r in rows], np.uint8)
+    unknown_types, total_events, filtered = {}, 0, 0
+    out_names, out_layout, out_mode, out_rows = [], [], [], []
+    entries = {}            # type id -> (mode, output index, first op, ops)
+    plan = _Plan()
+    by_name = {}
+    for tid in sorted(per_type):
+        counts = per_type[tid]
         fmt = ctx.formats.get(tid)
-        sel = np.flatnonzero(kind == tid)
         if fmt is None:
-            r["unknown"][tid] = len(sel)
+            unknown_types[tid] = sum(c for _cpu, c in counts)
             continue
-        r["total"] += len(sel)
-        if (ctx.wanted is not None and fmt.name not in ctx.wanted) or \
-                (ctx.cpus is not None and r["cpu"] not in ctx.cpus):
-            r["filtered"] += len(sel)
+        total_events += sum(c for _cpu, c in counts)
+        kept = sum(c for cpu, c in counts if ctx.cpus is None or cpu in ctx.cpus)
+        if ctx.wanted is not None and fmt.name not in ctx.wanted:
+            filtered += sum(c for _cpu, c in counts)
             continue
-        _decode_event(ctx, fmt, buf, offs[sel], lens[sel], r, sel, ctx.dat.cmdlines,
-                      ctx.arena_add, ctx.bo, ctx.per_event, ctx.layouts)
+        filtered += sum(c for _cpu, c in counts) - kept
+        layout = _ev.EVENT_LAYOUT.get(fmt.name, "generic")
+        if layout in ("text", "funcgraph", "stack_frame"):
+            layout = "generic"
+        lowered = None
+        if ctx.fields and layout != "generic" and fmt.name != "kernel_stack":
+            lowered = _lower(plan, fmt, layout, _ev.dtype_for(layout))
+        mode = "none" if not ctx.fields else ("decode" if lowered else "fallback")
+        key = (fmt.name, mode)
+        if key not in by_name:
+            by_name[key] = len(out_names)
+            out_names.append(fmt.name)
+            out_layout.append(layout)
+            out_mode.append(mode)
+            out_rows.append(0)
+        o = by_name[key]
+        out_rows[o] += kept
+        entries[tid] = (_ftdat.MODES.get(mode, 0), o) + (lowered or (0, 0))
+    outs = [np.zeros(k, _ev.dtype_for(lay) if m == "decode" else _INFO_DTYPE)
+            for k, lay, m in zip(out_rows, out_layout, out_mode)]
+    ntypes = max(entries) + 1 if entries else 0
+    type_of = np.full(ntypes, -1, np.int32)
+    types = np.zeros((len(entries), 4), np.int64)
+    for e, (tid, ent) in enumerate(sorted(entries.items())):
+        type_of[tid] = e
+        types[e] = ent
+    table = np.zeros((len(outs), 6), np.int64)
+    for o, a in enumerate(outs):
+        d = a.dtype.fields
+        table[o] = (a.ctypes.data, a.dtype.itemsize, d["ts"][1], d["line"][1], d["cpu"][1], len(a))
+    nmark = sum(len(r["lost"]) for r in rows)
+    lost = np.zeros(nmark, LOST_DTYPE)
+    lc, ll, lk, lt = (np.zeros(nmark, t) for t in (np.int32, np.int64, np.int64, np.int64))
+    filled = np.zeros(len(outs), np.int64)
+    nl = _ftdat.merge_place([r["ts"] for r in rows], [r["kind"] for r in rows],
+                            [r["lost"] for r in rows], np.array([r["cpu"] for r in rows], np.int32),
+                            enabled, type_of, table, filled, lc, ll, lk, lt)
+    if not np.array_equal(filled, table[:, 5]):
+        raise DatError(f"{path}: the merge placed other rows than the walk counted")
+    lost["cpu"], lost["line"], lost["count"], lost["ts"] = lc[:nl], ll[:nl], lk[:nl], lt[:nl]
+    del lc, ll, lk, lt
+    damaged = sum(r["damaged"] for r in rows)
+    for r in rows:
+        r["ts"] = r["lost"] = None
+    fallback = [None] * n
+    comms, symbols = _ftdat.StringTable(), _ftdat.StringTable()
+    if ctx.fields and len(entries):
+        blob, pid_name = _pid_names(dat.cmdlines)
+        extra = np.array(plan.extra, np.int64)
+        ops = np.array(plan.ops, np.int64).reshape(-1, len(_ftdat.OP_COLUMNS))
+        blob = np.frombuffer(bytes(plan.blob) + blob, np.uint8)
+        pid_name[:, 0] += np.where(pid_name[:, 1] >= 0, len(plan.blob), 0)
+        flag_text = _flag_text()
+
+        def decode(k):
+            r = rows[k]
+            dec = _ftdat.Decoder(ctx.layout, dat.big_endian, r["kind"], type_of, types, ops,
+                                 extra, blob, outs, flag_text, pid_name, comms, symbols)
+            _pages(dat, buf_desc, k, dec)
+            out = dec.finish()
+            r["kind"] = None
+            return out
+        fallback = _run_threads(decode, n, n_threads)
+    rows_cpu = [r["cpu"] for r in rows]
+    del rows
+    ctx.comms = _Interner(comms.names())
+    ctx.symbols = _Interner(symbols.names())
+    per_event, layouts = {}, {}
+    for o, (name, lay, mode) in enumerate(zip(out_names, out_layout, out_mode)):
+        if mode != "fallback":
+            per_event[name] = outs[o]
+            layouts[name] = lay
+    # the events decoded with NumPy: their payload bytes were kept by pass 3
+    fb_parts = {}
+    entry_tid = {e: tid for tid, e in enumerate(type_of.tolist()) if e >= 0}
+    for k, got in enumerate(fallback):
+        if got is None:
+            continue
+        arena, ent, place, off, ln = got
+        if not len(ent):
+            continue
+        for e in np.unique(ent).tolist():
+            sel = np.flatnonzero(ent == e)
+            fmt = ctx.formats.get(entry_tid[e])
+            info = outs[int(types[e, 1])]
+            pl = place[sel]
+            r = {"cpu": rows_cpu[k], "line": info["line"][pl], "ts_ns": info["ts"][pl]}
+            tmp_events, tmp_layouts = {}, {}
+            _decode_event(ctx, fmt, arena, off[sel], ln[sel].astype(np.int32), r,
+                          np.arange(len(sel)), dat.cmdlines, ctx.arena_add, ctx.bo, tmp_events,
+                          tmp_layouts)
+            for name, parts in tmp_events.items():
+                fb_parts.setdefault(name, []).extend(parts)
+                layouts[name] = tmp_layouts[name]
+    for name, parts in fb_parts.items():
+        parts = _same_columns(ctx, name, parts)
+        a = _concat(parts) if len(parts) > 1 else parts[0]
+        # in line order; stack frames share their kernel_stack's line and keep their order
+        per_event[name] = _take(a, np.argsort(a["line"], kind="stable")) if len(parts) > 1 else a
+    for o, (name, lay, mode) in enumerate(zip(out_names, out_layout, out_mode)):
+        if mode == "fallback" and name not in per_event:
+            per_event[name] = np.zeros(0, _ev.dtype_for(lay))
+            layouts[name] = lay
+    del outs, fallback
+    t = Trace()
+    t.comms = ctx.comms.table
+    t.symbols = ctx.symbols.table
+    t.text_arena = (np.concatenate(ctx.arena_parts) if ctx.arena_parts else np.zeros(0, np.uint8))
+    ctx.arena_parts = []
+    if ctx.fields:
+        _funcgraph_leaves(per_event)
+        _learn_comms(per_event, ctx.comms, dat.cmdlines)
+    # selections the text path applies while parsing
+    if pids is not None or comm is not None or start is not None or end is not None:
+        filtered += _select(t, per_event, layouts, pids, comm, start, end)
+    t.events = per_event
+    t._layouts = layouts
+    t.lost = lost
+    kept = sum(len(a) for a in per_event.values())
+    t.stats = Stats(lines=kept + len(lost) + filtered, events=kept, headers=len(lost),
+                    filtered=filtered, malformed=0, truncated_last_line=False, error_counts={})
+    clock = buf_desc.clock or dat.trace_clock
+    t.clock = "ns" if (clock in _NS_CLOCKS or clock.startswith("mono") or
+                       (dat.tsc2nsec and clock == "x86-tsc")) else (
+        "x86-tsc" if clock == "x86-tsc" else "counter")
+    t.source = path
+    t.compression = None
+    t.format = {"tracecmd_headers": 0, "prefixed_lines": 0, "latency_lines": 0, "flags_lines": 1,
+                "noflags_lines": 0, "tgid_lines": 0, "funcgraph_lines": 0, "dmesg_lines": 0,
+                "flags_width": 4}
+    t.line_kinds = None
+    t.kept_text = None
+    t.dat = DatInfo(dat, buf_desc, clock, damaged, unknown_types, shift is not None,
+                    names=[b.name for b in dat.buffers])
+    t.dat.fields = dict(ctx.field_columns)
+    return t
 
 
 def _min_payload(common):
@@ -446,7 +797,7 @@ def _min_payload(common):
 
 def _to_ns(raw, dat, buffer, cpu_id, guest_sync):
     """Raw ring-buffer times -> the trace's unit (trace-cmd's timestamp_calc)."""
-    ts = raw.astype(np.uint64)
+    ts = raw.astype(np.uint64, copy=False)
     if guest_sync:
         ts = _host_sync(ts, cpu_id, guest_sync)
     conv = dat.tsc2nsec
@@ -560,141 +911,8 @@ def load_dat(path, *, events=None, cpus=None, pids=None, comm=None, start=None, 
     ctx.cpus = None if cpus is None else set(int(c) for c in cpus)
     n_threads = threads if threads is not None else min(len(idx), os.cpu_count() or 1, 4)
     n_threads = max(1, int(n_threads))
-    results = [None] * len(idx)
-    errors = []
-
-    def run(k):
-        try:
-            results[k] = _cpu_rows(ctx, buf_desc, idx[k])
-        except BaseException as exc:  # re-raised in the caller
-            errors.append(exc)
-
-    if n_threads > 1 and len(idx) > 1:
-        from concurrent.futures import ThreadPoolExecutor
-        with ThreadPoolExecutor(n_threads) as ex:
-            list(ex.map(run, range(len(idx))))
-    else:
-        for k in range(len(idx)):
-            run(k)
-    if errors:
-        raise errors[0]
-    return _assemble(ctx, dat, buf_desc, results, path, events=events, pids=pids, comm=comm,
-                     start=start, end=end, shift=shift, Trace=Trace, Stats=Stats,
-                     LOST_DTYPE=LOST_DTYPE)
-
-
-def _assemble(ctx, dat, buf_desc, results, path, *, events, pids, comm, start, end, shift,
-              Trace, Stats, LOST_DTYPE):
-    bo = ctx.bo
-    # times in the trace's unit, then the report order over every row (markers included)
-    ts_parts, starts = [], [0]
-    for r in results:
-        ts_parts.append(r["ts_ns"])
-        starts.append(starts[-1] + len(r["ts_ns"]))
-    all_ts = np.concatenate(ts_parts) if ts_parts else np.zeros(0, np.int64)
-    rank = _ftdat.merge_order(np.ascontiguousarray(all_ts, np.int64), np.array(starts, np.int64))
-    del ts_parts
-    base_of_cpu = {r["cpu"]: starts[k] for k, r in enumerate(results)}
-    t = Trace()
-    comms = ctx.comms
-    symbols = ctx.symbols
-    cmd = dat.cmdlines
-    per_event = ctx.per_event
-    layouts = ctx.layouts
-    lost_rows = []
-    unknown_types = {}
-    damaged = 0
-    total_events = 0
-    filtered = 0
-    for r in results:
-        damaged += r["damaged"]
-        total_events += r["total"]
-        filtered += r["filtered"]
-        for tid, c in r["unknown"].items():
-            unknown_types[tid] = unknown_types.get(tid, 0) + c
-        mk = r["marker_idx"]
-        if len(mk):
-            lost_rows.append((np.full(len(mk), r["cpu"], np.int32), rank[base_of_cpu[r["cpu"]] + mk] + 1,
-                              np.where(r["marker_kind"] == _ftdat.KIND_LOST, r["marker_off"], 0),
-                              r["ts_ns"][mk]))
-    # a row's index in its CPU stream -> its line in the merged stream
-    for parts in per_event.values():
-        for a in parts:
-            if len(a):
-                a["line"] = rank[base_of_cpu[int(a["cpu"][0])] + a["line"]] + 1
-    del rank
-    for r in results:
-        r["ts_ns"] = None
-    del all_ts
-    # concatenate each event's CPU parts in report order
-    t.comms = comms.table
-    t.symbols = symbols.table
-    t.text_arena = (np.concatenate(ctx.arena_parts) if ctx.arena_parts else np.zeros(0, np.uint8))
-    ctx.arena_parts = []
-    n_rows = starts[-1]
-    mark = np.zeros(n_rows + 2, bool)
-    for name, parts in per_event.items():
-        parts = [p for p in parts if len(p)]
-        if not parts:
-            per_event[name] = np.zeros(0, _ev.dtype_for(layouts[name]))
-            continue
-        if not ctx.fields:
-            # ftfast info: counts, times and CPUs need no order
-            per_event[name] = _concat(parts) if len(parts) > 1 else parts[0]
-            continue
-        if name == "stack_frame":
-            # frames share the line of their kernel_stack row: keep their order within it
-            a = _concat(parts) if len(parts) > 1 else parts[0]
-            per_event[name] = _take(a, np.argsort(a["line"], kind="stable"))
-            continue
-        # every other row has a line of its own: its place is the count of lines before it
-        mark[:] = False
-        for p in parts:
-            mark[p["line"]] = True
-        place = np.cumsum(mark) - 1
-        out = np.empty(sum(len(p) for p in parts), parts[0].dtype)
-        ov = _void(out)
-        for p in parts:
-            ov[place[p["line"]]] = _void(p)
-        del place
-        per_event[name] = out
-    del mark
-    if ctx.fields:
-        _funcgraph_leaves(per_event)
-    _learn_comms(per_event, comms, cmd)
-    # selections the text path applies while parsing
-    if pids is not None or comm is not None or start is not None or end is not None:
-        filtered += _select(t, per_event, layouts, pids, comm, start, end)
-    t.events = per_event
-    t._layouts = layouts
-    lost = np.zeros(0, LOST_DTYPE)
-    if lost_rows:
-        c, ln, cnt, ts = (np.concatenate(x) for x in zip(*lost_rows))
-        o = np.argsort(ln, kind="stable")
-        lost = np.zeros(len(o), LOST_DTYPE)
-        lost["cpu"], lost["line"], lost["count"], lost["ts"] = c[o], ln[o], cnt[o], ts[o]
-    t.lost = lost
-    kept = sum(len(a) for a in per_event.values() if True)
-    n_frames = len(per_event.get("stack_frame", ()))
-    t.stats = Stats(lines=total_events + n_frames + len(lost), events=kept,
-                    headers=len(lost), filtered=filtered, malformed=0,
-                    truncated_last_line=False, error_counts={})
-    # the events count of the text path counts frame lines as events too
-    t.stats.lines = kept + len(lost) + filtered
-    clock = buf_desc.clock or dat.trace_clock
-    t.clock = "ns" if (clock in _NS_CLOCKS or clock.startswith("mono") or
-                       (dat.tsc2nsec and clock == "x86-tsc")) else (
-        "x86-tsc" if clock == "x86-tsc" else "counter")
-    t.source = path
-    t.compression = None
-    t.format = {"tracecmd_headers": 0, "prefixed_lines": 0, "latency_lines": 0, "flags_lines": 1,
-                "noflags_lines": 0, "tgid_lines": 0, "funcgraph_lines": 0, "dmesg_lines": 0,
-                "flags_width": 4}
-    t.line_kinds = None
-    t.kept_text = None
-    t.dat = DatInfo(dat, buf_desc, clock, damaged, unknown_types, shift is not None, names=[b.name for b in dat.buffers])
-    t.dat.fields = dict(ctx.field_columns)
-    return t
+    return _decode_all(ctx, buf_desc, n_threads, path, pids=pids, comm=comm, start=start,
+                       end=end, shift=shift, Trace=Trace, Stats=Stats, LOST_DTYPE=LOST_DTYPE)
 
 
 #: events whose comm fields trace-cmd's sched plugin registers for their pid while printing
@@ -1654,3 +1872,20 @@ def _funcgraph_leaves(per_event):
     keep = np.ones(len(ex), bool)
     keep[j[leaf]] = False
     per_event["funcgraph_exit"] = _take(ex, np.flatnonzero(keep))
+
+
+def _same_columns(ctx, name, parts):
+    """Parts of one event name decoded from formats with different fields (two systems
+    defining the same name): the field columns are dropped, the generic columns kept."""
+    if len({p.dtype for p in parts}) <= 1:
+        return parts
+    ctx.field_columns.pop(name, None)
+    base = _ev.dtype_for("generic")
+    out = []
+    for p in parts:
+        q = np.zeros(len(p), base)
+        for c in base.names:
+            if c in p.dtype.names:
+                q[c] = p[c]
+        out.append(q)
+    return out
