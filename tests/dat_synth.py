@@ -92,3 +92,25 @@ def funcgraph_dat(base_gz, out):
         raw[off:off + size] = b"".join(pages)[:size]
     out.write_bytes(bytes(raw))
     return out
+
+
+def with_option(base_gz, out, oid, data):
+    """The base v6 file with one more option (id, bytes) in its options section; the CPU data
+    offsets of the flyrecord table moved by the bytes inserted."""
+    raw = bytearray(gzip.open(base_gz).read())
+    out.write_bytes(bytes(raw))
+    dat = open_dat(out)
+    cpus = dat.buffers[0].cpus
+    fly = raw.rfind(b"flyrecord\0", 0, min(off for _c, off, _s in cpus))
+    opt = struct.pack("<HI", oid, len(data)) + data
+    if raw.rfind(b"options  \0", 0, fly) >= 0:
+        at, ins = fly - 2, opt          # before the options' terminating id 0
+    else:
+        at, ins = fly, b"options  \0" + opt + struct.pack("<H", 0)
+    raw[at:at] = ins
+    table = fly + len(ins) + 10
+    for i in range(dat.cpus_declared):
+        off, size = struct.unpack_from("<QQ", raw, table + 16 * i)
+        struct.pack_into("<QQ", raw, table + 16 * i, off + len(ins), size)
+    out.write_bytes(bytes(raw))
+    return out

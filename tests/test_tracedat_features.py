@@ -202,3 +202,26 @@ def test_same_name_from_two_formats_keeps_the_generic_columns():
     got = tracedat._same_columns(ctx, "x", [one, two])
     assert all(p.dtype == ev.dtype_for("generic") for p in got)
     assert [p["line"].tolist() for p in got] == [[1, 3], [2]] and "x" not in ctx.field_columns
+
+
+# -- saved tgids -----------------------------------------------------------------------------
+
+def test_saved_tgids_fill_the_tgid_column(tmp_path):
+    """A file carrying the kernel's saved_tgids (gpuvis' trace-cmd option 32): the tgid
+    column of every row is its pid's saved tgid, -1 for pids the list does not name."""
+    import gzip
+    plain = tmp_path / "plain.dat"
+    plain.write_bytes(gzip.open(BASE).read())
+    P = ftrace_fast.load(plain)
+    assert all((a["tgid"] == -1).all() for a in P.events.values())
+    tgids = {2928: 2928, 2930: 2930, 310: 310, 3104: 3104, 3105: 3104, 3106: 3104, 22: 22}
+    text = "".join(f"{p} {t}\n" for p, t in tgids.items()).encode()
+    D = ftrace_fast.load(dat_synth.with_option(BASE, tmp_path / "tg.dat", 32, text))
+    assert D.stats.events == P.stats.events
+    named = 0
+    for name, a in D.events.items():
+        want = np.array([tgids.get(int(p), -1) for p in a["pid"]], np.int32)
+        np.testing.assert_array_equal(a["tgid"], want, err_msg=name)
+        named += int((want >= 0).sum())
+        np.testing.assert_array_equal(a["ts"], P[name]["ts"])
+    assert named > 100

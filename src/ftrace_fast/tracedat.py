@@ -762,6 +762,7 @@ def _decode_all(ctx, buf_desc, n_threads, path, *, pids, comm, start, end, shift
     if ctx.fields:
         _funcgraph_leaves(per_event)
         _learn_comms(per_event, ctx.comms, dat.cmdlines)
+        _apply_tgids(per_event, saved_tgids(dat))
     # selections the text path applies while parsing
     if pids is not None or comm is not None or start is not None or end is not None:
         filtered += _select(t, per_event, layouts, pids, comm, start, end)
@@ -1889,3 +1890,39 @@ def _same_columns(ctx, name, parts):
                 q[c] = p[c]
         out.append(q)
     return out
+
+
+# -- saved tgids -----------------------------------------------------------------------------
+
+#: the option a trace.dat carries the kernel's saved_tgids in ("pid tgid" lines): written by
+#: the trace-cmd of gpuvis (TRACECMD_OPTION_SAVED_TGIDS); upstream trace-cmd records none
+OPT_SAVED_TGIDS = 32
+
+
+def saved_tgids(dat):
+    """{pid: tgid} of the file's saved-tgids option (empty when it has none)."""
+    out = {}
+    for data in dat.options.get(OPT_SAVED_TGIDS, []):
+        for m in re.finditer(rb"^\s*(\d+)\s+(\d+)\s*$", data, re.M):
+            pid, tgid = int(m.group(1)), int(m.group(2))
+            if 0 < pid < (1 << 31) and 0 < tgid < (1 << 31):
+                out[pid] = tgid
+    return out
+
+
+def _apply_tgids(per_event, tgids):
+    """The ``tgid`` column of every row whose pid the saved tgids know (as the text path's
+    ``(tgid)`` column); -1 elsewhere."""
+    if not tgids:
+        return
+    pids = np.fromiter(tgids.keys(), np.int64, len(tgids))
+    vals = np.fromiter(tgids.values(), np.int64, len(tgids))
+    o = np.argsort(pids)
+    pids, vals = pids[o], vals[o]
+    for a in per_event.values():
+        if not len(a) or "tgid" not in a.dtype.names:
+            continue
+        p = a["pid"].astype(np.int64)
+        j = np.minimum(np.searchsorted(pids, p), len(pids) - 1)
+        hit = pids[j] == p
+        a["tgid"] = np.where(hit, vals[j], -1)
