@@ -22,11 +22,19 @@ Choices, where the binary holds more than the text:
   ``__print_flags`` table and its preempted-bit test), not from libtraceevent's fixed table.
 - kvm_exit ``reason`` is named through the ``__print_symbolic`` table the file's kvm_exit
   format selects by its ``isa`` field (VMX or SVM); softirq ``action`` likewise by ``vec``.
-- ``print`` (trace_marker) keeps trace-cmd's text ``<caller>: <message>`` as payload.
+- ``print`` (trace_marker) keeps trace-cmd's text ``<caller>: <message>`` as payload;
+  ``bprint`` (trace_printk) and ``bputs`` too, the message formatted from the printk format
+  the file saved and the record's binary arguments (``_ftdat.format_bprint``).
 - kernel_stack events give ``stack_frame`` rows (one per frame, symbol from the file's
   kallsyms), as ``=> func (addr)`` lines do in a report.
+- ``function`` records: the function's kallsyms name as payload, ``ip``/``parent_ip``
+  columns; ``funcgraph_entry``/``funcgraph_exit``: the text path's funcgraph layout, an
+  exit's duration = rettime - calltime, and an entry whose next record in the merged stream
+  is its own exit a leaf with that duration, the exit dropped (trace-cmd's rule).
+- ``tgid``: from a saved-tgids option when the file has one (``saved_tgids``), else -1.
 - Any other event keeps its fields as ``name=value`` payload text, in format order (strings
-  as text, integers in decimal, pointers in hex), so ``Trace.payload(name)`` types them.
+  as text, integers in decimal, pointers in hex), so ``Trace.payload(name)`` types them, and
+  every field of its format as a typed column of its array (``format_columns``).
 
 Time: the buffer's clock.  ``local``/``global``/``mono``/``perf``/``boot`` are ns;
 ``tsc2nsec`` and an ``x86-tsc`` file with trace-cmd's TSC2NSEC option are converted to ns with
