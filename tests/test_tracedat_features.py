@@ -225,3 +225,43 @@ def test_saved_tgids_fill_the_tgid_column(tmp_path):
         named += int((want >= 0).sum())
         np.testing.assert_array_equal(a["ts"], P[name]["ts"])
     assert named > 100
+
+
+def test_filter_writes_function_graph_text_that_loads_back(fgraph, tmp_path):
+    import sys
+    out = tmp_path / "f.txt"
+    r = subprocess.run([sys.executable, "-m", "ftrace_fast", "filter", str(fgraph), "-o", str(out)],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    D, back = ftrace_fast.load(fgraph), ftrace_fast.load(out)
+    assert set(D.events) == set(back.events)
+    for name, a in D.events.items():
+        b = back[name]
+        np.testing.assert_array_equal(a["ts"], b["ts"], err_msg=name)
+        if D.layout(name) == "funcgraph":
+            for col in ("depth", "duration_ns"):
+                np.testing.assert_array_equal(a[col], b[col], err_msg=f"{name}.{col}")
+            assert (D.symbol_names(a["func"]) == back.symbol_names(b["func"])).all()
+    assert D.text("function") == [s.strip() for s in back.text("function")]
+
+
+def test_bprint_kernel_on_random_args_stays_in_bounds():
+    """Random argument bytes (short, no NUL, huge lengths) through every conversion: the
+    output never passes its bound and every message is decodable."""
+    rng = np.random.default_rng(7)
+    fmt = "%d %5u %-3x %lld %hhd %hd %c %s %*d %.2s %p %ps %pS %pM %% %lu"
+    lits = bytearray()
+    rows, bound = tracedat._bprint_program(fmt, 8, lits, lits)
+    n = 3000
+    lens = rng.integers(0, 80, n).astype(np.int32)
+    offs = np.concatenate(([0], np.cumsum(lens[:-1]))).astype(np.int64)
+    buf = rng.integers(0, 256, int(lens.sum()), dtype=np.uint8)
+    buf[rng.random(len(buf)) < 0.7] = rng.integers(32, 127)   # mostly printable, few NULs
+    cap = int(bound * n + lens.sum()) + 1
+    data, o, ln = _ftdat.format_bprint(
+        buf, offs, lens, np.zeros(n, np.int32), np.array(rows, np.int64).reshape(-1, 5),
+        np.zeros(1, np.int64), np.array([len(rows)], np.int64),
+        np.frombuffer(bytes(lits) + b"\0", np.uint8), np.array([0x1000], np.uint64),
+        np.zeros(1, np.int64), np.frombuffer(b"f\0", np.uint8), 0, cap)
+    assert len(data) <= cap and (o + ln <= len(data)).all() and (ln >= 0).all()
+    assert (np.diff(o) == ln[:-1]).all()

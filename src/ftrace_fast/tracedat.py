@@ -1491,6 +1491,8 @@ def _payload_text(t, name, a):
         return _cat(dev, c("bytes"), b" ", tail, b" [", c("rq_comm", "comm"), b"]")
     if lay == "stack_frame":
         return _cat(c("func", "sym"), b" (", _hexS(a["addr"], 16), b")")
+    if lay == "funcgraph":
+        return _funcgraph_text(t, name, a)
     # generic: the payload text as decoded
     arena = t.text_arena
     off, ln = a["payload_off"], a["payload_len"].astype(np.int64)
@@ -1934,3 +1936,20 @@ def _apply_tgids(per_event, tgids):
         j = np.minimum(np.searchsorted(pids, p), len(pids) - 1)
         hit = pids[j] == p
         a["tgid"] = np.where(hit, vals[j], -1)
+
+
+def _funcgraph_text(t, name, a):
+    """function_graph lines as trace-cmd report prints them: ``DURATION us |  func();`` (a
+    leaf), ``|  func() {``, ``DURATION us |  } /* func */``; two blanks per depth."""
+    dur = a["duration_ns"].astype(np.int64)
+    has = dur >= 0
+    d = np.maximum(dur, 0)
+    num = _cat(_S(d // 1000), b".", np.strings.zfill(_S(d % 1000), 3), b" us |  ")
+    col = np.where(has, np.strings.rjust(num, 17), np.strings.rjust(b"|  ", 17))
+    indent = np.array([b" " * 2 * k for k in range(64)], "S128")[np.clip(a["depth"], 0, 63)]
+    func = _col_text(t, a, "func", "sym")
+    if name == "funcgraph_exit":
+        body = _cat(b"} /* ", func, b" */")
+    else:
+        body = _cat(func, np.where(has, b"();", b"() {"))
+    return _cat(col, indent, body)
