@@ -265,3 +265,11 @@ def test_bprint_kernel_on_random_args_stays_in_bounds():
         np.zeros(1, np.int64), np.frombuffer(b"f\0", np.uint8), 0, cap)
     assert len(data) <= cap and (o + ln <= len(data)).all() and (ln >= 0).all()
     assert (np.diff(o) == ln[:-1]).all()
+
+
+def test_info_counts_leaf_exits_as_the_report_does(fgraph):
+    import sys
+    r = subprocess.run([sys.executable, "-m", "ftrace_fast", "info", str(fgraph)],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert "      5  funcgraph_exit" in r.stdout and "      7  funcgraph_entry" in r.stdout

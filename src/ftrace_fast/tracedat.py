@@ -641,6 +641,9 @@ def _decode_all(ctx, buf_desc, n_threads, path, *, pids, comm, start, end, shift
     for r in rows:
         for tid, c in r["present"].items():
             per_type.setdefault(tid, []).append((r["cpu"], c))
+    if not ctx.fields and _has_funcgraph_exits(ctx, per_type):
+        # which exits the report merges into leaves needs their pid and function: decoded
+        ctx.fields = True
     enabled = np.array([ctx.cpus is None or r["cpu"] in ctx.cpus for r in rows], np.uint8)
     unknown_types, total_events, filtered = {}, 0, 0
     out_names, out_layout, out_mode, out_rows = [], [], [], []
@@ -1953,3 +1956,13 @@ def _funcgraph_text(t, name, a):
     else:
         body = _cat(func, np.where(has, b"();", b"() {"))
     return _cat(col, indent, body)
+
+
+def _has_funcgraph_exits(ctx, per_type):
+    """Whether the wanted records hold function_graph exits (see _funcgraph_leaves)."""
+    for tid in per_type:
+        fmt = ctx.formats.get(tid)
+        if fmt is not None and fmt.name == "funcgraph_exit" and \
+                (ctx.wanted is None or "funcgraph_exit" in ctx.wanted):
+            return True
+    return False
