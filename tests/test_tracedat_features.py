@@ -273,3 +273,15 @@ def test_info_counts_leaf_exits_as_the_report_does(fgraph):
                        capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     assert "      5  funcgraph_exit" in r.stdout and "      7  funcgraph_entry" in r.stdout
+
+
+@pytest.mark.skipif(TC is None, reason="../shared/corpus/tracecmd not present")
+def test_df_of_a_dat_event_has_its_typed_fields():
+    pytest.importorskip("pandas")
+    D = ftrace_fast.load(TC / "dat" / "kernelshark-survey-8cpu-kernel-stack.dat")
+    T = ftrace_fast.load(TC / "kernelshark-survey-8cpu-kernel-stack.txt")
+    d, t = D.df("kmem_cache_free"), T.df("kmem_cache_free")
+    assert list(d.columns) == list(t.columns)
+    assert d["ptr"].dtype == np.uint64 and ["0x%x" % v for v in d["ptr"]] == list(t["ptr"])
+    assert list(d["name"]) == list(t["name"])
+    assert len(D.df("sys_enter")["args"].iloc[0]) == 6

@@ -1966,3 +1966,28 @@ def _has_funcgraph_exits(ctx, per_type):
                 (ctx.wanted is None or "funcgraph_exit" in ctx.wanted):
             return True
     return False
+
+
+def field_values(t, name):
+    """{kernel field name: values} of an event's format columns (Trace.df's columns): numbers
+    as they are, strings as str, fixed arrays and byte fields as one object per row."""
+    cols = getattr(getattr(t, "dat", None), "fields", {}).get(name)
+    a = t.events.get(name)
+    if not cols or a is None:
+        return {}
+    out = {}
+    for col, kind, kname, _typ in cols:
+        if kind == "sym":
+            out[kname] = t.symbol_names(a[col])
+        elif kind == "array":
+            v = np.empty(len(a), object)
+            v[:] = list(a[col])
+            out[kname] = v
+        elif kind == "bytes":
+            arena = t.text_arena
+            v = np.empty(len(a), object)
+            v[:] = [bytes(arena[o:o + n]) for o, n in zip(a[col + "_off"].tolist(), a[col + "_len"].tolist())]
+            out[kname] = v
+        else:
+            out[kname] = a[col]
+    return out
