@@ -264,6 +264,8 @@ cdef class RowWalker:
     cdef Sink s
     cdef int64_t *counts      # rows per type id < N_TYPE_COUNTS
     cdef int64_t big_ids      # rows of larger type ids
+    cdef int64_t page_no      # pages walked so far
+    cdef list bad_pages       # numbers of the damaged ones (the Decoder skips them unread)
     cdef bint done
 
     def __cinit__(self, int page_size, int ts_off, int commit_off, int commit_size, int data_off,
@@ -278,6 +280,7 @@ cdef class RowWalker:
         self.counts = <int64_t*>calloc(N_TYPE_COUNTS, sizeof(int64_t))
         if self.counts == NULL:
             raise MemoryError()
+        self.bad_pages = []
 
     def __dealloc__(self):
         free(self.s.ts)
@@ -287,7 +290,7 @@ cdef class RowWalker:
 
     def feed(self, const uint8_t[::1] data):
         """Walk the whole pages of data (len a multiple of the page size)."""
-        cdef int64_t nbytes = data.shape[0], p = 0, start, k
+        cdef int64_t nbytes = data.shape[0], p = 0, start, k, damaged = self.s.damaged
         cdef int32_t kd
         if nbytes % self.L.page_size:
             raise ValueError("feed takes whole pages")
@@ -297,7 +300,9 @@ cdef class RowWalker:
         with nogil:
             while p < nbytes and not self.s.failed:
                 start = self.s.n
-                walk_page(buf + p, p, &self.L, &self.s)
+                if walk_page(buf + p, p, &self.L, &self.s):
+                    with gil:
+                        self.bad_pages.append(self.page_no)
                 for k in range(start, self.s.n if not self.s.failed else start):
                     kd = self.s.kind[k]
                     if kd >= N_TYPE_COUNTS:
@@ -305,6 +310,7 @@ cdef class RowWalker:
                     elif kd >= 0:
                         self.counts[kd] += 1
                 p += self.L.page_size
+                self.page_no += 1
         if self.s.failed:
             raise MemoryError()
 
@@ -317,7 +323,8 @@ cdef class RowWalker:
 
     def result(self):
         """(ts uint64, kind int32, lost int64 per marker, counts int64[65536], rows of larger
-        type ids, damaged pages).  The arrays own the walker's memory: call once."""
+        type ids, damaged pages, their numbers as int64).  The arrays own the walker's
+        memory: call once."""
         if self.done:
             raise ValueError("result() was taken")
         self.done = True
@@ -329,7 +336,8 @@ cdef class RowWalker:
         self.s.lost = NULL
         counts = _owned(<char*>self.counts, N_TYPE_COUNTS, 8, "q")
         self.counts = NULL
-        return ts, kind, lost, counts, self.big_ids, self.s.damaged
+        return ts, kind, lost, counts, self.big_ids, self.s.damaged, \
+            np.array(self.bad_pages, np.int64)
 
 
 cdef object _owned(char *p, int64_t n, int item, str fmt):
@@ -354,7 +362,7 @@ def merge_place(list ts_list, list kind_list, list lost_list, const int32_t[::1]
                 int64_t[::1] lost_ts):
     """Merge the CPU streams by time in trace-cmd report's order (the smallest head, the first
     stream on a tie) and write each row's ts, line (1-based merged position) and cpu once,
-    at its final place in its output; the row's kind is replaced by that place (-1: no
+    at its final place in its output (the row's other bytes zeroed); the row's kind is replaced by that place (-1: no
     output).  outs rows: (data address, itemsize, ts offset, line offset, cpu offset);
     out_of_type[type id] = output index or -1; enabled[k]: stream k's events are kept.
     Markers fill the lost_* arrays in line order.  Returns the markers written."""
@@ -420,6 +428,9 @@ def merge_place(list ts_list, list kind_list, list lost_list, const int32_t[::1]
                     place = out_count[o]
                     out_count[o] += 1
                     dst = <char*><Py_ssize_t>outs[o, 0] + place * outs[o, 1]
+                    # outputs come from np.empty (no zeroed pages to fault in): the merge
+                    # touches each row first
+                    memset(dst, 0, outs[o, 1])
                     (<int64_t*>(dst + outs[o, 2]))[0] = bts
                     (<int64_t*>(dst + outs[o, 3]))[0] = pos + 1
                     (<int32_t*>(dst + outs[o, 4]))[0] = cpu_ids[best]
@@ -465,7 +476,24 @@ OP_COLUMNS = ("code", "src_off", "src_size", "sign", "dst_off", "dst_size", "con
               "mask", "table", "aux_off", "aux_size", "aux_sign", "extra")
 
 
+cdef enum:
+    FAST_SLOTS = 1024     # direct-mapped caches of a Decoder (fixed strings, states)
+
+
+cdef struct FastStr:
+    # the raw bytes of a char[<= 16] field (zero-padded) and their string id
+    uint64_t k0, k1
+    int32_t id
+
+
+cdef struct FastState:
+    int64_t op, v
+    int32_t bits
+
+
 cdef struct DecodeState:
+    FastStr fast[2][FAST_SLOTS]
+    FastState states[FAST_SLOTS]
     int big
     int64_t j, nplaces
     const int32_t *places
@@ -631,6 +659,24 @@ cdef void dyn_bounds(const uint8_t *rec, int32_t ln, const int64_t *op, int big,
     start[0], n[0] = s, k
 
 
+cdef inline int32_t fixed_id(DecodeState *d, int table, const uint8_t *p, int64_t size) noexcept nogil:
+    """String id of a char[size <= 16] field lying inside its record: the raw bytes are the
+    key of a direct-mapped cache (equal bytes, equal string), else hashed and interned."""
+    cdef uint64_t k[2]
+    cdef FastStr *e
+    cdef int32_t id_
+    k[0] = 0
+    k[1] = 0
+    memcpy(k, p, size)
+    e = &d.fast[table][((k[0] * 0x9E3779B97F4A7C15ULL) ^ (k[1] * 0xC2B2AE3D27D4EB4FULL)) >> 54]
+    if e.id >= 0 and e.k0 == k[0] and e.k1 == k[1]:
+        return e.id
+    id_ = string_id(d, table, p, str_len(p, size))
+    if id_ >= 0:
+        e.k0, e.k1, e.id = k[0], k[1], id_
+    return id_
+
+
 cdef int keep_fallback(DecodeState *d, int64_t entry, int64_t place, const uint8_t *rec,
                        int32_t ln) noexcept nogil:
     cdef uint8_t *a
@@ -662,6 +708,7 @@ cdef void decode_row(DecodeState *d, const uint8_t *rec, int32_t ln, int32_t kin
     cdef char *dst
     cdef const uint8_t *p
     cdef Py_ssize_t sl
+    cdef FastState *fs
     d.j += 1
     if j >= d.nplaces:
         d.bad = 1
@@ -713,6 +760,8 @@ cdef void decode_row(DecodeState *d, const uint8_t *rec, int32_t ln, int32_t kin
                 key = ((read_int(rec, ln, op[1], op[2], 0, d.big, 0) & 0xff) << 8) | \
                       (read_int(rec, ln, op[10], op[11], 0, d.big, 0) & 0xff)
                 memcpy(dst + op[4], d.flag_text + 8 * key, 8)
+        elif op[0] == OP_STR_FIXED and 0 < op[2] <= 16 and op[1] >= 0 and op[1] + op[2] <= ln:
+            store(dst + op[4], 4, fixed_id(d, op[9] & 1, rec + op[1], op[2]))
         elif op[0] == OP_STR_FIXED:
             start, n = op[1], ln - op[1]
             if n > op[2]:
@@ -726,7 +775,11 @@ cdef void decode_row(DecodeState *d, const uint8_t *rec, int32_t ln, int32_t kin
             dyn_bounds(rec, ln, op, d.big, &start, &n)
             store(dst + op[4], 4, string_id(d, op[9], rec + start, n))
         elif op[0] == OP_STATE:
-            store(dst + op[4], 4, state_bits(d, op, rec, ln))
+            key = read_int(rec, ln, op[1], op[2], op[3], d.big, op[6])
+            fs = &d.states[(<uint64_t>key * 0x9E3779B97F4A7C15ULL + <uint64_t>k) >> 54]
+            if fs.op != k + 1 or fs.v != key:
+                fs.op, fs.v, fs.bits = k + 1, key, state_bits(d, op, rec, ln)
+            store(dst + op[4], 4, fs.bits)
         elif op[0] == OP_SYMBOLIC:
             store(dst + op[4], 4, symbolic(d, op, rec, ln))
         else:
@@ -742,12 +795,14 @@ cdef class Decoder:
     cdef DecodeState d
     cdef object keep          # the arrays the state points into
     cdef StringTable comms, symbols
+    cdef const int64_t *bad   # damaged page numbers, ascending (from the RowWalker)
+    cdef int64_t nbad, next_bad, page_no
 
     def __cinit__(self, layout, bint big, const int32_t[::1] places, const int32_t[::1] type_of,
                   const int64_t[:, ::1] types, const int64_t[:, ::1] ops,
                   const int64_t[::1] extra, const uint8_t[::1] blob, list outs,
                   const uint8_t[:, ::1] flag_text, const int64_t[:, ::1] pid_name,
-                  StringTable comms, StringTable symbols):
+                  StringTable comms, StringTable symbols, const int64_t[::1] bad_pages):
         page_size, ts_off, commit_off, commit_size, data_off, type_off, type_size, min_payload = layout
         if data_off + 4 > page_size or commit_size not in (4, 8) or type_size not in (1, 2, 4):
             raise ValueError("bad page layout")
@@ -780,8 +835,13 @@ cdef class Decoder:
             orows[i] = len(a)
         for i in range(pid_name.shape[0]):
             self.d.pid_id[i] = -1
+        for i in range(FAST_SLOTS):
+            self.d.fast[0][i].id = -1
+            self.d.fast[1][i].id = -1
         self.keep = (places, type_of, types, ops, extra, blob, outs, flag_text, pid_name,
-                     out_item, out_rows)
+                     out_item, out_rows, bad_pages)
+        self.bad = &bad_pages[0] if bad_pages.shape[0] else NULL
+        self.nbad = bad_pages.shape[0]
         self.d.big = big
         self.d.places = &places[0] if places.shape[0] else NULL
         self.d.nplaces = places.shape[0]
@@ -820,23 +880,23 @@ cdef class Decoder:
     def feed(self, const uint8_t[::1] data):
         """Decode the whole pages of data (the same chunks the RowWalker saw, in order)."""
         cdef int64_t nbytes = data.shape[0], p = 0
-        cdef Sink check
         if nbytes % self.L.page_size:
             raise ValueError("feed takes whole pages")
         if nbytes == 0:
             return
         cdef const uint8_t *buf = &data[0]
-        memset(&check, 0, sizeof(Sink))
         self.s.base = buf
         with nogil:
             while p < nbytes and not self.d.failed:
-                # a damaged page was one marker row in pass 1: decode nothing of it
-                check.n = 0
-                if walk_page(buf + p, p, &self.L, &check):
+                while self.next_bad < self.nbad and self.bad[self.next_bad] < self.page_no:
+                    self.next_bad += 1
+                if self.next_bad < self.nbad and self.bad[self.next_bad] == self.page_no:
+                    # a damaged page was one marker row in pass 1: decode nothing of it
                     decode_row(&self.d, NULL, 0, C_DAMAGED)
                 else:
                     walk_page(buf + p, p, &self.L, &self.s)
                 p += self.L.page_size
+                self.page_no += 1
         self.s.base = NULL
         if self.d.failed:
             raise MemoryError()

@@ -433,7 +433,7 @@ def _walk_rows(ctx, buffer, i):
     w = _ftdat.RowWalker(page_size, ts_off, commit_off, commit_size, data_off, dat.big_endian,
                          type_off, type_size, minp)
     _pages(dat, buffer, i, w)
-    raw, kind, lost, counts, big_ids, damaged = w.result()
+    raw, kind, lost, counts, big_ids, damaged, bad_pages = w.result()
     cpu_id = buffer.cpus[i][0]
     ts = _to_ns(raw, dat, buffer, cpu_id, ctx.shift)
     del raw
@@ -442,7 +442,7 @@ def _walk_rows(ctx, buffer, i):
         u, c = np.unique(kind[kind >= len(counts)], return_counts=True)
         present.update(zip(u.tolist(), c.tolist()))
     return {"cpu": cpu_id, "ts": ts, "kind": kind, "lost": lost, "present": present,
-            "damaged": damaged}
+            "damaged": damaged, "bad_pages": bad_pages}
 
 
 def _i64(v):
@@ -679,7 +679,8 @@ def _decode_all(ctx, buf_desc, n_threads, path, *, pids, comm, start, end, shift
         o = by_name[key]
         out_rows[o] += kept
         entries[tid] = (_ftdat.MODES.get(mode, 0), o) + (lowered or (0, 0))
-    outs = [np.zeros(k, _ev.dtype_for(lay) if m == "decode" else _INFO_DTYPE)
+    # np.empty: large arrays get transparent huge pages; merge_place writes every row whole
+    outs = [np.empty(k, _ev.dtype_for(lay) if m == "decode" else _INFO_DTYPE)
             for k, lay, m in zip(out_rows, out_layout, out_mode)]
     ntypes = max(entries) + 1 if entries else 0
     type_of = np.full(ntypes, -1, np.int32)
@@ -718,9 +719,13 @@ def _decode_all(ctx, buf_desc, n_threads, path, *, pids, comm, start, end, shift
         def decode(k):
             r = rows[k]
             dec = _ftdat.Decoder(ctx.layout, dat.big_endian, r["kind"], type_of, types, ops,
-                                 extra, blob, outs, flag_text, pid_name, comms, symbols)
+                                 extra, blob, outs, flag_text, pid_name, comms, symbols,
+                                 r["bad_pages"])
             _pages(dat, buf_desc, k, dec)
-            out = dec.finish()
+            try:
+                out = dec.finish()
+            except ValueError as exc:
+                raise DatError(f"{path}: CPU {r['cpu']}: {exc} (did the file change?)") from None
             r["kind"] = None
             return out
         fallback = _run_threads(decode, n, n_threads)
@@ -775,11 +780,17 @@ def _decode_all(ctx, buf_desc, n_threads, path, *, pids, comm, start, end, shift
         _learn_comms(per_event, ctx.comms, dat.cmdlines)
         _apply_tgids(per_event, saved_tgids(dat))
     # selections the text path applies while parsing
-    if pids is not None or comm is not None or start is not None or end is not None:
+    selected = pids is not None or comm is not None or start is not None or end is not None
+    if selected:
         filtered += _select(t, per_event, layouts, pids, comm, start, end)
     t.events = per_event
     t._layouts = layouts
     t.lost = lost
+    if not selected:
+        # the walk counted each CPU's rows: Trace.cpus() needs no pass over them
+        t.__dict__["_cpus_cache"] = (tuple((id(a), len(a)) for a in per_event.values()), sorted(
+            {cpu for tid in entries for cpu, c in per_type[tid] if c and cpu >= 0 and
+             (ctx.cpus is None or cpu in ctx.cpus)}))
     kept = sum(len(a) for a in per_event.values())
     t.stats = Stats(lines=kept + len(lost) + filtered, events=kept, headers=len(lost),
                     filtered=filtered, malformed=0, truncated_last_line=False, error_counts={})
