@@ -114,3 +114,100 @@ def with_option(base_gz, out, oid, data):
         struct.pack_into("<QQ", raw, table + 16 * i, off + len(ins), size)
     out.write_bytes(bytes(raw))
     return out
+
+
+#: printk formats of bprint_dat(), at made-up addresses added to the file's printk section
+PRINTK = {
+    0xffff000009990000: r"a=%d b=%5d c=%-5d| u=%u x=%x y=%08X",
+    0xffff000009990100: r"s=%s t=%6s| p=%.3s w=%*d l=%ld ll=%lld lu=%lu lx=%lx",
+    0xffff000009990200: r"i=%i next=%d s=%s",
+    0xffff000009990300: r"ptr=%p sym=%ps symoff=%pS pct=%% end",
+    0xffff000009990400: r"bputs constant string",
+}
+# (the formats not written as records stay in the section: the printk lookup sees several)
+
+
+def buf_page(dat):
+    return dat.buffers[0].page_size
+
+
+def bprint_dat(base_gz, out, only=None):
+    """bprint records over every conversion of PRINTK, and a bputs record, on CPU 0."""
+    raw = bytearray(gzip.open(base_gz).read())
+    out.write_bytes(bytes(raw))
+    dat = open_dat(out)
+    ids = {n: dat.formats.by_name(n).id for n in ("bprint", "bputs")}
+    (sched, sched2) = _symbols(dat, ["schedule", "__schedule"])
+    # the printk section: u32 size then the text; the data after it moves
+    old = struct.pack("<I", len(dat.printk)) + dat.printk
+    at = raw.find(old)
+    assert at > 0 and raw.find(old, at + 1) < 0
+    extra = "".join(f'0x{a:x} : "{f}"\n' for a, f in PRINTK.items()).encode()
+    new = struct.pack("<I", len(dat.printk) + len(extra)) + dat.printk + extra
+    raw[at:at + len(old)] = new
+    # CPU data stays page-aligned (trace-cmd insists): zeros after the CPU table make the
+    # shift whole pages
+    delta = len(new) - len(old)
+    pad = -delta % buf_page(dat)
+    first = min(off for _c, off, _s in dat.buffers[0].cpus) + delta
+    fly = raw.rfind(b"flyrecord\0", 0, first)
+    end = fly + 10 + 16 * dat.cpus_declared
+    raw[end:end] = bytes(pad)
+    shift = delta + pad
+    for i in range(dat.cpus_declared):
+        off, size = struct.unpack_from("<QQ", raw, fly + 10 + 16 * i)
+        struct.pack_into("<QQ", raw, fly + 10 + 16 * i, off + shift, size)
+    addrs = list(PRINTK)
+
+    def args(*items):
+        b = bytearray()
+        for kind, v in items:
+            if kind == "s":
+                b += v.encode() + b"\0"
+                continue
+            size = struct.calcsize("<" + kind)
+            while len(b) % min(size, 4):
+                b += b"\0"
+            b += struct.pack("<" + kind, v)
+        while len(b) % 4:
+            b += b"\0"
+        return bytes(b)
+
+    def bprint(fmt, payload):
+        head = struct.pack("<HBBi", ids["bprint"], 0, 0, 3121) + struct.pack("<QQ", sched, fmt)
+        return head + payload
+
+    # libtraceevent 1.7.1 misprints the last argument of a bprint record that is not the last
+    # of its page, and every bprint after a misprinted one: one bprint, last on the page
+    recs = [
+        struct.pack("<HBBi", ids["bputs"], 0, 0, 3121) + struct.pack("<QQ", sched2, addrs[4]),
+        bprint(addrs[1], args(("s", "hello"), ("s", "ab"), ("s", "truncated"), ("i", 6), ("i", 33),
+                              ("q", -5), ("q", 1 << 40), ("Q", 1 << 63), ("Q", 0xdeadbeef))),
+    ]
+    if only is not None:
+        # one record of the first format with these args (a probe of one conversion)
+        recs = [bprint(addrs[0], args(*only))]
+    t0 = 7_000_000_000
+    buf = dat.buffers[0]
+    pages = []
+    for k, (cpu, off, size) in enumerate(buf.cpus):
+        body = []
+        if k == 0:
+            body = [(1000 * (i + 1), r) for i, r in enumerate(recs)]
+        data = b""
+        for delta, payload in body:
+            assert len(payload) % 4 == 0
+            n = len(payload) // 4
+            if n <= 28:
+                data += struct.pack("<I", n | (delta << 5)) + payload
+            else:
+                data += struct.pack("<II", delta << 5, len(payload) + 4) + payload
+        page = struct.pack("<QQ", t0, len(data)) + data
+        page += bytes(buf.page_size - len(page))
+        region = (page + bytes(size))[:size] if body else \
+            b"".join(struct.pack("<QQ", t0, 0) + bytes(buf.page_size - 16) for _ in range(size // buf.page_size))
+        pages.append((off + shift, region))
+    for off, region in pages:
+        raw[off:off + len(region)] = region
+    out.write_bytes(bytes(raw))
+    return out

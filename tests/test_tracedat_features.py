@@ -285,3 +285,19 @@ def test_df_of_a_dat_event_has_its_typed_fields():
     assert d["ptr"].dtype == np.uint64 and ["0x%x" % v for v in d["ptr"]] == list(t["ptr"])
     assert list(d["name"]) == list(t["name"])
     assert len(D.df("sys_enter")["args"].iloc[0]) == 6
+
+
+def test_bprint_and_bputs_of_a_synthetic_file_equal_the_report(tmp_path):
+    dat = dat_synth.bprint_dat(BASE, tmp_path / "bp.dat")
+    T = ftrace_fast.load(DATA / "synth" / "bprint.report.txt")
+    D = ftrace_fast.load(dat)
+    assert compare(T, D, dat) == 2
+    for name in ("bprint", "bputs"):
+        assert D.text(name) == [s.strip() for s in T.text(name)]
+
+
+@pytest.mark.skipif(shutil.which("trace-cmd") is None, reason="trace-cmd not installed")
+def test_synthetic_bprint_report_is_still_the_stored_text(tmp_path):
+    dat = dat_synth.bprint_dat(BASE, tmp_path / "bp.dat")
+    r = subprocess.run(["trace-cmd", "report", "-i", str(dat)], capture_output=True, check=True)
+    assert r.stdout == (DATA / "synth" / "bprint.report.txt").read_bytes()
