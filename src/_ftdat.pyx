@@ -21,7 +21,7 @@ larger than the page, a length word that does not fit, make the page "damaged": 
 are dropped and one lost-events marker (count unknown: 0) takes its place.
 """
 
-from libc.stdint cimport uint8_t, uint32_t, uint64_t, int64_t, int32_t, int8_t
+from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t, int64_t, int32_t, int8_t
 from libc.stdlib cimport malloc, calloc, free, realloc
 from libc.string cimport memcmp, memcpy, memset
 import sys as _sys
@@ -59,6 +59,7 @@ cdef struct Layout:
 cdef inline uint64_t rd(const uint8_t *p, int n, int big) noexcept nogil:
     cdef uint64_t v = 0
     cdef uint32_t w32
+    cdef uint16_t w16
     cdef int i
     # little-endian file on a little-endian host: one unaligned load
     if not big and HOST_LITTLE:
@@ -68,6 +69,11 @@ cdef inline uint64_t rd(const uint8_t *p, int n, int big) noexcept nogil:
         if n == 8:
             memcpy(&v, p, 8)
             return v
+        if n == 2:
+            memcpy(&w16, p, 2)
+            return w16
+        if n == 1:
+            return p[0]
     if big:
         for i in range(n):
             v = (v << 8) | p[i]

@@ -665,9 +665,12 @@ cdef inline int32_t fixed_id(DecodeState *d, int table, const uint8_t *p, int64_
     cdef uint64_t k[2]
     cdef FastStr *e
     cdef int32_t id_
-    k[0] = 0
-    k[1] = 0
-    memcpy(k, p, size)
+    if size == 16:
+        memcpy(k, p, 16)
+    else:
+        k[0] = 0
+        k[1] = 0
+        memcpy(k, p, size)
     e = &d.fast[table][((k[0] * 0x9E3779B97F4A7C15ULL) ^ (k[1] * 0xC2B2AE3D27D4EB4FULL)) >> 54]
     if e.id >= 0 and e.k0 == k[0] and e.k1 == k[1]:
         return e.id
@@ -734,11 +737,9 @@ cdef void decode_row(DecodeState *d, const uint8_t *rec, int32_t ln, int32_t kin
     if first < 0 or nops < 0 or first + nops > d.nops:
         d.bad = 1
         return
+    # every op's destination lies inside the row (checked once by Decoder.__cinit__)
     for k in range(first, first + nops):
         op = d.ops + NCOL * k
-        if op[4] < 0 or op[4] + op[5] > d.out_item[o]:
-            d.bad = 1
-            return
         if op[0] == OP_INT:
             if op[1] >= 0 and op[2] > 0 and op[1] + op[2] <= ln:
                 key = read_int(rec, ln, op[1], op[2], op[3], d.big, op[6])
@@ -817,7 +818,7 @@ cdef class Decoder:
         self.s.mode = SINK_DECODE
         self.s.dec = &self.d
         self.comms, self.symbols = comms, symbols
-        cdef int64_t nouts = len(outs), i
+        cdef int64_t nouts = len(outs), i, k
         out_item = np.zeros(max(nouts, 1), np.int64)
         out_rows = np.zeros(max(nouts, 1), np.int64)
         cdef int64_t[::1] oi = out_item
@@ -866,6 +867,17 @@ cdef class Decoder:
         for i in range(nouts):
             if self.d.out_base[i] == NULL and orows[i]:
                 raise ValueError("an output without data")
+        for i in range(types.shape[0]):
+            if types[i, 1] < 0 or types[i, 1] >= nouts or types[i, 2] < 0 or types[i, 3] < 0 \
+                    or types[i, 2] + types[i, 3] > ops.shape[0]:
+                raise ValueError("bad decode plan: type entry %d" % i)
+            for k in range(types[i, 2], types[i, 2] + types[i, 3]):
+                if ops[k, 4] < 0 or ops[k, 5] not in (1, 4, 8) or \
+                        ops[k, 4] + ops[k, 5] > oi[types[i, 1]] or \
+                        (ops[k, 0] in (OP_STR_FIXED, OP_STR_DYN, OP_STATE, OP_SYMBOLIC,
+                                       OP_PIDCOMM) and ops[k, 5] != 4) or \
+                        (ops[k, 0] == OP_FLAGS and ops[k, 5] != 8):
+                    raise ValueError("bad decode plan: op %d" % k)
         if cache_init(&self.d.caches[0], &comms.t) or cache_init(&self.d.caches[1], &symbols.t):
             raise MemoryError()
 

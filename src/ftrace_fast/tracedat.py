@@ -385,6 +385,8 @@ class _Context:
         self.arena_parts = []
         self.arena_size = 0
         self.field_columns = {}  # event name -> format_columns() of its generic records
+        # where each CPU's pages come from (the fuzzer feeds mutated pages through it)
+        self.chunks = cpu_chunks
 
     def arena_add(self, data):
         """Append payload bytes to the text arena; their offset in it."""
@@ -407,12 +409,12 @@ def _layout_args(dat, buffer, common):
             hp["data"][0], ct.offset if ct else 0, ct.size if ct else 2, _min_payload(common))
 
 
-def _pages(dat, buffer, i, feeder):
+def _pages(ctx, buffer, i, feeder):
     """Feed one CPU's pages, chunk by chunk as they are decompressed, to a RowWalker or a
     Decoder (whole pages; a partial last page becomes a damaged-page marker)."""
     psize = buffer.page_size
     carry = b""
-    for piece in cpu_chunks(dat, dat.path, buffer, i):
+    for piece in ctx.chunks(ctx.dat, ctx.dat.path, buffer, i):
         if carry:
             piece = carry + bytes(piece)
             carry = b""
@@ -432,7 +434,7 @@ def _walk_rows(ctx, buffer, i):
     page_size, ts_off, commit_off, commit_size, data_off, type_off, type_size, minp = ctx.layout
     w = _ftdat.RowWalker(page_size, ts_off, commit_off, commit_size, data_off, dat.big_endian,
                          type_off, type_size, minp)
-    _pages(dat, buffer, i, w)
+    _pages(ctx, buffer, i, w)
     raw, kind, lost, counts, big_ids, damaged, bad_pages = w.result()
     cpu_id = buffer.cpus[i][0]
     ts = _to_ns(raw, dat, buffer, cpu_id, ctx.shift)
@@ -721,7 +723,7 @@ def _decode_all(ctx, buf_desc, n_threads, path, *, pids, comm, start, end, shift
             dec = _ftdat.Decoder(ctx.layout, dat.big_endian, r["kind"], type_of, types, ops,
                                  extra, blob, outs, flag_text, pid_name, comms, symbols,
                                  r["bad_pages"])
-            _pages(dat, buf_desc, k, dec)
+            _pages(ctx, buf_desc, k, dec)
             try:
                 out = dec.finish()
             except ValueError as exc:
@@ -1093,7 +1095,7 @@ def _decode_event(ctx, fmt, buf, offs, lens, r, sel, cmd, arena_add, bo, per_eve
         layout = "generic"
     if layout in ("text", "stack_frame"):
         layout = "generic"
-    cols = tuple(format_columns(fmt, ctx.dat.long_size)) if layout == "generic" else ()
+    cols = tuple(format_columns(fmt)) if layout == "generic" else ()
     a = np.zeros(n, _fields_dtype(cols) if cols else _ev.dtype_for(layout))
     a["ts"] = ts
     a["line"] = lines
@@ -1289,7 +1291,8 @@ def _generic_payload(ctx, fmt, buf, offs, lens, bo):
                 ln = np.clip(lens - f.offset, 0, None)
             else:
                 starts = offs + f.offset
-                ln = np.full(n, f.size, np.int64)
+                # a damaged record may end inside the field: read no further than it
+                ln = np.clip(np.minimum(lens - f.offset, f.size), 0, None)
             data, o = _ragged(buf, starts, ln)
             ln = _strip_nul(data, o, ln) if len(data) else ln
             vals = _ragged_to_fixed(data, o, ln)
@@ -1753,7 +1756,7 @@ def _field_column(name, taken):
     return col
 
 
-def format_columns(fmt, long_size=8):
+def format_columns(fmt):
     """[(column, kind, kernel field name, numpy type)] of an event format's fields as the
     columns of a trace.dat event without a typed layout.  Kinds: ``int`` (a number: i1/u1,
     i4 for 2-byte fields, i4/u4, i8/u8; pointers unsigned), ``array`` (a fixed array of
