@@ -186,11 +186,11 @@ def run(seed, pages=1000, files=20, tmpdir=None, verbose=False):
         t0 = time.monotonic()
         for i in range(pages):
             page_case(rnd, page_seeds)
-            if verbose and i % 20000 == 0:
+            if verbose and i % 5000 == 0:
                 print(f"pages {i} {time.monotonic() - t0:.0f}s", flush=True)
         for i in range(files):
             file_case(rnd, blobs, tmpdir)
-            if verbose and i % 200 == 0:
+            if verbose and i % 100 == 0:
                 print(f"files {i} {time.monotonic() - t0:.0f}s", flush=True)
     return pages + files
 
