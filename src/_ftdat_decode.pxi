@@ -368,7 +368,7 @@ def merge_place(list ts_list, list kind_list, list lost_list, const int32_t[::1]
     Markers fill the lost_* arrays in line order.  Returns the markers written."""
     cdef Py_ssize_t k = len(ts_list), i, best, pos, nt = out_of_type.shape[0]
     cdef Py_ssize_t total = 0, nl = 0, nouts = outs.shape[0]
-    cdef int64_t bts, place, o
+    cdef int64_t bts, place, o, line
     cdef int32_t kd
     cdef char *dst
     if len(kind_list) != k or len(lost_list) != k or cpu_ids.shape[0] != k or enabled.shape[0] != k:
@@ -431,9 +431,11 @@ def merge_place(list ts_list, list kind_list, list lost_list, const int32_t[::1]
                     # outputs come from np.empty (no zeroed pages to fault in): the merge
                     # touches each row first
                     memset(dst, 0, outs[o, 1])
-                    (<int64_t*>(dst + outs[o, 2]))[0] = bts
-                    (<int64_t*>(dst + outs[o, 3]))[0] = pos + 1
-                    (<int32_t*>(dst + outs[o, 4]))[0] = cpu_ids[best]
+                    # rows of a packed dtype (itemsize 20) are not 8-byte aligned
+                    line = pos + 1
+                    memcpy(dst + outs[o, 2], &bts, 8)
+                    memcpy(dst + outs[o, 3], &line, 8)
+                    memcpy(dst + outs[o, 4], &cpu_ids[best], 4)
                     kind[best][head[best]] = <int32_t>place
                 else:
                     kind[best][head[best]] = -1
@@ -537,10 +539,12 @@ cdef inline int64_t read_int(const uint8_t *rec, int32_t ln, int64_t off, int64_
 
 
 cdef inline void store(char *dst, int64_t size, int64_t v) noexcept nogil:
+    cdef int32_t v32
     if size == 8:
         memcpy(dst, &v, 8)
     elif size == 4:
-        (<int32_t*>dst)[0] = <int32_t>v
+        v32 = <int32_t>v
+        memcpy(dst, &v32, 4)
     elif size == 1:
         (<int8_t*>dst)[0] = <int8_t>v
 
