@@ -21,9 +21,9 @@ larger than the page, a length word that does not fit, make the page "damaged": 
 are dropped and one lost-events marker (count unknown: 0) takes its place.
 """
 
-from libc.stdint cimport uint8_t, uint32_t, uint64_t, int64_t, int32_t
-from libc.stdlib cimport malloc, free, realloc
-from libc.string cimport memcmp, memcpy
+from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t, int64_t, int32_t, int8_t
+from libc.stdlib cimport malloc, calloc, free, realloc
+from libc.string cimport memcmp, memcpy, memset
 import sys as _sys
 
 cdef bint HOST_LITTLE = _sys.byteorder == "little"
@@ -59,6 +59,7 @@ cdef struct Layout:
 cdef inline uint64_t rd(const uint8_t *p, int n, int big) noexcept nogil:
     cdef uint64_t v = 0
     cdef uint32_t w32
+    cdef uint16_t w16
     cdef int i
     # little-endian file on a little-endian host: one unaligned load
     if not big and HOST_LITTLE:
@@ -68,6 +69,11 @@ cdef inline uint64_t rd(const uint8_t *p, int n, int big) noexcept nogil:
         if n == 8:
             memcpy(&v, p, 8)
             return v
+        if n == 2:
+            memcpy(&w16, p, 2)
+            return w16
+        if n == 1:
+            return p[0]
     if big:
         for i in range(n):
             v = (v << 8) | p[i]
@@ -77,7 +83,17 @@ cdef inline uint64_t rd(const uint8_t *p, int n, int big) noexcept nogil:
     return v
 
 
+cdef enum:
+    SINK_ARRAYS = 0      # ts/off/length/kind arrays (counted only when they are NULL)
+    SINK_ROWS = 1        # time and kind per row, growing (RowWalker)
+    SINK_DECODE = 2      # each record decoded at its place (Decoder)
+
+
+cdef struct DecodeState
+
+
 cdef struct Sink:
+    int mode
     int64_t n            # rows written (or counted when the arrays are NULL)
     int64_t cap          # rows the arrays hold: a damaged page's rows are written, then
                          # dropped, so they may pass the final count for a moment
@@ -86,15 +102,35 @@ cdef struct Sink:
     int32_t *length
     int32_t *kind
     int64_t damaged
+    int64_t *lost        # SINK_ROWS: the lost count of each marker
+    int64_t nlost, caplost
+    int failed
+    DecodeState *dec     # SINK_DECODE
+    const uint8_t *base  # SINK_DECODE: the bytes the offsets count from
 
 
 cdef inline void put(Sink *s, uint64_t ts, int64_t off, int32_t length, int32_t kind) noexcept nogil:
+    if s.mode == SINK_ROWS:
+        put_row(s, ts, off, kind)
+        return
+    if s.mode == SINK_DECODE:
+        decode_row(s.dec, s.base + off if kind >= 0 else NULL, length, kind)
+        return
     if s.ts != NULL and s.n < s.cap:
         s.ts[s.n] = ts
         s.off[s.n] = off
         s.length[s.n] = length
         s.kind[s.n] = kind
     s.n += 1
+
+
+cdef inline int page_damaged(Sink *s, int64_t start_n, int64_t start_lost, uint64_t ts) noexcept nogil:
+    """Drop the rows of a page and put one KIND_DAMAGED marker in their place; returns 1."""
+    s.n = start_n
+    s.nlost = start_lost
+    put(s, ts, 0, 0, C_DAMAGED)
+    s.damaged += 1
+    return 1
 
 
 cdef int walk_page(const uint8_t *page, int64_t page_pos, Layout *L, Sink *s) noexcept nogil:
@@ -105,32 +141,23 @@ cdef int walk_page(const uint8_t *page, int64_t page_pos, Layout *L, Sink *s) no
     cdef int64_t size = <int64_t>(commit & COMMIT_MASK)
     cdef const uint8_t *data = page + L.data_off
     cdef int64_t cap = L.page_size - L.data_off
-    cdef int64_t pos = 0, start_n = s.n, length, lost = 0
+    cdef int64_t pos = 0, start_n = s.n, start_lost = s.nlost, length, lost = 0
     cdef uint32_t word, type_len, delta
     cdef uint64_t extend
     cdef int first = 1
     if size > cap:
-        s.n = start_n
-        put(s, ts, 0, 0, C_DAMAGED)
-        s.damaged += 1
-        return 1
+        return page_damaged(s, start_n, start_lost, ts)
     if commit & MISSING_EVENTS:
         if commit & MISSING_STORED:
             if size + L.commit_size > cap:
-                s.n = start_n
-                put(s, ts, 0, 0, C_DAMAGED)
-                s.damaged += 1
-                return 1
+                return page_damaged(s, start_n, start_lost, ts)
             lost = <int64_t>rd(data + size, L.commit_size, L.big)
         else:
             lost = 0
         put(s, ts, lost, 0, C_LOST)
     while pos < size:
         if pos + 4 > size:
-            s.n = start_n
-            put(s, ts, 0, 0, C_DAMAGED)
-            s.damaged += 1
-            return 1
+            return page_damaged(s, start_n, start_lost, ts)
         word = <uint32_t>rd(data + pos, 4, L.big)
         if L.big:
             type_len = word >> 27
@@ -140,10 +167,7 @@ cdef int walk_page(const uint8_t *page, int64_t page_pos, Layout *L, Sink *s) no
             delta = word >> 5
         if type_len == 0 or type_len >= 29:
             if pos + 8 > size:
-                s.n = start_n
-                put(s, ts, 0, 0, C_DAMAGED)
-                s.damaged += 1
-                return 1
+                return page_damaged(s, start_n, start_lost, ts)
             extend = rd(data + pos + 4, 4, L.big)
         if type_len == 29:          # padding
             if delta == 0:
@@ -172,10 +196,7 @@ cdef int walk_page(const uint8_t *page, int64_t page_pos, Layout *L, Sink *s) no
             length = type_len * 4
             pos += 4
         if length < L.min_payload or pos + length > size:
-            s.n = start_n
-            put(s, ts, 0, 0, C_DAMAGED)
-            s.damaged += 1
-            return 1
+            return page_damaged(s, start_n, start_lost, ts)
         put(s, ts, page_pos + L.data_off + pos, <int32_t>length,
             <int32_t>rd(data + pos + L.type_off, L.type_size, L.big))
         pos += length
@@ -207,6 +228,7 @@ def walk_cpu(const uint8_t[::1] buf, int page_size, int ts_off, int commit_off, 
     L.min_payload = min_payload
     if data_off + 4 > page_size or commit_size not in (4, 8) or type_size not in (1, 2, 4):
         raise ValueError("bad page layout")
+    memset(&s, 0, sizeof(Sink))
     s.n = 0
     s.ts = NULL
     s.damaged = 0
@@ -453,3 +475,8 @@ def fill_numbers(const uint8_t[::1] buf, const int64_t[::1] offs, const int32_t[
                     (<int32_t*>dst)[0] = <int32_t>v
                 else:
                     dst[0] = <uint8_t>v
+
+
+include "_ftdat_decode.pxi"
+
+include "_ftdat_bprint.pxi"

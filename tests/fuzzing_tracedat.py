@@ -1,5 +1,6 @@
 """Mutation fuzzing of the trace.dat reader: real ring-buffer pages mutated and fed to the
-nogil page walker, record gather and merge (the code that runs without bounds checks), and
+nogil page walker, record gather and merge, the load's streaming decode (RowWalker,
+merge_place, Decoder: the code that runs without bounds checks), and
 whole real .dat files mutated (headers, sections, compressed chunks, pages), truncated or
 spliced, then loaded.  A case passes when it loads or raises InputError (one line), and the
 walker's rows all lie inside the buffer.
@@ -49,7 +50,7 @@ def seed_files(tmpdir):
 
 
 def seed_pages(files, max_pages=400):
-    """(page bytes, layout) of real CPU buffers."""
+    """(page bytes, layout, DatFile) of real CPU buffers."""
     out = []
     for f in files:
         d = open_dat(f)
@@ -62,7 +63,7 @@ def seed_pages(files, max_pages=400):
             data = cpu_data(d, d.path, d.buffers[0], i)
             ps = layout[0]
             for k in range(0, min(len(data), ps * (max_pages // 8)), ps):
-                out.append((bytes(data[k:k + ps]), layout))
+                out.append((bytes(data[k:k + ps]), layout, d))
     return out
 
 
@@ -106,15 +107,48 @@ def check_pages(data, layout):
     _ftdat.merge_order(np.ascontiguousarray(ts), np.array([0, half, len(ts)], np.int64))
 
 
+_KALLSYMS = {}
+
+
+def check_decode(data, dat, cpus):
+    """The load's own streaming decode (RowWalker, merge_place, Decoder, then the NumPy
+    decode of the other events) over pages as `cpus` CPU streams, with the formats,
+    cmdlines and kallsyms of the file they come from."""
+    from ftrace_fast import tracedat
+    from ftrace_fast._datfile import Buffer
+    from ftrace_fast.trace import LOST_DTYPE, Stats, Trace
+    ps = dat.buffers[0].page_size
+    npages = max(len(data) // ps, 1)
+    cut = [len(data)] if cpus == 1 else [ps * (npages // 2), len(data)]
+    parts = [data[:cut[0]]] + ([data[cut[0]:]] if cpus > 1 else [])
+    buf = Buffer("", dat.buffers[0].clock, ps, [(k, 0, len(p)) for k, p in enumerate(parts)],
+                 False)
+    ctx = tracedat._Context(dat, None)
+    ctx.cpus = None
+    ctx.kallsyms = _KALLSYMS.get(id(dat))      # parsed once per seed file
+    # pieces of uneven sizes: the partial pages are carried over
+    ctx.chunks = lambda _d, _p, _b, i: [parts[i][:ps + 7], parts[i][ps + 7:]]
+    t = tracedat._decode_all(ctx, buf, 1, "case", pids=None, comm=None, start=None, end=None,
+                             shift=None, Trace=Trace, Stats=Stats, LOST_DTYPE=LOST_DTYPE)
+    _KALLSYMS[id(dat)] = ctx.kallsyms
+    n = sum(len(a) for a in t.events.values())
+    assert t.stats.events == n
+    rows = n + len(t.lost) + t.stats.filtered + sum(t.dat.unknown_types.values())
+    for a in t.events.values():
+        assert (a["line"] >= 1).all() and (a["line"] <= rows).all()
+
+
 def page_case(rnd, pages):
     k = rnd.choice([1, 1, 2, 3])
     picked = [rnd.choice(pages) for _ in range(k)]
-    layout = picked[0][1]
-    data = b"".join(mutate(rnd, p) if rnd.random() < 0.9 else p for p, _l in picked
+    layout, dat = picked[0][1], picked[0][2]
+    data = b"".join(mutate(rnd, p) if rnd.random() < 0.9 else p for p, _l, _d in picked
                     if _l == layout)
     if rnd.random() < 0.1:
         data = data[:rnd.randrange(len(data) + 1)]
     check_pages(data, layout)
+    if rnd.random() < 0.25:         # the whole decode costs ~10 page cases
+        check_decode(data, dat, rnd.choice([1, 2]))
 
 
 def file_case(rnd, blobs, tmpdir):
@@ -152,11 +186,11 @@ def run(seed, pages=1000, files=20, tmpdir=None, verbose=False):
         t0 = time.monotonic()
         for i in range(pages):
             page_case(rnd, page_seeds)
-            if verbose and i % 20000 == 0:
+            if verbose and i % 5000 == 0:
                 print(f"pages {i} {time.monotonic() - t0:.0f}s", flush=True)
         for i in range(files):
             file_case(rnd, blobs, tmpdir)
-            if verbose and i % 200 == 0:
+            if verbose and i % 100 == 0:
                 print(f"files {i} {time.monotonic() - t0:.0f}s", flush=True)
     return pages + files
 

@@ -275,6 +275,20 @@ class _Codec:
         elif name != "zlib":
             raise DatError(f"{path}: unknown compression '{name}' (expected none, zstd or zlib)")
 
+    def decompressor(self):
+        """A decompress(data, size) of this codec for one thread (a zstd context is reused,
+        never shared)."""
+        if self.name == "zlib":
+            return self.decompress
+        dctx = self._z.ZstdDecompressor()
+
+        def decompress(data, size):
+            out = dctx.decompress(data, max_output_size=size)
+            if len(out) != size:
+                raise ValueError(f"zstd gave {len(out)} bytes, expected {size}")
+            return out
+        return decompress
+
     def decompress(self, data, size):
         if self.name == "zlib":
             d = zlib.decompressobj()
@@ -667,8 +681,20 @@ def _read_v7(rd, dat, pos, bo):
 
 
 def cpu_data(dat, rd_path, buffer, cpu_index):
-    """The bytes of one CPU's ring-buffer pages (decompressed), as a bytes-like object.
-    Uncompressed data is read straight from the file."""
+    """The bytes of one CPU's ring-buffer pages (decompressed), as a bytes-like object."""
+    parts = list(cpu_chunks(dat, rd_path, buffer, cpu_index))
+    if not parts:
+        return b""
+    return parts[0] if len(parts) == 1 else b"".join(parts)
+
+
+#: bytes read at once from the file (compressed chunks, or uncompressed pages)
+READ_BLOCK = 1 << 20
+
+
+def cpu_chunks(dat, rd_path, buffer, cpu_index):
+    """One CPU's ring-buffer pages as they are decompressed, chunk by chunk (bytes-like
+    pieces, in order), so a reader never holds the whole decompressed stream."""
     _cpu, off, size = buffer.cpus[cpu_index]
     with open(rd_path, "rb") as f:
         fd = f.fileno()
@@ -677,30 +703,38 @@ def cpu_data(dat, rd_path, buffer, cpu_index):
             if off + size > fsize:
                 raise DatError(f"{rd_path}: offset {off}: expected CPU {_cpu}'s {size} bytes of "
                                f"ring-buffer pages (the file ends at {fsize})")
-            return os.pread(fd, size, off) if size else b""
+            step = max(READ_BLOCK // buffer.page_size, 1) * buffer.page_size
+            for at in range(off, off + size, step):
+                yield os.pread(fd, min(step, off + size - at), at)
+            return
         if not size:
-            return b""
+            return
         if off + 4 > fsize:
             raise DatError(f"{rd_path}: offset {off}: expected CPU {_cpu}'s chunk count")
         head = os.pread(fd, 4, off)
         (nchunks,) = struct.unpack(dat.bo + "I", head)
         pos = off + 4
-        parts = []
-        codec = dat._codec
+        decompress = dat._codec.decompressor()
+        hdr = struct.Struct(dat.bo + "II")
+        # compressed chunks are read a block at a time; a chunk is decompressed from it in place
+        block, bstart = b"", pos
         for k in range(nchunks):
-            ch = os.pread(fd, 8, pos)
-            if len(ch) != 8:
+            if pos + 8 > bstart + len(block):
+                block, bstart = os.pread(fd, max(READ_BLOCK, 8), pos), pos
+            if pos + 8 > bstart + len(block):
                 raise DatError(f"{rd_path}: offset {pos}: expected chunk {k} of CPU {_cpu}'s "
                                f"compressed data (8-byte header)")
-            csize, usize = struct.unpack(dat.bo + "II", ch)
+            csize, usize = hdr.unpack_from(block, pos - bstart)
             if pos + 8 + csize > fsize or pos + 8 + csize > off + size + 8:
                 raise DatError(f"{rd_path}: offset {pos}: expected chunk {k} of CPU {_cpu} "
                                f"({csize} compressed bytes) within the file")
-            raw = os.pread(fd, csize, pos + 8)
+            if pos + 8 + csize > bstart + len(block):
+                block, bstart = os.pread(fd, max(READ_BLOCK, 8 + csize), pos), pos
+            raw = memoryview(block)[pos + 8 - bstart:pos + 8 + csize - bstart]
             try:
-                parts.append(codec.decompress(raw, usize))
+                out = decompress(raw, usize)
             except Exception as exc:
                 raise DatError(f"{rd_path}: offset {pos + 8}: expected {dat.compression} data "
                                f"(chunk {k} of CPU {_cpu}: {exc})") from None
             pos += 8 + csize
-        return parts[0] if len(parts) == 1 else b"".join(parts)
+            yield out

@@ -1017,7 +1017,12 @@ class Trace:
             else:
                 data[col] = a[field]
         if layout == "generic":
-            for k, v in self.payload(name).items():
+            typed = {}
+            if self.dat is not None:
+                # a trace.dat's format fields, typed (tracedat.format_columns)
+                from .tracedat import field_values
+                typed = field_values(self, name)
+            for k, v in (typed or self.payload(name)).items():
                 if k not in data:
                     data[k] = v
         return pd.DataFrame(data, index=index)

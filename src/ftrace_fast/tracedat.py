@@ -22,11 +22,19 @@ Choices, where the binary holds more than the text:
   ``__print_flags`` table and its preempted-bit test), not from libtraceevent's fixed table.
 - kvm_exit ``reason`` is named through the ``__print_symbolic`` table the file's kvm_exit
   format selects by its ``isa`` field (VMX or SVM); softirq ``action`` likewise by ``vec``.
-- ``print`` (trace_marker) keeps trace-cmd's text ``<caller>: <message>`` as payload.
+- ``print`` (trace_marker) keeps trace-cmd's text ``<caller>: <message>`` as payload;
+  ``bprint`` (trace_printk) and ``bputs`` too, the message formatted from the printk format
+  the file saved and the record's binary arguments (``_ftdat.format_bprint``).
 - kernel_stack events give ``stack_frame`` rows (one per frame, symbol from the file's
   kallsyms), as ``=> func (addr)`` lines do in a report.
+- ``function`` records: the function's kallsyms name as payload, ``ip``/``parent_ip``
+  columns; ``funcgraph_entry``/``funcgraph_exit``: the text path's funcgraph layout, an
+  exit's duration = rettime - calltime, and an entry whose next record in the merged stream
+  is its own exit a leaf with that duration, the exit dropped (trace-cmd's rule).
+- ``tgid``: from a saved-tgids option when the file has one (``saved_tgids``), else -1.
 - Any other event keeps its fields as ``name=value`` payload text, in format order (strings
-  as text, integers in decimal, pointers in hex), so ``Trace.payload(name)`` types them.
+  as text, integers in decimal, pointers in hex), so ``Trace.payload(name)`` types them, and
+  every field of its format as a typed column of its array (``format_columns``).
 
 Time: the buffer's clock.  ``local``/``global``/``mono``/``perf``/``boot`` are ns;
 ``tsc2nsec`` and an ``x86-tsc`` file with trace-cmd's TSC2NSEC option are converted to ns with
@@ -45,7 +53,7 @@ import numpy as np
 
 from . import _group
 from . import events as _ev
-from ._datfile import DatError, MAGIC, cpu_data, open_dat
+from ._datfile import DatError, MAGIC, cpu_chunks, open_dat
 from ._source import InputError, is_tracedat
 
 try:
@@ -377,6 +385,9 @@ class _Context:
         self.layouts = {}
         self.arena_parts = []
         self.arena_size = 0
+        self.field_columns = {}  # event name -> format_columns() of its generic records
+        # where each CPU's pages come from (the fuzzer feeds mutated pages through it)
+        self.chunks = cpu_chunks
 
     def arena_add(self, data):
         """Append payload bytes to the text arena; their offset in it."""
@@ -392,49 +403,415 @@ class _Context:
         return self.kallsyms
 
 
-def _cpu_rows(ctx, buffer, i):
-    """Walk one CPU's pages, convert their times and decode its events (in its thread)."""
-    dat = ctx.dat
-    cpu_id = buffer.cpus[i][0]
-    data = cpu_data(dat, dat.path, buffer, i)
-    buf = np.frombuffer(data, np.uint8)
+def _layout_args(dat, buffer, common):
     hp = dat.header_page
-    common = ctx.common
     ct = common.get("common_type")
-    rows = _ftdat.walk_cpu(buf, buffer.page_size, hp.get("timestamp", (0, 8))[0], hp["commit"][0],
-                           hp["commit"][1], hp["data"][0], dat.big_endian,
-                           ct.offset if ct else 0, ct.size if ct else 2,
-                           _min_payload(common))
-    rows["cpu"] = cpu_id
-    rows["ts_ns"] = _to_ns(rows["ts"], dat, buffer, cpu_id, ctx.shift)
-    # rows keep their index in this CPU's stream until the merge gives them a line
-    rows["line"] = np.arange(len(rows["ts"]), dtype=np.int64)
-    _decode_cpu(ctx, rows, buf)
-    # only the markers and the times (for the merge) outlive the decode
-    mk = np.flatnonzero(rows["kind"] < 0)
-    rows["marker_idx"], rows["marker_kind"], rows["marker_off"] = mk, rows["kind"][mk], rows["off"][mk]
-    for k in ("ts", "kind", "off", "length", "line"):
-        del rows[k]
-    return rows
+    return (buffer.page_size, hp.get("timestamp", (0, 8))[0], hp["commit"][0], hp["commit"][1],
+            hp["data"][0], ct.offset if ct else 0, ct.size if ct else 2, _min_payload(common))
 
 
-def _decode_cpu(ctx, r, buf):
-    """Every wanted event of one CPU's rows into ctx.per_event parts (run in its thread)."""
-    kind, offs, lens = r["kind"], r["off"], r["length"]
-    r.update(total=0, filtered=0, unknown={})
-    for tid in _uniq(kind[kind >= 0])[0].tolist():
+def _pages(ctx, buffer, i, feeder):
+    """Feed one CPU's pages, chunk by chunk as they are decompressed, to a RowWalker or a
+    Decoder (whole pages; a partial last page becomes a damaged-page marker)."""
+    psize = buffer.page_size
+    carry = b""
+    for piece in ctx.chunks(ctx.dat, ctx.dat.path, buffer, i):
+        if carry:
+            piece = carry + bytes(piece)
+            carry = b""
+        whole = len(piece) - len(piece) % psize
+        if whole != len(piece):
+            carry = bytes(piece[whole:])
+            piece = memoryview(piece)[:whole]
+        if whole:
+            feeder.feed(piece)
+    if carry:
+        feeder.partial_page()
+
+
+def _walk_rows(ctx, buffer, i):
+    """Pass 1 of one CPU (in its thread): times in the trace's unit, kinds, lost counts."""
+    dat = ctx.dat
+    page_size, ts_off, commit_off, commit_size, data_off, type_off, type_size, minp = ctx.layout
+    w = _ftdat.RowWalker(page_size, ts_off, commit_off, commit_size, data_off, dat.big_endian,
+                         type_off, type_size, minp)
+    _pages(ctx, buffer, i, w)
+    raw, kind, lost, counts, big_ids, damaged, bad_pages = w.result()
+    cpu_id = buffer.cpus[i][0]
+    ts = _to_ns(raw, dat, buffer, cpu_id, ctx.shift)
+    del raw
+    present = {int(t): int(counts[t]) for t in np.flatnonzero(counts)}
+    if big_ids:
+        u, c = np.unique(kind[kind >= len(counts)], return_counts=True)
+        present.update(zip(u.tolist(), c.tolist()))
+    return {"cpu": cpu_id, "ts": ts, "kind": kind, "lost": lost, "present": present,
+            "damaged": damaged, "bad_pages": bad_pages}
+
+
+def _i64(v):
+    """A Python int as a two's-complement int64 value."""
+    return ((int(v) + (1 << 63)) % (1 << 64)) - (1 << 63)
+
+
+class _Plan:
+    """The decode plan of a load: per type id its entry (mode, output, ops) and the op rows,
+    lowered from the file's formats; tables and names in one int64 and one byte array."""
+
+    def __init__(self):
+        self.ops = []
+        self.extra = []
+        self.blob = bytearray()
+
+    def name(self, s):
+        b = s.encode("utf-8", "surrogateescape")
+        off = len(self.blob)
+        self.blob += b
+        return off, len(b)
+
+    def op(self, code, dst, dst_size, f=None, const=-1, shr=0, mask=0, table=0, aux=None,
+           extra=-1, src=None):
+        src_off, src_size, sign = (f.offset, f.size, int(f.signed)) if f is not None else (0, 0, 0)
+        if src is not None:
+            src_off, src_size, sign = src
+        aux_off, aux_size, aux_sign = (aux.offset, aux.size, int(aux.signed)) if aux else (0, 0, 0)
+        self.ops.append((_ftdat.OPS[code], src_off, src_size, sign, dst, dst_size, _i64(const),
+                         shr, mask, table, aux_off, aux_size, aux_sign, extra))
+
+    def symbolic(self, tables, keymask):
+        x = len(self.extra)
+        self.extra += [len(tables), keymask]
+        for t in tables:
+            items = sorted((_i64(k), v) for k, v in t.items())
+            self.extra.append(len(items))
+            for k, v in items:
+                o, n = self.name(v)
+                self.extra += [k, o, n]
+        return x
+
+    def state(self, table):
+        x = len(self.extra)
+        if table is None:
+            self.extra += [0, 0, 0, 0]
+            return x
+        mask, pairs, plus = table
+        self.extra += [1, _i64(mask), _i64(plus), len(pairs)]
+        for b, letter in pairs:
+            self.extra += [_i64(b), _ev.STATE_BITS.get(letter, _ev.STATE_UNKNOWN_LETTER)]
+        return x
+
+
+def _lower(plan, fmt, layout, dt):
+    """Op rows of one event's format into layout ``layout`` (dtype dt); None when a column
+    needs the NumPy decode (odd-sized or array fields)."""
+    start = len(plan.ops)
+    off = {n: dt.fields[n][1] for n in dt.names}
+    common = fmt.common
+    pid_f = common.get("common_pid")
+    plan.op("int", off["pid"], 4, pid_f) if pid_f else plan.op("const", off["pid"], 4)
+    plan.op("const", off["tgid"], 4)
+    plan.op("pidcomm", off["comm"], 4, pid_f, src=None if pid_f else (0, 0, 0))
+    fl = common.get("common_flags")
+    plan.op("flags", off["flags"], 8, fl, aux=common.get("common_preempt_count"))
+    kinds = _ev.field_kinds(layout)
+    kernel = _ev.kernel_names(layout)
+
+    def fits(f):
+        return f.size in (1, 2, 4, 8) and not f.dynamic and not f.array_len
+
+    for col, kind in kinds.items():
+        if kind == "text":
+            return None
+        size = _ev._KIND_SIZE[kind]
+        if layout == "block_rq" and col in ("dev_major", "dev_minor"):
+            f = fmt.field("dev")
+            if f is None:
+                plan.op("const", off[col], 4)
+            elif not fits(f):
+                return None
+            elif col == "dev_major":
+                plan.op("int", off[col], 4, f, const=0, shr=20)
+            else:
+                plan.op("int", off[col], 4, f, const=0, mask=0xfffff)
+            continue
+        if layout == "softirq" and col == "action":
+            f = fmt.field("vec")
+            if f is None:
+                plan.op("const", off[col], 4)
+            elif not fits(f):
+                return None
+            else:
+                plan.op("symbolic", off[col], 4, f, const=-1,
+                        extra=plan.symbolic(_symbolic_tables(fmt.print_fmt, f.name) or [{}], 0))
+            continue
+        f = _source_field(fmt, layout, col, kernel)
+        if f is None:
+            plan.op("const", off[col], size, const=0 if kind == "u8" else -1)
+        elif kind == "comm" or (kind == "sym" and f.is_string):
+            table = 0 if kind == "comm" else 1
+            if f.dynamic:
+                plan.op("str_dyn", off[col], 4, f, table=table, aux=f if f.relative else None)
+                plan.ops[-1] = plan.ops[-1][:12] + (int(f.relative), plan.ops[-1][13])
+            else:
+                plan.op("str_fixed", off[col], 4, f, table=table)
+        elif not fits(f):
+            return None
+        elif kind == "sym":
+            tables = _symbolic_tables(fmt.print_fmt, f.name)
+            isa, keymask = None, 0
+            if fmt.name == "kvm_exit" and len(tables) > 1:
+                isa = fmt.field("isa")
+                if isa is not None and not fits(isa):
+                    return None
+                keymask = 0xffff if "& 0xffff" in fmt.print_fmt else 0
+            plan.op("symbolic", off[col], 4, f, const=0, aux=isa,
+                    extra=plan.symbolic(tables or [{}], keymask))
+        elif kind == "state":
+            plan.op("state", off[col], 4, f, const=0,
+                    extra=plan.state(_state_table(fmt.print_fmt)))
+        else:
+            plan.op("int", off[col], size, f, const=-1)
+    return start, len(plan.ops) - start
+
+
+_FLAG_TEXT = None
+
+
+def _flag_text():
+    """The latency-format flag characters of every (irq flags << 8 | preempt count): 64 K x 8
+    bytes, as _flags_column prints them."""
+    global _FLAG_TEXT
+    if _FLAG_TEXT is None:
+        key = np.arange(1 << 16)
+        f, p = key >> 8, key & 0xff
+        c1 = np.where(f & 1, b"d", np.where(f & 2, b"X", b"."))
+        c2 = np.where((f & 4) & ((f & 0x20) != 0), b"N", np.where(f & 4, b"n", np.where(f & 0x20, b"p", b".")))
+        hard, soft = (f & 8) != 0, (f & 0x10) != 0
+        c3 = np.where(hard & soft, b"H", np.where(hard, b"h", np.where(soft, b"s", b".")))
+        hexd = np.array([b"%x" % i for i in range(16)], "S1")
+        c4 = np.where((p & 0xf) == 0, b".", hexd[p & 0xf])
+        out = np.zeros((1 << 16, 8), np.uint8)
+        for k, c in enumerate((c1, c2, c3, c4)):
+            out[:, k] = c.astype("S1").view(np.uint8)
+        _FLAG_TEXT = out
+    return _FLAG_TEXT
+
+
+def _pid_names(cmd):
+    """(blob, (offset, length) per pid) of the saved cmdlines; length -1: pid not saved."""
+    pids = [p for p in cmd if 0 < p < (1 << 23)]
+    n = max(pids) + 1 if pids else 1
+    table = np.full((n, 2), -1, np.int64)
+    blob = bytearray()
+    for p in pids:
+        b = cmd[p].encode("utf-8", "surrogateescape")
+        table[p] = (len(blob), len(b))
+        blob += b
+    return bytes(blob), table
+
+
+def _run_threads(fn, n, n_threads):
+    results = [None] * n
+    errors = []
+
+    def run(k):
+        try:
+            results[k] = fn(k)
+        except BaseException as exc:  # re-raised in the caller
+            errors.append(exc)
+
+    if n_threads > 1 and n > 1:
+        from concurrent.futures import ThreadPoolExecutor
+        with ThreadPoolExecutor(min(n_threads, n)) as ex:
+            list(ex.map(run, range(n)))
+    else:
+        for k in range(n):
+            run(k)
+    if errors:
+        raise errors[0]
+    return results
+
+
+def _decode_all(ctx, buf_desc, n_threads, path, *, pids, comm, start, end, shift, Trace,
+                Stats, LOST_DTYPE):
+    """Pass 1 (rows), the merge (ts/line/cpu at their place), pass 3 (fields at their place),
+    then the events the NumPy decode handles, and the Trace."""
+    dat = ctx.dat
+    ctx.layout = _layout_args(dat, buf_desc, ctx.common)
+    n = len(buf_desc.cpus)
+    rows = _run_threads(lambda k: _walk_rows(ctx, buf_desc, k), n, n_threads)
+    # what each type id becomes
+    per_type = {}
+    for r in rows:
+        for tid, c in r["present"].items():
+            per_type.setdefault(tid, []).append((r["cpu"], c))
+    if not ctx.fields and _has_funcgraph_exits(ctx, per_type):
+        # which exits the report merges into leaves needs their pid and function: decoded
+        ctx.fields = True
+    enabled = np.array([ctx.cpus is None or r["cpu"] in ctx.cpus for r in rows], np.uint8)
+    unknown_types, total_events, filtered = {}, 0, 0
+    out_names, out_layout, out_mode, out_rows = [], [], [], []
+    entries = {}            # type id -> (mode, output index, first op, ops)
+    plan = _Plan()
+    by_name = {}
+    for tid in sorted(per_type):
+        counts = per_type[tid]
         fmt = ctx.formats.get(tid)
-        sel = np.flatnonzero(kind == tid)
         if fmt is None:
-            r["unknown"][tid] = len(sel)
+            unknown_types[tid] = sum(c for _cpu, c in counts)
             continue
-        r["total"] += len(sel)
-        if (ctx.wanted is not None and fmt.name not in ctx.wanted) or \
-                (ctx.cpus is not None and r["cpu"] not in ctx.cpus):
-            r["filtered"] += len(sel)
+        total_events += sum(c for _cpu, c in counts)
+        kept = sum(c for cpu, c in counts if ctx.cpus is None or cpu in ctx.cpus)
+        if ctx.wanted is not None and fmt.name not in ctx.wanted:
+            filtered += sum(c for _cpu, c in counts)
             continue
-        _decode_event(ctx, fmt, buf, offs[sel], lens[sel], r, sel, ctx.dat.cmdlines,
-                      ctx.arena_add, ctx.bo, ctx.per_event, ctx.layouts)
+        filtered += sum(c for _cpu, c in counts) - kept
+        layout = _ev.EVENT_LAYOUT.get(fmt.name, "generic")
+        if layout in ("text", "funcgraph", "stack_frame"):
+            layout = "generic"
+        lowered = None
+        if ctx.fields and layout != "generic" and fmt.name != "kernel_stack":
+            lowered = _lower(plan, fmt, layout, _ev.dtype_for(layout))
+        mode = "none" if not ctx.fields else ("decode" if lowered else "fallback")
+        key = (fmt.name, mode)
+        if key not in by_name:
+            by_name[key] = len(out_names)
+            out_names.append(fmt.name)
+            out_layout.append(layout)
+            out_mode.append(mode)
+            out_rows.append(0)
+        o = by_name[key]
+        out_rows[o] += kept
+        entries[tid] = (_ftdat.MODES.get(mode, 0), o) + (lowered or (0, 0))
+    # np.empty: large arrays get transparent huge pages; merge_place writes every row whole
+    outs = [np.empty(k, _ev.dtype_for(lay) if m == "decode" else _INFO_DTYPE)
+            for k, lay, m in zip(out_rows, out_layout, out_mode)]
+    ntypes = max(entries) + 1 if entries else 0
+    type_of = np.full(ntypes, -1, np.int32)
+    types = np.zeros((len(entries), 4), np.int64)
+    for e, (tid, ent) in enumerate(sorted(entries.items())):
+        type_of[tid] = e
+        types[e] = ent
+    table = np.zeros((len(outs), 6), np.int64)
+    for o, a in enumerate(outs):
+        d = a.dtype.fields
+        table[o] = (a.ctypes.data, a.dtype.itemsize, d["ts"][1], d["line"][1], d["cpu"][1], len(a))
+    nmark = sum(len(r["lost"]) for r in rows)
+    lost = np.zeros(nmark, LOST_DTYPE)
+    lc, ll, lk, lt = (np.zeros(nmark, t) for t in (np.int32, np.int64, np.int64, np.int64))
+    filled = np.zeros(len(outs), np.int64)
+    nl = _ftdat.merge_place([r["ts"] for r in rows], [r["kind"] for r in rows],
+                            [r["lost"] for r in rows], np.array([r["cpu"] for r in rows], np.int32),
+                            enabled, type_of, table, filled, lc, ll, lk, lt)
+    if not np.array_equal(filled, table[:, 5]):
+        raise DatError(f"{path}: the merge placed other rows than the walk counted")
+    lost["cpu"], lost["line"], lost["count"], lost["ts"] = lc[:nl], ll[:nl], lk[:nl], lt[:nl]
+    del lc, ll, lk, lt
+    damaged = sum(r["damaged"] for r in rows)
+    for r in rows:
+        r["ts"] = r["lost"] = None
+    fallback = [None] * n
+    comms, symbols = _ftdat.StringTable(), _ftdat.StringTable()
+    if ctx.fields and len(entries):
+        blob, pid_name = _pid_names(dat.cmdlines)
+        extra = np.array(plan.extra, np.int64)
+        ops = np.array(plan.ops, np.int64).reshape(-1, len(_ftdat.OP_COLUMNS))
+        blob = np.frombuffer(bytes(plan.blob) + blob, np.uint8)
+        pid_name[:, 0] += np.where(pid_name[:, 1] >= 0, len(plan.blob), 0)
+        flag_text = _flag_text()
+
+        def decode(k):
+            r = rows[k]
+            dec = _ftdat.Decoder(ctx.layout, dat.big_endian, r["kind"], type_of, types, ops,
+                                 extra, blob, outs, flag_text, pid_name, comms, symbols,
+                                 r["bad_pages"])
+            _pages(ctx, buf_desc, k, dec)
+            try:
+                out = dec.finish()
+            except ValueError as exc:
+                raise DatError(f"{path}: CPU {r['cpu']}: {exc} (did the file change?)") from None
+            r["kind"] = None
+            return out
+        fallback = _run_threads(decode, n, n_threads)
+    rows_cpu = [r["cpu"] for r in rows]
+    del rows
+    ctx.comms = _Interner(comms.names())
+    ctx.symbols = _Interner(symbols.names())
+    per_event, layouts = {}, {}
+    for o, (name, lay, mode) in enumerate(zip(out_names, out_layout, out_mode)):
+        if mode != "fallback":
+            per_event[name] = outs[o]
+            layouts[name] = lay
+    # the events decoded with NumPy: their payload bytes were kept by pass 3
+    fb_parts = {}
+    entry_tid = {e: tid for tid, e in enumerate(type_of.tolist()) if e >= 0}
+    for k, got in enumerate(fallback):
+        if got is None:
+            continue
+        arena, ent, place, off, ln = got
+        if not len(ent):
+            continue
+        for e in np.unique(ent).tolist():
+            sel = np.flatnonzero(ent == e)
+            fmt = ctx.formats.get(entry_tid[e])
+            info = outs[int(types[e, 1])]
+            pl = place[sel]
+            r = {"cpu": rows_cpu[k], "line": info["line"][pl], "ts_ns": info["ts"][pl]}
+            tmp_events, tmp_layouts = {}, {}
+            _decode_event(ctx, fmt, arena, off[sel], ln[sel].astype(np.int32), r,
+                          np.arange(len(sel)), dat.cmdlines, ctx.arena_add, ctx.bo, tmp_events,
+                          tmp_layouts)
+            for name, parts in tmp_events.items():
+                fb_parts.setdefault(name, []).extend(parts)
+                layouts[name] = tmp_layouts[name]
+    for name, parts in fb_parts.items():
+        parts = _same_columns(ctx, name, parts)
+        a = _concat(parts) if len(parts) > 1 else parts[0]
+        # in line order; stack frames share their kernel_stack's line and keep their order
+        per_event[name] = _take(a, np.argsort(a["line"], kind="stable")) if len(parts) > 1 else a
+    for o, (name, lay, mode) in enumerate(zip(out_names, out_layout, out_mode)):
+        if mode == "fallback" and name not in per_event:
+            per_event[name] = np.zeros(0, _ev.dtype_for(lay))
+            layouts[name] = lay
+    del outs, fallback
+    t = Trace()
+    t.comms = ctx.comms.table
+    t.symbols = ctx.symbols.table
+    t.text_arena = (np.concatenate(ctx.arena_parts) if ctx.arena_parts else np.zeros(0, np.uint8))
+    ctx.arena_parts = []
+    if ctx.fields:
+        _funcgraph_leaves(per_event)
+        _learn_comms(per_event, ctx.comms, dat.cmdlines)
+        _apply_tgids(per_event, saved_tgids(dat))
+    # selections the text path applies while parsing
+    selected = pids is not None or comm is not None or start is not None or end is not None
+    if selected:
+        filtered += _select(t, per_event, layouts, pids, comm, start, end)
+    t.events = per_event
+    t._layouts = layouts
+    t.lost = lost
+    if not selected:
+        # the walk counted each CPU's rows: Trace.cpus() needs no pass over them
+        t.__dict__["_cpus_cache"] = (tuple((id(a), len(a)) for a in per_event.values()), sorted(
+            {cpu for tid in entries for cpu, c in per_type[tid] if c and cpu >= 0 and
+             (ctx.cpus is None or cpu in ctx.cpus)}))
+    kept = sum(len(a) for a in per_event.values())
+    t.stats = Stats(lines=kept + len(lost) + filtered, events=kept, headers=len(lost),
+                    filtered=filtered, malformed=0, truncated_last_line=False, error_counts={})
+    clock = buf_desc.clock or dat.trace_clock
+    t.clock = "ns" if (clock in _NS_CLOCKS or clock.startswith("mono") or
+                       (dat.tsc2nsec and clock == "x86-tsc")) else (
+        "x86-tsc" if clock == "x86-tsc" else "counter")
+    t.source = path
+    t.compression = None
+    t.format = {"tracecmd_headers": 0, "prefixed_lines": 0, "latency_lines": 0, "flags_lines": 1,
+                "noflags_lines": 0, "tgid_lines": 0, "funcgraph_lines": 0, "dmesg_lines": 0,
+                "flags_width": 4}
+    t.line_kinds = None
+    t.kept_text = None
+    t.dat = DatInfo(dat, buf_desc, clock, damaged, unknown_types, shift is not None,
+                    names=[b.name for b in dat.buffers])
+    t.dat.fields = dict(ctx.field_columns)
+    return t
 
 
 def _min_payload(common):
@@ -446,7 +823,7 @@ def _min_payload(common):
 
 def _to_ns(raw, dat, buffer, cpu_id, guest_sync):
     """Raw ring-buffer times -> the trace's unit (trace-cmd's timestamp_calc)."""
-    ts = raw.astype(np.uint64)
+    ts = raw.astype(np.uint64, copy=False)
     if guest_sync:
         ts = _host_sync(ts, cpu_id, guest_sync)
     conv = dat.tsc2nsec
@@ -560,138 +937,8 @@ def load_dat(path, *, events=None, cpus=None, pids=None, comm=None, start=None, 
     ctx.cpus = None if cpus is None else set(int(c) for c in cpus)
     n_threads = threads if threads is not None else min(len(idx), os.cpu_count() or 1, 4)
     n_threads = max(1, int(n_threads))
-    results = [None] * len(idx)
-    errors = []
-
-    def run(k):
-        try:
-            results[k] = _cpu_rows(ctx, buf_desc, idx[k])
-        except BaseException as exc:  # re-raised in the caller
-            errors.append(exc)
-
-    if n_threads > 1 and len(idx) > 1:
-        from concurrent.futures import ThreadPoolExecutor
-        with ThreadPoolExecutor(n_threads) as ex:
-            list(ex.map(run, range(len(idx))))
-    else:
-        for k in range(len(idx)):
-            run(k)
-    if errors:
-        raise errors[0]
-    return _assemble(ctx, dat, buf_desc, results, path, events=events, pids=pids, comm=comm,
-                     start=start, end=end, shift=shift, Trace=Trace, Stats=Stats,
-                     LOST_DTYPE=LOST_DTYPE)
-
-
-def _assemble(ctx, dat, buf_desc, results, path, *, events, pids, comm, start, end, shift,
-              Trace, Stats, LOST_DTYPE):
-    bo = ctx.bo
-    # times in the trace's unit, then the report order over every row (markers included)
-    ts_parts, starts = [], [0]
-    for r in results:
-        ts_parts.append(r["ts_ns"])
-        starts.append(starts[-1] + len(r["ts_ns"]))
-    all_ts = np.concatenate(ts_parts) if ts_parts else np.zeros(0, np.int64)
-    rank = _ftdat.merge_order(np.ascontiguousarray(all_ts, np.int64), np.array(starts, np.int64))
-    del ts_parts
-    base_of_cpu = {r["cpu"]: starts[k] for k, r in enumerate(results)}
-    t = Trace()
-    comms = ctx.comms
-    symbols = ctx.symbols
-    cmd = dat.cmdlines
-    per_event = ctx.per_event
-    layouts = ctx.layouts
-    lost_rows = []
-    unknown_types = {}
-    damaged = 0
-    total_events = 0
-    filtered = 0
-    for r in results:
-        damaged += r["damaged"]
-        total_events += r["total"]
-        filtered += r["filtered"]
-        for tid, c in r["unknown"].items():
-            unknown_types[tid] = unknown_types.get(tid, 0) + c
-        mk = r["marker_idx"]
-        if len(mk):
-            lost_rows.append((np.full(len(mk), r["cpu"], np.int32), rank[base_of_cpu[r["cpu"]] + mk] + 1,
-                              np.where(r["marker_kind"] == _ftdat.KIND_LOST, r["marker_off"], 0),
-                              r["ts_ns"][mk]))
-    # a row's index in its CPU stream -> its line in the merged stream
-    for parts in per_event.values():
-        for a in parts:
-            if len(a):
-                a["line"] = rank[base_of_cpu[int(a["cpu"][0])] + a["line"]] + 1
-    del rank
-    for r in results:
-        r["ts_ns"] = None
-    del all_ts
-    # concatenate each event's CPU parts in report order
-    t.comms = comms.table
-    t.symbols = symbols.table
-    t.text_arena = (np.concatenate(ctx.arena_parts) if ctx.arena_parts else np.zeros(0, np.uint8))
-    ctx.arena_parts = []
-    n_rows = starts[-1]
-    mark = np.zeros(n_rows + 2, bool)
-    for name, parts in per_event.items():
-        parts = [p for p in parts if len(p)]
-        if not parts:
-            per_event[name] = np.zeros(0, _ev.dtype_for(layouts[name]))
-            continue
-        if not ctx.fields:
-            # ftfast info: counts, times and CPUs need no order
-            per_event[name] = _concat(parts) if len(parts) > 1 else parts[0]
-            continue
-        if name == "stack_frame":
-            # frames share the line of their kernel_stack row: keep their order within it
-            a = _concat(parts) if len(parts) > 1 else parts[0]
-            per_event[name] = _take(a, np.argsort(a["line"], kind="stable"))
-            continue
-        # every other row has a line of its own: its place is the count of lines before it
-        mark[:] = False
-        for p in parts:
-            mark[p["line"]] = True
-        place = np.cumsum(mark) - 1
-        out = np.empty(sum(len(p) for p in parts), parts[0].dtype)
-        ov = _void(out)
-        for p in parts:
-            ov[place[p["line"]]] = _void(p)
-        del place
-        per_event[name] = out
-    del mark
-    _learn_comms(per_event, comms, cmd)
-    # selections the text path applies while parsing
-    if pids is not None or comm is not None or start is not None or end is not None:
-        filtered += _select(t, per_event, layouts, pids, comm, start, end)
-    t.events = per_event
-    t._layouts = layouts
-    lost = np.zeros(0, LOST_DTYPE)
-    if lost_rows:
-        c, ln, cnt, ts = (np.concatenate(x) for x in zip(*lost_rows))
-        o = np.argsort(ln, kind="stable")
-        lost = np.zeros(len(o), LOST_DTYPE)
-        lost["cpu"], lost["line"], lost["count"], lost["ts"] = c[o], ln[o], cnt[o], ts[o]
-    t.lost = lost
-    kept = sum(len(a) for a in per_event.values() if True)
-    n_frames = len(per_event.get("stack_frame", ()))
-    t.stats = Stats(lines=total_events + n_frames + len(lost), events=kept,
-                    headers=len(lost), filtered=filtered, malformed=0,
-                    truncated_last_line=False, error_counts={})
-    # the events count of the text path counts frame lines as events too
-    t.stats.lines = kept + len(lost) + filtered
-    clock = buf_desc.clock or dat.trace_clock
-    t.clock = "ns" if (clock in _NS_CLOCKS or clock.startswith("mono") or
-                       (dat.tsc2nsec and clock == "x86-tsc")) else (
-        "x86-tsc" if clock == "x86-tsc" else "counter")
-    t.source = path
-    t.compression = None
-    t.format = {"tracecmd_headers": 0, "prefixed_lines": 0, "latency_lines": 0, "flags_lines": 1,
-                "noflags_lines": 0, "tgid_lines": 0, "funcgraph_lines": 0, "dmesg_lines": 0,
-                "flags_width": 4}
-    t.line_kinds = None
-    t.kept_text = None
-    t.dat = DatInfo(dat, buf_desc, clock, damaged, unknown_types, shift is not None, names=[b.name for b in dat.buffers])
-    return t
+    return _decode_all(ctx, buf_desc, n_threads, path, pids=pids, comm=comm, start=start,
+                       end=end, shift=shift, Trace=Trace, Stats=Stats, LOST_DTYPE=LOST_DTYPE)
 
 
 #: events whose comm fields trace-cmd's sched plugin registers for their pid while printing
@@ -765,6 +1012,9 @@ class DatInfo:
         self.guest_synced = guest_synced
         self.has_time_shift = 12 in dat.options
         self.guests = dat.guests()
+        #: event name -> [(column, kind, kernel field, type)]: the format's fields as columns
+        #: of the events without a typed layout (tracedat.format_columns)
+        self.fields = {}
 
     def describe(self):
         parts = [f"trace-cmd trace.dat v{self.version}",
@@ -842,9 +1092,12 @@ def _decode_event(ctx, fmt, buf, offs, lens, r, sel, cmd, arena_add, bo, per_eve
         _stack_frames(ctx, fmt, buf, offs, lens, ts, lines, r["cpu"], pid, comm_ids, flags, bo,
                       per_event, layouts, arena_add)
     layout = _ev.EVENT_LAYOUT.get(name, "generic")
-    if layout in ("text", "funcgraph", "stack_frame"):
+    if layout == "funcgraph" and not _is_ftrace(fmt, "func", "depth"):
         layout = "generic"
-    a = np.zeros(n, _ev.dtype_for(layout))
+    if layout in ("text", "stack_frame"):
+        layout = "generic"
+    cols = tuple(format_columns(fmt)) if layout == "generic" else ()
+    a = np.zeros(n, _fields_dtype(cols) if cols else _ev.dtype_for(layout))
     a["ts"] = ts
     a["line"] = lines
     a["cpu"] = r["cpu"]
@@ -857,6 +1110,12 @@ def _decode_event(ctx, fmt, buf, offs, lens, r, sel, cmd, arena_add, bo, per_eve
         base = arena_add(data)
         a["payload_off"] = off_in + base
         a["payload_len"] = ln
+        if cols:
+            _fill_format_fields(ctx, fmt, cols, a, buf, offs, lens, bo)
+            with ctx.lock:
+                ctx.field_columns[name] = cols
+    elif layout == "funcgraph":
+        _funcgraph_fields(ctx, fmt, a, buf, offs, lens, bo)
     else:
         _typed_fields(ctx, fmt, layout, a, buf, offs, lens, bo)
     with ctx.lock:
@@ -1014,6 +1273,11 @@ def _generic_payload(ctx, fmt, buf, offs, lens, bo):
     n = len(offs)
     if fmt.name == "print" and fmt.field("buf") is not None and fmt.field("ip") is not None:
         return _print_payload(ctx, fmt, buf, offs, lens, bo)
+    if fmt.name == "function" and _is_ftrace(fmt, "ip"):
+        return _function_payload(ctx, fmt, buf, offs, lens, bo)
+    if (fmt.name, fmt.system) in (("bprint", "ftrace"), ("bputs", "ftrace")) and fmt.field("ip") is not None \
+            and (fmt.field("fmt") is not None and fmt.field("buf") is not None or fmt.field("str") is not None):
+        return _bprint_payload(ctx, fmt, buf, offs, lens, bo)
     if fmt.name == "kernel_stack" and fmt.field("caller") is not None:
         # the frames are stack_frame rows; the line itself reads as in a report
         return _fixed_to_ragged(np.full(n, b"<stack trace >", "S14"))
@@ -1028,7 +1292,8 @@ def _generic_payload(ctx, fmt, buf, offs, lens, bo):
                 ln = np.clip(lens - f.offset, 0, None)
             else:
                 starts = offs + f.offset
-                ln = np.full(n, f.size, np.int64)
+                # a damaged record may end inside the field: read no further than it
+                ln = np.clip(np.minimum(lens - f.offset, f.size), 0, None)
             data, o = _ragged(buf, starts, ln)
             ln = _strip_nul(data, o, ln) if len(data) else ln
             vals = _ragged_to_fixed(data, o, ln)
@@ -1240,6 +1505,8 @@ def _payload_text(t, name, a):
         return _cat(dev, c("bytes"), b" ", tail, b" [", c("rq_comm", "comm"), b"]")
     if lay == "stack_frame":
         return _cat(c("func", "sym"), b" (", _hexS(a["addr"], 16), b")")
+    if lay == "funcgraph":
+        return _funcgraph_text(t, name, a)
     # generic: the payload text as decoded
     arena = t.text_arena
     off, ln = a["payload_off"], a["payload_len"].astype(np.int64)
@@ -1286,3 +1553,452 @@ def ftrace_text(t):
     data = np.concatenate(datas)
     body, _o = _ragged(data, np.concatenate(offs)[order], np.concatenate(lens).astype(np.int64)[order])
     return np.concatenate([np.frombuffer(head, np.uint8), body])
+
+
+# -- trace_printk: bprint / bputs ----------------------------------------------------------
+
+_C_ESCAPES = {"n": "\n", "t": "\t", "r": "\r", "\\": "\\", '"': '"', "a": "\a", "b": "\b",
+              "f": "\f", "v": "\v", "0": "\0"}
+
+
+def _unescape(s):
+    """The kernel escapes a printk format when it writes printk_formats; undo it."""
+    return re.sub(r"\\(.)", lambda m: _C_ESCAPES.get(m.group(1), m.group(0)), s)
+
+
+def _printk_formats(dat):
+    """{address: format string} of the file's printk section (``0xADDR : "fmt"`` lines)."""
+    got = getattr(dat, "_printk_map", None)
+    if got is None:
+        got = {}
+        for m in re.finditer(rb'^0x([0-9a-fA-F]+)\s*:\s*"(.*)"\s*$', dat.printk, re.M):
+            got[int(m.group(1), 16)] = _unescape(m.group(2).decode("utf-8", "replace"))
+        dat._printk_map = got
+    return got
+
+
+_CONV = re.compile(r"%([-+ #0]*)(\*|\d+)?(?:\.(\*|\d*))?(hh|h|ll|l|L|q|z|Z|j|t)?([diouxXcspS%])")
+
+
+def _bprint_program(text, long_size, lits, specs):
+    """A printk format -> program rows for _ftdat.format_bprint (see _ftdat_bprint.pxi) and a
+    bound on the bytes one message takes besides its string arguments.  lits/specs: the
+    shared blob (a bytearray) the rows point into."""
+    rows, bound = [], 0
+
+    def blob(b):
+        off = len(lits)
+        lits.extend(b)
+        return off
+
+    def lit(s):
+        nonlocal bound
+        b = s.encode("utf-8", "replace")
+        if b:
+            rows.append((0, blob(b), len(b), 0, 0))
+            bound += len(b)
+
+    pos = 0
+    for m in _CONV.finditer(text):
+        flags, width, prec, length, conv = m.groups()
+        lit(text[pos:m.start()])
+        pos = m.end()
+        if conv == "%":
+            lit("%")
+            continue
+        stars = (width == "*") + (prec == "*")
+        for _ in range(stars):
+            rows.append((4, 0, 0, 0, 0))
+        wnum = int(width) if width and width != "*" else 0
+        pnum = int(prec) if prec and prec != "*" else 0
+        bound += wnum + pnum + 32
+        size = {None: 4, "hh": 1, "h": 2, "l": long_size, "z": long_size, "Z": long_size,
+                "t": long_size, "j": 8, "ll": 8, "L": 8, "q": 8}[length]
+        if conv == "p":
+            nxt = text[pos:pos + 1]
+            if nxt in ("s", "f", "S", "F", "B"):
+                pos += 1
+                rows.append((3, long_size, int(nxt in "SFB"), 0, 0))
+                bound += 256
+                continue
+            if nxt.isalnum() and nxt not in ("x", "K", "e"):
+                # the kernel printed these pointers into the args as a string
+                pos += 1
+                rows.append((2, 0, -1, blob(b"%.*s\0"), 0))
+                continue
+            if nxt in ("x", "K", "e"):
+                pos += 1
+            rows.append((1, long_size, 0, blob(b"0x%llx\0"), 0))
+            continue
+        if conv == "s":
+            spec = "%" + flags + (width if width and width != "*" else "") + ".*s"
+            rows.append((2, 0, pnum if prec not in (None, "*") and prec != "" else -1,
+                         blob(spec.encode() + b"\0"), 0))
+            continue
+        if conv == "c":
+            rows.append((1, 1, 0, blob(("%" + flags + (width or "") + "c").encode() + b"\0"), 4))
+            continue
+        spec = "%" + flags + (width or "") + ("." + prec if prec is not None else "") + "ll" + \
+            {"d": "d", "i": "d", "u": "u", "o": "o", "x": "x", "X": "X"}[conv]
+        rows.append((1, size, int(conv in "di"), blob(spec.encode() + b"\0"), stars))
+    lit(text[pos:])
+    return rows, bound
+
+
+def _symbol_table(ctx):
+    """(sorted addresses, name offsets, NUL-terminated names) of the file's kallsyms, symbols
+    at address 0 left out (a kernel that hid its addresses: report then prints hex)."""
+    got = getattr(ctx, "_sym_table", None)
+    if got is None:
+        ks = ctx.ksyms()
+        keep = np.flatnonzero(ks.addrs != 0)
+        names = [ks.names[int(i)].encode() + b"\0" for i in keep]
+        ln = np.fromiter((len(x) for x in names), np.int64, len(names))
+        got = (np.ascontiguousarray(ks.addrs[keep], np.uint64), _starts_of(ln),
+               np.frombuffer(b"".join(names), np.uint8) if names else np.zeros(1, np.uint8))
+        ctx._sym_table = got
+    return got
+
+
+def _caller_text(ctx, ip):
+    """``%ps`` of each address: its kallsyms name, or ``0x..`` when none (as report prints)."""
+    ks = ctx.ksyms()
+    si = ks.lookup(ip)
+    u, inv = np.unique(si, return_inverse=True)
+    names = []
+    for i in u.tolist():
+        names.append(ks.names[i].encode() if i >= 0 and ks.addrs[i] != 0 else None)
+    if any(x is None for x in names):
+        # addresses with no symbol print as hex, each its own
+        uip, iinv = np.unique(ip, return_inverse=True)
+        per = np.array([((ks.names[int(s)].encode() if s >= 0 and ks.addrs[s] != 0 else b"0x%x" % a))
+                        for a, s in zip(uip.tolist(), ks.lookup(uip).tolist())] or [b""], "S")
+        return per[iinv.reshape(-1)] if len(uip) else np.zeros(0, "S1")
+    return np.array(names or [b""], "S")[inv.reshape(-1)] if len(u) else np.zeros(0, "S1")
+
+
+def _bprint_messages(ctx, fmt_ptr, buf, offs, lens, bo):
+    """trace_printk messages of bprint records (args at offs, lens bytes) by their format
+    pointers: (bytes, offsets, lengths) from _ftdat.format_bprint."""
+    dat = ctx.dat
+    formats = _printk_formats(dat)
+    u, inv = np.unique(fmt_ptr, return_inverse=True)
+    lits = bytearray()
+    rows, starts, counts, bounds = [], [], [], []
+    has_sym = False
+    fmt_of = np.full(len(u), -1, np.int32)
+    for k, p in enumerate(u.tolist()):
+        text = formats.get(p)
+        if text is None:
+            continue
+        r, b = _bprint_program(text, dat.long_size, lits, lits)
+        fmt_of[k] = len(starts)
+        starts.append(sum(counts))
+        counts.append(len(r))
+        bounds.append(b)
+        rows.extend(r)
+        has_sym |= any(x[0] == 3 for x in r)
+    per = fmt_of[inv.reshape(-1)]
+    prog = np.array(rows or [(0, 0, 0, 0, 0)], np.int64).reshape(-1, 5)
+    bound = np.array(bounds or [0], np.int64)
+    cap = int(np.where(per >= 0, bound[np.maximum(per, 0)] + lens, 0).sum()) + 1
+    if has_sym:
+        saddr, soff, snames = _symbol_table(ctx)
+    else:
+        saddr, soff, snames = np.zeros(0, np.uint64), np.zeros(0, np.int64), np.zeros(1, np.uint8)
+    return _ftdat.format_bprint(buf, np.ascontiguousarray(offs, np.int64),
+                                np.ascontiguousarray(lens, np.int32), np.ascontiguousarray(per, np.int32),
+                                prog, np.array(starts or [0], np.int64), np.array(counts or [0], np.int64),
+                                np.frombuffer(bytes(lits) or b"\0", np.uint8), saddr, soff, snames,
+                                int(dat.big_endian), cap)
+
+
+def _bprint_payload(ctx, fmt, buf, offs, lens, bo):
+    """bprint (trace_printk) and bputs records: ``<caller>: <message>`` as trace-cmd prints
+    them, the message formatted from the printk format saved in the file."""
+    ip = _number(buf, offs, fmt.field("ip"), bo, lens).view(np.uint64)
+    who = _caller_text(ctx, ip)
+    if fmt.name == "bprint":
+        f = fmt.field("buf")
+        ptr = _number(buf, offs, fmt.field("fmt"), bo, lens).view(np.uint64)
+        data, o, ln = _bprint_messages(ctx, ptr, buf, offs + f.offset,
+                                       np.clip(lens - f.offset, 0, None).astype(np.int32), bo)
+        msg = _ragged_to_fixed(data, o, ln.astype(np.int64))
+    else:
+        ptr = _number(buf, offs, fmt.field("str"), bo, lens).view(np.uint64)
+        formats = _printk_formats(ctx.dat)
+        u, inv = np.unique(ptr, return_inverse=True)
+        msg = np.array([formats.get(p, "").encode("utf-8", "replace") for p in u.tolist()] or [b""],
+                       "S")[inv.reshape(-1)] if len(u) else np.zeros(0, "S1")
+    # the message ends at its first newline, as the report's line does
+    msg = np.strings.partition(msg, b"\n")[0] if len(msg) else msg
+    text = np.strings.add(np.strings.add(who, b": "), msg)
+    return _fixed_to_ragged(text)
+
+
+# -- every field of an event without a typed layout ----------------------------------------
+
+#: events whose payload text is their content (a message, a stack): no field columns
+_NO_FIELD_COLUMNS = ("print", "bprint", "bputs", "kernel_stack", "user_stack",
+                     "funcgraph_entry", "funcgraph_exit")
+#: format fields named like a common column: pid/comm as the typed layouts name them, others
+#: prefixed
+_RENAMED = {"pid": "task_pid", "comm": "task_comm"}
+
+
+def _field_column(name, taken):
+    col = _RENAMED.get(name, name)
+    while col in taken:
+        col = "f_" + col
+    return col
+
+
+def format_columns(fmt):
+    """[(column, kind, kernel field name, numpy type)] of an event format's fields as the
+    columns of a trace.dat event without a typed layout.  Kinds: ``int`` (a number: i1/u1,
+    i4 for 2-byte fields, i4/u4, i8/u8; pointers unsigned), ``array`` (a fixed array of
+    numbers: a sub-array column), ``sym`` (a string, char[N] or __data_loc char[]: an id into
+    Trace.symbols), ``bytes`` (a __data_loc or trailing array of numbers: ``<col>_off`` /
+    ``<col>_len`` into Trace.text_arena)."""
+    if fmt.name in _NO_FIELD_COLUMNS:
+        return []
+    taken = {c[0] for c in _ev.layout_columns("generic")}
+    out = []
+    for f in fmt.fields:
+        col = _field_column(f.name, taken)
+        taken.add(col)
+        if f.is_string:
+            out.append((col, "sym", f.name, "i4"))
+            continue
+        if f.dynamic or (f.array_len and f.size == 0) or f.type.endswith("[]"):
+            taken.update((col + "_off", col + "_len"))
+            out.append((col, "bytes", f.name, None))
+            continue
+        if f.array_len:
+            el = f.size // f.array_len if f.array_len else 0
+            if el in (1, 2, 4, 8) and el * f.array_len == f.size:
+                out.append((col, "array", f.name, (f"{'i' if f.signed else 'u'}{el}", (f.array_len,))))
+            else:
+                out.append((col, "bytes", f.name, None))
+                taken.update((col + "_off", col + "_len"))
+            continue
+        if f.size not in (1, 2, 4, 8):
+            out.append((col, "bytes", f.name, None))
+            taken.update((col + "_off", col + "_len"))
+            continue
+        signed = f.signed and not f.is_pointer
+        typ = {1: "i1" if signed else "u1", 2: "i4", 4: "i4" if signed else "u4",
+               8: "i8" if signed else "u8"}[f.size]
+        out.append((col, "int", f.name, typ))
+    return out
+
+
+@functools.lru_cache(maxsize=512)
+def _fields_dtype(cols):
+    """The generic layout's record with the format's field columns appended."""
+    base = _ev.dtype_for("generic")
+    names = list(base.names)
+    formats = [base.fields[n][0] for n in names]
+    offsets = [base.fields[n][1] for n in names]
+    off = base.itemsize
+    for col, kind, _k, typ in cols:
+        parts = [(col + "_off", "i8"), (col + "_len", "i4")] if kind == "bytes" else [(col, typ)]
+        for n, t in parts:
+            dt = np.dtype(t)
+            al = dt.base.itemsize
+            off = (off + al - 1) & ~(al - 1)
+            names.append(n)
+            formats.append(dt)
+            offsets.append(off)
+            off += dt.itemsize
+    return np.dtype({"names": names, "formats": formats, "offsets": offsets,
+                     "itemsize": (off + 7) & ~7})
+
+
+def _fill_format_fields(ctx, fmt, cols, a, buf, offs, lens, bo):
+    """Every field of the format into its column of a (see format_columns)."""
+    numeric = []
+    for col, kind, kname, typ in cols:
+        f = fmt.field(kname)
+        if kind == "sym":
+            a[col] = _string_ids(ctx, ctx.symbols, f, buf, offs, lens, bo)
+        elif kind == "int":
+            numeric.append((f.offset, f.size, int(f.signed), a.dtype.fields[col][1],
+                            {1: 1, 2: 4, 4: 4, 8: 8}[f.size]))
+        elif kind == "array":
+            dt = np.dtype(typ[0]).newbyteorder(bo)
+            raw = _gather(buf, offs, f.offset, f.size, lens)
+            a[col] = raw.reshape(-1).view(dt).reshape(len(offs), -1) if len(offs) else 0
+        else:
+            if f.dynamic:
+                starts, ln = _dyn_bounds(buf, offs, lens, f, bo)
+            else:
+                starts = offs + f.offset
+                ln = np.clip(lens - f.offset, 0, f.size if f.size else None)
+            data, o = _ragged(buf, starts, ln.astype(np.int64))
+            base = ctx.arena_add(data)
+            a[col + "_off"] = o + base
+            a[col + "_len"] = ln
+    if numeric:
+        _ftdat.fill_numbers(buf, np.ascontiguousarray(offs, np.int64),
+                            np.ascontiguousarray(lens, np.int32), a,
+                            np.array(numeric, np.int64).reshape(-1, 5), ctx.dat.big_endian)
+
+
+# -- function and function_graph tracer records --------------------------------------------
+
+def _is_ftrace(fmt, *fields):
+    return fmt.system in ("ftrace", "") and all(fmt.field(f) is not None for f in fields)
+
+
+def _function_payload(ctx, fmt, buf, offs, lens, bo):
+    """function tracer records: the traced function's name, as the report prints it (its
+    indentation aside; the parent is in the ``parent_ip`` column)."""
+    ip = _number(buf, offs, fmt.field("ip"), bo, lens).view(np.uint64)
+    return _fixed_to_ragged(_caller_text(ctx, ip))
+
+
+def _symbol_ids_of(ctx, addrs):
+    """Trace.symbols ids of the kallsyms names of code addresses (``0x..`` when none)."""
+    u, inv = np.unique(addrs, return_inverse=True)
+    names = [x.decode("utf-8", "replace") for x in _caller_text(ctx, u).tolist()]
+    with ctx.lock:
+        ids = ctx.symbols.ids(names)
+    return ids[inv.reshape(-1)] if len(u) else np.zeros(0, np.int32)
+
+
+def _funcgraph_fields(ctx, fmt, a, buf, offs, lens, bo):
+    """funcgraph_entry / funcgraph_exit into the text path's funcgraph layout: depth, func
+    (kallsyms name) and, for an exit, duration_ns = rettime - calltime (-1 for an entry: a
+    leaf's duration comes from its exit when the rows are merged, see _funcgraph_leaves)."""
+    a["depth"] = _number(buf, offs, fmt.field("depth"), bo, lens)
+    a["func"] = _symbol_ids_of(ctx, _number(buf, offs, fmt.field("func"), bo, lens).view(np.uint64))
+    a["duration_ns"] = -1
+    if fmt.field("rettime") is not None and fmt.field("calltime") is not None:
+        ret = _number(buf, offs, fmt.field("rettime"), bo, lens)
+        call = _number(buf, offs, fmt.field("calltime"), bo, lens)
+        a["duration_ns"] = ret - call
+
+
+def _funcgraph_leaves(per_event):
+    """An entry whose very next record of the merged stream (any CPU) is the exit of the same
+    pid and function prints as one leaf line ``func();`` with the exit's duration, and that
+    exit is not printed (trace-cmd's function_graph handler): the same rows here."""
+    ent, ex = per_event.get("funcgraph_entry"), per_event.get("funcgraph_exit")
+    if ent is None or ex is None or not len(ent) or not len(ex) or "func" not in ent.dtype.names:
+        return
+    j = np.searchsorted(ex["line"], ent["line"] + 1)
+    j = np.minimum(j, len(ex) - 1)
+    leaf = ((ex["line"][j] == ent["line"] + 1) & (ex["pid"][j] == ent["pid"]) &
+            (ex["func"][j] == ent["func"]))
+    if not leaf.any():
+        return
+    ent["duration_ns"][leaf] = ex["duration_ns"][j[leaf]]
+    keep = np.ones(len(ex), bool)
+    keep[j[leaf]] = False
+    per_event["funcgraph_exit"] = _take(ex, np.flatnonzero(keep))
+
+
+def _same_columns(ctx, name, parts):
+    """Parts of one event name decoded from formats with different fields (two systems
+    defining the same name): the field columns are dropped, the generic columns kept."""
+    if len({p.dtype for p in parts}) <= 1:
+        return parts
+    ctx.field_columns.pop(name, None)
+    base = _ev.dtype_for("generic")
+    out = []
+    for p in parts:
+        q = np.zeros(len(p), base)
+        for c in base.names:
+            if c in p.dtype.names:
+                q[c] = p[c]
+        out.append(q)
+    return out
+
+
+# -- saved tgids -----------------------------------------------------------------------------
+
+#: the option a trace.dat carries the kernel's saved_tgids in ("pid tgid" lines): written by
+#: the trace-cmd of gpuvis (TRACECMD_OPTION_SAVED_TGIDS); upstream trace-cmd records none
+OPT_SAVED_TGIDS = 32
+
+
+def saved_tgids(dat):
+    """{pid: tgid} of the file's saved-tgids option (empty when it has none)."""
+    out = {}
+    for data in dat.options.get(OPT_SAVED_TGIDS, []):
+        for m in re.finditer(rb"^\s*(\d+)\s+(\d+)\s*$", data, re.M):
+            pid, tgid = int(m.group(1)), int(m.group(2))
+            if 0 < pid < (1 << 31) and 0 < tgid < (1 << 31):
+                out[pid] = tgid
+    return out
+
+
+def _apply_tgids(per_event, tgids):
+    """The ``tgid`` column of every row whose pid the saved tgids know (as the text path's
+    ``(tgid)`` column); -1 elsewhere."""
+    if not tgids:
+        return
+    pids = np.fromiter(tgids.keys(), np.int64, len(tgids))
+    vals = np.fromiter(tgids.values(), np.int64, len(tgids))
+    o = np.argsort(pids)
+    pids, vals = pids[o], vals[o]
+    for a in per_event.values():
+        if not len(a) or "tgid" not in a.dtype.names:
+            continue
+        p = a["pid"].astype(np.int64)
+        j = np.minimum(np.searchsorted(pids, p), len(pids) - 1)
+        hit = pids[j] == p
+        a["tgid"] = np.where(hit, vals[j], -1)
+
+
+def _funcgraph_text(t, name, a):
+    """function_graph lines as trace-cmd report prints them: ``DURATION us |  func();`` (a
+    leaf), ``|  func() {``, ``DURATION us |  } /* func */``; two blanks per depth."""
+    dur = a["duration_ns"].astype(np.int64)
+    has = dur >= 0
+    d = np.maximum(dur, 0)
+    num = _cat(_S(d // 1000), b".", np.strings.zfill(_S(d % 1000), 3), b" us |  ")
+    col = np.where(has, np.strings.rjust(num, 17), np.strings.rjust(b"|  ", 17))
+    indent = np.array([b" " * 2 * k for k in range(64)], "S128")[np.clip(a["depth"], 0, 63)]
+    func = _col_text(t, a, "func", "sym")
+    if name == "funcgraph_exit":
+        body = _cat(b"} /* ", func, b" */")
+    else:
+        body = _cat(func, np.where(has, b"();", b"() {"))
+    return _cat(col, indent, body)
+
+
+def _has_funcgraph_exits(ctx, per_type):
+    """Whether the wanted records hold function_graph exits (see _funcgraph_leaves)."""
+    for tid in per_type:
+        fmt = ctx.formats.get(tid)
+        if fmt is not None and fmt.name == "funcgraph_exit" and \
+                (ctx.wanted is None or "funcgraph_exit" in ctx.wanted):
+            return True
+    return False
+
+
+def field_values(t, name):
+    """{kernel field name: values} of an event's format columns (Trace.df's columns): numbers
+    as they are, strings as str, fixed arrays and byte fields as one object per row."""
+    cols = getattr(getattr(t, "dat", None), "fields", {}).get(name)
+    a = t.events.get(name)
+    if not cols or a is None:
+        return {}
+    out = {}
+    for col, kind, kname, _typ in cols:
+        if kind == "sym":
+            out[kname] = t.symbol_names(a[col])
+        elif kind == "array":
+            v = np.empty(len(a), object)
+            v[:] = list(a[col])
+            out[kname] = v
+        elif kind == "bytes":
+            arena = t.text_arena
+            v = np.empty(len(a), object)
+            v[:] = [bytes(arena[o:o + n]) for o, n in zip(a[col + "_off"].tolist(), a[col + "_len"].tolist())]
+            out[kname] = v
+        else:
+            out[kname] = a[col]
+    return out
