@@ -773,7 +773,7 @@ def _decode_all(ctx, buf_desc, n_threads, path, *, pids, comm, start, end, shift
             per_event[name] = np.zeros(0, _ev.dtype_for(lay))
             layouts[name] = lay
     del outs, fallback
-    t = Trace()
+    t = Trace(layouts=layouts)
     t.comms = ctx.comms.table
     t.symbols = ctx.symbols.table
     t.text_arena = (np.concatenate(ctx.arena_parts) if ctx.arena_parts else np.zeros(0, np.uint8))
@@ -787,13 +787,12 @@ def _decode_all(ctx, buf_desc, n_threads, path, *, pids, comm, start, end, shift
     if selected:
         filtered += _select(t, per_event, layouts, pids, comm, start, end)
     t.events = per_event
-    t._layouts = layouts
     t.lost = lost
     if not selected:
         # the walk counted each CPU's rows: Trace.cpus() needs no pass over them
-        t.__dict__["_cpus_cache"] = (tuple((id(a), len(a)) for a in per_event.values()), sorted(
-            {cpu for tid in entries for cpu, c in per_type[tid] if c and cpu >= 0 and
-             (ctx.cpus is None or cpu in ctx.cpus)}))
+        known = sorted({cpu for tid in entries for cpu, c in per_type[tid] if c and cpu >= 0 and
+                        (ctx.cpus is None or cpu in ctx.cpus)})
+        t.derived("cpus", t._arrays_key(), lambda: known)
     kept = sum(len(a) for a in per_event.values())
     t.stats = Stats(lines=kept + len(lost) + filtered, events=kept, headers=len(lost),
                     filtered=filtered, malformed=0, truncated_last_line=False, error_counts={})
