@@ -18,7 +18,7 @@ __all__ = ["load", "Trace", "Stats", "LineError", "ParseError", "InputError", "O
 #: public name -> the submodule that defines it
 _HOME = {"load": "trace", "Trace": "trace", "Stats": "trace", "LineError": "trace",
          "ParseError": "trace", "InputError": "_source", "OutOfMemoryError": "trace"}
-#: the submodules an eager ``import ftrace_fast`` used to bind as attributes
+#: submodules reachable as attributes (``ftrace_fast.trace``), imported on first use
 _SUBMODULES = ("events", "trace", "_source", "_ftparse")
 
 

@@ -850,9 +850,8 @@ def client_for(workers=None, scheduler=None):
             workers = len(os.sched_getaffinity(0))
         except (AttributeError, OSError):
             workers = os.cpu_count() or 1
-    # no dashboard: no worker profiler sampling the task's stack every 10 ms, no event-loop
-    # ticks every 20 ms nor system monitor every 500 ms (idle, they cost 4% of a CPU in this
-    # process and 3% in each worker); the nannies' memory watch stays at Dask's pace
+    # no profiler, slow admin ticks: idle, they take CPU from the tasks; the nannies'
+    # memory watch stays at Dask's pace
     cfg = {"distributed.worker.profile.enabled": False, "distributed.admin.tick.interval": "1s",
            "distributed.admin.system-monitor.interval": "1s"}
     if _fork_workers():

@@ -470,7 +470,7 @@ def _percentiles(groups, values, n, ps=(50, 90, 99)):
     lo = int(values.min())
     span = int(values.max()) - lo + 1
     if n * span < 2**62:
-        # one sort of (group, value) packed into an int64 (half the time of a lexsort); the
+        # one sort of (group, value) packed into an int64 is cheaper than a lexsort; the
         # largest sample's index is then the last one equal to its group's max
         key = groups.astype(np.int64) * span + (values - lo)
         key.sort()
