@@ -301,3 +301,25 @@ def test_synthetic_bprint_report_is_still_the_stored_text(tmp_path):
     dat = dat_synth.bprint_dat(BASE, tmp_path / "bp.dat")
     r = subprocess.run(["trace-cmd", "report", "-i", str(dat)], capture_output=True, check=True)
     assert r.stdout == (DATA / "synth" / "bprint.report.txt").read_bytes()
+
+
+def test_field_columns_never_clash():
+    """A format (or a damaged one) whose field names meet the common columns, each other or
+    another field's _off/_len still gives one column per name: the record dtype builds."""
+    from types import SimpleNamespace as F
+    from ftrace_fast import tracedat
+
+    def field(name, size=4, dynamic=False, array_len=0, typ="int", string=False):
+        return F(name=name, size=size, dynamic=dynamic, array_len=array_len, type=typ,
+                 signed=True, is_pointer=False, is_string=string)
+    fmt = F(name="odd_event", fields=[
+        field("data_off", 8), field("data", 4, dynamic=True, typ="__data_loc u8[]"),
+        field("data"), field("pid"), field("task_pid"), field("cpu"), field("f_cpu"),
+        field("x", 4, typ="char[4]", string=True), field("x_len"), field("")])
+    cols = tracedat.format_columns(fmt)
+    assert len(cols) == len(fmt.fields)
+    dt = tracedat._fields_dtype(tuple(cols))
+    assert len(dt.names) == len(set(dt.names))
+    by_field = {k: c for c, _, k, _ in cols if k != "data"}
+    assert by_field["data_off"] == "data_off" and by_field["pid"] == "task_pid"
+    assert [c for c, kind, k, _ in cols if k == "data" and kind == "bytes"] == ["f_data"]

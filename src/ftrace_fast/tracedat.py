@@ -1745,10 +1745,13 @@ _NO_FIELD_COLUMNS = ("print", "bprint", "bputs", "kernel_stack", "user_stack",
 _RENAMED = {"pid": "task_pid", "comm": "task_comm"}
 
 
-def _field_column(name, taken):
+def _field_column(name, taken, suffixes=("",)):
+    """A free column name for the field (each of col + suffix free), marked taken: a format
+    (or a damaged one) may name fields like common columns or like another's _off/_len."""
     col = _RENAMED.get(name, name)
-    while col in taken:
+    while any(col + x in taken for x in suffixes):
         col = "f_" + col
+    taken.update(col + x for x in suffixes)
     return col
 
 
@@ -1764,31 +1767,23 @@ def format_columns(fmt):
     taken = {c[0] for c in _ev.layout_columns("generic")}
     out = []
     for f in fmt.fields:
-        col = _field_column(f.name, taken)
-        taken.add(col)
+        el = f.size // f.array_len if f.array_len else 0
         if f.is_string:
-            out.append((col, "sym", f.name, "i4"))
-            continue
-        if f.dynamic or (f.array_len and f.size == 0) or f.type.endswith("[]"):
-            taken.update((col + "_off", col + "_len"))
-            out.append((col, "bytes", f.name, None))
-            continue
-        if f.array_len:
-            el = f.size // f.array_len if f.array_len else 0
-            if el in (1, 2, 4, 8) and el * f.array_len == f.size:
-                out.append((col, "array", f.name, (f"{'i' if f.signed else 'u'}{el}", (f.array_len,))))
-            else:
-                out.append((col, "bytes", f.name, None))
-                taken.update((col + "_off", col + "_len"))
-            continue
-        if f.size not in (1, 2, 4, 8):
-            out.append((col, "bytes", f.name, None))
-            taken.update((col + "_off", col + "_len"))
-            continue
-        signed = f.signed and not f.is_pointer
-        typ = {1: "i1" if signed else "u1", 2: "i4", 4: "i4" if signed else "u4",
-               8: "i8" if signed else "u8"}[f.size]
-        out.append((col, "int", f.name, typ))
+            kind, typ = "sym", "i4"
+        elif f.dynamic or (f.array_len and f.size == 0) or f.type.endswith("[]"):
+            kind, typ = "bytes", None
+        elif f.array_len:
+            ok = el in (1, 2, 4, 8) and el * f.array_len == f.size
+            kind = "array" if ok else "bytes"
+            typ = (f"{'i' if f.signed else 'u'}{el}", (f.array_len,)) if ok else None
+        elif f.size not in (1, 2, 4, 8):
+            kind, typ = "bytes", None
+        else:
+            signed = f.signed and not f.is_pointer
+            kind, typ = "int", {1: "i1" if signed else "u1", 2: "i4", 4: "i4" if signed else "u4",
+                                8: "i8" if signed else "u8"}[f.size]
+        col = _field_column(f.name, taken, ("", "_off", "_len") if kind == "bytes" else ("",))
+        out.append((col, kind, f.name, typ))
     return out
 
 
