@@ -422,6 +422,7 @@ def test_background_write_of_the_cli(cdir, kvm_text, monkeypatch):
     t = quiet_load(kvm_text, cache=True)
     sched.task_summary(t)
     cache.flush()                  # what the process does at exit: the entry, then the model
+    settle(cdir)                   # both are written by children: the command does not wait
     assert len(entry_dirs(cdir)) == 1 and (entry_dirs(cdir)[0] / "model").is_dir()
     assert_same_trace(quiet_load(kvm_text, cache=False), quiet_load(kvm_text, cache=True))
 

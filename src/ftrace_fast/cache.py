@@ -800,11 +800,63 @@ def flush():
     tables built on cached traces (called at exit)."""
     while _WRITERS:
         _WRITERS.pop().join()
-    while _CHILDREN:
-        pid, entry = _CHILDREN.pop()
-        if entry in _PENDING:                 # it has to be there before we store into it
-            with contextlib.suppress(OSError):
-                os.waitpid(pid, 0)
+    writers = [(pid, entry) for pid, entry in _CHILDREN if entry in _PENDING]
+    _CHILDREN.clear()
+    if writers and _store_after(writers):
+        return
+    for pid, _ in writers:                    # the entry has to be there before we store into it
+        with contextlib.suppress(OSError):
+            os.waitpid(pid, 0)
+    _store_pending()
+
+
+def _store_after(writers):
+    """Store the pending models and tables from a forked child once the entry's writers are
+    done, so that the command exits now (it would wait for 1x its arrays' bytes to be
+    written).  The child's marker directory in each cache directory it stores into tells readers
+    (and tests) a writer is live."""
+    roots = sorted({e.root for e in _PENDING})
+    try:
+        go_r, go_w = os.pipe()
+    except OSError:
+        return False
+    try:
+        pid = os.fork()
+    except OSError:
+        os.close(go_r)
+        os.close(go_w)
+        return False
+    markers = [os.path.join(r, f"tmp-{pid if pid else os.getpid()}-store") for r in roots]
+    if pid == 0:
+        code = 1
+        try:
+            os.close(go_w)
+            os.read(go_r, 1)                  # the parent has made the marker (or died)
+            null = os.open(os.devnull, os.O_RDWR)
+            for fd in (0, 1, 2):
+                os.dup2(null, fd)
+            deadline = time.monotonic() + WRITER_WAIT_S
+            # a writer is done when its entry is published (or it died without one)
+            while any(not os.path.isdir(e.dir) and _pid_alive(w) for w, e in writers) and \
+                    time.monotonic() < deadline:
+                time.sleep(0.02)
+            _store_pending()
+            code = 0
+        finally:
+            for m in markers:
+                shutil.rmtree(m, ignore_errors=True)
+            os._exit(code)
+    # the parent names the child's marker before it may go, so no reader sees neither writer
+    os.close(go_r)
+    for m in markers:
+        with contextlib.suppress(OSError):
+            os.mkdir(m)
+    os.close(go_w)
+    _PENDING.clear()
+    return True
+
+
+def _store_pending():
     while _PENDING:
         e = _PENDING.pop()
         try:
