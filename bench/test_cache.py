@@ -5,9 +5,9 @@ each; the file is in the page cache).
 - second ``ftfast info`` / ``stats`` / ``diagnose`` (the entry exists): targets at 1 GB 0.3 s
   (about 2x ``wc -l``) for info, 0.6 s (about 4x ``wc -l``) for stats and diagnose; the output
   must be byte for byte the first run's and the ``--no-cache`` run's;
-- first run with the cache on (the entry is written by a forked writer, which the command
-  waits for only when it has the model or tables to store; the second run starts once the
-  writer is done) <= 1.1x the same command with ``--no-cache``;
+- first run with the cache on (the entry is written by a forked writer, the model and tables
+  by another forked child once the entry is there: the command waits for neither; the second
+  run starts once both are done) <= 1.1x the same command with ``--no-cache``;
 - the entry (arrays and model tables) <= 1.5x the event arrays' bytes (Trace.nbytes);
 - ``export.write_tables(trace, DIR, "parquet")`` <= 2x ``load()`` of the file (in process).
 

@@ -695,8 +695,8 @@ class Entry:
 
 _PENDING = []
 #: write a new entry beside the command (the CLI sets it): in a forked process on Linux,
-#: else on a thread; the command waits for it at exit only when it has a model or tables to
-#: store into the entry (flush)
+#: else on a thread; at exit the model and tables to store into the entry are handed to a
+#: forked child that waits for it (flush), so the command does not
 BACKGROUND = False
 _WRITERS = []      # threads
 _CHILDREN = []     # (pid, entry) of forked writers
