@@ -308,7 +308,10 @@ def test_two_processes_at_once(cdir, kvm_text):
 
 
 _SLOW_WRITER = textwrap.dedent("""
-    import sys, time
+    import signal, sys, time
+    # Ctrl-C as at a terminal, also when the test runner was started with SIGINT ignored
+    # (a background job of a script): Python then installs no KeyboardInterrupt handler
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     import numpy as np
     from ftrace_fast import cache
     import ftrace_fast
