@@ -432,6 +432,41 @@ def test_background_write_of_the_cli(cdir, kvm_text, monkeypatch):
     assert_same_trace(quiet_load(kvm_text, cache=False), quiet_load(kvm_text, cache=True))
 
 
+_BLOCKED_STORE = textwrap.dedent("""
+    import os, sys, time
+    from ftrace_fast import cache, cli
+    real = cache._Writer.array
+    def blocked(self, a):
+        while not os.path.exists(sys.argv[2]):     # the test releases it
+            time.sleep(0.02)
+        return real(self, a)
+    cache._Writer.array = blocked
+    sys.exit(cli.main(["stats", sys.argv[1], "--cache", "--format", "json"]))
+""")
+
+
+def test_a_command_on_a_cached_entry_leaves_its_stores_to_a_child(cdir, kvm_text, tmp_path):
+    env = dict(os.environ, FTFAST_CACHE_DIR=str(cdir))
+    first = subprocess.run(FTFAST + ["info", str(kvm_text), "--cache"], env=env,
+                           capture_output=True, timeout=120)
+    assert first.returncode == 0 and first.stderr == b""
+    settle(cdir)
+    d = entry_dirs(cdir)[0]
+    assert not (d / "model").exists()             # info builds no model
+    release = tmp_path / "release"
+    p = subprocess.run([sys.executable, "-c", _BLOCKED_STORE, str(kvm_text), str(release)],
+                       env=env, capture_output=True, timeout=120)
+    # the command is done while its model cannot be written: the store is a child's
+    assert p.returncode == 0
+    assert not (d / "model").exists() and any(n.endswith("-store") for n in leftovers(cdir))
+    release.touch()
+    settle(cdir)
+    assert (d / "model").is_dir() and (d / "derived").is_dir() and leftovers(cdir) == []
+    again = subprocess.run(FTFAST + ["stats", str(kvm_text), "--cache", "--format", "json"],
+                           env=env, capture_output=True, timeout=120)
+    assert again.returncode == 0 and (again.stdout, again.stderr) == (p.stdout, p.stderr)
+
+
 _RACING_WRITER = textwrap.dedent("""
     import sys, time
     from ftrace_fast import cache

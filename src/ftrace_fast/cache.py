@@ -669,6 +669,12 @@ class Entry:
         if self not in _PENDING:
             _PENDING.append(self)
 
+    def has_pending(self):
+        """Whether store_model or store_tables has anything to write."""
+        m = self._model() if self._model is not None else None
+        return bool(self._tables) or (m is not None and (
+            self.model_have is None or m._have & ~self.model_have != 0))
+
     def store_model(self):
         m = self._model() if self._model is not None else None
         if m is None or (self.model_have is not None and m._have & ~self.model_have == 0):
@@ -695,8 +701,8 @@ class Entry:
 
 _PENDING = []
 #: write a new entry beside the command (the CLI sets it): in a forked process on Linux,
-#: else on a thread; at exit the model and tables to store into the entry are handed to a
-#: forked child that waits for it (flush), so the command does not
+#: else on a thread; at exit the model and tables to store into an entry are handed to a
+#: forked child, which waits for the entry's writer (flush), so the command waits for neither
 BACKGROUND = False
 _WRITERS = []      # threads
 _CHILDREN = []     # (pid, entry) of forked writers
@@ -802,7 +808,10 @@ def flush():
         _WRITERS.pop().join()
     writers = [(pid, entry) for pid, entry in _CHILDREN if entry in _PENDING]
     _CHILDREN.clear()
-    if writers and _store_after(writers):
+    if not any(e.has_pending() for e in _PENDING):
+        _PENDING.clear()
+        return
+    if BACKGROUND and _store_after(writers):
         return
     for pid, _ in writers:                    # the entry has to be there before we store into it
         with contextlib.suppress(OSError):
@@ -811,10 +820,10 @@ def flush():
 
 
 def _store_after(writers):
-    """Store the pending models and tables from a forked child once the entry's writers are
+    """Store the pending models and tables from a forked child once the entries' writers are
     done, so that the command exits now (it would wait for 1x its arrays' bytes to be
-    written).  The child's marker directory in each cache directory it stores into tells readers
-    (and tests) a writer is live."""
+    written, and for the tables' own).  The child's marker directory in each cache directory
+    it stores into tells readers (and tests) a writer is live."""
     roots = sorted({e.root for e in _PENDING})
     try:
         go_r, go_w = os.pipe()
