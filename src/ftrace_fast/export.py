@@ -631,12 +631,21 @@ def write_tables(trace, out_dir, fmt="parquet", *, start=None, end=None, cpus=No
                                                        else f.type) for f in table.schema]))
                 pa.csv.write_csv(table, path)
             return table.num_rows
+        analysis = _beside(lambda: analysis_tables(trace, start=start, end=end, cpus=cpus,
+                                                   pids=pids, comm=comm))
         counts = {}
-        for name in trace.events:
-            a = trace.events[name]
-            mask = _event_mask(a, start, end, cpus)
-            counts[name] = put(_file_name(name), event_table(trace, name, mask))
-        tables = analysis_tables(trace, start=start, end=end, cpus=cpus, pids=pids, comm=comm)
+        try:
+            for name in trace.events:
+                a = trace.events[name]
+                mask = _event_mask(a, start, end, cpus)
+                counts[name] = put(_file_name(name), event_table(trace, name, mask))
+        except BaseException:
+            try:                                 # not left running; the first error is the one
+                analysis()
+            except BaseException:
+                pass
+            raise
+        tables = analysis()
         rows = {name: put(name, t) for name, t in tables.items()}
         span = trace.span
         meta = {"input": trace.source, "format": trace.format_description(),
@@ -662,6 +671,29 @@ def write_tables(trace, out_dir, fmt="parquet", *, start=None, end=None, cpus=No
     finally:
         if tmp is not None:
             shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _beside(fn):
+    """Start fn on another thread; returns a function that waits for its result (or raises
+    its exception).  The analysis (the model's walk, NumPy) and the event tables' conversion
+    and writes (NumPy copies, pyarrow) run mostly without the GIL, so they overlap."""
+    import threading
+    out = {}
+
+    def run():
+        try:
+            out["value"] = fn()
+        except BaseException as exc:  # re-raised in the caller's thread
+            out["error"] = exc
+    th = threading.Thread(target=run, name="ftrace_fast-export")
+    th.start()
+
+    def result():
+        th.join()
+        if "error" in out:
+            raise out["error"]
+        return out["value"]
+    return result
 
 
 def _file_name(event):
