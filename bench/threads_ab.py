@@ -36,7 +36,7 @@ def _kvm(t):
 def _export(t):
     from ftrace_fast import export
 
-    def inline(fn):
+    def inline(fn, name=None):
         value = fn()
         return lambda: value
 

@@ -37,6 +37,7 @@ import numpy as np
 from . import machines as _machines
 from . import _group, sched
 from ._output import atomic_output
+from ._threads import beside as _beside
 from .plot import STATE_STYLE, nice_bin, timeline_tasks
 from .trace import _time_arg
 
@@ -631,8 +632,9 @@ def write_tables(trace, out_dir, fmt="parquet", *, start=None, end=None, cpus=No
                                                        else f.type) for f in table.schema]))
                 pa.csv.write_csv(table, path)
             return table.num_rows
+        # the analysis (model walk, NumPy) beside the event tables' conversion and writes
         analysis = _beside(lambda: analysis_tables(trace, start=start, end=end, cpus=cpus,
-                                                   pids=pids, comm=comm))
+                                                   pids=pids, comm=comm), "ftrace_fast-export")
         counts = {}
         try:
             for name in trace.events:
@@ -671,29 +673,6 @@ def write_tables(trace, out_dir, fmt="parquet", *, start=None, end=None, cpus=No
     finally:
         if tmp is not None:
             shutil.rmtree(tmp, ignore_errors=True)
-
-
-def _beside(fn):
-    """Start fn on another thread; returns a function that waits for its result (or raises
-    its exception).  The analysis (the model's walk, NumPy) and the event tables' conversion
-    and writes (NumPy copies, pyarrow) run mostly without the GIL, so they overlap."""
-    import threading
-    out = {}
-
-    def run():
-        try:
-            out["value"] = fn()
-        except BaseException as exc:  # re-raised in the caller's thread
-            out["error"] = exc
-    th = threading.Thread(target=run, name="ftrace_fast-export")
-    th.start()
-
-    def result():
-        th.join()
-        if "error" in out:
-            raise out["error"]
-        return out["value"]
-    return result
 
 
 def _file_name(event):

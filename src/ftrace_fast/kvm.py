@@ -64,7 +64,7 @@ import threading
 
 import numpy as np
 
-from . import _ftsched, _group, sched
+from . import _ftsched, _group, _threads, sched
 from ._fmt import duration as format_duration
 from ._group import dense as _dense, group as _group_rows
 from . import machines as _machines
@@ -661,23 +661,7 @@ def _background(*fns):
     """Run fns in order on another thread; returns a join() that waits for them and re-raises
     their exception in the caller's thread.  The figures are memoised per trace, so work done
     there is found, not repeated, by the caller once joined."""
-    import threading
-    err = []
-
-    def run():
-        try:
-            for fn in fns:
-                fn()
-        except BaseException as exc:  # re-raised by join(), in the caller's thread
-            err.append(exc)
-    th = threading.Thread(target=run, name="ftrace_fast-kvm")
-    th.start()
-
-    def join():
-        th.join()
-        if err:
-            raise err[0]
-    return join
+    return _threads.beside(lambda: [fn() for fn in fns], "ftrace_fast-kvm")
 
 
 # ---------------------------------------------------------------------------------------------
