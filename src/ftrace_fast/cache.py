@@ -669,15 +669,20 @@ class Entry:
         if self not in _PENDING:
             _PENDING.append(self)
 
-    def has_pending(self):
-        """Whether store_model or store_tables has anything to write."""
-        m = self._model() if self._model is not None else None
-        return bool(self._tables) or (m is not None and (
-            self.model_have is None or m._have & ~self.model_have != 0))
-
-    def store_model(self):
+    def _model_to_store(self):
+        """The kept model when it has tables the entry does not hold yet, else None."""
         m = self._model() if self._model is not None else None
         if m is None or (self.model_have is not None and m._have & ~self.model_have == 0):
+            return None
+        return m
+
+    def has_pending(self):
+        """Whether store_model or store_tables has anything to write."""
+        return bool(self._tables) or self._model_to_store() is not None
+
+    def store_model(self):
+        m = self._model_to_store()
+        if m is None:
             return
         if not os.path.isdir(self.dir):
             return
