@@ -26,7 +26,7 @@ parser state), then the included ``_ftparse_tables.pxi`` (tables lowered from ev
 this file keeps the Python side.
 """
 
-from libc.stdint cimport int8_t, int32_t, int64_t, uint8_t, uint64_t
+from libc.stdint cimport int8_t, int32_t, int64_t, uint8_t, uint64_t, INT64_MAX
 from libc.string cimport memchr, memcmp, memcpy, memset, strlen
 from libc.stdlib cimport malloc, calloc, realloc, free
 from cpython.buffer cimport PyBuffer_FillInfo
@@ -152,6 +152,8 @@ cdef class Parser:
             raise ValueError("max_line must be at least 1 byte")
         P.max_line = min(max_line, (1 << 62))
         P.long_nbytes = -1
+        P.rec_ts_lo = INT64_MAX
+        P.rec_ts_hi = -1
         if intern_init(&P.comms) < 0 or intern_init(&P.syms) < 0 or intern_init(&P.names) < 0:
             raise MemoryError()
         P.strict = 1 if strict else 0
@@ -503,6 +505,11 @@ cdef class Parser:
             "machine_runs": take_grow(&P.machine_runs).view(np.int64).reshape(-1, 2),
             "line_kinds": take_grow(&P.line_kinds) if P.mark_lines else None,
             "kept_text": self._take_kept() if P.keep_text else None,
+            # None where the records were not kept or a CPU is past the bitmap: computed then
+            "span": None if P.no_records else
+                    ((P.rec_ts_lo, P.rec_ts_hi) if P.rec_ts_hi >= 0 else ()),
+            "cpus": None if P.no_records or P.cpu_wide else
+                    [c for c in range(SPAN_CPUS) if P.cpu_bits[c >> 6] >> (c & 63) & 1],
             "lines": P.lines, "events_count": P.events, "headers": P.headers,
             "filtered": P.filtered, "malformed": P.malformed,
             "truncated_last_line": bool(P.truncated_last), "max_line": P.max_line,

@@ -75,6 +75,8 @@ cdef enum:
     MAX_ERRORS = 500
     FG_MAXDEPTH = 128
     MAX_CPU = 1 << 20
+    SPAN_WORDS = 64
+    SPAN_CPUS = 4096       # SPAN_WORDS * 64
 
 # timestamp kinds
 cdef enum:
@@ -301,6 +303,12 @@ cdef struct PState:
     # optional copy of the text of the header and kept event lines (for `ftfast filter`)
     int keep_text
     Grow kept_text
+    # the kept records' time span (ts >= 0; rec_ts_hi -1: none) and CPUs (a bit per CPU
+    # below SPAN_CPUS; cpu_wide: one at or above it), for Trace.span / cpus() without a pass
+    int64_t rec_ts_lo
+    int64_t rec_ts_hi
+    uint64_t cpu_bits[SPAN_WORDS]
+    int cpu_wide
     # count events without keeping their records: each record (and payload text) is built
     # in the same place, so a payload is still checked and its tasks still filter the line
     int no_records

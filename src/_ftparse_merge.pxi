@@ -125,6 +125,13 @@ cdef int absorb_tables(PState *P, PState *Q, int32_t *lut_type) noexcept nogil:
     P.n_funcgraph += Q.n_funcgraph
     P.n_dmesg += Q.n_dmesg
     P.n_prefixed += Q.n_prefixed
+    if Q.rec_ts_lo < P.rec_ts_lo:
+        P.rec_ts_lo = Q.rec_ts_lo
+    if Q.rec_ts_hi > P.rec_ts_hi:
+        P.rec_ts_hi = Q.rec_ts_hi
+    for c in range(SPAN_WORDS):
+        P.cpu_bits[c] |= Q.cpu_bits[c]
+    P.cpu_wide |= Q.cpu_wide
     P.multifile = Q.multifile
     P.stop = Q.stop
     return 0

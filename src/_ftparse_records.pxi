@@ -111,8 +111,22 @@ cdef inline void drop_record(PState *P, int32_t et) noexcept nogil:
     P.types[et].recs.size -= <size_t>P.types[et].rec_size
 
 cdef inline void commit_record(PState *P, int32_t et) noexcept nogil:
-    P.types[et].count += 1
+    cdef EvType *t = &P.types[et]
+    cdef const char *rec = t.recs.data + t.recs.size - <size_t>t.rec_size
+    cdef int64_t ts = (<int64_t*>(rec + C_TS))[0]
+    cdef int32_t cpu = (<int32_t*>(rec + C_CPU))[0]
+    t.count += 1
     P.events += 1
+    if ts >= 0:
+        if ts < P.rec_ts_lo:
+            P.rec_ts_lo = ts
+        if ts > P.rec_ts_hi:
+            P.rec_ts_hi = ts
+    if cpu >= 0:
+        if cpu < SPAN_CPUS:
+            P.cpu_bits[cpu >> 6] |= (<uint64_t>1) << (cpu & 63)
+        else:
+            P.cpu_wide = 1
 
 cdef inline int put_text(PState *P, char *rec, int32_t off_o, int32_t len_o,
                          const char *p, const char *e) noexcept nogil:

@@ -71,6 +71,8 @@ def assert_same_trace(a, b, why=""):
     assert a.clock == b.clock, why
     assert a.format == b.format, why
     assert list(a._layouts.items()) == list(b._layouts.items()), why
+    for t in (a, b):          # the span and CPUs the parser noted are those of the arrays
+        assert t.span == t._span() and t.cpus() == t._cpus(), why
     for f in ("line_kinds", "kept_text"):
         x, y = getattr(a, f), getattr(b, f)
         if x is None or y is None:
@@ -283,3 +285,22 @@ def test_error_records_name_only_their_own_line_event(tmp_path):
         (5, "orphan_stack_frame", None)]
     for s in _line_starts(data)[1:]:
         assert_same_trace(whole, _load(p, [s], events=["sched_switch"]), f"cut at {s}")
+
+
+def test_span_and_cpus_past_the_parsers_cpu_bitmap(tmp_path):
+    """CPUs at and past the parser's bitmap (4096), a line without a CPU among them."""
+    lines = ["# tracer: nop\n"]
+    for i, cpu in enumerate([3, 4095, 4096, 70000, 3]):
+        lines.append(f"  a-1 [{cpu:03d}] d..2. {100 + i}.000001: sched_wakeup: comm=b pid=2 "
+                     f"prio=120 target_cpu={cpu:03d}\n")
+    p = tmp_path / "wide.txt"
+    p.write_text("".join(lines))
+    t = ftrace_fast.load(p)
+    # the span is the parser's; the CPUs, past its bitmap, are computed
+    assert t.derived_ready("span", t._arrays_key()) and not t.derived_ready("cpus", t._arrays_key())
+    assert t.cpus() == [3, 4095, 4096, 70000] == t._cpus()
+    assert t.span == (100000001000, 104000001000) == t._span()
+    p.write_text("".join(lines[:2] + lines[-1:]))
+    t = ftrace_fast.load(p, cpus=[4095])
+    assert t.derived_ready("cpus", t._arrays_key())
+    assert t.cpus() == [] == t._cpus() and t.span is None
