@@ -435,6 +435,11 @@ cdef class Parser:
         return self.P.lines
 
     @property
+    def events(self):
+        """Events kept so far."""
+        return self.P.events
+
+    @property
     def offset(self):
         return self.P.offset
 

@@ -463,6 +463,7 @@ ERRORS = [
     (["info", "{d}/dir"], 3, "is a directory"),
     (["stats", "{d}/trace.dat"], 3, "offset 13: expected long size 4 or 8, got 0"),
     (["filter", "{d}/notes.txt", "-o", "{d}/o.txt"], 3, "not ftrace text"),
+    (["filter", "{d}/notes.txt", "-o", "-"], 3, "not ftrace text"),
     (["stats", "{f}", "--comm", "CPU ("], 2, "bad --comm regex"),
     (["filter", "{f}", "-o", "{d}/o.txt", "--comm", "[a"], 2, "bad --comm regex"),
     (["stats", "{f}", "--start", "2", "--end", "1"], 2, "bad time range"),
@@ -528,6 +529,24 @@ def test_closed_pipe_is_not_an_error():
                        "echo rc=${PIPESTATUS[0]}", shell=True, capture_output=True, env=ENV,
                        timeout=60, executable="/bin/bash")
     assert p.stderr == b"" and p.stdout.decode().splitlines() == ["# tracer: nop", "rc=0"]
+
+
+def test_filter_streams_a_big_input_in_order(tmp_path):
+    """Over PARALLEL_MIN_BYTES the copy is parsed in chunks on two threads and written as
+    they are merged: the same text as one parser's, and a reader that stops early stops it."""
+    from ftrace_fast import trace as trace_mod
+    text = gzip.decompress(SMP2.read_bytes())
+    big = tmp_path / "big.txt"
+    big.write_bytes(text + text.split(b"\n", 12)[-1] * (trace_mod.PARALLEL_MIN_BYTES // len(text) + 2))
+    out = tmp_path / "f.txt"
+    ok("filter", big, "-o", out, "--comm", "KVM|qemu", "-q")
+    want = ftrace_fast.load(big, keep_text=True, records=False, comm="KVM|qemu", threads=1,
+                            warn=False)
+    assert out.read_bytes() == b"".join(want.kept_text)
+    p = subprocess.run(" ".join(FTFAST) + f" filter {big} -o - -q | head -3; "
+                       "echo rc=${PIPESTATUS[0]}", shell=True, capture_output=True, env=ENV,
+                       timeout=60, executable="/bin/bash")
+    assert p.stderr == b"" and p.stdout.decode().splitlines()[-1] == "rc=0"
 
 
 # -- the skill's scripts, and the pipelines they replace --------------------------------------

@@ -304,3 +304,65 @@ def test_span_and_cpus_past_the_parsers_cpu_bitmap(tmp_path):
     t = ftrace_fast.load(p, cpus=[4095])
     assert t.derived_ready("cpus", t._arrays_key())
     assert t.cpus() == [] == t._cpus() and t.span is None
+
+
+# -- the streamed filtered copy (ftfast filter): chunks merged in order, text handed over ------
+
+def _streamed(path, chunk, threads=2, **kw):
+    """load(keep_text, records=False) through trace._stream with chunks of ``chunk`` bytes:
+    (trace, the text the sink got, the largest text the sink got at once)."""
+    got, most = [], [0]
+
+    def sink(pieces, parser):
+        n = sum(len(p) for p in pieces)
+        most[0] = max(most[0], n)
+        got.extend(bytes(p) for p in pieces)
+    old = trace_mod.STREAM_CHUNK, trace_mod.PARALLEL_MIN_BYTES
+    trace_mod.STREAM_CHUNK, trace_mod.PARALLEL_MIN_BYTES = chunk, 0
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            try:
+                t = ftrace_fast.load(path, keep_text=True, records=False, cache=False,
+                                     threads=threads, _text_sink=sink, **kw)
+            except trace_mod.ParseError as exc:
+                return ("ParseError", str(exc)), b"".join(got), most[0]
+    finally:
+        trace_mod.STREAM_CHUNK, trace_mod.PARALLEL_MIN_BYTES = old
+    return t, b"".join(got) + b"".join(t.kept_text), most[0]
+
+
+@pytest.mark.parametrize("kw", [{}, {"comm": "KVM|qemu|a"}, {"strict": True},
+                                {"events": ["sched_switch", "stack_frame"], "cpus": [0, 1]}],
+                         ids=str)
+def test_streamed_copy_equals_the_one_thread_parse(kw, tmp_path):
+    """Cut every few KB (stack frames, LOST markers, function_graph and trace-cmd headers at
+    the cuts: a chunk that needs the lines before it is parsed again in order), with 1 to 3
+    threads: the same text, counts and errors as one parser reading the whole file."""
+    rng = random.Random(7)
+    before = dict(trace_mod.PART_COUNTS)
+    for path in _files()[:25]:
+        plain = _plain(path, tmp_path)
+        whole = _load(plain, keep_text=True, records=False, **kw)
+        size = plain.stat().st_size            # at most a few hundred chunks a file
+        for chunk in (max(rng.randrange(200, 3000), size // 300),
+                      max(rng.randrange(3000, 40000), size // 40)):
+            for threads in (1, 2, 3):
+                t, text, _ = _streamed(plain, chunk, threads, **kw)
+                why = f"{path.name} {kw} chunk {chunk} threads {threads}"
+                if isinstance(whole, tuple):
+                    assert t == whole, why
+                    continue
+                assert text == b"".join(whole.kept_text), why
+                assert t.stats == whole.stats and t.errors == whole.errors, why
+    # both ways of joining a chunk were taken: merged, and parsed again after the ones before
+    assert all(trace_mod.PART_COUNTS[k] > before.get(k, 0) for k in ("merged", "parsed_again"))
+
+
+def test_streamed_copy_hands_the_text_over_chunk_by_chunk(tmp_path):
+    """The sink gets each chunk's text as it is merged: never the whole copy at once."""
+    p = tmp_path / "big.txt"
+    p.write_bytes(tracegen.generate(random.Random(5), "kernel5", n_events=8000).data)
+    t, text, most = _streamed(p, 16 << 10, 2)
+    assert text == b"".join(_load(p, keep_text=True, records=False).kept_text)
+    assert len(text) > 400_000 and most <= (16 << 10) * 2, (len(text), most)

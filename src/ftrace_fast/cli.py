@@ -1089,6 +1089,43 @@ def _output(path, mode, out):
         raise CliError(f"cannot write {path}: {exc.strerror or exc}", EXIT_OUTPUT) from None
 
 
+class _WriteFailed(Exception):
+    """An OSError of the output met inside the loader (which reads OSErrors as the input's)."""
+
+    def __init__(self, error):
+        super().__init__(str(error))
+        self.error = error
+
+
+class _TextOut:
+    """Where ``ftfast filter`` writes the kept text as the parser hands it over.  A file is
+    published only on success (_output); on stdout (hold) nothing is written before the
+    first event is kept, so that an input that is no ftrace text writes nothing there."""
+
+    def __init__(self, dst, hold):
+        self.dst = dst
+        self.held = [] if hold else None
+
+    def __call__(self, pieces, parser):
+        if self.held is not None:
+            self.held += pieces
+            if not parser.events:
+                return
+            pieces, self.held = self.held, None
+        try:
+            for piece in pieces:
+                self.dst.write(memoryview(piece))
+        except OSError as exc:      # a full disk, a reader gone: the load stops here
+            raise _WriteFailed(exc) from None
+
+    def close(self, rest):
+        """The text not handed over while parsing (a cached load hands over none)."""
+        pieces = (self.held or []) + list(rest or [])
+        self.held = None
+        for piece in pieces:
+            self.dst.write(memoryview(piece))
+
+
 def cmd_filter(args, out):
     sel = Selection(args)
     if args.machine is not None or args.more_files:
@@ -1096,12 +1133,17 @@ def cmd_filter(args, out):
                        "--machine and more input files do not apply", EXIT_USAGE)
     args._ftfast_all = True
     _check_output(args.output, args.file)
-    # the kept lines are copied while parsing: the input is read twice only for --tgid
+    # the kept lines are written while parsing: the input is read twice only for --tgid
     with _input_path(args.file, twice=sel.tgids is not None) as path:
-        t = _load_filtered(path, sel, args, keep_text=True, records=False)
-    with _output(args.output, "wb", out) as dst:
-        for piece in t.kept_text:
-            dst.write(memoryview(piece))
+        with _output(args.output, "wb", out) as dst:
+            text = _TextOut(dst, hold=args.output == "-")
+            try:
+                t = _load_filtered(path, sel, args, keep_text=True, records=False,
+                                   _text_sink=text)
+            except _WriteFailed as exc:
+                # out of the loader, whose own OSErrors are the input's
+                raise exc.error from None
+            text.close(t.kept_text)
     kept = t.stats.events + t.stats.headers
     if not args.quiet:
         print(f"ftfast filter: kept {kept} of {t.stats.lines} lines ({t.stats.events} events, "

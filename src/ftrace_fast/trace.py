@@ -286,7 +286,7 @@ def load(source, *, events=None, cpus=None, pids=None, comm=None, start=None, en
          strict=False, chunk_size=None, progress=None, warn=True, mark_lines=False,
          keep_text=False, records=True, threads=None, cache=None, buffer=None,
          max_line=None,
-         guest_sync=None, _dat_fields=True) -> "Trace":
+         guest_sync=None, _dat_fields=True, _text_sink=None) -> "Trace":
     """Load every event of an ftrace text log, or of a trace-cmd trace.dat (detected by its
     magic bytes, see ``ftrace_fast.tracedat``), into NumPy arrays.
 
@@ -353,6 +353,9 @@ def load(source, *, events=None, cpus=None, pids=None, comm=None, start=None, en
                    strict=strict, chunk_size=chunk_size, progress=progress, warn=warn,
                    mark_lines=mark_lines, keep_text=keep_text, records=records,
                    threads=threads, max_line=max_line)
+    if _text_sink is not None and keep_text and not records and cache is False:
+        # (ftfast filter) the kept text handed over as it is parsed, not kept: see _stream
+        text_kw["text_sink"] = _text_sink
     if cache is not False:
         from . import cache as _cache
         opts = _cache.options_key(events=events, cpus=cpus, pids=pids,
@@ -376,7 +379,8 @@ def _window_and_events(start, end, events):
 
 def _load(source, *, events=None, cpus=None, pids=None, comm=None, start=None, end=None,
           strict=False, chunk_size=None, progress=None, warn=True, mark_lines=False,
-          keep_text=False, records=True, threads=None, part_offsets=None, max_line=None):
+          keep_text=False, records=True, threads=None, part_offsets=None, max_line=None,
+          text_sink=None):
     """load(); part_offsets (tests): cut a plain file into parts at the first line start
     at or after each of these byte offsets, whatever its size."""
     comm_re = _compile_comm(comm)
@@ -394,7 +398,7 @@ def _load(source, *, events=None, cpus=None, pids=None, comm=None, start=None, e
     try:
         return _load_source(src, parser, make_parser, strict=strict, chunk_size=chunk_size,
                             progress=progress, warn=warn, threads=threads,
-                            part_offsets=part_offsets, line_limit=line_limit)
+                            part_offsets=part_offsets, line_limit=line_limit, sink=text_sink)
     except OutOfMemoryError:
         raise
     except MemoryError as exc:
@@ -420,18 +424,22 @@ def _feed(parser, stream, chunk, line_limit, on_block=None):
 
 
 def _load_source(src, parser, make_parser, *, strict, chunk_size, progress, warn, threads,
-                 part_offsets, line_limit):
+                 part_offsets, line_limit, sink=None):
     if progress is None:
         progress = sys.stderr.isatty() and (src.size or 0) > (256 << 20)
     bar = _Progress(src, progress)
     try:
         starts = _part_starts(src, threads, part_offsets)
-        if starts is None:
+        if sink is not None and starts is not None and part_offsets is None:
+            parser = _stream(src, parser, make_parser, len(starts), bar, line_limit, sink)
+        elif starts is None:
             done = [0]
 
             def on_block(n):
                 done[0] += n
                 bar.update(done[0])
+                if sink is not None:
+                    sink(parser._take_kept(), parser)
             _feed(parser, src.stream, chunk_size or DEFAULT_CHUNK, line_limit, on_block)
         else:
             chunk = chunk_size or max(DEFAULT_CHUNK // len(starts), 1 << 20)
@@ -513,6 +521,88 @@ def _part_starts(src, threads, offsets=None):
         if starts[-1] < s < src.size:
             starts.append(s)
     return starts if len(starts) > 1 else None
+
+
+#: the chunks a filtered copy is parsed in (_stream), and how many may be parsed ahead of the
+#: one being written, per thread
+STREAM_CHUNK = 8 << 20
+STREAM_AHEAD = 2
+
+
+def _stream(src, first, make_parser, nthreads, bar, line_limit, sink):
+    """Parse a plain file in chunks of STREAM_CHUNK bytes on nthreads threads and merge them
+    in order into `first` (Parser.absorb; a chunk that needs the lines before it is parsed
+    again by `first`, as in _parse_parts), calling sink(text pieces, first) with the kept
+    text of each chunk as it is merged: a filtered copy is written while the input is read,
+    with memory bounded by the chunks in flight, not by the output."""
+    import threading
+    fd = src.raw.fileno()
+    starts = [0]
+    for s in line_starts(fd, src.size, list(range(STREAM_CHUNK, src.size, STREAM_CHUNK))):
+        if starts[-1] < s < src.size:
+            starts.append(s)
+    ends = starts[1:] + [src.size]
+    n = len(starts)
+    parsed = [None] * n
+    cond = threading.Condition()
+    st = {"next": 0, "merged": -1, "stop": False, "error": None}
+
+    def work():
+        while True:
+            with cond:
+                while not st["stop"] and st["next"] - st["merged"] > STREAM_AHEAD * nthreads:
+                    cond.wait()
+                if st["stop"] or st["next"] >= n:
+                    return
+                i = st["next"]
+                st["next"] += 1
+            try:
+                p = first if i == 0 else make_parser(later_part=True)
+                _feed(p, Region(fd, starts[i], ends[i]), DEFAULT_CHUNK // 4, line_limit)
+            except BaseException as exc:  # re-raised in the calling thread
+                with cond:
+                    st["error"], st["stop"] = st["error"] or exc, True
+                    cond.notify_all()
+                return
+            with cond:
+                parsed[i] = p
+                cond.notify_all()
+    workers = [threading.Thread(target=work, daemon=True) for _ in range(nthreads)]
+    for w in workers:
+        w.start()
+    try:
+        for i in range(n):
+            with cond:
+                while parsed[i] is None and st["error"] is None:
+                    cond.wait()
+                if st["error"] is not None:
+                    break
+                part, parsed[i] = parsed[i], None
+            if i:
+                if first.stopped:
+                    break
+                if first.absorb(part):
+                    PART_COUNTS["merged"] += 1
+                else:
+                    PART_COUNTS["parsed_again"] += 1
+                    _feed(first, Region(fd, starts[i], ends[i]), DEFAULT_CHUNK // 4, line_limit)
+            del part
+            sink(first._take_kept(), first)
+            bar.update(ends[i])
+            with cond:
+                st["merged"] = i
+                cond.notify_all()
+            if first.stopped:
+                break
+    finally:
+        with cond:
+            st["stop"] = True
+            cond.notify_all()
+        for w in workers:
+            w.join()
+    if st["error"] is not None:
+        raise st["error"]
+    return first
 
 
 def _parse_parts(src, first, make_parser, starts, chunk, bar, line_limit):
