@@ -104,7 +104,10 @@ def make_case(rnd, seeds):
     if rnd.random() < 0.15:
         # a line limit the lines cross: long lines skipped whole or read through by blocks()
         kw["max_line"] = rnd.choice([8, 40, 100])
-    if rnd.random() < 0.3 and data:
+    if kw.get("records") is False and rnd.random() < 0.6 and data:
+        # ftfast filter's streamed copy, in chunks of a few lines
+        kw["stream_chunk"] = rnd.randint(1, max(len(data) // 3, 1))
+    elif rnd.random() < 0.3 and data:
         # parsed in parts (threads), compared with the one-thread parse
         kw["part_offsets"] = sorted(rnd.randrange(len(data)) for _ in range(rnd.randint(1, 3)))
     return data, kw
@@ -139,11 +142,38 @@ def _load_parts(data, kw):
     return parts
 
 
+def _load_streamed(data, kw):
+    """The filtered copy streamed (ftfast filter's path: small chunks on two threads, the
+    text handed to a sink as they merge); must equal the one-thread parse."""
+    kw = dict(kw)
+    chunk = kw.pop("stream_chunk")
+    got = []
+    fd, path = tempfile.mkstemp(prefix="ftfast-fuzz-")
+    old = trace_mod.STREAM_CHUNK, trace_mod.PARALLEL_MIN_BYTES
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        whole = ftrace_fast.load(io.BytesIO(data), **kw)
+        trace_mod.STREAM_CHUNK, trace_mod.PARALLEL_MIN_BYTES = chunk, 0
+        t = ftrace_fast.load(path, cache=False, threads=2,
+                             _text_sink=lambda pieces, parser: got.extend(map(bytes, pieces)),
+                             **kw)
+    finally:
+        trace_mod.STREAM_CHUNK, trace_mod.PARALLEL_MIN_BYTES = old
+        os.unlink(path)
+    got.extend(map(bytes, t.kept_text))
+    t.kept_text = [b"".join(got)]
+    _same(whole, t)
+    return t
+
+
 def check_case(data, kw):
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            if "part_offsets" in kw:
+            if "stream_chunk" in kw:
+                t = _load_streamed(data, kw)
+            elif "part_offsets" in kw:
                 t = _load_parts(data, kw)
             else:
                 t = ftrace_fast.load(io.BytesIO(data), **kw)
@@ -156,6 +186,8 @@ def check_case(data, kw):
         return
     s = t.stats
     assert s.lines == s.events + s.headers + s.filtered + s.malformed, (data, s)
+    # the span and CPUs the parser noted are those of the arrays
+    assert t.span == t._span() and t.cpus() == t._cpus()
     assert s.lines == data.count(b"\n") + (0 if data.endswith(b"\n") or not data else 1)
     if kw.get("records", True):
         assert s.events == sum(len(a) for a in t.events.values())
