@@ -821,6 +821,9 @@ def stats_document(args):
     sel = Selection(args)
     t, chosen, need_model = _stats_input(args, sel)
     pids = _task_pids(t, sel)
+    if "kvm" in chosen:
+        from . import kvm
+        kvm.prepare(t)      # the model with the exits paired beside its walk
     w = sched.window(t) if need_model else (t.span or (0, 0))
     doc = {"schema": JSON_SCHEMA,
            "source": {"file": t.source, "format": t.format_description(), "clock": t.clock,

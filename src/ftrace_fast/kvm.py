@@ -1099,6 +1099,11 @@ def host_summary(trace, *, start=None, end=None, cpus=None, pids=None, comm=None
     start, end = _restriction(start, end)
     rk = dict(start=start, end=end, cpus=cpus)
     top = prepare(trace)
+    if _has_sched(trace) and len(top.vcpu_pids) and not vcpu_summary.ready(trace, **rk):
+        # as diagnose, half of it on another thread; here also each VM's overcommit
+        _warm(trace, top, start, end, cpus,
+              [lambda ps=info["vcpus"]: overcommit(trace, ps, start=start, end=end)
+               for info in top.vms.values()])
     vcpus = vcpu_details(trace, pids=pids, comm=comm, **rk)
     vms = vm_summary(trace, pids=pids, comm=comm, vcpus=vcpus, **rk)
     io = dict(io_summary(trace, **rk))      # a copy: io_summary's result is shared
@@ -1187,10 +1192,11 @@ class _Figures:
         return format_duration(v, self.unit)
 
 
-def _warm(trace, top, start, end, cpus):
+def _warm(trace, top, start, end, cpus, more=()):
     """Build the vCPU figures diagnose reads: the stolen time and the exit figures on another
     thread (the join, the sorts and most of NumPy run without the GIL) while this one adds up
-    the run/wait, placement and overcommit figures; all are memoised on the trace."""
+    the run/wait, placement and overcommit figures, then calls ``more`` (the caller's own
+    memoised figures, in the time the other thread still takes)."""
     rk = dict(start=start, end=end, cpus=cpus)
     _intervals(trace, top.vcpu_pids, start, end, cpus)    # the interval columns all of them read
     _window(trace)
@@ -1203,6 +1209,8 @@ def _warm(trace, top, start, end, cpus):
         sched.task_summary(trace, pids=top.vcpu_pids, **rk)
         placement(trace, **rk)
         overcommit(trace, start=start, end=end)
+        for fn in more:
+            fn()
     finally:
         join()
 
