@@ -366,3 +366,40 @@ def test_streamed_copy_hands_the_text_over_chunk_by_chunk(tmp_path):
     t, text, most = _streamed(p, 16 << 10, 2)
     assert text == b"".join(_load(p, keep_text=True, records=False).kept_text)
     assert len(text) > 400_000 and most <= (16 << 10) * 2, (len(text), most)
+
+
+# -- _threads.beside, and inline() for a fleet worker's tasks ----------------------------------
+
+def test_beside_runs_on_another_thread_unless_inline():
+    import threading
+    from ftrace_fast import _threads
+    me = threading.get_ident()
+    assert _threads.beside(threading.get_ident)() != me
+    with _threads.inline():
+        assert _threads.beside(threading.get_ident)() == me
+        with _threads.inline():
+            pass
+        assert _threads.beside(threading.get_ident)() == me   # a nested block restores, not clears
+        failing = _threads.beside(lambda: 1 // 0)              # raised at the wait, as threaded
+        with pytest.raises(ZeroDivisionError):
+            failing()
+    assert _threads.beside(threading.get_ident)() != me
+
+
+@pytest.mark.parametrize("seed", [3, 11])
+def test_kvm_figures_inline_equal_threaded(seed):
+    """stats --kvm and diagnose build their figures on two threads; inline (a fleet task) the
+    figures are the same."""
+    import contextlib
+    import io
+    import json
+    import simkvm
+    from ftrace_fast import _threads, kvm
+    data = simkvm.simulate(seed=seed, variant="kernel5").data
+    docs = []
+    for ctx in (_threads.inline, contextlib.nullcontext):
+        t = ftrace_fast.load(io.BytesIO(data))      # a new Trace: nothing memoised
+        with ctx():
+            doc = [kvm.diagnose(t, kvm.Thresholds()), kvm.host_summary(t)]
+        docs.append(json.dumps(doc, default=str, sort_keys=True))
+    assert '"vcpus"' in docs[0] and docs[0] == docs[1]

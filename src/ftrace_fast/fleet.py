@@ -59,6 +59,8 @@ import time
 import urllib.parse
 import uuid
 
+from . import _threads
+
 #: the install line printed when an optional dependency is missing
 INSTALL = "pip install 'ftrace_fast[fleet]'"
 #: bytes read per hashing step
@@ -713,8 +715,10 @@ def analyse(path, host, store_url, *, skip_done=True):
             store.remove(store.failure_path(fkey))
             store.publish(store.index_path(fkey), lambda f: f.write(stamp))
             return res
-        t, doc, found = documents(path)
-        rows = tables_of(t, doc, found, path=path, size=res["bytes"])
+        # one core a task: the workers running at once are the parallelism
+        with _threads.inline():
+            t, doc, found = documents(path)
+            rows = tables_of(t, doc, found, path=path, size=res["bytes"])
         del t
         # the traces row commits the trace: every other table first
         for name in TABLES:
