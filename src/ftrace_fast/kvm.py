@@ -1099,11 +1099,10 @@ def host_summary(trace, *, start=None, end=None, cpus=None, pids=None, comm=None
     start, end = _restriction(start, end)
     rk = dict(start=start, end=end, cpus=cpus)
     top = prepare(trace)
-    if _has_sched(trace) and len(top.vcpu_pids) and not vcpu_summary.ready(trace, **rk):
-        # as diagnose, half of it on another thread; here also each VM's overcommit
-        _warm(trace, top, start, end, cpus,
-              [lambda ps=info["vcpus"]: overcommit(trace, ps, start=start, end=end)
-               for info in top.vms.values()])
+    # as diagnose, half of it on another thread; here also each VM's overcommit
+    _warm(trace, top, start, end, cpus,
+          [lambda ps=info["vcpus"]: overcommit(trace, ps, start=start, end=end)
+           for info in top.vms.values()])
     vcpus = vcpu_details(trace, pids=pids, comm=comm, **rk)
     vms = vm_summary(trace, pids=pids, comm=comm, vcpus=vcpus, **rk)
     io = dict(io_summary(trace, **rk))      # a copy: io_summary's result is shared
@@ -1146,8 +1145,7 @@ class _Figures:
         self.unit = trace.time_unit
         self.timed = self.unit == "ns"
         self.has_sched = _has_sched(trace)
-        if self.has_sched and len(self.top.vcpu_pids) and not vcpu_summary.ready(trace, **self.rk):
-            _warm(trace, self.top, start, end, cpus)
+        _warm(trace, self.top, start, end, cpus)
         self.vs = vcpu_summary(trace, **self.rk)
         w0, w1 = _window(trace)
         w0 = w0 if start is None else min(max(w0, start), w1)
@@ -1196,8 +1194,11 @@ def _warm(trace, top, start, end, cpus, more=()):
     """Build the vCPU figures diagnose reads: the stolen time and the exit figures on another
     thread (the join, the sorts and most of NumPy run without the GIL) while this one adds up
     the run/wait, placement and overcommit figures, then calls ``more`` (the caller's own
-    memoised figures, in the time the other thread still takes)."""
+    memoised figures, in the time the other thread still takes).  Nothing when there are no
+    vCPU threads to schedule or the figures are there already."""
     rk = dict(start=start, end=end, cpus=cpus)
+    if not (_has_sched(trace) and len(top.vcpu_pids)) or vcpu_summary.ready(trace, **rk):
+        return
     _intervals(trace, top.vcpu_pids, start, end, cpus)    # the interval columns all of them read
     _window(trace)
     bg = [lambda: neighbours(trace, **rk)]

@@ -516,11 +516,27 @@ def _part_starts(src, threads, offsets=None):
         if _MULTIFILE_HEAD.search(os.pread(fd, 65536, 0)):
             return None
         offsets = [src.size * k // n for k in range(1, n)]
-    starts = [0]
-    for s in line_starts(fd, src.size, sorted(offsets)):
-        if starts[-1] < s < src.size:
-            starts.append(s)
+    starts = _cut(fd, src.size, offsets)
     return starts if len(starts) > 1 else None
+
+
+def _cut(fd, size, offsets):
+    """0 and the first line start at or after each offset, each once, in order."""
+    starts = [0]
+    for s in line_starts(fd, size, sorted(offsets)):
+        if starts[-1] < s < size:
+            starts.append(s)
+    return starts
+
+
+def _join(first, part, fd, start, end, chunk, line_limit):
+    """Merge the parser of [start, end) into `first`, which has read every line before it;
+    a part that needed state from those lines is parsed again by `first` instead."""
+    if first.absorb(part):
+        PART_COUNTS["merged"] += 1
+    else:
+        PART_COUNTS["parsed_again"] += 1
+        _feed(first, Region(fd, start, end), chunk, line_limit)
 
 
 #: the chunks a filtered copy is parsed in (_stream), and how many may be parsed ahead of the
@@ -537,10 +553,7 @@ def _stream(src, first, make_parser, nthreads, bar, line_limit, sink):
     with memory bounded by the chunks in flight, not by the output."""
     import threading
     fd = src.raw.fileno()
-    starts = [0]
-    for s in line_starts(fd, src.size, list(range(STREAM_CHUNK, src.size, STREAM_CHUNK))):
-        if starts[-1] < s < src.size:
-            starts.append(s)
+    starts = _cut(fd, src.size, range(STREAM_CHUNK, src.size, STREAM_CHUNK))
     ends = starts[1:] + [src.size]
     n = len(starts)
     parsed = [None] * n
@@ -581,11 +594,7 @@ def _stream(src, first, make_parser, nthreads, bar, line_limit, sink):
             if i:
                 if first.stopped:
                     break
-                if first.absorb(part):
-                    PART_COUNTS["merged"] += 1
-                else:
-                    PART_COUNTS["parsed_again"] += 1
-                    _feed(first, Region(fd, starts[i], ends[i]), DEFAULT_CHUNK // 4, line_limit)
+                _join(first, part, fd, starts[i], ends[i], DEFAULT_CHUNK // 4, line_limit)
             del part
             sink(first._take_kept(), first)
             bar.update(ends[i])
@@ -643,12 +652,7 @@ def _parse_parts(src, first, make_parser, starts, chunk, bar, line_limit):
     for i in range(1, len(starts)):
         if first.stopped:
             break
-        if first.absorb(parts[i]):
-            PART_COUNTS["merged"] += 1
-        else:
-            PART_COUNTS["parsed_again"] += 1
-            # parse this part again after the ones before it
-            _feed(first, Region(fd, starts[i], ends[i]), chunk, line_limit)
+        _join(first, parts[i], fd, starts[i], ends[i], chunk, line_limit)
         parts[i] = None
     return first
 
