@@ -560,3 +560,53 @@ def test_host_names_are_escaped_in_paths_and_kept_in_columns(traces, tmp_path):
     # one trace (same content under two hosts): the views show it once, under the first host
     assert [r["host"] for r in _q(st, "SELECT host FROM traces")] == [".."]
     assert {r["host"] for r in _q(st, "SELECT DISTINCT host FROM tasks")} == {".."}
+
+
+def test_arrow_tables_built_from_buffers_equal_pyarrows_own_builder(traces):
+    """fleet._arrow builds each store table from NumPy buffers: the same table (schema, values,
+    nulls) as pyarrow's builder from Python rows, for every table of a KVM trace and for rows
+    with nulls, empty and null lists, null list items and non-ASCII text; a value of another
+    type or an unknown column raises, as the JSON reader it replaced did."""
+    import pyarrow as pa
+    _, paths = traces
+    p = sorted(paths)[-1]
+    t, doc, found = fleet.documents(p)
+    rows = fleet.tables_of(t, doc, found, path=p, size=os.path.getsize(p))
+    seen = set()
+    for name, rs in rows.items():
+        want = pa.Table.from_pylist([dict(r, host="h\u00e9", trace_id="t") for r in rs],
+                                    schema=fleet.schema(name))
+        got = fleet._arrow(name, "h\u00e9", "t", rs)
+        got.validate(full=True)
+        assert got.equals(want), name
+        seen |= {str(f.type) for f in got.schema} if rs else set()
+    assert {"int64", "double", "string", "bool", "list<item: int64>", "list<item: string>"} <= seen
+    # every type with nulls, edge values and lists: a neighbours row has int, float, str,
+    # bool and list<int64> columns, a tasks row a list<string>
+    for name, lcol in (("neighbours", "cpus"), ("tasks", "comms")):
+        sch = fleet.schema(name)
+        assert pa.types.is_list(sch.field(lcol).type)
+        base = rows[name][0]
+        item = [-(1 << 63), None, 3] if lcol == "cpus" else ["\u00fcber \u2603", None, ""]
+        text = {f.name: "\u00fcber \u2603" for f in sch if f.type == pa.string() and f.name in base}
+        edge = [dict(base, **{lcol: []}), dict(base, **{lcol: None}), dict(base, **{lcol: item}),
+                {k: None for k in base}, dict(base, **text)]
+        want = pa.Table.from_pylist([dict(r, host="h", trace_id="t") for r in edge], schema=sch)
+        got = fleet._arrow(name, "h", "t", edge)
+        got.validate(full=True)
+        assert got.equals(want), name
+        assert fleet._arrow(name, "h", "t", []).equals(sch.empty_table())
+        bad_item = 1.5 if lcol == "cpus" else 3
+        for bad in (dict(base, nosuch=1), dict(base, **{lcol: [bad_item]}), dict(base, **{lcol: "3"})):
+            with pytest.raises(ValueError):
+                fleet._arrow(name, "h", "t", [bad])
+    sch = fleet.schema("neighbours")
+    r0 = rows["neighbours"][0]
+    for col, v in [("stolen_ns", 1.0), ("stolen_ns", True), ("stolen_ns", 1 << 63), ("stolen_ns", "1"),
+                   ("share_pct", float("nan")), ("share_pct", float("inf")), ("share_pct", True),
+                   ("same_vm", 1), ("comm", 3)]:
+        with pytest.raises(ValueError):
+            fleet._arrow("neighbours", "h", "t", [dict(r0, **{col: v})])
+    # an int in a float column is taken, as the JSON reader took it
+    got = fleet._arrow("neighbours", "h", "t", [dict(r0, share_pct=3)])
+    assert got.column("share_pct").to_pylist() == [3.0]
