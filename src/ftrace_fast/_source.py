@@ -311,7 +311,7 @@ class LongLine(NamedTuple):
 LONG_HEAD = 200
 
 
-def blocks(stream, chunk_size=DEFAULT_CHUNK, max_line=None):
+def blocks(stream, chunk_size=DEFAULT_CHUNK, max_line=None, buf=None):
     """Yield (memoryview, n, final): buf[:n] ends at a line end unless final.
 
     The same buffer is reused; a consumer must finish with one block before asking for the
@@ -320,9 +320,14 @@ def blocks(stream, chunk_size=DEFAULT_CHUNK, max_line=None):
     as (LongLine, 0, final), final when it is the input's unterminated end.  The buffer keeps
     SPARE bytes past the data, which the tokenizer may read (never write) when it loads
     short strings as words.
+
+    ``buf``: a bytearray of chunk_size + SPARE bytes to read into, which a caller parsing
+    chunk after chunk passes to each (a new buffer costs a page fault per 4 KB and the
+    kernel's zeroing); its content is never looked at before it is read over.
     """
     cap = max(1, int(chunk_size))
-    buf = bytearray(cap + SPARE)
+    if buf is None or len(buf) != cap + SPARE:
+        buf = bytearray(cap + SPARE)
     view = memoryview(buf)
     have = 0
     readinto = getattr(stream, "readinto", None)

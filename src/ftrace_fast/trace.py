@@ -13,8 +13,8 @@ from decimal import Decimal, InvalidOperation
 import numpy as np
 
 from . import events as _ev
-from ._source import (DEFAULT_CHUNK, InputError, LongLine, Region, Source, blocks, is_tracedat,
-                      line_starts)
+from ._source import (DEFAULT_CHUNK, SPARE, InputError, LongLine, Region, Source, blocks,
+                      is_tracedat, line_starts)
 from ._text import printable
 
 try:
@@ -409,10 +409,11 @@ def _load(source, *, events=None, cpus=None, pids=None, comm=None, start=None, e
             "(ftfast: --events, --cpu, --pid, --start, --end)") from None
 
 
-def _feed(parser, stream, chunk, line_limit, on_block=None):
+def _feed(parser, stream, chunk, line_limit, on_block=None, buf=None):
     """Feed the blocks of a stream to a parser until its end (or a strict stop); a line over
-    the limit goes to Parser.long_line, its middle never read into memory."""
-    for view, n, final in blocks(stream, chunk, line_limit):
+    the limit goes to Parser.long_line, its middle never read into memory.  buf: a read
+    buffer to reuse (blocks())."""
+    for view, n, final in blocks(stream, chunk, line_limit, buf):
         if isinstance(view, LongLine):
             if not parser.long_line(view.head, view.nbytes, final):
                 return
@@ -561,6 +562,7 @@ def _stream(src, first, make_parser, nthreads, bar, line_limit, sink):
     st = {"next": 0, "merged": -1, "stop": False, "error": None}
 
     def work():
+        buf = bytearray(DEFAULT_CHUNK // 4 + SPARE)      # read into, chunk after chunk
         while True:
             with cond:
                 while not st["stop"] and st["next"] - st["merged"] > STREAM_AHEAD * nthreads:
@@ -571,7 +573,7 @@ def _stream(src, first, make_parser, nthreads, bar, line_limit, sink):
                 st["next"] += 1
             try:
                 p = first if i == 0 else make_parser(later_part=True)
-                _feed(p, Region(fd, starts[i], ends[i]), DEFAULT_CHUNK // 4, line_limit)
+                _feed(p, Region(fd, starts[i], ends[i]), DEFAULT_CHUNK // 4, line_limit, buf=buf)
             except BaseException as exc:  # re-raised in the calling thread
                 with cond:
                     st["error"], st["stop"] = st["error"] or exc, True
