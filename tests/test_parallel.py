@@ -403,3 +403,30 @@ def test_kvm_figures_inline_equal_threaded(seed):
             doc = [kvm.diagnose(t, kvm.Thresholds()), kvm.host_summary(t)]
         docs.append(json.dumps(doc, default=str, sort_keys=True))
     assert '"vcpus"' in docs[0] and docs[0] == docs[1]
+
+
+def test_blocks_into_a_reused_buffer_equal_blocks_into_a_new_one():
+    """_stream's threads read chunk after chunk into one buffer (blocks(buf=)): what a block
+    holds does not depend on what the buffer held before, including long lines that grow it
+    or are read through, unterminated ends and empty inputs."""
+    import io
+    from ftrace_fast._source import SPARE, blocks
+
+    def got(data, chunk, max_line, buf=None):
+        out = []
+        for view, n, final in blocks(io.BytesIO(data), chunk, max_line, buf):
+            out.append((bytes(view[:n]), final) if n or not hasattr(view, "head")
+                       else (view, final))
+        return out
+
+    rng = random.Random(5)
+    for case in range(300):
+        chunk = rng.choice([1, 7, 64, 300])
+        max_line = rng.choice([None, 50, 400])
+        lines = [bytes(rng.choice(b"ab \t:=") for _ in range(rng.choice([0, 3, 40, 200, 900])))
+                 for _ in range(rng.randrange(0, 12))]
+        data = b"\n".join(lines) + rng.choice([b"", b"\n", b"tail"])
+        stale = bytearray(rng.choice(b"\nxy") for _ in range(chunk + SPARE))
+        want = got(data, chunk, max_line)
+        for _ in range(2):          # the same buffer again, as it is left
+            assert got(data, chunk, max_line, stale) == want, (case, chunk, max_line, data)
