@@ -881,7 +881,6 @@ def dask_setup(worker=None):
     (``dask worker --preload ftrace_fast.fleet`` runs it as each worker starts); the local
     cluster runs it in this process before its workers are forked from it."""
     import numpy  # noqa: F401
-    import pyarrow.json  # noqa: F401
     import pyarrow.parquet  # noqa: F401
     from . import cli, kvm, sched  # noqa: F401
     if not _PARSER:
