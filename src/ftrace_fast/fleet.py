@@ -696,28 +696,47 @@ def _column(values, typ, where):
     import numpy as np
     import pyarrow as pa
     n = len(values)
-    valid = [v is not None for v in values]
-    nulls = n - sum(valid)
-    vbuf = pa.py_buffer(np.packbits(np.array(valid, bool), bitorder="little")) if nulls else None
+    kinds = {type(v) for v in values}
+    nulls = 0
+    vbuf = None
+    if type(None) in kinds:
+        kinds.discard(type(None))
+        valid = np.array([v is not None for v in values], bool)
+        nulls = n - int(np.count_nonzero(valid))
+        vbuf = pa.py_buffer(np.packbits(valid, bitorder="little"))
     if pa.types.is_list(typ):
-        items = [x for v in values if v is not None for x in _checked(v, list, where)]
+        _kinds_in(kinds, (list, tuple), values, where)
+        items = [x for v in values if v is not None for x in v]
         child = _column(items, typ.value_type, where)
         return pa.Array.from_buffers(typ, n, [vbuf, _offsets([len(v) if v is not None else 0
                                                               for v in values], where)],
                                      null_count=nulls, children=[child])
+    if nulls:
+        fill = {pa.string(): "", pa.bool_(): False, pa.int64(): 0}.get(typ, 0.0)
+        values = [fill if v is None else v for v in values]
     if typ == pa.string():
-        data = [_checked(v, str, where).encode("utf-8") if v is not None else b"" for v in values]
+        _kinds_in(kinds, (str,), values, where)
+        data = [v.encode("utf-8") for v in values]
         return pa.Array.from_buffers(typ, n, [vbuf, _offsets([len(d) for d in data], where),
                                               pa.py_buffer(b"".join(data))], null_count=nulls)
     if typ == pa.bool_():
-        bits = np.packbits(np.array([_checked(v, bool, where) if v is not None else False
-                                     for v in values], bool), bitorder="little")
+        _kinds_in(kinds, (bool,), values, where)
+        bits = np.packbits(np.array(values, bool), bitorder="little")
         return pa.Array.from_buffers(typ, n, [vbuf, pa.py_buffer(bits)], null_count=nulls)
     if typ == pa.int64():
-        data = np.array([_checked(v, int, where) if v is not None else 0 for v in values], np.int64)
+        _kinds_in(kinds, (int,), values, where)
+        try:
+            data = np.array(values, np.int64)
+        except OverflowError:
+            raise ValueError(f"{where}: a value past int64") from None
     elif typ == pa.float64():
-        data = np.array([_checked(v, float, where) if v is not None else 0.0 for v in values],
-                        np.float64)
+        _kinds_in(kinds, (float, int), values, where)
+        try:
+            data = np.array(values, np.float64)
+        except OverflowError:
+            raise ValueError(f"{where}: a value past float64") from None
+        if not np.isfinite(data).all():
+            raise ValueError(f"{where}: NaN or infinity (JSON has neither)")
     else:
         raise ValueError(f"{where}: no builder for {typ}")
     return pa.Array.from_buffers(typ, n, [vbuf, pa.py_buffer(data)], null_count=nulls)
@@ -735,21 +754,14 @@ def _offsets(lengths, where):
     return pa.py_buffer(out)
 
 
-def _checked(v, kind, where):
-    """v if it is a value of that kind as the JSON reader took it (an int in int64's range;
-    a finite int or float; a bool; a str; a list), else ValueError."""
-    t = type(v)
-    if kind is int:
-        ok = t is int and -(1 << 63) <= v < 1 << 63
-    elif kind is float:
-        ok = (t is float or t is int) and abs(v) <= sys.float_info.max and v == v
-    elif kind is list:
-        ok = t is list or t is tuple
-    else:
-        ok = t is kind
-    if not ok:
-        raise ValueError(f"{where}: {v!r} is not a value of its column ({kind.__name__})")
-    return v
+def _kinds_in(kinds, allowed, values, where):
+    """ValueError unless every (non-null) value is of one of the allowed Python types, as the
+    JSON reader took them (bool is no int there, nor a number a string)."""
+    bad = kinds.difference(allowed)
+    if bad:
+        v = next(v for v in values if type(v) in bad)
+        raise ValueError(f"{where}: {v!r} is not a value of its column "
+                         f"({', '.join(t.__name__ for t in allowed)})")
 
 
 def _one_line(exc):
