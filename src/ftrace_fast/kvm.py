@@ -182,6 +182,7 @@ class Topology:
         self.trace = trace
         # the KVM figures read the task intervals and the CPU occupancy: one walk
         self._model = sched.model(trace, intervals=sched.IV | sched.CO) if _has_sched(trace) else None
+        self._last_comms = {}
         names, self.tgid = self._model_names(trace, self._model)
         votes = _kvm_line_names(trace, names, self.tgid)
         self.names = {p: sorted(s) for p, s in names.items()}
@@ -243,11 +244,14 @@ class Topology:
                 self.vms[vm]["threads"].append(p)
 
     def _last_comm(self, pid):
-        m = self._model
-        if m is None:
-            return ""
-        i = m.task_index([pid])[0]
-        return m.comm[i] if i >= 0 else ""
+        # asked for again and again by the tables (hundreds of times a trace), one NumPy
+        # search each: remembered per pid
+        got = self._last_comms.get(pid)
+        if got is None:
+            m = self._model
+            i = m.task_index([pid])[0] if m is not None else -1
+            got = self._last_comms[pid] = m.comm[i] if i >= 0 else ""
+        return got
 
     @property
     def vcpu_pids(self):
@@ -281,7 +285,7 @@ def topology(trace) -> Topology:
 
 def _topology_state(top):
     """A Topology as plain data for the cache entry: its tables, without the trace."""
-    return {k: v for k, v in vars(top).items() if k not in ("trace", "_model")}
+    return {k: v for k, v in vars(top).items() if k not in ("trace", "_model", "_last_comms")}
 
 
 def _topology_from(trace, state):
@@ -290,6 +294,7 @@ def _topology_from(trace, state):
     top.trace = trace
     has_sched = "sched_switch" in trace.events and len(trace.events["sched_switch"])
     top._model = sched.model(trace, intervals=sched.IV | sched.CO) if has_sched else None
+    top._last_comms = {}
     return top
 
 
