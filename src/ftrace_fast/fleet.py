@@ -50,7 +50,6 @@ import contextlib
 import functools
 import glob as globmod
 import hashlib
-import io as _io
 import json
 import os
 import re
