@@ -691,66 +691,50 @@ def _arrow(table, host, trace_id, rows):
 
 def _column(values, typ, where):
     """One Arrow array of ``typ`` (int64, float64, bool, string or a list of int64 or
-    string) from Python values, None as null."""
+    string) from Python values, None as null, with export's buffer builders."""
     import numpy as np
     import pyarrow as pa
-    n = len(values)
+    from .export import _numbers, _strings, _validity
     kinds = {type(v) for v in values}
-    nulls = 0
-    vbuf = None
+    null = None
     if type(None) in kinds:
         kinds.discard(type(None))
-        valid = np.array([v is not None for v in values], bool)
-        nulls = n - int(np.count_nonzero(valid))
-        vbuf = pa.py_buffer(np.packbits(valid, bitorder="little"))
+        null = np.array([v is None for v in values], bool)
     if pa.types.is_list(typ):
         _kinds_in(kinds, (list, tuple), values, where)
-        items = [x for v in values if v is not None for x in v]
-        child = _column(items, typ.value_type, where)
-        return pa.Array.from_buffers(typ, n, [vbuf, _offsets([len(v) if v is not None else 0
-                                                              for v in values], where)],
+        child = _column([x for v in values if v is not None for x in v], typ.value_type, where)
+        ends = np.cumsum([len(v) if v is not None else 0 for v in values], dtype=np.int64)
+        if len(ends) and ends[-1] >= 1 << 31:
+            raise ValueError(f"{where}: over 2**31 items in one column")
+        offsets = np.concatenate([[0], ends]).astype(np.int32)
+        valid, nulls = _validity(pa, null)
+        return pa.Array.from_buffers(typ, len(values), [valid, pa.py_buffer(offsets)],
                                      null_count=nulls, children=[child])
-    if nulls:
-        fill = {pa.string(): "", pa.bool_(): False, pa.int64(): 0}.get(typ, 0.0)
-        values = [fill if v is None else v for v in values]
     if typ == pa.string():
         _kinds_in(kinds, (str,), values, where)
-        data = [v.encode("utf-8") for v in values]
-        return pa.Array.from_buffers(typ, n, [vbuf, _offsets([len(d) for d in data], where),
-                                              pa.py_buffer(b"".join(data))], null_count=nulls)
+        col = _strings(pa, values)
+        if col.type != typ:
+            raise ValueError(f"{where}: over 2**31 bytes of text in one column")
+        return col
+    data = values if null is None else [0 if v is None else v for v in values]
     if typ == pa.bool_():
         _kinds_in(kinds, (bool,), values, where)
-        bits = np.packbits(np.array(values, bool), bitorder="little")
-        return pa.Array.from_buffers(typ, n, [vbuf, pa.py_buffer(bits)], null_count=nulls)
+        return _numbers(pa, np.array(data, bool), null)
     if typ == pa.int64():
         _kinds_in(kinds, (int,), values, where)
-        try:
-            data = np.array(values, np.int64)
-        except OverflowError:
-            raise ValueError(f"{where}: a value past int64") from None
+        dtype = np.int64
     elif typ == pa.float64():
         _kinds_in(kinds, (float, int), values, where)
-        try:
-            data = np.array(values, np.float64)
-        except OverflowError:
-            raise ValueError(f"{where}: a value past float64") from None
-        if not np.isfinite(data).all():
-            raise ValueError(f"{where}: NaN or infinity (JSON has neither)")
+        dtype = np.float64
     else:
         raise ValueError(f"{where}: no builder for {typ}")
-    return pa.Array.from_buffers(typ, n, [vbuf, pa.py_buffer(data)], null_count=nulls)
-
-
-def _offsets(lengths, where):
-    """Arrow's 32-bit offsets buffer of items of these lengths."""
-    import numpy as np
-    import pyarrow as pa
-    ends = np.cumsum(np.array(lengths, np.int64))
-    if len(ends) and ends[-1] >= 1 << 31:
-        raise ValueError(f"{where}: over 2**31 items or bytes in one column")
-    out = np.zeros(len(lengths) + 1, np.int32)
-    out[1:] = ends
-    return pa.py_buffer(out)
+    try:
+        a = np.array(data, dtype)
+    except OverflowError:
+        raise ValueError(f"{where}: a value past {typ}") from None
+    if dtype is np.float64 and not np.isfinite(a).all():
+        raise ValueError(f"{where}: NaN or infinity (JSON has neither)")
+    return _numbers(pa, a, null)
 
 
 def _kinds_in(kinds, allowed, values, where):
@@ -893,7 +877,7 @@ def dask_setup(worker=None):
     cluster runs it in this process before its workers are forked from it."""
     import numpy  # noqa: F401
     import pyarrow.parquet  # noqa: F401
-    from . import cli, kvm, sched  # noqa: F401
+    from . import cli, export, kvm, sched  # noqa: F401
     if not _PARSER:
         _PARSER.append(cli.build_parser())
 
