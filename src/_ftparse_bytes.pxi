@@ -4,6 +4,22 @@
 cdef extern from *:
     """
     #include <sys/mman.h>
+    #include <unistd.h>
+    /* mapping d (dcap long) made ncap long where it is, when the pages after it are free; a
+       buffer joined by ft_map_splice spans several kernel mappings, which mremap cannot
+       resize (EFAULT) */
+    static int ft_map_extend(char *d, size_t dcap, size_t ncap) {
+    #ifdef MAP_FIXED_NOREPLACE
+        void *q = mmap(d + dcap, ncap - dcap, PROT_READ | PROT_WRITE,
+                       MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+        if (q == (void *)(d + dcap))
+            return 1;
+        if (q != MAP_FAILED)     /* a kernel before 4.17 took the address as a hint */
+            munmap(q, ncap - dcap);
+    #endif
+        return 0;
+    }
+
     /* A large buffer lives in its own mapping: it grows by mremap (never a copy, where a heap
        realloc below glibc's mmap threshold copies), and asks for transparent huge pages
        (first touch faults once per 2 MB, not per 4 KB). */
@@ -11,6 +27,16 @@ cdef extern from *:
         void *p;
         if (mapped) {
             p = mremap(old, oldcap, ncap, MREMAP_MAYMOVE);
+            if (p == MAP_FAILED && ft_map_extend(old, oldcap, ncap))
+                p = old;
+            if (p == MAP_FAILED) {
+                /* several mappings with no room after them: moved by a copy */
+                p = mmap(NULL, ncap, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+                if (p != MAP_FAILED) {
+                    memcpy(p, old, used);
+                    munmap(old, oldcap);
+                }
+            }
         } else {
             p = mmap(NULL, ncap, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
             if (p != MAP_FAILED) {
@@ -27,10 +53,59 @@ cdef extern from *:
         return (char *)p;
     }
     static void ft_unmap(char *p, size_t n) { munmap(p, n); }
+
+    /* The bytes of mapping *dp (dsize used of *dcapp) followed by those of mapping *sp (ssize
+       of *scapp), without copying the latter's pages (they are touched already; fresh pages
+       cost their zeroing): d's full pages stay, s's mapping moves in right behind them
+       (mremap), and s's bytes shift within s's own pages by the r bytes of d's last, partial
+       page, which go in front of them.  0: joined into *dp (*dcapp its length), s consumed;
+       -1: out of memory, nothing joined (either mapping may have moved or grown: the four
+       pointers say where each is). */
+    static int ft_map_splice(char **dp, size_t *dcapp, size_t dsize, char **sp, size_t *scapp,
+                             size_t ssize) {
+        size_t page = (size_t)sysconf(_SC_PAGESIZE);
+        size_t r = dsize % page, full = dsize - r, need = ssize + r, end;
+        char *j, *s, *t;
+        if (*scapp < need) {
+            size_t grown = (need + page - 1) / page * page;
+            t = mremap(*sp, *scapp, grown, MREMAP_MAYMOVE);
+            if (t == MAP_FAILED)
+                return -1;
+            *sp = t;
+            *scapp = grown;
+        }
+        s = *sp;
+        end = full + *scapp;
+        if (end > *dcapp) {
+            if (!ft_map_extend(*dp, *dcapp, end)) {
+                /* moved to where there is room (end >= dsize: d's partial page comes along) */
+                t = mremap(*dp, *dcapp, end, MREMAP_MAYMOVE);
+                if (t == MAP_FAILED)
+                    return -1;
+                *dp = t;
+            }
+            *dcapp = end;
+        }
+        j = *dp;
+        memmove(s + r, s, ssize);
+        memcpy(s, j + full, r);
+        t = mremap(s, *scapp, *scapp, MREMAP_MAYMOVE | MREMAP_FIXED, j + full);
+        if (t == MAP_FAILED) {
+            /* s stays where it was: its bytes are copied instead */
+            memcpy(j + full, s, need);
+            munmap(s, *scapp);
+        }
+    #ifdef MADV_HUGEPAGE
+        madvise(j, *dcapp, MADV_HUGEPAGE);
+    #endif
+        return 0;
+    }
     """
     char *map_grow "ft_map_grow"(char *old, size_t oldcap, size_t used, int mapped,
                                  size_t ncap) noexcept nogil
     void unmap "ft_unmap"(char *p, size_t n) noexcept nogil
+    int map_splice "ft_map_splice"(char **dp, size_t *dcapp, size_t dsize, char **sp,
+                                   size_t *scapp, size_t ssize) noexcept nogil
 
 cdef enum:
     # buffers from this size on are mappings of their own (see ft_map_grow)

@@ -20,13 +20,22 @@ cdef int intern_lut(Intern *dst, Intern *src, int32_t *lut, Grow *verdicts,
             verdicts.size += 1
     return 0
 
+#: appends done by map_splice, for the tests (a count per process)
+cdef size_t g_merge_spliced = 0
+
+def spliced_merges():
+    """How many buffers Parser.absorb() has joined by moving pages rather than copying."""
+    return g_merge_spliced
+
 cdef inline void remap_i32(char *rec, int32_t o, int32_t *lut) noexcept nogil:
     cdef int32_t *v = <int32_t*>(rec + o)
     if v[0] >= 0:
         v[0] = lut[v[0]]
 
 cdef int append_grow(Grow *dst, Grow *src) noexcept nogil:
-    """dst += src; src is emptied (its buffer taken over when dst is empty)."""
+    """dst += src; src is emptied (its buffer taken over when dst is empty, its pages moved in
+    behind dst's when both are mappings)."""
+    global g_merge_spliced
     if dst.size == 0:
         g_free(dst)
         dst[0] = src[0]
@@ -35,6 +44,15 @@ cdef int append_grow(Grow *dst, Grow *src) noexcept nogil:
         src.cap = 0
         src.mapped = 0
         return 0
+    if dst.mapped and src.mapped and src.size:
+        if map_splice(&dst.data, &dst.cap, dst.size, &src.data, &src.cap, src.size) == 0:
+            dst.size += src.size
+            src.data = NULL
+            src.size = 0
+            src.cap = 0
+            src.mapped = 0
+            g_merge_spliced += 1
+            return 0
     if src.size:
         if g_reserve(dst, src.size) < 0:
             return -1

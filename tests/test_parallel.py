@@ -430,3 +430,46 @@ def test_blocks_into_a_reused_buffer_equal_blocks_into_a_new_one():
         want = got(data, chunk, max_line)
         for _ in range(2):          # the same buffer again, as it is left
             assert got(data, chunk, max_line, stale) == want, (case, chunk, max_line, data)
+
+
+def test_parts_joined_by_moving_pages_equal_one_thread(tmp_path):
+    """Parts whose buffers are mappings are joined by moving the later part's pages behind the
+    earlier part's (no copy); at any cut (any misalignment of the first part's last page), with
+    several parts (a joined buffer joined again) and with a part parsed again after joins (a
+    joined buffer grown by the parser)."""
+    rng = random.Random(11)
+    comms = [b"bash", b"CPU 0/KVM", b"kworker/1:2", b"qemu-system-x86", b"a b c"]
+    lines = [HEAD]
+    for i in range(60000):
+        ts = b"%d.%06d" % (100 + i // 1000000, i % 1000000)
+        c = rng.choice(comms)
+        k = rng.random()
+        if k < 0.5:
+            lines.append(b"%16s-%-7d [%03d] d..2. %s: sched_switch: prev_comm=%s prev_pid=%d "
+                         b"prev_prio=120 prev_state=S ==> next_comm=%s next_pid=%d next_prio=120\n"
+                         % (c, 1000 + i % 50, i % 4, ts, c, 1000 + i % 50, rng.choice(comms), i % 97))
+        elif k < 0.8:
+            lines.append(b"%16s-%-7d [%03d] d..2. %s: my_event: text %d with words\n"
+                         % (c, 1000 + i % 50, i % 4, ts, rng.randrange(10 ** 9)))
+        elif k < 0.98:
+            lines.append(b"%16s-%-7d [%03d] dNh4. %s: sched_wakeup: comm=%s pid=%d prio=120 "
+                         b"target_cpu=%03d\n" % (c, i % 50, i % 4, ts, c, 2000 + i % 300, i % 4))
+        else:
+            lines.append(b"%16s-%-7d [%03d] d..2. %s: <stack trace>\n => schedule (ffffffff81000010)\n"
+                         b" => do_idle (ffffffff81000020)\n" % (c, 1000 + i % 50, i % 4, ts))
+    data = b"".join(lines)
+    p = tmp_path / "big.txt"
+    p.write_bytes(data)
+    whole = _load(p)
+    n = len(data)
+    frames = [m.start() + 1 for m in re.finditer(b"\n => schedule", data)]
+    frame_cut = next(f for f in frames if f > n // 2)
+    cuts = [[n // 2], [n // 3, 2 * n // 3], sorted(rng.randrange(n) for _ in range(5)),
+            [n // 4, frame_cut, frame_cut + (n - frame_cut) // 2]]
+    spliced = _ftparse.spliced_merges()
+    for c in cuts:
+        before = dict(trace_mod.PART_COUNTS)
+        assert_same_trace(whole, _load(p, c), f"cut at {c}")
+        if c[1:2] == [frame_cut]:
+            assert trace_mod.PART_COUNTS["parsed_again"] == before["parsed_again"] + 1
+    assert _ftparse.spliced_merges() - spliced >= 20
