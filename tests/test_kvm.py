@@ -734,3 +734,31 @@ def test_background_work_and_cached_exit_figures():
     t2 = _load(_sim(4, "kernel5_tgid"))
     kvm.vcpu_summary(t2)
     assert kvm.diagnose(t2) == found
+
+
+def test_topology_walks_without_intervals_where_no_thread_can_be_a_vcpu():
+    """A trace without kvm lines and without a ``CPU n/KVM`` comm has no vCPU, hence no VM and
+    no QEMU thread (K1): its topology is empty, and the scheduling walk it asks for emits no
+    task intervals and no CPU occupancy (the sums only); task_intervals still works, from a
+    walk made when asked.  A vCPU name alone, or kvm lines alone, keeps both tables."""
+    sim = simsched.simulate(seed=5, variant="kernel5")
+    plain = re.sub(rb"CPU (\d+)/KVM", rb"worker\1",
+                   re.sub(rb"(?m)^.*: kvm_\w+: .*\n", b"", sim.data))
+    t = ftrace_fast.load(io.BytesIO(plain))
+    assert not any("/KVM" in c for c in t.comms) and "kvm_exit" not in t.events
+    top = kvm.topology(t)
+    assert len(top.vcpu_pids) == 0 and top.threads == {} and top.vms == {}
+    m = sched.model(t)
+    assert m._have == 0 and m._r is None
+    iv = sched.task_intervals(t)
+    assert len(iv) and m._have & sched.IV
+    # the same trace with one task renamed `CPU 0/KVM`: a vCPU by its name
+    name = next(c for c in t.comms if c and c != "<idle>" and not c.startswith("swapper"))
+    renamed = re.sub(rb"\b" + re.escape(name.encode()) + rb"\b", b"CPU 0/KVM", plain)
+    t2 = ftrace_fast.load(io.BytesIO(renamed))
+    assert len(kvm.topology(t2).vcpu_pids) >= 1
+    assert sched.model(t2)._have & (sched.IV | sched.CO) == sched.IV | sched.CO
+    ks = simkvm.simulate(seed=1, variant="kernel5")
+    t3 = ftrace_fast.load(io.BytesIO(ks.data))
+    kvm.topology(t3)
+    assert sched.model(t3)._have & (sched.IV | sched.CO) == sched.IV | sched.CO

@@ -180,8 +180,10 @@ class Topology:
 
     def __init__(self, trace):
         self.trace = trace
-        # the KVM figures read the task intervals and the CPU occupancy: one walk
-        self._model = sched.model(trace, intervals=sched.IV | sched.CO) if _has_sched(trace) else None
+        # the KVM figures read the task intervals and the CPU occupancy: one walk, without
+        # them when no thread can be a vCPU (then there is no VM and no QEMU thread, K1)
+        tables = sched.IV | sched.CO if _may_have_vcpus(trace) else 0
+        self._model = sched.model(trace, intervals=tables) if _has_sched(trace) else None
         self._last_comms = {}
         names, self.tgid = self._model_names(trace, self._model)
         votes = _kvm_line_names(trace, names, self.tgid)
@@ -313,6 +315,14 @@ def _runnable_per_cpu(trace, start, end):
     _, _, d = _group.clip(start, end, r["iv_start"][k], r["iv_end"][k])
     w = _group.sum_by(r["iv_cpu"][k], d, m.ncpus)
     return dict(zip(m.cpus.tolist(), w.tolist()))
+
+
+def _may_have_vcpus(trace):
+    """Whether a thread of the trace can be a vCPU (K1): one with kvm_entry or kvm_exit lines,
+    or a comm ``CPU n/KVM``."""
+    if any(len(trace.events.get(nm, ())) for nm in ("kvm_entry", "kvm_exit")):
+        return True
+    return any("/KVM" in c and _VCPU_NAME.match(c) for c in trace.comms)
 
 
 def _has_sched(trace):
