@@ -799,6 +799,9 @@ def _stats_input(args, sel):
     # task's and CPU's lines to know who runs where (a filtered load changes run/wait times)
     t = _read(args.file, args, note_malformed=True, events=events)
     has_sched = "sched_switch" in t.events and len(t.events["sched_switch"]) > 0
+    if has_sched and getattr(args, "model_tables", 0):
+        from . import sched
+        sched.model(t, intervals=args.model_tables)     # one walk for the tables and the charts
     if overview and "kvm" in chosen:
         from . import kvm
         if not len(kvm.topology(t).vcpu_pids):
@@ -1429,6 +1432,9 @@ def cmd_report(args, out):
     for dest in SECTIONS.values():
         setattr(st, dest, False)
     st.sort, st.latency_from, st.latency_sort, st.wakeups_from = None, "wakeup", "max", "waking"
+    # the charts read task intervals and CPU occupancy, KVM host or not
+    from . import sched
+    st.model_tables = sched.IV | sched.CO
     from . import climachine
     with _input_path(args.file, twice=sel.tgids is not None) as path:
         st.file = path
