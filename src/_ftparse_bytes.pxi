@@ -77,14 +77,21 @@ cdef extern from *:
         s = *sp;
         end = full + *scapp;
         if (end > *dcapp) {
-            if (!ft_map_extend(*dp, *dcapp, end)) {
+            /* twice the room, as a doubling leaves it: the parts still to come move in
+               without a resize, which a joined buffer (several mappings) cannot have */
+            size_t room = 2 * end;
+            if (ft_map_extend(*dp, *dcapp, room)) {
+                *dcapp = room;
+            } else if (ft_map_extend(*dp, *dcapp, end)) {
+                *dcapp = end;
+            } else {
                 /* moved to where there is room (end >= dsize: d's partial page comes along) */
-                t = mremap(*dp, *dcapp, end, MREMAP_MAYMOVE);
+                t = mremap(*dp, *dcapp, room, MREMAP_MAYMOVE);
                 if (t == MAP_FAILED)
                     return -1;
                 *dp = t;
+                *dcapp = room;
             }
-            *dcapp = end;
         }
         j = *dp;
         memmove(s + r, s, ssize);
