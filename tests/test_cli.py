@@ -930,3 +930,24 @@ def test_scripts_follow_the_same_output_and_option_rules(tmp_path, capsys):
     st = _script_module("ftrace_stats.py")
     assert st.main([str(SMP2), "--top", "-1"]) == 2
     assert capsys.readouterr().err == "ftrace_stats.py: --top must be 0 (all) or more\n"
+
+
+@pytest.mark.parametrize("restrict", [["--start", "0.1s"], ["--cpu", "1"], ["--end", "9999s"]])
+def test_restricted_stats_walk_the_scheduler_events_once(capsys, monkeypatch, restrict):
+    """--start/--end/--cpu figures read every table of the walk: one walk makes them with the
+    sums (a walk for the sums and another for the tables doubled the cost), on a KVM host
+    and on a trace without vCPUs alike; the figures are those of a restricted call."""
+    walks = []
+    orig = sched.SchedModel._walk
+    monkeypatch.setattr(sched.SchedModel, "_walk", lambda self, full: walks.append(full) or orig(self, full))
+    for path in (SMP2, DATA / "public" / "kunalb-panopticon-sched-events-function-header.txt"):
+        walks.clear()
+        rc, out, _ = _main(capsys, "stats", path, "--format", "json", "--no-cache", *restrict)
+        assert rc == 0 and len(walks) == 1, (path, walks)
+        doc = json.loads(out)
+        t = ftrace_fast.load(path)
+        sel = dict(start=doc["filters"].get("start"), end=doc["filters"].get("end"),
+                   cpus=doc["filters"].get("cpus"))
+        want = sched.task_summary(t, **{k: v for k, v in sel.items() if v is not None})
+        got = {r["pid"]: (r["run_ns"], r["wait_ns"]) for r in doc["tasks"]}
+        assert got == {int(r["pid"]): (int(r["run_ns"]), int(r["wait_ns"])) for r in want}
