@@ -799,12 +799,11 @@ def _stats_input(args, sel):
     # task's and CPU's lines to know who runs where (a filtered load changes run/wait times)
     t = _read(args.file, args, note_malformed=True, events=events)
     has_sched = "sched_switch" in t.events and len(t.events["sched_switch"]) > 0
+    from . import sched
     tables = getattr(args, "model_tables", 0)
     if need_model and (sel.start is not None or sel.end is not None or sel.cpus is not None):
-        from . import sched
         tables |= sched.ALL         # restricted figures read every table of the walk
     if has_sched and tables:
-        from . import sched
         sched.model(t, intervals=tables)    # one walk for the sums, the tables and the charts
     if overview and "kvm" in chosen:
         from . import kvm
