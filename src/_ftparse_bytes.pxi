@@ -194,14 +194,32 @@ cdef extern from *:
     """
     void copy_words "ft_copy_words"(char *dst, const char *src, size_t n) noexcept nogil
 
-# bytes that end an event name: ':', blanks, '(' (syscall events); one test a byte
-cdef uint8_t NAME_STOP[256]
-
-def _init_name_stop():
-    for ch in ":( \t":
-        NAME_STOP[ord(ch)] = 1
-
-_init_name_stop()
+cdef extern from *:
+    """
+    /* The end of an event name at p: the first ':', '(' (syscall events), space or tab in
+       [p, e), or e; 8 bytes a step, reading up to 7 past e (the parse buffer's PAD). */
+    /* the zero bytes of x flagged by their top bit: the lowest flag is exact (a false one
+       only follows a true one, through the subtraction's borrow) */
+    #define FT_ZBYTES(x) (((x) - 0x0101010101010101ULL) & ~(x) & 0x8080808080808080ULL)
+    static inline __attribute__((always_inline)) const char *
+    ft_name_end(const char *p, const char *e) {
+        uint64_t w, m;
+        if (p >= e)
+            return p;
+        while (p < e) {
+            __builtin_memcpy(&w, p, 8);
+            m = FT_ZBYTES(w ^ 0x3a3a3a3a3a3a3a3aULL) | FT_ZBYTES(w ^ 0x2828282828282828ULL)
+                | FT_ZBYTES(w ^ 0x2020202020202020ULL) | FT_ZBYTES(w ^ 0x0909090909090909ULL);
+            if (m) {
+                p += __builtin_ctzll(m) >> 3;
+                return p < e ? p : e;
+            }
+            p += 8;
+        }
+        return e;
+    }
+    """
+    const char *name_end "ft_name_end"(const char *p, const char *e) noexcept nogil
 
 cdef inline bint is_ws(char c) noexcept nogil:
     return c == c' ' or c == c'\t'
@@ -242,10 +260,28 @@ cdef inline const char *skip_ws(const char *p, const char *e) noexcept nogil:
         p += 1
     return p
 
-cdef inline const char *tok_end(const char *p, const char *e) noexcept nogil:
-    while p < e and not is_ws(p[0]):
-        p += 1
-    return p
+cdef extern from *:
+    """
+    /* The first blank (space or tab) in [p, e), or e: 8 bytes a step, reading up to 7 past e
+       (the parse buffer's PAD).  A zero byte of w ^ blank is a blank (FT_ZBYTES). */
+    static inline __attribute__((always_inline)) const char *
+    ft_tok_end(const char *p, const char *e) {
+        uint64_t w, m;
+        if (p >= e)
+            return p;
+        while (p < e) {
+            __builtin_memcpy(&w, p, 8);
+            m = FT_ZBYTES(w ^ 0x2020202020202020ULL) | FT_ZBYTES(w ^ 0x0909090909090909ULL);
+            if (m) {
+                p += __builtin_ctzll(m) >> 3;
+                return p < e ? p : e;
+            }
+            p += 8;
+        }
+        return e;
+    }
+    """
+    const char *tok_end "ft_tok_end"(const char *p, const char *e) noexcept nogil
 
 cdef inline const char *rtrim(const char *p, const char *e) noexcept nogil:
     while e > p and is_ws(e[-1]):
@@ -260,13 +296,37 @@ cdef inline bint eqn(const char *a, const char *b, size_t n) noexcept nogil:
             return False
     return True
 
+cdef extern from *:
+    """
+    /* The first byte c in [p, e), or NULL.  Most searches of a line end within a few bytes
+       (the dash after a comm, the blank after a value): two words are tested inline, reading
+       up to 7 bytes past e (the parse buffer's PAD), before a memchr call for the rest. */
+    static inline __attribute__((always_inline)) const char *
+    ft_find_byte(const char *p, const char *e, char c) {
+        const uint64_t rep = 0x0101010101010101ULL * (uint8_t)c;
+        uint64_t w, m;
+        int i;
+        for (i = 0; i < 2 && p < e; i++) {
+            __builtin_memcpy(&w, p, 8);
+            m = FT_ZBYTES(w ^ rep);
+            if (m) {
+                p += __builtin_ctzll(m) >> 3;
+                return p < e ? p : NULL;
+            }
+            p += 8;
+        }
+        return p < e ? (const char *)memchr(p, c, (size_t)(e - p)) : NULL;
+    }
+    """
+    const char *find_byte "ft_find_byte"(const char *p, const char *e, char c) noexcept nogil
+
 cdef inline const char *find(const char *p, const char *e, const char *needle,
                              size_t nl) noexcept nogil:
     """First occurrence of needle in [p, e), or NULL."""
     cdef const char *q
     cdef char c0 = needle[0]
     while <size_t>(e - p) >= nl:
-        q = <const char*>memchr(p, c0, <size_t>(e - p) - nl + 1)
+        q = find_byte(p, p + (<size_t>(e - p) - nl + 1), c0)
         if q == NULL:
             return NULL
         if eqn(q + 1, needle + 1, nl - 1):
@@ -295,6 +355,35 @@ cdef extern from *:
     """
     bint unlikely "ft_unlikely"(bint x) noexcept nogil
 
+cdef extern from *:
+    """
+    /* The decimal digits that start the 8 bytes at p, at most e - p of them: their count (0 to
+       8) and value, found and summed a word at a time.  The parse buffer has PAD readable
+       bytes past every line, so the load may pass e.  Little-endian: p[0] is the low byte. */
+    static inline __attribute__((always_inline)) int
+    ft_digits8(const char *p, const char *e, uint64_t *val) {
+        uint64_t w, x, m;
+        int n;
+        __builtin_memcpy(&w, p, 8);
+        x = w ^ 0x3030303030303030ULL;
+        /* a byte's top bit is set unless it was '0'..'9': x >= 10 passes 0x80 when 0x76 is added
+           (a carry only leaves a byte that is flagged already, into a later one) */
+        m = ((x + 0x7676767676767676ULL) | x) & 0x8080808080808080ULL;
+        n = m ? (int)(__builtin_ctzll(m) >> 3) : 8;
+        if (e - p < n)
+            n = e > p ? (int)(e - p) : 0;
+        if (n == 0)
+            return 0;
+        x <<= 8 * (8 - n);          /* the digits to the top bytes, zeros before them */
+        x = (x * 10 + (x >> 8)) & 0x00FF00FF00FF00FFULL;
+        x = (x * 100 + (x >> 16)) & 0x0000FFFF0000FFFFULL;
+        x = (x * 10000 + (x >> 32)) & 0xFFFFFFFFULL;
+        *val = x;
+        return n;
+    }
+    """
+    int digits8 "ft_digits8"(const char *p, const char *e, uint64_t *val) noexcept nogil
+
 cdef inline bint fits_i32(int64_t v) noexcept nogil:
     return I32_MIN <= v <= I32_MAX
 
@@ -308,25 +397,31 @@ cdef inline const char *parse_i64(const char *p, const char *e, int64_t *out) no
     cdef uint8_t d
     cdef const char *s
     cdef const char *lim
+    cdef int n
     if p < e and (p[0] == c'-' or p[0] == c'+'):
         neg = p[0] == c'-'
         p += 1
     s = p
-    # 18 digits cannot overflow: check only past them
-    lim = e if e - p <= 18 else p + 18
-    while p < lim:
-        d = <uint8_t>(p[0] - c'0')
-        if d > 9:
-            break
-        v = v * 10 + d
-        p += 1
-    while p < e and is_digit(p[0]):
-        if v > 922337203685477580ULL:
-            return NULL
-        v = v * 10 + <uint64_t>(p[0] - c'0')
-        p += 1
-    if p == s or v > 9223372036854775807ULL:
+    n = digits8(p, e, &v)
+    if n == 0:
         return NULL
+    p += n
+    if n == 8:
+        # 18 digits cannot overflow: check only past them
+        lim = e if e - s <= 18 else s + 18
+        while p < lim:
+            d = <uint8_t>(p[0] - c'0')
+            if d > 9:
+                break
+            v = v * 10 + d
+            p += 1
+        while p < e and is_digit(p[0]):
+            if v > 922337203685477580ULL:
+                return NULL
+            v = v * 10 + <uint64_t>(p[0] - c'0')
+            p += 1
+        if v > 9223372036854775807ULL:
+            return NULL
     out[0] = -<int64_t>v if neg else <int64_t>v
     return p
 

@@ -152,9 +152,7 @@ cdef int parse_event_line(PState *P, const char *p, const char *e) noexcept nogi
     # the event name: a token ending in ':' and a blank.  Lines without one come from tracers
     # that print their own shape: the function tracer (`func <-parent`), stack traces, and the
     # syscall events' `sys_x(args)` / `sys_x -> ret`.
-    n1 = n0
-    while n1 < e and not NAME_STOP[<uint8_t>n1[0]]:
-        n1 += 1
+    n1 = name_end(n0, e)
     pl = NULL
     et = -1
     if n1 < e and n1[0] == c':' and n1 > n0 and (n1 + 1 == e or is_ws(n1[1])):

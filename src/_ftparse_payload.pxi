@@ -195,11 +195,12 @@ cdef inline int fast_comm_pid(PState *P, const char *v, const char *e, const cha
     after[0] = q
     return 1
 
-cdef inline const char *fast_key_int(const char *q, const char *e, const char *key, char *rec,
-                                     int32_t o) noexcept nogil:
-    """`key` right at q, then an integer stored at offset o; the byte after it, or NULL."""
+cdef inline const char *fast_int_at(const char *q, const char *e, char *rec,
+                                    int32_t o) noexcept nogil:
+    """An integer at q stored at offset o; the byte after it, or NULL (also for a NULL q:
+    the key before it was not there).  Callers find the key with starts() on a literal,
+    which folds into a few compares where a key passed in would cost strlen and memcmp."""
     cdef int64_t v
-    q = starts(q, e, key)
     if q == NULL:
         return NULL
     q = fast_int(q, e, &v)
@@ -218,7 +219,7 @@ cdef int fast_sched_switch(PState *P, char *rec, const char *p, const char *e) n
                       OFF[O_SW_PREV_PID], &q)
     if k <= 0:
         return k
-    q = fast_key_int(q, e, b" prev_prio=", rec, OFF[O_SW_PREV_PRIO])
+    q = fast_int_at(starts(q, e, b" prev_prio="), e, rec, OFF[O_SW_PREV_PRIO])
     if q == NULL:
         return 0
     q = starts(q, e, b" prev_state=")
@@ -237,7 +238,7 @@ cdef int fast_sched_switch(PState *P, char *rec, const char *p, const char *e) n
                       OFF[O_SW_NEXT_PID], &q)
     if k <= 0:
         return k
-    return fast_key_int(q, e, b" next_prio=", rec, OFF[O_SW_NEXT_PRIO]) != NULL
+    return fast_int_at(starts(q, e, b" next_prio="), e, rec, OFF[O_SW_NEXT_PRIO]) != NULL
 
 cdef int fast_sched_wake(PState *P, char *rec, const char *p, const char *e) noexcept nogil:
     cdef const char *q = starts(p, e, b"comm=")
@@ -249,7 +250,7 @@ cdef int fast_sched_wake(PState *P, char *rec, const char *p, const char *e) noe
     k = fast_comm_pid(P, q, e, b" pid=", 5, rec, OFF[O_WK_COMM], OFF[O_WK_PID], &q)
     if k <= 0:
         return k
-    q = fast_key_int(q, e, b" prio=", rec, OFF[O_WK_PRIO])
+    q = fast_int_at(starts(q, e, b" prio="), e, rec, OFF[O_WK_PRIO])
     if q == NULL:
         return 0
     r = starts(q, e, b" success=")
@@ -258,15 +259,16 @@ cdef int fast_sched_wake(PState *P, char *rec, const char *p, const char *e) noe
         if q == NULL or unlikely(not fits_i8(v)):
             return 0
         set_i8(rec, OFF[O_WK_SUCCESS], v)
-    return fast_key_int(q, e, b" target_cpu=", rec, OFF[O_WK_TARGET]) != NULL
+    return fast_int_at(starts(q, e, b" target_cpu="), e, rec, OFF[O_WK_TARGET]) != NULL
 
-cdef inline const char *fast_hex(const char *q, const char *e, const char *key, char *rec,
-                                 int32_t o, bint signed64) noexcept nogil:
+cdef inline const char *fast_hex_at(const char *q, const char *e, char *rec, int32_t o,
+                                    bint signed64) noexcept nogil:
+    """The hex digits at q (after a key ending in "0x", found as in fast_int_at) stored at
+    offset o; the byte after them, or NULL."""
     cdef uint64_t u
-    q = starts(q, e, key)
     if q == NULL:
         return NULL
-    # the key ends in "0x": the digits follow, without another prefix
+    # the digits follow the key's "0x" without another prefix
     if e - q >= 2 and q[0] == c'0' and (q[1] == c'x' or q[1] == c'X'):
         return NULL
     q = value_end(parse_hex(q, e, &u), e)
@@ -297,7 +299,7 @@ cdef int fast_kvm(PState *P, char *rec, const char *p, const char *e, int layout
             r = starts(q, e, b" rip 0x")
             if r == NULL:
                 return 0
-        return fast_hex(r - 2, e, b"0x", rec, OFF[O_KE_RIP], False) != NULL
+        return fast_hex_at(r, e, rec, OFF[O_KE_RIP], False) != NULL
     set_i32(rec, OFF[O_KX_VCPU], v)
     q = starts(q, e, b" reason ")
     if q == NULL:
@@ -311,19 +313,19 @@ cdef int fast_kvm(PState *P, char *rec, const char *p, const char *e, int layout
     if s < 0:
         return -1
     set_i32(rec, OFF[O_KX_REASON], s)
-    q = fast_hex(r, e, b" rip 0x", rec, OFF[O_KX_RIP], False)
+    q = fast_hex_at(starts(r, e, b" rip 0x"), e, rec, OFF[O_KX_RIP], False)
     if q == NULL:
         return 0
-    q = fast_hex(q, e, b" info1 0x", rec, OFF[O_KX_INFO1], False)
+    q = fast_hex_at(starts(q, e, b" info1 0x"), e, rec, OFF[O_KX_INFO1], False)
     if q == NULL:
         return 0
-    q = fast_hex(q, e, b" info2 0x", rec, OFF[O_KX_INFO2], False)
+    q = fast_hex_at(starts(q, e, b" info2 0x"), e, rec, OFF[O_KX_INFO2], False)
     if q == NULL:
         return 0
-    q = fast_hex(q, e, b" intr_info 0x", rec, OFF[O_KX_INTR], True)
+    q = fast_hex_at(starts(q, e, b" intr_info 0x"), e, rec, OFF[O_KX_INTR], True)
     if q == NULL:
         return 0
-    q = fast_hex(q, e, b" error_code 0x", rec, OFF[O_KX_ERR], True)
+    q = fast_hex_at(starts(q, e, b" error_code 0x"), e, rec, OFF[O_KX_ERR], True)
     return q != NULL
 
 cdef int pl_sched_switch(PState *P, char *rec, const char *p, const char *e) noexcept nogil:

@@ -1,33 +1,48 @@
 # The line prefix: included by _ftparse.pyx (one compilation unit).
 # `comm-pid [(tgid)] [cpu] [flags] ts:` anchored on structure, see the example in _ftparse.pyx.
 
+cdef uint64_t FRAC_SCALE[10]
+
+def _init_frac_scale():
+    cdef int i
+    FRAC_SCALE[9] = 1
+    for i in range(8, -1, -1):
+        FRAC_SCALE[i] = FRAC_SCALE[i + 1] * 10
+
+_init_frac_scale()
+
 cdef inline const char *parse_secs(const char *p, const char *e, int64_t *ts, int *err,
                                    const char **what) noexcept nogil:
     """`SSS.FFFFFF` (1 to 9 decimals) into ns, exactly.  NULL if it is not one: err 0 when
     [p, e) holds no `digits.` (the caller may try another clock), else E_TIMESTAMP or
     E_TS_RANGE with what names the item."""
     cdef uint64_t sec = 0, frac = 0
-    cdef int nd = 0
+    cdef int nd
     cdef const char *s = p
     err[0] = 0
-    while p < e and is_digit(p[0]):
-        if sec > 1844674407370955160ULL:
-            err[0] = E_TS_RANGE
-            what[0] = b"timestamp"
-            return NULL
-        sec = sec * 10 + <uint64_t>(p[0] - c'0')
-        p += 1
+    nd = digits8(p, e, &sec)
+    p += nd
+    if nd == 8:
+        while p < e and is_digit(p[0]):
+            if sec > 1844674407370955160ULL:
+                err[0] = E_TS_RANGE
+                what[0] = b"timestamp"
+                return NULL
+            sec = sec * 10 + <uint64_t>(p[0] - c'0')
+            p += 1
     if p == s or p >= e or p[0] != c'.':
         return NULL
     p += 1
-    while p < e and is_digit(p[0]):
-        if nd == 9:
+    nd = digits8(p, e, &frac)
+    p += nd
+    if nd == 8 and p < e and is_digit(p[0]):
+        frac = frac * 10 + <uint64_t>(p[0] - c'0')
+        nd = 9
+        p += 1
+        if p < e and is_digit(p[0]):
             err[0] = E_TIMESTAMP
             what[0] = b"at most 9 decimals"
             return NULL
-        frac = frac * 10 + <uint64_t>(p[0] - c'0')
-        nd += 1
-        p += 1
     if nd == 0:
         err[0] = E_TIMESTAMP
         what[0] = b"timestamp"
@@ -36,10 +51,7 @@ cdef inline const char *parse_secs(const char *p, const char *e, int64_t *ts, in
         err[0] = E_TS_RANGE
         what[0] = b"timestamp"
         return NULL
-    while nd < 9:
-        frac *= 10
-        nd += 1
-    ts[0] = <int64_t>(sec * 1000000000ULL + frac)
+    ts[0] = <int64_t>(sec * 1000000000ULL + frac * FRAC_SCALE[nd])
     return p
 
 cdef inline const char *parse_ts(PState *P, const char *p, const char *e, int64_t *ts,
@@ -113,7 +125,7 @@ cdef int parse_prefix(PState *P, const char *p, const char *e, Prefix *x) noexce
     x.flags = NULL
     x.flags_len = 0
     while True:
-        d = <const char*>memchr(q, c'-', <size_t>(e - q)) if q < e else NULL
+        d = find_byte(q, e, c'-')
         if d == NULL or d == p:
             if d == p and d != NULL:
                 q = d + 1

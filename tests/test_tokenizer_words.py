@@ -1,0 +1,123 @@
+"""The tokenizer's word-at-a-time scanners (src/_ftparse_bytes.pxi: ft_digits8, ft_tok_end,
+ft_find_byte, ft_name_end) against the plain-Python reference parser, on the shapes where a
+word load goes wrong: numbers of every length around the 8-byte word and the int32 / int64 /
+9-decimal limits, comms and event names of every length up to three words, keys that start
+within the first two words or past them, and a line whose end falls inside a word (the bytes
+read past it, which the parse buffer's padding holds, must never count)."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import numpy as np
+import pytest
+
+sys.path.insert(0, os.path.dirname(__file__))
+from refparser import refparse  # noqa: E402
+from test_reference import assert_same, load_fast  # noqa: E402
+
+from ftrace_fast import _ftparse  # noqa: E402
+
+NUMS = ([str(10 ** k) for k in range(20)] + [str(10 ** k - 1) for k in range(1, 21)]
+        + ["0", "007", "2147483647", "2147483648", "-1", "-2147483648", "-2147483649",
+           "9223372036854775807", "9223372036854775808", "+5", "-", "12a", "1 2"])
+
+
+def _switch(prev_pid="1", prev_prio="120", next_pid="2", next_prio="120",
+            prev_comm="a", next_comm="b", state="S"):
+    return (f"bash-1 [000] d..2. 5.000001: sched_switch: prev_comm={prev_comm} "
+            f"prev_pid={prev_pid} prev_prio={prev_prio} prev_state={state} ==> "
+            f"next_comm={next_comm} next_pid={next_pid} next_prio={next_prio}").encode()
+
+
+def _wake(pid="1", prio="120", cpu="003", comm="a"):
+    return (f"bash-1 [000] d.h3. 5.000001: sched_waking: comm={comm} pid={pid} prio={prio} "
+            f"target_cpu={cpu}").encode()
+
+
+def _lines():
+    out = []
+    for n in NUMS:
+        out += [_switch(prev_pid=n), _switch(prev_prio=n), _switch(next_pid=n),
+                _switch(next_prio=n), _wake(pid=n), _wake(prio=n), _wake(cpu=n),
+                f"comm-{n} [000] d..2. 5.000001: foo: bar".encode(),
+                f"comm-1 [{n}] d..2. 5.000001: foo: bar".encode(),
+                f"comm-1 ({n}) [000] d..2. 5.000001: foo: bar".encode(),
+                f"x-1 [000] 5.000001: kvm_exit: vcpu {n} reason HLT rip 0x1 info1 0x0 "
+                f"info2 0x0 intr_info 0x0 error_code 0x0".encode()]
+    for secs in ("0", "5", "1234567", "12345678", "123456789", "9223372035", "9223372036",
+                 "18446744073709551616"):
+        for dec in range(0, 11):
+            frac = "123456789"[:dec] + "0" * max(0, dec - 9)
+            out.append(f"bash-1 [000] d..2. {secs}.{frac}: foo: bar".encode())
+            out.append(f"bash-1 [000] d..2. {secs}{'.' if dec else ''}{frac}: foo: bar".encode())
+    for k in range(1, 26):
+        name = ("x" * k)
+        dashed = "-".join("ab" for _ in range(k))[:k]
+        out += [_switch(prev_comm=name, next_comm=dashed), _wake(comm=name),
+                _switch(prev_comm="a b " * (k // 4 + 1), next_comm=name + " x"),
+                f"{name}-7 [001] d..2. 5.000001: {name}: a=1".encode(),
+                f"{dashed}-7 [001] d..2. 5.000001: sys_{name}(a: 1)".encode(),
+                f"{name}\t-7 [001]\td..2.\t5.000001:\t{name}:\ta=1".encode(),
+                f"  {dashed} x-{k} [001] d..2. 5.000001: sched_wakeup: comm={dashed} pid={k} "
+                f"prio=120 target_cpu=001".encode()]
+    # a token or a searched key that ends the line (block rwbs, kvm's words, the function
+    # tracer's `func <-parent`), so that the scan for its end meets the line's end
+    out += [b"x-1 [000] 5.000001: kvm_exit: vcpu 0 reason HLT",
+            b"x-1 [000] 5.000001: kvm_exit: reason HLT rip 0x1 info 0 0",
+            b"x-1 [000] 5.000001: kvm_exit: reason EPT_VIOLATION rip 0xffffffff8107e4a8 "
+            b"info1 0x181 info2 0x7ffd3000",
+            b"x-1 [000] 5.000001: kvm_entry: vcpu 1, rip 0x7f3a1c2e4d10",
+            b"x-1 [000] 5.000001: block_rq_issue: 8,0 WS 4096 () 123 + 8 [kworker/0:1]",
+            b"x-1 [000] 5.000001: block_rq_complete: 8,0 WS () 123 + 8 [0]",
+            b"x-1 [000] 5.000001: block_rq_issue: 8,0 WS",
+            b"x-1 [000] 5.000001: block_rq_insert: dev=8,0 sector=5 nr_sector=8 rwbs=WSM",
+            b"x-1 [000] 5.000001: irq_handler_entry: irq=24 name=virtio0-input.0",
+            b"x-1 [000] 5.000001: softirq_raise: vec=9 [action=RCU]",
+            b"x-1 [000] 5.000001: sched_process_exec: filename=/bin/true pid=5 old_pid=5",
+            b"x-1 [000] 5.000001: sched_process_fork: comm=a pid=1 child_comm=b child_pid=2",
+            b"x-1 [000] 5.000001: do_sys_open <-__x64_sys_openat",
+            b"x-1 [000] 5.000001: sys_read(fd: 3, buf: 7ffd, count: 1000)",
+            b"x-1 [000] 5.000001: sys_read -> 0x1000"]
+    return out
+
+
+LINES = _lines()
+
+
+def test_scanned_fields_equal_the_reference():
+    text = b"\n".join(LINES) + b"\n"
+    assert_same(load_fast(text), refparse(text), text.split(b"\n"))
+
+
+def _finish(line, pad):
+    p = _ftparse.Parser()
+    p.feed(bytearray(line + pad), len(line), True)
+    out = p.finish()
+    events = {k: v.tobytes() for k, v in out["events"].items()}
+    return (events, out["comms"], out["symbols"], bytes(out["text"]), out["errors"],
+            out["events_count"], out["malformed"], out["headers"])
+
+
+# what a word load past the line end would take for more of the line: digits, blanks, the
+# keys and separators the scanners look for
+PADS = [b"9" * 64, b" " * 64, b"\t" * 64, b"-1 [000] :(" * 6, b" next_pid=1 prev_pid=" * 4]
+
+
+@pytest.mark.parametrize("cut", [0, 1, 2, 3, 5, 7])
+def test_bytes_past_the_line_end_never_count(cut):
+    """The last line of the input, without its line end, followed by bytes the word scanners
+    would take for more digits, blanks or keys: the same records as with zeros after it, and
+    the reference's.  cut trims the line so that its end falls at every place in a word."""
+    checked = 0
+    for line in LINES[::3] + LINES[-15:]:
+        line = line[:len(line) - cut] if cut < len(line) else line
+        want = _finish(line, bytes(64))
+        for pad in PADS:
+            assert _finish(line, pad) == want, (line, pad)
+        checked += 1
+    assert checked > 100
+    tail = [ln[:len(ln) - cut] for ln in LINES[::7] + LINES[-15:]]
+    text = b"\n".join(tail)     # unterminated last line: its end is the input's
+    assert_same(load_fast(text), refparse(text), text.split(b"\n"))
