@@ -67,7 +67,8 @@ cdef class OwnedBuffer:
 
     def __dealloc__(self):
         if self.mapped_len:
-            unmap(self.data, self.mapped_len)
+            if not pool_put(self.data, self.mapped_len):
+                unmap(self.data, self.mapped_len)
         else:
             free(self.data)
         self.data = NULL
@@ -77,6 +78,19 @@ cdef class OwnedBuffer:
 
     def __releasebuffer__(self, Py_buffer *view):
         pass
+
+def lend_freed_buffers(bint on):
+    """on: the large buffers of arrays freed from now on are kept and lent to the parsers'
+    next buffers (whose pages are then touched already); off: this load is done, and when no
+    other lends, the kept ones are released.  For a load that hands its kept text out piece
+    by piece (ftfast filter)."""
+    pool_switch(1 if on else 0)
+
+
+def lent_buffers():
+    """(buffers lent since the process started, buffers kept now): for tests."""
+    return pool_lent, pool_n
+
 
 cdef object take_grow(Grow *g, object dtype=np.uint8):
     """A NumPy array of dtype (uint8 by default) owning the bytes of g (shrunk to fit); g is

@@ -429,6 +429,9 @@ def _load_source(src, parser, make_parser, *, strict, chunk_size, progress, warn
     if progress is None:
         progress = sys.stderr.isatty() and (src.size or 0) > (256 << 20)
     bar = _Progress(src, progress)
+    if sink is not None:
+        # the text pieces are freed once written: their pages go to the next parts' text
+        _ftparse.lend_freed_buffers(True)
     try:
         starts = _part_starts(src, threads, part_offsets)
         if sink is not None and starts is not None and part_offsets is None:
@@ -453,6 +456,8 @@ def _load_source(src, parser, make_parser, *, strict, chunk_size, progress, warn
                              f"input: {_read_error(exc)}") from None
         raise InputError(f"{printable(src.name)}: read error: {_read_error(exc)}") from None
     finally:
+        if sink is not None:
+            _ftparse.lend_freed_buffers(False)
         bar.done()
         src.close()
     result = parser.finish()
