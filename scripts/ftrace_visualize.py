@@ -28,14 +28,14 @@ import os
 import sys
 
 try:
-    from ftrace_fast import _entry  # NumPy-free: the BLAS knobs go in before NumPy loads
-    _entry.pin_blas_threads()
+    from ftrace_fast import _entry  # NumPy-free: NumPy's knobs go in before it loads
+    _entry.before_numpy()
     from ftrace_fast import cli
 except ImportError:  # a checkout built in place (pip install -e .) but not on sys.path
     sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir, "src"))
     try:
         from ftrace_fast import _entry
-        _entry.pin_blas_threads()
+        _entry.before_numpy()
         from ftrace_fast import cli
     except ImportError as exc:
         print(f"ftrace_visualize.py: ftrace_fast is not installed ({exc}): run 'pip install .' in "

@@ -20,9 +20,17 @@ cdef extern from *:
         return 0;
     }
 
+    /* Transparent huge pages for a buffer: its first touch faults once per 2 MB, not per
+       4 KB, and mremap moves one entry per 2 MB.  Kept where NumPy's advice is turned off
+       (ftrace_fast._entry.numpy_huge_pages): without it the parse took longer there. */
+    static void ft_advise_huge(void *p, size_t n) {
+    #ifdef MADV_HUGEPAGE
+        madvise(p, n, MADV_HUGEPAGE);
+    #endif
+    }
+
     /* A large buffer lives in its own mapping: it grows by mremap (never a copy, where a heap
-       realloc below glibc's mmap threshold copies), and asks for transparent huge pages
-       (first touch faults once per 2 MB, not per 4 KB). */
+       realloc below glibc's mmap threshold copies), with the huge-page advice above. */
     static char *ft_map_grow(char *old, size_t oldcap, size_t used, int mapped, size_t ncap) {
         void *p;
         if (mapped) {
@@ -47,9 +55,7 @@ cdef extern from *:
         }
         if (p == MAP_FAILED)
             return NULL;
-    #ifdef MADV_HUGEPAGE
-        madvise(p, ncap, MADV_HUGEPAGE);
-    #endif
+        ft_advise_huge(p, ncap);
         return (char *)p;
     }
     static void ft_unmap(char *p, size_t n) { munmap(p, n); }
@@ -158,9 +164,7 @@ cdef extern from *:
             memcpy(j + full, s, need);
             munmap(s, *scapp);
         }
-    #ifdef MADV_HUGEPAGE
-        madvise(j, *dcapp, MADV_HUGEPAGE);
-    #endif
+        ft_advise_huge(j, *dcapp);
         return 0;
     }
     """

@@ -113,3 +113,71 @@ def test_skill_scripts_pin_blas_before_numpy(script, tmp_path):
             f"    runpy.run_path({str(ROOT / 'scripts' / script)!r}, run_name='__main__')")
     _, got = probe(code, tmp_path)
     assert got["at_numpy"] == {v: "1" for v in BLAS_VARS}
+
+
+def _sysfs(root, devices, order=None):
+    """A fake /sys: devices are (name, device id, feature bits, driver bound)."""
+    base = root / "bus" / "virtio" / "devices"
+    for name, dev_id, bits, bound in devices:
+        d = base / name
+        d.mkdir(parents=True)
+        (d / "device").write_text(f"0x{dev_id:04x}\n")
+        (d / "features").write_text(bits + "\n")
+        if bound:
+            (d / "driver").mkdir()
+    if order is not None:
+        p = root / "module" / "page_reporting" / "parameters"
+        p.mkdir(parents=True)
+        (p / "page_reporting_order").write_text(f"{order}\n")
+    return str(root)
+
+
+REPORTING = "0110010100000000000000000000000010000000"   # bits 1, 2, 5, 7, 32
+NO_REPORTING = "0110000100000000000000000000000010000000"
+
+
+@pytest.mark.parametrize("devices, order, want", [
+    ([("virtio0", 5, REPORTING, True)], None, True),
+    ([("virtio0", 5, REPORTING, True)], 9, True),
+    ([("virtio0", 5, REPORTING, True)], 10, False),      # only blocks past a huge page
+    ([("virtio0", 5, NO_REPORTING, True)], None, False),
+    ([("virtio0", 5, REPORTING, False)], None, False),   # no driver: nothing reports
+    ([("virtio1", 2, REPORTING, True)], None, False),    # bit 5 of a block device
+    ([("virtio1", 2, NO_REPORTING, True), ("virtio3", 5, REPORTING, True)], None, True),
+    ([], None, False),
+], ids=["reporting", "order-9", "order-10", "no-reporting", "unbound", "not-a-balloon",
+        "second-device", "no-virtio"])
+def test_free_page_reporting_is_read_from_sysfs(devices, order, want, tmp_path):
+    from ftrace_fast import _entry
+    assert _entry.free_pages_reported(_sysfs(tmp_path, devices, order)) is want
+
+
+def test_numpy_huge_pages_off_only_where_reported_and_not_set(tmp_path, monkeypatch):
+    from ftrace_fast import _entry
+    on = _sysfs(tmp_path / "on", [("virtio0", 5, REPORTING, True)])
+    off = _sysfs(tmp_path / "off", [("virtio0", 5, NO_REPORTING, True)])
+    monkeypatch.delenv("NUMPY_MADVISE_HUGEPAGE", raising=False)
+    _entry.numpy_huge_pages(off)
+    assert "NUMPY_MADVISE_HUGEPAGE" not in os.environ
+    _entry.numpy_huge_pages(on)
+    assert os.environ["NUMPY_MADVISE_HUGEPAGE"] == "0"
+    monkeypatch.setenv("NUMPY_MADVISE_HUGEPAGE", "1")   # the user's choice stays
+    _entry.numpy_huge_pages(on)
+    assert os.environ["NUMPY_MADVISE_HUGEPAGE"] == "1"
+
+
+def test_the_entry_decides_numpy_huge_pages_before_numpy_loads(tmp_path):
+    """main() reaches numpy_huge_pages before NumPy is imported (NumPy reads the variable
+    once, at import): the probe sees the variable as this machine's sysfs decides it."""
+    from ftrace_fast import _entry
+    code = entry("info", str(SMP2))
+    env = {k: v for k, v in os.environ.items() if k != "NUMPY_MADVISE_HUGEPAGE"}
+    env["FTFAST_CACHE_DIR"] = str(tmp_path / "cache")
+    p = subprocess.run([sys.executable, "-c", PROBE % {"vars": ("NUMPY_MADVISE_HUGEPAGE",),
+                                                       "code": code}],
+                       capture_output=True, text=True, env=env, timeout=120)
+    assert p.returncode == 0, p.stderr
+    got = json.loads(p.stderr.strip().splitlines()[-1])
+    assert got["rc"] in (0, None)
+    want = "0" if _entry.free_pages_reported() else None
+    assert got["at_numpy"] == {"NUMPY_MADVISE_HUGEPAGE": want}
