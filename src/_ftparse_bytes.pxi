@@ -271,20 +271,22 @@ cdef extern from *:
 
 cdef extern from *:
     """
-    /* The end of an event name at p: the first ':', '(' (syscall events), space or tab in
-       [p, e), or e; 8 bytes a step, reading up to 7 past e (the parse buffer's PAD). */
     /* the zero bytes of x flagged by their top bit: the lowest flag is exact (a false one
        only follows a true one, through the subtraction's borrow) */
     #define FT_ZBYTES(x) (((x) - 0x0101010101010101ULL) & ~(x) & 0x8080808080808080ULL)
+    #define FT_REP(c) (0x0101010101010101ULL * (uint8_t)(c))
+
+    /* The first of the bytes a, b, c, d in [p, e), or e: 8 bytes a step, reading up to 7
+       past e (the parse buffer's PAD).  Called with constants, which fold. */
     static inline __attribute__((always_inline)) const char *
-    ft_name_end(const char *p, const char *e) {
+    ft_first_of(const char *p, const char *e, char a, char b, char c, char d) {
         uint64_t w, m;
         if (p >= e)
             return p;
         while (p < e) {
             __builtin_memcpy(&w, p, 8);
-            m = FT_ZBYTES(w ^ 0x3a3a3a3a3a3a3a3aULL) | FT_ZBYTES(w ^ 0x2828282828282828ULL)
-                | FT_ZBYTES(w ^ 0x2020202020202020ULL) | FT_ZBYTES(w ^ 0x0909090909090909ULL);
+            m = FT_ZBYTES(w ^ FT_REP(a)) | FT_ZBYTES(w ^ FT_REP(b))
+                | FT_ZBYTES(w ^ FT_REP(c)) | FT_ZBYTES(w ^ FT_REP(d));
             if (m) {
                 p += __builtin_ctzll(m) >> 3;
                 return p < e ? p : e;
@@ -293,8 +295,14 @@ cdef extern from *:
         }
         return e;
     }
+
+    /* the end of an event name: ':', '(' (syscall events) or a blank */
+    #define ft_name_end(p, e) ft_first_of((p), (e), ':', '(', ' ', '\\t')
+    /* the first blank */
+    #define ft_tok_end(p, e) ft_first_of((p), (e), ' ', '\\t', ' ', '\\t')
     """
     const char *name_end "ft_name_end"(const char *p, const char *e) noexcept nogil
+    const char *tok_end "ft_tok_end"(const char *p, const char *e) noexcept nogil
 
 cdef inline bint is_ws(char c) noexcept nogil:
     return c == c' ' or c == c'\t'
@@ -335,29 +343,6 @@ cdef inline const char *skip_ws(const char *p, const char *e) noexcept nogil:
         p += 1
     return p
 
-cdef extern from *:
-    """
-    /* The first blank (space or tab) in [p, e), or e: 8 bytes a step, reading up to 7 past e
-       (the parse buffer's PAD).  A zero byte of w ^ blank is a blank (FT_ZBYTES). */
-    static inline __attribute__((always_inline)) const char *
-    ft_tok_end(const char *p, const char *e) {
-        uint64_t w, m;
-        if (p >= e)
-            return p;
-        while (p < e) {
-            __builtin_memcpy(&w, p, 8);
-            m = FT_ZBYTES(w ^ 0x2020202020202020ULL) | FT_ZBYTES(w ^ 0x0909090909090909ULL);
-            if (m) {
-                p += __builtin_ctzll(m) >> 3;
-                return p < e ? p : e;
-            }
-            p += 8;
-        }
-        return e;
-    }
-    """
-    const char *tok_end "ft_tok_end"(const char *p, const char *e) noexcept nogil
-
 cdef inline const char *rtrim(const char *p, const char *e) noexcept nogil:
     while e > p and is_ws(e[-1]):
         e -= 1
@@ -378,7 +363,7 @@ cdef extern from *:
        up to 7 bytes past e (the parse buffer's PAD), before a memchr call for the rest. */
     static inline __attribute__((always_inline)) const char *
     ft_find_byte(const char *p, const char *e, char c) {
-        const uint64_t rep = 0x0101010101010101ULL * (uint8_t)c;
+        const uint64_t rep = FT_REP(c);
         uint64_t w, m;
         int i;
         for (i = 0; i < 2 && p < e; i++) {
