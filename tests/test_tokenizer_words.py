@@ -1,9 +1,9 @@
-"""The tokenizer's word-at-a-time scanners (src/_ftparse_bytes.pxi: ft_digits8, ft_tok_end,
-ft_find_byte, ft_name_end) against the plain-Python reference parser, on the shapes where a
-word load goes wrong: numbers of every length around the 8-byte word and the int32 / int64 /
-9-decimal limits, comms and event names of every length up to three words, keys that start
-within the first two words or past them, and a line whose end falls inside a word (the bytes
-read past it, which the parse buffer's padding holds, must never count)."""
+"""The tokenizer's word-at-a-time scanners (src/_ftparse_bytes.pxi: ft_digits8, ft_first_of
+behind tok_end and name_end, ft_find_byte) against the plain-Python reference parser, on the
+shapes where a word load goes wrong: numbers of every length around the 8-byte word and the
+int32 / int64 / 9-decimal limits, comms and event names of every length up to three words,
+keys that start within the first two words or past them, and a line whose end falls inside a
+word (the bytes read past it, which the parse buffer's padding holds, must never count)."""
 
 from __future__ import annotations
 
