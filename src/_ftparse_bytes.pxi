@@ -21,44 +21,13 @@ cdef extern from *:
     }
 
     /* Transparent huge pages for a buffer: its first touch faults once per 2 MB, not per
-       4 KB, and mremap moves one entry per 2 MB.  Kept where NumPy's advice is turned off
-       (ftrace_fast._entry.numpy_huge_pages): without it the parse took longer there. */
+       4 KB.  Kept where NumPy's advice is turned off (ftrace_fast._entry.numpy_huge_pages):
+       without it the parse took longer there (bench/README.md). */
     static void ft_advise_huge(void *p, size_t n) {
     #ifdef MADV_HUGEPAGE
         madvise(p, n, MADV_HUGEPAGE);
     #endif
     }
-
-    /* A large buffer lives in its own mapping: it grows by mremap (never a copy, where a heap
-       realloc below glibc's mmap threshold copies), with the huge-page advice above. */
-    static char *ft_map_grow(char *old, size_t oldcap, size_t used, int mapped, size_t ncap) {
-        void *p;
-        if (mapped) {
-            p = mremap(old, oldcap, ncap, MREMAP_MAYMOVE);
-            if (p == MAP_FAILED && ft_map_extend(old, oldcap, ncap))
-                p = old;
-            if (p == MAP_FAILED) {
-                /* several mappings with no room after them: moved by a copy */
-                p = mmap(NULL, ncap, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-                if (p != MAP_FAILED) {
-                    memcpy(p, old, used);
-                    munmap(old, oldcap);
-                }
-            }
-        } else {
-            p = mmap(NULL, ncap, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-            if (p != MAP_FAILED) {
-                if (used)
-                    memcpy(p, old, used);
-                free(old);
-            }
-        }
-        if (p == MAP_FAILED)
-            return NULL;
-        ft_advise_huge(p, ncap);
-        return (char *)p;
-    }
-    static void ft_unmap(char *p, size_t n) { munmap(p, n); }
 
     /* Mappings handed back while a load streams its kept text out (ftfast filter), lent to
        the next buffer that needs one: the pages are touched already, where a fresh mapping
@@ -116,6 +85,41 @@ cdef extern from *:
         pthread_mutex_unlock(&ft_pool_mu);
     }
 
+    /* A large buffer lives in its own mapping: it grows by mremap (never a copy, where a heap
+       realloc below glibc's mmap threshold copies), with the huge-page advice above.  A first
+       mapping is a lent one when the pool has one (its length in *ncapp, at least asked). */
+    static char *ft_map_grow(char *old, size_t oldcap, size_t used, int mapped, size_t *ncapp) {
+        size_t ncap = *ncapp;
+        void *p;
+        if (mapped) {
+            p = mremap(old, oldcap, ncap, MREMAP_MAYMOVE);
+            if (p == MAP_FAILED && ft_map_extend(old, oldcap, ncap))
+                p = old;
+            if (p == MAP_FAILED) {
+                /* several mappings with no room after them: moved by a copy */
+                p = mmap(NULL, ncap, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+                if (p != MAP_FAILED) {
+                    memcpy(p, old, used);
+                    munmap(old, oldcap);
+                }
+            }
+        } else {
+            p = ft_pool_get(ncap, ncapp);
+            if (p == NULL)
+                p = mmap(NULL, ncap, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+            if (p != MAP_FAILED) {
+                if (used)
+                    memcpy(p, old, used);
+                free(old);
+            }
+        }
+        if (p == MAP_FAILED)
+            return NULL;
+        ft_advise_huge(p, *ncapp);
+        return (char *)p;
+    }
+    static void ft_unmap(char *p, size_t n) { munmap(p, n); }
+
     /* The bytes of mapping *dp (dsize used of *dcapp) followed by those of mapping *sp (ssize
        of *scapp), without copying the latter's pages (they are touched already; fresh pages
        cost their zeroing): d's full pages stay, s's mapping moves in right behind them
@@ -169,10 +173,9 @@ cdef extern from *:
     }
     """
     char *map_grow "ft_map_grow"(char *old, size_t oldcap, size_t used, int mapped,
-                                 size_t ncap) noexcept nogil
+                                 size_t *ncap) noexcept nogil
     void unmap "ft_unmap"(char *p, size_t n) noexcept nogil
     int pool_put "ft_pool_put"(char *p, size_t cap) noexcept nogil
-    char *pool_get "ft_pool_get"(size_t need, size_t *cap) noexcept nogil
     void pool_switch "ft_pool_switch"(int on) noexcept nogil
     long pool_lent "ft_pool_lent"
     int pool_n "ft_pool_n"
@@ -203,17 +206,7 @@ cdef int g_grow(Grow *g, size_t extra) noexcept nogil:
             return -1
         ncap *= 2
     if ncap >= MAP_FROM:
-        if not g.mapped:
-            nd = pool_get(ncap, &ncap)
-            if nd != NULL:
-                if g.size:
-                    memcpy(nd, g.data, g.size)
-                free(g.data)
-                g.data = nd
-                g.cap = ncap
-                g.mapped = 1
-                return 0
-        nd = map_grow(g.data, g.cap, g.size, g.mapped, ncap)
+        nd = map_grow(g.data, g.cap, g.size, g.mapped, &ncap)
         if nd == NULL:
             return -1
         g.mapped = 1

@@ -61,7 +61,7 @@ def numpy_huge_pages(sys_root="/sys"):
     reported to the hypervisor (free_pages_reported) the first touch of a fresh huge page is
     about 3x slower than that of 4 KB pages (bench/README.md), and the analyses' arrays are
     mostly fresh: NumPy's advice is turned off there, unless the user set it.  The parser's
-    own buffers keep theirs (they grow by mremap, which moves a huge page's one entry)."""
+    own buffers keep theirs (with theirs off too, the parse took longer there)."""
     if "NUMPY_MADVISE_HUGEPAGE" not in os.environ and free_pages_reported(sys_root):
         os.environ["NUMPY_MADVISE_HUGEPAGE"] = "0"
 
