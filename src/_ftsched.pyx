@@ -121,12 +121,15 @@ cdef struct Out:
     int64_t *task_ns         # [task * 8 + state]
     int64_t *slices          # RUNNING intervals per task
     int64_t *max_slice       # longest of them
+    int64_t *max_d           # longest BLOCKED_D interval per task (-1: none) ...
+    int64_t *max_d_at        # ... and its start (the first of equal lengths)
     int64_t *si_n            # switch-ins per task
     int64_t *si_inf_n        # of which inferred
     int64_t *so_n            # [task * 5 + switch-out class]
     int64_t *cpu_ns          # [cpu * 3 + (0 busy, 1 idle, 2 unknown)]
     int64_t *cpu_wait        # RUNNABLE time of the tasks waiting for each CPU
-    # task intervals
+    # task intervals (of the tasks iv_sel marks; NULL: of every task)
+    const uint8_t *iv_sel
     int32_t *iv_task
     int8_t *iv_state
     int64_t *iv_start
@@ -176,7 +179,10 @@ cdef inline void emit_iv(Out *o, int32_t task, int8_t st, int64_t a, int64_t b, 
         o.slices[task] += 1
         if b - a > o.max_slice[task]:
             o.max_slice[task] = b - a
-    if not (o.full & TABLE_IV):
+    elif st == S_SLEEP_D and b - a > o.max_d[task]:
+        o.max_d[task] = b - a
+        o.max_d_at[task] = a
+    if not (o.full & TABLE_IV) or (o.iv_sel != NULL and not o.iv_sel[task]):
         return
     if o.n_iv >= o.cap_iv:
         o.overflow = 1
@@ -914,7 +920,7 @@ cdef class Stream:
         return ts
 
     def analyze(self, order, const int32_t[::1] lost_cpu, tmap, cmap, int ntasks, int ncpus,
-                long long w0, long long w1, int full):
+                long long w0, long long w1, int full, iv_sel=None):
         """Walk the stream and return what it implies: the sums, per-task attributes and
         latency samples, and the tables of the TABLES bits in full (every task interval, CPU
         occupancy interval, switch-in and switch-out).
@@ -924,12 +930,14 @@ cdef class Stream:
         the comm of its latest line, ties going to the later array, then to the later role
         (own task, a, b), then to the later record; tgid the last one shown (by array, then
         record); counts[slot] the stamped lines naming it as ``a``.  switches: the
-        sched_switch lines per CPU."""
-        return _analyze(self, order, lost_cpu, tmap, cmap, ntasks, ncpus, w0, w1, full)
+        sched_switch lines per CPU.  max_d / max_d_at: each task's longest BLOCKED_D interval
+        (-1: none) and the start of the first that long.  iv_sel: a uint8 per task; the task
+        intervals are those of the tasks it marks (None: of every task)."""
+        return _analyze(self, order, lost_cpu, tmap, cmap, ntasks, ncpus, w0, w1, full, iv_sel)
 
 
 cdef _analyze(Stream st, order, const int32_t[::1] lost_cpu, tmap, cmap, int ntasks, int ncpus,
-              long long w0, long long w1, int full):
+              long long w0, long long w1, int full, iv_sel):
     cdef IdMap tm, cm
     idmap_init(&tm, tmap)
     idmap_init(&cm, cmap)
@@ -991,6 +999,8 @@ cdef _analyze(Stream st, order, const int32_t[::1] lost_cpu, tmap, cmap, int nta
         "task_ns": np.zeros((max(ntasks, 1), 8), np.int64),
         "slices": np.zeros(max(ntasks, 1), np.int64),
         "max_slice": np.zeros(max(ntasks, 1), np.int64),
+        "max_d": np.full(max(ntasks, 1), -1, np.int64),
+        "max_d_at": np.full(max(ntasks, 1), -1, np.int64),
         "switches_in": np.zeros(max(ntasks, 1), np.int64),
         "inferred": np.zeros(max(ntasks, 1), np.int64),
         "switches_out": np.zeros((max(ntasks, 1), 5), np.int64),
@@ -1000,6 +1010,9 @@ cdef _analyze(Stream st, order, const int32_t[::1] lost_cpu, tmap, cmap, int nta
     cdef int64_t[:, ::1] task_ns = sums["task_ns"]
     cdef int64_t[::1] slices = sums["slices"]
     cdef int64_t[::1] max_slice = sums["max_slice"]
+    cdef int64_t[::1] max_d = sums["max_d"]
+    cdef int64_t[::1] max_d_at = sums["max_d_at"]
+    cdef const uint8_t[::1] sel
     cdef int64_t[::1] si_n = sums["switches_in"]
     cdef int64_t[::1] si_inf_n = sums["inferred"]
     cdef int64_t[:, ::1] so_n = sums["switches_out"]
@@ -1040,6 +1053,14 @@ cdef _analyze(Stream st, order, const int32_t[::1] lost_cpu, tmap, cmap, int nta
     o.tgid = &tgid[0]; o.tgid_rank = &tgid_rank[0]; o.ev_n = &ev_n[0, 0]
     o.switches = &switches[0]
     o.task_ns = &task_ns[0, 0]; o.slices = &slices[0]; o.max_slice = &max_slice[0]
+    o.max_d = &max_d[0]; o.max_d_at = &max_d_at[0]
+    o.iv_sel = NULL
+    if iv_sel is not None:
+        sel = iv_sel
+        if sel.shape[0] != ntasks:
+            raise ValueError("iv_sel: one entry per task")
+        if ntasks:
+            o.iv_sel = &sel[0]
     o.si_n = &si_n[0]; o.si_inf_n = &si_inf_n[0]; o.so_n = &so_n[0, 0]; o.cpu_ns = &cpu_ns[0, 0]
     o.cpu_wait = &cpu_wait[0]
     o.iv_task = &iv_task[0]; o.iv_state = &iv_state[0]; o.iv_start = &iv_start[0]

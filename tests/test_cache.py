@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 import ftrace_fast
-from ftrace_fast import cache, sched
+from ftrace_fast import cache, kvm, sched
 from ftrace_fast.trace import Trace
 
 from helpers import DATA
@@ -539,3 +539,31 @@ def test_a_load_waits_for_a_live_writer_of_its_entry(cdir, kvm_text):
     finally:
         sleeper.kill()
         sleeper.wait()
+
+
+def test_model_with_the_vcpu_intervals_only_restored_without_a_walk(cdir, kvm_text, monkeypatch):
+    """A model whose walk kept the intervals of the vCPU threads only (kvm.topology) is stored
+    with the tasks it kept them for, and read back as such."""
+    t = quiet_load(kvm_text, cache=True)
+    vcpus = kvm.topology(t).vcpu_pids
+    m = sched.model(t)
+    assert m._iv_sel is not None and not m._iv_sel.all()
+    want = sched.interval_columns(m, pids=vcpus)
+    cache.flush()
+
+    def no_walk(self, full, iv_sel=None):
+        raise AssertionError("walked")
+    monkeypatch.setattr(sched.SchedModel, "_walk", no_walk)
+    u = quiet_load(kvm_text, cache=True)
+    mu = sched.model(u)
+    assert np.array_equal(mu._iv_sel, m._iv_sel) and mu._have == m._have
+    got = sched.interval_columns(mu, pids=vcpus)
+    for k in want:
+        assert np.array_equal(want[k], got[k]), k
+    monkeypatch.undo()
+    # the intervals of every task: a walk, then stored with the model
+    every = sched.task_intervals(u)
+    assert mu._have & sched.IV and mu._iv_sel is None
+    fresh = sched.task_intervals(quiet_load(kvm_text, cache=False))
+    for f in fresh.dtype.names:
+        assert np.array_equal(every[f], fresh[f]), f

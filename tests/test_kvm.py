@@ -756,9 +756,65 @@ def test_topology_walks_without_intervals_where_no_thread_can_be_a_vcpu():
     name = next(c for c in t.comms if c and c != "<idle>" and not c.startswith("swapper"))
     renamed = re.sub(rb"\b" + re.escape(name.encode()) + rb"\b", b"CPU 0/KVM", plain)
     t2 = ftrace_fast.load(io.BytesIO(renamed))
-    assert len(kvm.topology(t2).vcpu_pids) >= 1
-    assert sched.model(t2)._have & (sched.IV | sched.CO) == sched.IV | sched.CO
+    vp = kvm.topology(t2).vcpu_pids
+    assert len(vp) >= 1
+    m2 = sched.model(t2)
+    assert m2._have & sched.CO and m2.holds_intervals(np.isin(m2.pids, vp))
     ks = simkvm.simulate(seed=1, variant="kernel5")
     t3 = ftrace_fast.load(io.BytesIO(ks.data))
-    kvm.topology(t3)
-    assert sched.model(t3)._have & (sched.IV | sched.CO) == sched.IV | sched.CO
+    vp = kvm.topology(t3).vcpu_pids
+    m3 = sched.model(t3)
+    assert m3._have & sched.CO and m3.holds_intervals(np.isin(m3.pids, vp))
+
+
+def _same(a, b):
+    assert a.dtype == b.dtype and len(a) == len(b)
+    for f in a.dtype.names or ():
+        assert np.array_equal(a[f], b[f]), f
+    if not a.dtype.names:
+        assert np.array_equal(a, b)
+
+
+@pytest.mark.parametrize("seed", [1, 4])
+def test_the_walk_keeps_the_intervals_of_the_vcpu_threads_only(seed):
+    """The KVM figures read the task intervals of the vCPU threads only: the walk the topology
+    asks for keeps those of the tasks that can be vCPU threads (K1), the figures read that
+    table whole (no copy), and they equal those of a model with every table.  Asking for any
+    other task's intervals walks again for all of them."""
+    data = simkvm.simulate(seed=seed, variant="kernel5").data
+    t = ftrace_fast.load(io.BytesIO(data))
+    top = kvm.topology(t)
+    m = sched.model(t)
+    vsel = np.isin(m.pids, top.vcpu_pids)
+    assert vsel.any() and not vsel.all()
+    assert m._iv_sel is not None and not (m._have & sched.IV)
+    assert np.array_equal(m._iv_sel, vsel)      # simkvm names every vCPU thread `CPU n/KVM`
+    assert np.isin(m._r["iv_task"], np.flatnonzero(vsel)).all()
+    c = kvm._intervals(t, top.vcpu_pids)
+    assert np.shares_memory(c["start"], m._r["iv_start"])
+
+    full = ftrace_fast.load(io.BytesIO(data))
+    sched.model(full, intervals=True)
+    assert sched.model(full)._have & sched.IV and sched.model(full)._iv_sel is None
+    cf = kvm._intervals(full, top.vcpu_pids)
+    for k in ("task", "state", "start", "end", "cpu"):
+        assert np.array_equal(c[k], cf[k]), k
+    for fn in (kvm.placement, kvm.neighbours, kvm.vcpu_summary):
+        _same(fn(t), fn(full))
+    for vm, info in top.vms.items():
+        assert kvm.overcommit(t, info["vcpus"]) == kvm.overcommit(full, info["vcpus"])
+    assert kvm.overcommit(t) == kvm.overcommit(full)
+    io_t, io_f = kvm.io_summary(t), kvm.io_summary(full)
+    assert io_t == io_f and io_t["threads"]
+    # the longest D stretch of each I/O thread, which the walk keeps, from every interval
+    iv = sched.task_intervals(full)
+    for r in io_t["threads"]:
+        d = iv[(iv["pid"] == r["pid"]) & (iv["state"] == sched.SLEEP_D)]
+        n = d["end_ns"] - d["start_ns"]
+        assert r["longest_blocked_ns"] == (int(n.max()) if len(d) else 0)
+        assert r["longest_blocked_at"] == (int(d["start_ns"][np.argmax(n)]) if len(d) else None)
+    assert any(r["longest_blocked_ns"] > 0 for r in io_t["threads"])
+    # the intervals of the other tasks: a walk for every task
+    _same(sched.task_intervals(t), iv)
+    assert m._have & sched.IV and m._iv_sel is None
+    _same(sched.task_intervals(t, pids=top.vcpu_pids), sched.task_intervals(full, pids=top.vcpu_pids))

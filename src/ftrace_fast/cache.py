@@ -61,7 +61,7 @@ import weakref
 import numpy as np
 
 #: version of the entry layout: bump it when what is stored, or how, changes
-LAYOUT_VERSION = 3
+LAYOUT_VERSION = 4
 #: inputs smaller than this are parsed again rather than cached (unless asked)
 MIN_BYTES = 64 << 20
 DEFAULT_MAX_BYTES = 10 << 30

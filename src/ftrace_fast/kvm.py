@@ -180,10 +180,11 @@ class Topology:
 
     def __init__(self, trace):
         self.trace = trace
-        # the KVM figures read the task intervals and the CPU occupancy: one walk, without
-        # them when no thread can be a vCPU (then there is no VM and no QEMU thread, K1)
+        # the KVM figures read the CPU occupancy and the intervals of the vCPU threads: one
+        # walk, without them when no thread can be a vCPU (then there is no VM, K1)
         tables = sched.IV | sched.CO if _may_have_vcpus(trace) else 0
-        self._model = sched.model(trace, intervals=tables) if _has_sched(trace) else None
+        self._model = sched.model(trace, intervals=tables, iv_select=_vcpu_candidates) \
+            if _has_sched(trace) else None
         self._last_comms = {}
         names, self.tgid = self._model_names(trace, self._model)
         votes = _kvm_line_names(trace, names, self.tgid)
@@ -295,7 +296,8 @@ def _topology_from(trace, state):
     top.__dict__.update(state)
     top.trace = trace
     has_sched = "sched_switch" in trace.events and len(trace.events["sched_switch"])
-    top._model = sched.model(trace, intervals=sched.IV | sched.CO) if has_sched else None
+    top._model = sched.model(trace, intervals=sched.IV | sched.CO,
+                             iv_select=_vcpu_candidates) if has_sched else None
     top._last_comms = {}
     return top
 
@@ -315,6 +317,27 @@ def _runnable_per_cpu(trace, start, end):
     _, _, d = _group.clip(start, end, r["iv_start"][k], r["iv_end"][k])
     w = _group.sum_by(r["iv_cpu"][k], d, m.ncpus)
     return dict(zip(m.cpus.tolist(), w.tolist()))
+
+
+def _vcpu_candidates(m):
+    """The tasks of model ``m`` that can be vCPU threads (K1), a bool each: those of kvm_entry
+    and kvm_exit lines, and those ever named ``CPU n/KVM`` (a superset of the vCPU threads
+    _vcpu_indices finds: the model keeps the intervals of these tasks only)."""
+    sel = np.zeros(m.ntasks, bool)
+    for nm in ("kvm_entry", "kvm_exit"):
+        a = m.trace.events.get(nm)
+        if a is not None and len(a):
+            ti = m.task_index(np.unique(a["pid"]))
+            sel[ti[ti >= 0]] = True
+    comms = m.trace.comms
+    ok = np.fromiter((_VCPU_NAME.match(c) is not None for c in comms), bool, len(comms))
+    if ok.any():
+        pid, cid = m.name_pairs
+        k = (cid >= 0) & (cid < len(ok))
+        k[k] = ok[cid[k]]
+        ti = m.task_index(pid[k])
+        sel[ti[ti >= 0]] = True
+    return sel
 
 
 def _may_have_vcpus(trace):
@@ -690,6 +713,20 @@ def _intervals(trace, pids, start=None, end=None, cpus=None):
     return sched.interval_columns(sched.model(trace), pids=pids, start=start, end=end, cpus=cpus)
 
 
+def _vcpu_intervals(trace, pids, start=None, end=None, cpus=None):
+    """_intervals of ``pids``; when they are some of the vCPU threads, the rows of theirs
+    among the columns of every vCPU thread (kept once), a copy that is not kept."""
+    vcpus = topology(trace).vcpu_pids
+    if not len(pids) or not len(vcpus) or len(pids) == len(vcpus) or \
+            not np.isin(pids, vcpus).all():
+        return _intervals(trace, pids, start, end, cpus)
+    c = _intervals(trace, vcpus, start, end, cpus)
+    if c is None:
+        return None
+    k = np.isin(c["task"], sched.model(trace).task_index(pids))
+    return {f: v[k] for f, v in c.items()}
+
+
 def _restriction(start, end):
     return sched._time_arg(start, "start"), sched._time_arg(end, "end")
 
@@ -703,7 +740,7 @@ def neighbours(trace, pids=None, *, start=None, end=None, cpus=None):
     start, end = _restriction(start, end)
     top = topology(trace)
     pids = top.vcpu_pids if pids is None else np.asarray(pids, np.int64)
-    c = _intervals(trace, pids, start, end, cpus)
+    c = _vcpu_intervals(trace, pids, start, end, cpus)
     if c is None:
         return np.zeros(0, dt)
     m = sched.model(trace)
@@ -824,7 +861,7 @@ def placement(trace, pids=None, *, start=None, end=None, cpus=None):
     dt = [("pid", "i4"), ("cpu", "i4"), ("run_ns", "i8"), ("wait_ns", "i8")]
     start, end = _restriction(start, end)
     pids = topology(trace).vcpu_pids if pids is None else np.asarray(pids, np.int64)
-    c = _intervals(trace, pids, start, end, cpus)
+    c = _vcpu_intervals(trace, pids, start, end, cpus)
     if c is None:
         return np.zeros(0, dt)
     m = sched.model(trace)
@@ -849,7 +886,7 @@ def overcommit(trace, pids=None, bin_ns=None, *, start=None, end=None):
     start, end = _restriction(start, end)
     top = topology(trace)
     pids = top.vcpu_pids if pids is None else np.asarray(pids, np.int64)
-    c = _intervals(trace, pids, start, end, None)
+    c = _vcpu_intervals(trace, pids, start, end, None)
     ncpus = len(sched.model(trace).cpus) if _has_sched(trace) else len(trace.cpus())
     if c is None:
         return None
@@ -899,21 +936,36 @@ def io_summary(trace, *, start=None, end=None, cpus=None):
     if not io or not _has_sched(trace):
         return res
     s = sched.task_summary(trace, pids=io, start=start, end=end, cpus=cpus)
-    iv = sched.task_intervals(trace, pids=io, start=start, end=end)
-    d = iv[iv["state"] == SLEEP_D]
-    for row in s:
+    longest = _longest_blocked(trace, s["pid"], start, end)
+    for row, (long_ns, long_at) in zip(s, longest):
         p = int(row["pid"])
-        dd = d[d["pid"] == p]
-        long_i = int(np.argmax(dd["end_ns"] - dd["start_ns"])) if len(dd) else -1
         res["threads"].append({
             "pid": p, "tgid": int(row["tgid"]), "vm": top.vm_of.get(p, -1), "role": top.threads[p][0],
             "comm": row["comm"], "run_ns": int(row["run_ns"]), "wait_ns": int(row["wait_ns"]),
             "sleep_ns": int(row["sleep_ns"]), "blocked_ns": int(row["blocked_ns"]),
             "blocked_count": int(row["switches_out_D"]), "wakeups": int(row["wakeups"]),
-            "longest_blocked_ns": int(dd["end_ns"][long_i] - dd["start_ns"][long_i]) if len(dd) else 0,
-            "longest_blocked_at": int(dd["start_ns"][long_i]) if len(dd) else None,
+            "longest_blocked_ns": long_ns, "longest_blocked_at": long_at,
         })
     return res
+
+
+def _longest_blocked(trace, pids, start, end):
+    """(length, start or None) of the longest BLOCKED_D interval of each of ``pids`` (the
+    first of equal ones; (0, None) without one), within [start, end]."""
+    m = sched.model(trace)
+    if start is None and end is None:       # kept by the walk
+        ti = m.task_index(pids)
+        return [(0, None) if d < 0 else (d, a) for d, a in
+                zip(m.sums["max_d"][ti].tolist(), m.sums["max_d_at"][ti].tolist())]
+    iv = sched.task_intervals(trace, pids=pids, start=start, end=end)
+    d = iv[iv["state"] == SLEEP_D]
+    out = []
+    for p in pids.tolist():
+        dd = d[d["pid"] == p]
+        i = int(np.argmax(dd["end_ns"] - dd["start_ns"])) if len(dd) else -1
+        out.append((int(dd["end_ns"][i] - dd["start_ns"][i]), int(dd["start_ns"][i]))
+                   if len(dd) else (0, None))
+    return out
 
 
 @_derived("kvm.block_latency", "start", "end")

@@ -155,18 +155,23 @@ class SchedModel:
     restricted queries and task_intervals need (``r``: task intervals IV, CPU occupancy CO,
     switches SW) come from another walk made the first time one asks for them, unless the
     model was built with them (``tables``).  Results per restriction are cached (``_rows``), so
-    latency_table after task_summary does not repeat the work."""
+    latency_table after task_summary does not repeat the work.
 
-    def __init__(self, trace, tables=0):
+    ``iv_select(model)``, when the model is built with IV, names the tasks (a bool each) whose
+    intervals its callers read: the IV table then holds those tasks' rows only (``_iv_sel``;
+    IV stays out of ``_have``, which names the tables of every task)."""
+
+    def __init__(self, trace, tables=0, iv_select=None):
         self.trace = trace
         self.unit = trace.time_unit
         self._r = None
         self._have = 0
         self._full = tables
+        self._iv_sel = None
         self._rows = {}
         self._names = None
         self._events = {}
-        self._build(trace)
+        self._build(trace, iv_select)
 
     def _open_stream(self, trace):
         # the stream: one entry per event line (any event: every line shows its CPU's current
@@ -180,7 +185,7 @@ class SchedModel:
                                         for name, a in segs])
         return self._stream
 
-    def _build(self, trace):
+    def _build(self, trace, iv_select=None):
         stream = self._open_stream(trace)
         segs = self._segs
         lost = trace.lost
@@ -224,16 +229,20 @@ class SchedModel:
         # files, and LOST markers, which take their CPU's last time, D6) sorted by (ts, line)
         # and walked again
         self._order = slot
-        sums = self._walk(self._full) if in_order else None
+        sel = None
+        if self._full & IV and iv_select is not None:
+            sel = np.asarray(iv_select(self), bool)
+        sums = self._walk(self._full, sel) if in_order else None
         if sums is None:
             seq_seg, seq_idx = self._line_order_sorted(lost_line)
             o = np.argsort(stream.times(seq_seg, seq_idx, lost_cpu, self._cids, self.w0,
                                         self.ncpus), kind="stable")
             self._order = (seq_seg[o], seq_idx[o])
-            sums = self._walk(self._full)
+            sums = self._walk(self._full, sel)
         if self._full:
             self._r = sums      # a walk with tables adds up the same sums
-            self._have = self._full
+            self._have = self._full if sel is None else self._full & ~IV
+            self._iv_sel = sel
         self.sums = sums
         self.comm_id = sums["comm_id"]
         self.tgid = sums["tgid"]
@@ -249,6 +258,8 @@ class SchedModel:
         st = {"w0": int(self.w0), "w1": int(self.w1), "have": int(self._have),
               "full": int(self._full), "pids": self.pids, "cpus": self.cpus,
               "switches": self._switches, "r_is_sums": self._r is self.sums}
+        if self._iv_sel is not None:
+            st["iv_sel"] = self._iv_sel.view(np.uint8)
         if isinstance(self._order, tuple):
             st["order_seg"], st["order_idx"] = self._order
         else:
@@ -281,6 +292,7 @@ class SchedModel:
         m.sums = st.part("sums.")
         m._full, m._have = int(st["full"]), int(st["have"])
         m._r = m.sums if st["r_is_sums"] else (st.part("r.") or None)
+        m._iv_sel = st["iv_sel"].astype(bool) if "iv_sel" in st else None
         m.comm_id, m.tgid = m.sums["comm_id"], m.sums["tgid"]
         m._counts = {k: st["count." + k] for k in _COUNTED}
         m._switches = st["switches"]
@@ -303,9 +315,10 @@ class SchedModel:
                 self._counts[name] = self._counts[name] + np.bincount(t[t >= 0],
                                                                       minlength=self.ntasks)
 
-    def _walk(self, full):
+    def _walk(self, full, iv_sel=None):
         return self._stream.analyze(self._order, self._lost_cpu, self._tids, self._cids,
-                                    self.ntasks, self.ncpus, self.w0, self.w1, full)
+                                    self.ntasks, self.ncpus, self.w0, self.w1, full,
+                                    None if iv_sel is None else iv_sel.view(np.uint8))
 
     @property
     def r(self):
@@ -313,17 +326,31 @@ class SchedModel:
         on first use)."""
         return self.tables(ALL)
 
-    def tables(self, need):
+    def tables(self, need, tasks=None):
         """The walk's output with at least the tables of ``need`` (IV, CO, SW bits), walking
         again for the missing ones only (a walk emits each table whatever else it emits, so
-        the arrays handed out before stay valid)."""
+        the arrays handed out before stay valid).  ``tasks`` (a bool per task): IV needs the
+        intervals of these tasks only, which a partial IV table (``_iv_sel``) may hold."""
         missing = need & ~self._have
+        if missing & IV and tasks is not None and self.holds_intervals(tasks):
+            missing &= ~IV
         if self._r is None or missing:
             r = self._walk(missing)
             if self._r is not None:
-                r.update(self._r)
+                # the old tables stay (handed out already), but a new IV replaces a partial one
+                r.update({k: v for k, v in self._r.items()
+                          if not (missing & IV and k.startswith("iv_"))})
+            if missing & IV:
+                self._iv_sel = None
+                self._iv_by_task = None
             self._r, self._have = r, self._have | missing
         return self._r
+
+    def holds_intervals(self, tasks):
+        """Whether the IV table holds every interval of the selected tasks (a bool each)."""
+        if self._have & IV:
+            return True
+        return self._iv_sel is not None and not (tasks & ~self._iv_sel).any()
 
     def co_by_cpu(self):
         """(perm, off): the CPU occupancy rows of CPU index c are perm[off[c]:off[c + 1]], in
@@ -418,22 +445,24 @@ class SchedModel:
         return np.where(ok, i, -1)
 
 
-def model(trace, intervals=False) -> SchedModel:
+def model(trace, intervals=False, iv_select=None) -> SchedModel:
     """The scheduling model of a trace, computed once and cached on it.  ``intervals``: the
     tables the caller will read (True: all; or IV | CO | SW bits: task intervals for
     task_intervals, CPU occupancy for cpu_intervals and cpu_utilization, switches for
     restricted summaries), so that one walk does it all instead of a walk for the sums and
-    another on first use."""
+    another on first use.  ``iv_select``: see SchedModel (the tasks whose intervals the
+    caller will read, when the model is built here)."""
     scope = _machines.scoped(trace)
     if scope is not trace:
         # several machines: one of them, never their mix (machines.M2)
-        return model(scope, intervals)
+        return model(scope, intervals, iv_select)
 
     def build():
         if "sched_switch" not in trace.events:
             raise ValueError(f"{trace.source}: no sched_switch events: the scheduling analysis "
                              "needs sched:sched_switch (and sched_wakeup/sched_waking for latency)")
-        return SchedModel(trace, tables=ALL if intervals is True else int(intervals or 0))
+        return SchedModel(trace, tables=ALL if intervals is True else int(intervals or 0),
+                          iv_select=iv_select)
     # the cache entry stores the model itself (its tables as they are at exit)
     return trace.derived("sched.model", (), build)
 
@@ -714,7 +743,7 @@ def _task_rows_of(m, sel):
     if not len(ti):
         return np.zeros(0, np.int64)
     if getattr(m, "_iv_by_task", None) is None:
-        task = m.tables(IV)["iv_task"]
+        task = m.tables(IV, sel)["iv_task"]
         if len(ti) * 64 >= m.ntasks or getattr(m, "_iv_queries", 0) < 2:
             # a first query or a large share of the tasks: one gather, no sort
             m._iv_queries = getattr(m, "_iv_queries", 0) + 1
@@ -749,10 +778,12 @@ def task_intervals(trace, *, start=None, end=None, cpus=None, pids=None, comm=No
 def interval_columns(m, *, start=None, end=None, cpus=None, pids=None, comm=None):
     """task_intervals as columns of indices: {"task": index into m.pids, "state", "start",
     "end", "cpu": index into m.cpus or -1}, for the analyses that group by task and CPU."""
-    r = m.tables(IV)
+    sel = None if pids is None and comm is None else _select(m, pids, comm)
+    r = m.tables(IV, sel)
     rows = None
-    if pids is not None or comm is not None:
-        rows = _task_rows_of(m, _select(m, pids, comm))
+    if sel is not None and (m._iv_sel is None or (m._iv_sel & ~sel).any()):
+        # (a partial table of the selected tasks only is read whole, not copied)
+        rows = _task_rows_of(m, sel)
     iv = {f: (r[f] if rows is None else r[f][rows])
           for f in ("iv_start", "iv_end", "iv_task", "iv_state", "iv_cpu")}
     a, b, _ = _clip(start, end, iv["iv_start"], iv["iv_end"])
