@@ -1513,6 +1513,62 @@ cdef inline int64_t first_end_after(const int64_t[::1] e, const int64_t[::1] per
     return lo
 
 
+#: the most (task, CPU) cells place_sums adds up in (3 int64 arrays of them)
+PLACE_MAX_CELLS = 1 << 24
+
+
+def place_sums(const int32_t[:] task, const int8_t[:] state, const int64_t[:] a,
+               const int64_t[:] b, const int32_t[:] cpu, int32_t ntasks, int32_t ncpus,
+               int8_t running, int8_t runnable):
+    """K5's placement: the time of the ``running`` and the ``runnable`` intervals [a, b) per
+    (task, CPU index), of the rows with a CPU, in one pass with no copy of the rows.  Returns
+    (task, cpu, run, wait) of every pair with a row, by task then CPU; None when the tasks with
+    a row times ncpus pass PLACE_MAX_CELLS."""
+    cdef int64_t n = a.shape[0], i, j, k, nv = 0
+    cdef int32_t t, c
+    cdef int8_t st
+    if task.shape[0] != n or state.shape[0] != n or b.shape[0] != n or cpu.shape[0] != n:
+        raise ValueError("place_sums: columns of different lengths")
+    rank_a = np.full(max(ntasks, 1), -1, np.int64)
+    cdef int64_t[::1] rank = rank_a
+    with nogil:
+        for i in range(n):
+            st = state[i]
+            if (st == running or st == runnable) and cpu[i] >= 0:
+                t = task[i]
+                if not (0 <= t < ntasks) or cpu[i] >= ncpus:
+                    with gil:
+                        raise ValueError(f"place_sums: task {t} or CPU {cpu[i]} out of range")
+                rank[t] = 0
+        for t in range(ntasks):
+            if rank[t] == 0:
+                rank[t] = nv
+                nv += 1
+    if nv * max(ncpus, 1) > PLACE_MAX_CELLS:
+        return None
+    run_a = np.zeros(nv * ncpus, np.int64)
+    wait_a = np.zeros(nv * ncpus, np.int64)
+    seen_a = np.zeros(nv * ncpus, np.uint8)
+    cdef int64_t[::1] run = run_a
+    cdef int64_t[::1] wait = wait_a
+    cdef uint8_t[::1] seen = seen_a
+    with nogil:
+        for i in range(n):
+            st = state[i]
+            c = cpu[i]
+            if (st == running or st == runnable) and c >= 0:
+                j = rank[task[i]] * ncpus + c
+                seen[j] = 1
+                if st == running:
+                    run[j] += b[i] - a[i]
+                else:
+                    wait[j] += b[i] - a[i]
+    cell = np.flatnonzero(seen_a)
+    tasks = np.flatnonzero(rank_a >= 0)[:ntasks]
+    return (tasks[cell // max(ncpus, 1)].astype(np.int32), (cell % max(ncpus, 1)).astype(np.int32),
+            run_a[cell], wait_a[cell])
+
+
 def count_sweep(const int64_t[::1] a, const int64_t[::1] b, int64_t w0, int64_t w1):
     """How long k of the intervals [a[i], b[i]) were open at once, for each k, through
     [min(w0, first), max(w1, last)]: a and b each sorted (starts and ends of the same

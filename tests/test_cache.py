@@ -179,7 +179,7 @@ def test_model_restored_without_a_walk(cdir, kvm_text, monkeypatch):
     cache.flush()
     assert (entry_dirs(cdir)[0] / "model" / "manifest").is_file()
 
-    def no_walk(self, full):
+    def no_walk(self, full, iv_sel=None):
         raise AssertionError("walked")
     monkeypatch.setattr(sched.SchedModel, "_walk", no_walk)
     u = quiet_load(kvm_text, cache=True)

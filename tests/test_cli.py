@@ -939,7 +939,8 @@ def test_restricted_stats_walk_the_scheduler_events_once(capsys, monkeypatch, re
     and on a trace without vCPUs alike; the figures are those of a restricted call."""
     walks = []
     orig = sched.SchedModel._walk
-    monkeypatch.setattr(sched.SchedModel, "_walk", lambda self, full: walks.append(full) or orig(self, full))
+    monkeypatch.setattr(sched.SchedModel, "_walk",
+                        lambda self, full, *sel: walks.append(full) or orig(self, full, *sel))
     for path in (SMP2, DATA / "public" / "kunalb-panopticon-sched-events-function-header.txt"):
         walks.clear()
         rc, out, _ = _main(capsys, "stats", path, "--format", "json", "--no-cache", *restrict)

@@ -818,3 +818,33 @@ def test_the_walk_keeps_the_intervals_of_the_vcpu_threads_only(seed):
     _same(sched.task_intervals(t), iv)
     assert m._have & sched.IV and m._iv_sel is None
     _same(sched.task_intervals(t, pids=top.vcpu_pids), sched.task_intervals(full, pids=top.vcpu_pids))
+
+
+def test_placement_sums_in_one_pass_equal_those_of_sorted_keys(monkeypatch):
+    """K5's placement adds up run and wait time per (task, CPU) in one pass over the interval
+    rows (_ftsched.place_sums); with too many cells for that, by a sort of the keys.  The two
+    agree on random rows and on every restriction of a KVM host trace."""
+    from ftrace_fast import _ftsched
+    rng = np.random.default_rng(7)
+    for n, ntasks, ncpus in ((0, 0, 1), (1, 1, 1), (5000, 300, 7), (20000, 40, 64)):
+        task = rng.integers(0, max(ntasks, 1), n).astype(np.int32)
+        st = rng.integers(0, 7, n).astype(np.int8)
+        a = rng.integers(0, 1 << 40, n)
+        b = a + rng.integers(0, 1 << 20, n) * (rng.random(n) < 0.9)
+        cpu = rng.integers(-1, ncpus, n).astype(np.int32)
+        got = _ftsched.place_sums(task, st, a, b, cpu, ntasks, ncpus, sched.RUNNING, sched.RUNNABLE)
+        want = kvm._place_by_sort(task, st, a, b, cpu, ncpus)
+        assert all(np.array_equal(x, y) and x.dtype == y.dtype for x, y in zip(got, want))
+    with pytest.raises(ValueError):
+        _ftsched.place_sums(np.array([3], np.int32), np.array([0], np.int8), np.zeros(1, np.int64),
+                            np.ones(1, np.int64), np.array([0], np.int32), 3, 1, 0, 1)
+    data = simkvm.simulate(seed=2, variant="kernel5").data
+    one = ftrace_fast.load(io.BytesIO(data))
+    w0, w1 = sched.window(one)
+    restrictions = ({}, {"start": (w0 + w1) // 2}, {"end": (w0 + w1) // 3}, {"cpus": [0, 2]})
+    fast = [kvm.placement(one, **r) for r in restrictions]
+    assert len(fast[0]) and fast[0]["run_ns"].sum() and fast[0]["wait_ns"].sum()
+    monkeypatch.setattr(_ftsched, "PLACE_MAX_CELLS", 0)
+    other = ftrace_fast.load(io.BytesIO(data))
+    for r, f in zip(restrictions, fast):
+        _same(kvm.placement(other, **r), f)

@@ -865,17 +865,28 @@ def placement(trace, pids=None, *, start=None, end=None, cpus=None):
     if c is None:
         return np.zeros(0, dt)
     m = sched.model(trace)
-    st = c["state"]
-    k = ((st == RUNNING) | (st == RUNNABLE)) & (c["cpu"] >= 0)
-    nc = max(m.ncpus, 1)
-    uk, inv = _dense(c["task"][k].astype(np.int64) * nc + c["cpu"][k])
-    d = (c["end"] - c["start"])[k]
-    run = st[k] == RUNNING
-    out = np.zeros(len(uk), dt)
-    out["pid"], out["cpu"] = m.pids[uk // nc], m.cpus[uk % nc]
-    out["run_ns"] = _group.sum_by(inv[run], d[run], len(uk))
-    out["wait_ns"] = _group.sum_by(inv[~run], d[~run], len(uk))
+    cols = (np.asarray(c["task"], np.int32), np.asarray(c["state"], np.int8),
+            np.asarray(c["start"], np.int64), np.asarray(c["end"], np.int64),
+            np.asarray(c["cpu"], np.int32))
+    got = _ftsched.place_sums(*cols, m.ntasks, m.ncpus, RUNNING, RUNNABLE)
+    if got is None:     # too many vCPU threads times CPUs for one table of sums
+        got = _place_by_sort(*cols, m.ncpus)
+    task, cpu, run, wait = got
+    out = np.zeros(len(task), dt)
+    out["pid"], out["cpu"] = m.pids[task], m.cpus[cpu]
+    out["run_ns"], out["wait_ns"] = run, wait
     return out
+
+
+def _place_by_sort(task, st, start, end, cpu, ncpus):
+    """_ftsched.place_sums by a sort of the (task, CPU) keys, for any number of them."""
+    k = ((st == RUNNING) | (st == RUNNABLE)) & (cpu >= 0)
+    nc = max(ncpus, 1)
+    uk, inv = _dense(task[k].astype(np.int64) * nc + cpu[k])
+    d = (end - start)[k]
+    run = st[k] == RUNNING
+    return ((uk // nc).astype(np.int32), (uk % nc).astype(np.int32),
+            _group.sum_by(inv[run], d[run], len(uk)), _group.sum_by(inv[~run], d[~run], len(uk)))
 
 
 @_derived("kvm.overcommit", "pids", "bin_ns", "start", "end")
@@ -898,8 +909,10 @@ def overcommit(trace, pids=None, bin_ns=None, *, start=None, end=None):
     w0 = w0 if start is None else min(max(w0, start), w1)
     w1 = w1 if end is None else max(min(w1, end), w0)
     # starts and ends sorted apart (stable: the rows come nearly in time order), then one merged sweep
-    hist, most = _ftsched.count_sweep(np.sort(a, kind="stable"), np.sort(b, kind="stable"),
-                                      int(w0), int(w1))
+    # (in place: a and b are copies already; the series below sorts them again)
+    a.sort(kind="stable")
+    b.sort(kind="stable")
+    hist, most = _ftsched.count_sweep(a, b, int(w0), int(w1))
     dur = max(w1 - w0, 0)
     res = {"ncpus": ncpus, "vcpus": len(pids),
            "time_by_count": {k: int(v) for k, v in enumerate(hist.tolist()) if v},
