@@ -613,3 +613,33 @@ def test_every_name_of_a_task_equals_a_gather_of_all_pairs():
             f"prev_state=S ==> next_comm=b next_pid=7 next_prio=120\n")
     m = sched.model(ftrace_fast.load(io.BytesIO(text.encode())))
     assert m.names == _names_reference(m) and m.names[big] == ["a", "c"]
+
+
+@pytest.mark.parametrize("seed,lost,shuffle", [(3, False, False), (4, True, False),
+                                               (5, True, True)])
+def test_intervals_of_some_tasks_are_those_rows_of_every_task(seed, lost, shuffle):
+    """A walk asked for the intervals of some tasks (SchedModel's iv_select) emits exactly
+    the rows of those tasks that a walk for every task emits, in the same order, with the same
+    sums; LOST gaps (D6) and a file whose time goes back (the sorted walk) included."""
+    data = simsched.simulate(seed=seed, variant="kernel5", lost=lost, missing_idle=lost).data
+    if shuffle:
+        lines = data.split(b"\n")
+        ev = [i for i, x in enumerate(lines) if b": sched_" in x]
+        i = ev[len(ev) // 2]
+        lines[i], lines[i + 1] = lines[i + 1], lines[i]
+        data = b"\n".join(lines)
+    every = sched.SchedModel(ftrace_fast.load(io.BytesIO(data)), tables=sched.IV)
+    assert isinstance(every._order, tuple) == (shuffle or lost)   # LOST markers: sorted too
+    rng = np.random.default_rng(seed)
+    for share in (0.0, 0.1, 0.5, 1.0):
+        sel = rng.random(every.ntasks) < share
+        some = sched.SchedModel(ftrace_fast.load(io.BytesIO(data)), tables=sched.IV,
+                                iv_select=lambda m: sel)
+        assert np.array_equal(some._iv_sel, sel) and not some._have & sched.IV
+        keep = sel[every._r["iv_task"]]
+        for k in ("iv_task", "iv_state", "iv_start", "iv_end", "iv_cpu"):
+            assert np.array_equal(some._r[k], every._r[k][keep]), k
+        for k, v in every.sums.items():
+            if not k.startswith("iv_"):
+                assert np.array_equal(some.sums[k], v), k
+        assert some.holds_intervals(sel) and (share == 1.0) == some.holds_intervals(~sel | sel)
