@@ -5,6 +5,8 @@
 #   label<TAB>command<TAB>wall_s<TAB>user_s<TAB>sys_s<TAB>max_rss_kB
 #   sh bench/whole_process.sh FILE ROUNDS before=/path/to/old/ftfast after=/path/to/ftfast
 set -eu
+# an installed package runs from its bytecode: with writing it off, each run compiles again
+unset PYTHONDONTWRITEBYTECODE
 file=$1 rounds=$2
 shift 2
 out=$(mktemp -d)
