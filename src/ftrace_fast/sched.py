@@ -189,8 +189,9 @@ class SchedModel:
         stream = self._open_stream(trace)
         segs = self._segs
         lost = trace.lost
-        lost_line = np.ascontiguousarray(lost["line"], np.int64)
-        self._lost_cpu = lost_cpu = np.ascontiguousarray(lost["cpu"], np.int32)
+        # (aligned: a field of a one-row packed array is contiguous but not aligned)
+        lost_line = np.require(lost["line"], np.int64, ["C", "A"])
+        self._lost_cpu = lost_cpu = np.require(lost["cpu"], np.int32, ["C", "A"])
         pid_mark = np.zeros(_PID_MARK, np.uint8)
         cpu_mark = np.zeros(_CPU_MARK, np.uint8)
         # the file order: the array of each line in a table indexed by line number, when the
@@ -282,7 +283,7 @@ class SchedModel:
         m.unit = trace.time_unit
         m._rows, m._names, m._events = {}, None, {}
         m._open_stream(trace)
-        m._lost_cpu = np.ascontiguousarray(trace.lost["cpu"], np.int32)
+        m._lost_cpu = np.require(trace.lost["cpu"], np.int32, ["C", "A"])
         m.w0, m.w1 = int(st["w0"]), int(st["w1"])
         m.pids, m.cpus = st["pids"], st["cpus"]
         m.ntasks, m.ncpus = len(m.pids), len(m.cpus)
