@@ -1524,7 +1524,7 @@ def place_sums(const int32_t[:] task, const int8_t[:] state, const int64_t[:] a,
     (task, CPU index), of the rows with a CPU, in one pass with no copy of the rows.  Returns
     (task, cpu, run, wait) of every pair with a row, by task then CPU; None when the tasks with
     a row times ncpus pass PLACE_MAX_CELLS."""
-    cdef int64_t n = a.shape[0], i, j, k, nv = 0
+    cdef int64_t n = a.shape[0], i, j, nv = 0
     cdef int32_t t, c
     cdef int8_t st
     if task.shape[0] != n or state.shape[0] != n or b.shape[0] != n or cpu.shape[0] != n:
@@ -1564,7 +1564,7 @@ def place_sums(const int32_t[:] task, const int8_t[:] state, const int64_t[:] a,
                 else:
                     wait[j] += b[i] - a[i]
     cell = np.flatnonzero(seen_a)
-    tasks = np.flatnonzero(rank_a >= 0)[:ntasks]
+    tasks = np.flatnonzero(rank_a >= 0)
     return (tasks[cell // max(ncpus, 1)].astype(np.int32), (cell % max(ncpus, 1)).astype(np.int32),
             run_a[cell], wait_a[cell])
 
