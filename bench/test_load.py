@@ -57,6 +57,8 @@ def _load_bench(benchmark, bench_file, peak_memory, ftrace_fast, key, events):
     }
     mem = peak_memory(path, events)
     r.update(mem or {})
+    if mem:
+        r["fresh_ratio_to_floor"] = mem["fresh_seconds"] / floor
     set_extra_info(benchmark, r)
     RESULTS[key] = dict(r, mem=mem)
 
@@ -64,6 +66,18 @@ def _load_bench(benchmark, bench_file, peak_memory, ftrace_fast, key, events):
 def test_load_full(benchmark, bench_file, peak_memory, ftrace_fast):
     """load(path): every event into typed arrays."""
     _load_bench(benchmark, bench_file, peak_memory, ftrace_fast, "load_full", None)
+
+
+def test_load_one_thread(benchmark, bench_file, ftrace_fast):
+    """load(path, threads=1): the tokenizer's own speed, per event line."""
+    path = bench_file.path
+    trace, seconds = run_timed(benchmark, lambda: ftrace_fast.load(path, threads=1))
+    _check_counts(trace, bench_file.events)
+    del trace
+    r = {"file_MB": bench_file.mb, "seconds": seconds, "MB_per_s": bench_file.mb / seconds,
+         "ns_per_line": seconds / bench_file.event_lines * 1e9}
+    set_extra_info(benchmark, r)
+    RESULTS["load_one_thread"] = r
 
 
 def test_load_sched_switch(benchmark, bench_file, peak_memory, ftrace_fast):
