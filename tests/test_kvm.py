@@ -848,3 +848,25 @@ def test_placement_sums_in_one_pass_equal_those_of_sorted_keys(monkeypatch):
     other = ftrace_fast.load(io.BytesIO(data))
     for r, f in zip(restrictions, fast):
         _same(kvm.placement(other, **r), f)
+
+
+@pytest.mark.parametrize("which", ["start", "end", "cpus"])
+def test_restricted_kvm_figures_walk_once(monkeypatch, which):
+    """diagnose, host_summary (stats --kvm) and the export's analysis tables restricted by
+    time or CPU read every table of the model (sched's restricted summaries): one walk builds
+    them with the intervals the KVM figures read, not a walk for those and another after."""
+    from ftrace_fast import export
+    data = simkvm.simulate(seed=2, variant="kernel5").data
+    probe = ftrace_fast.load(io.BytesIO(data))
+    w0, w1 = sched.window(probe)
+    rk = {"start": {"start": (w0 + w1) // 2}, "end": {"end": (w0 + w1) // 2},
+          "cpus": {"cpus": [0, 1]}}[which]
+    walks = []
+    orig = sched.SchedModel._walk
+    monkeypatch.setattr(sched.SchedModel, "_walk",
+                        lambda self, full, *sel: walks.append(full) or orig(self, full, *sel))
+    for fn in (lambda t: kvm.diagnose(t, **rk), lambda t: kvm.host_summary(t, **rk),
+               lambda t: export.analysis_tables(t, **rk)):
+        walks.clear()
+        got = fn(ftrace_fast.load(io.BytesIO(data)))
+        assert got and walks == [sched.ALL], walks

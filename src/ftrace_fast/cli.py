@@ -829,7 +829,8 @@ def stats_document(args):
     pids = _task_pids(t, sel)
     if "kvm" in chosen:
         from . import kvm
-        kvm.prepare(t)      # the model with the exits paired beside its walk
+        # the model with the exits paired beside its walk
+        kvm.prepare(t, kvm._restricted(sel.start, sel.end, sel.cpus))
     w = sched.window(t) if need_model else (t.span or (0, 0))
     doc = {"schema": JSON_SCHEMA,
            "source": {"file": t.source, "format": t.format_description(), "clock": t.clock,

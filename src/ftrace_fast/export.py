@@ -568,13 +568,14 @@ def analysis_tables(trace, *, start=None, end=None, cpus=None, pids=None, comm=N
     pa = _pyarrow()
     out = {}
     rk = dict(start=start, end=end, cpus=cpus)
+    from . import kvm
     if trace.count("sched_switch"):
-        # one walk builds every table the analyses below read, not one walk per table
-        sched.model(trace, intervals=sched.IV | sched.CO)
+        # one walk builds every table the analyses below read, not one walk per table (the
+        # restricted summaries read them all)
+        sched.model(trace, intervals=sched.ALL if kvm._restricted(**rk) else sched.IV | sched.CO)
         out["tasks"] = sched.task_summary(trace, pids=pids, comm=comm, **rk)
         out["cpus"] = sched.cpu_summary(trace, **rk)
         out["latency"] = sched.latency_table(trace, pids=pids, comm=comm, **rk)
-    from . import kvm
     if len(kvm.topology(trace).vcpu_pids):
         kvm.prepare(trace)
         out["vcpus"] = kvm.vcpu_summary(trace, **rk)

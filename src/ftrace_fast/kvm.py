@@ -678,21 +678,32 @@ def exits(trace) -> Exits:
     return trace.derived("kvm.exits", (), lambda: Exits(trace, _kvm_line_pids(trace)))
 
 
-def prepare(trace):
+def prepare(trace, restricted=False):
     """Build what the KVM figures read: the scheduling model with its intervals and the exit
     pairs, the two at once on two threads (the model's walk and NumPy's sorts run without
-    the GIL) when the trace has both and lost no events (broken pairs read the model)."""
+    the GIL) when the trace has both and lost no events (broken pairs read the model).
+    ``restricted``: the figures to come are restricted (start, end or cpus), which reads
+    every table of the model: built by the same walk."""
     trace = _machines.scoped(trace)
+
+    def build():
+        if restricted and _has_sched(trace):
+            sched.model(trace, intervals=sched.ALL)
+        return topology(trace)
     # the pairing pays on its own thread only beside the model's walk
     if trace.derived_ready("sched.model") or not _has_sched(trace) or \
             "kvm_exit" not in trace.events or len(trace.lost):
-        return topology(trace)
+        return build()
     join = _background(lambda: exits(trace).x_pid)      # the first read pairs them
     try:
-        top = topology(trace)
+        top = build()
     finally:
         join()
     return top
+
+
+def _restricted(start, end, cpus):
+    return start is not None or end is not None or cpus is not None
 
 
 def _background(*fns):
@@ -1068,7 +1079,7 @@ def vcpu_details(trace, *, start=None, end=None, cpus=None, pids=None, comm=None
     per CPU (K5) and noisy neighbours (K4) by stolen time."""
     start, end = _restriction(start, end)
     rk = dict(start=start, end=end, cpus=cpus)
-    top = prepare(trace)
+    top = prepare(trace, _restricted(start, end, cpus))
     vs = vcpu_summary(trace, **rk)
     keep = np.ones(len(vs), bool)
     if pids is not None:
@@ -1135,7 +1146,7 @@ def vm_summary(trace, *, start=None, end=None, cpus=None, pids=None, comm=None, 
     same restriction, when the caller has it."""
     start, end = _restriction(start, end)
     rk = dict(start=start, end=end, cpus=cpus)
-    top = prepare(trace)
+    top = prepare(trace, _restricted(start, end, cpus))
     if vcpus is None:
         vcpus = vcpu_details(trace, pids=pids, comm=comm, **rk)
     vm_exits = {}
@@ -1178,7 +1189,7 @@ def host_summary(trace, *, start=None, end=None, cpus=None, pids=None, comm=None
     threads; start / end / cpus restrict every figure."""
     start, end = _restriction(start, end)
     rk = dict(start=start, end=end, cpus=cpus)
-    top = prepare(trace)
+    top = prepare(trace, _restricted(start, end, cpus))
     # as diagnose, half of it on another thread; here also each VM's overcommit
     _warm(trace, top, start, end, cpus,
           [lambda ps=info["vcpus"]: overcommit(trace, ps, start=start, end=end)
@@ -1221,7 +1232,7 @@ class _Figures:
         self.whole, self.trace, self.th = whole, trace, th
         self.start, self.end = start, end
         self.rk = dict(start=start, end=end, cpus=cpus)
-        self.top = prepare(trace)
+        self.top = prepare(trace, _restricted(start, end, cpus))
         self.unit = trace.time_unit
         self.timed = self.unit == "ns"
         self.has_sched = _has_sched(trace)
