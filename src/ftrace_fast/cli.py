@@ -159,6 +159,11 @@ class Selection:
     def tasks_restricted(self):
         return self.pids is not None or self.tgids is not None or self.comm is not None
 
+    @property
+    def figures_restricted(self):
+        """--start, --end or --cpu: restricted figures, which read every table of the walk."""
+        return self.start is not None or self.end is not None or self.cpus is not None
+
     def as_json(self):
         return {"comm": self.comm_text, "pids": self.pids, "tgids": self.tgids,
                 "cpus": self.cpus, "start": self.start_text, "end": self.end_text,
@@ -801,7 +806,7 @@ def _stats_input(args, sel):
     has_sched = "sched_switch" in t.events and len(t.events["sched_switch"]) > 0
     from . import sched
     tables = getattr(args, "model_tables", 0)
-    if need_model and (sel.start is not None or sel.end is not None or sel.cpus is not None):
+    if need_model and sel.figures_restricted:
         tables |= sched.ALL         # restricted figures read every table of the walk
     if has_sched and tables:
         sched.model(t, intervals=tables)    # one walk for the sums, the tables and the charts
@@ -830,7 +835,7 @@ def stats_document(args):
     if "kvm" in chosen:
         from . import kvm
         # the model with the exits paired beside its walk
-        kvm.prepare(t, kvm._restricted(sel.start, sel.end, sel.cpus))
+        kvm.prepare(t, sel.figures_restricted)
     w = sched.window(t) if need_model else (t.span or (0, 0))
     doc = {"schema": JSON_SCHEMA,
            "source": {"file": t.source, "format": t.format_description(), "clock": t.clock,
