@@ -3,6 +3,7 @@
 import functools
 import io
 import json
+import math
 import os
 import warnings
 from pathlib import Path
@@ -88,6 +89,32 @@ def arrays_equal(t1, t2):
             t1.stats.malformed) == (t2.stats.lines, t2.stats.events, t2.stats.headers,
                                     t2.stats.filtered, t2.stats.malformed)
     assert [(e.line, e.code) for e in t1.errors] == [(e.line, e.code) for e in t2.errors]
+
+
+def same(a, b):
+    """Equal values of equal types, all the way down (NaN equals NaN)."""
+    assert type(a) is type(b), (type(a), type(b))
+    if isinstance(a, np.ndarray):
+        assert a.dtype == b.dtype and a.shape == b.shape
+        if a.dtype.names:
+            for f in a.dtype.names:
+                same(a[f], b[f])
+        elif a.dtype.kind == "f":
+            assert np.array_equal(a, b, equal_nan=True)
+        else:
+            assert a.tolist() == b.tolist()
+    elif isinstance(a, dict):
+        assert list(a) == list(b)
+        for k in a:
+            same(a[k], b[k])
+    elif isinstance(a, (list, tuple)):
+        assert len(a) == len(b)
+        for x, y in zip(a, b):
+            same(x, y)
+    elif isinstance(a, float) and math.isnan(a):
+        assert math.isnan(b)
+    else:
+        assert a == b
 
 
 @functools.lru_cache(maxsize=None)

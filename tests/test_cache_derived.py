@@ -6,7 +6,6 @@ a cached trace are paired only when a figure needs the pairs."""
 
 import gzip
 import json
-import math
 import re
 import warnings
 
@@ -18,7 +17,7 @@ from ftrace_fast import cache, kvm, sched
 from ftrace_fast import trace as trace_mod
 from ftrace_fast.trace import DERIVED, STORED, Trace, restriction_key
 
-from helpers import DATA
+from helpers import DATA, same
 
 
 @pytest.fixture
@@ -43,32 +42,6 @@ def quiet_load(*a, **kw):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         return ftrace_fast.load(*a, **kw)
-
-
-def same(a, b):
-    """Equal values of equal types, all the way down (NaN equals NaN)."""
-    assert type(a) is type(b), (type(a), type(b))
-    if isinstance(a, np.ndarray):
-        assert a.dtype == b.dtype and a.shape == b.shape
-        if a.dtype.names:
-            for f in a.dtype.names:
-                same(a[f], b[f])
-        elif a.dtype.kind == "f":
-            assert np.array_equal(a, b, equal_nan=True)
-        else:
-            assert a.tolist() == b.tolist()
-    elif isinstance(a, dict):
-        assert list(a) == list(b)
-        for k in a:
-            same(a[k], b[k])
-    elif isinstance(a, (list, tuple)):
-        assert len(a) == len(b)
-        for x, y in zip(a, b):
-            same(x, y)
-    elif isinstance(a, float) and math.isnan(a):
-        assert math.isnan(b)
-    else:
-        assert a == b
 
 
 def figures(t):

@@ -20,7 +20,7 @@ from ftrace_fast import kvm, sched
 
 import simkvm
 import simsched
-from helpers import check_json, corpus_dir
+from helpers import check_json, corpus_dir, same
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 CORPUS = str(corpus_dir() or os.path.join(HERE, "..", "..", "shared", "corpus"))
@@ -767,14 +767,6 @@ def test_topology_walks_without_intervals_where_no_thread_can_be_a_vcpu():
     assert m3._have & sched.CO and m3.holds_intervals(np.isin(m3.pids, vp))
 
 
-def _same(a, b):
-    assert a.dtype == b.dtype and len(a) == len(b)
-    for f in a.dtype.names or ():
-        assert np.array_equal(a[f], b[f]), f
-    if not a.dtype.names:
-        assert np.array_equal(a, b)
-
-
 @pytest.mark.parametrize("seed", [1, 4])
 def test_the_walk_keeps_the_intervals_of_the_vcpu_threads_only(seed):
     """The KVM figures read the task intervals of the vCPU threads only: the walk the topology
@@ -800,7 +792,7 @@ def test_the_walk_keeps_the_intervals_of_the_vcpu_threads_only(seed):
     for k in ("task", "state", "start", "end", "cpu"):
         assert np.array_equal(c[k], cf[k]), k
     for fn in (kvm.placement, kvm.neighbours, kvm.vcpu_summary):
-        _same(fn(t), fn(full))
+        same(fn(t), fn(full))
     for vm, info in top.vms.items():
         assert kvm.overcommit(t, info["vcpus"]) == kvm.overcommit(full, info["vcpus"])
     assert kvm.overcommit(t) == kvm.overcommit(full)
@@ -815,9 +807,9 @@ def test_the_walk_keeps_the_intervals_of_the_vcpu_threads_only(seed):
         assert r["longest_blocked_at"] == (int(d["start_ns"][np.argmax(n)]) if len(d) else None)
     assert any(r["longest_blocked_ns"] > 0 for r in io_t["threads"])
     # the intervals of the other tasks: a walk for every task
-    _same(sched.task_intervals(t), iv)
+    same(sched.task_intervals(t), iv)
     assert m._have & sched.IV and m._iv_sel is None
-    _same(sched.task_intervals(t, pids=top.vcpu_pids), sched.task_intervals(full, pids=top.vcpu_pids))
+    same(sched.task_intervals(t, pids=top.vcpu_pids), sched.task_intervals(full, pids=top.vcpu_pids))
 
 
 def test_placement_sums_in_one_pass_equal_those_of_sorted_keys(monkeypatch):
@@ -834,7 +826,7 @@ def test_placement_sums_in_one_pass_equal_those_of_sorted_keys(monkeypatch):
         cpu = rng.integers(-1, ncpus, n).astype(np.int32)
         got = _ftsched.place_sums(task, st, a, b, cpu, ntasks, ncpus, sched.RUNNING, sched.RUNNABLE)
         want = kvm._place_by_sort(task, st, a, b, cpu, ncpus)
-        assert all(np.array_equal(x, y) and x.dtype == y.dtype for x, y in zip(got, want))
+        same(got, want)
     with pytest.raises(ValueError):
         _ftsched.place_sums(np.array([3], np.int32), np.array([0], np.int8), np.zeros(1, np.int64),
                             np.ones(1, np.int64), np.array([0], np.int32), 3, 1, 0, 1)
@@ -847,7 +839,7 @@ def test_placement_sums_in_one_pass_equal_those_of_sorted_keys(monkeypatch):
     monkeypatch.setattr(_ftsched, "PLACE_MAX_CELLS", 0)
     other = ftrace_fast.load(io.BytesIO(data))
     for r, f in zip(restrictions, fast):
-        _same(kvm.placement(other, **r), f)
+        same(kvm.placement(other, **r), f)
 
 
 @pytest.mark.parametrize("which", ["start", "end", "cpus"])
