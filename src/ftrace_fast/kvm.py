@@ -619,16 +619,24 @@ class Exits:
         if group is None:
             return self._cached("by_reason", start, end, cpus,
                                 lambda: self.by_reason(lambda p: p, start, end, cpus))
-        k = _group.line_mask(self.x_ts, self.x_cpu, start, end, cpus)
-        if not k.any():
-            return []
-        x_pid, x_reason, x_so = self.x_pid[k], self.x_reason[k], self.x_switched_out[k]
-        x_h, x_hd = self.x_handled[k], self.x_handling[k]
-        key = np.asarray(group(x_pid))
-        uk, ginv = _dense(key)
+        x_pid, x_reason, x_so = self.x_pid, self.x_reason, self.x_switched_out
+        x_h, x_hd = self.x_handled, self.x_handling
+        if not _restricted(start, end, cpus):
+            if not len(x_pid):
+                return []
+        else:
+            k = _group.line_mask(self.x_ts, self.x_cpu, start, end, cpus)
+            if not k.any():
+                return []
+            x_pid, x_reason, x_so, x_h, x_hd = (a[k] for a in (x_pid, x_reason, x_so, x_h, x_hd))
+        uk, comb = _dense(np.asarray(group(x_pid)))
         ur, rinv = _dense(x_reason)
-        comb = ginv.astype(np.int64) * len(ur) + rinv
+        comb = comb.astype(np.int64, copy=False)
+        comb *= len(ur)
+        comb += rinv
+        del rinv
         uc, cinv = _dense(comb)
+        del comb
         cnt = np.bincount(cinv)
         swo = np.bincount(cinv, weights=x_so, minlength=len(uc)).astype(np.int64)
         pc = sched._percentiles(cinv[x_h], x_hd[x_h], len(uc))
@@ -727,15 +735,25 @@ def _intervals(trace, pids, start=None, end=None, cpus=None):
 def _vcpu_intervals(trace, pids, start=None, end=None, cpus=None):
     """_intervals of ``pids``; when they are some of the vCPU threads, the rows of theirs
     among the columns of every vCPU thread (kept once), a copy that is not kept."""
+    c, rows = _vcpu_rows(trace, pids, start, end, cpus)
+    return c if c is None or rows is None else {f: v[rows] for f, v in c.items()}
+
+
+def _vcpu_rows(trace, pids, start=None, end=None, cpus=None):
+    """(columns, rows): _intervals of every vCPU thread (kept once) and a mask of the rows of
+    ``pids`` when they are some of the vCPU threads; else (_intervals of ``pids``, None)."""
     vcpus = topology(trace).vcpu_pids
     if not len(pids) or not len(vcpus) or len(pids) == len(vcpus) or \
             not np.isin(pids, vcpus).all():
-        return _intervals(trace, pids, start, end, cpus)
+        return _intervals(trace, pids, start, end, cpus), None
     c = _intervals(trace, vcpus, start, end, cpus)
     if c is None:
-        return None
-    k = np.isin(c["task"], sched.model(trace).task_index(pids))
-    return {f: v[k] for f, v in c.items()}
+        return None, None
+    m = sched.model(trace)
+    ti = m.task_index(pids)
+    mine = np.zeros(m.ntasks, bool)
+    mine[ti[ti >= 0]] = True
+    return c, mine[c["task"]]
 
 
 def _restriction(start, end):
@@ -908,13 +926,16 @@ def overcommit(trace, pids=None, bin_ns=None, *, start=None, end=None):
     start, end = _restriction(start, end)
     top = topology(trace)
     pids = top.vcpu_pids if pids is None else np.asarray(pids, np.int64)
-    c = _vcpu_intervals(trace, pids, start, end, None)
+    # the rows of a VM's threads by a mask over every vCPU thread's, not a copy of them
+    c, rows = _vcpu_rows(trace, pids, start, end, None)
     ncpus = len(sched.model(trace).cpus) if _has_sched(trace) else len(trace.cpus())
     if c is None:
         return None
     # zero-length intervals change nothing; ends sort before starts at equal times
     st = c["state"]
     k = ((st == RUNNING) | (st == RUNNABLE)) & (c["end"] > c["start"])
+    if rows is not None:
+        k &= rows
     a, b = c["start"][k], c["end"][k]
     w0, w1 = sched.window(trace)
     w0 = w0 if start is None else min(max(w0, start), w1)
