@@ -17,7 +17,7 @@ computed from with NumPy.  Every mode adds the same numbers in the same order, s
 equal the sums of the emitted intervals.
 """
 
-from libc.stdint cimport int8_t, int16_t, int32_t, int64_t, uint8_t, uintptr_t
+from libc.stdint cimport int8_t, int16_t, int32_t, int64_t, uint8_t, uint64_t, uintptr_t
 from libc.stdlib cimport malloc, calloc, free, realloc
 from libc.string cimport memcpy
 
@@ -1397,20 +1397,83 @@ def by_key(const int32_t[::1] key, int32_t n):
     return perm_a, off_a
 
 
+cdef struct KeySums:
+    # int64 key -> int64 sum, open addressing (keys >= 0; -1 marks a free slot)
+    int64_t *key
+    int64_t *sum
+    int64_t cap              # a power of two
+    int64_t n
+
+
+cdef inline int64_t ks_slot(const KeySums *h, int64_t k) noexcept nogil:
+    cdef uint64_t i = <uint64_t>k * 0x9E3779B97F4A7C15ULL
+    cdef uint64_t mask = <uint64_t>h.cap - 1
+    i = (i ^ (i >> 29)) & mask
+    while h.key[i] != -1 and h.key[i] != k:
+        i = (i + 1) & mask
+    return <int64_t>i
+
+
+cdef int ks_init(KeySums *h, int64_t cap) noexcept nogil:
+    cdef int64_t i
+    h.cap = cap
+    h.n = 0
+    h.key = <int64_t*>malloc(cap * sizeof(int64_t))
+    h.sum = <int64_t*>malloc(cap * sizeof(int64_t))
+    if h.key == NULL or h.sum == NULL:
+        return -1
+    for i in range(cap):
+        h.key[i] = -1
+    return 0
+
+
+cdef void ks_free(KeySums *h) noexcept nogil:
+    free(h.key)
+    free(h.sum)
+    h.key = h.sum = NULL
+
+
+cdef int ks_add(KeySums *h, int64_t k, int64_t d) noexcept nogil:
+    """sum[k] += d; -1 when memory runs out."""
+    cdef KeySums g
+    cdef int64_t i, j
+    if 2 * (h.n + 1) > h.cap:
+        if ks_init(&g, 2 * h.cap) < 0:
+            ks_free(&g)
+            return -1
+        for i in range(h.cap):
+            if h.key[i] != -1:
+                j = ks_slot(&g, h.key[i])
+                g.key[j] = h.key[i]
+                g.sum[j] = h.sum[i]
+        g.n = h.n
+        ks_free(h)
+        h[0] = g
+    i = ks_slot(h, k)
+    if h.key[i] == -1:
+        h.key[i] = k
+        h.sum[i] = 0
+        h.n += 1
+    h.sum[i] += d
+    return 0
+
+
 def stolen_keys(const int32_t[:] task, const int8_t[:] state, const int64_t[:] a,
                 const int64_t[:] b, const int32_t[:] cpu, int8_t runnable,
                 const int64_t[::1] s, const int64_t[::1] e, const int32_t[::1] occ,
                 const int64_t[::1] perm, const int64_t[::1] off, int64_t ntasks):
     """K4's join: every ``runnable`` interval [a, b) of a task waiting for CPU index cpu meets
     the occupancy intervals [s, e) of that CPU (rows perm[off[c]:off[c + 1]], in time order),
-    and each overlap of positive length gives (key, length) with key = (task * (ntasks + 2) +
+    and each overlap of positive length adds its length to key = (task * (ntasks + 2) +
     rank) * ncpus + cpu, rank 0 for unknown time (occ -1), 1 for idle (occ -2), 2 + the
-    occupant's task index.  The caller adds up the lengths per key."""
+    occupant's task index.  Returns (keys, sums), keys ascending: summed as they are found,
+    since the overlaps outnumber the keys by far (they were 60 MB at 1 GB)."""
     cdef int64_t n = a.shape[0], ng = off.shape[0] - 1, ns = s.shape[0], npm = perm.shape[0]
     cdef int64_t i, j, lo, g_end, x, y, nocc = ntasks + 2, rank
     cdef int32_t c, o
     cdef int full = 0
-    cdef I64Buf kbuf, dbuf
+    cdef KeySums h
+    cdef int64_t[::1] kv, sv
     cdef int64_t *hint
     if b.shape[0] != n or task.shape[0] != n or state.shape[0] != n or cpu.shape[0] != n or \
             e.shape[0] != ns or occ.shape[0] != ns or ng < 0:
@@ -1432,12 +1495,11 @@ def stolen_keys(const int32_t[:] task, const int8_t[:] state, const int64_t[:] a
     # other group keys are, so that it cannot wrap in int64
     if ntasks < 0 or <object>ntasks * (<object>ntasks + 2) * max(<object>ng, 1) > (1 << 63) - 1:
         raise OverflowError(f"stolen_keys: {ntasks} tasks x {ng} CPUs do not fit an int64 key")
-    kbuf.p = dbuf.p = NULL
-    kbuf.n = kbuf.cap = dbuf.n = dbuf.cap = 0
+    h.key = h.sum = NULL
     # where the previous wait on each CPU started: the next one is usually near it
     hint = <int64_t*>malloc(max(ng, 1) * sizeof(int64_t))
     try:
-        if hint == NULL:
+        if ks_init(&h, 1024) < 0 or hint == NULL:
             raise MemoryError()
         with nogil:
             for c in range(ng):
@@ -1459,8 +1521,7 @@ def stolen_keys(const int32_t[:] task, const int8_t[:] state, const int64_t[:] a
                     if y > x:
                         o = occ[j]
                         rank = o + 2 if o >= 0 else (1 if o == T_IDLE else 0)
-                        if buf_push(&kbuf, (task[i] * nocc + rank) * ng + c) < 0 or \
-                                buf_push(&dbuf, y - x) < 0:
+                        if ks_add(&h, (task[i] * nocc + rank) * ng + c, y - x) < 0:
                             full = 1
                             break
                     lo += 1
@@ -1468,10 +1529,21 @@ def stolen_keys(const int32_t[:] task, const int8_t[:] state, const int64_t[:] a
                     break
         if full:
             raise MemoryError()
-        return buf_array(&kbuf), buf_array(&dbuf)
+        keys = np.empty(h.n, np.int64)
+        sums = np.empty(h.n, np.int64)
+        kv = keys
+        sv = sums
+        j = 0
+        with nogil:
+            for i in range(h.cap):
+                if h.key[i] != -1:
+                    kv[j] = h.key[i]
+                    sv[j] = h.sum[i]
+                    j += 1
+        order = np.argsort(keys)
+        return keys[order], sums[order]
     finally:
-        free(kbuf.p)
-        free(dbuf.p)
+        ks_free(&h)
         free(hint)
 
 

@@ -701,12 +701,20 @@ def prepare(trace, restricted=False):
     # the pairing pays on its own thread only beside the model's walk
     if trace.derived_ready("sched.model") or not _has_sched(trace) or \
             "kvm_exit" not in trace.events or len(trace.lost):
-        return build()
+        return _stolen_first(trace, build(), restricted)
     join = _background(lambda: exits(trace).x_pid)      # the first read pairs them
     try:
         top = build()
     finally:
         join()
+    return _stolen_first(trace, top, restricted)
+
+
+def _stolen_first(trace, top, restricted):
+    if not restricted and top._model is not None and top._model._iv_sel is not None \
+            and len(top.vcpu_pids):
+        neighbours(trace)
+        top._model.drop_occupancy()
     return top
 
 
@@ -776,11 +784,10 @@ def neighbours(trace, pids=None, *, start=None, end=None, cpus=None):
     r = m.tables(sched.CO)
     # keys sort as (pid, neighbour pid, CPU): occupant rank 0 unknown, 1 idle, 2 + task index
     perm, off = m.co_by_cpu()
-    key, d = _ftsched.stolen_keys(c["task"], c["state"], c["start"], c["end"],
-                                  c["cpu"].astype(np.int32, copy=False), RUNNABLE, r["co_start"],
-                                  r["co_end"], r["co_occ"], perm, off, m.ntasks)
+    uk, d = _ftsched.stolen_keys(c["task"], c["state"], c["start"], c["end"],
+                                 c["cpu"].astype(np.int32, copy=False), RUNNABLE, r["co_start"],
+                                 r["co_end"], r["co_occ"], perm, off, m.ntasks)
     nocc = m.ntasks + 2
-    uk, inv = _dense(key)
     gc = uk % max(m.ncpus, 1)
     rest = uk // max(m.ncpus, 1)
     gr, gt = rest % nocc, rest // nocc
@@ -788,7 +795,7 @@ def neighbours(trace, pids=None, *, start=None, end=None, cpus=None):
     out["pid"] = m.pids[gt]
     out["neighbour_pid"] = np.where(gr >= 2, m.pids[np.maximum(gr - 2, 0)], gr - 1)
     out["cpu"] = m.cpus[gc]
-    out["stolen_ns"] = _group.sum_by(inv, d, len(uk))
+    out["stolen_ns"] = d
     # a wait on no known CPU is unknown time (-1) on CPU -1, so the rows add up to the wait (K4)
     nc = (c["state"] == RUNNABLE) & (c["cpu"] < 0) & (c["end"] > c["start"])
     if nc.any():

@@ -353,6 +353,17 @@ class SchedModel:
             return True
         return self._iv_sel is not None and not (tasks & ~self._iv_sel).any()
 
+    def drop_occupancy(self):
+        """Let the CPU occupancy go (CO), to be walked again if asked for: the KVM figures
+        that read it are made already."""
+        if self._r is None:
+            return
+        for k in [k for k in self._r if k.startswith("co_")]:
+            del self._r[k]
+        self._have &= ~CO
+        self._co_by_cpu = None
+        self._cpu_intervals = None
+
     def co_by_cpu(self):
         """(perm, off): the CPU occupancy rows of CPU index c are perm[off[c]:off[c + 1]], in
         time order (a counting sort, kept on the model)."""
