@@ -639,8 +639,10 @@ class Exits:
         del comb
         cnt = np.bincount(cinv)
         swo = np.bincount(cinv, weights=x_so, minlength=len(uc)).astype(np.int64)
-        pc = sched._percentiles(cinv[x_h], x_hd[x_h], len(uc))
-        tot = _group.sum_by(cinv[x_h], x_hd[x_h], len(uc))
+        cinv, x_hd = cinv[x_h], x_hd[x_h]
+        tot = _group.sum_by(cinv, x_hd, len(uc))
+        pc = sched._percentiles(cinv, x_hd, len(uc), argmax=False)
+        del cinv, x_hd
         lo = self.window[0] if start is None else max(self.window[0], start)
         hi = self.window[1] if end is None else min(self.window[1], end)
         dur = hi - lo

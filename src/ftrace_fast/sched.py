@@ -498,8 +498,9 @@ def _cpu_filter(m, cpus):
     return np.flatnonzero(np.isin(m.cpus, want))
 
 
-def _percentiles(groups, values, n, ps=(50, 90, 99)):
-    """Nearest-rank percentiles, count, mean, max and argmax of values grouped by task."""
+def _percentiles(groups, values, n, ps=(50, 90, 99), argmax=True):
+    """Nearest-rank percentiles, count, mean, max and (unless not ``argmax``) argmax of values
+    grouped by task."""
     out = {"count": np.zeros(n, np.int64), "mean": np.full(n, np.nan), "max": np.full(n, -1, np.int64),
            "argmax": np.full(n, -1, np.int64)}
     for p in ps:
@@ -532,7 +533,9 @@ def _percentiles(groups, values, n, ps=(50, 90, 99)):
     out["count"][keys] = counts
     out["mean"][keys] = np.add.reduceat(v.astype(np.float64), starts) / counts
     out["max"][keys] = v[starts + counts - 1]
-    if o is not None:
+    if not argmax:
+        pass
+    elif o is not None:
         out["argmax"][keys] = o[starts + counts - 1]
     else:
         hit = np.flatnonzero(values == out["max"][groups])
