@@ -1366,9 +1366,26 @@ cdef int _pair_kernel(const IdMap *pm, ExitState *E,
     return 0
 
 
+ctypedef fused perm_t:
+    # row numbers: int32 where they fit (the CPU occupancy's index by CPU was 22 MB at 1 GB)
+    int32_t
+    int64_t
+
+
+cdef void fill_perm(const int32_t[::1] key, int32_t n, perm_t[::1] perm, int64_t *pos) noexcept nogil:
+    cdef int64_t i
+    cdef int32_t v
+    for i in range(key.shape[0]):
+        v = key[i]
+        if 0 <= v < n:
+            perm[pos[v]] = <perm_t>i
+            pos[v] += 1
+
+
 def by_key(const int32_t[::1] key, int32_t n):
     """A stable counting sort of key values in [0, n): (perm, off), the rows of value v being
-    perm[off[v]:off[v + 1]], in their original order.  Values outside [0, n) are left out."""
+    perm[off[v]:off[v + 1]], in their original order (perm int32 when the rows' numbers fit,
+    else int64).  Values outside [0, n) are left out."""
     cdef int64_t m = key.shape[0], i
     cdef int32_t v
     off_a = np.zeros(n + 1, np.int64)
@@ -1380,19 +1397,23 @@ def by_key(const int32_t[::1] key, int32_t n):
                 off[v + 1] += 1
         for v in range(n):
             off[v + 1] += off[v]
-    perm_a = np.empty(off[n], np.int64)
-    cdef int64_t[::1] perm = perm_a
+    narrow = m <= 2147483647
+    perm_a = np.empty(off[n], np.int32 if narrow else np.int64)
+    cdef int32_t[::1] p32
+    cdef int64_t[::1] p64
     cdef int64_t *pos = <int64_t*>malloc(max(n, 1) * sizeof(int64_t))
     if pos == NULL:
         raise MemoryError()
-    with nogil:
-        for v in range(n):
-            pos[v] = off[v]
-        for i in range(m):
-            v = key[i]
-            if 0 <= v < n:
-                perm[pos[v]] = i
-                pos[v] += 1
+    for v in range(n):
+        pos[v] = off[v]
+    if narrow:
+        p32 = perm_a
+        with nogil:
+            fill_perm(key, n, p32, pos)
+    else:
+        p64 = perm_a
+        with nogil:
+            fill_perm(key, n, p64, pos)
     free(pos)
     return perm_a, off_a
 
@@ -1461,7 +1482,7 @@ cdef int ks_add(KeySums *h, int64_t k, int64_t d) noexcept nogil:
 def stolen_keys(const int32_t[:] task, const int8_t[:] state, const int64_t[:] a,
                 const int64_t[:] b, const int32_t[:] cpu, int8_t runnable,
                 const int64_t[::1] s, const int64_t[::1] e, const int32_t[::1] occ,
-                const int64_t[::1] perm, const int64_t[::1] off, int64_t ntasks):
+                const perm_t[::1] perm, const int64_t[::1] off, int64_t ntasks):
     """K4's join: every ``runnable`` interval [a, b) of a task waiting for CPU index cpu meets
     the occupancy intervals [s, e) of that CPU (rows perm[off[c]:off[c + 1]], in time order),
     and each overlap of positive length adds its length to key = (task * (ntasks + 2) +
@@ -1547,7 +1568,7 @@ def stolen_keys(const int32_t[:] task, const int8_t[:] state, const int64_t[:] a
         free(hint)
 
 
-cdef inline int64_t first_end_after(const int64_t[::1] e, const int64_t[::1] perm, int64_t g0,
+cdef inline int64_t first_end_after(const int64_t[::1] e, const perm_t[::1] perm, int64_t g0,
                                     int64_t g1, int64_t h, int64_t t) noexcept nogil:
     """The first position p in [g0, g1) with e[perm[p]] > t (e non-decreasing there), by a
     galloping search from position h."""

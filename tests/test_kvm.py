@@ -683,6 +683,10 @@ def test_stolen_keys_and_by_key_equal_brute_force(seed):
         qc, qa, qb, qt, qs = qc[o], qa[o], qb[o], qt[o], qs[o]
     got = list(zip(*(x.tolist() for x in _ftsched.stolen_keys(qt, qs, qa, qb, qc, 1, s, e, occ,
                                                                perm, off, ntasks))))
+    # row numbers in int32 where they fit; the join takes either width
+    assert perm.dtype == np.int32
+    wide = _ftsched.stolen_keys(qt, qs, qa, qb, qc, 1, s, e, occ, perm.astype(np.int64), off, ntasks)
+    assert list(zip(*(x.tolist() for x in wide))) == got
     brute = collections.Counter()
     for i in range(nq):
         if qs[i] != 1 or not 0 <= qc[i] < ng or qb[i] <= qa[i] or not 0 <= qt[i] < ntasks:

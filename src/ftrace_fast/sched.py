@@ -806,7 +806,9 @@ def interval_columns(m, *, start=None, end=None, cpus=None, pids=None, comm=None
         rows = _task_rows_of(m, sel)
     iv = {f: (r[f] if rows is None else r[f][rows])
           for f in ("iv_start", "iv_end", "iv_task", "iv_state", "iv_cpu")}
-    a, b, _ = _clip(start, end, iv["iv_start"], iv["iv_end"])
+    a, b = iv["iv_start"], iv["iv_end"]
+    if start is not None or end is not None:
+        a, b, _ = _clip(start, end, a, b)
     k = None
     if start is not None or end is not None:
         k = (b > a) | ((iv["iv_start"] == iv["iv_end"]) & _in_window(iv["iv_start"], start, end))
