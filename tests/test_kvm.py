@@ -846,6 +846,27 @@ def test_prepare_sums_the_stolen_time_then_lets_the_occupancy_go(seed):
         assert sched.model(kept)._have & sched.CO
 
 
+@pytest.mark.parametrize("lost", [False, True])
+def test_unrestricted_kvm_figures_walk_once(monkeypatch, lost):
+    """diagnose and host_summary unrestricted make one walk, also when the trace lost events:
+    K6's pairs across a gap read the CPU occupancy, so they are paired before it goes."""
+    lines = _sim(2, "kernel5").data.decode().splitlines(keepends=True)
+    if lost:
+        lines.insert(len(lines) // 2, "CPU:1 [LOST 3 EVENTS]\n")
+    data = "".join(lines).encode()
+    walks = []
+    orig = sched.SchedModel._walk
+    monkeypatch.setattr(sched.SchedModel, "_walk",
+                        lambda self, full, *sel: walks.append(full) or orig(self, full, *sel))
+    for fn in (kvm.diagnose, kvm.host_summary):
+        walks.clear()
+        t = ftrace_fast.load(io.BytesIO(data))
+        assert len(t.lost) == lost
+        got = fn(t)
+        assert got and walks == [sched.IV | sched.CO], walks
+        assert not sched.model(t)._have & sched.CO
+
+
 def test_placement_sums_in_one_pass_equal_those_of_sorted_keys(monkeypatch):
     """K5's placement adds up run and wait time per (task, CPU) in one pass over the interval
     rows (_ftsched.place_sums); with too many cells for that, by a sort of the keys.  The two
