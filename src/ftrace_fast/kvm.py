@@ -474,7 +474,7 @@ class Exits:
         is_e = code == _E
         # guest: E followed by X of the same thread
         g = is_e & nxt_same & (ncode == _X) & ~broken
-        self.g_pid = pid[g]
+        self.g_pid = pid[g].astype(np.int32)    # as _ftsched.pair_exits gives them
         self.g_start = ts[g]
         self.g_end = nts[g]
         # partial guest spans at W's edges (K6), kept apart: W is read only when they are summed
@@ -484,7 +484,7 @@ class Exits:
         self._trail = (pid[trail], ts[trail], cpu[trail])
         self.g_cpu = cpu[g]
         # exits
-        self.x_pid = pid[is_x]
+        self.x_pid = pid[is_x].astype(np.int32)
         self.x_ts = ts[is_x]
         self.x_cpu = cpu[is_x]
         self.x_reason = reason[is_x]
