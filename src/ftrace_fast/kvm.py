@@ -109,25 +109,35 @@ def _is_hlt(reason):
 # ---------------------------------------------------------------------------------------------
 # topology (K1, K2)
 
-def _kvm_line_names(trace, names, tgid):
-    """Add the names and tgids of the own tasks of kvm lines to ``names`` / ``tgid`` (the
-    model's come first); returns {pid: {event: {vcpu field: lines}}}, the votes of K1."""
-    votes = {}
+def _kvm_line_names(trace):
+    """What the kvm lines say of their own tasks: ([(pid, comm id)], [(pid, tgid)], votes),
+    votes {pid: {event: {vcpu field: lines}}} for K1.  (Read before the scheduling walk, whose
+    tables would otherwise be held beside these groupings.)"""
+    pairs, tgids, votes = [], [], {}
     for nm in ("kvm_entry", "kvm_exit"):
         a = trace.events.get(nm)
         if a is None or not len(a):
             continue
-        for p, cid in _unique_pairs(a["pid"], a["comm"]):
-            if p > 0 and cid >= 0:
-                names.setdefault(p, set()).add(trace.comms[cid])
+        pairs += [(p, cid) for p, cid in _unique_pairs(a["pid"], a["comm"]) if p > 0 and cid >= 0]
         for p, v, n in _pair_counts(a["pid"], a["vcpu"]):
             if p > 0:
                 votes.setdefault(p, {}).setdefault(nm, {})[v] = n
         tg = a["tgid"]
         if tg.max(initial=-1) >= 0:
             k = tg >= 0
-            for p, g in set(zip(a["pid"][k].tolist(), tg[k].tolist())):
-                tgid.setdefault(p, g)
+            tgids.append(set(zip(a["pid"][k].tolist(), tg[k].tolist())))
+    return pairs, tgids, votes
+
+
+def _add_kvm_line_names(trace, names, tgid, lines):
+    """Add _kvm_line_names' names and tgids to ``names`` / ``tgid`` (the model's come
+    first); returns the votes."""
+    pairs, tgids, votes = lines
+    for p, cid in pairs:
+        names.setdefault(p, set()).add(trace.comms[cid])
+    for s in tgids:
+        for p, g in s:
+            tgid.setdefault(p, g)
     return votes
 
 
@@ -180,6 +190,7 @@ class Topology:
 
     def __init__(self, trace):
         self.trace = trace
+        lines = _kvm_line_names(trace)
         # the KVM figures read the CPU occupancy and the intervals of the vCPU threads: one
         # walk, without them when no thread can be a vCPU (then there is no VM, K1)
         tables = sched.IV | sched.CO if _may_have_vcpus(trace) else 0
@@ -187,7 +198,7 @@ class Topology:
             if _has_sched(trace) else None
         self._last_comms = {}
         names, self.tgid = self._model_names(trace, self._model)
-        votes = _kvm_line_names(trace, names, self.tgid)
+        votes = _add_kvm_line_names(trace, names, self.tgid, lines)
         self.names = {p: sorted(s) for p, s in names.items()}
         threads = {p: [ROLE_VCPU, v] for p, v in _vcpu_indices(self.names, votes).items()}
         self.vms = _vms(threads, self.tgid)
