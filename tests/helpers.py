@@ -156,3 +156,13 @@ def check_json(command, doc, part=None):
 def loads_checked(command, text):
     """json.loads of ``ftfast COMMAND --format json`` output, checked against docs/schema."""
     return check_json(command, json.loads(text))
+
+
+def record_walks(monkeypatch):
+    """The tables (IV | CO | SW bits) of every scheduling walk made from now on, in a list."""
+    from ftrace_fast import sched
+    walks = []
+    orig = sched.SchedModel._walk
+    monkeypatch.setattr(sched.SchedModel, "_walk",
+                        lambda self, full, *sel: walks.append(full) or orig(self, full, *sel))
+    return walks

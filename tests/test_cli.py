@@ -19,7 +19,7 @@ import pytest
 
 import ftrace_fast
 from ftrace_fast import sched
-from helpers import DATA, SCHEMA_COMMANDS, loads_checked
+from helpers import DATA, SCHEMA_COMMANDS, loads_checked, record_walks
 
 ROOT = Path(__file__).resolve().parent.parent
 SMP2 = DATA / "kvm_smp2_small.txt.gz"          # comms with spaces: CPU n/KVM, IO io1
@@ -937,10 +937,7 @@ def test_restricted_stats_walk_the_scheduler_events_once(capsys, monkeypatch, re
     """--start/--end/--cpu figures read every table of the walk: one walk makes them with the
     sums (a walk for the sums and another for the tables doubled the cost), on a KVM host
     and on a trace without vCPUs alike; the figures are those of a restricted call."""
-    walks = []
-    orig = sched.SchedModel._walk
-    monkeypatch.setattr(sched.SchedModel, "_walk",
-                        lambda self, full, *sel: walks.append(full) or orig(self, full, *sel))
+    walks = record_walks(monkeypatch)
     for path in (SMP2, DATA / "public" / "kunalb-panopticon-sched-events-function-header.txt"):
         walks.clear()
         rc, out, _ = _main(capsys, "stats", path, "--format", "json", "--no-cache", *restrict)

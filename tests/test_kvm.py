@@ -21,7 +21,7 @@ from ftrace_fast import kvm, sched
 
 import simkvm
 import simsched
-from helpers import check_json, corpus_dir, same
+from helpers import check_json, corpus_dir, record_walks, same
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 CORPUS = str(corpus_dir() or os.path.join(HERE, "..", "..", "shared", "corpus"))
@@ -854,10 +854,7 @@ def test_unrestricted_kvm_figures_walk_once(monkeypatch, lost):
     if lost:
         lines.insert(len(lines) // 2, "CPU:1 [LOST 3 EVENTS]\n")
     data = "".join(lines).encode()
-    walks = []
-    orig = sched.SchedModel._walk
-    monkeypatch.setattr(sched.SchedModel, "_walk",
-                        lambda self, full, *sel: walks.append(full) or orig(self, full, *sel))
+    walks = record_walks(monkeypatch)
     for fn in (kvm.diagnose, kvm.host_summary):
         walks.clear()
         t = ftrace_fast.load(io.BytesIO(data))
@@ -908,10 +905,7 @@ def test_restricted_kvm_figures_walk_once(monkeypatch, which):
     w0, w1 = sched.window(probe)
     rk = {"start": {"start": (w0 + w1) // 2}, "end": {"end": (w0 + w1) // 2},
           "cpus": {"cpus": [0, 1]}}[which]
-    walks = []
-    orig = sched.SchedModel._walk
-    monkeypatch.setattr(sched.SchedModel, "_walk",
-                        lambda self, full, *sel: walks.append(full) or orig(self, full, *sel))
+    walks = record_walks(monkeypatch)
     for fn in (lambda t: kvm.diagnose(t, **rk), lambda t: kvm.host_summary(t, **rk),
                lambda t: export.analysis_tables(t, **rk)):
         walks.clear()
