@@ -533,11 +533,9 @@ def _percentiles(groups, values, n, ps=(50, 90, 99), argmax=True):
     out["count"][keys] = counts
     out["mean"][keys] = np.add.reduceat(v.astype(np.float64), starts) / counts
     out["max"][keys] = v[starts + counts - 1]
-    if not argmax:
-        pass
-    elif o is not None:
+    if argmax and o is not None:
         out["argmax"][keys] = o[starts + counts - 1]
-    else:
+    elif argmax:
         hit = np.flatnonzero(values == out["max"][groups])
         np.maximum.at(out["argmax"], groups[hit], hit)
     for p in ps:
