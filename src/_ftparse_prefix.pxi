@@ -110,6 +110,118 @@ cdef inline bint all_digits(const char *p, const char *e) noexcept nogil:
 
 cdef inline bint is_flag_char(char c) noexcept nogil:
     return (c'a' <= c <= c'z') or (c'A' <= c <= c'Z') or (c'0' <= c <= c'9') or c == c'.'
+
+cdef inline uint64_t zbytes(uint64_t w) noexcept nogil:
+    """The zero bytes of w flagged by their top bit (exact up to the lowest one)."""
+    return (w - 0x0101010101010101ULL) & ~w & 0x8080808080808080ULL
+
+cdef inline int prefix_time(PState *P, Prefix *x, const char *t, const char *e,
+                            bint latency) noexcept nogil:
+    """The prefix's time stamp at t, and its flags as a word."""
+    x.rest = parse_ts(P, t, e, &x.ts, &x.ts_kind)
+    if x.rest == NULL:
+        return -1
+    x.latency = latency
+    # the line buffer has PAD readable bytes past every line (see Parser.feed)
+    x.flagw = load64(x.flags) & word_mask(<Py_ssize_t>x.flags_len) if x.flags_len else 0
+    return 0
+
+cdef inline const char *kernel_time(const char *t, const char *e, Prefix *x) noexcept nogil:
+    """The kernel's time stamp `%5lu.%06lu:` at t (after its padding blanks): the byte after
+    the ':', with ts and its kind; NULL for any other form, which parse_ts reads (the same
+    value where both apply: up to 8 digits of seconds and exactly 6 decimals here)."""
+    cdef uint64_t w, sec, frac
+    cdef int n
+    cdef const char *q
+    w = load64(t) ^ 0x2020202020202020ULL
+    if w == 0:
+        return NULL
+    q = t + (ctz64(w) >> 3)
+    n = digits8(q, e, &sec)
+    if n == 0 or e - q < n + 8:
+        return NULL
+    q += n
+    # `.dddddd:`: the dot, 6 digits and the colon at fixed places
+    w = load64(q)
+    if (w & 0xFF000000000000FFULL) != 0x3A0000000000002EULL:
+        return NULL
+    frac = ((w >> 8) & 0xFFFFFFFFFFFFULL) ^ 0x303030303030ULL
+    if ((frac + 0x767676767676ULL) | frac) & 0x808080808080ULL:
+        return NULL
+    # the digits to the top bytes (the first digit in the lowest), then summed as in digits8
+    frac <<= 16
+    frac = (frac * 10 + (frac >> 8)) & 0x00FF00FF00FF00FFULL
+    frac = (frac * 100 + (frac >> 16)) & 0x0000FFFF0000FFFFULL
+    frac = (frac * 10000 + (frac >> 32)) & 0xFFFFFFFFULL
+    x.ts = <int64_t>(sec * 1000000000ULL + frac * 1000ULL)
+    x.ts_kind = TS_DECIMAL
+    return q + 8
+
+cdef inline bint kernel_columns(const char *d, const char *e, Prefix *x) noexcept nogil:
+    """The columns after the comm's dash d in the fixed layout of the kernel and of trace-cmd
+    report, `-%-Nd [%03d] [flags] %5lu.%06lu:` (the pid padded with blanks, a 3-digit CPU,
+    flags of 1 to 7 characters or none), read at the places the padding gives: a few loads
+    that do not wait on one another, where the general search steps from token to token.
+    True with pid, cpu, flags, time stamp and rest set; False for any other layout, which
+    the general search then reads (the same fields wherever both apply)."""
+    cdef uint64_t v, w, digits, m
+    cdef const char *b
+    cdef const char *t
+    cdef const char *flags = NULL
+    cdef int n, nf = 0
+    if e - d < 16:
+        return False
+    n = digits8(d + 1, e, &v)
+    if n == 0 or n > 7:
+        return False
+    # the pid's padding, then `[ddd] `: at d + 9 in the kernel's layout (padded to 7), which
+    # needs no search for the bracket
+    if d[9] == c'[' and not (load64(d + 1) ^ 0x2020202020202020ULL) >> (8 * n):
+        b = d + 9
+    else:
+        if d[1 + n] != c' ':
+            return False
+        w = load64(d + 1 + n) ^ 0x2020202020202020ULL
+        if w == 0:
+            return False
+        b = d + 1 + n + (ctz64(w) >> 3)
+        if e - b < 8:
+            return False
+    w = load64(b)
+    if (w & 0x0000FFFF000000FFULL) != 0x0000205D0000005BULL:
+        return False
+    digits = ((w >> 8) & 0xFFFFFFULL) ^ 0x303030ULL
+    if ((digits + 0x767676ULL) | digits) & 0x808080ULL:
+        return False
+    t = b + 6
+    if not is_digit(t[0]):
+        # the flags up to the first blank (none when the time's padding starts at once)
+        w = load64(t)
+        m = zbytes(w ^ 0x2020202020202020ULL) | zbytes(w ^ 0x0909090909090909ULL)
+        if (m & 0xFFFFFFFFFFFFULL) == 0x800000000000ULL and t[5] == c' ':
+            nf = 5      # the kernel's: the time's place known before the search
+        elif m == 0:
+            return False
+        else:
+            nf = ctz64(m) >> 3
+        if t + nf >= e:
+            return False
+        flags = t if nf else NULL
+        t += nf + 1
+    t = kernel_time(t, e, x)
+    if t == NULL:
+        return False
+    x.rest = t
+    x.pid = <int64_t>v
+    x.tgid = -1             # an earlier dash may have read a tgid column before it failed
+    x.has_tgid = False
+    x.cpu = <int64_t>((digits & 0xFF) * 100 + ((digits >> 8) & 0xFF) * 10 + ((digits >> 16) & 0xFF))
+    x.flags = flags
+    x.flags_len = <size_t>nf
+    x.flagw = load64(flags) & word_mask(<Py_ssize_t>nf) if nf else 0
+    x.latency = False
+    return True
+
 cdef int parse_prefix(PState *P, const char *p, const char *e, Prefix *x) noexcept nogil:
     """`comm-pid [(tgid)] [cpu] [flags] ts:` or the latency format `comm-pid cpuFLAGS ts:`."""
     cdef const char *q = p
@@ -132,6 +244,11 @@ cdef int parse_prefix(PState *P, const char *p, const char *e, Prefix *x) noexce
                 continue
             set_err(P, E_PREFIX, p, b"'comm-pid [cpu]'")
             return -1
+        # the first dash that anchors: in the common layouts its columns are read at once
+        if kernel_columns(d, e, x):
+            x.comm = p
+            x.comm_len = <size_t>(d - p)
+            return 0
         y = parse_i64(d + 1, e, &pid)
         q = d + 1
         # a pid past int32 is no anchor (the pid column is int32): the dash is the comm's
@@ -235,10 +352,4 @@ cdef int parse_prefix(PState *P, const char *p, const char *e, Prefix *x) noexce
             x.flags = t
             x.flags_len = <size_t>(te - t)
             t = skip_ws(te, e)
-    x.rest = parse_ts(P, t, e, &x.ts, &x.ts_kind)
-    if x.rest == NULL:
-        return -1
-    x.latency = latency
-    # the line buffer has PAD readable bytes past every line (see Parser.feed)
-    x.flagw = load64(x.flags) & word_mask(<Py_ssize_t>x.flags_len) if x.flags_len else 0
-    return 0
+    return prefix_time(P, x, t, e, latency)

@@ -135,3 +135,78 @@ def test_a_line_cut_anywhere_ignores_its_own_continuation():
             assert _finish(line[:k], rest) == _finish(line[:k], bytes(64)), (line, k)
             checked += 1
     assert checked > 10000
+
+
+def _kernel(comm="bash", pid="1", cpu="000", flags="d..2.", secs="5", frac="000001",
+            rest="sched_waking: comm=a pid=2 prio=120 target_cpu=001", width=7):
+    """A line in the kernel's own columns (`%16s-%-7s [%s] %s %5s.%s: `; trace-cmd report's
+    are `%16s-%-5s [%s] %5s.%s: `, without flags), which the prefix reads at the places the
+    padding gives (kernel_columns, kernel_time)."""
+    flags = f"{flags} " if flags is not None else ""
+    return f"{comm:>16}-{pid:<{width}} [{cpu}] {flags}{secs:>5}.{frac}: {rest}".encode()
+
+
+def _kernel_lines():
+    out = []
+    for comm in ("<idle>", "CPU 1/KVM", "a-1 [002] b", "x-12", "kworker/u16:3-ev", "c" * 17,
+                 "-", "a-", "#x", "CPU:3", "=> x", "[1.5] y", "cpus=2"):
+        out.append(_kernel(comm=comm))
+    for pid in ("0", "7", "1234567", "12345678", "2147483647", "99999999999", "-1", "1 2",
+                "1\t", "12a", ""):
+        out.append(_kernel(pid=pid))
+    for cpu in ("000", "007", "999", "0001", "01", "0a1", " 01", "-01", "000 ", "00:", "001]"):
+        out += [_kernel(cpu=cpu), _kernel(cpu=cpu, flags=None)]
+    for flags in ("d.h3.", "dNh4.", "....", "d..2..", "1..2.", "d.\t2.", "d h3.", "d..2:",
+                  "12345", "X.s1.", "d..2.12"):
+        out.append(_kernel(flags=flags))
+    for secs in ("0", "5", "1154", "12345", "1234567", "12345678", "123456789", " 5", "5 "):
+        for frac in ("000001", "123456", "12345", "1234567", "123456789", "1234a6", ""):
+            out.append(_kernel(secs=secs, frac=frac))
+    for rest in ("foo: bar", "foo:", "", "sched_switch: prev_comm=a prev_pid=1 prev_prio=120 "
+                 "prev_state=S ==> next_comm=b next_pid=2 next_prio=120"):
+        out.append(_kernel(rest=rest))
+    # older kernels (4-character flags, pid padded to 5) and trace-cmd report (no flags)
+    for width in (0, 1, 5, 7, 8, 9):
+        for flags in (None, "d..2", "d..2.", "d", "dNh4..2", "dNh4..2.", " d..2", "\td..2"):
+            for pid in ("0", "12345", "1234567"):
+                out.append(_kernel(width=width, flags=flags, pid=pid))
+        for secs, frac in (("1464", "179964"), ("12345", "1"), ("0", "123456789"), ("7", "")):
+            out.append(_kernel(width=width, flags=None, secs=secs, frac=frac))
+        # a comm with dashes of its own: the columns are read at the first dash that anchors
+        for comm in ("qemu-system-x86", "a-1", "x-12 [001]", "kworker/0:1H-kblockd", "b-1 x",
+                     "a-1 (7) [x] y"):
+            out += [_kernel(comm=comm, width=width, flags=None, pid="483882"),
+                    _kernel(comm=comm, width=width)]
+    # the time stamp's ':' after blanks, an integer clock, the latency `us`
+    out += [_kernel(frac="000001 :x")[:-2], b"            bash-1       [000] d..2. 123: foo: x",
+            b"            bash-1       [000] d..2. 123us: foo: x",
+            b"            bash-1       [000] d..2.  5.000001 : foo: x",
+            b"            bash-1[000] d..2.     5.000001: foo: x",
+            b"            bash-1       [000]d..2.     5.000001: foo: x"]
+    return out
+
+
+KERNEL_LINES = _kernel_lines()
+
+
+def test_kernel_columns_equal_the_reference():
+    """Every near miss of the kernel's fixed columns (a pid, CPU, flags or time stamp one
+    character too long or short, a tab or a blank inside, a comm with its own dash) reads
+    as the general search reads it: the reference parser's fields, errors and counts."""
+    text = b"\n".join(KERNEL_LINES) + b"\n"
+    assert_same(load_fast(text), refparse(text), text.split(b"\n"))
+
+
+def test_kernel_columns_never_read_past_the_line():
+    """A kernel-layout line cut short at every byte of its prefix and time stamp, followed by
+    bytes that would complete it (or digits, blanks, keys): the same records as with zeros
+    after it."""
+    checked = 0
+    for line in KERNEL_LINES:
+        for k in range(1, min(len(line), 64)):
+            short = line[:k]
+            want = _finish(short, bytes(64))
+            for pad in PADS + [line[k:] + bytes(64)]:
+                assert _finish(short, pad) == want, (short, pad)
+            checked += 1
+    assert checked > 5000
