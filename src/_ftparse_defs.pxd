@@ -18,6 +18,14 @@ cdef struct CacheEnt:
     int32_t n
     int32_t id
 
+cdef struct NameHead:
+    # an event name known by the 16 bytes that start it on a line (the name, ': ' and what
+    # follows when it is short): n is its length (0: empty entry), id its event type
+    uint64_t w0
+    uint64_t w1
+    int32_t n
+    int32_t id
+
 cdef struct Intern:
     # An intern table: id -> bytes (chars[offs[id]:offs[id]+lens[id]]), open-addressed by hash,
     # with a direct-mapped front cache for the short strings (comms, event names) of the lines.
@@ -244,6 +252,7 @@ cdef struct PState:
     Intern comms
     Intern syms
     Intern names
+    NameHead name_head[64]
     EvType *types
     int32_t ntypes
     int32_t types_cap

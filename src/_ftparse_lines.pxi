@@ -141,6 +141,8 @@ cdef int parse_event_line(PState *P, const char *p, const char *e) noexcept nogi
     cdef char *rec
     cdef char namebuf[160]
     cdef size_t nn
+    cdef uint64_t w0 = 0, w1 = 0
+    cdef NameHead *head
     cdef bint keep_line, line_pid, line_comm
     P.err_event = -1
     if parse_prefix(P, p, e, &x) < 0:
@@ -152,12 +154,30 @@ cdef int parse_event_line(PState *P, const char *p, const char *e) noexcept nogi
     # the event name: a token ending in ':' and a blank.  Lines without one come from tracers
     # that print their own shape: the function tracer (`func <-parent`), stack traces, and the
     # syscall events' `sys_x(args)` / `sys_x -> ret`.
-    n1 = name_end(n0, e)
     pl = NULL
     et = -1
-    if n1 < e and n1[0] == c':' and n1 > n0 and (n1 + 1 == e or is_ws(n1[1])):
+    head = NULL
+    if e - n0 >= 16:
+        # a short name is known by the line's 16 bytes from it, looked up at once (the search
+        # for its end and the hash of its bytes wait on one another)
+        w0 = load64(n0)
+        w1 = load64(n0 + 8)
+        head = &P.name_head[((w0 * 0x9E3779B97F4A7C15ULL) ^ (w1 * 0xC2B2AE3D27D4EB4FULL)) >> 58]
+        if head.n and head.w0 == w0 and head.w1 == w1:
+            et = head.id
+            pl = skip_ws(n0 + head.n + 1, e)
+    n1 = name_end(n0, e) if et < 0 else n0
+    if et >= 0:
+        pass
+    elif n1 < e and n1[0] == c':' and n1 > n0 and (n1 + 1 == e or is_ws(n1[1])):
         et = event_type(P, n0, <size_t>(n1 - n0))
         pl = skip_ws(n1 + 1, e)
+        if head != NULL and et >= 0 and n1 - n0 <= 14:
+            # the name, ':' and a blank all lie within the 16 bytes
+            head.w0 = w0
+            head.w1 = w1
+            head.n = <int32_t>(n1 - n0)
+            head.id = et
     elif starts(n0, e, b"<stack trace") != NULL:
         et = P.et_kstack
         pl = n0

@@ -210,3 +210,37 @@ def test_kernel_columns_never_read_past_the_line():
                 assert _finish(short, pad) == want, (short, pad)
             checked += 1
     assert checked > 5000
+
+
+def _named(name, tail):
+    return _kernel(rest=name + tail)
+
+
+def test_event_names_known_by_their_first_bytes():
+    """A line's event name is looked up by the 16 bytes that start it when the name, its ':'
+    and a blank fit in them (parse_event_line's name_head): every name length around that,
+    each followed by what makes it a name or not (a blank, a tab, nothing, another byte, a
+    syscall's '(' or ' -> '), seen twice so that the second is a lookup: the reference's."""
+    lines = []
+    for k in range(1, 19):
+        name = ("ab" * 10)[:k]
+        for tail in (": a=1 b=2 c=3", ":\ta=1", ": ", ":", ":x a=1 b=2 c=3", "(x: 1) y",
+                     " -> 0x1 y y y y", ": " + "y" * 30, "  : a=1 b=2 c=3"):
+            lines += [_named(name, tail), _named(name, tail), _named("sys_" + name, tail)]
+    text = b"\n".join(lines) + b"\n"
+    assert_same(load_fast(text), refparse(text), text.split(b"\n"))
+
+
+def test_a_known_name_is_not_taken_from_past_the_line():
+    """A line cut anywhere in its event name after a whole line with the same name, followed
+    by the rest of that name and payload (where a lookup by 16 bytes would find the name):
+    the same records as with zeros after the cut."""
+    checked = 0
+    for name in ("sched_switch", "kvm_exit", "x", "abcdefghijklmn", "abcdefghijklmno"):
+        full = _named(name, ": a=1 b=2 c=3 d=4 e=5")
+        at = full.index(name.encode())
+        for k in range(at, len(full)):
+            head = full + b"\n" + full[:k]
+            assert _finish(head, full[k:] + bytes(64)) == _finish(head, bytes(64)), (name, k)
+            checked += 1
+    assert checked > 100
