@@ -181,3 +181,59 @@ def test_the_entry_decides_numpy_huge_pages_before_numpy_loads(tmp_path):
     assert got["rc"] in (0, None)
     want = "0" if _entry.free_pages_reported() else None
     assert got["at_numpy"] == {"NUMPY_MADVISE_HUGEPAGE": want}
+
+
+def _actions(parser):
+    """Every option and positional of a parser and its subcommands' parsers, comparable."""
+    import argparse
+    out = []
+    for a in parser._actions:
+        if isinstance(a, argparse._SubParsersAction):
+            out.append(("commands", tuple(a.choices),
+                        tuple((c.dest, c.help) for c in a._choices_actions)))
+            out += [(name, _actions(sub)) for name, sub in a.choices.items()]
+        else:
+            out.append((tuple(a.option_strings), a.dest, a.default, a.help,
+                        tuple(a.choices) if a.choices else None, a.nargs))
+    return out
+
+
+def test_one_commands_parser_is_the_full_parsers_part():
+    """The entry point builds only the options of the command that runs: the same command
+    list and help as the full parser, and that command's own parser unchanged."""
+    from ftrace_fast import cli
+    full = cli.build_parser()
+    want = dict(_actions(full)[3:])
+    assert tuple(want) == cli.COMMANDS
+    for name in cli.COMMANDS:
+        got = _actions(cli.build_parser(only=name))
+        assert got[:3] == _actions(full)[:3]            # --help, --version, the command list
+        assert dict(got[3:])[name] == want[name], name
+        # the others only as argparse makes every parser: its --help
+        assert all(len(v) == 1 and v[0][0] == ("-h", "--help")
+                   for n, v in got[3:] if n != name), name
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["stats", "--help"], ["fleet", "run", "--help"],
+                                  ["nosuch"], []])
+def test_help_and_unknown_commands_through_the_entry(argv, capsys):
+    """ftfast --help lists every command, a command's --help its options; an unknown
+    command is a usage error (2) that names the choices."""
+    from ftrace_fast import cli
+    with pytest.raises(SystemExit) as exc:
+        rc = cli.main(argv)
+        raise SystemExit(rc)
+    out = capsys.readouterr()
+    text = out.out + out.err
+    if argv[-1:] == ["--help"]:
+        assert exc.value.code == 0
+        if argv == ["--help"]:
+            assert all(name in text for name in cli.COMMANDS)
+        elif argv[0] == "stats":
+            assert "--switch-stats" in text and "--latency-sort" in text
+        else:
+            assert "--workers" in text or "--store" in text
+    else:
+        assert exc.value.code == 2
+        if argv:
+            assert "invalid choice" in text and "diagnose" in text

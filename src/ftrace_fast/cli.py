@@ -1490,13 +1490,41 @@ def _add_report_parser(sub):
     s.set_defaults(func=cmd_report)
 
 
-def build_parser():
+#: ftfast's commands, as build_parser adds them
+COMMANDS = ("info", "stats", "diagnose", "filter", "plot", "export", "report", "fleet", "diff",
+            "cache")
+
+
+class _Unbuilt:
+    """A command's parser that will not parse: its options are not added."""
+
+    def __getattr__(self, name):
+        return self._ignore
+
+    def _ignore(self, *args, **kwargs):
+        return self
+
+
+class _Commands:
+    """build_parser's subparsers for one command: every command is listed (name and help),
+    but only `only`'s options are added, most of a short command's start-up otherwise."""
+
+    def __init__(self, sub, only):
+        self.sub, self.only = sub, only
+
+    def add_parser(self, name, **kwargs):
+        s = self.sub.add_parser(name, **kwargs)
+        return s if self.only is None or name == self.only else _Unbuilt()
+
+
+def build_parser(only=None):
+    """ftfast's argument parser; with only, one command's options (the others are listed)."""
     p = _Parser(prog="ftfast", description="Fast, exact analysis of ftrace text logs.",
                 epilog="Exit codes: 0 success, 1 internal error, 2 bad usage, 3 unreadable or "
                        "non-ftrace input, 4 output not writable, 5 malformed line with --strict, "
                        "6 out of memory, 130 interrupted (SIGINT), 143 terminated (SIGTERM).")
     p.add_argument("--version", action="version", version=f"ftfast {__version__}")
-    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+    sub = _Commands(p.add_subparsers(dest="command", metavar="COMMAND"), only)
     s = sub.add_parser("info", help="format, clock, CPUs, span, events per name, lost and malformed lines")
     s.add_argument("file", help="ftrace text (plain or compressed), or - for stdin")
     s.add_argument("--format", choices=("table", "json"), default="table")
@@ -1748,7 +1776,10 @@ def guarded(run, prog="ftfast", out=None):
 
 def main(argv=None):
     """Run one command; every way out is a documented exit code, errors one line on stderr."""
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    # the command is the first word that is no option (ftfast's own are --help and --version)
+    command = next((a for a in argv if not a.startswith("-")), None)
+    parser = build_parser(only=command if command in COMMANDS else None)
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help(sys.stderr)
