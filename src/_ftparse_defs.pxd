@@ -278,6 +278,11 @@ cdef struct PState:
     int32_t last_pid
     int32_t last_tgid
     int32_t last_comm
+    # the comm of the line being parsed (its prefix's), which a sched_switch's prev_comm
+    # repeats: id, bytes and length
+    int32_t line_comm
+    const char *line_comm_p
+    size_t line_comm_n
     uint64_t last_flagw
     int64_t last_any_ts
     # function_graph: per CPU current task and function stack

@@ -211,6 +211,9 @@ cdef int parse_event_line(PState *P, const char *p, const char *e) noexcept nogi
     comm = comm_id(P, x.comm, x.comm_len)
     if comm < 0:
         return -1
+    P.line_comm = comm
+    P.line_comm_p = x.comm
+    P.line_comm_n = x.comm_len
     layout = P.types[et].layout
     line_pid = P.pid_ok == NULL or pid_wanted(P, x.pid)
     line_comm = not P.has_comm_filter or comm_wanted(P, comm)

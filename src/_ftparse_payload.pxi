@@ -173,11 +173,21 @@ cdef inline const char *fast_int(const char *p, const char *e, int64_t *out) noe
     otherwise, and the tolerant parser then says why.  Small, to be inlined."""
     return value_end(parse_i32(p, e, out), e)
 
+cdef inline bint same_short(const char *a, const char *b, size_t n) noexcept nogil:
+    """a[:n] == b[:n] for n <= 16, two words each (both lie in the parse buffer, which has
+    PAD readable bytes past every line)."""
+    if n > 16:
+        return False
+    return ((load64(a) ^ load64(b)) & word_mask(<Py_ssize_t>n)) == 0 and \
+        ((load64(a + 8) ^ load64(b + 8)) & word_mask(<Py_ssize_t>n - 8)) == 0
+
 cdef inline int fast_comm_pid(PState *P, const char *v, const char *e, const char *next_key,
                               size_t nl, char *rec, int32_t o_comm, int32_t o_pid,
-                              const char **after) noexcept nogil:
+                              const char **after, bint may_be_line_comm=False) noexcept nogil:
     """A comm value from v up to next_key (a comm may hold blanks), then the pid after that
-    key; 1 matched (after = the byte past the pid), 0 not this shape, -1 out of memory."""
+    key; 1 matched (after = the byte past the pid), 0 not this shape, -1 out of memory.
+    may_be_line_comm: the value is most often the line's own comm (a switch's prev_comm),
+    whose id is taken without a lookup when the bytes are the same."""
     cdef const char *k = find(v, e, next_key, nl)
     cdef const char *q
     cdef int64_t pid
@@ -187,7 +197,11 @@ cdef inline int fast_comm_pid(PState *P, const char *v, const char *e, const cha
     q = fast_int(k + nl, e, &pid)
     if q == NULL:
         return 0
-    c = comm_id(P, v, <size_t>(k - v))
+    if (may_be_line_comm and <size_t>(k - v) == P.line_comm_n
+            and same_short(v, P.line_comm_p, P.line_comm_n)):
+        c = P.line_comm
+    else:
+        c = comm_id(P, v, <size_t>(k - v))
     if c < 0:
         return -1
     set_i32(rec, o_comm, c)
@@ -216,7 +230,7 @@ cdef int fast_sched_switch(PState *P, char *rec, const char *p, const char *e) n
     if q == NULL:
         return 0
     k = fast_comm_pid(P, q, e, b" prev_pid=", 10, rec, OFF[O_SW_PREV_COMM],
-                      OFF[O_SW_PREV_PID], &q)
+                      OFF[O_SW_PREV_PID], &q, True)
     if k <= 0:
         return k
     q = fast_int_at(starts(q, e, b" prev_prio="), e, rec, OFF[O_SW_PREV_PRIO])

@@ -244,3 +244,19 @@ def test_a_known_name_is_not_taken_from_past_the_line():
             assert _finish(head, full[k:] + bytes(64)) == _finish(head, bytes(64)), (name, k)
             checked += 1
     assert checked > 100
+
+
+def test_prev_comm_taken_from_the_line():
+    """A sched_switch's prev_comm is most often the line's own comm, whose id it then takes
+    without a lookup (fast_comm_pid): the same comm, one differing in its last byte or in
+    length, every length around the two words compared, and a blank inside."""
+    lines = []
+    for k in (1, 7, 8, 9, 15, 16, 17, 24):
+        comm = ("qw" * 12)[:k]
+        for prev in (comm, comm[:-1] + "x", comm + "x", comm[:-1], "a b", comm.upper()):
+            for name in (comm, "a b"):
+                lines.append(_kernel(comm=name, rest=(
+                    f"sched_switch: prev_comm={prev} prev_pid=1 prev_prio=120 prev_state=S "
+                    f"==> next_comm={comm} next_pid=2 next_prio=120")))
+    text = b"\n".join(lines) + b"\n"
+    assert_same(load_fast(text), refparse(text), text.split(b"\n"))
