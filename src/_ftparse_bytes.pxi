@@ -330,12 +330,8 @@ cdef inline const char *skip_ws(const char *p, const char *e) noexcept nogil:
         w = load64(p) ^ 0x2020202020202020ULL
         if w:
             p += ctz64(w) >> 3
-            # most runs end at a byte that is no tab: done without the byte loop
-            if p[0] != c'\t':
-                return p
-            p += 1
-        else:
-            p += 8
+            break
+        p += 8
     while p < e and is_ws(p[0]):
         p += 1
     return p
