@@ -296,6 +296,7 @@ cdef extern from *:
     """
     const char *name_end "ft_name_end"(const char *p, const char *e) noexcept nogil
     const char *tok_end "ft_tok_end"(const char *p, const char *e) noexcept nogil
+    uint64_t zbytes "FT_ZBYTES"(uint64_t x) noexcept nogil
 
 cdef inline bint is_ws(char c) noexcept nogil:
     return c == c' ' or c == c'\t'

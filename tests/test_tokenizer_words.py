@@ -182,6 +182,8 @@ def _kernel_lines():
             b"            bash-1       [000] d..2. 123us: foo: x",
             b"            bash-1       [000] d..2.  5.000001 : foo: x",
             b"            bash-1[000] d..2.     5.000001: foo: x",
+            b"            bash-1       [001) d..2.     5.000001: foo: x",
+            b"            bash-1       [001)     5.000001: foo: x",
             b"            bash-1       [000]d..2.     5.000001: foo: x"]
     return out
 
